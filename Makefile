@@ -1,0 +1,35 @@
+# emsim: the two commands of the README are `make run` and `make test`.
+# Both create .venv/ first when it is missing or older than pyproject.toml.
+
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.emsim-installed
+NP ?= 2
+
+.PHONY: setup run test test-fast verify lint clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $$(scripts/find-python) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	@touch $(STAMP)
+
+run: setup
+	$(VENV)/bin/emsim run
+
+test: setup
+	$(PY) -m pytest
+
+test-fast: setup
+	$(PY) -m pytest -m "not slow and not mpi"
+
+verify: setup
+	$(VENV)/bin/emsim verify
+
+lint: setup
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf out .pytest_cache

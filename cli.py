@@ -1,0 +1,146 @@
+"""The ``emsim`` command line: a thin layer over :mod:`emsim.studies`.
+
+``emsim run [CASE] [--out DIR]`` runs a case (the built-in default when CASE is omitted, into
+``out/default/``); ``emsim verify`` runs the verification cases against their closed forms and
+exits non-zero when one exceeds its tolerance. Errors a user can fix print one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from .errors import EmsimError
+
+__all__ = ["main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="emsim", description="Simulate EMS electrodes in layered tissue.")
+    p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
+    sub = p.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run a case file (default: the built-in cheek case)")
+    run.add_argument("case", nargs="?", help="case file (TOML); omit for the built-in default case")
+    run.add_argument("--out", help="output folder (default: out/<case name>, out/default for the default)")
+    run.add_argument("--quality", choices=("coarse", "default", "fine"), help="override [mesh] quality")
+    ver = sub.add_parser("verify", help="run the verification cases and print error vs tolerance")
+    ver.add_argument("--quality", choices=("coarse", "default", "fine"), default="default")
+    ver.add_argument("--only", action="append", help="run only the named verification case(s)")
+    return p
+
+
+def _progress_printer(rank: int):
+    from rich.console import Console
+
+    console = Console(stderr=True)
+
+    def progress(text: str) -> None:
+        if rank == 0:
+            console.print(f"[bold cyan]emsim[/] {text} ...")
+
+    return progress, console
+
+
+def _run(args, comm) -> int:
+    from .models.case import parse_case, read_case_table
+    from .studies.run import default_case_path, run_case
+
+    progress, console = _progress_printer(comm.rank)
+    path = Path(args.case) if args.case else default_case_path()
+    table = read_case_table(path)
+    if args.quality:
+        table.setdefault("mesh", {})
+        if isinstance(table["mesh"], dict):
+            table["mesh"]["quality"] = args.quality
+    case = parse_case(table)  # every input error surfaces here, before anything is written
+    out = Path(args.out) if args.out else Path("out") / ("default" if not args.case else case.name)
+    result = run_case(path if not args.quality else case, out, comm=comm, progress=progress)
+    if comm.rank == 0:
+        _summary(console, result, out)
+    return 0
+
+
+def _summary(console, result, out: Path) -> None:
+    from rich.table import Table
+
+    m = result.metrics
+    t = Table(title=f"{result.case.name}: metrics (also in {out / 'metrics.json'})")
+    t.add_column("quantity")
+    t.add_column("value", justify="right")
+    t.add_column("unit")
+    rows = [
+        ("current (channel 1)", m["current_requested_A"] * 1e3, "mA"),
+        ("impedance", m["impedance_ohm"], "ohm"),
+        *[(f"electrode {n} voltage", v, "V") for n, v in m["electrode_voltage_V"].items()],
+        ("skin J peak (1 mm disc)", m["skin_current_density_peak_A_per_m2"], "A/m^2"),
+        ("skin J p99 under pads", m["skin_current_density_p99_A_per_m2"], "A/m^2"),
+        *[(f"skin J mean under {n}", v, "A/m^2") for n, v in m["skin_current_density_mean_A_per_m2"].items()],
+        ("muscle |E| max", m["muscle_field_max_V_per_m"], "V/m"),
+        ("muscle |E| mean", m["muscle_field_mean_V_per_m"], "V/m"),
+        ("Joule power", m["total_joule_power_W"], "W"),
+        ("current conservation error", m["current_conservation_error"], "-"),
+        ("dofs", m["dofs"], "-"),
+    ]
+    for key, unit in (
+        ("skin_temperature_basal_C", "C"),
+        ("skin_temperature_peak_C", "C"),
+        ("tissue_temperature_rise_max_K", "K"),
+        ("cem43_max_min", "min"),
+    ):
+        if key in m:
+            rows.append((key.rsplit("_", 1)[0].replace("_", " "), m[key], unit))
+    for name, value, unit in rows:
+        text = "-" if value is None else (f"{value:d}" if isinstance(value, int) else f"{value:.5g}")
+        t.add_row(name, text, unit)
+    console.print(t)
+    console.print(f"outputs in {out}/: metrics.json, mesh_report.json, fields/, *.png")
+
+
+def _verify(args, comm) -> int:
+    from .studies.verification import run_verification
+
+    progress, console = _progress_printer(comm.rank)
+    rows = run_verification(args.quality, only=args.only, comm=comm, progress=progress)
+    if comm.rank == 0:
+        from rich.table import Table
+
+        t = Table(title=f"emsim verification (quality {args.quality})")
+        for col in ("case", "quantity", "computed", "reference", "rel. error", "tolerance", "result"):
+            t.add_column(col)
+        for r in rows:
+            t.add_row(
+                r.case, r.quantity, f"{r.computed:.6g}", f"{r.reference:.6g}", f"{r.error:.2e}",
+                f"{r.tolerance:.1e}", "[green]pass[/]" if r.passed else "[red]FAIL[/]",
+            )  # fmt: skip
+        console.print(t)
+    return 0 if all(r.passed for r in rows) else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``emsim`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    try:
+        if args.command == "run":
+            return _run(args, comm)
+        return _verify(args, comm)
+    except EmsimError as err:
+        if comm.rank == 0:
+            print(f"emsim: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        if comm.rank == 0:
+            print("emsim: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

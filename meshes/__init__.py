@@ -1,0 +1,1 @@
+"""Geometry and tagged meshes: gmsh builds the layered patch, DOLFINx receives it."""

@@ -1,0 +1,429 @@
+"""The layered tissue patch with its gel pads and electrodes, built in gmsh and tagged by name.
+
+Coordinates are metres. The skin surface is the plane z = 0, tissue layers lie below it
+(z < 0, first layer on top) and gel pads above it (0 < z < gel thickness), with the metal
+electrode as the pad's top face. An electrode without gel is a patch imprinted on the skin
+surface. When an electrode has both a gel pad and a contact impedance, its pad is split into a
+lower *contact sublayer* and the gel above it (see :mod:`emsim.solvers.electric`).
+
+Every volume and surface is a named physical group:
+
+=====================  =========================================================
+``layer:LABEL``        tissue layer (LABEL from :class:`emsim.models.Layer`)
+``gel:E``              gel pad of electrode E (above the contact sublayer)
+``contact:E``          contact sublayer of electrode E's pad
+``electrode:E``        the metal face of electrode E (pad top, or imprint on skin)
+``skin_under:E``       skin surface under electrode E's gel pad
+``skin_exposed``       skin surface not covered by any electrode or pad
+``pad_side:E``         side walls of electrode E's gel pad
+``bottom``             the deep face, z = -depth
+``sides``              the four lateral faces of the tissue block
+=====================  =========================================================
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import MeshError
+from ..models.case import Case
+
+__all__ = ["MeshReport", "PatchMesh", "build_patch_mesh", "QUALITY_SCALE", "contact_sublayer_fraction"]
+
+log = logging.getLogger(__name__)
+
+#: Multiplier of every target element size per mesh quality.
+QUALITY_SCALE = {"coarse": 2.0, "default": 1.0, "fine": 0.5}
+
+#: Fraction of a gel pad's thickness given to the contact sublayer.
+contact_sublayer_fraction = 0.5
+
+# Target sizes at quality "default" [m].
+_H_EDGE = 0.4e-3  # at electrode outlines, where the current density peaks
+_H_EDGE_REL = 1.0 / 12.0  # ... and at most this fraction of the electrode's half extent
+_GRADING = 0.3  # size growth per metre of distance from an electrode outline
+_H_SURFACE = 1.5e-3  # on the skin surface away from electrodes
+_PER_LAYER = 2.0  # elements across each tissue layer, at least
+_PER_PAD = 2.0  # elements across each gel pad sublayer, at least
+
+
+@dataclass(frozen=True, slots=True)
+class MeshReport:
+    """What a mesh is made of.
+
+    Attributes:
+        cells: number of tetrahedra.
+        vertices: number of vertices.
+        h_min_m: shortest edge [m].
+        h_max_m: longest edge [m].
+        quality_min: smallest scaled inverse condition number (gmsh ``minSICN``, 1 = ideal).
+        quality_p01: 1st percentile of the same quality measure.
+        quality_mean: mean of the same quality measure.
+        target_sizes_m: the target element sizes used, by name [m].
+    """
+
+    cells: int
+    vertices: int
+    h_min_m: float
+    h_max_m: float
+    quality_min: float
+    quality_p01: float
+    quality_mean: float
+    target_sizes_m: dict[str, float] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, object]:
+        """The report as plain data (for JSON)."""
+        return {
+            "cells": self.cells,
+            "vertices": self.vertices,
+            "h_min_m": self.h_min_m,
+            "h_max_m": self.h_max_m,
+            "quality_min_sicn": self.quality_min,
+            "quality_p01_sicn": self.quality_p01,
+            "quality_mean_sicn": self.quality_mean,
+            "target_sizes_m": dict(self.target_sizes_m),
+        }
+
+
+@dataclass(frozen=True)
+class PatchMesh:
+    """A tagged DOLFINx mesh of a case's patch.
+
+    Attributes:
+        mesh: the DOLFINx mesh (distributed over the communicator).
+        cell_tags: volume tags (values from ``volumes``).
+        facet_tags: surface tags (values from ``surfaces``).
+        volumes: volume tag by name (``layer:skin``, ``gel:A``, ``contact:A``).
+        surfaces: surface tag by name (``electrode:A``, ``skin_exposed``, ``bottom``, ...).
+        report: cells, vertices, sizes and quality.
+    """
+
+    mesh: object
+    cell_tags: object
+    facet_tags: object
+    volumes: dict[str, int]
+    surfaces: dict[str, int]
+    report: MeshReport
+
+    def skin_surface_tags(self) -> dict[str, int]:
+        """Tags of every surface that is skin (z = 0), by name."""
+        out = {n: t for n, t in self.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")}
+        return out
+
+
+def _sizes(case: Case) -> dict[str, float]:
+    s = QUALITY_SCALE[case.mesh.quality] * case.mesh.size_factor
+    half = min(min(e.half_extent_m) for e in case.electrodes)
+    h_edge = s * min(_H_EDGE, _H_EDGE_REL * half)
+    h_max = s * max(layer.thickness_m for layer in case.layers) / _PER_LAYER
+    h_max = max(h_max, 2 * h_edge)
+    return {
+        "edge": h_edge,
+        "surface": max(s * _H_SURFACE, h_edge),
+        "max": h_max,
+        "grading_per_m": _GRADING,
+    }
+
+
+def _pad_levels(case: Case) -> dict[str, list[float]]:
+    """z levels [m] of each gel pad: [0, (sublayer top,) pad top]."""
+    out = {}
+    for e in case.electrodes:
+        if e.gel is None:
+            continue
+        t = e.gel.thickness_m
+        out[e.name] = [0.0, contact_sublayer_fraction * t, t] if e.contact is not None else [0.0, t]
+    return out
+
+
+def _outline_distance(e, x: float, y: float) -> float:
+    """Signed distance [m] from (x, y) to the electrode's outline (negative inside)."""
+    dx, dy = abs(x - e.center_m[0]), abs(y - e.center_m[1])
+    if e.shape == "disk":
+        return math.hypot(dx, dy) - e.diameter_m / 2
+    hx, hy = e.half_extent_m
+    r = e.corner_radius_m
+    qx, qy = dx - (hx - r), dy - (hy - r)
+    outside = math.hypot(max(qx, 0.0), max(qy, 0.0))
+    return outside + min(max(qx, qy), 0.0) - r
+
+
+def _add_footprint(occ, e, z: float) -> int:
+    """Add the electrode's footprint as a plane surface at height z; return its tag."""
+    cx, cy = e.center_m
+    if e.shape == "disk":
+        r = e.diameter_m / 2
+        return occ.addDisk(cx, cy, z, r, r)
+    hx, hy = e.half_extent_m
+    return occ.addRectangle(cx - hx, cy - hy, z, 2 * hx, 2 * hy, roundedRadius=e.corner_radius_m)
+
+
+def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tuple[int, list[int]]]]:
+    """Build geometry and mesh in the current gmsh model; return physical groups by name."""
+    import gmsh
+
+    occ = gmsh.model.occ
+    W, L = case.patch.width_m, case.patch.length_m
+    z_top = 0.0
+    layer_z: list[tuple[float, float]] = []
+    objects: list[tuple[int, int]] = []
+    for layer in case.layers:
+        z_bot = z_top - layer.thickness_m
+        objects.append((3, occ.addBox(-W / 2, -L / 2, z_bot, W, L, layer.thickness_m)))
+        layer_z.append((z_bot, z_top))
+        z_top = z_bot
+    depth = -z_top
+    levels = _pad_levels(case)
+    for e in case.electrodes:
+        if e.name in levels:
+            zs = levels[e.name]
+            for z0, z1 in zip(zs[:-1], zs[1:], strict=True):
+                surf = _add_footprint(occ, e, z0)
+                ext = occ.extrude([(2, surf)], 0, 0, z1 - z0)
+                objects.extend(d for d in ext if d[0] == 3)
+        else:
+            objects.append((2, _add_footprint(occ, e, 0.0)))
+    occ.fragment(objects, [])
+    occ.synchronize()
+
+    tol = 1e-6  # [m]; gmsh pads bounding boxes by 1e-7 m
+    groups: dict[str, list[tuple[int, list[int]]]] = {}
+
+    def add(name: str, dim: int, tag: int) -> None:
+        groups.setdefault(name, []).append((dim, [tag]))
+
+    # Volumes, by centre of mass.
+    for _, tag in gmsh.model.getEntities(3):
+        x, y, z = gmsh.model.occ.getCenterOfMass(3, tag)
+        if z < 0:
+            for layer, (z0, z1) in zip(case.layers, layer_z, strict=True):
+                if z0 - tol <= z <= z1 + tol:
+                    add(f"layer:{layer.label}", 3, tag)
+                    break
+            else:
+                raise MeshError(f"volume {tag} at z = {z:g} m lies in no layer")
+            continue
+        owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=tol)]
+        if len(owner) != 1:
+            raise MeshError(f"volume {tag} at ({x:g}, {y:g}, {z:g}) m belongs to no single pad")
+        e = owner[0]
+        zs = levels[e.name]
+        add(f"contact:{e.name}" if len(zs) == 3 and z < zs[1] else f"gel:{e.name}", 3, tag)
+
+    # Surfaces, by bounding box and centre of mass.
+    for _, tag in gmsh.model.getEntities(2):
+        x0, y0, z0, x1, y1, z1 = gmsh.model.getBoundingBox(2, tag)
+        x, y, z = gmsh.model.occ.getCenterOfMass(2, tag)
+        if abs(z1 - z0) < tol:  # horizontal
+            if abs(z) < tol:
+                # A footprint has the footprint's area; the skin around it may share its centre.
+                area = gmsh.model.occ.getMass(2, tag)
+                owner = [
+                    e
+                    for e in case.electrodes
+                    if e.contains(x, y, tol=tol) and abs(area - e.area_m2) <= 1e-6 * e.area_m2
+                ]
+                if not owner:
+                    add("skin_exposed", 2, tag)
+                elif owner[0].gel is None:
+                    add(f"electrode:{owner[0].name}", 2, tag)
+                else:
+                    add(f"skin_under:{owner[0].name}", 2, tag)
+            elif abs(z + depth) < tol:
+                add("bottom", 2, tag)
+            elif z > 0:
+                owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=tol)]
+                if owner and abs(z - levels[owner[0].name][-1]) < tol:
+                    add(f"electrode:{owner[0].name}", 2, tag)
+            continue
+        if z < 0:
+            on_side = (
+                abs(x1 - x0) < tol and (abs(x0 + W / 2) < tol or abs(x0 - W / 2) < tol)
+            ) or (abs(y1 - y0) < tol and (abs(y0 + L / 2) < tol or abs(y0 - L / 2) < tol))
+            if on_side:
+                add("sides", 2, tag)
+            continue
+        owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=2 * tol)]
+        if owner:
+            add(f"pad_side:{owner[0].name}", 2, tag)
+
+    for e in case.electrodes:
+        if f"electrode:{e.name}" not in groups:
+            raise MeshError(f"electrode {e.name}: its metal face was not found in the geometry")
+    if "bottom" not in groups:
+        raise MeshError("the deep face was not found in the geometry")
+
+    for name, items in groups.items():
+        dim = items[0][0]
+        tags = [t for _, ts in items for t in ts]
+        gmsh.model.addPhysicalGroup(dim, tags, name=name)
+
+    # Size fields: graded from electrode outlines, bounded per layer and per pad.
+    fld = gmsh.model.mesh.field
+    outline_curves = set()
+    for _, tag in gmsh.model.getEntities(1):
+        lo, hi = gmsh.model.getParametrizationBounds(1, tag)
+        ts = np.linspace(lo[0], hi[0], 7)
+        pts = np.asarray(gmsh.model.getValue(1, tag, ts)).reshape(-1, 3)
+        if np.ptp(pts[:, 2]) > tol:
+            continue
+        for e in case.electrodes:
+            top = levels[e.name][-1] if e.name in levels else 0.0
+            on_level = abs(pts[0, 2] - top) < tol or abs(pts[0, 2]) < tol
+            if on_level and all(abs(_outline_distance(e, px, py)) < 10 * tol for px, py, _ in pts):
+                outline_curves.add(tag)
+    fields = []
+    h_edge, h_max = sizes["edge"], sizes["max"]
+    if outline_curves:
+        dist = fld.add("Distance")
+        fld.setNumbers(dist, "CurvesList", sorted(outline_curves))
+        fld.setNumber(dist, "Sampling", 400)
+        graded = fld.add("MathEval")
+        fld.setString(graded, "F", f"{h_edge:.9g} + {sizes['grading_per_m']:.9g}*F{dist}")
+        fields.append(graded)
+    # Skin surface: refine toward z = 0 from below.
+    surf = fld.add("MathEval")
+    fld.setString(surf, "F", f"{sizes['surface']:.9g} + {sizes['grading_per_m']:.9g}*abs(z)")
+    fields.append(surf)
+    for layer, (z0, z1) in zip(case.layers, layer_z, strict=True):
+        box = fld.add("Box")
+        fld.setNumber(box, "VIn", min(h_max, layer.thickness_m / _PER_LAYER))
+        fld.setNumber(box, "VOut", h_max)
+        for k, v in zip(
+            ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
+            (-W, W, -L, L, z0 - tol, z1 + tol),
+            strict=True,
+        ):
+            fld.setNumber(box, k, v)
+        fields.append(box)
+    for e in case.electrodes:
+        if e.name not in levels:
+            continue
+        zs = levels[e.name]
+        dz = min(b - a for a, b in zip(zs[:-1], zs[1:], strict=True))
+        (cx, cy), (hx, hy) = e.center_m, e.half_extent_m
+        box = fld.add("Box")
+        fld.setNumber(box, "VIn", min(h_max, max(dz / _PER_PAD, 0.5 * h_edge)))
+        fld.setNumber(box, "VOut", h_max)
+        for k, v in zip(
+            ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
+            (cx - hx - tol, cx + hx + tol, cy - hy - tol, cy + hy + tol, -tol, zs[-1] + tol),
+            strict=True,
+        ):
+            fld.setNumber(box, k, v)
+        fields.append(box)
+    fmin = fld.add("Min")
+    fld.setNumbers(fmin, "FieldsList", fields)
+    fld.setAsBackgroundMesh(fmin)
+    gmsh.option.setNumber("Mesh.MeshSizeMax", h_max)
+    gmsh.option.setNumber("Mesh.MeshSizeMin", 0.25 * h_edge)
+    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
+    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
+    gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay for surfaces
+    gmsh.option.setNumber("Mesh.Algorithm3D", 1)  # Delaunay
+    gmsh.option.setNumber("Mesh.Optimize", 1)
+    gmsh.option.setNumber("General.NumThreads", 1)  # deterministic meshes
+    gmsh.option.setNumber("Mesh.RandomSeed", 1)
+    gmsh.model.mesh.generate(3)
+    return groups
+
+
+def _quality(report_sizes: dict[str, float]) -> tuple[int, int, float, float, float, float, float]:
+    import gmsh
+
+    types, elem_tags, _ = gmsh.model.mesh.getElements(3)
+    tets = np.concatenate([t for ty, t in zip(types, elem_tags, strict=True) if ty == 4])
+    q = np.asarray(gmsh.model.mesh.getElementQualities(tets, "minSICN"))
+    node_tags, _, _ = gmsh.model.mesh.getNodes()
+    _, _, enodes = gmsh.model.mesh.getElements(3)
+    nodes = np.concatenate(enodes).reshape(-1, 4)
+    tag_all, coords, _ = gmsh.model.mesh.getNodes(includeBoundary=True, returnParametricCoord=False)
+    index = np.zeros(int(tag_all.max()) + 1, dtype=np.int64)
+    index[tag_all.astype(np.int64)] = np.arange(len(tag_all))
+    xyz = coords.reshape(-1, 3)[index[nodes.astype(np.int64)]]
+    edges = [np.linalg.norm(xyz[:, i] - xyz[:, j], axis=1) for i in range(4) for j in range(i + 1, 4)]
+    lengths = np.stack(edges)
+    return (
+        len(tets),
+        len(node_tags),
+        float(lengths.min()),
+        float(lengths.max()),
+        float(q.min()),
+        float(np.percentile(q, 1)),
+        float(q.mean()),
+    )
+
+
+def build_patch_mesh(case: Case, comm=None) -> PatchMesh:
+    """Build, tag and distribute the mesh of a case's patch.
+
+    gmsh runs on rank 0 only; the mesh is then distributed over ``comm``.
+
+    Args:
+        case: the case whose geometry to mesh.
+        comm: MPI communicator (default ``MPI.COMM_WORLD``).
+
+    Returns:
+        The tagged mesh with its report.
+
+    Raises:
+        MeshError: gmsh failed or a surface could not be identified.
+    """
+    import gmsh
+    from mpi4py import MPI
+
+    from dolfinx.io import gmsh as gmshio
+
+    comm = comm or MPI.COMM_WORLD
+    sizes = _sizes(case)
+    stats = None
+    error = None
+    if comm.rank == 0:
+        if not gmsh.isInitialized():
+            gmsh.initialize(interruptible=False)
+        gmsh.option.setNumber("General.Terminal", 0)
+        gmsh.model.add(case.name)
+        try:
+            _build_gmsh_model(case, sizes)
+            stats = _quality(sizes)
+        except MeshError as err:
+            error = str(err)
+        except Exception as err:  # gmsh raises plain Exceptions
+            error = f"gmsh failed: {err}"
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        if comm.rank == 0:
+            gmsh.model.remove()
+        raise MeshError(error)
+    stats = comm.bcast(stats, root=0)
+    data = gmshio.model_to_mesh(gmsh.model if comm.rank == 0 else None, comm, 0, gdim=3)
+    if comm.rank == 0:
+        gmsh.model.remove()
+    volumes, surfaces = {}, {}
+    for name, group in data.physical_groups.items():
+        (volumes if group.dim == 3 else surfaces)[name] = int(group.tag)
+    cells, vertices, hmin, hmax, qmin, qp01, qmean = stats
+    report = MeshReport(
+        cells=cells,
+        vertices=vertices,
+        h_min_m=hmin,
+        h_max_m=hmax,
+        quality_min=qmin,
+        quality_p01=qp01,
+        quality_mean=qmean,
+        target_sizes_m={k: v for k, v in sizes.items() if k != "grading_per_m"},
+    )
+    log.info("mesh %s: %d cells, %d vertices, h_min %.3g m", case.name, cells, vertices, hmin)
+    return PatchMesh(
+        mesh=data.mesh,
+        cell_tags=data.cell_tags,
+        facet_tags=data.facet_tags,
+        volumes=volumes,
+        surfaces=surfaces,
+        report=report,
+    )

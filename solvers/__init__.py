@@ -1,0 +1,1 @@
+"""The FEM problems (electric, thermal) and their post-processing; never reads files."""

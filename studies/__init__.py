@@ -1,0 +1,4 @@
+"""Runs and studies: case files in, metrics, fields, pictures and reports out.
+
+This is the only package that touches the file system for runs.
+"""

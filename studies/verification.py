@@ -1,0 +1,173 @@
+"""Verification cases: emsim's electric solver against closed-form solutions.
+
+Each case is an ordinary case table (so it exercises the same path as a user's case) with a
+reference value from :mod:`emsim.solvers.analytic` and a tolerance.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..models.case import Case, parse_case
+from ..solvers import analytic
+
+__all__ = ["VerificationRow", "VERIFICATION_CASES", "disk_on_slab_case", "column_case", "run_verification"]
+
+
+@dataclass(frozen=True)
+class VerificationRow:
+    """One verified quantity.
+
+    Attributes:
+        case: verification case name.
+        quantity: what is compared (with its unit).
+        computed: emsim's value.
+        reference: the closed-form value.
+        error: |computed - reference| / |reference|.
+        tolerance: the allowed relative error.
+    """
+
+    case: str
+    quantity: str
+    computed: float
+    reference: float
+    error: float
+    tolerance: float
+
+    @property
+    def passed(self) -> bool:
+        """True when the error is within the tolerance."""
+        return self.error <= self.tolerance
+
+
+def disk_on_slab_case(
+    *,
+    radius_m: float = 5e-3,
+    depth_m: float = 50e-3,
+    sigma_S_per_m: float = 1.0,
+    quality: str = "default",
+    size_factor: float = 1.0,
+    degree: int = 2,
+) -> tuple[Case, float]:
+    """Equipotential disk on a slab (bottom grounded, sides insulated, width 5 x depth).
+
+    Returns:
+        The case (1 mA into the disk) and the reference resistance [ohm]
+        (:func:`emsim.solvers.analytic.disk_on_grounded_slab_resistance`).
+    """
+    width_mm = 5 * depth_m * 1e3
+    table = {
+        "name": "verify-disk-on-slab",
+        "patch": {"width_mm": width_mm, "length_mm": width_mm},
+        "material": {"bath": {"conductivity_S_per_m": sigma_S_per_m, "electrical_source": "verification"}},
+        "layer": [{"tissue": "bath", "thickness_mm": depth_m * 1e3}],
+        "electrode": [{"name": "disk", "shape": "disk", "diameter_mm": 2e3 * radius_m, "center_mm": [0.0, 0.0]}],
+        "channel": {"anode": "disk", "cathode": "ground", "current_mA": 1.0},
+        "mesh": {"quality": quality, "size_factor": size_factor, "degree": degree},
+    }
+    return parse_case(table), analytic.disk_on_grounded_slab_resistance(sigma_S_per_m, radius_m, depth_m)
+
+
+def column_case(*, gel: bool = True, quality: str = "default", size_factor: float = 1.0) -> tuple[Case, float]:
+    """1-D column: an electrode over the whole top face of a layered patch, bottom grounded.
+
+    With ``gel`` the electrode sits on a hydrogel pad with a skin contact (thin-layer model);
+    without, the electrode is bare on the skin with a contact (Robin condition).
+
+    Returns:
+        The case and the reference series resistance [ohm]
+        (:func:`emsim.solvers.analytic.series_resistance`).
+    """
+    side_mm = 10.0
+    layers = [("skin", 1.9), ("fat", 3.0), ("muscle", 10.0)]
+    electrode: dict = {
+        "name": "E", "shape": "rectangle", "width_mm": side_mm, "length_mm": side_mm,
+        "center_mm": [0.0, 0.0], "contact": {"resistance_ohm_cm2": 100.0},
+    }  # fmt: skip
+    if gel:
+        electrode["gel"] = {"material": "hydrogel", "thickness_mm": 0.5}
+    table = {
+        "name": "verify-column" + ("-gel" if gel else "-bare"),
+        "patch": {"width_mm": side_mm, "length_mm": side_mm},
+        "layer": [{"tissue": t, "thickness_mm": h} for t, h in layers],
+        "electrode": [electrode],
+        "channel": {"anode": "E", "cathode": "ground", "current_mA": 1.0},
+        "mesh": {"quality": quality, "size_factor": size_factor},
+    }
+    case = parse_case(table)
+    f = case.solver.quasi_static_frequency_Hz
+    area = (side_mm * 1e-3) ** 2
+    stack = [(layer.thickness_m, layer.tissue.conductivity_at(f)) for layer in case.layers]
+    e = case.electrodes[0]
+    if e.gel is not None:
+        stack.append((e.gel.thickness_m, e.gel.material.conductivity_at(f)))
+    return case, analytic.series_resistance(stack, area, contact_ohm_m2=e.contact.resistance_ohm_m2)
+
+
+def _disk(quality: str, comm) -> list[VerificationRow]:
+    from .run import solve_case
+
+    case, ref = disk_on_slab_case(quality=quality)
+    res = solve_case(case, comm=comm)
+    tol = {"coarse": 0.04, "default": 0.02, "fine": 0.01}[quality]
+    z = res.metrics["impedance_ohm"]
+    return [_row(case.name, "resistance [ohm]", z, ref, tol), _conservation(case.name, res)]
+
+
+def _column(gel: bool) -> Callable:
+    def run(quality: str, comm) -> list[VerificationRow]:
+        from .run import solve_case
+
+        case, ref = column_case(gel=gel, quality="coarse", size_factor=4.0 if quality != "fine" else 2.0)
+        res = solve_case(case, comm=comm)
+        return [_row(case.name, "resistance [ohm]", res.metrics["impedance_ohm"], ref, 0.005), _conservation(case.name, res)]
+
+    return run
+
+
+def _row(case: str, quantity: str, computed: float, reference: float, tol: float) -> VerificationRow:
+    return VerificationRow(case, quantity, computed, reference, abs(computed - reference) / abs(reference), tol)
+
+
+def _conservation(case: str, res) -> VerificationRow:
+    err = res.metrics["current_conservation_error"]
+    return VerificationRow(case, "current conservation [-]", err, 0.0, err, 1e-8)
+
+
+#: Verification cases by name: each returns rows for a mesh quality.
+VERIFICATION_CASES: dict[str, Callable] = {
+    "column-gel": _column(True),
+    "column-bare": _column(False),
+    "disk-on-slab": _disk,
+}
+
+
+def run_verification(
+    quality: str = "default", *, only: list[str] | None = None, comm=None, progress: Callable[[str], None] | None = None
+) -> list[VerificationRow]:
+    """Run the verification cases and return their rows.
+
+    Args:
+        quality: mesh quality of the cases whose accuracy depends on the mesh.
+        only: names from :data:`VERIFICATION_CASES` (default: all).
+        comm: MPI communicator.
+        progress: called with the case name before each case.
+    """
+    from mpi4py import MPI
+
+    from ..errors import InputError
+
+    comm = comm or MPI.COMM_WORLD
+    names = only or list(VERIFICATION_CASES)
+    for n in names:
+        if n not in VERIFICATION_CASES:
+            raise InputError("verify --only", n, f"one of {', '.join(VERIFICATION_CASES)}")
+    rows: list[VerificationRow] = []
+    for n in names:
+        if progress:
+            progress(f"verification case {n}")
+        rows += VERIFICATION_CASES[n](quality, comm)
+    assert all(math.isfinite(r.computed) for r in rows)
+    return rows
