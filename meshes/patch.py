@@ -23,6 +23,7 @@ Every volume and surface is a named physical group:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ import numpy as np
 from ..errors import MeshError
 from ..models.case import Case
 
-__all__ = ["MeshReport", "PatchMesh", "build_patch_mesh", "QUALITY_SCALE", "contact_sublayer_fraction"]
+__all__ = ["QUALITY_SCALE", "MeshReport", "PatchMesh", "build_patch_mesh", "contact_sublayer_fraction"]
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +131,7 @@ def _sizes(case: Case) -> dict[str, float]:
 
 
 def _pad_levels(case: Case) -> dict[str, list[float]]:
-    """z levels [m] of each gel pad: [0, (sublayer top,) pad top]."""
+    """Z levels [m] of each gel pad: [0, (sublayer top,) pad top]."""
     out = {}
     for e in case.electrodes:
         if e.gel is None:
@@ -181,7 +182,7 @@ def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tup
     for e in case.electrodes:
         if e.name in levels:
             zs = levels[e.name]
-            for z0, z1 in zip(zs[:-1], zs[1:], strict=True):
+            for z0, z1 in itertools.pairwise(zs):
                 surf = _add_footprint(occ, e, z0)
                 ext = occ.extrude([(2, surf)], 0, 0, z1 - z0)
                 objects.extend(d for d in ext if d[0] == 3)
@@ -304,7 +305,7 @@ def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tup
         if e.name not in levels:
             continue
         zs = levels[e.name]
-        dz = min(b - a for a, b in zip(zs[:-1], zs[1:], strict=True))
+        dz = min(b - a for a, b in itertools.pairwise(zs))
         (cx, cy), (hx, hy) = e.center_m, e.half_extent_m
         box = fld.add("Box")
         fld.setNumber(box, "VIn", min(h_max, max(dz / _PER_PAD, 0.5 * h_edge)))
@@ -375,9 +376,8 @@ def build_patch_mesh(case: Case, comm=None) -> PatchMesh:
         MeshError: gmsh failed or a surface could not be identified.
     """
     import gmsh
-    from mpi4py import MPI
-
     from dolfinx.io import gmsh as gmshio
+    from mpi4py import MPI
 
     comm = comm or MPI.COMM_WORLD
     sizes = _sizes(case)
@@ -393,7 +393,7 @@ def build_patch_mesh(case: Case, comm=None) -> PatchMesh:
             stats = _quality(sizes)
         except MeshError as err:
             error = str(err)
-        except Exception as err:  # gmsh raises plain Exceptions
+        except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)
             error = f"gmsh failed: {err}"
     error = comm.bcast(error, root=0)
     if error is not None:

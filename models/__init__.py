@@ -3,7 +3,16 @@
 Nothing here imports DOLFINx, gmsh or any other part of emsim but :mod:`emsim.errors`.
 """
 
-from .case import Case, Layer, MeshSettings, Patch, SolverSettings, ThermalSettings, load_case, parse_case
+from .case import (
+    Case,
+    Layer,
+    MeshSettings,
+    Patch,
+    SolverSettings,
+    ThermalSettings,
+    load_case,
+    parse_case,
+)
 from .electrodes import Channel, Contact, Electrode, GelPad
 from .tissues import ThermalProperties, Tissue, library
 

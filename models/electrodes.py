@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from ..errors import InputError
 from .tissues import Tissue
 
-__all__ = ["Channel", "Contact", "Electrode", "GelPad", "GROUND", "SHAPES"]
+__all__ = ["GROUND", "SHAPES", "Channel", "Contact", "Electrode", "GelPad"]
 
 #: Shapes an electrode may have.
 SHAPES = ("disk", "rectangle")

@@ -18,11 +18,11 @@ from typing import Any
 from ..errors import InputError
 
 __all__ = [
+    "MATERIAL_KEYS",
     "ThermalProperties",
     "Tissue",
     "library",
     "tissue_from_table",
-    "MATERIAL_KEYS",
 ]
 
 #: Keys a material table (library entry or ``[material.NAME]``) may hold.

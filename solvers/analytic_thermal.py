@@ -23,8 +23,8 @@ import numpy as np
 from scipy.optimize import brentq
 
 __all__ = [
-    "finite_slab_steady_C",
     "finite_slab_rise_K",
+    "finite_slab_steady_C",
     "uniform_rise_K",
 ]
 
@@ -63,6 +63,7 @@ def finite_slab_steady_C(
 
     Returns:
         The temperature [C] at ``x_m``.
+
     """
     x = np.asarray(x_m, dtype=float)
     L, k, b, q, h = depth_m, k_W_per_mK, b_W_per_m3K, source_W_per_m3, h_W_per_m2K
@@ -136,10 +137,11 @@ def finite_slab_rise_K(
 
     Returns:
         The rise [K] at ``x_m`` and ``t_s``.
+
     """
     x = np.asarray(x_m, dtype=float)
     L, k, b, h = depth_m, k_W_per_mK, b_W_per_m3K, h_W_per_m2K
-    zero = dict(arterial_temperature_C=0.0, air_temperature_C=0.0, core_temperature_C=0.0)
+    zero = {"arterial_temperature_C": 0.0, "air_temperature_C": 0.0, "core_temperature_C": 0.0}
 
     def steady(xx):
         return finite_slab_steady_C(
@@ -179,6 +181,7 @@ def uniform_rise_K(
 
     Returns:
         The rise [K].
+
     """
     t = np.asarray(t_s, dtype=float)
     tau = rho_c_J_per_m3K / b_W_per_m3K

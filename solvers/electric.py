@@ -41,7 +41,13 @@ from ..meshes.patch import PatchMesh, contact_sublayer_fraction
 from ..models.case import Case
 from ..models.electrodes import Channel
 
-__all__ = ["ChannelSolution", "ElectricProblem", "material_conductivities", "MUMPS_MAX_DOFS"]
+__all__ = [
+    "MUMPS_MAX_DOFS",
+    "ChannelSolution",
+    "ElectricProblem",
+    "material_conductivities",
+    "volume_admittivities",
+]
 
 log = logging.getLogger(__name__)
 
@@ -51,26 +57,60 @@ MUMPS_MAX_DOFS = 400_000
 _counter = itertools.count()
 
 
-def material_conductivities(case: Case, frequency_Hz: float) -> dict[str, tuple[float, float]]:
-    """Conductivity (tangential, normal) [S/m] of every tagged volume at ``frequency_Hz``.
+def _tensor(across: complex, ratio: float, fibre) -> np.ndarray:
+    """Conductivity tensor: `across` transverse to the fibre, `ratio * across` along it."""
+    if fibre is None:
+        return across * np.eye(3)
+    f = np.asarray(fibre, dtype=float)
+    return across * (np.eye(3) + (ratio - 1.0) * np.outer(f, f))
 
-    Keys are the mesh's volume names (``layer:LABEL``, ``gel:E``, ``contact:E``). Isotropic
-    materials have equal tangential and normal values; a contact sublayer carries the gel and
-    the stratum corneum in series in the normal (z) direction (see the module docstring).
+
+def volume_admittivities(case: Case, frequency_Hz: float, *, complex_valued: bool = False) -> dict[str, np.ndarray]:
+    """Conductivity tensor [S/m] (3x3) of every tagged volume at ``frequency_Hz``.
+
+    Keys are the mesh's volume names (``layer:LABEL``, ``gel:E``, ``contact:E``).
+
+    * Tissues: the effective conductivity (``complex_valued=False``), or the complex
+      admittivity sigma* = j w eps0 eps*(w) of the Cole-Cole model (``complex_valued=True``;
+      constant-conductivity materials are then purely real). Anisotropic layers get
+      sigma_across (I + (ratio - 1) f f^T).
+    * Contact sublayers carry gel and stratum corneum in series along z: with y_c = 1/r_c
+      (+ j w c_c when complex and a capacitance is given), sigma_z = h / (h / sigma_gel + 1 / y_c),
+      and the gel's value along x and y.
     """
-    out: dict[str, tuple[float, float]] = {}
+    w = 2 * np.pi * frequency_Hz
+    dtype = np.complex128 if complex_valued else np.float64
+
+    def value(tissue) -> complex:
+        if complex_valued and tissue.dispersion is not None:
+            from ..models.dispersion import GABRIEL_1996
+
+            return complex(GABRIEL_1996[tissue.dispersion].complex_conductivity_S_per_m(frequency_Hz))
+        return tissue.conductivity_at(frequency_Hz)
+
+    out: dict[str, np.ndarray] = {}
     for layer in case.layers:
-        s = layer.tissue.conductivity_at(frequency_Hz)
-        out[f"layer:{layer.label}"] = (s, s)
+        t = _tensor(value(layer.tissue), layer.anisotropy_ratio, layer.fibre_direction)
+        out[f"layer:{layer.label}"] = t.astype(dtype)
     for e in case.electrodes:
         if e.gel is None:
             continue
-        s = e.gel.material.conductivity_at(frequency_Hz)
-        out[f"gel:{e.name}"] = (s, s)
+        s = value(e.gel.material)
+        out[f"gel:{e.name}"] = (s * np.eye(3)).astype(dtype)
         if e.contact is not None:
             h = contact_sublayer_fraction * e.gel.thickness_m
-            out[f"contact:{e.name}"] = (s, h / (h / s + e.contact.resistance_ohm_m2))
+            y = 1.0 / e.contact.resistance_ohm_m2
+            if complex_valued and e.contact.capacitance_F_per_m2 is not None:
+                y = y + 1j * w * e.contact.capacitance_F_per_m2
+            t = s * np.eye(3)
+            t[2, 2] = h / (h / s + 1.0 / y)
+            out[f"contact:{e.name}"] = t.astype(dtype)
     return out
+
+
+def material_conductivities(case: Case, frequency_Hz: float) -> dict[str, np.ndarray]:
+    """Real conductivity tensors [S/m] of every tagged volume (the quasi-static solve)."""
+    return volume_admittivities(case, frequency_Hz, complex_valued=False)
 
 
 @dataclass(frozen=True)
@@ -121,10 +161,7 @@ class ElectricProblem:
             raise SolverError(f"volumes and materials disagree: {sorted(missing)}")
         self.dx = ufl.Measure("dx", domain=mesh, subdomain_data=patch.cell_tags)
         self.ds = ufl.Measure("ds", domain=mesh, subdomain_data=patch.facet_tags)
-        self._S = {
-            name: fem.Constant(mesh, np.diag([st, st, sn]).astype(np.float64))
-            for name, (st, sn) in self.sigma.items()
-        }
+        self._S = {name: fem.Constant(mesh, tensor) for name, tensor in self.sigma.items()}
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
 
         # Electrodes: Robin (bare with contact) or Dirichlet (all others).
@@ -197,9 +234,8 @@ class ElectricProblem:
 
     def _setup(self) -> None:
         """Assemble the matrix and set up the KSP and its preconditioner, once."""
-        from petsc4py import PETSc
-
         from dolfinx.fem import petsc as fpetsc
+        from petsc4py import PETSc
 
         self._A = fpetsc.assemble_matrix(self._a, bcs=[self._bc])
         self._A.assemble()
@@ -232,10 +268,9 @@ class ElectricProblem:
         log.info("electric: %d dofs, %s", self.dofs, self.method)
 
     def _solve_unit(self, k: str):
-        from petsc4py import PETSc
-
         from dolfinx import fem
         from dolfinx.fem import petsc as fpetsc
+        from petsc4py import PETSc
 
         self._g.x.array[:] = 0.0
         if k in self._dirichlet_dofs:

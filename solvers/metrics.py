@@ -62,20 +62,29 @@ def _cell_fields(problem: ElectricProblem, phi):
     J = fem.Function(W, name="current_density_A_per_m2")
     E.interpolate(fem.Expression(-ufl.grad(phi), W.element.interpolation_points))
     E.x.scatter_forward()
-    # J = S E per volume tag: S is diagonal (tangential, tangential, normal).
+    # J = S E per volume tag.
     Ea = E.x.array.reshape(-1, 3)
     Ja = J.x.array.reshape(-1, 3)
     tags = problem.patch.cell_tags
-    for name, (st, sn) in problem.sigma.items():
+    for name, tensor in problem.sigma.items():
         cells = tags.find(problem.patch.volumes[name])
-        Ja[cells, :2] = st * Ea[cells, :2]
-        Ja[cells, 2] = sn * Ea[cells, 2]
+        Ja[cells] = Ea[cells] @ tensor.T
     J.x.scatter_forward()
     return E, J
 
 
-def skin_surface_data(problem: ElectricProblem, J) -> SkinSurface:
-    """Gather the skin-surface facets and their normal current density on rank 0."""
+def name_is_skin(kind: str) -> bool:
+    """True for skin-surface tag kinds that are not an electrode face."""
+    return kind in ("skin_exposed", "skin_under")
+
+
+def skin_surface_data(problem: ElectricProblem, J, phi, potentials: dict[str, float]) -> SkinSurface:
+    """Gather the skin-surface facets and their normal current density on rank 0.
+
+    J_n per facet: under a gel pad, from the pad-side cell; on a bare electrode with a contact
+    impedance, G (V_e - phi) at the facet centroid (exact Robin flux); on a bare ideal
+    electrode, from the skin cell; on exposed skin, 0 (insulating boundary condition).
+    """
     from dolfinx import mesh as dmesh
 
     patch = problem.patch
@@ -89,17 +98,40 @@ def skin_surface_data(problem: ElectricProblem, J) -> SkinSurface:
     for e in problem.case.electrodes:
         if e.gel is None:
             skin[f"electrode:{e.name}"] = patch.surfaces[f"electrode:{e.name}"]
-    facets, owner = [], []
+    facets, owner, owner_kind = [], [], []
     for name, tag in skin.items():
         f = patch.facet_tags.find(tag)
         f = f[f < n_owned]
         facets.append(f)
         owner += [name.split(":", 1)[1] if ":" in name else ""] * len(f)
+        owner_kind += [name.split(":", 1)[0]] * len(f)
     facets = np.concatenate(facets) if facets else np.empty(0, np.int32)
     geom = dmesh.entities_to_geometry(mesh, tdim - 1, facets.astype(np.int32))
     tri = mesh.geometry.x[geom] if len(facets) else np.empty((0, 3, 3))
     Jz = J.x.array.reshape(-1, 3)[:, 2]
-    jn = np.array([abs(Jz[f2c.links(f)].mean()) for f in facets])
+    n_cells = mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts
+    cell_geo = dmesh.entities_to_geometry(mesh, tdim, np.arange(n_cells, dtype=np.int32))
+    cz = mesh.geometry.x[cell_geo][:, :, 2].mean(axis=1)  # cell centroid heights [m]
+    jn = np.zeros(len(facets))
+    robin = np.zeros(len(facets), dtype=bool)
+    for i, f in enumerate(facets):
+        cells = f2c.links(f)
+        above = cells[cz[cells] > 0]
+        # Under a pad, the pad-side cell carries the (nearly vertical, smooth) flux into the skin;
+        # on a bare electrode only the skin cell exists.
+        jn[i] = abs(Jz[above[0]]) if len(above) else abs(Jz[cells[0]])
+        robin[i] = owner[i] in problem.robin and not name_is_skin(owner_kind[i])
+    if robin.any():
+        # Bare electrode with a contact impedance: the exact flux G (V_e - phi) at the centroid.
+        idx = np.flatnonzero(robin)
+        geo = dmesh.entities_to_geometry(mesh, tdim - 1, facets[idx].astype(np.int32))
+        tri_mid = mesh.geometry.x[geo].mean(axis=1)
+        cells = np.array([f2c.links(facets[i])[0] for i in idx], dtype=np.int32)
+        phi_c = phi.eval(tri_mid, cells).reshape(-1)
+        for k, i in enumerate(idx):
+            jn[i] = abs(problem.robin[owner[i]] * (potentials[owner[i]] - phi_c[k]))
+    exposed = np.array([k == "skin_exposed" for k in owner_kind], dtype=bool)
+    jn[exposed] = 0.0  # insulated skin: J . n = 0 by the boundary condition
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) if len(facets) else np.empty((0, 3))
     area = 0.5 * np.linalg.norm(cross, axis=1)
     comm = problem.comm
@@ -157,7 +189,7 @@ def electric_metrics(problem: ElectricProblem, sol: ChannelSolution) -> tuple[di
     case, patch, comm = problem.case, problem.patch, problem.comm
     phi = sol.potential
     E, J = _cell_fields(problem, phi)
-    skin = skin_surface_data(problem, J)
+    skin = skin_surface_data(problem, J, phi, sol.electrode_potentials_V)
 
     ch = case.channels[0]
     requested = ch.current_A

@@ -103,8 +103,11 @@ def solve_case(case: Case, *, comm=None, progress: Progress = _nothing) -> RunRe
         "conductivity_S_per_m": {
             "frequency_Hz": problem.frequency_Hz,
             "note": "quasi-static (DC) solve; dispersive tissues evaluated at frequency_Hz; "
-            "contact sublayers list (tangential, normal)",
-            "volumes": {k: (v[0] if v[0] == v[1] else list(v)) for k, v in problem.sigma.items()},
+            "anisotropic volumes (contact sublayers: normal = z) list their 3x3 tensor",
+            "volumes": {
+                k: (float(v[0, 0]) if np.allclose(v, v[0, 0] * np.eye(3)) else v.tolist())
+                for k, v in problem.sigma.items()
+            },
         },
         "mesh": patch.report.as_dict(),
     }

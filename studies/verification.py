@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ..models.case import Case, parse_case
 from ..solvers import analytic
 
-__all__ = ["VerificationRow", "VERIFICATION_CASES", "disk_on_slab_case", "column_case", "run_verification"]
+__all__ = ["VERIFICATION_CASES", "VerificationRow", "column_case", "disk_on_slab_case", "run_verification"]
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import dataclasses
 
 import numpy as np
 import pytest
+
 from emsim.errors import InputError
 from emsim.models.dispersion import EPSILON_0_F_PER_M, GABRIEL_1996, ColeCole
 

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pytest
+
 from emsim.errors import InputError
 from emsim.models.waveforms import Waveform
 

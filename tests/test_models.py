@@ -1,0 +1,93 @@
+"""Case parsing, units and the material library."""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import pytest
+
+from emsim.errors import InputError
+from emsim.models import library, parse_case
+from emsim.models.electrodes import Electrode
+
+from conftest import small_cheek_table
+
+
+def test_case_file_units_become_si():
+    case = parse_case(small_cheek_table())
+    assert case.patch.width_m == pytest.approx(0.060)
+    assert case.layers[0].thickness_m == pytest.approx(1.9e-3)
+    a = case.electrode("A")
+    assert a.diameter_m == pytest.approx(15e-3) and a.center_m == pytest.approx((-15e-3, 0.0))
+    assert a.gel.thickness_m == pytest.approx(0.5e-3)
+    assert a.contact.resistance_ohm_m2 == pytest.approx(100e-4)  # 100 ohm cm^2
+    assert case.channels[0].current_A == pytest.approx(10e-3)
+    assert case.depth_m == pytest.approx(14.9e-3)
+
+
+def test_every_library_material_names_its_sources():
+    for name, tissue in library().items():
+        assert tissue.electrical_source, name
+        if tissue.thermal is not None:
+            assert tissue.thermal.source, name
+
+
+def test_library_skin_is_living_skin_not_gabriel_whole_skin():
+    """The barrier is the contact impedance: the skin layer conducts like living skin."""
+    skin = library()["skin"]
+    assert skin.dispersion is None
+    assert 0.1 <= skin.conductivity_at(10.0) <= 0.5
+    # Gabriel's whole (wet) skin at 10 Hz is three orders of magnitude lower.
+    from emsim.models.dispersion import GABRIEL_1996
+
+    assert GABRIEL_1996["skin_wet"].conductivity_S_per_m(10.0) < 1e-3
+
+
+def test_perfusion_converts_to_per_second():
+    muscle = library()["muscle"].thermal
+    assert muscle.perfusion_per_s == pytest.approx(36.7 * 1090.4 * 1e-6 / 60)
+
+
+def test_rounded_rectangle_area_and_containment():
+    e = Electrode(name="R", shape="rectangle", center_m=(0.0, 0.0), width_m=0.02, length_m=0.01, corner_radius_m=0.002)
+    assert e.area_m2 == pytest.approx(0.02 * 0.01 - (4 - math.pi) * 0.002**2)
+    assert e.contains(0.0099, 0.0) and not e.contains(0.00999, 0.00499)  # cut corner
+
+
+def test_user_material_inline_is_usable_as_a_layer():
+    table = small_cheek_table()
+    table["material"] = {"saline_gel": {"conductivity_S_per_m": 1.5, "electrical_source": "bench"}}
+    table["electrode"][0]["gel"]["material"] = "saline_gel"
+    case = parse_case(table)
+    assert case.electrode("A").gel.material.conductivity_at(1e3) == 1.5
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "allowed"),
+    [
+        (lambda t: t.pop("patch"), "patch", "missing"),
+        (lambda t: t["mesh"].update(quality="ultra"), "mesh.quality", "coarse, default, fine"),
+        (lambda t: t["mesh"].update(degree=3), "mesh.degree", "1 or 2"),
+        (lambda t: t["channel"].update(anode="B"), "channel.cathode", "anode and cathode"),
+        (lambda t: t["channel"].update(current_mA=0), "channel.current_mA", "> 0"),
+        (lambda t: t["electrode"][1].update(name="A"), "electrode.name", "unique"),
+        (lambda t: t["layer"][2].update(fibre_direction=[0, 0, 0]), "layer[2].fibre_direction", "non-zero"),
+        (lambda t: t.update(material={"x": {"conductivity_S_per_m": -1}}), "material.x.conductivity_S_per_m", "> 0"),
+    ],
+)
+def test_bad_values_raise_input_error_naming_field_and_allowed_range(change, field, allowed):
+    table = copy.deepcopy(small_cheek_table())
+    change(table)
+    with pytest.raises(InputError) as err:
+        parse_case(table)
+    assert err.value.field == field
+    assert allowed in str(err.value)
+
+
+def test_thermal_case_needs_thermal_properties_of_every_material():
+    table = small_cheek_table(thermal=True)
+    table["material"] = {"paste": {"conductivity_S_per_m": 0.1}}
+    table["electrode"][0]["gel"]["material"] = "paste"
+    with pytest.raises(InputError, match="material.paste"):
+        parse_case(table)
