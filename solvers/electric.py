@@ -52,7 +52,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Above this many global dofs, method "auto" uses CG + GAMG instead of MUMPS.
-MUMPS_MAX_DOFS = 400_000
+MUMPS_MAX_DOFS = 200_000  # measured: benchmarks/RESULTS.md
 
 _counter = itertools.count()
 

@@ -8,8 +8,9 @@ volume (tissue layers, gel pads and their contact sublayers) the temperature T [
 with rho [kg/m^3], c [J/(kg K)], k [W/(m K)] of the volume's material, the blood term
 ``rho_b c_b w_b (T_a - T)`` [W/m^3] with the blood's rho_b c_b (library entry ``blood``, IT'IS
 v4.0), the volumetric perfusion ``w_b [1/s] = perfusion [mL/(min kg)] * rho * 1e-6 / 60``
-(:attr:`emsim.models.ThermalProperties.perfusion_per_s`; 1 mL of blood per kg of tissue is
-1e-6 m^3 per rho^-1 m^3 of tissue) and the arterial temperature T_a (the core temperature),
+(:attr:`emsim.models.ThermalProperties.perfusion_per_s`: mL/(min kg) x 1e-6 m^3/mL x rho
+kg/m^3 / 60 s/min is m^3 of blood per m^3 of tissue per second) and the arterial temperature
+T_a (the core temperature),
 the metabolic heat ``Q_met = rho * q_met [W/kg]`` and the Joule heat Q_J. Gel pads have no
 perfusion and no metabolism.
 
@@ -30,13 +31,14 @@ lies on the skin at z = 0; its face is treated as convective skin as well (a thi
 film with the same h). The deep face (``bottom``) is held at the core temperature, the lateral
 faces (``sides``) are insulated (symmetry far from the electrodes).
 
-Time scheme. BDF2 with a fixed step, started by one backward-Euler step. It is second order
-(the scheme's global order is kept by a first-order start) and L-stable: the stiff modes of the
-small elements at the pad edges, excited when the current is switched on at t = 0, are damped
-instead of ringing as under Crank-Nicolson (whose amplification factor tends to -1), so the
-tracked peak temperature and the thermal dose never see spurious oscillations. Each step solves
-for the increment, ``(a M / dt + K) dT = F - K T^n + (M / (2 dt)) (T^n - T^(n-1))`` (a = 1 for the
-start, 3/2 after), with the increment zero on the Dirichlet face, so the two matrices are
+Time scheme. BDF2 with a fixed step, started by a Richardson-extrapolated backward-Euler step
+(``2 BE(dt/2)^2 - BE(dt)``, second order, so that even the first minutes are second-order
+accurate). Both are second order and L-stable: the stiff modes of the small elements at the pad
+edges, excited when the current is switched on at t = 0, are damped (amplification -> 0)
+instead of ringing as under Crank-Nicolson (amplification -> -1), so the tracked peak
+temperature and the thermal dose see no spurious oscillations. Each step solves for the
+increment, ``(a M / dt + K) dT = F - K T^n [+ (M / (2 dt)) (T^n - T^(n-1))]`` (a = 2 and 1 for
+the start, 3/2 for BDF2), with the increment zero on the Dirichlet face, so three matrices are
 assembled and factorised (MUMPS) or preconditioned (CG + GAMG above ``MUMPS_MAX_DOFS``) once
 and reused at every step, and the basal steady state is an exact fixed point.
 
@@ -144,7 +146,11 @@ class PennesMaterial:
 
     def __post_init__(self) -> None:
         """Check every value is physical."""
-        for name in ("density_kg_per_m3", "heat_capacity_J_per_kgK", "thermal_conductivity_W_per_mK"):
+        for name in (
+            "density_kg_per_m3",
+            "heat_capacity_J_per_kgK",
+            "thermal_conductivity_W_per_mK",
+        ):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0.0):
                 raise InputError(name, value, "must be a finite number > 0")
@@ -257,7 +263,9 @@ class PennesProblem:
 
         if h_W_per_m2K < 0 or not math.isfinite(h_W_per_m2K):
             raise InputError("h_W_per_m2K", h_W_per_m2K, "must be a finite number >= 0")
-        if (convective_tags or dirichlet_tags or skin_tags or surface_sources) and facet_tags is None:
+        if (
+            convective_tags or dirichlet_tags or skin_tags or surface_sources
+        ) and facet_tags is None:
             raise SolverError("PennesProblem: boundary tags were given without facet_tags")
         self.mesh = mesh
         self.comm = mesh.comm
@@ -282,7 +290,9 @@ class PennesProblem:
         # Piecewise-constant coefficients, filled per tag.
         Q0 = fem.functionspace(mesh, ("DG", 0))
         rho_c, kappa, b, qmet = (fem.Function(Q0) for _ in range(4))
-        n_cells = mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts
+        n_cells = (
+            mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts
+        )
         covered = np.zeros(n_cells, dtype=bool)
         for tag, m in self.materials.items():
             cells = cell_tags.find(tag)
@@ -298,7 +308,9 @@ class PennesProblem:
         missing = self.comm.allreduce(int(np.count_nonzero(~covered[:n_owned_cells])))
         if missing:
             unknown = sorted(set(np.unique(cell_tags.values).tolist()) - set(self.materials))
-            raise SolverError(f"{missing} cells have no thermal material (cell tags without one: {unknown})")
+            raise SolverError(
+                f"{missing} cells have no thermal material (cell tags without one: {unknown})"
+            )
         self._coefficients = (rho_c, kappa, b, qmet)
         any_perfusion = self.comm.allreduce(float(b.x.array.max(initial=0.0)), op=_mpi_max()) > 0
 
@@ -345,7 +357,9 @@ class PennesProblem:
             dofs = np.unique(self.V.dofmap.list[cells].ravel())
             self.monitor_dofs = dofs[dofs < self.n_owned].astype(np.int32)
         has_bc = self.comm.allreduce(len(self._bc_dofs)) > 0
-        self._well_posed = has_bc or any_perfusion or (bool(convective_tags) and self.h_W_per_m2K > 0)
+        self._well_posed = (
+            has_bc or any_perfusion or (bool(convective_tags) and self.h_W_per_m2K > 0)
+        )
 
         self.method = (
             ("mumps" if self.dofs <= MUMPS_MAX_DOFS else "cg-gamg") if method == "auto" else method
@@ -404,7 +418,11 @@ class PennesProblem:
         ksp.setOperators(A)
         ksp.setOptionsPrefix(prefix)
         if self.method == "mumps":
-            settings = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
+            settings = {
+                "ksp_type": "preonly",
+                "pc_type": "lu",
+                "pc_factor_mat_solver_type": "mumps",
+            }
         else:
             settings = {
                 "ksp_type": "cg",
@@ -516,12 +534,13 @@ class PennesProblem:
         self._assemble()
         n = max(1, math.ceil(session_s / time_step_s - 1e-9))
         dt = session_s / n
-        be = self._solver(1.0 / dt)  # first step: backward Euler
+        half, full = self._solver(2.0 / dt), self._solver(1.0 / dt)  # the start
         bdf2 = self._solver(1.5 / dt) if n > 1 else None
         F = self._rhs(source_scale)
         T = fem.Function(self.V, name="temperature_C")
         T.x.array[:] = T0.x.array
         T_old = fem.Function(self.V)
+        T_half = fem.Function(self.V)
         r, w, m, d = (fpetsc.create_vector(self.V) for _ in range(4))
         no = self.n_owned
         T0o = T0.x.array[:no].copy()
@@ -534,20 +553,33 @@ class PennesProblem:
         skin_max, rise_max, cem_max = np.empty(n + 1), np.empty(n + 1), np.empty(n + 1)
         skin_max[0], rise_max[0], cem_max[0] = self._maxima(T0o, np.zeros(no), np.zeros(no))
         every = max(1, n // 10)
-        for step in range(n):
-            self._K.mult(T.x.petsc_vec, w)
+
+        def increment(ksp, state, previous=None) -> None:
+            """Set d = (c M + K)^-1 (F - K T^n [+ M (T^n - T^(n-1)) / (2 dt)]), 0 on Dirichlet."""
+            self._K.mult(state.x.petsc_vec, w)
             F.copy(r)
             r.axpy(-1.0, w)
-            if step == 0:
-                ksp = be
-            else:
-                w.array[:] = T.x.array[:no] - T_old.x.array[:no]
+            if previous is not None:
+                w.array[:] = state.x.array[:no] - previous.x.array[:no]
                 self._M.mult(w, m)
                 r.axpy(0.5 / dt, m)
-                ksp = bdf2
             self._solve(ksp, r, d)
-            T_old.x.array[:] = T.x.array
-            T.x.array[:no] += d.array_r
+
+        for step in range(n):
+            if step == 0:
+                # Richardson-extrapolated backward Euler: 2 BE(dt/2)^2 - BE(dt).
+                T_half.x.array[:] = T.x.array
+                for _ in range(2):
+                    increment(half, T_half)
+                    T_half.x.array[:no] += d.array_r
+                    T_half.x.scatter_forward()
+                increment(full, T)
+                T_old.x.array[:] = T.x.array
+                T.x.array[:no] = 2.0 * T_half.x.array[:no] - T.x.array[:no] - d.array_r
+            else:
+                increment(bdf2, T, T_old)
+                T_old.x.array[:] = T.x.array
+                T.x.array[:no] += d.array_r
             T.x.scatter_forward()
             Tn = T.x.array[:no]
             rise = Tn - T0o
@@ -577,7 +609,9 @@ class PennesProblem:
             probe_history_C=history,
         )
 
-    def _maxima(self, T: np.ndarray, rise: np.ndarray, cem: np.ndarray) -> tuple[float, float, float]:
+    def _maxima(
+        self, T: np.ndarray, rise: np.ndarray, cem: np.ndarray
+    ) -> tuple[float, float, float]:
         """Global (skin max T, max rise, max CEM43) over the monitored dofs."""
         from mpi4py import MPI
 
@@ -601,6 +635,7 @@ class PennesProblem:
             if obj is not None:
                 obj.destroy()
         self._M = self._K = self._F0 = self._FJ = None
+
 
 # ============================================================================ case level
 
@@ -755,6 +790,11 @@ def _pareto(rise: np.ndarray, T0: np.ndarray) -> np.ndarray:
     return order[keep]
 
 
+def _point(xyz: Any) -> list[float]:
+    """Coordinates [m] as a plain list, rounded to 1 pm (so that -1e-21 prints as 0.0)."""
+    return [float(v) + 0.0 for v in np.round(np.asarray(xyz, dtype=float), 12)]
+
+
 def _gather_all(comm, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     parts = comm.allgather(arrays)
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(arrays)))
@@ -846,7 +886,7 @@ class ThermalResult:
             vals = front["T0"] + s * front["rise"]
             i = int(np.argmax(vals))
             out["skin_temperature_peak_C"] = float(vals[i])
-            out["skin_temperature_peak_location_m"] = front["xyz"][i].tolist()
+            out["skin_temperature_peak_location_m"] = _point(front["xyz"][i])
         else:
             out["skin_temperature_peak_C"] = math.nan
             out["skin_temperature_peak_location_m"] = None
@@ -869,6 +909,8 @@ class ThermalResult:
             return self.history["skin_temperature_max_C"].copy()
         p = self._probes
         skin = p["skin"]
+        if not skin.any():
+            return np.full(len(self.history["time_s"]), math.nan)
         return (p["T0"][skin] + s * (p["history"][:, skin] - p["T0"][skin])).max(axis=1)
 
     # ------------------------------------------------------------------ outputs
@@ -967,7 +1009,9 @@ class ThermalResult:
         ax = fig.add_subplot()
         if len(tri):
             n = len(tri)
-            mesh = Triangulation(tri[:, :, 0].ravel(), tri[:, :, 1].ravel(), np.arange(3 * n).reshape(n, 3))
+            mesh = Triangulation(
+                tri[:, :, 0].ravel(), tri[:, :, 1].ravel(), np.arange(3 * n).reshape(n, 3)
+            )
             art = ax.tripcolor(mesh, vals.ravel(), shading="gouraud", cmap="inferno")
             fig.colorbar(art, ax=ax, label="temperature rise at the end of the session [K]")
         for e in self._electrodes:
@@ -1001,19 +1045,27 @@ class ThermalResult:
         return path
 
 
-def _skin_picture_data(pennes: PennesProblem, patch: PatchMesh, skin_tags: list[int], rise: np.ndarray):
+def _skin_picture_data(
+    pennes: PennesProblem, patch: PatchMesh, skin_tags: list[int], rise: np.ndarray
+):
     """Skin triangles [m] and the rise at their vertices, gathered on rank 0 (None elsewhere)."""
     from dolfinx import mesh as dmesh
 
     mesh = patch.mesh
     fdim = mesh.topology.dim - 1
     n_owned = mesh.topology.index_map(fdim).size_local
-    facets = np.concatenate([patch.facet_tags.find(t) for t in skin_tags] or [np.empty(0, np.int32)])
+    facets = np.concatenate(
+        [patch.facet_tags.find(t) for t in skin_tags] or [np.empty(0, np.int32)]
+    )
     facets = np.unique(facets[facets < n_owned]).astype(np.int32)
-    geom = dmesh.entities_to_geometry(mesh, fdim, facets) if len(facets) else np.empty((0, 3), np.int32)
+    geom = (
+        dmesh.entities_to_geometry(mesh, fdim, facets)
+        if len(facets)
+        else np.empty((0, 3), np.int32)
+    )
     # Degree-1 Lagrange dofs sit on the geometry nodes: map node -> dof through the cells.
     g2d = np.empty(mesh.geometry.x.shape[0], dtype=np.int64)
-    g2d[mesh.geometry.dofmap.ravel()] = pennes.V.dofmap.list.ravel()
+    g2d[mesh.geometry.dofmaps[0].ravel()] = pennes.V.dofmap.list.ravel()
     tri = mesh.geometry.x[geom] if len(facets) else np.empty((0, 3, 3))
     vals = rise[g2d[geom]] if len(facets) else np.empty((0, 3))
     parts = mesh.comm.gather((tri, vals), root=0)
@@ -1079,9 +1131,12 @@ def session_heating(
     T0 = basal.x.array[:no]
     theta_ss = with_current.x.array[:no] - T0
     probes = np.union1d(
-        _select_probes(T0, theta_ss, pennes.skin_dofs), _select_probes(T0, theta_ss, pennes.monitor_dofs)
+        _select_probes(T0, theta_ss, pennes.skin_dofs),
+        _select_probes(T0, theta_ss, pennes.monitor_dofs),
     ).astype(np.int32)
-    run = pennes.run(basal, 1.0, settings.session_s, settings.time_step_s, progress=progress, probes=probes)
+    run = pennes.run(
+        basal, 1.0, settings.session_s, settings.time_step_s, progress=progress, probes=probes
+    )
 
     xyz = pennes.V.tabulate_dof_coordinates()[:no]
     rise_peak = run.rise_peak.x.array[:no]
@@ -1089,7 +1144,7 @@ def session_heating(
     mon = pennes.monitor_dofs
     if len(mon):
         i = mon[int(np.argmax(rise_peak[mon]))]
-        local = (float(rise_peak[i]), xyz[i].tolist())
+        local = (float(rise_peak[i]), _point(xyz[i]))
     else:
         local = (-math.inf, [math.nan] * 3)
     hottest = max(comm.allgather(local), key=lambda p: p[0])
@@ -1124,7 +1179,7 @@ def session_heating(
         "session_s": settings.session_s,
         "thermal": {
             "skin_temperature_peak_location_m": (
-                skin_front["xyz"][peak_i].tolist() if peak_i is not None else None
+                _point(skin_front["xyz"][peak_i]) if peak_i is not None else None
             ),
             "skin_temperature_peak_time_s": float(run.times_s[int(np.nanargmax(run.skin_max_C))]),
             "tissue_temperature_rise_final_max_K": float(run.rise_max_K[-1]),
@@ -1135,7 +1190,7 @@ def session_heating(
             "air_temperature_C": settings.air_temperature_C,
             "core_temperature_C": settings.core_temperature_C,
             "steps": len(run.times_s) - 1,
-            "scheme": "BDF2, backward-Euler first step, fixed step",
+            "scheme": "BDF2, fixed step, Richardson-extrapolated backward-Euler start",
             "dofs": pennes.dofs,
             "method": pennes.method,
             "definitions": {
@@ -1161,7 +1216,9 @@ def session_heating(
     Q0 = fem.functionspace(patch.mesh, ("DG", 0))
     joule_field = fem.Function(Q0, name="joule_heat_time_averaged_W_per_m3")
     joule_field.interpolate(fem.Expression(source, Q0.element.interpolation_points))
-    skin_tags = [t for n, t in patch.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")]
+    skin_tags = [
+        t for n, t in patch.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")
+    ]
     skin_tags += [patch.surfaces[f"electrode:{e.name}"] for e in case.electrodes if e.gel is None]
     picture = _skin_picture_data(pennes, patch, skin_tags, rise.x.array)
     pennes.close()

@@ -1,0 +1,65 @@
+"""Benchmark of the electric path on the default case: mesh, setup, unit solves, post-processing.
+
+Run by hand and record the output in benchmarks/RESULTS.md:
+
+    .venv/bin/python benchmarks/bench_electric.py [--quality default] [--degree 2] [--method auto]
+    .venv/bin/mpirun -n 2 .venv/bin/python benchmarks/bench_electric.py
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import emsim  # noqa: F401
+from emsim.meshes.patch import build_patch_mesh
+from emsim.models.case import parse_case, read_case_table
+from emsim.solvers.electric import ElectricProblem
+from emsim.solvers.metrics import electric_metrics
+from emsim.studies.run import default_case_path
+
+
+def main() -> None:
+    from mpi4py import MPI
+
+    p = argparse.ArgumentParser()
+    p.add_argument("--quality", default="default")
+    p.add_argument("--degree", type=int, default=2)
+    p.add_argument("--method", default="auto")
+    args = p.parse_args()
+    table = read_case_table(default_case_path())
+    table.pop("thermal", None)
+    table["mesh"] = {"quality": args.quality, "degree": args.degree}
+    table["solver"] = {"method": args.method}
+    case = parse_case(table)
+    comm = MPI.COMM_WORLD
+    t = {}
+    t0 = time.perf_counter()
+    patch = build_patch_mesh(case, comm)
+    t["mesh_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    problem = ElectricProblem(case, patch)
+    problem._setup()
+    t["assemble_and_pc_setup_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    _ = problem.unit_fields
+    t["unit_solves_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sol = problem.solve()
+    for k in range(1, 9):  # superposition at other currents reuses the unit fields
+        problem.solve(scale=0.25 * k)
+    t["nine_channel_solutions_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    metrics, _ = electric_metrics(problem, sol)
+    t["metrics_s"] = time.perf_counter() - t0
+    if comm.rank == 0:
+        print(
+            f"ranks={comm.size} quality={args.quality} degree={args.degree} method={problem.method} "
+            f"cells={patch.report.cells} dofs={problem.dofs} iterations={problem.iterations} "
+            + " ".join(f"{k}={v:.2f}" for k, v in t.items())
+            + f" Z={metrics['impedance_ohm']:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
