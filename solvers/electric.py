@@ -30,7 +30,6 @@ potentials, solved exactly, so CG + GAMG applies to a plain SPD matrix.
 
 from __future__ import annotations
 
-import itertools
 import logging
 from dataclasses import dataclass
 
@@ -40,6 +39,7 @@ from ..errors import SolverError
 from ..meshes.patch import PatchMesh, contact_sublayer_fraction
 from ..models.case import Case
 from ..models.electrodes import Channel
+from .linear import MUMPS_MAX_DOFS, create_ksp, resolve_method
 
 __all__ = [
     "MUMPS_MAX_DOFS",
@@ -51,10 +51,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Above this many global dofs, method "auto" uses CG + GAMG instead of MUMPS.
-MUMPS_MAX_DOFS = 200_000  # measured: benchmarks/RESULTS.md
-
-_counter = itertools.count()
 
 
 def _tensor(across: complex, ratio: float, fibre) -> np.ndarray:
@@ -222,48 +218,17 @@ class ElectricProblem:
         self._A = None
         self._unit: dict[str, object] | None = None
         self.iterations: list[int] = []
-        self.method = self._choose_method()
+        self.method = resolve_method(case.solver.method, self.dofs)
 
     # ------------------------------------------------------------------ linear algebra
-
-    def _choose_method(self) -> str:
-        m = self.case.solver.method
-        if m == "auto":
-            return "mumps" if self.dofs <= MUMPS_MAX_DOFS else "cg-gamg"
-        return m
 
     def _setup(self) -> None:
         """Assemble the matrix and set up the KSP and its preconditioner, once."""
         from dolfinx.fem import petsc as fpetsc
-        from petsc4py import PETSc
 
         self._A = fpetsc.assemble_matrix(self._a, bcs=[self._bc])
         self._A.assemble()
-        prefix = f"emsim_electric_{next(_counter)}_"
-        ksp = PETSc.KSP().create(self.comm)
-        ksp.setOperators(self._A)
-        ksp.setOptionsPrefix(prefix)
-        opts = PETSc.Options()
-        if self.method == "mumps":
-            settings = {"ksp_type": "preonly", "pc_type": "lu", "pc_factor_mat_solver_type": "mumps"}
-        else:
-            settings = {
-                "ksp_type": "cg",
-                "pc_type": "gamg",
-                "ksp_rtol": self.case.solver.rtol,
-                "ksp_atol": 1e-30,
-                "ksp_max_it": 2000,
-                "pc_gamg_threshold": 0.02,
-                "mg_levels_ksp_type": "chebyshev",
-                "mg_levels_pc_type": "jacobi",
-            }
-        for k, val in settings.items():
-            opts[prefix + k] = val
-        ksp.setFromOptions()
-        for k in settings:
-            del opts[prefix + k]  # keep the global options database clean
-        ksp.setUp()
-        self._ksp = ksp
+        self._ksp = create_ksp(self._A, method=self.method, rtol=self.case.solver.rtol, name="emsim_electric")
         self._b = fpetsc.create_vector(self.V)
         log.info("electric: %d dofs, %s", self.dofs, self.method)
 

@@ -49,7 +49,6 @@ per node with the trapezoidal rule over the time steps.
 
 from __future__ import annotations
 
-import itertools
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -62,7 +61,8 @@ import numpy as np
 from ..errors import InputError, SolverError
 from ..meshes.patch import PatchMesh
 from ..models.case import Case, ThermalSettings
-from .electric import MUMPS_MAX_DOFS, ChannelSolution, ElectricProblem
+from .electric import ChannelSolution, ElectricProblem
+from .linear import create_ksp, resolve_method
 
 __all__ = [
     "PennesMaterial",
@@ -78,7 +78,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-_counter = itertools.count()
 
 #: Scales (I / I_ref)^2 at which the probe points for rescaled thermal doses are chosen.
 _PROBE_SCALES = np.geomspace(1e-2, 1e2, 17)
@@ -361,11 +360,7 @@ class PennesProblem:
             has_bc or any_perfusion or (bool(convective_tags) and self.h_W_per_m2K > 0)
         )
 
-        self.method = (
-            ("mumps" if self.dofs <= MUMPS_MAX_DOFS else "cg-gamg") if method == "auto" else method
-        )
-        if self.method not in ("mumps", "cg-gamg"):
-            raise InputError("method", method, "one of auto, mumps, cg-gamg")
+        self.method = resolve_method(method, self.dofs)
         self._M = self._K = self._F0 = self._FJ = None
         self._solvers: dict[float, tuple[Any, Any]] = {}
         self.iterations: list[int] = []
@@ -408,38 +403,11 @@ class PennesProblem:
         if key in self._solvers:
             return self._solvers[key][1]
         from dolfinx.fem import petsc as fpetsc
-        from petsc4py import PETSc
 
         self._c.value = key
         A = fpetsc.assemble_matrix(self._step, bcs=self._bcs)
         A.assemble()
-        prefix = f"emsim_thermal_{next(_counter)}_"
-        ksp = PETSc.KSP().create(self.comm)
-        ksp.setOperators(A)
-        ksp.setOptionsPrefix(prefix)
-        if self.method == "mumps":
-            settings = {
-                "ksp_type": "preonly",
-                "pc_type": "lu",
-                "pc_factor_mat_solver_type": "mumps",
-            }
-        else:
-            settings = {
-                "ksp_type": "cg",
-                "pc_type": "gamg",
-                "ksp_rtol": self.rtol,
-                "ksp_atol": 1e-30,
-                "ksp_max_it": 2000,
-                "mg_levels_ksp_type": "chebyshev",
-                "mg_levels_pc_type": "jacobi",
-            }
-        opts = PETSc.Options()
-        for k, val in settings.items():
-            opts[prefix + k] = val
-        ksp.setFromOptions()
-        for k in settings:
-            del opts[prefix + k]  # keep the global options database clean
-        ksp.setUp()
+        ksp = create_ksp(A, method=self.method, rtol=self.rtol, name="emsim_thermal")
         self._solvers[key] = (A, ksp)
         return ksp
 

@@ -1,0 +1,74 @@
+"""The linear solvers emsim owns: one KSP per operator, set up once, reused for many solves.
+
+MUMPS (LU) for small problems and as the reference; CG + GAMG (smoothed aggregation, Chebyshev
+/ Jacobi smoothers) for large symmetric positive definite ones. Each KSP gets its own options
+prefix, and its options are removed from PETSc's global database once read.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+from ..errors import InputError
+
+__all__ = ["METHODS", "MUMPS_MAX_DOFS", "create_ksp", "resolve_method"]
+
+#: Above this many global dofs, method "auto" uses CG + GAMG instead of MUMPS
+#: (measured on the default case: benchmarks/RESULTS.md).
+MUMPS_MAX_DOFS = 200_000
+#: Methods a problem may ask for.
+METHODS = ("auto", "mumps", "cg-gamg")
+
+_counter = itertools.count()
+
+
+def resolve_method(method: str, dofs: int) -> str:
+    """The concrete method for ``method`` ("auto" picks by problem size)."""
+    if method not in METHODS:
+        raise InputError("solver.method", method, f"one of {', '.join(METHODS)}")
+    if method == "auto":
+        return "mumps" if dofs <= MUMPS_MAX_DOFS else "cg-gamg"
+    return method
+
+
+def create_ksp(A: Any, *, method: str, rtol: float = 1e-10, name: str = "emsim") -> Any:
+    """A KSP for the assembled matrix ``A``, with its preconditioner set up (factorised) once.
+
+    Args:
+        A: assembled PETSc matrix (symmetric positive definite for "cg-gamg").
+        method: "mumps" or "cg-gamg" (see :func:`resolve_method`).
+        rtol: relative residual tolerance of CG.
+        name: stem of the options prefix (a unique number is appended).
+    """
+    from petsc4py import PETSc
+
+    prefix = f"{name}_{next(_counter)}_"
+    ksp = PETSc.KSP().create(A.getComm())
+    ksp.setOperators(A)
+    ksp.setOptionsPrefix(prefix)
+    if method == "mumps":
+        settings: dict[str, Any] = {
+            "ksp_type": "preonly",
+            "pc_type": "lu",
+            "pc_factor_mat_solver_type": "mumps",
+        }
+    else:
+        settings = {
+            "ksp_type": "cg",
+            "pc_type": "gamg",
+            "ksp_rtol": rtol,
+            "ksp_atol": 1e-30,
+            "ksp_max_it": 2000,
+            "pc_gamg_threshold": 0.02,
+            "mg_levels_ksp_type": "chebyshev",
+            "mg_levels_pc_type": "jacobi",
+        }
+    opts = PETSc.Options()
+    for key, value in settings.items():
+        opts[prefix + key] = value
+    ksp.setFromOptions()
+    for key in settings:
+        del opts[prefix + key]  # keep the global options database clean
+    ksp.setUp()
+    return ksp
