@@ -32,15 +32,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _progress_printer(rank: int):
+    """Progress lines on stderr, and a console for result tables on stdout."""
     from rich.console import Console
 
-    console = Console(stderr=True)
+    err = Console(stderr=True)
+    out = Console()
+    if not out.is_terminal:
+        out = Console(width=140)  # a log file or pipe: do not wrap table cells at 80 columns
 
     def progress(text: str) -> None:
         if rank == 0:
-            console.print(f"[bold cyan]emsim[/] {text} ...")
+            err.print(f"[bold cyan]emsim[/] {text} ...")
 
-    return progress, console
+    return progress, out
 
 
 def _run(args, comm) -> int:
@@ -83,16 +87,30 @@ def _summary(console, result, out: Path) -> None:
         ("current conservation error", m["current_conservation_error"], "-"),
         ("dofs", m["dofs"], "-"),
     ]
-    for key, unit in (
-        ("skin_temperature_basal_C", "C"),
-        ("skin_temperature_peak_C", "C"),
-        ("tissue_temperature_rise_max_K", "K"),
-        ("cem43_max_min", "min"),
+    for key, label, unit in (
+        ("electrode_voltage_peak_V", "electrode voltage, peak over the period", "V"),
+        ("muscle_field_peak_V_per_m", "muscle |E| at the pulse, max", "V/m"),
+        ("skin_current_density_peak_pulse_A_per_m2", "skin J at the pulse, peak", "A/m^2"),
+        ("charge_per_phase_C", "charge per phase", "C"),
+        ("net_charge_per_period_C", "net charge per period", "C"),
+        ("current_rms_A", "current r.m.s. (whole cycle)", "A"),
+        ("muscle_activated_fraction", "muscle volume above threshold", "-"),
+        ("current_for_50pct_activation_A", "current for 50 % activation", "A"),
+        ("skin_temperature_basal_C", "skin temperature, basal max", "C"),
+        ("skin_temperature_peak_C", "skin temperature, session max", "C"),
+        ("tissue_temperature_rise_max_K", "tissue temperature rise, max", "K"),
+        ("cem43_max_min", "thermal dose CEM43, max", "min"),
     ):
-        if key in m:
-            rows.append((key.rsplit("_", 1)[0].replace("_", " "), m[key], unit))
+        if isinstance(m.get(key), (int, float)):
+            rows.append((label, m[key], unit))
+    if "hottest_point_m" in m:
+        x, y, z = (1e3 * c for c in m["hottest_point_m"])
+        rows.append(("hottest point (x, y, z)", f"({x:.1f}, {y:.1f}, {z:.1f})", "mm"))
     for name, value, unit in rows:
-        text = "-" if value is None else (f"{value:d}" if isinstance(value, int) else f"{value:.5g}")
+        if isinstance(value, str):
+            text = value
+        else:
+            text = "-" if value is None else (f"{value:d}" if isinstance(value, int) else f"{value:.5g}")
         t.add_row(name, text, unit)
     console.print(t)
     console.print(f"outputs in {out}/: metrics.json, mesh_report.json, fields/, *.png")
@@ -104,6 +122,7 @@ def _verify(args, comm) -> int:
     progress, console = _progress_printer(comm.rank)
     rows = run_verification(args.quality, only=args.only, comm=comm, progress=progress)
     if comm.rank == 0:
+        from rich.markup import escape
         from rich.table import Table
 
         t = Table(title=f"emsim verification (quality {args.quality})")
@@ -111,7 +130,7 @@ def _verify(args, comm) -> int:
             t.add_column(col)
         for r in rows:
             t.add_row(
-                r.case, r.quantity, f"{r.computed:.6g}", f"{r.reference:.6g}", f"{r.error:.2e}",
+                r.case, escape(r.quantity), f"{r.computed:.6g}", f"{r.reference:.6g}", f"{r.error:.2e}",
                 f"{r.tolerance:.1e}", "[green]pass[/]" if r.passed else "[red]FAIL[/]",
             )  # fmt: skip
         console.print(t)

@@ -87,20 +87,20 @@ def volume_admittivities(case: Case, frequency_Hz: float, *, complex_valued: boo
     out: dict[str, np.ndarray] = {}
     for layer in case.layers:
         t = _tensor(value(layer.tissue), layer.anisotropy_ratio, layer.fibre_direction)
-        out[f"layer:{layer.label}"] = t.astype(dtype)
+        out[f"layer:{layer.label}"] = np.asarray(t, dtype=dtype)
     for e in case.electrodes:
         if e.gel is None:
             continue
         s = value(e.gel.material)
-        out[f"gel:{e.name}"] = (s * np.eye(3)).astype(dtype)
+        out[f"gel:{e.name}"] = s * np.eye(3, dtype=dtype)
         if e.contact is not None:
             h = contact_sublayer_fraction * e.gel.thickness_m
             y = 1.0 / e.contact.resistance_ohm_m2
             if complex_valued and e.contact.capacitance_F_per_m2 is not None:
                 y = y + 1j * w * e.contact.capacitance_F_per_m2
-            t = s * np.eye(3)
+            t = s * np.eye(3, dtype=dtype)
             t[2, 2] = h / (h / s + 1.0 / y)
-            out[f"contact:{e.name}"] = t.astype(dtype)
+            out[f"contact:{e.name}"] = t
     return out
 
 

@@ -32,14 +32,19 @@ def resolve_method(method: str, dofs: int) -> str:
     return method
 
 
-def create_ksp(A: Any, *, method: str, rtol: float = 1e-10, name: str = "emsim") -> Any:
+def create_ksp(
+    A: Any, *, method: str, rtol: float = 1e-10, name: str = "emsim", python_pc: Any = None, max_it: int = 2000
+) -> Any:
     """A KSP for the assembled matrix ``A``, with its preconditioner set up (factorised) once.
 
     Args:
         A: assembled PETSc matrix (symmetric positive definite for "cg-gamg").
-        method: "mumps" or "cg-gamg" (see :func:`resolve_method`).
-        rtol: relative residual tolerance of CG.
+        method: "mumps", "cg-gamg" (see :func:`resolve_method`), or "fgmres" with the
+            preconditioner ``python_pc`` (a petsc4py Python PC context).
+        rtol: relative residual tolerance of the Krylov method.
         name: stem of the options prefix (a unique number is appended).
+        python_pc: the preconditioner context for "fgmres".
+        max_it: iteration limit of the Krylov method.
     """
     from petsc4py import PETSc
 
@@ -53,13 +58,21 @@ def create_ksp(A: Any, *, method: str, rtol: float = 1e-10, name: str = "emsim")
             "pc_type": "lu",
             "pc_factor_mat_solver_type": "mumps",
         }
+    elif method == "fgmres":
+        settings = {
+            "ksp_type": "fgmres",
+            "ksp_rtol": rtol,
+            "ksp_atol": 1e-30,
+            "ksp_max_it": max_it,
+            "ksp_gmres_restart": 100,
+        }
     else:
         settings = {
             "ksp_type": "cg",
             "pc_type": "gamg",
             "ksp_rtol": rtol,
             "ksp_atol": 1e-30,
-            "ksp_max_it": 2000,
+            "ksp_max_it": max_it,
             "pc_gamg_threshold": 0.02,
             "mg_levels_ksp_type": "chebyshev",
             "mg_levels_pc_type": "jacobi",
@@ -70,5 +83,9 @@ def create_ksp(A: Any, *, method: str, rtol: float = 1e-10, name: str = "emsim")
     ksp.setFromOptions()
     for key in settings:
         del opts[prefix + key]  # keep the global options database clean
+    if python_pc is not None:
+        pc = ksp.getPC()
+        pc.setType(PETSc.PC.Type.PYTHON)
+        pc.setPythonContext(python_pc)
     ksp.setUp()
     return ksp

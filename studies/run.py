@@ -111,6 +111,15 @@ def solve_case(case: Case, *, comm=None, progress: Progress = _nothing) -> RunRe
         },
         "mesh": patch.report.as_dict(),
     }
+    if case.waveform is not None:
+        from ..solvers.frequency import waveform_response
+
+        progress("waveform response (frequency sweep)")
+        t3 = time.perf_counter()
+        response = waveform_response(case, patch, progress=progress)
+        metrics.update(response.metrics)
+        extras["waveform"] = response
+        timings["waveform_s"] = time.perf_counter() - t3
     thermal = None
     if case.thermal is not None:
         from ..solvers import thermal as thermal_solver
@@ -241,6 +250,10 @@ def run_case(case: Case | str | Path, out_dir: str | Path, *, comm=None, progres
             if source_text is not None:
                 (tmp / "case.toml").write_text(source_text, "utf-8")
             skin_current_picture(result, tmp / "skin_current_density.png")
+            if "waveform" in result.extras:
+                from ..solvers.frequency import plot_waveform_response
+
+                plot_waveform_response(result.extras["waveform"], tmp / "waveform_response.png", title=result.case.name)
             if result.thermal is not None:
                 result.thermal.write_pictures(tmp)
         comm.barrier()

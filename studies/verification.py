@@ -106,6 +106,54 @@ def column_case(*, gel: bool = True, quality: str = "default", size_factor: floa
     return case, analytic.series_resistance(stack, area, contact_ohm_m2=e.contact.resistance_ohm_m2)
 
 
+def rc_column_case(*, gel: bool = True) -> tuple[Case, float, float, float]:
+    """1-D column of constant-conductivity layers with a capacitive contact, biphasic train.
+
+    Returns:
+        The case (10 mA, symmetric biphasic 100 us, 20 us gap, 1 kHz), the series tissue (and
+        gel) resistance [ohm], the contact resistance [ohm] and capacitance [F].
+    """
+    side_mm, r_c, c_c = 10.0, 100e-4, 1e-2  # 100 ohm cm^2, 1 uF/cm^2: tau = 100 us
+    sigma = {"skin_c": 0.465, "fat_c": 0.04, "muscle_c": 0.2, "gel_c": 0.05}
+    layers = [("skin_c", 1.9e-3), ("fat_c", 3e-3), ("muscle_c", 10e-3)]
+    electrode: dict = {
+        "name": "E", "shape": "rectangle", "width_mm": side_mm, "length_mm": side_mm, "center_mm": [0.0, 0.0],
+        "contact": {"resistance_ohm_cm2": r_c * 1e4, "capacitance_uF_per_cm2": c_c * 1e2},
+    }  # fmt: skip
+    if gel:
+        electrode["gel"] = {"material": "gel_c", "thickness_mm": 0.5}
+    table = {
+        "name": "verify-column-rc" + ("-gel" if gel else "-bare"),
+        "patch": {"width_mm": side_mm, "length_mm": side_mm},
+        "material": {n: {"conductivity_S_per_m": v, "electrical_source": "verification"} for n, v in sigma.items()},
+        "layer": [{"tissue": n, "thickness_mm": h * 1e3} for n, h in layers],
+        "electrode": [electrode],
+        "channel": {"anode": "E", "cathode": "ground", "current_mA": 10.0},
+        "waveform": {"shape": "biphasic_symmetric", "pulse_width_us": 100.0, "frequency_Hz": 1000.0,
+                     "interphase_gap_us": 20.0},
+        "mesh": {"quality": "coarse", "size_factor": 4.0, "degree": 1},
+    }  # fmt: skip
+    area = (side_mm * 1e-3) ** 2
+    stack = [(h, sigma[n]) for n, h in layers] + ([(0.5e-3, sigma["gel_c"])] if gel else [])
+    return parse_case(table), analytic.series_resistance(stack, area), r_c / area, c_c * area
+
+
+def _rc_column(quality: str, comm) -> list[VerificationRow]:
+    import numpy as np
+
+    from ..meshes.patch import build_patch_mesh
+    from ..solvers.frequency import rc_contact_periodic_voltage, waveform_response
+
+    case, r_tissue, r_contact, c_contact = rc_column_case(gel=True)
+    resp = waveform_response(case, build_patch_mesh(case, comm))
+    v = resp.channel_voltage_V["1"]
+    current = case.channels[0].current_A
+    ref = rc_contact_periodic_voltage(case.waveform, current, r_tissue, r_contact, c_contact, resp.times_s)
+    err = float(np.max(np.abs(v - ref)) / np.max(np.abs(ref)))
+    quantity = "peak electrode voltage [V]; error = max|V(t) - V_ref(t)| / max|V_ref|"
+    return [VerificationRow(case.name, quantity, float(np.max(np.abs(v))), float(np.max(np.abs(ref))), err, 0.01)]
+
+
 def _disk(quality: str, comm) -> list[VerificationRow]:
     from .run import solve_case
 
@@ -140,6 +188,7 @@ def _conservation(case: str, res) -> VerificationRow:
 VERIFICATION_CASES: dict[str, Callable] = {
     "column-gel": _column(True),
     "column-bare": _column(False),
+    "column-rc-waveform": _rc_column,
     "disk-on-slab": _disk,
 }
 

@@ -1,0 +1,232 @@
+r"""Activation estimate of the target muscle: fibre field, activating function, strength-duration.
+
+Physics.
+
+* Field along the fibre: E_f = -grad(phi) . f [V/m] with f the unit fibre direction of each
+  muscle layer (``Layer.fibre_direction``). A layer without one takes the axis of the first
+  channel, from its first anode to its first cathode in the skin plane (electrodes are usually
+  placed along the muscle), or z for a grounded channel (the current path).
+* Activating function (Rattay 1986, IEEE TBME 33:974): AF = d^2 phi / ds^2 [V/m^2] along the
+  fibre; positive values depolarise. It is computed by recovering the fibre derivative
+  g = grad(phi) . f as a continuous piecewise-linear field (L2 projection over the muscle
+  volume only, so the field jump at the fat/muscle interface does not leak in; exact when g is
+  linear) and
+  differentiating it once more per cell: AF = grad(g) . f.
+* Strength-duration for a rectangular pulse of width PW, threshold over rheobase:
+  Weiss (1901) charge-duration line Q = Q_rh (PW + c), i.e. I_th = I_rh (1 + c / PW) (the form
+  PHYSICS.md calls "Lapicque"), and Lapicque's (1907) exponential RC membrane
+  I_th = I_rh / (1 - exp(-PW ln 2 / c)), both with chronaxie c. Default c = 460 us: human motor
+  axons, strength-duration time constant 459 +- 126 us (Mogyoros, Kiernan & Burke 1996, Brain
+  119:439), measured with the Weiss line, so Weiss is the default model.
+* Field threshold: applied field along the fibre, E_th(PW) = E_rh (1 + c / PW). The default
+  rheobase E_rh = 12 V/m is an ESTIMATE chosen so that E_th is 67 V/m at 100 us, 40 V/m at
+  200 us and 30 V/m at 300 us, inside the 20-70 V/m range quoted for motor activation at
+  100-300 us (PHYSICS.md, "a factor 2 uncertain"). Keep it a parameter.
+* Activated fraction at current I: the volume fraction of the target muscle where
+  |E_f| per ampere x I >= E_th(PW). Since the field is linear in the current, the current at
+  which a fraction p is activated is E_th / q, with q the volume-weighted (1 - p) quantile of
+  |E_f| per ampere.
+
+Limitations: a fibre-field threshold ignores the fibre's position relative to nerve terminals and
+endplates, and the activating function is reported, not thresholded. Both are estimates for
+comparing presets, not predictions of contraction.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..models.case import Case
+
+__all__ = [
+    "DEFAULT_CHRONAXIE_S",
+    "DEFAULT_RHEOBASE_FIELD_V_PER_M",
+    "StrengthDuration",
+    "activated_fraction",
+    "current_for_fraction_A",
+    "fibre_directions",
+    "fibre_second_derivative",
+    "muscle_layers",
+]
+
+#: Chronaxie [s]: motor-axon strength-duration time constant 459 +- 126 us (Mogyoros 1996).
+DEFAULT_CHRONAXIE_S = 460e-6
+#: Rheobase of the applied field along the fibre [V/m]: ESTIMATE (factor 2), see module doc.
+DEFAULT_RHEOBASE_FIELD_V_PER_M = 12.0
+
+_MODELS = ("weiss", "lapicque")
+
+
+@dataclass(frozen=True, slots=True)
+class StrengthDuration:
+    """Threshold field of a rectangular pulse as a function of its width.
+
+    Attributes:
+        rheobase_field_V_per_m: threshold field for an infinitely long pulse [V/m] (estimate).
+        chronaxie_s: pulse width at which the threshold is twice the rheobase [s].
+        model: ``"weiss"`` (hyperbolic, E_rh (1 + c/PW)) or ``"lapicque"`` (exponential,
+            E_rh / (1 - exp(-PW ln2 / c))).
+    """
+
+    rheobase_field_V_per_m: float = DEFAULT_RHEOBASE_FIELD_V_PER_M
+    chronaxie_s: float = DEFAULT_CHRONAXIE_S
+    model: str = "weiss"
+
+    def __post_init__(self) -> None:
+        """Validate: positive finite rheobase and chronaxie, a known model."""
+        for name in ("rheobase_field_V_per_m", "chronaxie_s"):
+            v = getattr(self, name)
+            if not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0:
+                raise InputError(f"activation.{name}", v, "must be a finite number > 0")
+        if self.model not in _MODELS:
+            raise InputError("activation.model", self.model, f"one of {', '.join(_MODELS)}")
+
+    def threshold_field_V_per_m(self, pulse_width_s: float) -> float:
+        """Threshold field [V/m] of a rectangular pulse of width ``pulse_width_s`` [s]."""
+        if not math.isfinite(pulse_width_s) or pulse_width_s <= 0:
+            raise InputError("pulse_width_s", pulse_width_s, "must be a finite number > 0")
+        c = self.chronaxie_s
+        if self.model == "weiss":
+            return self.rheobase_field_V_per_m * (1.0 + c / pulse_width_s)
+        return self.rheobase_field_V_per_m / -math.expm1(-pulse_width_s * math.log(2.0) / c)
+
+
+def muscle_layers(case: Case) -> list[str]:
+    """Labels of the target muscle layers: every layer whose tissue is ``muscle``."""
+    return [layer.label for layer in case.layers if layer.tissue.name == "muscle"]
+
+
+def fibre_directions(case: Case) -> dict[str, np.ndarray]:
+    """Unit fibre direction of every muscle layer, by label (defaults: see the module doc)."""
+    default = np.array([0.0, 0.0, 1.0])
+    ch = case.channels[0] if case.channels else None
+    if ch is not None and not ch.grounded:
+        a = np.array(case.electrode(ch.anode[0]).center_m)
+        b = np.array(case.electrode(ch.cathode[0]).center_m)
+        d = b - a
+        if np.linalg.norm(d) > 0:
+            default = np.array([d[0], d[1], 0.0]) / np.linalg.norm(d)
+    out = {}
+    for layer in case.layers:
+        if layer.label in muscle_layers(case):
+            f = default if layer.fibre_direction is None else np.asarray(layer.fibre_direction, float)
+            out[layer.label] = f / np.linalg.norm(f)
+    return out
+
+
+def fibre_second_derivative(patch, phi, directions: dict[str, np.ndarray]) -> np.ndarray:
+    """Activating function d^2 phi/ds^2 [V/m^2] per local cell (0 outside the muscle).
+
+    Args:
+        patch: the tagged mesh.
+        phi: a scalar UFL expression of the potential (a Function or a component of one).
+        directions: unit fibre direction by muscle layer label (:func:`fibre_directions`).
+
+    Returns:
+        One value per local cell (owned and ghost), constant per cell.
+    """
+    import ufl
+    from dolfinx import fem
+
+    mesh = patch.mesh
+    dx = ufl.Measure("dx", domain=mesh, subdomain_data=patch.cell_tags)
+    Q = fem.functionspace(mesh, ("Lagrange", 1))
+    p = ufl.TrialFunction(Q)
+    q = ufl.TestFunction(Q)
+    m_form, b_form = 0, 0
+    for label, f in directions.items():
+        tag = patch.volumes[f"layer:{label}"]
+        fc = fem.Constant(mesh, np.asarray(f, dtype=float))
+        m_form = m_form + p * q * dx(tag)
+        b_form = b_form + ufl.dot(ufl.grad(phi), fc) * q * dx(tag)
+    n_cells = mesh.topology.index_map(3).size_local + mesh.topology.index_map(3).num_ghosts
+    out = np.zeros(n_cells)
+    if not directions:
+        return out
+    g = _l2_projection(mesh, Q, m_form, b_form)
+    W = fem.functionspace(mesh, ("DG", 0, (3,)))
+    grad_g = fem.Function(W)
+    grad_g.interpolate(fem.Expression(ufl.grad(g), W.element.interpolation_points))
+    G = grad_g.x.array.reshape(-1, 3)
+    for label, f in directions.items():
+        cells = patch.cell_tags.find(patch.volumes[f"layer:{label}"])
+        out[cells] = G[cells] @ np.asarray(f, dtype=float)
+    return out
+
+
+def _l2_projection(mesh, Q, m_form, b_form):
+    """L2 projection onto Q over the muscle region (consistent mass, CG + Jacobi).
+
+    A mass term 1e-12 times smaller over the whole mesh keeps the rows of vertices outside the
+    muscle regular (their value tends to 0) without a rank-dependent boundary condition.
+    """
+    import ufl
+    from dolfinx import fem
+    from dolfinx.fem import petsc as fpetsc
+    from petsc4py import PETSc
+
+    p, q = ufl.TrialFunction(Q), ufl.TestFunction(Q)
+    vol = mesh.comm.allreduce(fem.assemble_scalar(fem.form(fem.Constant(mesh, 1.0) * ufl.dx)))
+    eps = fem.Constant(mesh, 1e-12)
+    A = fpetsc.assemble_matrix(fem.form(m_form + eps * p * q * ufl.dx))
+    A.assemble()
+    b = fpetsc.assemble_vector(fem.form(b_form))
+    b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    ksp = PETSc.KSP().create(mesh.comm)
+    ksp.setOperators(A)
+    ksp.setType("cg")
+    ksp.getPC().setType("jacobi")
+    ksp.setTolerances(rtol=1e-12, atol=1e-30 * vol, max_it=5000)
+    g = fem.Function(Q)
+    ksp.solve(b, g.x.petsc_vec)
+    reason = ksp.getConvergedReason()
+    ksp.destroy()
+    A.destroy()
+    b.destroy()
+    if reason < 0:
+        from ..errors import SolverError
+
+        raise SolverError(f"activating function: projection did not converge (PETSc reason {reason})")
+    g.x.scatter_forward()
+    return g
+
+
+def activated_fraction(field_per_A: np.ndarray, volumes_m3: np.ndarray, threshold_V_per_m: float, current_A: float) -> float:
+    """Volume fraction where ``|field_per_A| * current_A >= threshold_V_per_m``.
+
+    Args:
+        field_per_A: fibre field per ampere of channel current [V/(m A)], per cell.
+        volumes_m3: cell volumes [m^3].
+        threshold_V_per_m: threshold field [V/m].
+        current_A: channel current [A].
+    """
+    total = float(np.sum(volumes_m3))
+    if total <= 0:
+        return 0.0
+    above = np.abs(field_per_A) * abs(current_A) >= threshold_V_per_m
+    return float(np.sum(volumes_m3[above]) / total)
+
+
+def current_for_fraction_A(
+    field_per_A: np.ndarray, volumes_m3: np.ndarray, threshold_V_per_m: float, fraction: float = 0.5
+) -> float:
+    """Smallest current [A] at which ``fraction`` of the volume is above threshold.
+
+    The activated set grows with the current through the volume-weighted distribution of
+    |field per ampere|: the answer is E_th / q with q its (1 - fraction) quantile (inf when the
+    field is zero there).
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise InputError("fraction", fraction, "must be in (0, 1]")
+    e = np.abs(np.asarray(field_per_A, dtype=float))
+    if e.size == 0:
+        return math.inf
+    order = np.argsort(e)[::-1]  # strongest first
+    cum = np.cumsum(volumes_m3[order]) / np.sum(volumes_m3)
+    i = int(np.searchsorted(cum, fraction - 1e-12))
+    q = e[order][min(i, e.size - 1)]
+    return math.inf if q <= 0 else float(threshold_V_per_m / q)

@@ -1,0 +1,246 @@
+"""Frequency-domain solver and periodic waveform response against closed forms and the d.c. solve."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+
+from emsim.meshes.patch import build_patch_mesh
+from emsim.models.case import parse_case
+from emsim.solvers.electric import ElectricProblem
+from emsim.solvers.frequency import (
+    FrequencyProblem,
+    channel_potentials,
+    rc_contact_periodic_voltage,
+    waveform_response,
+)
+
+from conftest import small_cheek_table
+
+AREA_M2 = 1e-4  # 10 mm x 10 mm column
+R_C_OHM_M2 = 100e-4  # 100 ohm cm^2
+C_C_F_PER_M2 = 1e-2  # 1 uF/cm^2: tau = 100 us, of the order of the pulse width
+SIGMA = {"skin_c": 0.465, "fat_c": 0.04, "muscle": 0.2, "gel_c": 0.05}
+LAYERS = [("skin_c", 1.9e-3), ("fat_c", 3e-3), ("muscle", 10e-3)]
+GEL_M = 0.5e-3
+BIPHASIC = {"shape": "biphasic_symmetric", "pulse_width_us": 100.0, "frequency_Hz": 1000.0, "interphase_gap_us": 20.0}
+
+
+def column_table(*, gel: bool = False, capacitance: bool = True, waveform: dict | None = None, degree: int = 1) -> dict:
+    """1-D column (10 mm x 10 mm, bottom grounded) of constant-conductivity layers, 10 mA.
+
+    The layer called ``muscle`` is a user material of constant conductivity, so that the column
+    is exact for the FE (piecewise-linear potential) and still counts as the target muscle.
+    """
+    e = {"name": "E", "shape": "rectangle", "width_mm": 10.0, "length_mm": 10.0, "center_mm": [0.0, 0.0],
+         "contact": {"resistance_ohm_cm2": R_C_OHM_M2 * 1e4}}  # fmt: skip
+    if capacitance:
+        e["contact"]["capacitance_uF_per_cm2"] = C_C_F_PER_M2 * 1e2
+    if gel:
+        e["gel"] = {"material": "gel_c", "thickness_mm": GEL_M * 1e3}
+    table = {
+        "name": "column-rc",
+        "patch": {"width_mm": 10.0, "length_mm": 10.0},
+        "material": {n: {"conductivity_S_per_m": s, "electrical_source": "test"} for n, s in SIGMA.items()},
+        "layer": [{"tissue": n, "thickness_mm": h * 1e3} for n, h in LAYERS],
+        "electrode": [e],
+        "channel": {"anode": "E", "cathode": "ground", "current_mA": 10.0},
+        "mesh": {"quality": "coarse", "size_factor": 4.0, "degree": degree},
+    }
+    if waveform is not None:
+        table["waveform"] = waveform
+    return table
+
+
+def series_resistance_ohm(gel: bool) -> float:
+    """Tissue (and gel) resistance of the column in series with the contact [ohm]."""
+    r = sum(h / SIGMA[n] for n, h in LAYERS)
+    if gel:
+        r += GEL_M / SIGMA["gel_c"]
+    return r / AREA_M2
+
+
+@pytest.mark.parametrize("gel", [False, True], ids=["bare-robin-contact", "gel-thin-layer-contact"])
+def test_column_admittance_equals_tissue_in_series_with_rc_contact(gel):
+    case = parse_case(column_table(gel=gel))
+    patch = build_patch_mesh(case)
+    for f in (100.0, 1591.5, 2e5):
+        w = 2 * np.pi * f
+        z_contact = 1.0 / (AREA_M2 / R_C_OHM_M2 + 1j * w * C_C_F_PER_M2 * AREA_M2)
+        reference = 1.0 / (series_resistance_ohm(gel) + z_contact)
+        prob = FrequencyProblem(case, patch, f)
+        y = prob.admittance()[0, 0]
+        prob.close()
+        # Piecewise-linear elements hold the 1-D solution exactly.
+        assert abs(y - reference) / abs(reference) < 1e-8
+
+
+@pytest.mark.parametrize("gel", [False, True], ids=["bare-robin-contact", "gel-thin-layer-contact"])
+def test_column_biphasic_train_voltage_matches_the_analytic_rc_periodic_response(gel):
+    case = parse_case(column_table(gel=gel, waveform=BIPHASIC))
+    patch = build_patch_mesh(case)
+    resp = waveform_response(case, patch, n_frequencies=24)
+    v = resp.channel_voltage_V["1"]
+    reference = rc_contact_periodic_voltage(
+        case.waveform, 0.01, series_resistance_ohm(gel), R_C_OHM_M2 / AREA_M2, C_C_F_PER_M2 * AREA_M2, resp.times_s
+    )
+    error = np.max(np.abs(v - reference)) / np.max(np.abs(reference))
+    assert error < 0.01  # issue tolerance; measured about 1e-5
+    assert error < 1e-4
+    assert resp.interpolation_error < 0.01
+    assert resp.metrics["electrode_voltage_peak_V"] == pytest.approx(np.max(np.abs(reference)), rel=1e-3)
+    # The contact charges during a phase: the voltage at the end of phase 1 exceeds its start.
+    i_end = np.searchsorted(resp.times_s, 99e-6)
+    assert v[i_end] > v[1] > series_resistance_ohm(gel) * 0.01 * 0.99
+
+
+def test_monophasic_train_carries_its_dc_part_through_the_contact_resistance():
+    wave = {"shape": "monophasic", "pulse_width_us": 200.0, "frequency_Hz": 1000.0}
+    case = parse_case(column_table(waveform=wave))
+    patch = build_patch_mesh(case)
+    resp = waveform_response(case, patch, n_frequencies=24)
+    assert resp.sample_frequencies_Hz[0] == 0.0  # a d.c. solve was added
+    reference = rc_contact_periodic_voltage(
+        case.waveform, 0.01, series_resistance_ohm(False), R_C_OHM_M2 / AREA_M2, C_C_F_PER_M2 * AREA_M2, resp.times_s
+    )
+    v = resp.channel_voltage_V["1"]
+    assert np.max(np.abs(v - reference)) / np.max(np.abs(reference)) < 0.01
+    assert resp.metrics["net_charge_per_period_C"] == pytest.approx(0.01 * 200e-6)
+
+
+def _resistive_two_pad_case() -> dict:
+    table = small_cheek_table(size_factor=3.0)
+    table["material"] = {
+        "skin_c": {"conductivity_S_per_m": 0.465, "electrical_source": "test"},
+        "fat_c": {"conductivity_S_per_m": 0.04, "electrical_source": "test"},
+        "muscle": {"conductivity_S_per_m": 0.2, "electrical_source": "test"},
+    }
+    table["layer"] = [{"tissue": n, "thickness_mm": h * 1e3} for n, h in LAYERS]
+    table["waveform"] = {"shape": "biphasic_asymmetric", "pulse_width_us": 150.0, "frequency_Hz": 80.0,
+                         "asymmetry_ratio": 2.0, "interphase_gap_us": 50.0}  # fmt: skip
+    return table
+
+
+def test_purely_resistive_case_responds_as_the_dc_solution_scaled_by_the_current():
+    case = parse_case(_resistive_two_pad_case())
+    patch = build_patch_mesh(case)
+    dc = ElectricProblem(case, patch)
+    sol = dc.solve()
+    z_dc = sol.electrode_potentials_V["A"] - sol.electrode_potentials_V["B"]  # at 10 mA
+    resp = waveform_response(case, patch, n_frequencies=8)
+    prob = FrequencyProblem(case, patch, 3e3)
+    assert np.max(np.abs(prob.admittance() - dc.admittance())) < 1e-9 * np.max(np.abs(dc.admittance()))
+    prob.close()
+    i = resp.channel_current_A["1"]
+    v = resp.channel_voltage_V["1"]
+    assert np.max(np.abs(v - z_dc / 0.01 * i)) < 1e-6 * np.max(np.abs(v))
+    from emsim.solvers.metrics import electric_metrics
+
+    m_dc, _ = electric_metrics(dc, sol)
+    # Mid-phase 1, i = I: the muscle field is the d.c. one at the channel current.
+    assert resp.metrics["muscle_field_peak_V_per_m"] == pytest.approx(m_dc["muscle_field_max_V_per_m"], rel=1e-6)
+    # Same disc and (pad-side) surface as the d.c. peak, from cell rather than facet values.
+    assert resp.metrics["skin_current_density_peak_pulse_A_per_m2"] == pytest.approx(
+        m_dc["skin_current_density_peak_A_per_m2"], rel=0.05
+    )
+    # Field at each pulse instant = d.c. field x i(t)/I, cell by cell.
+    e_dc = resp.muscle_field_V_per_m[0]
+    for t_s, e in zip(resp.instants_s, resp.muscle_field_V_per_m, strict=True):
+        scale = float(case.waveform.sample(1.0, t_s))
+        assert np.max(np.abs(e - scale * e_dc)) < 1e-6 * np.max(np.abs(e_dc))
+
+
+def test_two_channels_superposed_equal_a_direct_solve_with_the_combined_currents():
+    """Lead fields: unit solves per electrode, superposed, against one solve with all potentials."""
+    from dolfinx import fem
+    from dolfinx.fem import petsc as fpetsc
+    from petsc4py import PETSc
+
+    table = small_cheek_table(size_factor=3.0)
+    table["electrode"][0]["center_mm"] = [-18.0, 0.0]
+    table["electrode"][1]["center_mm"] = [18.0, 0.0]
+    table["electrode"].append(copy.deepcopy(table["electrode"][0]) | {"name": "C", "center_mm": [0.0, 0.0]})
+    table["channel"] = [
+        {"name": "one", "anode": "A", "cathode": "B", "current_mA": 10.0},
+        {"name": "two", "anode": "C", "cathode": "B", "current_mA": 4.0},
+    ]
+    case = parse_case(table)
+    patch = build_patch_mesh(case)
+    prob = ElectricProblem(case, patch)
+    sup = prob.solve()
+    # Direct solve: every electrode at its superposed potential at once, one linear solve.
+    prob.unit_fields  # noqa: B018  (sets up the operator)
+    g = prob._g
+    g.x.array[:] = 0.0
+    for name, dofs in prob._dirichlet_dofs.items():
+        g.x.array[dofs] = sup.electrode_potentials_V.get(name, 0.0)
+    b = fpetsc.create_vector(prob.V)
+    with b.localForm() as loc:
+        loc.set(0.0)
+    fpetsc.assemble_vector(b, prob._L)
+    fpetsc.apply_lifting(b, [prob._a], bcs=[[prob._bc]])
+    b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    fpetsc.set_bc(b, [prob._bc])
+    direct = fem.Function(prob.V)
+    prob._ksp.solve(b, direct.x.petsc_vec)
+    direct.x.scatter_forward()
+    b.destroy()
+    scale = np.max(np.abs(sup.potential.x.array))
+    assert np.max(np.abs(direct.x.array - sup.potential.x.array)) < 1e-8 * scale
+    currents, _ = prob.currents(direct, sup.electrode_potentials_V)
+    assert currents["A"] == pytest.approx(0.010, abs=1e-8 * 0.014)
+    assert currents["C"] == pytest.approx(0.004, abs=1e-8 * 0.014)
+    assert currents["B"] == pytest.approx(-0.014, abs=1e-8 * 0.014)
+    # The same superposition in the frequency domain (complex Y) at d.c. gives the same potentials.
+    fp = FrequencyProblem(case, patch, 0.0)
+    names = [e.name for e in case.electrodes]
+    v = sum(channel_potentials(fp.admittance(), names, ch, ch.current_A) for ch in case.channels)
+    fp.close()
+    for k, n in enumerate(names):
+        assert v[k].real == pytest.approx(sup.electrode_potentials_V[n], rel=1e-9, abs=1e-12)
+
+
+def test_run_writes_waveform_metrics_and_the_voltage_current_plot(tmp_path):
+    import json
+    from pathlib import Path
+
+    from mpi4py import MPI
+
+    from emsim.studies.run import run_case
+
+    out = Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0)) / "out"  # one folder for all ranks
+    case = parse_case(column_table(waveform=BIPHASIC))
+    result = run_case(case, out)
+    metrics = json.loads((out / "metrics.json").read_text())
+    for key in (
+        "electrode_voltage_peak_V", "muscle_field_peak_V_per_m", "skin_current_density_peak_pulse_A_per_m2",
+        "charge_per_phase_C", "net_charge_per_period_C", "current_rms_A", "muscle_activated_fraction",
+        "current_for_50pct_activation_A",
+    ):  # fmt: skip
+        assert key in metrics, key
+    assert metrics["charge_per_phase_C"] == pytest.approx(0.01 * 100e-6)
+    assert metrics["current_rms_A"] == pytest.approx(0.01 * np.sqrt(2 * 100e-6 * 1000.0))
+    assert metrics["electrode_voltage_peak_V"] == pytest.approx(result.metrics["electrode_voltage_peak_V"])
+    png = out / "waveform_response.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_presb_preconditioned_fgmres_agrees_with_mumps_on_dispersive_tissue():
+    """The iterative path of large cases (FGMRES + PRESB, CG + GAMG inside) against MUMPS."""
+    table = column_table(gel=True)
+    table["layer"] = [{"tissue": "skin", "thickness_mm": 1.9}, {"tissue": "fat", "thickness_mm": 3.0},
+                      {"tissue": "muscle", "thickness_mm": 10.0}]  # fmt: skip
+    ys = {}
+    for method in ("mumps", "cg-gamg"):
+        table["solver"] = {"method": method}
+        case = parse_case(table)
+        patch = build_patch_mesh(case)
+        for f in (50.0, 2e4, 1e6):
+            prob = FrequencyProblem(case, patch, f)
+            ys[method, f] = prob.admittance()[0, 0]
+            assert prob.method == ("mumps" if method == "mumps" else "presb")
+            prob.close()
+    for f in (50.0, 2e4, 1e6):
+        assert abs(ys["cg-gamg", f] - ys["mumps", f]) < 1e-7 * abs(ys["mumps", f])
