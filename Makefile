@@ -19,7 +19,11 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/emsim run
 
+# The solver tests also run on 2 MPI ranks (one case distributed); then the whole suite serially.
+MPI_TESTS := tests/test_electric.py tests/test_thermal.py tests/test_frequency.py tests/test_activation.py
+
 test: setup
+	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -q -p no:cacheprovider $(MPI_TESTS)
 	$(PY) -m pytest
 
 test-fast: setup

@@ -45,6 +45,7 @@ __all__ = [
     "MUMPS_MAX_DOFS",
     "ChannelSolution",
     "ElectricProblem",
+    "dirichlet_dofs",
     "material_conductivities",
     "volume_admittivities",
 ]
@@ -109,6 +110,28 @@ def material_conductivities(case: Case, frequency_Hz: float) -> dict[str, np.nda
     return volume_admittivities(case, frequency_Hz, complex_valued=False)
 
 
+def dirichlet_dofs(case: Case, patch: PatchMesh, V, robin: set[str]) -> dict[str, np.ndarray]:
+    """Local (block) dofs held by a Dirichlet condition, by electrode name (and ``"ground"``).
+
+    Every electrode not in ``robin`` is an equipotential metal face; a grounded case also holds
+    the deep face.
+    """
+    from dolfinx import fem
+
+    mesh = patch.mesh
+    fdim = mesh.topology.dim - 1
+    mesh.topology.create_connectivity(fdim, mesh.topology.dim)
+    names = [f"electrode:{e.name}" for e in case.electrodes if e.name not in robin]
+    if case.grounded:
+        names.append("bottom")
+    out = {}
+    for name in names:
+        facets = patch.facet_tags.find(patch.surfaces[name])
+        key = "ground" if name == "bottom" else name.split(":", 1)[1]
+        out[key] = fem.locate_dofs_topological(V, fdim, facets)
+    return out
+
+
 @dataclass(frozen=True)
 class ChannelSolution:
     """The field of one or more channels at their set currents.
@@ -165,16 +188,7 @@ class ElectricProblem:
         for e in case.electrodes:
             if e.gel is None and e.contact is not None:
                 self.robin[e.name] = 1.0 / e.contact.resistance_ohm_m2
-        fdim = mesh.topology.dim - 1
-        mesh.topology.create_connectivity(fdim, mesh.topology.dim)
-        self._dirichlet_dofs: dict[str, np.ndarray] = {}
-        for e in case.electrodes:
-            if e.name not in self.robin:
-                facets = patch.facet_tags.find(patch.surfaces[f"electrode:{e.name}"])
-                self._dirichlet_dofs[e.name] = fem.locate_dofs_topological(self.V, fdim, facets)
-        if case.grounded:
-            facets = patch.facet_tags.find(patch.surfaces["bottom"])
-            self._dirichlet_dofs["ground"] = fem.locate_dofs_topological(self.V, fdim, facets)
+        self._dirichlet_dofs = dirichlet_dofs(case, patch, self.V, set(self.robin))
         all_dofs = np.unique(np.concatenate(list(self._dirichlet_dofs.values()) or [np.empty(0, np.int32)]))
         self._g = fem.Function(self.V)
         self._bc = fem.dirichletbc(self._g, all_dofs.astype(np.int32))

@@ -62,7 +62,7 @@ from ..errors import InputError, SolverError
 from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from ..models.electrodes import Channel
-from .electric import volume_admittivities
+from .electric import dirichlet_dofs, volume_admittivities
 from .linear import create_ksp
 
 __all__ = [
@@ -175,16 +175,7 @@ class FrequencyProblem:
                 if self.frequency_Hz > 0 and e.contact.capacitance_F_per_m2 is not None:
                     g = g + 1j * w * e.contact.capacitance_F_per_m2
                 self.robin[e.name] = complex(g)
-        fdim = mesh.topology.dim - 1
-        mesh.topology.create_connectivity(fdim, mesh.topology.dim)
-        self._dirichlet: dict[str, np.ndarray] = {}
-        for e in case.electrodes:
-            if e.name not in self.robin:
-                facets = patch.facet_tags.find(patch.surfaces[f"electrode:{e.name}"])
-                self._dirichlet[e.name] = fem.locate_dofs_topological(self.V, fdim, facets)
-        if case.grounded:
-            facets = patch.facet_tags.find(patch.surfaces["bottom"])
-            self._dirichlet["ground"] = fem.locate_dofs_topological(self.V, fdim, facets)
+        self._dirichlet = dirichlet_dofs(case, patch, self.V, set(self.robin))
         blocks = np.unique(np.concatenate(list(self._dirichlet.values()) or [np.empty(0, np.int32)]))
         self._g = fem.Function(self.V)
         self._bc_blocks = blocks.astype(np.int32)
