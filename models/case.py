@@ -26,6 +26,7 @@ __all__ = [
     "Layer",
     "MeshSettings",
     "Patch",
+    "Probe",
     "SolverSettings",
     "ThermalSettings",
     "load_case",
@@ -39,7 +40,7 @@ SOLVER_METHODS = ("auto", "mumps", "cg-gamg")
 
 _TOP_KEYS = (
     "name", "description", "patch", "layer", "electrode", "channel", "material", "mesh",
-    "solver", "thermal", "waveform",
+    "solver", "thermal", "waveform", "probe",
 )  # fmt: skip
 
 
@@ -129,6 +130,19 @@ class ThermalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class Probe:
+    """A point where the waveform response records the field and current density over time.
+
+    Attributes:
+        name: unique probe name.
+        point_m: (x, y, z) [m]; z <= 0 is tissue (skin surface z = 0), z > 0 only inside a gel pad.
+    """
+
+    name: str
+    point_m: tuple[float, float, float]
+
+
+@dataclass(frozen=True, slots=True)
 class Case:
     """Everything one simulation needs, in SI units.
 
@@ -144,6 +158,7 @@ class Case:
         waveform: the stimulation waveform (``emsim.models.waveforms.Waveform``), or None (DC).
         materials: every material the case uses, by name.
         description: free text.
+        probes: points whose E(t) and J(t) the waveform response records.
     """
 
     name: str
@@ -157,6 +172,7 @@ class Case:
     waveform: Any = None
     materials: Mapping[str, Tissue] = field(default_factory=dict)
     description: str = ""
+    probes: tuple[Probe, ...] = ()
 
     @property
     def depth_m(self) -> float:
@@ -430,6 +446,48 @@ def _channels(raw: Mapping[str, Any], electrodes: tuple[Electrode, ...]) -> tupl
     return tuple(channels)
 
 
+def _probes(
+    raw: Mapping[str, Any], patch: Patch, layers: tuple[Layer, ...], electrodes: tuple[Electrode, ...]
+) -> tuple[Probe, ...]:
+    rows = raw.get("probe")
+    if rows is None:
+        return ()
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InputError("probe", rows, "[[probe]] tables (name, point_mm = [x, y, z])")
+    depth = sum(layer.thickness_m for layer in layers)
+    tol = 1e-9
+    probes: list[Probe] = []
+    for i, row in enumerate(rows):
+        where = f"probe[{i}]"
+        _check_keys(row, ("name", "point_mm"), where)
+        name = _string(row, "name", where)
+        if any(p.name == name for p in probes):
+            raise InputError(f"{where}.name", name, "probe names must be unique")
+        point = row.get("point_mm")
+        if (
+            not isinstance(point, list)
+            or len(point) != 3
+            or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in point)
+        ):
+            raise InputError(f"{where}.point_mm", point, "a list of three numbers [x_mm, y_mm, z_mm]")
+        x, y, z = (float(c) * 1e-3 for c in point)
+        inside = abs(x) <= patch.width_m / 2 + tol and abs(y) <= patch.length_m / 2 + tol and z >= -depth - tol
+        if inside and z > tol:  # above the skin: only inside a gel pad
+            inside = any(
+                e.gel is not None and z <= e.gel.thickness_m + tol and e.contains(x, y, tol=tol) for e in electrodes
+            )
+        if not inside:
+            raise InputError(
+                f"{where}.point_mm",
+                point,
+                f"the point must lie in the patch: x in [{-patch.width_m * 500:g}, {patch.width_m * 500:g}] mm, "
+                f"y in [{-patch.length_m * 500:g}, {patch.length_m * 500:g}] mm, z in [{-depth * 1e3:g}, 0] mm "
+                "(tissue; skin surface z = 0), or z > 0 inside a gel pad",
+            )
+        probes.append(Probe(name=name, point_m=(x, y, z)))
+    return tuple(probes)
+
+
 def parse_case(raw: Mapping[str, Any]) -> Case:
     """Check a case table and build the :class:`Case`.
 
@@ -456,6 +514,7 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
     layers = _layers(raw, materials)
     electrodes = _electrodes(raw, patch, materials)
     channels = _channels(raw, electrodes)
+    probes = _probes(raw, patch, layers, electrodes)
 
     m = _table(raw, "mesh", "mesh", required=False)
     _check_keys(m, ("quality", "degree", "size_factor"), "mesh")
@@ -521,6 +580,7 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
         thermal=thermal,
         waveform=waveform,
         materials={n: materials[n] for n in sorted(used)},
+        probes=probes,
     )
 
 

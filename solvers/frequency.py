@@ -47,6 +47,15 @@ time grid the remainder is one inverse real FFT per quantity.
 Fields at the pulse: cell fields and current densities are synthesised exactly the same way, but
 only at a few instants in the first pulse (middle and end of each phase), through the cardinal
 spline weights, from one stored complex cell field per sampled frequency.
+
+Probes: at the case's ``[[probe]]`` points the channel-combined field E = -grad phi and current
+density J = S* E (admittivity of the cell holding the point) are evaluated for every sampled
+frequency (no extra 3-D solve) and synthesised over the whole period on the same time grid and
+with the same split as the electrode potentials: the tissue is resistive at high frequency, so
+E and J jump with the current as the voltage does, and X_ref i(t) carries the jumps without Gibbs
+ringing. A point is evaluated in one owned cell holding it (on a volume interface the lowest
+cell, so that a point on the skin surface z = 0 is in the skin), on one rank, and the values are
+reduced to every rank.
 """
 
 from __future__ import annotations
@@ -73,9 +82,12 @@ __all__ = [
     "WaveformResponse",
     "channel_potentials",
     "complex_admittivities",
+    "locate_points",
     "plot_waveform_response",
+    "point_gradients",
     "rc_contact_periodic_voltage",
     "waveform_response",
+    "waveform_time_course",
 ]
 
 log = logging.getLogger(__name__)
@@ -120,6 +132,91 @@ def channel_potentials(Y: np.ndarray, names: list[str], channel: Channel, curren
     Vg = np.zeros(len(groups), dtype=complex)
     Vg[keep] = np.linalg.solve(Yg[np.ix_(keep, keep)], rhs[keep])
     return T @ Vg
+
+
+def locate_points(mesh, points_m) -> np.ndarray:
+    """Per point, the local index of the cell that evaluates it on this rank, else -1.
+
+    Exactly one rank gets a cell per point: among the owned cells holding the point (bounding
+    box tree and exact collision, :mod:`dolfinx.geometry`) the one with the lowest centroid z
+    (so a point on a horizontal interface, e.g. the skin surface, lies in the volume below it),
+    on the lowest rank on a tie.
+
+    Raises:
+        SolverError: a point lies in no cell of the mesh.
+    """
+    from dolfinx import geometry
+    from dolfinx import mesh as dmesh
+    from mpi4py import MPI
+
+    comm = mesh.comm
+    pts = np.ascontiguousarray(np.asarray(points_m, dtype=mesh.geometry.x.dtype).reshape(-1, 3))
+    n_owned = mesh.topology.index_map(3).size_local
+    cells = np.full(len(pts), -1, dtype=np.int32)
+    best = np.full(len(pts), np.inf)
+    if len(pts) == 0:
+        return cells
+    tree = geometry.bb_tree(mesh, 3, entities=np.arange(n_owned, dtype=np.int32))
+    colliding = geometry.compute_colliding_cells(mesh, geometry.compute_collisions_points(tree, pts), pts)
+    for i in range(len(pts)):
+        found = np.asarray(colliding.links(i), dtype=np.int32)
+        found = found[found < n_owned]
+        if len(found):
+            zc = mesh.geometry.x[dmesh.entities_to_geometry(mesh, 3, found)][:, :, 2].mean(axis=1)
+            cells[i], best[i] = found[np.argmin(zc)], zc.min()
+    lowest = best.copy()
+    comm.Allreduce(MPI.IN_PLACE, lowest, op=MPI.MIN)
+    rank = np.where((cells >= 0) & (best == lowest), comm.rank, comm.size).astype(np.int64)
+    comm.Allreduce(MPI.IN_PLACE, rank, op=MPI.MIN)
+    missing = np.flatnonzero(rank == comm.size)
+    if len(missing):
+        raise SolverError(f"points outside the mesh: {pts[missing].tolist()} m")
+    cells[rank != comm.rank] = -1
+    return cells
+
+
+def point_gradients(mesh, scalars, degree: int, points_m, cells) -> np.ndarray:
+    """-grad of each UFL scalar (Lagrange of ``degree``) at located points, on every rank.
+
+    The gradient is interpolated exactly into DG(degree - 1) and evaluated in the cell of
+    :func:`locate_points` by the rank holding it; the values are summed over the ranks.
+
+    Returns:
+        (len(scalars), n_points, 3) array [units of the scalar per m].
+    """
+    import ufl
+    from dolfinx import fem
+    from mpi4py import MPI
+
+    pts = np.asarray(points_m, dtype=mesh.geometry.x.dtype).reshape(-1, 3)
+    out = np.zeros((len(scalars), len(pts), 3))
+    own = np.asarray(cells) >= 0
+    W = fem.functionspace(mesh, ("DG", degree - 1, (3,)))
+    for k, u in enumerate(scalars):
+        g = fem.Function(W)
+        g.interpolate(fem.Expression(-ufl.grad(u), W.element.interpolation_points))
+        if own.any():
+            out[k, own] = np.asarray(g.eval(pts[own], np.asarray(cells, dtype=np.int32)[own])).reshape(-1, 3)
+    mesh.comm.Allreduce(MPI.IN_PLACE, out, op=MPI.SUM)
+    return out
+
+
+def _point_volumes(patch: PatchMesh, cells) -> list[str]:
+    """Name of the tagged volume of each located point (on every rank)."""
+    from mpi4py import MPI
+
+    tags = patch.cell_tags
+    found = np.full(len(cells), -1, dtype=np.int64)
+    for i, c in enumerate(cells):
+        if c >= 0:
+            j = np.searchsorted(tags.indices, c)
+            if j < len(tags.indices) and tags.indices[j] == c:
+                found[i] = tags.values[j]
+    patch.mesh.comm.Allreduce(MPI.IN_PLACE, found, op=MPI.MAX)
+    by_tag = {v: k for k, v in patch.volumes.items()}
+    if any(int(t) not in by_tag for t in found):
+        raise SolverError("a probe point lies in an untagged cell")
+    return [by_tag[int(t)] for t in found]
 
 
 def complex_admittivities(case: Case, frequency_Hz: float) -> dict[str, np.ndarray]:
@@ -389,6 +486,20 @@ class FrequencyProblem:
             J[cells] = E[cells] @ tensor.T
         return E, J
 
+    def point_fields(self, phi, points_m, cells, volumes) -> tuple[np.ndarray, np.ndarray]:
+        """Complex E = -grad phi [V/m] and J = S* E [A/m^2] at located points, (n, 3) each.
+
+        Args:
+            phi: a blocked (re, im) phasor Function.
+            points_m: (n, 3) points [m].
+            cells: their cells from :func:`locate_points`.
+            volumes: their volume names (:func:`_point_volumes`).
+        """
+        g = point_gradients(self.patch.mesh, [phi[0], phi[1]], self.case.mesh.degree, points_m, cells)
+        E = g[0] + 1j * g[1]
+        J = np.array([self.admittivity[v] @ e for v, e in zip(volumes, E, strict=True)]).reshape(-1, 3)
+        return E, J
+
     def close(self) -> None:
         """Free the PETSc objects."""
         if self._ksp is not None:
@@ -526,6 +637,8 @@ class WaveformResponse:
         muscle_activating_V_per_m2: per instant, activating function per muscle cell [V/m^2].
         skin_current_density_A_per_m2: per instant, (n_cells, 3) current density [A/m^2] in the
             cells where the current enters the skin.
+        probe_field_V_per_m: per probe name, (n_times, 3) field E(t) at the probe [V/m].
+        probe_current_density_A_per_m2: per probe name, (n_times, 3) current density J(t) [A/m^2].
         metrics: the plain-data metrics (see :func:`waveform_response`).
         pulse_duration_s: start of the first phase to end of the last of one pulse [s].
     """
@@ -542,6 +655,8 @@ class WaveformResponse:
     muscle_field_V_per_m: list = field(default_factory=list)
     muscle_activating_V_per_m2: list = field(default_factory=list)
     skin_current_density_A_per_m2: list = field(default_factory=list)
+    probe_field_V_per_m: dict = field(default_factory=dict)
+    probe_current_density_A_per_m2: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     pulse_duration_s: float = 0.0
 
@@ -622,6 +737,8 @@ def waveform_response(
       current density |J_z| entering the skin (pad-side cells on the skin: the contact sublayer
       or the gel's lowest 0.5 mm; the skin's top 0.5 mm under bare electrodes), volume-averaged
       over a disc of radius 0.5 mm like the d.c. ``skin_current_density_peak_A_per_m2``;
+    * ``probe_field_peak_V_per_m``, ``probe_current_density_peak_A_per_m2`` (with probes): per
+      probe, max over the period of |E(t)| and |J(t)|;
     * ``charge_per_phase_C``, ``net_charge_per_period_C``, ``current_rms_A`` (with on/off),
       ``current_rms_pulse_train_A`` (IEC 60601-2-10 figures, heating scales with their square);
     * activation: ``muscle_fibre_field_peak_V_per_m``, ``muscle_activating_function_peak_V_per_m2``,
@@ -688,8 +805,11 @@ def waveform_response(
     for label, f in directions.items():
         m = np.isin(muscle_cells, tags.find(patch.volumes[f"layer:{label}"]))
         fibre_of_cell[m] = f
+    probe_points = np.array([p.point_m for p in case.probes], dtype=float).reshape(-1, 3)
+    probe_cells = locate_points(patch.mesh, probe_points) if len(probe_points) else np.empty(0, np.int32)
+    probe_volumes = _point_volumes(patch, probe_cells) if len(probe_points) else []
 
-    H, Em, Af, Js = [], [], [], []
+    H, Em, Af, Js, P = [], [], [], [], []
     for i, f in enumerate(samples):
         if progress:
             progress(f"frequency {i + 1}/{len(samples)}: {f:.4g} Hz")
@@ -703,38 +823,47 @@ def waveform_response(
             af = act.fibre_second_derivative(patch, phi[0], directions) + 1j * act.fibre_second_derivative(
                 patch, phi[1], directions
             )
+        if len(probe_points):
+            pe, pj = prob.point_fields(phi, probe_points, probe_cells, probe_volumes)
+            P.append(np.concatenate([pe.ravel(), pj.ravel()]))
+        else:
+            P.append(np.zeros(0, dtype=complex))
         H.append(h)
         Em.append(E[muscle_cells])
         Af.append(af[muscle_cells])
         Js.append(J[skin_cells])
         prob.close()
     H = np.array(H)
+    P = np.array(P).reshape(len(samples), -1)  # probe E then J components (sample, 6 n_probes)
+    n_e = len(names)
     if need_dc:
-        H0, Em0, Af0, Js0 = H[0], Em[0], Af[0], Js[0]
-        H, Em, Af, Js = H[1:], Em[1:], Af[1:], Js[1:]
+        H0, Em0, Af0, Js0, P0 = H[0], Em[0], Af[0], Js[0], P[0]
+        H, Em, Af, Js, P = H[1:], Em[1:], Af[1:], Js[1:], P[1:]
 
     if dc_shape:
         t = np.array([0.0])
         i_unit = np.array([1.0])
-        V = H0.real[None, :].copy()
+        Xt = np.concatenate([H0, P0]).real[None, :]
         err = 0.0
         instants = np.array([0.0])
         fields = [(Em0.real, Af0.real, Js0.real)]
     else:
         x = np.log(fs)
         xk = np.log(np.arange(1, N + 1) / T)
-        Hk = _spline(x, H)(xk)
+        # Electrode potentials and probe fields: the same interpolation, split and synthesis.
+        X = np.concatenate([H, P], axis=1)
+        Xk = _spline(x, X)(xk)
         coarse = _spline(x[::2], H[::2])(x[1::2])
         err = float(np.max(np.abs(coarse - H[1::2])) / max(np.max(np.abs(H)), 1e-300))
-        Href = H[-1].real
+        Xref = X[-1].real
         M = fft.next_fast_len(max(2 * N + 2, 4096), real=True)
-        D = np.zeros((M // 2 + 1, len(names)), dtype=complex)
-        D[1 : N + 1] = ck[:, None] * (Hk - Href)
+        D = np.zeros((M // 2 + 1, X.shape[1]), dtype=complex)
+        D[1 : N + 1] = ck[:, None] * (Xk - Xref)
         if need_dc:
-            D[0] = c0 * (H0 - Href)
+            D[0] = c0 * (np.concatenate([H0, P0]) - Xref)
         t = np.arange(M) * (T / M)
         i_unit = w.sample(1.0, t)
-        V = Href[None, :] * i_unit[:, None] + M * fft.irfft(D, n=M, axis=0)
+        Xt = Xref[None, :] * i_unit[:, None] + M * fft.irfft(D, n=M, axis=0)
 
         # Cell quantities at the pulse instants, through the cardinal spline weights.
         instants = _pulse_instants(w)
@@ -765,6 +894,8 @@ def waveform_response(
         if err > 0.01:
             log.warning("waveform: transfer interpolation error estimate %.2g; raise n_frequencies", err)
 
+    V = Xt[:, :n_e]
+    Pt = Xt[:, n_e:].reshape(len(t), 2, len(case.probes), 3)
     idx = {n: i for i, n in enumerate(names)}
     potentials = {n: V[:, idx[n]] for n in names}
     currents = {ch.name: ch.current_A * i_unit for ch in channels}
@@ -778,6 +909,8 @@ def waveform_response(
         n_harmonics=N, interpolation_error=err, instants_s=instants,
         muscle_field_V_per_m=[f[0] for f in fields], muscle_activating_V_per_m2=[f[1] for f in fields],
         skin_current_density_A_per_m2=[f[2] for f in fields],
+        probe_field_V_per_m={p.name: Pt[:, 0, k].copy() for k, p in enumerate(case.probes)},
+        probe_current_density_A_per_m2={p.name: Pt[:, 1, k].copy() for k, p in enumerate(case.probes)},
         pulse_duration_s=0.0 if dc_shape else w._phases()[-1][1],
     )  # fmt: skip
     resp.metrics = _metrics(case, patch, resp, muscle_cells, fibre_of_cell, skin_cells, centroids, sd)
@@ -851,6 +984,16 @@ def _metrics(case, patch, resp: WaveformResponse, muscle_cells, fibre_of_cell, s
         for n, v in resp.channel_voltage_V.items()
     }
     first = by_channel[ch0.name]
+    probes = {}
+    if resp.probe_field_V_per_m:
+        probes = {
+            "probe_field_peak_V_per_m": {
+                n: float(np.linalg.norm(e, axis=1).max()) for n, e in resp.probe_field_V_per_m.items()
+            },
+            "probe_current_density_peak_A_per_m2": {
+                n: float(np.linalg.norm(j, axis=1).max()) for n, j in resp.probe_current_density_A_per_m2.items()
+            },
+        }
     metrics = {
         "waveform_shape": w.shape,
         "electrode_voltage_peak_V": first["electrode_voltage_peak_V"],
@@ -865,6 +1008,7 @@ def _metrics(case, patch, resp: WaveformResponse, muscle_cells, fibre_of_cell, s
         "current_rms_A": w.rms(ch0.current_A),
         "current_rms_pulse_train_A": w.rms_pulse_train(ch0.current_A),
         **activation,
+        **probes,
         "waveform_method": {
             "sample_frequencies_Hz": resp.sample_frequencies_Hz.tolist(),
             "n_harmonics": resp.n_harmonics,
@@ -885,6 +1029,7 @@ def _metrics(case, patch, resp: WaveformResponse, muscle_cells, fibre_of_cell, s
                 ),
                 "current_for_50pct_activation_A": "first channel's peak current at which half the muscle volume is above threshold",
                 "mean_power_W": "mean over the period of sum over channels of (V_anode - V_cathode) i",
+                "probe_field_peak_V_per_m": "per [[probe]]: max over one period of |E(t)| at the point",
             },
             "activation_model": {
                 "model": sd.model, "rheobase_field_V_per_m": sd.rheobase_field_V_per_m,
@@ -899,8 +1044,9 @@ def _metrics(case, patch, resp: WaveformResponse, muscle_cells, fibre_of_cell, s
 def plot_waveform_response(resp: WaveformResponse, path, *, title: str = "") -> None:
     """PNG of the compliance voltage and the current of every channel over one period.
 
-    The top panel shows the whole period, the bottom one the first pulse and the relaxation
-    after it (2.5 pulse durations; times in us).
+    The top panel shows the whole period, the middle one the first pulse and the relaxation
+    after it (2.5 pulse durations; times in us); with probes a third panel shows their field
+    magnitude |E(t)| over that window.
     """
     import matplotlib
 
@@ -908,7 +1054,8 @@ def plot_waveform_response(resp: WaveformResponse, path, *, title: str = "") -> 
     import matplotlib.pyplot as plt
 
     t = resp.times_s
-    fig, axes = plt.subplots(2, 1, figsize=(9, 7), constrained_layout=True)
+    probes = resp.probe_field_V_per_m
+    fig, axes = plt.subplots(3 if probes else 2, 1, figsize=(9, 10 if probes else 7), constrained_layout=True)
     window = t <= (2.5 * resp.pulse_duration_s if resp.pulse_duration_s > 0 else t[-1])
     for ax, sel, scale, unit in ((axes[0], slice(None), 1e3, "ms"), (axes[1], window, 1e6, "us")):
         ax2 = ax.twinx()
@@ -927,5 +1074,33 @@ def plot_waveform_response(resp: WaveformResponse, path, *, title: str = "") -> 
         ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=8)
     axes[0].set_title(title or "periodic steady state over one period")
     axes[1].set_title("first pulse")
+    if probes:
+        ax = axes[2]
+        for name, e in probes.items():
+            ax.plot(t[window] * 1e6, np.linalg.norm(e[window], axis=1), label=f"probe {name}")
+        ax.set_xlabel("time [us]")
+        ax.set_ylabel("field magnitude |E| [V/m]")
+        ax.set_title("field at the probes, first pulse")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def waveform_time_course(resp: WaveformResponse) -> tuple[list[str], np.ndarray]:
+    """Header and rows of the time course over one period (``waveform_time_course.csv``).
+
+    Columns: ``time_s``; per channel ``current_A`` and ``voltage_V`` (V_anode - V_cathode; with
+    several channels ``current_A[name]``, ``voltage_V[name]``); per probe the magnitudes
+    ``E_V_per_m[name]`` = |E(t)| and ``J_A_per_m2[name]`` = |J(t)|.
+    """
+    single = len(resp.channel_voltage_V) == 1
+    header, columns = ["time_s"], [resp.times_s]
+    for name, v in resp.channel_voltage_V.items():
+        suffix = "" if single else f"[{name}]"
+        header += [f"current_A{suffix}", f"voltage_V{suffix}"]
+        columns += [resp.channel_current_A[name], v]
+    for name, e in resp.probe_field_V_per_m.items():
+        header += [f"E_V_per_m[{name}]", f"J_A_per_m2[{name}]"]
+        columns += [np.linalg.norm(e, axis=1), np.linalg.norm(resp.probe_current_density_A_per_m2[name], axis=1)]
+    return header, np.column_stack(columns)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import __version__
-from ..models.case import Case, load_case, parse_case, read_case_table
+from ..models.case import Case, parse_case, read_case_table
 
 __all__ = ["DEFAULT_CASE", "RunResult", "default_case_path", "run_case", "solve_case", "write_json_atomic"]
 
@@ -174,6 +174,9 @@ def _write_fields(result: RunResult, folder: Path) -> None:
 
 def skin_current_picture(result: RunResult, path: Path) -> None:
     """PNG of the normal current density on the skin surface (top view), pyvista off-screen."""
+    if not os.environ.get("DISPLAY"):
+        # Headless: render through EGL directly instead of failing over from X with a warning.
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
     import pyvista as pv
 
     pv.OFF_SCREEN = True
@@ -215,7 +218,8 @@ def run_case(case: Case | str | Path, out_dir: str | Path, *, comm=None, progres
 
     Writes ``metrics.json``, ``mesh_report.json``, ``case.toml`` (the input, when a file),
     ``fields/electric.xdmf`` (potential, field, current density, volume tags) and
-    ``skin_current_density.png``; with heating also the thermal outputs.
+    ``skin_current_density.png``; with a waveform also ``waveform_response.png`` and
+    ``waveform_time_course.csv``; with heating also the thermal outputs.
 
     Args:
         case: a :class:`Case` or the path of a case file.
@@ -251,9 +255,13 @@ def run_case(case: Case | str | Path, out_dir: str | Path, *, comm=None, progres
                 (tmp / "case.toml").write_text(source_text, "utf-8")
             skin_current_picture(result, tmp / "skin_current_density.png")
             if "waveform" in result.extras:
-                from ..solvers.frequency import plot_waveform_response
+                from ..solvers.frequency import plot_waveform_response, waveform_time_course
 
                 plot_waveform_response(result.extras["waveform"], tmp / "waveform_response.png", title=result.case.name)
+                header, rows = waveform_time_course(result.extras["waveform"])
+                np.savetxt(
+                    tmp / "waveform_time_course.csv", rows, fmt="%.9g", delimiter=",", header=",".join(header), comments=""
+                )
             if result.thermal is not None:
                 result.thermal.write_pictures(tmp)
         comm.barrier()
@@ -272,7 +280,3 @@ def run_case(case: Case | str | Path, out_dir: str | Path, *, comm=None, progres
     comm.barrier()
     return result
 
-
-def load(path: str | Path) -> Case:
-    """Read and check a case file (re-exported for the CLI)."""
-    return load_case(path)

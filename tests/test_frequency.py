@@ -7,12 +7,15 @@ import copy
 import numpy as np
 import pytest
 
+from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models.case import parse_case
 from emsim.solvers.electric import ElectricProblem
 from emsim.solvers.frequency import (
     FrequencyProblem,
     channel_potentials,
+    locate_points,
+    point_gradients,
     rc_contact_periodic_voltage,
     waveform_response,
 )
@@ -244,3 +247,95 @@ def test_presb_preconditioned_fgmres_agrees_with_mumps_on_dispersive_tissue():
             prob.close()
     for f in (50.0, 2e4, 1e6):
         assert abs(ys["cg-gamg", f] - ys["mumps", f]) < 1e-7 * abs(ys["mumps", f])
+
+
+PROBES = [
+    {"name": "muscle", "point_mm": [0.0, 1.0, -8.0]},
+    {"name": "skin", "point_mm": [-9.0, 2.0, -1.0]},
+    {"name": "surface", "point_mm": [0.0, 0.0, 0.0]},  # on the skin: evaluated in the skin
+    {"name": "pad", "point_mm": [-15.0, 0.0, 0.1]},  # inside the gel pad (contact sublayer)
+]
+
+
+def test_probe_time_course_in_resistive_tissue_is_the_dc_field_scaled_by_the_current():
+    from emsim.solvers.frequency import _point_volumes
+
+    table = _resistive_two_pad_case()
+    table["probe"] = copy.deepcopy(PROBES)
+    case = parse_case(table)
+    patch = build_patch_mesh(case)
+    dc = ElectricProblem(case, patch)
+    sol = dc.solve()  # at I = 10 mA
+    points = np.array([p.point_m for p in case.probes])
+    cells = locate_points(patch.mesh, points)
+    e_dc = point_gradients(patch.mesh, [sol.potential], case.mesh.degree, points, cells)[0]
+    volumes = _point_volumes(patch, cells)
+    assert volumes[2] == "layer:skin_c" and volumes[3] == "contact:A"
+    resp = waveform_response(case, patch, n_frequencies=8)
+    scale = resp.channel_current_A["1"] / case.channels[0].current_A  # i(t) / I
+    for k, p in enumerate(case.probes):
+        e, j = resp.probe_field_V_per_m[p.name], resp.probe_current_density_A_per_m2[p.name]
+        assert e.shape == j.shape == (len(resp.times_s), 3)
+        assert np.linalg.norm(e_dc[k]) > 0
+        assert np.max(np.abs(e - scale[:, None] * e_dc[k])) < 1e-6 * np.linalg.norm(e_dc[k])
+        j_dc = dc.sigma[volumes[k]] @ e_dc[k]
+        assert np.max(np.abs(j - scale[:, None] * j_dc)) < 1e-6 * np.linalg.norm(j_dc)
+        assert resp.metrics["probe_field_peak_V_per_m"][p.name] == pytest.approx(
+            np.linalg.norm(e_dc[k]) * np.max(np.abs(scale)), rel=1e-6
+        )
+        assert resp.metrics["probe_current_density_peak_A_per_m2"][p.name] == pytest.approx(
+            np.linalg.norm(j_dc) * np.max(np.abs(scale)), rel=1e-6
+        )
+
+
+def test_probe_current_density_in_the_rc_column_is_the_injected_current_density(tmp_path):
+    """Current control: whatever the contact does, J_z(t) in the muscle is -i(t)/A (downwards)."""
+    import dataclasses
+    from pathlib import Path
+
+    from mpi4py import MPI
+
+    from emsim.models.case import Probe
+    from emsim.studies.run import run_case
+    from emsim.studies.verification import rc_column_case
+
+    case, _, _, _ = rc_column_case(gel=True)
+    case = dataclasses.replace(case, probes=(Probe("deep", (1e-3, -2e-3, -10e-3)),))
+    out = Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0)) / "out"
+    result = run_case(case, out)
+    resp = result.extras["waveform"]
+    i = resp.channel_current_A["1"]
+    j = resp.probe_current_density_A_per_m2["deep"]
+    e = resp.probe_field_V_per_m["deep"]
+    peak = np.max(np.abs(i)) / AREA_M2
+    assert np.max(np.abs(j[:, 2] + i / AREA_M2)) < 1e-3 * peak
+    assert np.max(np.abs(j[:, :2])) < 1e-3 * peak
+    assert np.max(np.abs(e[:, 2] - j[:, 2] / SIGMA["muscle"])) < 1e-3 * peak / SIGMA["muscle"]
+    assert result.metrics["probe_current_density_peak_A_per_m2"]["deep"] == pytest.approx(peak, rel=1e-3)
+    # The time course file: units in the header, one row per time step, |E| and |J| per probe.
+    lines = (out / "waveform_time_course.csv").read_text().splitlines()
+    assert lines[0] == "time_s,current_A,voltage_V,E_V_per_m[deep],J_A_per_m2[deep]"
+    rows = np.loadtxt(out / "waveform_time_course.csv", delimiter=",", skiprows=1)
+    assert rows.shape == (len(resp.times_s), 5)
+    assert np.allclose(rows[:, 1], i, rtol=1e-8, atol=1e-12)
+    assert np.allclose(rows[:, 4], np.linalg.norm(j, axis=1), rtol=1e-8, atol=1e-9 * peak)
+    assert (out / "waveform_response.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize(
+    ("probes", "field"),
+    [
+        ([{"name": "out", "point_mm": [40.0, 0.0, -5.0]}], "probe[0].point_mm"),  # beyond the patch (x <= 30 mm)
+        ([{"name": "deep", "point_mm": [0.0, 0.0, -15.0]}], "probe[0].point_mm"),  # below the 14.9 mm depth
+        ([{"name": "air", "point_mm": [0.0, 0.0, 0.2]}], "probe[0].point_mm"),  # above the skin, no pad there
+        ([{"name": "p", "point_mm": [0.0, 0.0]}], "probe[0].point_mm"),
+        ([{"name": "p", "point_mm": [0, 0, -1]}, {"name": "p", "point_mm": [0, 0, -2]}], "probe[1].name"),
+        ([{"name": "p", "point_mm": [0, 0, -1], "radius_mm": 1}], "probe[0].radius_mm"),
+    ],
+)
+def test_bad_probe_is_an_input_error_naming_the_field(probes, field):
+    table = _resistive_two_pad_case()
+    table["probe"] = probes
+    with pytest.raises(InputError) as err:
+        parse_case(table)
+    assert err.value.field == field
