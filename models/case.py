@@ -16,7 +16,14 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaseFileError, InputError
-from .electrodes import GROUND, Channel, Contact, Electrode, GelPad
+from .electrodes import (
+    DEFAULT_CONTACT_CAPACITANCE_F_PER_M2,
+    GROUND,
+    Channel,
+    Contact,
+    Electrode,
+    GelPad,
+)
 from .tissues import Tissue, library, tissue_from_table
 
 __all__ = [
@@ -369,9 +376,11 @@ def _electrode(row: Mapping[str, Any], i: int, materials: Mapping[str, Tissue]) 
             raise InputError(f"{where}.contact", c, "a table { resistance_ohm_cm2 = ... }")
         _check_keys(c, ("resistance_ohm_cm2", "capacitance_uF_per_cm2"), f"{where}.contact")
         r = _number(c, "resistance_ohm_cm2", f"{where}.contact", required=True, low=0.0)
-        cap = None
-        if "capacitance_uF_per_cm2" in c:
-            cap = _number(c, "capacitance_uF_per_cm2", f"{where}.contact", low=0.0) * 1e-2
+        cap_uF = _number(
+            c, "capacitance_uF_per_cm2", f"{where}.contact",
+            default=DEFAULT_CONTACT_CAPACITANCE_F_PER_M2 * 1e2, low=0.0, low_open=False,
+        )  # fmt: skip
+        cap = cap_uF * 1e-2 if cap_uF > 0 else None  # 0: a purely resistive contact
         contact = Contact(resistance_ohm_m2=r * 1e-4, capacitance_F_per_m2=cap)
     return Electrode(name=name, shape=shape, gel=gel, contact=contact, **kwargs)
 

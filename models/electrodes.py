@@ -19,6 +19,14 @@ SHAPES = ("disk", "rectangle")
 #: Cathode name meaning "the deep (bottom) face of the patch is grounded".
 GROUND = "ground"
 
+#: Specific capacitance [F/m^2] of a skin contact whose case gives none: 0.0155 uF/cm^2.
+#: Source: a series R_s + (R || C) fit to the one measured electrode-skin impedance in
+#: shared/PHYSICS.md (carbon rubber with pre-gel, 12.6 cm^2: |Z| = 76 ohm at -55 deg, 12 kHz;
+#: 26 ohm at -14 deg, 296 kHz), giving C = 195 nF over 12.6 cm^2 (R = 2.9 kohm cm^2, time
+#: constant 45 us). One electrode and one measurement: UNVERIFIED for facial hydrogel pads.
+#: It only matters for waveform (frequency-domain) responses; d.c. solves ignore it.
+DEFAULT_CONTACT_CAPACITANCE_F_PER_M2 = 0.0155e-2
+
 
 @dataclass(frozen=True, slots=True)
 class Contact:
@@ -27,7 +35,8 @@ class Contact:
     Attributes:
         resistance_ohm_m2: specific contact resistance r_c [ohm m^2] (1 ohm cm^2 = 1e-4 ohm m^2).
         capacitance_F_per_m2: specific contact capacitance c_c [F/m^2], or None (purely
-            resistive; 1 uF/cm^2 = 1e-2 F/m^2).
+            resistive; 1 uF/cm^2 = 1e-2 F/m^2). Case files default to
+            :data:`DEFAULT_CONTACT_CAPACITANCE_F_PER_M2`; 0 there means purely resistive.
     """
 
     resistance_ohm_m2: float

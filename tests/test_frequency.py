@@ -39,8 +39,7 @@ def column_table(*, gel: bool = False, capacitance: bool = True, waveform: dict 
     """
     e = {"name": "E", "shape": "rectangle", "width_mm": 10.0, "length_mm": 10.0, "center_mm": [0.0, 0.0],
          "contact": {"resistance_ohm_cm2": R_C_OHM_M2 * 1e4}}  # fmt: skip
-    if capacitance:
-        e["contact"]["capacitance_uF_per_cm2"] = C_C_F_PER_M2 * 1e2
+    e["contact"]["capacitance_uF_per_cm2"] = C_C_F_PER_M2 * 1e2 if capacitance else 0.0
     if gel:
         e["gel"] = {"material": "gel_c", "thickness_mm": GEL_M * 1e3}
     table = {
@@ -123,6 +122,8 @@ def _resistive_two_pad_case() -> dict:
     table["layer"] = [{"tissue": n, "thickness_mm": h * 1e3} for n, h in LAYERS]
     table["waveform"] = {"shape": "biphasic_asymmetric", "pulse_width_us": 150.0, "frequency_Hz": 80.0,
                          "asymmetry_ratio": 2.0, "interphase_gap_us": 50.0}  # fmt: skip
+    for e in table["electrode"]:
+        e["contact"]["capacitance_uF_per_cm2"] = 0.0  # purely resistive contact
     return table
 
 

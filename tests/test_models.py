@@ -91,3 +91,14 @@ def test_thermal_case_needs_thermal_properties_of_every_material():
     table["electrode"][0]["gel"]["material"] = "paste"
     with pytest.raises(InputError, match="material.paste"):
         parse_case(table)
+
+
+def test_contact_capacitance_defaults_to_the_documented_value_and_zero_means_resistive():
+    from emsim.models.electrodes import DEFAULT_CONTACT_CAPACITANCE_F_PER_M2
+
+    table = small_cheek_table()
+    table["electrode"][1]["contact"]["capacitance_uF_per_cm2"] = 0.0
+    case = parse_case(table)
+    assert case.electrode("A").contact.capacitance_F_per_m2 == pytest.approx(0.0155e-2)
+    assert DEFAULT_CONTACT_CAPACITANCE_F_PER_M2 == pytest.approx(0.0155 * 1e-6 / 1e-4)
+    assert case.electrode("B").contact.capacitance_F_per_m2 is None
