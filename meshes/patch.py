@@ -334,24 +334,22 @@ def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tup
     return groups
 
 
-def _quality(report_sizes: dict[str, float]) -> tuple[int, int, float, float, float, float, float]:
+def _quality() -> tuple[int, int, float, float, float, float, float]:
+    """Cells, vertices, shortest and longest edge [m], min / 1st percentile / mean minSICN."""
     import gmsh
 
-    types, elem_tags, _ = gmsh.model.mesh.getElements(3)
+    types, elem_tags, elem_nodes = gmsh.model.mesh.getElements(3)
     tets = np.concatenate([t for ty, t in zip(types, elem_tags, strict=True) if ty == 4])
+    nodes = np.concatenate([n for ty, n in zip(types, elem_nodes, strict=True) if ty == 4]).reshape(-1, 4)
     q = np.asarray(gmsh.model.mesh.getElementQualities(tets, "minSICN"))
-    node_tags, _, _ = gmsh.model.mesh.getNodes()
-    _, _, enodes = gmsh.model.mesh.getElements(3)
-    nodes = np.concatenate(enodes).reshape(-1, 4)
     tag_all, coords, _ = gmsh.model.mesh.getNodes(includeBoundary=True, returnParametricCoord=False)
     index = np.zeros(int(tag_all.max()) + 1, dtype=np.int64)
     index[tag_all.astype(np.int64)] = np.arange(len(tag_all))
     xyz = coords.reshape(-1, 3)[index[nodes.astype(np.int64)]]
-    edges = [np.linalg.norm(xyz[:, i] - xyz[:, j], axis=1) for i in range(4) for j in range(i + 1, 4)]
-    lengths = np.stack(edges)
+    lengths = np.stack([np.linalg.norm(xyz[:, i] - xyz[:, j], axis=1) for i, j in itertools.combinations(range(4), 2)])
     return (
         len(tets),
-        len(node_tags),
+        len(np.unique(nodes)),
         float(lengths.min()),
         float(lengths.max()),
         float(q.min()),
@@ -390,7 +388,7 @@ def build_patch_mesh(case: Case, comm=None) -> PatchMesh:
         gmsh.model.add(case.name)
         try:
             _build_gmsh_model(case, sizes)
-            stats = _quality(sizes)
+            stats = _quality()
         except MeshError as err:
             error = str(err)
         except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)

@@ -96,6 +96,8 @@ def solve_case(case: Case, *, comm=None, progress: Progress = _nothing) -> RunRe
         **metrics,
         "solver": {
             "method": problem.method,
+            "mesh_quality": case.mesh.quality,
+            "mesh_size_factor": case.mesh.size_factor,
             "degree": case.mesh.degree,
             "iterations": problem.iterations,
             "mpi_ranks": comm.size,
