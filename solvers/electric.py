@@ -39,7 +39,7 @@ from ..errors import SolverError
 from ..meshes.patch import PatchMesh, contact_sublayer_fraction
 from ..models.case import Case
 from ..models.electrodes import Channel
-from .linear import MUMPS_MAX_DOFS, create_ksp, resolve_method
+from .linear import MUMPS_MAX_DOFS, assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
 
 __all__ = [
     "MUMPS_MAX_DOFS",
@@ -248,27 +248,15 @@ class ElectricProblem:
 
     def _solve_unit(self, k: str):
         from dolfinx import fem
-        from dolfinx.fem import petsc as fpetsc
-        from petsc4py import PETSc
 
         self._g.x.array[:] = 0.0
         if k in self._dirichlet_dofs:
             self._g.x.array[self._dirichlet_dofs[k]] = 1.0
         for name, c in self._robin_weight.items():
             c.value = 1.0 if name == k else 0.0
-        b = self._b
-        with b.localForm() as loc:
-            loc.set(0.0)
-        fpetsc.assemble_vector(b, self._L)
-        fpetsc.apply_lifting(b, [self._a], bcs=[[self._bc]])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fpetsc.set_bc(b, [self._bc])
+        assemble_lifted_rhs(self._b, self._L, self._a, self._bc)
         phi = fem.Function(self.V, name=f"unit_potential_{k}")
-        self._ksp.solve(b, phi.x.petsc_vec)
-        reason = self._ksp.getConvergedReason()
-        if reason < 0:
-            raise SolverError(f"electric solve for electrode {k} did not converge (PETSc reason {reason})")
-        self.iterations.append(self._ksp.getIterationNumber())
+        self.iterations.append(solve_checked(self._ksp, self._b, phi.x.petsc_vec, f"electric solve for electrode {k}"))
         phi.x.scatter_forward()
         return phi
 

@@ -72,7 +72,7 @@ from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from ..models.electrodes import Channel
 from .electric import dirichlet_dofs, volume_admittivities
-from .linear import create_ksp
+from .linear import assemble_lifted_rhs, create_ksp, solve_checked
 
 __all__ = [
     "DEFAULT_N_FREQUENCIES",
@@ -362,29 +362,16 @@ class FrequencyProblem:
 
     def _solve_unit(self, k: str):
         from dolfinx import fem
-        from dolfinx.fem import petsc as fpetsc
-        from petsc4py import PETSc
 
         self._g.x.array[:] = 0.0
         if k in self._dirichlet:
             self._g.x.array[2 * self._dirichlet[k]] = 1.0  # V_k = 1 + 0j
         for n, c in self._weight.items():
             c.value = 1.0 if n == k else 0.0
-        b = self._b
-        with b.localForm() as loc:
-            loc.set(0.0)
-        fpetsc.assemble_vector(b, self._L)
-        fpetsc.apply_lifting(b, [self._a], bcs=[[self._bc]])
-        b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
-        fpetsc.set_bc(b, [self._bc], alpha=self._bc_scale)
+        assemble_lifted_rhs(self._b, self._L, self._a, self._bc, diagonal=self._bc_scale)
         phi = fem.Function(self.V, name=f"unit_phasor_{k}")
-        self._ksp.solve(b, phi.x.petsc_vec)
-        if self._ksp.getConvergedReason() < 0:
-            raise SolverError(
-                f"frequency solve at {self.frequency_Hz:g} Hz, electrode {k}: PETSc reason "
-                f"{self._ksp.getConvergedReason()}"
-            )
-        self.iterations.append(self._ksp.getIterationNumber())
+        what = f"frequency solve at {self.frequency_Hz:g} Hz, electrode {k}"
+        self.iterations.append(solve_checked(self._ksp, self._b, phi.x.petsc_vec, what))
         phi.x.scatter_forward()
         return phi
 

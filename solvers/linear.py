@@ -89,3 +89,40 @@ def create_ksp(
         pc.setPythonContext(python_pc)
     ksp.setUp()
     return ksp
+
+
+def assemble_lifted_rhs(b: Any, L: Any, a: Any, bc: Any, *, diagonal: float = 1.0) -> Any:
+    """Assemble ``L`` into ``b`` with the Dirichlet values of ``bc`` lifted out of ``a``.
+
+    Args:
+        b: PETSc vector, overwritten.
+        L: compiled linear form.
+        a: compiled bilinear form the matrix was assembled from.
+        bc: the Dirichlet condition (its function holds this solve's values).
+        diagonal: the value on the matrix diagonal of the Dirichlet rows.
+    """
+    from dolfinx.fem import petsc as fpetsc
+    from petsc4py import PETSc
+
+    with b.localForm() as loc:
+        loc.set(0.0)
+    fpetsc.assemble_vector(b, L)
+    fpetsc.apply_lifting(b, [a], bcs=[[bc]])
+    b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+    fpetsc.set_bc(b, [bc], alpha=diagonal)
+    return b
+
+
+def solve_checked(ksp: Any, b: Any, x: Any, what: str) -> int:
+    """Solve ``ksp`` for ``x``; raise :class:`~emsim.errors.SolverError` if it diverged.
+
+    Returns:
+        The iteration count.
+    """
+    from ..errors import SolverError
+
+    ksp.solve(b, x)
+    reason = ksp.getConvergedReason()
+    if reason < 0:
+        raise SolverError(f"{what} did not converge (PETSc reason {reason})")
+    return ksp.getIterationNumber()

@@ -62,7 +62,7 @@ from ..errors import InputError, SolverError
 from ..meshes.patch import PatchMesh
 from ..models.case import Case, ThermalSettings
 from .electric import ChannelSolution, ElectricProblem
-from .linear import create_ksp, resolve_method
+from .linear import create_ksp, resolve_method, solve_checked
 
 __all__ = [
     "PennesMaterial",
@@ -414,11 +414,7 @@ class PennesProblem:
     def _solve(self, ksp: Any, rhs: Any, out: Any) -> None:
         rhs.array[self._bc_owned] = 0.0  # the increment vanishes on the Dirichlet faces
         out.set(0.0)
-        ksp.solve(rhs, out)
-        reason = ksp.getConvergedReason()
-        if reason < 0:
-            raise SolverError(f"thermal solve did not converge (PETSc reason {reason})")
-        self.iterations.append(ksp.getIterationNumber())
+        self.iterations.append(solve_checked(ksp, rhs, out, "thermal solve"))
 
     def _rhs(self, source_scale: float):
         """F = F_basal + source_scale * F_heat (a new vector)."""
