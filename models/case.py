@@ -110,11 +110,14 @@ class SolverSettings:
         rtol: relative residual tolerance of the iterative solver.
         quasi_static_frequency_Hz: frequency [Hz] at which dispersive (Cole-Cole) tissues are
             evaluated for the quasi-static solve.
+        waveform_frequencies: number of frequencies the waveform response samples with 3-D
+            solves (log-spaced; the rest of the spectrum is interpolated).
     """
 
     method: str = "auto"
     rtol: float = 1e-10
     quasi_static_frequency_Hz: float = 10.0
+    waveform_frequencies: int = 24
 
 
 @dataclass(frozen=True, slots=True)
@@ -536,13 +539,17 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
         size_factor=_number(m, "size_factor", "mesh", default=1.0, low=0.0, high=20.0),
     )
     s = _table(raw, "solver", "solver", required=False)
-    _check_keys(s, ("method", "rtol", "quasi_static_frequency_Hz"), "solver")
+    _check_keys(s, ("method", "rtol", "quasi_static_frequency_Hz", "waveform_frequencies"), "solver")
+    n_freq = s.get("waveform_frequencies", 24)
+    if isinstance(n_freq, bool) or not isinstance(n_freq, int) or not 7 <= n_freq <= 200:
+        raise InputError("solver.waveform_frequencies", n_freq, "an integer from 7 to 200")
     solver = SolverSettings(
         method=_choice(s, "method", "solver", SOLVER_METHODS, "auto"),
         rtol=_number(s, "rtol", "solver", default=1e-10, low=0.0, high=1e-3),
         quasi_static_frequency_Hz=_number(
             s, "quasi_static_frequency_Hz", "solver", default=10.0, low=0.0, high=1e9
         ),
+        waveform_frequencies=n_freq,
     )
     thermal = None
     if "thermal" in raw:

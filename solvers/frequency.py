@@ -18,7 +18,9 @@ complex weak form. The matrix is not symmetric. Small problems factorise it once
 by MUMPS LU and reuse the factorisation for every electrode's unit right-hand side; large ones
 (above :data:`FREQUENCY_MUMPS_MAX_DOFS`, or ``solver.method = "cg-gamg"``) use FGMRES with the
 PRESB block preconditioner (two CG + GAMG solves with K_r + K_i per application; see
-:class:`_Presb`), set up once per frequency. Unit fields,
+:class:`_Presb`), set up once per frequency; a waveform sweep shares the matrix, the
+preconditioner (GAMG interpolation reused) and the KSP across its frequencies and starts every
+solve from the previous frequency's field (:class:`_Sweep`). Unit fields,
 consistent currents and the complex admittance matrix Y(f) [S] follow electric.py (lead fields:
 one unit solve per electrode, any channel set by superposition). Frequency 0 means d.c.: the
 real conductivities at ``solver.quasi_static_frequency_Hz`` and G = 1/r_c (the capacitance
@@ -236,9 +238,13 @@ class FrequencyProblem:
         case: the case.
         patch: its tagged mesh.
         frequency_Hz: frequency [Hz], >= 0 (0: d.c., see the module doc).
+        sweep: optional :class:`_Sweep` shared by the problems of one frequency sweep: they
+            then share the function space, the matrix (same sparsity, re-assembled in place),
+            the PRESB preconditioner and the KSPs, and start each unit solve from the previous
+            frequency's unit field (see :class:`_Sweep`). ``close`` leaves it open.
     """
 
-    def __init__(self, case: Case, patch: PatchMesh, frequency_Hz: float) -> None:
+    def __init__(self, case: Case, patch: PatchMesh, frequency_Hz: float, *, sweep: _Sweep | None = None) -> None:
         import ufl
         from dolfinx import fem
 
@@ -247,7 +253,10 @@ class FrequencyProblem:
         self.case, self.patch, self.frequency_Hz = case, patch, float(frequency_Hz)
         mesh = patch.mesh
         self.comm = mesh.comm
-        self.V = fem.functionspace(mesh, ("Lagrange", case.mesh.degree, (2,)))
+        self._sweep = sweep
+        if sweep is not None and sweep.V is None:
+            sweep.V = fem.functionspace(mesh, ("Lagrange", case.mesh.degree, (2,)))
+        self.V = sweep.V if sweep is not None else fem.functionspace(mesh, ("Lagrange", case.mesh.degree, (2,)))
         imap = self.V.dofmap.index_map
         self.dofs = imap.size_global * 2
         self.names = [e.name for e in case.electrodes]
@@ -329,7 +338,13 @@ class FrequencyProblem:
     def _setup(self) -> None:
         from dolfinx.fem import petsc as fpetsc
 
-        self._A = fpetsc.assemble_matrix(self._a, bcs=[self._bc])
+        sweep = self._sweep if self.method == "presb" else None
+        if sweep is not None and sweep.A is not None:
+            self._A = sweep.A  # same sparsity at every frequency: re-assemble in place
+            self._A.zeroEntries()
+            fpetsc.assemble_matrix(self._A, self._a, bcs=[self._bc])
+        else:
+            self._A = fpetsc.assemble_matrix(self._a, bcs=[self._bc])
         self._A.assemble()
         # Dirichlet rows get the mean diagonal of the other rows instead of 1, so that the
         # relative residual of the iterative path measures the physics, not the identity rows.
@@ -348,16 +363,25 @@ class FrequencyProblem:
         self._A.setDiagonal(diag)
         self._A.assemble()
         diag.destroy()
-        if self.method == "presb":
-            self._presb = _Presb(self._A, self.comm)
+        if sweep is not None and sweep.ksp is not None:
+            self._presb = sweep.presb
+            self._presb.update(self._A)
+            ksp = sweep.ksp
+            ksp.setOperators(self._A)
+        elif self.method == "presb":
+            self._presb = _Presb(self._A, self.comm, reuse_interpolation=sweep is not None)
             ksp = create_ksp(
                 self._A, method="fgmres", rtol=self.case.solver.rtol, name="emsim_frequency",
                 python_pc=self._presb, max_it=500,
             )  # fmt: skip
+            if sweep is not None:
+                sweep.A, sweep.presb, sweep.ksp = self._A, self._presb, ksp
         else:
             ksp = create_ksp(self._A, method="mumps", name="emsim_frequency")
         self._ksp = ksp
-        self._b = fpetsc.create_vector(self.V)
+        if sweep is not None and sweep.b is None:
+            sweep.b = fpetsc.create_vector(self.V)
+        self._b = sweep.b if sweep is not None else fpetsc.create_vector(self.V)
         log.info("frequency %.4g Hz: %d dofs (2x2 block), %s", self.frequency_Hz, self.dofs, self.method)
 
     def _solve_unit(self, k: str):
@@ -371,8 +395,17 @@ class FrequencyProblem:
         assemble_lifted_rhs(self._b, self._L, self._a, self._bc, diagonal=self._bc_scale)
         phi = fem.Function(self.V, name=f"unit_phasor_{k}")
         what = f"frequency solve at {self.frequency_Hz:g} Hz, electrode {k}"
+        previous = self._sweep.previous.get(k) if self._sweep is not None and self.method == "presb" else None
+        if previous is not None:
+            # The unit field varies smoothly with log f: start from the previous frequency's.
+            # The outer tolerance stays relative to |b| (PETSc's default test with a nonzero
+            # guess), so the accuracy is the same as from a zero guess.
+            phi.x.array[:] = previous.x.array
+        self._ksp.setInitialGuessNonzero(previous is not None)
         self.iterations.append(solve_checked(self._ksp, self._b, phi.x.petsc_vec, what))
         phi.x.scatter_forward()
+        if self._sweep is not None and self.method == "presb":
+            self._sweep.previous[k] = phi
         return phi
 
     @property
@@ -488,7 +521,9 @@ class FrequencyProblem:
         return E, J
 
     def close(self) -> None:
-        """Free the PETSc objects."""
+        """Free the PETSc objects (those shared with a sweep stay for the next frequency)."""
+        if self._sweep is not None and self._ksp is self._sweep.ksp:
+            self._ksp = self._presb = None
         if self._ksp is not None:
             self._ksp.destroy()
             self._A.destroy()
@@ -510,9 +545,17 @@ class _Presb:
     mesh and the frequency. The inner SPD solves are CG + GAMG to a loose relative tolerance
     (1e-2, fastest in a trial on the cheek case: FGMRES accepts a variable preconditioner, and
     the outer tolerance alone sets the accuracy).
+
+    Across a frequency sweep :meth:`update` refills K_r and S in place from the new operator
+    (same sparsity). With ``reuse_interpolation`` GAMG then keeps its aggregates and
+    prolongators from the first setup and only recomputes the Galerkin coarse operators and
+    the smoothers: the aggregation (most of the GAMG setup) depends on the graph of strong
+    connections, which the smooth change of the admittivities with frequency hardly alters,
+    and any loss of preconditioner quality costs only inner iterations, never accuracy
+    (FGMRES's outer tolerance sets that).
     """
 
-    def __init__(self, A, comm) -> None:
+    def __init__(self, A, comm, *, reuse_interpolation: bool = False) -> None:
         from petsc4py import PETSc
 
         r0, r1 = A.getOwnershipRange()
@@ -520,15 +563,31 @@ class _Presb:
         self.is_re = PETSc.IS().createStride(n, first=r0, step=2, comm=comm)
         self.is_im = PETSc.IS().createStride(n, first=r0 + 1, step=2, comm=comm)
         self.Kr = A.createSubMatrix(self.is_re, self.is_re)
-        Ki = A.createSubMatrix(self.is_im, self.is_re)
+        self.Ki = A.createSubMatrix(self.is_im, self.is_re)
         self.S = self.Kr.copy()
-        self.S.axpy(1.0, Ki, structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN)
-        Ki.destroy()
+        self.S.axpy(1.0, self.Ki, structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN)
         # Loose inner tolerance: measured fastest for the outer FGMRES.
         ksp = create_ksp(self.S, method="cg-gamg", rtol=1e-2, name="emsim_presb", max_it=1000)
+        if reuse_interpolation:
+            opts, key = PETSc.Options(), ksp.getOptionsPrefix() + "pc_gamg_reuse_interpolation"
+            opts[key] = True
+            ksp.getPC().setFromOptions()
+            del opts[key]
         self.inner = ksp
         self.h, self.r = self.S.createVecs()
         self.y = self.h.duplicate()
+
+    def update(self, A) -> None:
+        """Refill K_r, K_i and S = K_r + K_i from ``A`` (same sparsity as at construction)."""
+        from petsc4py import PETSc
+
+        same = PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
+        A.createSubMatrix(self.is_re, self.is_re, submat=self.Kr)
+        A.createSubMatrix(self.is_im, self.is_re, submat=self.Ki)
+        self.S.zeroEntries()
+        self.S.axpy(1.0, self.Kr, structure=same)
+        self.S.axpy(1.0, self.Ki, structure=same)
+        self.inner.setOperators(self.S)  # GAMG set up again (reusing its interpolation) on use
 
     def apply(self, pc, x, y) -> None:
         """Apply the preconditioner: y = P^-1 x."""
@@ -554,9 +613,46 @@ class _Presb:
         """Free the PETSc objects (called by PETSc when the PC is destroyed; idempotent)."""
         objects, self._objects = getattr(self, "_objects", None), ()
         if objects is None:
-            objects = (self.inner, self.S, self.Kr, self.h, self.r, self.y, self.is_re, self.is_im)
+            objects = (self.inner, self.S, self.Kr, self.Ki, self.h, self.r, self.y, self.is_re, self.is_im)
         for obj in objects:
             obj.destroy()
+
+
+class _Sweep:
+    """Solver state shared by the :class:`FrequencyProblem` of one frequency sweep (PRESB path).
+
+    The operator of every frequency has the same function space and sparsity, and only its
+    values change, smoothly in log f. Rebuilding everything per frequency spent about half the
+    time of a sweep in setup (matrix allocation, sub-matrix extraction, GAMG aggregation), so a
+    sweep keeps: the space, the block matrix (re-assembled in place), the PRESB preconditioner
+    (:meth:`_Presb.update`, GAMG interpolation reused), the outer FGMRES KSP and the right-hand
+    side vector. It also keeps the last unit field of every electrode as the initial guess of
+    the next frequency's solve. The converged answer is the same to the outer tolerance: the
+    reuse changes only the iterations needed to reach it. Frequencies should be visited in
+    order (increasing or decreasing) for good guesses. MUMPS problems share only the space.
+    """
+
+    def __init__(self) -> None:
+        self.V = None
+        self.A = None
+        self.presb: _Presb | None = None
+        self.ksp = None
+        self.b = None
+        self.previous: dict[str, object] = {}
+
+    def close(self) -> None:
+        """Free the shared PETSc objects."""
+        if self.ksp is not None:
+            self.ksp.destroy()
+            self.A.destroy()
+            self.ksp = self.A = None
+        if self.presb is not None:
+            self.presb.destroy()
+            self.presb = None
+        if self.b is not None:
+            self.b.destroy()
+            self.b = None
+        self.previous = {}
 
 
 # ---------------------------------------------------------------------------- waveform response
@@ -797,10 +893,11 @@ def waveform_response(
     probe_volumes = _point_volumes(patch, probe_cells) if len(probe_points) else []
 
     H, Em, Af, Js, P = [], [], [], [], []
+    sweep = _Sweep()  # one matrix, preconditioner and KSP for all samples (see _Sweep)
     for i, f in enumerate(samples):
         if progress:
             progress(f"frequency {i + 1}/{len(samples)}: {f:.4g} Hz")
-        prob = FrequencyProblem(case, patch, f)
+        prob = FrequencyProblem(case, patch, f, sweep=sweep)
         Y = prob.admittance(needed)
         h = sum(channel_potentials(Y, names, ch, ch.current_A) for ch in channels)
         phi = prob.combine(h)
@@ -820,6 +917,7 @@ def waveform_response(
         Af.append(af[muscle_cells])
         Js.append(J[skin_cells])
         prob.close()
+    sweep.close()
     H = np.array(H)
     P = np.array(P).reshape(len(samples), -1)  # probe E then J components (sample, 6 n_probes)
     n_e = len(names)
@@ -879,7 +977,9 @@ def waveform_response(
             for j in range(len(instants))
         ]  # fmt: skip
         if err > 0.01:
-            log.warning("waveform: transfer interpolation error estimate %.2g; raise n_frequencies", err)
+            log.warning(
+                "waveform: transfer interpolation error estimate %.2g; raise [solver] waveform_frequencies", err
+            )
 
     V = Xt[:, :n_e]
     Pt = Xt[:, n_e:].reshape(len(t), 2, len(case.probes), 3)

@@ -118,7 +118,7 @@ def solve_case(case: Case, *, comm=None, progress: Progress = _nothing) -> RunRe
 
         progress("waveform response (frequency sweep)")
         t3 = time.perf_counter()
-        response = waveform_response(case, patch, progress=progress)
+        response = waveform_response(case, patch, n_frequencies=case.solver.waveform_frequencies, progress=progress)
         metrics.update(response.metrics)
         extras["waveform"] = response
         timings["waveform_s"] = time.perf_counter() - t3
