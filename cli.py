@@ -60,7 +60,8 @@ def _run(args, comm) -> int:
             table["mesh"]["quality"] = args.quality
     case = parse_case(table)  # every input error surfaces here, before anything is written
     out = Path(args.out) if args.out else Path("out") / ("default" if not args.case else case.name)
-    result = run_case(path if not args.quality else case, out, comm=comm, progress=progress)
+    # The file's own text is kept as case.toml; with --quality the metrics record the override.
+    result = run_case(case, out, comm=comm, progress=progress, source_text=path.read_text("utf-8"))
     if comm.rank == 0:
         _summary(console, result, out)
     return 0

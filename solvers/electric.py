@@ -39,10 +39,9 @@ from ..errors import SolverError
 from ..meshes.patch import PatchMesh, contact_sublayer_fraction
 from ..models.case import Case
 from ..models.electrodes import Channel
-from .linear import MUMPS_MAX_DOFS, assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
+from .linear import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
 
 __all__ = [
-    "MUMPS_MAX_DOFS",
     "ChannelSolution",
     "ElectricProblem",
     "dirichlet_dofs",
@@ -231,6 +230,7 @@ class ElectricProblem:
         self._ksp = None
         self._A = None
         self._unit: dict[str, object] | None = None
+        self._Y: np.ndarray | None = None
         self.iterations: list[int] = []
         self.method = resolve_method(case.solver.method, self.dofs)
 
@@ -305,7 +305,7 @@ class ElectricProblem:
 
     def admittance(self) -> np.ndarray:
         """Admittance matrix Y [S]: Y[i, k] = current leaving electrode i in unit field k."""
-        if not hasattr(self, "_Y"):
+        if self._Y is None:
             n = len(self.names)
             Y = np.zeros((n, n))
             for k, name in enumerate(self.names):

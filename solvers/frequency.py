@@ -74,7 +74,7 @@ from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from ..models.electrodes import Channel
 from .electric import dirichlet_dofs, volume_admittivities
-from .linear import assemble_lifted_rhs, create_ksp, solve_checked
+from .linear import MUMPS_MAX_DOFS, assemble_lifted_rhs, create_ksp, solve_checked
 
 __all__ = [
     "DEFAULT_N_FREQUENCIES",
@@ -95,11 +95,13 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Default number of sampled frequencies (3-D solves per electrode): about 4-5 per decade over
-#: the usual 5 decades (1/T to 500/PW); the interpolation error estimate of the default cheek
-#: case stays near 1e-3 (a conservative, half-density figure).
+#: the usual 5 decades (1/T to 500/PW). The (conservative, half-density) interpolation error
+#: estimate is 1.1e-2 on the default cheek mesh with a 250 us, 50 Hz biphasic train
+#: (benchmarks/RESULTS.md); cases raise it with [solver] waveform_frequencies.
 DEFAULT_N_FREQUENCIES = 24
-#: Above this many (block) dofs, method "auto" uses FGMRES + PRESB (CG + GAMG inside), not MUMPS.
-FREQUENCY_MUMPS_MAX_DOFS = 200_000
+#: Above this many (block) dofs, method "auto" uses FGMRES + PRESB (CG + GAMG inside), not MUMPS:
+#: the same threshold as the real problems.
+FREQUENCY_MUMPS_MAX_DOFS = MUMPS_MAX_DOFS
 #: Largest number of harmonics synthesised (the FFT holds 2 x this many points per period).
 MAX_HARMONICS = 2**19
 #: Default truncation frequency x shortest phase width: f_N = 500 / PW (see module doc).

@@ -12,7 +12,7 @@ from typing import Any
 
 from ..errors import InputError
 
-__all__ = ["METHODS", "MUMPS_MAX_DOFS", "create_ksp", "resolve_method"]
+__all__ = ["METHODS", "MUMPS_MAX_DOFS", "assemble_lifted_rhs", "create_ksp", "resolve_method", "solve_checked"]
 
 #: Above this many global dofs, method "auto" uses CG + GAMG instead of MUMPS
 #: (measured on the default case: benchmarks/RESULTS.md).

@@ -19,6 +19,7 @@ Definitions (all SI):
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
@@ -152,20 +153,25 @@ def skin_surface_data(problem: ElectricProblem, J, phi, potentials: dict[str, fl
 
 
 def _averaged_peak(s: SkinSurface, radius: float) -> tuple[float, list[float]]:
+    """Max over facet centroids of the area-weighted mean J_n in a disc of ``radius``; where."""
     from scipy.spatial import cKDTree
 
     xy = s.centroids_m[:, :2]
+    if len(xy) == 0:
+        return 0.0, [0.0, 0.0]
+    # A disc centred on a facet that carries no current of its own can still hold the peak (at
+    # a pad edge), so every facet within one radius of a conducting facet is a centre.
+    conducting = s.jn_A_per_m2 > 0
     tree = cKDTree(xy)
-    # Only facets near the top of the distribution can hold the peak: check those.
-    candidates = np.argsort(s.jn_A_per_m2)[::-1][: max(200, len(xy) // 50)]
-    best, where = 0.0, [0.0, 0.0]
-    for i in candidates:
-        idx = tree.query_ball_point(xy[i], radius)
+    lists = tree.query_ball_point(xy[conducting], radius)
+    near = np.unique(np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64))
+    centres = near if len(near) else np.arange(len(xy))
+    means = np.empty(len(centres))
+    for k, idx in enumerate(tree.query_ball_point(xy[centres], radius)):
         a = s.areas_m2[idx]
-        val = float(np.dot(a, s.jn_A_per_m2[idx]) / a.sum())
-        if val > best:
-            best, where = val, xy[i].tolist()
-    return best, where
+        means[k] = np.dot(a, s.jn_A_per_m2[idx]) / a.sum()
+    best = int(np.argmax(means))
+    return float(means[best]), xy[centres[best]].tolist()
 
 
 def _weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> float:

@@ -39,7 +39,7 @@ instead of ringing as under Crank-Nicolson (amplification -> -1), so the tracked
 temperature and the thermal dose see no spurious oscillations. Each step solves for the
 increment, ``(a M / dt + K) dT = F - K T^n [+ (M / (2 dt)) (T^n - T^(n-1))]`` (a = 2 and 1 for
 the start, 3/2 for BDF2), with the increment zero on the Dirichlet face, so three matrices are
-assembled and factorised (MUMPS) or preconditioned (CG + GAMG above ``MUMPS_MAX_DOFS``) once
+assembled and factorised (MUMPS) or preconditioned (CG + GAMG above ``emsim.solvers.linear.MUMPS_MAX_DOFS``) once
 and reused at every step, and the basal steady state is an exact fixed point.
 
 Thermal dose (Sapareto & Dewey 1984, Int J Radiat Oncol Biol Phys 10:787):
@@ -230,7 +230,7 @@ class PennesProblem:
         skin_tags: facet tags whose nodes form the monitored skin surface.
         monitor_cell_tags: cell tags over which rises and thermal dose are tracked (default:
             every volume).
-        method: "auto" (MUMPS up to ``MUMPS_MAX_DOFS`` dofs, CG + GAMG above), "mumps" or
+        method: "auto" (MUMPS up to ``emsim.solvers.linear.MUMPS_MAX_DOFS`` dofs, CG + GAMG above), "mumps" or
             "cg-gamg".
         rtol: relative residual tolerance of CG.
 

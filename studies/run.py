@@ -215,7 +215,14 @@ def skin_current_picture(result: RunResult, path: Path) -> None:
     plotter.close()
 
 
-def run_case(case: Case | str | Path, out_dir: str | Path, *, comm=None, progress: Progress = _nothing) -> RunResult:
+def run_case(
+    case: Case | str | Path,
+    out_dir: str | Path,
+    *,
+    comm=None,
+    progress: Progress = _nothing,
+    source_text: str | None = None,
+) -> RunResult:
     """Run a case and write its outputs into ``out_dir`` (replaced atomically when complete).
 
     Writes ``metrics.json``, ``mesh_report.json``, ``case.toml`` (the input, when a file),
@@ -228,11 +235,12 @@ def run_case(case: Case | str | Path, out_dir: str | Path, *, comm=None, progres
         out_dir: the output folder.
         comm: MPI communicator.
         progress: called with a short text at the start of each step.
+        source_text: the case file's text, saved as ``case.toml`` (read from the file when
+            ``case`` is a path).
     """
     from mpi4py import MPI
 
     comm = comm or MPI.COMM_WORLD
-    source_text = None
     if not isinstance(case, Case):
         path = Path(case)
         table = read_case_table(path)

@@ -80,30 +80,17 @@ def column_case(*, gel: bool = True, quality: str = "default", size_factor: floa
         The case and the reference series resistance [ohm]
         (:func:`emsim.solvers.analytic.series_resistance`).
     """
-    side_mm = 10.0
-    layers = [("skin", 1.9), ("fat", 3.0), ("muscle", 10.0)]
-    electrode: dict = {
-        "name": "E", "shape": "rectangle", "width_mm": side_mm, "length_mm": side_mm,
-        "center_mm": [0.0, 0.0], "contact": {"resistance_ohm_cm2": 100.0},
-    }  # fmt: skip
-    if gel:
-        electrode["gel"] = {"material": "hydrogel", "thickness_mm": 0.5}
-    table = {
-        "name": "verify-column" + ("-gel" if gel else "-bare"),
-        "patch": {"width_mm": side_mm, "length_mm": side_mm},
-        "layer": [{"tissue": t, "thickness_mm": h} for t, h in layers],
-        "electrode": [electrode],
-        "channel": {"anode": "E", "cathode": "ground", "current_mA": 1.0},
-        "mesh": {"quality": quality, "size_factor": size_factor},
-    }
+    table = _column_table(
+        "verify-column" + ("-gel" if gel else "-bare"),
+        [("skin", 1.9), ("fat", 3.0), ("muscle", 10.0)],
+        contact={"resistance_ohm_cm2": 100.0},
+        gel_material="hydrogel" if gel else None,
+        current_mA=1.0,
+    )
+    table["mesh"] = {"quality": quality, "size_factor": size_factor}
     case = parse_case(table)
-    f = case.solver.quasi_static_frequency_Hz
-    area = (side_mm * 1e-3) ** 2
-    stack = [(layer.thickness_m, layer.tissue.conductivity_at(f)) for layer in case.layers]
     e = case.electrodes[0]
-    if e.gel is not None:
-        stack.append((e.gel.thickness_m, e.gel.material.conductivity_at(f)))
-    return case, analytic.series_resistance(stack, area, contact_ohm_m2=e.contact.resistance_ohm_m2)
+    return case, _series_resistance(case) + e.contact.resistance_ohm_m2 / e.area_m2
 
 
 def rc_column_case(*, gel: bool = True) -> tuple[Case, float, float, float]:
@@ -113,29 +100,55 @@ def rc_column_case(*, gel: bool = True) -> tuple[Case, float, float, float]:
         The case (10 mA, symmetric biphasic 100 us, 20 us gap, 1 kHz), the series tissue (and
         gel) resistance [ohm], the contact resistance [ohm] and capacitance [F].
     """
-    side_mm, r_c, c_c = 10.0, 100e-4, 1e-2  # 100 ohm cm^2, 1 uF/cm^2: tau = 100 us
+    r_c, c_c = 100e-4, 1e-2  # 100 ohm cm^2, 1 uF/cm^2: tau = 100 us
     sigma = {"skin_c": 0.465, "fat_c": 0.04, "muscle_c": 0.2, "gel_c": 0.05}
-    layers = [("skin_c", 1.9e-3), ("fat_c", 3e-3), ("muscle_c", 10e-3)]
+    table = _column_table(
+        "verify-column-rc" + ("-gel" if gel else "-bare"),
+        [("skin_c", 1.9), ("fat_c", 3.0), ("muscle_c", 10.0)],
+        contact={"resistance_ohm_cm2": r_c * 1e4, "capacitance_uF_per_cm2": c_c * 1e2},
+        gel_material="gel_c" if gel else None,
+        current_mA=10.0,
+    )
+    table["material"] = {n: {"conductivity_S_per_m": v, "electrical_source": "verification"} for n, v in sigma.items()}
+    table["waveform"] = {"shape": "biphasic_symmetric", "pulse_width_us": 100.0, "frequency_Hz": 1000.0,
+                         "interphase_gap_us": 20.0}  # fmt: skip
+    table["mesh"] = {"quality": "coarse", "size_factor": 4.0, "degree": 1}
+    case = parse_case(table)
+    area = case.electrodes[0].area_m2
+    return case, _series_resistance(case), r_c / area, c_c * area
+
+
+_COLUMN_SIDE_MM = 10.0
+
+
+def _column_table(
+    name: str, layers_mm: list[tuple[str, float]], *, contact: dict, gel_material: str | None, current_mA: float
+) -> dict:
+    """Case table of a 1-D column: one electrode over the whole top face, bottom grounded."""
+    side = _COLUMN_SIDE_MM
     electrode: dict = {
-        "name": "E", "shape": "rectangle", "width_mm": side_mm, "length_mm": side_mm, "center_mm": [0.0, 0.0],
-        "contact": {"resistance_ohm_cm2": r_c * 1e4, "capacitance_uF_per_cm2": c_c * 1e2},
+        "name": "E", "shape": "rectangle", "width_mm": side, "length_mm": side, "center_mm": [0.0, 0.0],
+        "contact": dict(contact),
     }  # fmt: skip
-    if gel:
-        electrode["gel"] = {"material": "gel_c", "thickness_mm": 0.5}
-    table = {
-        "name": "verify-column-rc" + ("-gel" if gel else "-bare"),
-        "patch": {"width_mm": side_mm, "length_mm": side_mm},
-        "material": {n: {"conductivity_S_per_m": v, "electrical_source": "verification"} for n, v in sigma.items()},
-        "layer": [{"tissue": n, "thickness_mm": h * 1e3} for n, h in layers],
+    if gel_material is not None:
+        electrode["gel"] = {"material": gel_material, "thickness_mm": 0.5}
+    return {
+        "name": name,
+        "patch": {"width_mm": side, "length_mm": side},
+        "layer": [{"tissue": t, "thickness_mm": h} for t, h in layers_mm],
         "electrode": [electrode],
-        "channel": {"anode": "E", "cathode": "ground", "current_mA": 10.0},
-        "waveform": {"shape": "biphasic_symmetric", "pulse_width_us": 100.0, "frequency_Hz": 1000.0,
-                     "interphase_gap_us": 20.0},
-        "mesh": {"quality": "coarse", "size_factor": 4.0, "degree": 1},
-    }  # fmt: skip
-    area = (side_mm * 1e-3) ** 2
-    stack = [(h, sigma[n]) for n, h in layers] + ([(0.5e-3, sigma["gel_c"])] if gel else [])
-    return parse_case(table), analytic.series_resistance(stack, area), r_c / area, c_c * area
+        "channel": {"anode": "E", "cathode": "ground", "current_mA": current_mA},
+    }
+
+
+def _series_resistance(case: Case) -> float:
+    """Tissue (and gel) resistance [ohm] of a column case: its layers in series."""
+    f = case.solver.quasi_static_frequency_Hz
+    stack = [(layer.thickness_m, layer.tissue.conductivity_at(f)) for layer in case.layers]
+    e = case.electrodes[0]
+    if e.gel is not None:
+        stack.append((e.gel.thickness_m, e.gel.material.conductivity_at(f)))
+    return analytic.series_resistance(stack, e.area_m2)
 
 
 def _rc_column(quality: str, comm) -> list[VerificationRow]:
