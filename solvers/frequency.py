@@ -75,6 +75,7 @@ from ..models.case import Case
 from ..models.electrodes import Channel
 from .electric import dirichlet_dofs, volume_admittivities
 from .linear import MUMPS_MAX_DOFS, assemble_lifted_rhs, create_ksp, solve_checked
+from .metrics import PEAK_AVERAGING_RADIUS_M, disc_averaged_max
 
 __all__ = [
     "DEFAULT_N_FREQUENCIES",
@@ -108,7 +109,7 @@ MAX_HARMONICS = 2**19
 TRUNCATION_FACTOR = 500.0
 #: Thickness [m] of the slab on the skin and radius of the disc over which J at the pulse is
 #: averaged (the radius of the d.c. metric, emsim.solvers.metrics.PEAK_AVERAGING_RADIUS_M).
-SKIN_AVERAGING_M = 0.5e-3
+SKIN_AVERAGING_M = PEAK_AVERAGING_RADIUS_M
 
 
 
@@ -1009,7 +1010,6 @@ def waveform_response(
 def _metrics(case, patch, resp: WaveformResponse, muscle_cells, fibre_of_cell, skin_cells, centroids, sd) -> dict:
     """Plain-data metrics of a waveform response, identical on every rank."""
     from mpi4py import MPI
-    from scipy.spatial import cKDTree
 
     from . import activation as act
     from .metrics import _cell_volumes
@@ -1038,12 +1038,7 @@ def _metrics(case, patch, resp: WaveformResponse, muscle_cells, fibre_of_cell, s
         xy = np.concatenate([g[2] for g in gathered])
         sv = np.concatenate([g[3] for g in gathered])
         sj = np.concatenate([g[4] for g in gathered])
-        peak = 0.0
-        if len(xy):
-            tree = cKDTree(xy)
-            for i in np.argsort(sj)[::-1][: max(200, len(sj) // 50)]:
-                near = tree.query_ball_point(xy[i], SKIN_AVERAGING_M)
-                peak = max(peak, float(np.dot(sv[near], sj[near]) / sv[near].sum()))
+        peak, _ = disc_averaged_max(xy, sv, sj, SKIN_AVERAGING_M)
         pw = w.pulse_width_s if w.shape != "dc" else math.inf
         activation = {}
         if len(ef) and math.isfinite(pw):

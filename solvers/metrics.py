@@ -27,7 +27,7 @@ import numpy as np
 from ..meshes.patch import PatchMesh
 from .electric import ChannelSolution, ElectricProblem
 
-__all__ = ["PEAK_AVERAGING_RADIUS_M", "SkinSurface", "electric_metrics", "skin_surface_data"]
+__all__ = ["PEAK_AVERAGING_RADIUS_M", "SkinSurface", "disc_averaged_max", "electric_metrics", "skin_surface_data"]
 
 #: Radius [m] of the disc over which the peak skin current density is averaged.
 PEAK_AVERAGING_RADIUS_M = 0.5e-3
@@ -152,26 +152,32 @@ def skin_surface_data(problem: ElectricProblem, J, phi, potentials: dict[str, fl
     )  # fmt: skip
 
 
-def _averaged_peak(s: SkinSurface, radius: float) -> tuple[float, list[float]]:
-    """Max over facet centroids of the area-weighted mean J_n in a disc of ``radius``; where."""
+def disc_averaged_max(
+    xy_m: np.ndarray, weights: np.ndarray, values: np.ndarray, radius_m: float
+) -> tuple[float, list[float]]:
+    """Max over the points ``xy_m`` of the weighted mean of ``values`` within ``radius_m``.
+
+    Every point within one radius of a point with a non-zero value is a candidate centre (a
+    disc centred where nothing flows can still hold the peak, e.g. just outside a pad edge).
+
+    Returns:
+        The maximum and the centre [m] where it is reached.
+    """
     from scipy.spatial import cKDTree
 
-    xy = s.centroids_m[:, :2]
-    if len(xy) == 0:
+    if len(xy_m) == 0:
         return 0.0, [0.0, 0.0]
-    # A disc centred on a facet that carries no current of its own can still hold the peak (at
-    # a pad edge), so every facet within one radius of a conducting facet is a centre.
-    conducting = s.jn_A_per_m2 > 0
-    tree = cKDTree(xy)
-    lists = tree.query_ball_point(xy[conducting], radius)
-    near = np.unique(np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64))
-    centres = near if len(near) else np.arange(len(xy))
+    tree = cKDTree(xy_m)
+    lists = tree.query_ball_point(xy_m[values != 0], radius_m)
+    centres = np.unique(np.fromiter(itertools.chain.from_iterable(lists), dtype=np.int64))
+    if len(centres) == 0:
+        return 0.0, xy_m[0].tolist()
     means = np.empty(len(centres))
-    for k, idx in enumerate(tree.query_ball_point(xy[centres], radius)):
-        a = s.areas_m2[idx]
-        means[k] = np.dot(a, s.jn_A_per_m2[idx]) / a.sum()
+    for k, idx in enumerate(tree.query_ball_point(xy_m[centres], radius_m)):
+        w = weights[idx]
+        means[k] = np.dot(w, values[idx]) / w.sum()
     best = int(np.argmax(means))
-    return float(means[best]), xy[centres[best]].tolist()
+    return float(means[best]), xy_m[centres[best]].tolist()
 
 
 def _weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
@@ -239,7 +245,9 @@ def electric_metrics(problem: ElectricProblem, sol: ChannelSolution) -> tuple[di
         "muscle_field_mean_V_per_m": e_int / v_tot if muscle and v_tot > 0 else None,
     }
     if comm.rank == 0:
-        peak, where = _averaged_peak(skin, PEAK_AVERAGING_RADIUS_M)
+        peak, where = disc_averaged_max(
+            skin.centroids_m[:, :2], skin.areas_m2, skin.jn_A_per_m2, PEAK_AVERAGING_RADIUS_M
+        )
         covered = skin.under != ""
         p99 = _weighted_percentile(skin.jn_A_per_m2[covered], skin.areas_m2[covered], 99.0)
         mean = {}
