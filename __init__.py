@@ -1,14 +1,75 @@
 """emsim: physics-based simulation of electrical muscle stimulation (EMS) devices.
 
-Subpackages follow the one path data takes (see DESIGN.md):
-``emsim.models`` (plain data with units and sources) -> ``emsim.meshes`` (gmsh
-geometry, tagged DOLFINx meshes) -> ``emsim.solvers`` (FEM problems and metrics)
--> ``emsim.device`` (presets, validation, export) with ``emsim.studies`` driving
-runs, sweeps and reports.
+Subpackages follow the one path data takes: ``emsim.models`` (plain data with units and
+sources) -> ``emsim.meshes`` (gmsh geometry, tagged DOLFINx meshes) -> ``emsim.solvers`` (FEM
+problems and metrics) -> ``emsim.device`` (presets, validation, export) with ``emsim.studies``
+driving runs, sweeps and reports.
+
+The scripting surface::
+
+    import emsim
+
+    case = emsim.load_case("my-case.toml")      # or emsim.models.Case(...) built in Python
+    result = emsim.solve(case)                   # a CaseResult, per unit current of each channel
+    result.at({"1": 0.004}).electric.impedance_ohm   # any channel currents [A], no new solve
+    emsim.write_outputs(result, "out/mine")      # metrics.json, fields, pictures
 """
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 # The DOLFINx wheel must order MPI ahead of petsc4py/dolfinx: done once, here,
 # so that no user code ever has to.
-import dolfinx_solver  # noqa: F401  (import for its side effect)
+import dolfinx_solver  # noqa: F401  (import for its side effect, first)
+
+from .errors import EmsimError, InputError
+from .models import Case, load_case, parse_case
+
+if TYPE_CHECKING:
+    from .solvers.result import CaseResult
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "Case",
+    "CaseResult",
+    "EmsimError",
+    "InputError",
+    "__version__",
+    "load_case",
+    "parse_case",
+    "solve",
+    "write_outputs",
+]
+
+
+def solve(case: Case, *, comm: Any = None, progress: Callable[[str], None] | None = None) -> CaseResult:
+    """Mesh and solve a case; returns a :class:`~emsim.solvers.result.CaseResult`.
+
+    Args:
+        case: the case (:func:`load_case`, or a :class:`~emsim.models.Case` built in Python).
+        comm: MPI communicator (default ``MPI.COMM_WORLD``: under ``mpirun -n N`` one case is
+            distributed over the ranks).
+        progress: optional callable taking a short text at each step.
+    """
+    from .studies.run import solve_case
+
+    return solve_case(case, comm=comm, **({"progress": progress} if progress else {}))
+
+
+def write_outputs(result: CaseResult, folder: str | Path, *, source_text: str | None = None) -> Path:
+    """Write a result's files into ``folder`` (replaced atomically; see :mod:`emsim.studies.outputs`)."""
+    from .studies.outputs import write_outputs as _write
+
+    return _write(result, folder, source_text=source_text)
+
+
+def __getattr__(name: str) -> Any:
+    if name == "CaseResult":
+        from .solvers.result import CaseResult
+
+        return CaseResult
+    raise AttributeError(f"module 'emsim' has no attribute {name!r}")

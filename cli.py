@@ -48,12 +48,13 @@ def _progress_printer(rank: int):
 
 
 def _run(args, comm) -> int:
-    from .models.case import parse_case, read_case_table
+    from .models.case_file import parse_case, parse_toml, read_case_text
     from .studies.run import default_case_path, run_case
 
     progress, console = _progress_printer(comm.rank)
     path = Path(args.case) if args.case else default_case_path()
-    table = read_case_table(path)
+    text = read_case_text(path)  # the file is read once
+    table = parse_toml(text, path)
     if args.quality:
         table.setdefault("mesh", {})
         if isinstance(table["mesh"], dict):
@@ -61,60 +62,28 @@ def _run(args, comm) -> int:
     case = parse_case(table)  # every input error surfaces here, before anything is written
     out = Path(args.out) if args.out else Path("out") / ("default" if not args.case else case.name)
     # The file's own text is kept as case.toml; with --quality the metrics record the override.
-    result = run_case(case, out, comm=comm, progress=progress, source_text=path.read_text("utf-8"))
+    result = run_case(case, out, comm=comm, progress=progress, source_text=text)
     if comm.rank == 0:
         _summary(console, result, out)
     return 0
 
 
 def _summary(console, result, out: Path) -> None:
+    """The result's summary rows (generated from its typed records) as a table."""
     from rich.table import Table
 
-    m = result.metrics
     t = Table(title=f"{result.case.name}: metrics (also in {out / 'metrics.json'})")
     t.add_column("quantity")
     t.add_column("value", justify="right")
     t.add_column("unit")
-    rows = [
-        ("current (channel 1)", m["current_requested_A"] * 1e3, "mA"),
-        ("impedance", m["impedance_ohm"], "ohm"),
-        *[(f"electrode {n} voltage", v, "V") for n, v in m["electrode_voltage_V"].items()],
-        ("skin J peak (1 mm disc)", m["skin_current_density_peak_A_per_m2"], "A/m^2"),
-        ("skin J p99 under pads", m["skin_current_density_p99_A_per_m2"], "A/m^2"),
-        *[(f"skin J mean under {n}", v, "A/m^2") for n, v in m["skin_current_density_mean_A_per_m2"].items()],
-        ("muscle |E| max", m["muscle_field_max_V_per_m"], "V/m"),
-        ("muscle |E| mean", m["muscle_field_mean_V_per_m"], "V/m"),
-        ("Joule power", m["total_joule_power_W"], "W"),
-        ("current conservation error", m["current_conservation_error"], "-"),
-        ("dofs", m["dofs"], "-"),
-    ]
-    for key, label, unit in (
-        ("electrode_voltage_peak_V", "electrode voltage, peak over the period", "V"),
-        ("muscle_field_peak_V_per_m", "muscle |E| at the pulse, max", "V/m"),
-        ("skin_current_density_peak_pulse_A_per_m2", "skin J at the pulse, peak", "A/m^2"),
-        ("charge_per_phase_C", "charge per phase", "C"),
-        ("net_charge_per_period_C", "net charge per period", "C"),
-        ("current_rms_A", "current r.m.s. (whole cycle)", "A"),
-        ("muscle_activated_fraction", "muscle volume above threshold", "-"),
-        ("current_for_50pct_activation_A", "current for 50 % activation", "A"),
-        ("skin_temperature_basal_C", "skin temperature, basal max", "C"),
-        ("skin_temperature_peak_C", "skin temperature, session max", "C"),
-        ("tissue_temperature_rise_max_K", "tissue temperature rise, max", "K"),
-        ("cem43_max_min", "thermal dose CEM43, max", "min"),
-    ):
-        if isinstance(m.get(key), (int, float)):
-            rows.append((label, m[key], unit))
-    if "hottest_point_m" in m:
-        x, y, z = (1e3 * c for c in m["hottest_point_m"])
-        rows.append(("hottest point (x, y, z)", f"({x:.1f}, {y:.1f}, {z:.1f})", "mm"))
-    for name, value, unit in rows:
+    for name, value, unit in result.summary_rows():
         if isinstance(value, str):
             text = value
         else:
-            text = "-" if value is None else (f"{value:d}" if isinstance(value, int) else f"{value:.5g}")
+            text = f"{value:d}" if isinstance(value, int) else f"{value:.5g}"
         t.add_row(name, text, unit)
     console.print(t)
-    console.print(f"outputs in {out}/: metrics.json, mesh_report.json, fields/, *.png")
+    console.print(f"outputs in {out}/: metrics.json, mesh_report.json, case.toml, fields/, *.png")
 
 
 def _verify(args, comm) -> int:

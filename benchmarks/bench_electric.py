@@ -13,7 +13,7 @@ import time
 
 import emsim  # noqa: F401
 from emsim.meshes.patch import build_patch_mesh
-from emsim.models.case import parse_case, read_case_table
+from emsim.models import parse_case, read_case_table
 from emsim.solvers.electric import ElectricProblem
 from emsim.solvers.metrics import electric_metrics
 from emsim.studies.run import default_case_path

@@ -17,7 +17,7 @@ import time
 
 import emsim  # noqa: F401
 from emsim.meshes.patch import build_patch_mesh
-from emsim.models.case import parse_case, read_case_table
+from emsim.models import parse_case, read_case_table
 from emsim.solvers.frequency import waveform_response
 from emsim.studies.run import default_case_path
 

@@ -25,13 +25,15 @@ from __future__ import annotations
 
 import itertools
 import logging
-import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from ..errors import MeshError
 from ..models.case import Case
+from ..models.electrodes import Electrode
+from ..models.shapes import Disk, RoundedRectangle
 
 __all__ = ["QUALITY_SCALE", "MeshReport", "PatchMesh", "build_patch_mesh", "contact_sublayer_fraction"]
 
@@ -141,26 +143,26 @@ def _pad_levels(case: Case) -> dict[str, list[float]]:
     return out
 
 
-def _outline_distance(e, x: float, y: float) -> float:
-    """Signed distance [m] from (x, y) to the electrode's outline (negative inside)."""
-    dx, dy = abs(x - e.center_m[0]), abs(y - e.center_m[1])
-    if e.shape == "disk":
-        return math.hypot(dx, dy) - e.diameter_m / 2
-    hx, hy = e.half_extent_m
-    r = e.corner_radius_m
-    qx, qy = dx - (hx - r), dy - (hy - r)
-    outside = math.hypot(max(qx, 0.0), max(qy, 0.0))
-    return outside + min(max(qx, qy), 0.0) - r
+def _disk(occ: Any, shape: Disk, cx: float, cy: float, z: float) -> int:
+    r = shape.diameter_m / 2
+    return occ.addDisk(cx, cy, z, r, r)
 
 
-def _add_footprint(occ, e, z: float) -> int:
+def _rounded_rectangle(occ: Any, shape: RoundedRectangle, cx: float, cy: float, z: float) -> int:
+    hx, hy = shape.half_extent_m
+    return occ.addRectangle(cx - hx, cy - hy, z, 2 * hx, 2 * hy, roundedRadius=shape.corner_radius_m)
+
+
+#: How gmsh draws each footprint class (the only place that knows the shapes' kinds).
+_FOOTPRINTS = {Disk: _disk, RoundedRectangle: _rounded_rectangle}
+
+
+def _add_footprint(occ: Any, e: Electrode, z: float) -> int:
     """Add the electrode's footprint as a plane surface at height z; return its tag."""
-    cx, cy = e.center_m
-    if e.shape == "disk":
-        r = e.diameter_m / 2
-        return occ.addDisk(cx, cy, z, r, r)
-    hx, hy = e.half_extent_m
-    return occ.addRectangle(cx - hx, cy - hy, z, 2 * hx, 2 * hy, roundedRadius=e.corner_radius_m)
+    draw = _FOOTPRINTS.get(type(e.shape))
+    if draw is None:
+        raise MeshError(f"electrode {e.name}: no gmsh footprint for shape {e.shape.kind!r}")
+    return draw(occ, e.shape, e.center_m[0], e.center_m[1], z)
 
 
 def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tuple[int, list[int]]]]:
@@ -275,7 +277,7 @@ def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tup
         for e in case.electrodes:
             top = levels[e.name][-1] if e.name in levels else 0.0
             on_level = abs(pts[0, 2] - top) < tol or abs(pts[0, 2]) < tol
-            if on_level and all(abs(_outline_distance(e, px, py)) < 10 * tol for px, py, _ in pts):
+            if on_level and all(abs(e.signed_distance(px, py)) < 10 * tol for px, py, _ in pts):
                 outline_curves.add(tag)
     fields = []
     h_edge, h_max = sizes["edge"], sizes["max"]

@@ -1,30 +1,27 @@
 """A simulation case: the tissue patch, its layers, electrodes, channels and settings.
 
-:func:`parse_case` turns a case table (read from TOML) into a frozen :class:`Case`, converting
-the file's units (mm, mA, ohm cm^2, uF/cm^2) to SI and checking everything before anything runs:
-any bad value raises :class:`~emsim.errors.InputError` naming the field, the value and what is
-allowed.
+Every dataclass states its numbers once, with their case-file key, unit and range
+(:func:`~emsim.models.quantity.quantity`), and checks itself in ``__post_init__``: a :class:`Case`
+built in Python is checked exactly like one read from a file (:mod:`emsim.models.case_file`).
+A case has a canonical form (:meth:`Case.to_dict`, :meth:`Case.to_toml`: case-file keys and
+units, resolved defaults, stable order, the full data of every material it uses) and a content
+hash of it (:meth:`Case.digest`): two files that mean the same case hash the same.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from ..errors import CaseFileError, InputError
-from .electrodes import (
-    DEFAULT_CONTACT_CAPACITANCE_F_PER_M2,
-    GROUND,
-    Channel,
-    Contact,
-    Electrode,
-    GelPad,
-)
-from .tissues import Tissue, library, tissue_from_table
+from ..errors import InputError
+from .electrodes import Channel, Electrode
+from .quantity import check_fields, file_value, numbers_to_table, quantity
+from .tissues import Tissue
+from .toml import dumps as toml_dumps
 
 __all__ = [
     "QUALITIES",
@@ -36,8 +33,6 @@ __all__ = [
     "Probe",
     "SolverSettings",
     "ThermalSettings",
-    "load_case",
-    "parse_case",
 ]
 
 #: Mesh quality presets, coarse to fine.
@@ -45,10 +40,13 @@ QUALITIES = ("coarse", "default", "fine")
 #: Linear solver choices: "auto" picks MUMPS for small problems, CG + GAMG for large ones.
 SOLVER_METHODS = ("auto", "mumps", "cg-gamg")
 
-_TOP_KEYS = (
-    "name", "description", "patch", "layer", "electrode", "channel", "material", "mesh",
-    "solver", "thermal", "waveform", "probe",
-)  # fmt: skip
+# Slack on geometric containment tests [m].
+_TOL_M = 1e-9
+
+
+def _choice(value: Any, allowed: tuple, name: str) -> None:
+    if value not in allowed:
+        raise InputError(name, value, f"one of {', '.join(map(str, allowed))}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +54,16 @@ class Patch:
     """The modelled block of tissue; its top face (z = 0) is the skin surface.
 
     Attributes:
-        width_m: extent along x [m], centred on x = 0.
-        length_m: extent along y [m], centred on y = 0.
+        width_m: extent along x [m], centred on x = 0 (case file ``width_mm``).
+        length_m: extent along y [m], centred on y = 0 (case file ``length_mm``).
     """
 
-    width_m: float
-    length_m: float
+    width_m: float = quantity("width_mm", to_si=1e-3, low=0.0, high=1000.0)
+    length_m: float = quantity("length_mm", to_si=1e-3, low=0.0, high=1000.0)
+
+    def __post_init__(self) -> None:
+        """Check both sizes."""
+        check_fields(self, "patch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +72,7 @@ class Layer:
 
     Attributes:
         tissue: the layer's material.
-        thickness_m: thickness [m].
+        thickness_m: thickness [m] (case file ``thickness_mm``).
         label: unique label used for tags and outputs, e.g. ``"skin"`` or ``"fat_2"``.
         fibre_direction: unit vector of the fibres (muscle), or None for an isotropic layer.
         anisotropy_ratio: conductivity along the fibres over conductivity across them (the
@@ -79,10 +81,22 @@ class Layer:
     """
 
     tissue: Tissue
-    thickness_m: float
-    label: str
+    thickness_m: float = quantity("thickness_mm", to_si=1e-3, low=0.0, high=200.0)
+    label: str = ""
     fibre_direction: tuple[float, float, float] | None = None
-    anisotropy_ratio: float = 1.0
+    anisotropy_ratio: float = quantity("anisotropy_ratio", low=0.0, high=100.0, default=1.0)
+
+    def __post_init__(self) -> None:
+        """Check thickness, label and fibres."""
+        where = f"layer[{self.label or self.tissue.name}]"
+        if not isinstance(self.label, str) or not self.label:
+            raise InputError(f"{where}.label", self.label, "a non-empty label")
+        check_fields(self, where)
+        d = self.fibre_direction
+        if d is not None:
+            ok = len(d) == 3 and all(isinstance(c, (int, float)) and math.isfinite(c) for c in d)
+            if not ok or abs(math.hypot(*d) - 1.0) > 1e-9:
+                raise InputError(f"{where}.fibre_direction", d, "a unit vector [x, y, z]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,8 +111,15 @@ class MeshSettings:
     """
 
     quality: str = "default"
-    degree: int = 2
-    size_factor: float = 1.0
+    degree: int = quantity("degree", low=1, low_open=False, high=2, integer=True, default=2)
+    size_factor: float = quantity("size_factor", low=0.0, high=20.0, default=1.0)
+
+    def __post_init__(self) -> None:
+        """Check the choices and ranges."""
+        _choice(self.quality, QUALITIES, "mesh.quality")
+        if self.degree not in (1, 2) or isinstance(self.degree, bool):
+            raise InputError("mesh.degree", self.degree, "1 or 2")
+        check_fields(self, "mesh")
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,9 +136,19 @@ class SolverSettings:
     """
 
     method: str = "auto"
-    rtol: float = 1e-10
-    quasi_static_frequency_Hz: float = 10.0
-    waveform_frequencies: int = 24
+    rtol: float = quantity("rtol", low=0.0, high=1e-3, default=1e-10)
+    quasi_static_frequency_Hz: float = quantity("quasi_static_frequency_Hz", low=0.0, high=1e9, default=10.0)
+    waveform_frequencies: int = quantity(
+        "waveform_frequencies", low=7, low_open=False, high=200, integer=True, default=24
+    )
+
+    def __post_init__(self) -> None:
+        """Check the choices and ranges."""
+        _choice(self.method, SOLVER_METHODS, "solver.method")
+        n = self.waveform_frequencies
+        if isinstance(n, bool) or not isinstance(n, int) or not 7 <= n <= 200:
+            raise InputError("solver.waveform_frequencies", n, "an integer from 7 to 200")
+        check_fields(self, "solver")
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,15 +159,19 @@ class ThermalSettings:
         h_W_per_m2K: convective heat transfer coefficient at the skin and pads [W/(m^2 K)].
         air_temperature_C: ambient air temperature [C].
         core_temperature_C: temperature of the deep face and of arterial blood [C].
-        session_s: session duration [s].
+        session_s: session duration [s] (case file ``session_min``).
         time_step_s: time step [s].
     """
 
-    h_W_per_m2K: float = 10.0
-    air_temperature_C: float = 25.0
-    core_temperature_C: float = 37.0
-    session_s: float = 15 * 60.0
-    time_step_s: float = 10.0
+    h_W_per_m2K: float = quantity("h_W_per_m2K", low=0.0, low_open=False, high=1e4, default=10.0)
+    air_temperature_C: float = quantity("air_temperature_C", low=-50.0, high=60.0, default=25.0)
+    core_temperature_C: float = quantity("core_temperature_C", low=30.0, high=42.0, default=37.0)
+    session_s: float = quantity("session_min", to_si=60.0, low=0.0, high=240.0, default=900.0)
+    time_step_s: float = quantity("time_step_s", low=0.0, high=600.0, default=10.0)
+
+    def __post_init__(self) -> None:
+        """Check the ranges."""
+        check_fields(self, "thermal")
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,10 +186,18 @@ class Probe:
     name: str
     point_m: tuple[float, float, float]
 
+    def __post_init__(self) -> None:
+        """Check the name and the point."""
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InputError("probe.name", self.name, "a non-empty name")
+        p = self.point_m
+        if len(p) != 3 or not all(isinstance(c, (int, float)) and math.isfinite(c) for c in p):
+            raise InputError(f"probe[{self.name}].point_mm", p, "three finite numbers [x_mm, y_mm, z_mm]")
+
 
 @dataclass(frozen=True, slots=True)
 class Case:
-    """Everything one simulation needs, in SI units.
+    """Everything one simulation needs, in SI units, checked as a whole on construction.
 
     Attributes:
         name: case name.
@@ -166,7 +209,8 @@ class Case:
         solver: solver settings.
         thermal: heating settings, or None when the case asks no thermal solve.
         waveform: the stimulation waveform (``emsim.models.waveforms.Waveform``), or None (DC).
-        materials: every material the case uses, by name.
+        materials: every material the case uses, by name (derived from the layers and gels
+            when not given).
         description: free text.
         probes: points whose E(t) and J(t) the waveform response records.
     """
@@ -184,6 +228,110 @@ class Case:
     description: str = ""
     probes: tuple[Probe, ...] = ()
 
+    def __post_init__(self) -> None:
+        """Check what ties the parts together: names, positions, terminals, materials."""
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InputError("name", self.name, "a non-empty case name")
+        if not self.layers:
+            raise InputError("layer", [], "at least one [[layer]] table (tissue, thickness_mm)")
+        labels = [layer.label for layer in self.layers]
+        for label in labels:
+            if labels.count(label) > 1:
+                raise InputError("layer.label", label, "layer labels must be unique")
+        if not self.electrodes:
+            raise InputError("electrode", [], "at least one [[electrode]] table")
+        self._check_electrodes()
+        self._check_channels()
+        self._check_probes()
+        self._check_materials()
+        if not self.materials:  # derived: the materials the layers and gels use
+            object.__setattr__(self, "materials", self.used_materials())
+
+    def _check_electrodes(self) -> None:
+        names = [e.name for e in self.electrodes]
+        for name in names:
+            if names.count(name) > 1:
+                raise InputError("electrode.name", name, "electrode names must be unique")
+        w2, l2 = self.patch.width_m / 2, self.patch.length_m / 2
+        for e in self.electrodes:
+            (cx, cy), (hx, hy) = e.center_m, e.half_extent_m
+            if cx - hx < -w2 - _TOL_M or cx + hx > w2 + _TOL_M or cy - hy < -l2 - _TOL_M or cy + hy > l2 + _TOL_M:
+                raise InputError(
+                    f"electrode[{e.name}].center_mm",
+                    [file_value(cx, 1e-3), file_value(cy, 1e-3)],
+                    f"the electrode must lie on the patch, x in [{-w2 * 1e3:g}, {w2 * 1e3:g}] mm and "
+                    f"y in [{-l2 * 1e3:g}, {l2 * 1e3:g}] mm including its size",
+                )
+        for i, a in enumerate(self.electrodes):
+            for b in self.electrodes[i + 1 :]:
+                gap = a.distance_to_outline(b)
+                if gap <= 1e-6:
+                    raise InputError(
+                        f"electrode[{b.name}].center_mm",
+                        [file_value(c, 1e-3) for c in b.center_m],
+                        f"overlaps or touches electrode {a.name} (gap {gap * 1e3:.3g} mm); "
+                        "electrodes must be at least 0.001 mm apart",
+                    )
+
+    def _check_channels(self) -> None:
+        if not self.channels:
+            raise InputError("channel", [], "a [channel] table or [[channel]] tables")
+        names = {e.name for e in self.electrodes}
+        cnames = [c.name for c in self.channels]
+        for c in self.channels:
+            if cnames.count(c.name) > 1:
+                raise InputError("channel.name", c.name, "channel names must be unique")
+            for key, terminal in (("anode", c.anode), ("cathode", c.cathode)):
+                for n in terminal:
+                    if n not in names and not (key == "cathode" and c.grounded):
+                        allowed = sorted(names) + (["ground"] if key == "cathode" else [])
+                        raise InputError(f"channel[{c.name}].{key}", n, f"one of {', '.join(allowed)}")
+        if any(c.grounded for c in self.channels) and len(self.channels) > 1:
+            raise InputError("channel", len(self.channels), "a grounded (verification) channel must be the only one")
+
+    def _check_probes(self) -> None:
+        depth = self.depth_m
+        w2, l2 = self.patch.width_m / 2, self.patch.length_m / 2
+        seen: set[str] = set()
+        for p in self.probes:
+            if p.name in seen:
+                raise InputError("probe.name", p.name, "probe names must be unique")
+            seen.add(p.name)
+            x, y, z = p.point_m
+            inside = abs(x) <= w2 + _TOL_M and abs(y) <= l2 + _TOL_M and z >= -depth - _TOL_M
+            if inside and z > _TOL_M:  # above the skin: only inside a gel pad
+                inside = any(
+                    e.gel is not None and z <= e.gel.thickness_m + _TOL_M and e.contains(x, y, tol=_TOL_M)
+                    for e in self.electrodes
+                )
+            if not inside:
+                raise InputError(
+                    f"probe[{p.name}].point_mm",
+                    [file_value(c, 1e-3) for c in p.point_m],
+                    f"the point must lie in the patch: x in [{-w2 * 1e3:g}, {w2 * 1e3:g}] mm, "
+                    f"y in [{-l2 * 1e3:g}, {l2 * 1e3:g}] mm, z in [{-depth * 1e3:g}, 0] mm "
+                    "(tissue; skin surface z = 0), or z > 0 inside a gel pad",
+                )
+
+    def _check_materials(self) -> None:
+        if self.thermal is None:
+            return
+        for layer in self.layers:
+            if layer.tissue.thermal is None:
+                raise InputError(
+                    f"material.{layer.tissue.name}", "no thermal properties",
+                    "a [thermal] case needs density_kg_per_m3, heat_capacity_J_per_kgK and "
+                    "thermal_conductivity_W_per_mK for every layer and gel",
+                )  # fmt: skip
+        for e in self.electrodes:
+            if e.gel is not None and e.gel.material.thermal is None:
+                raise InputError(
+                    f"material.{e.gel.material.name}", "no thermal properties",
+                    f"gel of electrode {e.name}: a [thermal] case needs its thermal properties",
+                )  # fmt: skip
+
+    # ------------------------------------------------------------------ queries
+
     @property
     def depth_m(self) -> float:
         """Total depth of the tissue layers [m]."""
@@ -196,427 +344,91 @@ class Case:
                 return e
         raise KeyError(name)
 
+    def channel(self, name: str) -> Channel:
+        """The channel called ``name``."""
+        for c in self.channels:
+            if c.name == name:
+                return c
+        raise KeyError(name)
+
     @property
     def grounded(self) -> bool:
         """True when a channel returns through the grounded deep face."""
         return any(c.grounded for c in self.channels)
 
+    def used_materials(self) -> dict[str, Tissue]:
+        """The materials of the layers and gels, by name (sorted)."""
+        used = {layer.tissue.name: layer.tissue for layer in self.layers}
+        used |= {e.gel.material.name: e.gel.material for e in self.electrodes if e.gel is not None}
+        return {n: used[n] for n in sorted(used)}
 
-# ----------------------------------------------------------------------------- parsing helpers
+    # ------------------------------------------------------------------ canonical form
 
+    def to_dict(self) -> dict[str, Any]:
+        """The canonical case table: case-file keys and units, every default resolved.
 
-def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
-    for key, value in table.items():
-        if key not in allowed:
-            name = f"{where}.{key}" if where else key
-            raise InputError(name, value, f"unknown key; allowed: {', '.join(allowed)}")
+        Key order is fixed, floats are rounded to 15 significant digits in the file's unit, and
+        every material the case uses is written in full (library ones too), so that the table
+        alone reproduces the case and a change of the library changes the digest.
+        """
+        out: dict[str, Any] = {"name": self.name}
+        if self.description:
+            out["description"] = self.description
+        out["patch"] = numbers_to_table(self.patch)
+        layers = []
+        for layer in self.layers:
+            row: dict[str, Any] = {"tissue": layer.tissue.name, **numbers_to_table(layer)}
+            if layer.fibre_direction is None:
+                row.pop("anisotropy_ratio")
+            else:
+                row["fibre_direction"] = [float(c) for c in layer.fibre_direction]
+            layers.append(row)
+        out["layer"] = layers
+        electrodes = []
+        for e in self.electrodes:
+            row = {"name": e.name, **e.shape.to_table(), "center_mm": [file_value(c, 1e-3) for c in e.center_m]}
+            if e.gel is not None:
+                row["gel"] = {"material": e.gel.material.name, **numbers_to_table(e.gel)}
+            if e.contact is not None:
+                contact = numbers_to_table(e.contact)
+                contact.setdefault("capacitance_uF_per_cm2", 0.0)  # 0: purely resistive
+                row["contact"] = contact
+            electrodes.append(row)
+        out["electrode"] = electrodes
+        out["channel"] = [
+            {"name": c.name, "anode": list(c.anode), "cathode": list(c.cathode), **numbers_to_table(c)}
+            for c in self.channels
+        ]
+        out["material"] = {n: t.to_table() for n, t in self.used_materials().items()}
+        out["mesh"] = {"quality": self.mesh.quality, **numbers_to_table(self.mesh)}
+        out["solver"] = {"method": self.solver.method, **numbers_to_table(self.solver)}
+        if self.thermal is not None:
+            out["thermal"] = numbers_to_table(self.thermal)
+        if self.waveform is not None:
+            out["waveform"] = self.waveform.to_table()
+        if self.probes:
+            out["probe"] = [
+                {"name": p.name, "point_mm": [file_value(c, 1e-3) for c in p.point_m]} for p in self.probes
+            ]
+        return out
 
+    def to_toml(self) -> str:
+        """The canonical case table as TOML text (reads back to an equal case)."""
+        return toml_dumps(self.to_dict())
 
-def _table(parent: Mapping[str, Any], key: str, where: str, *, required: bool) -> dict[str, Any]:
-    value = parent.get(key)
-    if value is None:
-        if required:
-            raise InputError(where, None, "missing; this table is required")
-        return {}
-    if not isinstance(value, dict):
-        raise InputError(where, value, "must be a table")
-    return value
+    def digest(self) -> str:
+        """SHA-256 (hex) of the canonical form: equal for equal cases, whatever the file's layout."""
+        text = json.dumps(self.to_dict(), sort_keys=False, separators=(",", ":"), ensure_ascii=True)
+        return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
+    def with_currents(self, currents_A: Mapping[str, float]) -> Case:
+        """The same case with other channel currents [A] (by channel name)."""
+        from dataclasses import replace
 
-def _number(
-    table: Mapping[str, Any],
-    key: str,
-    where: str,
-    *,
-    default: float | None = None,
-    required: bool = False,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = True,
-) -> float:
-    name = f"{where}.{key}" if where else key
-    if key not in table:
-        if required or default is None:
-            raise InputError(name, None, "missing; a number is required")
-        return default
-    value = table[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise InputError(name, value, "must be a finite number")
-    value = float(value)
-    if low is not None and (value <= low if low_open else value < low):
-        raise InputError(name, value, f"must be {'>' if low_open else '>='} {low:g}")
-    if high is not None and value > high:
-        raise InputError(name, value, f"must be <= {high:g}")
-    return value
-
-
-def _string(table: Mapping[str, Any], key: str, where: str, *, default: str | None = None) -> str:
-    name = f"{where}.{key}" if where else key
-    if key not in table:
-        if default is None:
-            raise InputError(name, None, "missing; a string is required")
-        return default
-    value = table[key]
-    if not isinstance(value, str) or not value.strip():
-        raise InputError(name, value, "must be a non-empty string")
-    return value
-
-
-def _choice(table: Mapping[str, Any], key: str, where: str, choices: tuple[str, ...], default: str) -> str:
-    value = _string(table, key, where, default=default)
-    if value not in choices:
-        raise InputError(f"{where}.{key}", value, f"one of {', '.join(choices)}")
-    return value
-
-
-def _names(value: Any, where: str) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return (value,)
-    if isinstance(value, list) and value and all(isinstance(v, str) for v in value):
-        return tuple(value)
-    raise InputError(where, value, "an electrode name, a list of names, or 'ground'")
-
-
-# ----------------------------------------------------------------------------- the parser
-
-
-def _materials(raw: Mapping[str, Any]) -> dict[str, Tissue]:
-    materials = dict(library())
-    user = _table(raw, "material", "material", required=False)
-    for name, table in user.items():
-        materials[name] = tissue_from_table(name, table)
-    return materials
-
-
-def _material(materials: Mapping[str, Tissue], name: Any, where: str) -> Tissue:
-    if not isinstance(name, str) or name not in materials:
-        raise InputError(where, name, f"a library material or a [material.NAME]: {', '.join(sorted(materials))}")
-    return materials[name]
-
-
-def _layers(raw: Mapping[str, Any], materials: Mapping[str, Tissue]) -> tuple[Layer, ...]:
-    rows = raw.get("layer")
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        raise InputError("layer", rows, "at least one [[layer]] table (tissue, thickness_mm)")
-    layers: list[Layer] = []
-    seen: dict[str, int] = {}
-    for i, row in enumerate(rows):
-        where = f"layer[{i}]"
-        _check_keys(row, ("tissue", "thickness_mm", "fibre_direction", "anisotropy_ratio"), where)
-        tissue = _material(materials, row.get("tissue"), f"{where}.tissue")
-        thickness = _number(row, "thickness_mm", where, required=True, low=0.0) * 1e-3
-        seen[tissue.name] = seen.get(tissue.name, 0) + 1
-        label = tissue.name if seen[tissue.name] == 1 else f"{tissue.name}_{seen[tissue.name]}"
-        fibre, ratio = None, 1.0
-        if "fibre_direction" in row or "anisotropy_ratio" in row:
-            d = row.get("fibre_direction")
-            ok = (
-                isinstance(d, list)
-                and len(d) == 3
-                and all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in d)
-                and math.hypot(*d) > 0
-            )
-            if not ok:
-                raise InputError(f"{where}.fibre_direction", d, "a non-zero vector [x, y, z]")
-            n = math.hypot(*d)
-            fibre = (d[0] / n, d[1] / n, d[2] / n)
-            ratio = _number(row, "anisotropy_ratio", where, default=4.0, low=0.0, high=100.0)
-        layers.append(
-            Layer(tissue=tissue, thickness_m=thickness, label=label, fibre_direction=fibre, anisotropy_ratio=ratio)
+        unknown = set(currents_A) - {c.name for c in self.channels}
+        if unknown:
+            raise InputError("channel", sorted(unknown), f"one of {', '.join(c.name for c in self.channels)}")
+        channels = tuple(
+            replace(c, current_A=float(currents_A[c.name])) if c.name in currents_A else c for c in self.channels
         )
-    return tuple(layers)
-
-
-_ELECTRODE_KEYS = (
-    "name", "shape", "diameter_mm", "width_mm", "length_mm", "corner_radius_mm", "center_mm",
-    "gel", "contact",
-)  # fmt: skip
-
-
-def _electrode(row: Mapping[str, Any], i: int, materials: Mapping[str, Tissue]) -> Electrode:
-    where = f"electrode[{i}]"
-    _check_keys(row, _ELECTRODE_KEYS, where)
-    name = _string(row, "name", where)
-    if name == GROUND:
-        raise InputError(f"{where}.name", name, "'ground' is reserved for the deep face")
-    where = f"electrode[{name}]"
-    shape = _choice(row, "shape", where, ("disk", "rectangle"), "disk")
-    center = row.get("center_mm")
-    if (
-        not isinstance(center, list)
-        or len(center) != 2
-        or not all(isinstance(c, (int, float)) and not isinstance(c, bool) for c in center)
-    ):
-        raise InputError(f"{where}.center_mm", center, "a list of two numbers [x_mm, y_mm]")
-    kwargs: dict[str, Any] = {"center_m": (center[0] * 1e-3, center[1] * 1e-3)}
-    if shape == "disk":
-        for key in ("width_mm", "length_mm", "corner_radius_mm"):
-            if key in row:
-                raise InputError(f"{where}.{key}", row[key], "not a disk key; a disk takes diameter_mm")
-        kwargs["diameter_m"] = _number(row, "diameter_mm", where, required=True, low=0.0) * 1e-3
-    else:
-        if "diameter_mm" in row:
-            raise InputError(f"{where}.diameter_mm", row["diameter_mm"], "not a rectangle key")
-        kwargs["width_m"] = _number(row, "width_mm", where, required=True, low=0.0) * 1e-3
-        kwargs["length_m"] = _number(row, "length_mm", where, required=True, low=0.0) * 1e-3
-        kwargs["corner_radius_m"] = (
-            _number(row, "corner_radius_mm", where, default=0.0, low=0.0, low_open=False) * 1e-3
-        )
-    gel = None
-    if "gel" in row:
-        g = row["gel"]
-        if not isinstance(g, dict):
-            raise InputError(f"{where}.gel", g, "a table { material = ..., thickness_mm = ... }")
-        _check_keys(g, ("material", "thickness_mm"), f"{where}.gel")
-        gel = GelPad(
-            material=_material(materials, g.get("material"), f"{where}.gel.material"),
-            thickness_m=_number(g, "thickness_mm", f"{where}.gel", required=True, low=0.0) * 1e-3,
-        )
-    contact = None
-    if "contact" in row:
-        c = row["contact"]
-        if not isinstance(c, dict):
-            raise InputError(f"{where}.contact", c, "a table { resistance_ohm_cm2 = ... }")
-        _check_keys(c, ("resistance_ohm_cm2", "capacitance_uF_per_cm2"), f"{where}.contact")
-        r = _number(c, "resistance_ohm_cm2", f"{where}.contact", required=True, low=0.0)
-        cap_uF = _number(
-            c, "capacitance_uF_per_cm2", f"{where}.contact",
-            default=DEFAULT_CONTACT_CAPACITANCE_F_PER_M2 * 1e2, low=0.0, low_open=False,
-        )  # fmt: skip
-        cap = cap_uF * 1e-2 if cap_uF > 0 else None  # 0: a purely resistive contact
-        contact = Contact(resistance_ohm_m2=r * 1e-4, capacitance_F_per_m2=cap)
-    return Electrode(name=name, shape=shape, gel=gel, contact=contact, **kwargs)
-
-
-def _electrodes(raw: Mapping[str, Any], patch: Patch, materials: Mapping[str, Tissue]) -> tuple[Electrode, ...]:
-    rows = raw.get("electrode")
-    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        raise InputError("electrode", rows, "at least one [[electrode]] table")
-    electrodes = [_electrode(row, i, materials) for i, row in enumerate(rows)]
-    names = [e.name for e in electrodes]
-    for name in names:
-        if names.count(name) > 1:
-            raise InputError("electrode.name", name, "electrode names must be unique")
-    tol = 1e-9
-    for e in electrodes:
-        (cx, cy), (hx, hy) = e.center_m, e.half_extent_m
-        if (
-            cx - hx < -patch.width_m / 2 - tol
-            or cx + hx > patch.width_m / 2 + tol
-            or cy - hy < -patch.length_m / 2 - tol
-            or cy + hy > patch.length_m / 2 + tol
-        ):
-            raise InputError(
-                f"electrode[{e.name}].center_mm",
-                [round(cx * 1e3, 6), round(cy * 1e3, 6)],
-                f"the electrode must lie on the patch, x in [{-patch.width_m * 500:g}, "
-                f"{patch.width_m * 500:g}] mm and y in [{-patch.length_m * 500:g}, "
-                f"{patch.length_m * 500:g}] mm including its size",
-            )
-    for i, a in enumerate(electrodes):
-        for b in electrodes[i + 1 :]:
-            gap = a.distance_to_outline(b)
-            if gap <= 1e-6:
-                raise InputError(
-                    f"electrode[{b.name}].center_mm",
-                    [round(c * 1e3, 6) for c in b.center_m],
-                    f"overlaps or touches electrode {a.name} (gap {gap * 1e3:.3g} mm); "
-                    "electrodes must be at least 0.001 mm apart",
-                )
-    return tuple(electrodes)
-
-
-def _channels(raw: Mapping[str, Any], electrodes: tuple[Electrode, ...]) -> tuple[Channel, ...]:
-    value = raw.get("channel")
-    if isinstance(value, dict):
-        rows = [value]
-    elif isinstance(value, list) and value and all(isinstance(r, dict) for r in value):
-        rows = value
-    else:
-        raise InputError("channel", value, "a [channel] table or [[channel]] tables (anode, cathode, current_mA)")
-    names = {e.name for e in electrodes}
-    channels = []
-    for i, row in enumerate(rows):
-        where = "channel" if isinstance(value, dict) else f"channel[{i}]"
-        _check_keys(row, ("name", "anode", "cathode", "current_mA"), where)
-        cname = _string(row, "name", where, default=str(i + 1))
-        anode = _names(row.get("anode"), f"{where}.anode")
-        cathode = _names(row.get("cathode"), f"{where}.cathode")
-        for key, terminal in (("anode", anode), ("cathode", cathode)):
-            for n in terminal:
-                if n not in names and not (key == "cathode" and n == GROUND):
-                    allowed = sorted(names) + (["ground"] if key == "cathode" else [])
-                    raise InputError(f"{where}.{key}", n, f"one of {', '.join(allowed)}")
-        current = _number(row, "current_mA", where, required=True, low=0.0) * 1e-3
-        try:
-            channels.append(Channel(name=cname, anode=anode, cathode=cathode, current_A=current))
-        except InputError as err:
-            raise InputError(err.field.replace(f"channel[{cname}]", where), err.value, err.allowed) from None
-    grounded = [c for c in channels if c.grounded]
-    if grounded and len(channels) > 1:
-        raise InputError("channel", len(channels), "a grounded (verification) channel must be the only one")
-    return tuple(channels)
-
-
-def _probes(
-    raw: Mapping[str, Any], patch: Patch, layers: tuple[Layer, ...], electrodes: tuple[Electrode, ...]
-) -> tuple[Probe, ...]:
-    rows = raw.get("probe")
-    if rows is None:
-        return ()
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise InputError("probe", rows, "[[probe]] tables (name, point_mm = [x, y, z])")
-    depth = sum(layer.thickness_m for layer in layers)
-    tol = 1e-9
-    probes: list[Probe] = []
-    for i, row in enumerate(rows):
-        where = f"probe[{i}]"
-        _check_keys(row, ("name", "point_mm"), where)
-        name = _string(row, "name", where)
-        if any(p.name == name for p in probes):
-            raise InputError(f"{where}.name", name, "probe names must be unique")
-        point = row.get("point_mm")
-        if (
-            not isinstance(point, list)
-            or len(point) != 3
-            or not all(isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in point)
-        ):
-            raise InputError(f"{where}.point_mm", point, "a list of three numbers [x_mm, y_mm, z_mm]")
-        x, y, z = (float(c) * 1e-3 for c in point)
-        inside = abs(x) <= patch.width_m / 2 + tol and abs(y) <= patch.length_m / 2 + tol and z >= -depth - tol
-        if inside and z > tol:  # above the skin: only inside a gel pad
-            inside = any(
-                e.gel is not None and z <= e.gel.thickness_m + tol and e.contains(x, y, tol=tol) for e in electrodes
-            )
-        if not inside:
-            raise InputError(
-                f"{where}.point_mm",
-                point,
-                f"the point must lie in the patch: x in [{-patch.width_m * 500:g}, {patch.width_m * 500:g}] mm, "
-                f"y in [{-patch.length_m * 500:g}, {patch.length_m * 500:g}] mm, z in [{-depth * 1e3:g}, 0] mm "
-                "(tissue; skin surface z = 0), or z > 0 inside a gel pad",
-            )
-        probes.append(Probe(name=name, point_m=(x, y, z)))
-    return tuple(probes)
-
-
-def parse_case(raw: Mapping[str, Any]) -> Case:
-    """Check a case table and build the :class:`Case`.
-
-    Args:
-        raw: the case as read from TOML (see the README for the keys).
-
-    Raises:
-        InputError: naming the first bad field, its value and what is allowed.
-    """
-    if not isinstance(raw, Mapping):
-        raise InputError("case", type(raw).__name__, "must be a table")
-    _check_keys(raw, _TOP_KEYS, "")
-    name = _string(raw, "name", "")
-    description = raw.get("description", "")
-    if not isinstance(description, str):
-        raise InputError("description", description, "must be a string")
-    materials = _materials(raw)
-    p = _table(raw, "patch", "patch", required=True)
-    _check_keys(p, ("width_mm", "length_mm"), "patch")
-    patch = Patch(
-        width_m=_number(p, "width_mm", "patch", required=True, low=0.0) * 1e-3,
-        length_m=_number(p, "length_mm", "patch", required=True, low=0.0) * 1e-3,
-    )
-    layers = _layers(raw, materials)
-    electrodes = _electrodes(raw, patch, materials)
-    channels = _channels(raw, electrodes)
-    probes = _probes(raw, patch, layers, electrodes)
-
-    m = _table(raw, "mesh", "mesh", required=False)
-    _check_keys(m, ("quality", "degree", "size_factor"), "mesh")
-    degree = m.get("degree", 2)
-    if degree not in (1, 2) or isinstance(degree, bool):
-        raise InputError("mesh.degree", degree, "1 or 2")
-    mesh = MeshSettings(
-        quality=_choice(m, "quality", "mesh", QUALITIES, "default"),
-        degree=int(degree),
-        size_factor=_number(m, "size_factor", "mesh", default=1.0, low=0.0, high=20.0),
-    )
-    s = _table(raw, "solver", "solver", required=False)
-    _check_keys(s, ("method", "rtol", "quasi_static_frequency_Hz", "waveform_frequencies"), "solver")
-    n_freq = s.get("waveform_frequencies", 24)
-    if isinstance(n_freq, bool) or not isinstance(n_freq, int) or not 7 <= n_freq <= 200:
-        raise InputError("solver.waveform_frequencies", n_freq, "an integer from 7 to 200")
-    solver = SolverSettings(
-        method=_choice(s, "method", "solver", SOLVER_METHODS, "auto"),
-        rtol=_number(s, "rtol", "solver", default=1e-10, low=0.0, high=1e-3),
-        quasi_static_frequency_Hz=_number(
-            s, "quasi_static_frequency_Hz", "solver", default=10.0, low=0.0, high=1e9
-        ),
-        waveform_frequencies=n_freq,
-    )
-    thermal = None
-    if "thermal" in raw:
-        t = _table(raw, "thermal", "thermal", required=True)
-        keys = ("h_W_per_m2K", "air_temperature_C", "core_temperature_C", "session_min", "time_step_s")
-        _check_keys(t, keys, "thermal")
-        thermal = ThermalSettings(
-            h_W_per_m2K=_number(t, "h_W_per_m2K", "thermal", default=10.0, low=0.0, low_open=False, high=1e4),
-            air_temperature_C=_number(t, "air_temperature_C", "thermal", default=25.0, low=-50.0, high=60.0),
-            core_temperature_C=_number(t, "core_temperature_C", "thermal", default=37.0, low=30.0, high=42.0),
-            session_s=_number(t, "session_min", "thermal", default=15.0, low=0.0, high=240.0) * 60.0,
-            time_step_s=_number(t, "time_step_s", "thermal", default=10.0, low=0.0, high=600.0),
-        )
-        for layer in layers:
-            if layer.tissue.thermal is None:
-                raise InputError(
-                    f"material.{layer.tissue.name}", "no thermal properties",
-                    "a [thermal] case needs density_kg_per_m3, heat_capacity_J_per_kgK and "
-                    "thermal_conductivity_W_per_mK for every layer and gel",
-                )  # fmt: skip
-        for e in electrodes:
-            if e.gel is not None and e.gel.material.thermal is None:
-                raise InputError(
-                    f"material.{e.gel.material.name}", "no thermal properties",
-                    f"gel of electrode {e.name}: a [thermal] case needs its thermal properties",
-                )  # fmt: skip
-    waveform = None
-    if "waveform" in raw:
-        from .waveforms import Waveform
-
-        waveform = Waveform.from_case(_table(raw, "waveform", "waveform", required=True))
-    used = {layer.tissue.name for layer in layers} | {
-        e.gel.material.name for e in electrodes if e.gel is not None
-    }
-    return Case(
-        name=name,
-        description=description,
-        patch=patch,
-        layers=layers,
-        electrodes=electrodes,
-        channels=channels,
-        mesh=mesh,
-        solver=solver,
-        thermal=thermal,
-        waveform=waveform,
-        materials={n: materials[n] for n in sorted(used)},
-        probes=probes,
-    )
-
-
-def read_case_table(path: str | Path) -> dict[str, Any]:
-    """Read a case file's TOML into a table.
-
-    Raises:
-        CaseFileError: the file is missing or not valid TOML.
-    """
-    path = Path(path)
-    try:
-        text = path.read_text("utf-8")
-    except OSError as err:
-        raise CaseFileError(f"case file {str(path)!r}: cannot be read ({err.strerror})") from None
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as err:
-        raise CaseFileError(f"case file {str(path)!r}: not valid TOML ({err})") from None
-
-
-def load_case(path: str | Path) -> Case:
-    """Read and check a case file (TOML)."""
-    return parse_case(read_case_table(path))
+        return replace(self, channels=channels)

@@ -9,19 +9,21 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..errors import InputError
+from .quantity import check_fields, quantity
+from .shapes import SHAPES, Shape
 from .tissues import Tissue
 
-__all__ = ["GROUND", "SHAPES", "Channel", "Contact", "Electrode", "GelPad"]
+__all__ = ["GROUND", "Channel", "Contact", "Electrode", "GelPad"]
 
-#: Shapes an electrode may have.
-SHAPES = ("disk", "rectangle")
 #: Cathode name meaning "the deep (bottom) face of the patch is grounded".
 GROUND = "ground"
 
 #: Specific capacitance [F/m^2] of a skin contact whose case gives none: 0.0155 uF/cm^2.
 #: Source: a series R_s + (R || C) fit to the one measured electrode-skin impedance in
-#: shared/PHYSICS.md (carbon rubber with pre-gel, 12.6 cm^2: |Z| = 76 ohm at -55 deg, 12 kHz;
+#: the project's reference data (carbon rubber with pre-gel, 12.6 cm^2: |Z| = 76 ohm at -55 deg, 12 kHz;
 #: 26 ohm at -14 deg, 296 kHz), giving C = 195 nF over 12.6 cm^2 (R = 2.9 kohm cm^2, time
 #: constant 45 us). One electrode and one measurement: UNVERIFIED for facial hydrogel pads.
 #: It only matters for waveform (frequency-domain) responses; d.c. solves ignore it.
@@ -33,23 +35,19 @@ class Contact:
     """The skin contact (stratum corneum) as a thin-layer impedance per area.
 
     Attributes:
-        resistance_ohm_m2: specific contact resistance r_c [ohm m^2] (1 ohm cm^2 = 1e-4 ohm m^2).
+        resistance_ohm_m2: specific contact resistance r_c [ohm m^2] (case file
+            ``resistance_ohm_cm2`` > 0; 1 ohm cm^2 = 1e-4 ohm m^2).
         capacitance_F_per_m2: specific contact capacitance c_c [F/m^2], or None (purely
-            resistive; 1 uF/cm^2 = 1e-2 F/m^2). Case files default to
-            :data:`DEFAULT_CONTACT_CAPACITANCE_F_PER_M2`; 0 there means purely resistive.
+            resistive; case file ``capacitance_uF_per_cm2``, 1 uF/cm^2 = 1e-2 F/m^2). Case files
+            default to :data:`DEFAULT_CONTACT_CAPACITANCE_F_PER_M2`; 0 there means purely resistive.
     """
 
-    resistance_ohm_m2: float
-    capacitance_F_per_m2: float | None = None
+    resistance_ohm_m2: float = quantity("resistance_ohm_cm2", to_si=1e-4, low=0.0, high=1e7)
+    capacitance_F_per_m2: float | None = quantity("capacitance_uF_per_cm2", to_si=1e-2, low=0.0, high=1e4, default=None)
 
     def __post_init__(self) -> None:
         """Check both values are positive."""
-        r = self.resistance_ohm_m2
-        if not (math.isfinite(r) and r > 0):
-            raise InputError("contact.resistance_ohm_cm2", r * 1e4, "must be > 0")
-        c = self.capacitance_F_per_m2
-        if c is not None and not (math.isfinite(c) and c > 0):
-            raise InputError("contact.capacitance_uF_per_cm2", c * 1e2, "must be > 0")
+        check_fields(self, "contact")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,16 +56,15 @@ class GelPad:
 
     Attributes:
         material: the gel's material.
-        thickness_m: pad thickness [m].
+        thickness_m: pad thickness [m] (case file ``thickness_mm`` > 0).
     """
 
     material: Tissue
-    thickness_m: float
+    thickness_m: float = quantity("thickness_mm", to_si=1e-3, low=0.0, high=100.0)
 
     def __post_init__(self) -> None:
         """Check the thickness is positive."""
-        if not (math.isfinite(self.thickness_m) and self.thickness_m > 0):
-            raise InputError("gel.thickness_mm", self.thickness_m * 1e3, "must be > 0")
+        check_fields(self, "gel")
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,89 +73,62 @@ class Electrode:
 
     Attributes:
         name: unique name within a case.
-        shape: ``"disk"`` or ``"rectangle"`` (rounded by ``corner_radius_m``).
+        shape: the footprint (:class:`~emsim.models.shapes.Disk`,
+            :class:`~emsim.models.shapes.RoundedRectangle`), in the electrode's own frame.
         center_m: (x, y) of the centre on the skin surface [m].
-        diameter_m: disk diameter [m] (disk only).
-        width_m: extent along x [m] (rectangle only).
-        length_m: extent along y [m] (rectangle only).
-        corner_radius_m: rectangle corner radius [m].
         gel: gel pad, or None for an electrode directly on the skin.
         contact: skin contact impedance, or None for an ideal contact.
     """
 
     name: str
-    shape: str
+    shape: Shape
     center_m: tuple[float, float]
-    diameter_m: float = 0.0
-    width_m: float = 0.0
-    length_m: float = 0.0
-    corner_radius_m: float = 0.0
     gel: GelPad | None = None
     contact: Contact | None = None
 
     def __post_init__(self) -> None:
-        """Check shape and sizes."""
-        f = f"electrode[{self.name}]"
-        if self.shape not in SHAPES:
-            raise InputError(f"{f}.shape", self.shape, f"one of {', '.join(SHAPES)}")
-        if self.shape == "disk":
-            if not (math.isfinite(self.diameter_m) and self.diameter_m > 0):
-                raise InputError(f"{f}.diameter_mm", self.diameter_m * 1e3, "must be > 0")
-        else:
-            for key in ("width_m", "length_m"):
-                v = getattr(self, key)
-                if not (math.isfinite(v) and v > 0):
-                    raise InputError(f"{f}.{key[:-2]}_mm", v * 1e3, "must be > 0")
-            r = self.corner_radius_m
-            if not (math.isfinite(r) and 0 <= r <= 0.5 * min(self.width_m, self.length_m)):
-                raise InputError(
-                    f"{f}.corner_radius_mm", r * 1e3, "must be in [0, min(width, length)/2]"
-                )
+        """Check the name, the shape and the centre."""
+        if not isinstance(self.name, str) or not self.name.strip() or self.name == GROUND:
+            raise InputError("electrode.name", self.name, "a non-empty name other than 'ground'")
+        if not isinstance(self.shape, Shape):
+            raise InputError(f"electrode[{self.name}].shape", self.shape, f"one of {', '.join(SHAPES)}")
+        c = self.center_m
+        if len(c) != 2 or not all(isinstance(v, (int, float)) and math.isfinite(v) for v in c):
+            raise InputError(f"electrode[{self.name}].center_mm", c, "two finite numbers [x_mm, y_mm]")
 
     @property
     def area_m2(self) -> float:
-        """Footprint area [m^2] (exact for the rounded rectangle)."""
-        if self.shape == "disk":
-            return math.pi * self.diameter_m**2 / 4
-        r = self.corner_radius_m
-        return self.width_m * self.length_m - (4 - math.pi) * r * r
+        """Footprint area [m^2]."""
+        return self.shape.area_m2
 
     @property
     def half_extent_m(self) -> tuple[float, float]:
         """Half extents (x, y) of the footprint's bounding box [m]."""
-        if self.shape == "disk":
-            return (self.diameter_m / 2, self.diameter_m / 2)
-        return (self.width_m / 2, self.length_m / 2)
+        return self.shape.half_extent_m
+
+    def signed_distance(self, x: float, y: float) -> float:
+        """Distance [m] from the surface point (x, y) to the outline, negative inside."""
+        return self.shape.signed_distance(x - self.center_m[0], y - self.center_m[1])
 
     def contains(self, x: float, y: float, *, tol: float = 0.0) -> bool:
         """True when the point (x, y) [m] lies in the footprint (grown by ``tol``)."""
-        dx, dy = abs(x - self.center_m[0]), abs(y - self.center_m[1])
-        if self.shape == "disk":
-            return math.hypot(dx, dy) <= self.diameter_m / 2 + tol
-        hx, hy = self.half_extent_m
-        r = self.corner_radius_m
-        if dx > hx + tol or dy > hy + tol:
-            return False
-        qx, qy = dx - (hx - r), dy - (hy - r)
-        if qx > 0 and qy > 0:
-            return math.hypot(qx, qy) <= r + tol
-        return True
+        return self.shape.contains(x - self.center_m[0], y - self.center_m[1], tol=tol)
+
+    def outline_m(self, n: int = 240) -> np.ndarray:
+        """(n, 2) points [m] along the outline, in patch coordinates."""
+        return self.shape.outline(n) + np.asarray(self.center_m)
 
     def distance_to_outline(self, other: Electrode) -> float:
-        """Conservative gap [m] between two footprints (negative when they overlap).
+        """Gap [m] between two footprints, negative when they overlap.
 
-        Exact for two disks; for rectangles uses the bounding boxes, which is conservative
-        (reports overlap when the boxes overlap).
+        The smaller of the signed distances from each outline (sampled at 0.5 degree steps) to
+        the other shape: the gap when apart, negative when the outlines cross or one footprint
+        holds the other. The sampling overestimates a gap by at most about 1e-5 of the footprint's
+        size (a chord 0.25 degrees off the closest point).
         """
-        (ax, ay), (bx, by) = self.center_m, other.center_m
-        if self.shape == "disk" and other.shape == "disk":
-            return math.hypot(ax - bx, ay - by) - (self.diameter_m + other.diameter_m) / 2
-        (ahx, ahy), (bhx, bhy) = self.half_extent_m, other.half_extent_m
-        gx = abs(ax - bx) - ahx - bhx
-        gy = abs(ay - by) - ahy - bhy
-        if gx > 0 or gy > 0:
-            return math.hypot(max(gx, 0.0), max(gy, 0.0))
-        return max(gx, gy)
+        ab = min(self.signed_distance(*p) for p in other.outline_m(720))
+        ba = min(other.signed_distance(*p) for p in self.outline_m(720))
+        return min(ab, ba)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,11 +146,12 @@ class Channel:
     name: str
     anode: tuple[str, ...]
     cathode: tuple[str, ...]
-    current_A: float
+    current_A: float = quantity("current_mA", to_si=1e-3, low=0.0, high=1000.0)
 
     def __post_init__(self) -> None:
         """Check terminals and current."""
         f = f"channel[{self.name}]"
+        check_fields(self, f)
         if not self.anode:
             raise InputError(f"{f}.anode", list(self.anode), "name at least one electrode")
         if not self.cathode:
@@ -192,8 +163,6 @@ class Channel:
         both = set(self.anode) & set(self.cathode)
         if both:
             raise InputError(f"{f}.cathode", sorted(both), "an electrode cannot be anode and cathode")
-        if not (math.isfinite(self.current_A) and self.current_A > 0):
-            raise InputError(f"{f}.current_mA", self.current_A * 1e3, "must be > 0")
 
     @property
     def grounded(self) -> bool:

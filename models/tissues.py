@@ -126,6 +126,28 @@ class Tissue:
                     f"{field}.dispersion", self.dispersion, f"one of {sorted(GABRIEL_1996)}"
                 )
 
+    def to_table(self) -> dict[str, Any]:
+        """The material as a case-file ``[material.NAME]`` table (canonical key order)."""
+        out: dict[str, Any] = {}
+        if self.conductivity_S_per_m is not None:
+            out["conductivity_S_per_m"] = self.conductivity_S_per_m
+        if self.dispersion is not None:
+            out["dispersion"] = self.dispersion
+        out["electrical_source"] = self.electrical_source
+        t = self.thermal
+        if t is not None:
+            out |= {
+                "density_kg_per_m3": t.density_kg_per_m3,
+                "heat_capacity_J_per_kgK": t.heat_capacity_J_per_kgK,
+                "thermal_conductivity_W_per_mK": t.thermal_conductivity_W_per_mK,
+                "perfusion_mL_per_min_kg": t.perfusion_mL_per_min_kg,
+                "metabolic_heat_W_per_kg": t.metabolic_heat_W_per_kg,
+                "thermal_source": t.source,
+            }
+        if self.description:
+            out["description"] = self.description
+        return out
+
     def conductivity_at(self, frequency_Hz: float) -> float:
         """Effective (real) conductivity [S/m] at ``frequency_Hz``.
 

@@ -16,13 +16,13 @@ Shapes:
 
 * ``"dc"``: constant current.
 * ``"biphasic_symmetric"``: a positive phase of width PW, an interphase gap, a negative phase
-  of width PW; ``I_rms = I_peak sqrt(2 PW f)`` (IEC 60601-2-10 usage; see PHYSICS.md).
+  of width PW; ``I_rms = I_peak sqrt(2 PW f)`` (IEC 60601-2-10 usage).
 * ``"biphasic_asymmetric"``: charge-balanced; the second phase has amplitude ``I_peak / r`` and
   width ``r PW`` for an asymmetry ratio ``r`` (4 for a 1:4 pulse).
 * ``"monophasic"``: positive phases only. Allowed, but it carries a net d.c. component
   (:attr:`Waveform.net_dc`) that IEC 60601-2-10 requires to be declared.
 * ``"microcurrent"``: monophasic rectangular pulses at ``frequency_Hz`` whose polarity reverses
-  every half ``polarity_period_s`` (slowly: about 1 Hz, PHYSICS.md). It is balanced over the
+  every half ``polarity_period_s`` (slowly: about 1 Hz, as market microcurrent devices do). It is balanced over the
   polarity cycle only, so each half cycle carries a large one-way charge
   (:meth:`Waveform.unidirectional_charge_C`).
 
@@ -197,6 +197,17 @@ class Waveform:
         _validate(values, _Naming(prefix="waveform.", units=_CASE_UNITS, raw=raw))
         return cls(**values)
 
+    def to_table(self) -> dict[str, Any]:
+        """The case file's ``[waveform]`` table: keys of the fields that are set, file units."""
+        out: dict[str, Any] = {}
+        for key, (name, to_si, _) in CASE_KEYS.items():
+            value = getattr(self, name)
+            default = type(self).__dataclass_fields__[name].default
+            if value is None or (key != "shape" and value == default):
+                continue
+            out[key] = value if key == "shape" else float(f"{value / to_si:.15g}")
+        return out
+
     # ---- timing ---------------------------------------------------------------------------
 
     @property
@@ -246,7 +257,7 @@ class Waveform:
         """
         if self.shape == "dc":
             return 1.0
-        return sum(end - start for start, end, _ in self._phases()) * self.pulse_rate_Hz
+        return sum(end - start for start, end, _ in self.phases()) * self.pulse_rate_Hz
 
     @property
     def net_dc(self) -> bool:
@@ -333,7 +344,7 @@ class Waveform:
         index = np.floor(tau / pulse_period_s)
         tau = tau - index * pulse_period_s
         unit = np.zeros_like(t)
-        for start, end, amplitude in self._phases():
+        for start, end, amplitude in self.phases():
             unit = np.where((tau >= start) & (tau < end), amplitude, unit)
         if self.shape == "microcurrent":
             half = round(self.polarity_period_s * self.frequency_Hz / 2.0)
@@ -466,7 +477,7 @@ class Waveform:
         ``I_peak PW`` for the biphasic shapes (one phase); for microcurrent an upper bound,
         ``I_peak PW n`` with ``n`` pulses per polarity half cycle (envelope taken as 1); for
         dc and monophasic the net charge of one on time, ramps included, infinite when always
-        on. PHYSICS.md: slowly alternating microcurrent carries a large charge per half cycle.
+        on. Slowly alternating microcurrent carries a large charge per half cycle.
 
         Args:
             peak_A: Peak current in A.
@@ -517,7 +528,7 @@ class Waveform:
         period_s = self.period_s
         k = np.arange(-n_harmonics, n_harmonics + 1, dtype=np.float64)
         pulse = np.zeros(k.shape, dtype=np.complex128)
-        for start, end, amplitude in self._phases():
+        for start, end, amplitude in self.phases():
             width = (end - start) / period_s
             pulse += (
                 amplitude
@@ -536,7 +547,7 @@ class Waveform:
 
     # ---- private --------------------------------------------------------------------------
 
-    def _phases(self) -> list[tuple[float, float, float]]:
+    def phases(self) -> list[tuple[float, float, float]]:
         """Phases of one pulse for unit peak: ``(start_s, end_s, amplitude)``, start at 0."""
         pw = self.pulse_width_s
         if self.shape == "biphasic_symmetric":
@@ -551,7 +562,7 @@ class Waveform:
     @property
     def _pulse_duration_s(self) -> float:
         """Time from the start of a pulse to the end of its last phase."""
-        return self._phases()[-1][1]
+        return self.phases()[-1][1]
 
     def _pulse_starts(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Start times in s and signs of the pulses in one :attr:`period_s`."""
@@ -566,7 +577,7 @@ class Waveform:
         """Mean square of the unit-peak pulse train over its period."""
         if self.shape == "dc":
             return 1.0
-        energy = sum(a * a * (end - start) for start, end, a in self._phases())
+        energy = sum(a * a * (end - start) for start, end, a in self.phases())
         return energy * self.pulse_rate_Hz
 
     def _charge_per_on_time_C(self, mean_A: float) -> float:

@@ -14,14 +14,14 @@ Physics.
   differentiating it once more per cell: AF = grad(g) . f.
 * Strength-duration for a rectangular pulse of width PW, threshold over rheobase:
   Weiss (1901) charge-duration line Q = Q_rh (PW + c), i.e. I_th = I_rh (1 + c / PW) (the form
-  PHYSICS.md calls "Lapicque"), and Lapicque's (1907) exponential RC membrane
+  often called "Lapicque"), and Lapicque's (1907) exponential RC membrane
   I_th = I_rh / (1 - exp(-PW ln 2 / c)), both with chronaxie c. Default c = 460 us: human motor
   axons, strength-duration time constant 459 +- 126 us (Mogyoros, Kiernan & Burke 1996, Brain
   119:439), measured with the Weiss line, so Weiss is the default model.
 * Field threshold: applied field along the fibre, E_th(PW) = E_rh (1 + c / PW). The default
   rheobase E_rh = 12 V/m is an ESTIMATE chosen so that E_th is 67 V/m at 100 us, 40 V/m at
   200 us and 30 V/m at 300 us, inside the 20-70 V/m range quoted for motor activation at
-  100-300 us (PHYSICS.md, "a factor 2 uncertain"). Keep it a parameter.
+  100-300 us in the literature, "about a factor 2 uncertain"). Keep it a parameter.
 * Activated fraction at current I: the volume fraction of the target muscle where
   |E_f| per ampere x I >= E_th(PW). Since the field is linear in the current, the current at
   which a fraction p is activated is E_th / q, with q the volume-weighted (1 - p) quantile of

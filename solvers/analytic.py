@@ -7,12 +7,17 @@ for the 1-D column.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
 
 __all__ = [
     "disk_half_space_resistance",
     "disk_on_grounded_slab_resistance",
+    "rc_contact_periodic_voltage",
     "series_resistance",
 ]
 
@@ -45,3 +50,47 @@ def series_resistance(
         contact_ohm_m2: specific contact resistance [ohm m^2].
     """
     return sum(h / s for h, s in layers) / area_m2 + contact_ohm_m2 / area_m2
+
+
+def rc_contact_periodic_voltage(
+    waveform: Any, peak_A: float, series_ohm: float, contact_ohm: float, contact_F: float, t_s: Any
+) -> np.ndarray:
+    """Analytic periodic steady state of V = R i + v_c across R in series with R_c || C_c.
+
+    The pulse train is piecewise constant, so the contact voltage relaxes exponentially on each
+    piece: v_c(t) = R_c i_p + (v_c(t0) - R_c i_p) exp(-(t - t0)/tau), tau = R_c C_c. Composing
+    the pieces over one period gives v_c(T) = a v_c(0) + b with a = exp(-T/tau); periodicity
+    v_c(T) = v_c(0) fixes v_c(0) = b / (1 - a) in closed form. (Verification reference: an exact
+    time-domain solution, independent of the Fourier synthesis.)
+
+    Args:
+        waveform: a :class:`~emsim.models.waveforms.Waveform` without bursts or on/off.
+        peak_A: peak current [A].
+        series_ohm: series (tissue, gel) resistance R [ohm].
+        contact_ohm: contact resistance R_c [ohm].
+        contact_F: contact capacitance C_c [F].
+        t_s: times [s].
+
+    Returns:
+        V(t) [V] at ``t_s``.
+    """
+    T = waveform.period_s
+    tau = contact_ohm * contact_F
+    # Breakpoints of the piecewise-constant current over one period.
+    edges = sorted({0.0, T, *(p for s, e, _ in waveform.phases() for p in (s, e) if p < T)})
+    pieces = [(a, b, float(waveform.sample(peak_A, 0.5 * (a + b)))) for a, b in itertools.pairwise(edges)]
+    starts = []
+    a_tot, b_tot = 1.0, 0.0  # v_c(end of piece) = a_tot v_c(0) + b_tot
+    for t0, t1, i in pieces:
+        starts.append((t0, a_tot, b_tot, i))
+        decay = math.exp(-(t1 - t0) / tau)
+        a_tot, b_tot = a_tot * decay, b_tot * decay + contact_ohm * i * (1.0 - decay)
+    v0 = b_tot / (1.0 - a_tot)
+    t = np.mod(np.asarray(t_s, dtype=float), T)
+    out = np.empty_like(t)
+    for idx, (t0, a0, b0, i) in enumerate(starts):
+        t1 = pieces[idx][1]
+        m = (t >= t0) & (t < t1)
+        vc0 = a0 * v0 + b0
+        out[m] = series_ohm * i + contact_ohm * i + (vc0 - contact_ohm * i) * np.exp(-(t[m] - t0) / tau)
+    return out

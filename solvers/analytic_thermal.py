@@ -3,7 +3,7 @@ r"""Closed-form Pennes bioheat solutions used to verify :mod:`emsim.solvers.ther
 All functions are plain numpy (no DOLFINx) and SI: lengths in m, times in s, temperatures in
 C (only differences matter), heat sources in W/m^3.
 
-Notation (Pennes 1948, J Appl Physiol 1:93; see shared/PHYSICS.md):
+Notation (Pennes 1948, J Appl Physiol 1:93):
 ``rho c dT/dt = k T'' + b (T_a - T) + q`` with ``b = rho_b c_b w_b`` [W/(m^3 K)], the blood
 term's heat exchange per kelvin, and ``q`` the metabolic plus any other uniform source.
 
@@ -48,7 +48,7 @@ def finite_slab_steady_C(
     ``T = T_inf + C1 exp(-m x) + C2 exp(-m (L - x))`` (the exponentials written so that neither
     overflows for deep slabs); with ``b = 0`` it is the parabola
     ``T = -q x^2 / (2 k) + A x + B``. The constants follow from the two boundary conditions.
-    The semi-infinite limit (``L -> inf``) is the closed form of shared/PHYSICS.md.
+    The semi-infinite limit (``L -> inf``) is the classical convective-surface closed form.
 
     Args:
         x_m: depth(s) below the skin surface [m], in ``[0, depth_m]``.
@@ -171,7 +171,7 @@ def uniform_rise_K(
 
     ``rho c dT/dt = b (T_a - T) + q`` from its basal state gives
     ``dT(t) = q / b (1 - exp(-t / tau))`` with the perfusion time constant
-    ``tau = rho c / b`` (8-25 min for skin, fat and muscle; shared/PHYSICS.md).
+    ``tau = rho c / b`` (8-25 min for skin, fat and muscle with IT'IS v4.0 perfusion).
 
     Args:
         t_s: time(s) since the source was switched on [s].

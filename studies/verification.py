@@ -10,7 +10,8 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..models.case import Case, parse_case
+from ..errors import InputError, VerificationError
+from ..models import Case, parse_case
 from ..solvers import analytic
 
 __all__ = ["VERIFICATION_CASES", "VerificationRow", "column_case", "disk_on_slab_case", "run_verification"]
@@ -155,13 +156,14 @@ def _rc_column(quality: str, comm) -> list[VerificationRow]:
     import numpy as np
 
     from ..meshes.patch import build_patch_mesh
-    from ..solvers.frequency import rc_contact_periodic_voltage, waveform_response
+    from ..solvers.analytic import rc_contact_periodic_voltage
+    from ..solvers.waveform import waveform_response
 
     case, r_tissue, r_contact, c_contact = rc_column_case(gel=True)
-    resp = waveform_response(case, build_patch_mesh(case, comm))
-    v = resp.channel_voltage_V["1"]
     current = case.channels[0].current_A
-    ref = rc_contact_periodic_voltage(case.waveform, current, r_tissue, r_contact, c_contact, resp.times_s)
+    course = waveform_response(case, build_patch_mesh(case, comm)).time_course([current])
+    v = course.channel_voltage_V["1"]
+    ref = rc_contact_periodic_voltage(case.waveform, current, r_tissue, r_contact, c_contact, course.times_s)
     err = float(np.max(np.abs(v - ref)) / np.max(np.abs(ref)))
     quantity = "peak electrode voltage [V]; error = max|V(t) - V_ref(t)| / max|V_ref|"
     return [VerificationRow(case.name, quantity, float(np.max(np.abs(v))), float(np.max(np.abs(ref))), err, 0.01)]
@@ -173,7 +175,7 @@ def _disk(quality: str, comm) -> list[VerificationRow]:
     case, ref = disk_on_slab_case(quality=quality)
     res = solve_case(case, comm=comm)
     tol = {"coarse": 0.04, "default": 0.02, "fine": 0.01}[quality]
-    z = res.metrics["impedance_ohm"]
+    z = res.metrics.electric.impedance_ohm
     return [_row(case.name, "resistance [ohm]", z, ref, tol), _conservation(case.name, res)]
 
 
@@ -183,7 +185,7 @@ def _column(gel: bool) -> Callable:
 
         case, ref = column_case(gel=gel, quality="coarse", size_factor=4.0 if quality != "fine" else 2.0)
         res = solve_case(case, comm=comm)
-        return [_row(case.name, "resistance [ohm]", res.metrics["impedance_ohm"], ref, 0.005), _conservation(case.name, res)]
+        return [_row(case.name, "resistance [ohm]", res.metrics.electric.impedance_ohm, ref, 0.005), _conservation(case.name, res)]
 
     return run
 
@@ -193,7 +195,7 @@ def _row(case: str, quantity: str, computed: float, reference: float, tol: float
 
 
 def _conservation(case: str, res) -> VerificationRow:
-    err = res.metrics["current_conservation_error"]
+    err = res.metrics.electric.current_conservation_error
     return VerificationRow(case, "current conservation [-]", err, 0.0, err, 1e-8)
 
 
@@ -219,7 +221,6 @@ def run_verification(
     """
     from mpi4py import MPI
 
-    from ..errors import InputError
 
     comm = comm or MPI.COMM_WORLD
     names = only or list(VERIFICATION_CASES)
@@ -231,5 +232,7 @@ def run_verification(
         if progress:
             progress(f"verification case {n}")
         rows += VERIFICATION_CASES[n](quality, comm)
-    assert all(math.isfinite(r.computed) for r in rows)
+    for r in rows:
+        if not math.isfinite(r.computed):
+            raise VerificationError(f"verification case {r.case}: {r.quantity} is not finite ({r.computed})")
     return rows

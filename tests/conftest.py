@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import emsim  # noqa: F401  (orders MPI before dolfinx, as every user import does)
-from emsim.models.case import read_case_table
+from emsim.models import read_case_table
 from emsim.studies.run import default_case_path
 
 CI = os.environ.get("EMSIM_CI", "") not in ("", "0")

@@ -10,9 +10,9 @@ from test_frequency import AREA_M2, BIPHASIC, LAYERS, SIGMA, column_table
 
 from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
-from emsim.models.case import parse_case
+from emsim.models import parse_case
 from emsim.solvers import activation as act
-from emsim.solvers.frequency import waveform_response
+from emsim.solvers.waveform import waveform_response
 from emsim.studies.run import solve_case
 
 
@@ -43,7 +43,7 @@ def test_activated_fraction_and_current_for_half_of_the_volume():
 
 
 def _column_resistance(table: dict) -> float:
-    return solve_case(parse_case(table)).metrics["impedance_ohm"]
+    return solve_case(parse_case(table)).metrics.electric.impedance_ohm
 
 
 def test_muscle_fibres_along_the_column_divide_its_resistance_by_the_ratio_across_leave_it():
@@ -63,16 +63,16 @@ def test_column_activation_uses_the_uniform_fibre_field_and_its_strength_duratio
     table["layer"][2] |= {"fibre_direction": [0.0, 0.0, 1.0], "anisotropy_ratio": 4.0}
     case = parse_case(table)
     resp = waveform_response(case, build_patch_mesh(case), n_frequencies=12)
-    m = resp.metrics
+    w, m = resp.at([case.channels[0].current_A])
     sigma_along = 4.0 * SIGMA["muscle"]
     e_fibre = 0.01 / (sigma_along * AREA_M2)  # current control: J = I/A in the 1-D column
-    assert m["muscle_fibre_field_peak_V_per_m"] == pytest.approx(e_fibre, rel=1e-6)
+    assert m.muscle_fibre_field_peak_V_per_m == pytest.approx(e_fibre, rel=1e-6)
     threshold = act.StrengthDuration().threshold_field_V_per_m(100e-6)
-    assert m["activation_threshold_field_V_per_m"] == pytest.approx(threshold)
-    assert m["current_for_50pct_activation_A"] == pytest.approx(threshold * sigma_along * AREA_M2, rel=1e-6)
-    assert m["muscle_activated_fraction"] == (1.0 if e_fibre >= threshold else 0.0)
+    assert m.activation_threshold_field_V_per_m == pytest.approx(threshold)
+    assert m.current_for_50pct_activation_A == pytest.approx(threshold * sigma_along * AREA_M2, rel=1e-6)
+    assert m.muscle_activated_fraction == (1.0 if e_fibre >= threshold else 0.0)
     # A uniform field has no curvature along the fibre.
-    assert abs(m["muscle_activating_function_peak_V_per_m2"]) < 1e-6 * e_fibre / 1e-3
+    assert abs(w.muscle_activating_function_peak_V_per_m2) < 1e-6 * e_fibre / 1e-3
 
 
 def test_activating_function_of_a_quadratic_potential_is_its_curvature():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emsim.models.case import parse_case
+from emsim.models import parse_case
 from emsim.solvers import analytic
 from emsim.studies.run import solve_case
 from emsim.studies.verification import column_case, disk_on_slab_case
@@ -18,8 +18,8 @@ def test_column_resistance_equals_the_series_sum_of_layers_gel_and_contact(gel):
     case, reference = column_case(gel=gel, quality="coarse", size_factor=4.0)
     res = solve_case(case)
     # Degree-2 elements hold the piecewise-linear 1-D solution exactly: far tighter than 0.5 %.
-    assert res.metrics["impedance_ohm"] == pytest.approx(reference, rel=1e-6)
-    assert res.metrics["current_conservation_error"] < 1e-8
+    assert res.metrics.electric.impedance_ohm == pytest.approx(reference, rel=1e-6)
+    assert res.metrics.electric.current_conservation_error < 1e-8
 
 
 def test_column_reference_counts_contact_and_gel_once():
@@ -37,11 +37,11 @@ def test_disk_on_grounded_slab_matches_newman_with_image_correction():
     quality, tol = ("coarse", 0.04) if CI else ("default", 0.02)
     case, reference = disk_on_slab_case(quality=quality)
     res = solve_case(case)
-    z = res.metrics["impedance_ohm"]
+    z = res.metrics.electric.impedance_ohm
     assert abs(z - reference) / reference < tol
     # The FE solution of a Dirichlet problem is stiffer than the exact one: R converges from below.
     assert z < reference
-    assert res.metrics["current_conservation_error"] < 1e-8
+    assert res.metrics.electric.current_conservation_error < 1e-8
 
 
 @pytest.mark.slow
@@ -52,8 +52,8 @@ def test_disk_resistance_converges_at_the_rate_of_the_edge_singularity():
     for sf in factors:
         case, reference = disk_on_slab_case(quality="default", size_factor=sf)
         res = solve_case(case)
-        h.append(res.patch.report.target_sizes_m["edge"])
-        err.append(abs(res.metrics["impedance_ohm"] - reference) / reference)
+        h.append(res.mesh.report.target_sizes_m["edge"])
+        err.append(abs(res.metrics.electric.impedance_ohm - reference) / reference)
     rate = np.polyfit(np.log(h), np.log(err), 1)[0]
     assert err[0] > err[1] > err[2]
     assert rate == pytest.approx(1.0, abs=0.35)
@@ -62,28 +62,28 @@ def test_disk_resistance_converges_at_the_rate_of_the_edge_singularity():
 def test_joule_power_equals_the_power_the_electrodes_deliver():
     case = parse_case(small_cheek_table())
     res = solve_case(case)
-    m = res.metrics
-    delivered = sum(m["electrode_voltage_V"][n] * m["electrode_current_A"][n] for n in m["electrode_voltage_V"])
-    assert m["total_joule_power_W"] == pytest.approx(delivered, rel=1e-9)
-    assert m["total_joule_power_W"] == pytest.approx(m["impedance_ohm"] * 0.01**2, rel=1e-9)
+    m = res.metrics.electric
+    delivered = sum(m.electrode_voltage_V[n] * m.electrode_current_A[n] for n in m.electrode_voltage_V)
+    assert m.total_joule_power_W == pytest.approx(delivered, rel=1e-9)
+    assert m.total_joule_power_W == pytest.approx(m.impedance_ohm * 0.01**2, rel=1e-9)
 
 
 def test_impedance_exceeds_the_two_pads_in_series_and_field_scales_with_current():
     table = small_cheek_table()
     case = parse_case(table)
     res = solve_case(case)
-    m = res.metrics
+    m = res.metrics.electric
     e = case.electrodes[0]
     pad = (e.gel.thickness_m / 0.05 + e.contact.resistance_ohm_m2) / e.area_m2
-    assert m["impedance_ohm"] > 2 * pad
+    assert m.impedance_ohm > 2 * pad
     # Linearity: the same problem at twice the current.
     twice = res.problem.solve(scale=2.0)
-    v1 = res.solution.electrode_potentials_V["A"]
+    v1 = res.problem.solve().electrode_potentials_V["A"]
     assert twice.electrode_potentials_V["A"] == pytest.approx(2 * v1, rel=1e-12)
     # Mean current density under each pad is about I / A (all current crosses under the pads).
     for name in ("A", "B"):
-        assert m["skin_current_density_mean_A_per_m2"][name] == pytest.approx(0.01 / e.area_m2, rel=0.1)
-    assert m["skin_current_density_peak_A_per_m2"] >= m["skin_current_density_mean_A_per_m2"]["A"]
+        assert m.skin_current_density_mean_A_per_m2[name] == pytest.approx(0.01 / e.area_m2, rel=0.1)
+    assert m.skin_current_density_peak_A_per_m2 >= m.skin_current_density_mean_A_per_m2["A"]
 
 
 def test_floating_electrode_carries_no_net_current_and_takes_an_intermediate_potential():
@@ -95,7 +95,7 @@ def test_floating_electrode_carries_no_net_current_and_takes_an_intermediate_pot
          "center_mm": [0.0, 0.0], "gel": {"material": "hydrogel", "thickness_mm": 0.5}}
     )  # fmt: skip
     res = solve_case(parse_case(table))
-    sol = res.solution
+    sol = res.problem.solve()
     assert abs(sol.electrode_currents_A["F"]) < 1e-10
     assert 0.0 < sol.electrode_potentials_V["F"] < sol.electrode_potentials_V["A"]
     assert sol.electrode_potentials_V["F"] == pytest.approx(0.5 * sol.electrode_potentials_V["A"], rel=0.02)
@@ -151,5 +151,5 @@ def test_linearity_equals_the_mixed_real_element_formulation():
     for e in table["electrode"]:
         e.pop("gel")  # bare electrodes with contacts: Robin (complete electrode model)
     res = solve_case(parse_case(table))
-    reference = _mixed_real_element_anode_potential(res.case, res.patch, res.problem.sigma, res.problem.robin)
-    assert res.solution.electrode_potentials_V["A"] == pytest.approx(reference, rel=1e-8)
+    reference = _mixed_real_element_anode_potential(res.case, res.mesh, res.problem.sigma, res.problem.robin)
+    assert res.metrics.electric.electrode_voltage_V["A"] == pytest.approx(reference, rel=1e-8)

@@ -9,16 +9,13 @@ import pytest
 
 from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
-from emsim.models.case import parse_case
+from emsim.models import parse_case
+from emsim.solvers.analytic import rc_contact_periodic_voltage
 from emsim.solvers.electric import ElectricProblem
-from emsim.solvers.frequency import (
-    FrequencyProblem,
-    channel_potentials,
-    locate_points,
-    point_gradients,
-    rc_contact_periodic_voltage,
-    waveform_response,
-)
+from emsim.solvers.electrodes import channel_potentials
+from emsim.solvers.frequency import FrequencyProblem
+from emsim.solvers.points import locate_points, point_gradients, point_volumes
+from emsim.solvers.waveform import waveform_response
 
 from conftest import small_cheek_table
 
@@ -83,7 +80,8 @@ def test_column_admittance_equals_tissue_in_series_with_rc_contact(gel):
 def test_column_biphasic_train_voltage_matches_the_analytic_rc_periodic_response(gel):
     case = parse_case(column_table(gel=gel, waveform=BIPHASIC))
     patch = build_patch_mesh(case)
-    resp = waveform_response(case, patch, n_frequencies=24)
+    lead = waveform_response(case, patch, n_frequencies=24)
+    resp = lead.time_course([0.01])
     v = resp.channel_voltage_V["1"]
     reference = rc_contact_periodic_voltage(
         case.waveform, 0.01, series_resistance_ohm(gel), R_C_OHM_M2 / AREA_M2, C_C_F_PER_M2 * AREA_M2, resp.times_s
@@ -91,8 +89,8 @@ def test_column_biphasic_train_voltage_matches_the_analytic_rc_periodic_response
     error = np.max(np.abs(v - reference)) / np.max(np.abs(reference))
     assert error < 0.01  # issue tolerance; measured about 1e-5
     assert error < 1e-4
-    assert resp.interpolation_error < 0.01
-    assert resp.metrics["electrode_voltage_peak_V"] == pytest.approx(np.max(np.abs(reference)), rel=1e-3)
+    assert lead.interpolation_error < 0.01
+    assert lead.at([0.01])[0].electrode_voltage_peak_V == pytest.approx(np.max(np.abs(reference)), rel=1e-3)
     # The contact charges during a phase: the voltage at the end of phase 1 exceeds its start.
     i_end = np.searchsorted(resp.times_s, 99e-6)
     assert v[i_end] > v[1] > series_resistance_ohm(gel) * 0.01 * 0.99
@@ -102,14 +100,15 @@ def test_monophasic_train_carries_its_dc_part_through_the_contact_resistance():
     wave = {"shape": "monophasic", "pulse_width_us": 200.0, "frequency_Hz": 1000.0}
     case = parse_case(column_table(waveform=wave))
     patch = build_patch_mesh(case)
-    resp = waveform_response(case, patch, n_frequencies=24)
-    assert resp.sample_frequencies_Hz[0] == 0.0  # a d.c. solve was added
+    lead = waveform_response(case, patch, n_frequencies=24)
+    assert lead.sample_frequencies_Hz[0] == 0.0  # a d.c. solve was added
+    resp = lead.time_course([0.01])
     reference = rc_contact_periodic_voltage(
         case.waveform, 0.01, series_resistance_ohm(False), R_C_OHM_M2 / AREA_M2, C_C_F_PER_M2 * AREA_M2, resp.times_s
     )
     v = resp.channel_voltage_V["1"]
     assert np.max(np.abs(v - reference)) / np.max(np.abs(reference)) < 0.01
-    assert resp.metrics["net_charge_per_period_C"] == pytest.approx(0.01 * 200e-6)
+    assert lead.at([0.01])[0].net_charge_per_period_C == pytest.approx(0.01 * 200e-6)
 
 
 def _resistive_two_pad_case() -> dict:
@@ -133,25 +132,28 @@ def test_purely_resistive_case_responds_as_the_dc_solution_scaled_by_the_current
     dc = ElectricProblem(case, patch)
     sol = dc.solve()
     z_dc = sol.electrode_potentials_V["A"] - sol.electrode_potentials_V["B"]  # at 10 mA
-    resp = waveform_response(case, patch, n_frequencies=8)
+    lead = waveform_response(case, patch, n_frequencies=8)
+    resp = lead.time_course([0.01])
     prob = FrequencyProblem(case, patch, 3e3)
     assert np.max(np.abs(prob.admittance() - dc.admittance())) < 1e-9 * np.max(np.abs(dc.admittance()))
     prob.close()
     i = resp.channel_current_A["1"]
     v = resp.channel_voltage_V["1"]
     assert np.max(np.abs(v - z_dc / 0.01 * i)) < 1e-6 * np.max(np.abs(v))
-    from emsim.solvers.metrics import electric_metrics
+    from emsim.solvers.metrics import ElectricLeadField
 
-    m_dc, _ = electric_metrics(dc, sol)
-    # Mid-phase 1, i = I: the muscle field is the d.c. one at the channel current.
-    assert resp.metrics["muscle_field_peak_V_per_m"] == pytest.approx(m_dc["muscle_field_max_V_per_m"], rel=1e-6)
-    # Same disc and (pad-side) surface as the d.c. peak, from cell rather than facet values.
-    assert resp.metrics["skin_current_density_peak_pulse_A_per_m2"] == pytest.approx(
-        m_dc["skin_current_density_peak_A_per_m2"], rel=0.05
+    m_dc = ElectricLeadField.build(dc, dc.channel_unit_solutions()).at([0.01])
+    m_pulse, _ = lead.at([0.01])
+    # In phase 1, i = I: the muscle field is the d.c. one at the channel current.
+    assert m_pulse.muscle_field_peak_V_per_m == pytest.approx(m_dc.muscle_field_max_V_per_m, rel=1e-6)
+    # One definition of the skin peak: the same disc on the same facets as the d.c. peak.
+    assert m_pulse.skin_current_density_peak_pulse_A_per_m2 == pytest.approx(
+        m_dc.skin_current_density_peak_A_per_m2, rel=1e-6
     )
     # Field at each pulse instant = d.c. field x i(t)/I, cell by cell.
-    e_dc = resp.muscle_field_V_per_m[0]
-    for t_s, e in zip(resp.instants_s, resp.muscle_field_V_per_m, strict=True):
+    fields = lead.muscle_field([0.01])
+    e_dc = fields[0]
+    for t_s, e in zip(lead.instants_s, fields, strict=True):
         scale = float(case.waveform.sample(1.0, t_s))
         assert np.max(np.abs(e - scale * e_dc)) < 1e-6 * np.max(np.abs(e_dc))
 
@@ -178,7 +180,7 @@ def test_two_channels_superposed_equal_a_direct_solve_with_the_combined_currents
     prob.unit_fields  # noqa: B018  (sets up the operator)
     g = prob._g
     g.x.array[:] = 0.0
-    for name, dofs in prob._dirichlet_dofs.items():
+    for name, dofs in prob.electrodes.dirichlet.items():
         g.x.array[dofs] = sup.electrode_potentials_V.get(name, 0.0)
     b = fpetsc.create_vector(prob.V)
     with b.localForm() as loc:
@@ -226,7 +228,7 @@ def test_run_writes_waveform_metrics_and_the_voltage_current_plot(tmp_path):
         assert key in metrics, key
     assert metrics["charge_per_phase_C"] == pytest.approx(0.01 * 100e-6)
     assert metrics["current_rms_A"] == pytest.approx(0.01 * np.sqrt(2 * 100e-6 * 1000.0))
-    assert metrics["electrode_voltage_peak_V"] == pytest.approx(result.metrics["electrode_voltage_peak_V"])
+    assert metrics["electrode_voltage_peak_V"] == pytest.approx(result.metrics.waveform.electrode_voltage_peak_V)
     png = out / "waveform_response.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -259,8 +261,6 @@ PROBES = [
 
 
 def test_probe_time_course_in_resistive_tissue_is_the_dc_field_scaled_by_the_current():
-    from emsim.solvers.frequency import _point_volumes
-
     table = _resistive_two_pad_case()
     table["probe"] = copy.deepcopy(PROBES)
     case = parse_case(table)
@@ -270,9 +270,11 @@ def test_probe_time_course_in_resistive_tissue_is_the_dc_field_scaled_by_the_cur
     points = np.array([p.point_m for p in case.probes])
     cells = locate_points(patch.mesh, points)
     e_dc = point_gradients(patch.mesh, [sol.potential], case.mesh.degree, points, cells)[0]
-    volumes = _point_volumes(patch, cells)
+    volumes = point_volumes(patch, cells)
     assert volumes[2] == "layer:skin_c" and volumes[3] == "contact:A"
-    resp = waveform_response(case, patch, n_frequencies=8)
+    lead = waveform_response(case, patch, n_frequencies=8)
+    resp = lead.time_course([0.01])
+    m_pulse, _ = lead.at([0.01])
     scale = resp.channel_current_A["1"] / case.channels[0].current_A  # i(t) / I
     for k, p in enumerate(case.probes):
         e, j = resp.probe_field_V_per_m[p.name], resp.probe_current_density_A_per_m2[p.name]
@@ -281,10 +283,10 @@ def test_probe_time_course_in_resistive_tissue_is_the_dc_field_scaled_by_the_cur
         assert np.max(np.abs(e - scale[:, None] * e_dc[k])) < 1e-6 * np.linalg.norm(e_dc[k])
         j_dc = dc.sigma[volumes[k]] @ e_dc[k]
         assert np.max(np.abs(j - scale[:, None] * j_dc)) < 1e-6 * np.linalg.norm(j_dc)
-        assert resp.metrics["probe_field_peak_V_per_m"][p.name] == pytest.approx(
+        assert m_pulse.probe_field_peak_V_per_m[p.name] == pytest.approx(
             np.linalg.norm(e_dc[k]) * np.max(np.abs(scale)), rel=1e-6
         )
-        assert resp.metrics["probe_current_density_peak_A_per_m2"][p.name] == pytest.approx(
+        assert m_pulse.probe_current_density_peak_A_per_m2[p.name] == pytest.approx(
             np.linalg.norm(j_dc) * np.max(np.abs(scale)), rel=1e-6
         )
 
@@ -304,7 +306,7 @@ def test_probe_current_density_in_the_rc_column_is_the_injected_current_density(
     case = dataclasses.replace(case, probes=(Probe("deep", (1e-3, -2e-3, -10e-3)),))
     out = Path(MPI.COMM_WORLD.bcast(str(tmp_path), root=0)) / "out"
     result = run_case(case, out)
-    resp = result.extras["waveform"]
+    resp = result.waveform.time_course([c.current_A for c in case.channels])
     i = resp.channel_current_A["1"]
     j = resp.probe_current_density_A_per_m2["deep"]
     e = resp.probe_field_V_per_m["deep"]
@@ -312,7 +314,7 @@ def test_probe_current_density_in_the_rc_column_is_the_injected_current_density(
     assert np.max(np.abs(j[:, 2] + i / AREA_M2)) < 1e-3 * peak
     assert np.max(np.abs(j[:, :2])) < 1e-3 * peak
     assert np.max(np.abs(e[:, 2] - j[:, 2] / SIGMA["muscle"])) < 1e-3 * peak / SIGMA["muscle"]
-    assert result.metrics["probe_current_density_peak_A_per_m2"]["deep"] == pytest.approx(peak, rel=1e-3)
+    assert result.metrics.waveform.probe_current_density_peak_A_per_m2["deep"] == pytest.approx(peak, rel=1e-3)
     # The time course file: units in the header, one row per time step, |E| and |J| per probe.
     lines = (out / "waveform_time_course.csv").read_text().splitlines()
     assert lines[0] == "time_s,current_A,voltage_V,E_V_per_m[deep],J_A_per_m2[deep]"

@@ -10,6 +10,7 @@ import pytest
 from emsim.errors import InputError
 from emsim.models import library, parse_case
 from emsim.models.electrodes import Electrode
+from emsim.models.shapes import RoundedRectangle
 
 from conftest import small_cheek_table
 
@@ -19,7 +20,7 @@ def test_case_file_units_become_si():
     assert case.patch.width_m == pytest.approx(0.060)
     assert case.layers[0].thickness_m == pytest.approx(1.9e-3)
     a = case.electrode("A")
-    assert a.diameter_m == pytest.approx(15e-3) and a.center_m == pytest.approx((-15e-3, 0.0))
+    assert a.shape.diameter_m == pytest.approx(15e-3) and a.center_m == pytest.approx((-15e-3, 0.0))
     assert a.gel.thickness_m == pytest.approx(0.5e-3)
     assert a.contact.resistance_ohm_m2 == pytest.approx(100e-4)  # 100 ohm cm^2
     assert case.channels[0].current_A == pytest.approx(10e-3)
@@ -50,7 +51,8 @@ def test_perfusion_converts_to_per_second():
 
 
 def test_rounded_rectangle_area_and_containment():
-    e = Electrode(name="R", shape="rectangle", center_m=(0.0, 0.0), width_m=0.02, length_m=0.01, corner_radius_m=0.002)
+    shape = RoundedRectangle(width_m=0.02, length_m=0.01, corner_radius_m=0.002)
+    e = Electrode(name="R", shape=shape, center_m=(0.0, 0.0))
     assert e.area_m2 == pytest.approx(0.02 * 0.01 - (4 - math.pi) * 0.002**2)
     assert e.contains(0.0099, 0.0) and not e.contains(0.00999, 0.00499)  # cut corner
 

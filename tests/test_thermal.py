@@ -24,14 +24,14 @@ from emsim.meshes.patch import build_patch_mesh
 from emsim.models import library, parse_case
 from emsim.solvers.analytic_thermal import finite_slab_rise_K, finite_slab_steady_C, uniform_rise_K
 from emsim.solvers.electric import ElectricProblem
-from emsim.solvers.thermal import (
+from emsim.solvers.pennes import (
     PennesMaterial,
     PennesProblem,
     blood_heat_capacity_J_per_m3K,
-    case_pennes_problem,
     cem43_rate,
-    session_heating,
 )
+from emsim.solvers.records import record_values
+from emsim.solvers.thermal import case_pennes_problem, session_heating
 
 CI = os.environ.get("EMSIM_CI", "") not in ("", "0")
 MUSCLE = library()["muscle"].thermal
@@ -230,19 +230,18 @@ def at_current(case, current_A: float):
 def test_doubling_the_current_multiplies_the_temperature_rise_by_4_within_1_percent(tiny) -> None:
     case, patch, problem, _, ref = tiny
     doubled = session_heating(at_current(case, 2 * 3e-3), patch, problem, problem.solve(scale=2.0))
-    m1, m2 = ref.metrics, doubled.metrics
-    assert m2["tissue_temperature_rise_max_K"] / m1[
-        "tissue_temperature_rise_max_K"
-    ] == pytest.approx(4.0, rel=0.01)
+    m1, m2 = ref.reference, doubled.reference
+    assert m2.tissue_temperature_rise_max_K / m1.tissue_temperature_rise_max_K == pytest.approx(4.0, rel=0.01)
     rise1, rise2 = ref.fields["rise"].x.array, doubled.fields["rise"].x.array
     assert np.abs(rise2 - 4 * rise1).max() <= 0.01 * 4 * np.abs(rise1).max()
-    assert m1["tissue_temperature_rise_max_K"] > 0.1  # a real rise, not round-off
+    assert m1.tissue_temperature_rise_max_K > 0.1  # a real rise, not round-off
     # One solve serves every amplitude: the rescaled metrics equal the direct second solve.
-    scaled = ref.metrics_at(2 * 3e-3)
+    scaled = ref.at(2 * 3e-3)
     for key in ("tissue_temperature_rise_max_K", "skin_temperature_peak_C", "cem43_max_min"):
-        assert scaled[key] == pytest.approx(m2[key], rel=1e-6), key
-    assert scaled["hottest_point_m"] == pytest.approx(m2["hottest_point_m"], abs=1e-9)
-    assert ref.rise_at(2 * 3e-3) == pytest.approx(m2["tissue_temperature_rise_max_K"], rel=1e-6)
+        assert getattr(scaled, key) == pytest.approx(getattr(m2, key), rel=1e-6), key
+    assert scaled.hottest_point_m == pytest.approx(m2.hottest_point_m, abs=1e-9)
+    assert scaled.thermal_rise_scale == pytest.approx(4.0, rel=1e-12)
+    assert ref.rise_at(2 * 3e-3) == pytest.approx(m2.tissue_temperature_rise_max_K, rel=1e-6)
     assert ref.skin_history_at(2 * 3e-3) == pytest.approx(
         doubled.history["skin_temperature_max_C"], rel=1e-9
     )
@@ -257,43 +256,45 @@ def test_joule_heat_follows_the_waveform_mean_square_including_on_off_and_ramps(
     # <i^2> / I^2 = 2 PW f (biphasic) x (on - 2/3 (ramps)) / (on + off) = 0.02 x 0.36667
     expected = 2 * 200e-6 * 50 * (5 - 2 / 3 * 2) / 10
     ratio = (
-        pulsed.metrics["tissue_temperature_rise_max_K"]
-        / ref.metrics["tissue_temperature_rise_max_K"]
+        pulsed.reference.tissue_temperature_rise_max_K
+        / ref.reference.tissue_temperature_rise_max_K
     )
     assert ratio == pytest.approx(expected, rel=1e-6)
-    assert pulsed.metrics["thermal"]["rms_current_A"] == pytest.approx(
+    assert pulsed.reference.thermal["rms_current_A"] == pytest.approx(
         3e-3 * math.sqrt(expected), rel=1e-12
     )
     joule = (
-        pulsed.metrics["thermal"]["joule_heat_time_averaged_W"]
-        / ref.metrics["thermal"]["joule_heat_time_averaged_W"]
+        pulsed.reference.thermal["joule_heat_time_averaged_W"]
+        / ref.reference.thermal["joule_heat_time_averaged_W"]
     )
     assert joule == pytest.approx(expected, rel=1e-12)
 
 
 def test_session_metrics_are_physical_and_outputs_are_written(tiny, tmp_path: Path) -> None:
-    _, patch, _, solution, ref = tiny
-    m = ref.metrics
+    from emsim.studies import outputs
+
+    case, patch, _, solution, ref = tiny
+    m = ref.reference
     for key in ("skin_temperature_basal_C", "skin_temperature_peak_C", "tissue_temperature_rise_max_K",
                 "cem43_max_min", "hottest_point_m", "thermal_time_step_s", "session_s"):  # fmt: skip
-        assert key in m
-    assert 30.0 < m["skin_temperature_basal_C"] < m["skin_temperature_peak_C"] < 45.0
-    assert m["session_s"] == 300.0 and m["thermal_time_step_s"] == 20.0
+        assert hasattr(m, key)
+    assert 30.0 < m.skin_temperature_basal_C < m.skin_temperature_peak_C < 45.0
+    assert m.session_s == 300.0 and m.thermal_time_step_s == 20.0
     # The Joule heat entering the tissue equals I^2 Z for d.c. (energy conservation).
     impedance = solution.electrode_potentials_V["A"] - solution.electrode_potentials_V["B"]
-    power = m["thermal"]["joule_heat_time_averaged_W"]
+    power = m.thermal["joule_heat_time_averaged_W"]
     assert power == pytest.approx(impedance / 3e-3 * (3e-3) ** 2, rel=1e-6)
     # The hottest tissue is the skin under a pad (radius 3 mm around x = +-6 mm), on the side
     # facing the other pad, where the current crowds.
-    x, y, z = m["hottest_point_m"]
+    x, y, z = m.hottest_point_m
     assert abs(z) < 1e-6
     assert math.hypot(abs(x) - 6e-3, y) < 3e-3 and abs(x) < 6e-3
     comm = patch.mesh.comm
     folder = Path(comm.bcast(str(tmp_path), root=0))  # one folder for the collective write
-    ref.write_fields(folder)
+    outputs.write_thermal_fields(ref, folder)
     assert (folder / "thermal.xdmf").exists() and (folder / "thermal.h5").exists()
     if comm.rank == 0:  # pictures use data gathered on rank 0 only
-        ref.write_pictures(folder)
+        outputs.write_thermal_files(case, ref, folder)
         for name in ("skin_temperature_rise.png", "peak_temperature_vs_time.png"):
             assert (folder / name).stat().st_size > 10_000
         header = (folder / "temperature_history.csv").read_text().splitlines()[0]
@@ -304,9 +305,9 @@ def test_cg_gamg_and_mumps_give_the_same_heating(tiny) -> None:
     case, patch, problem, solution, ref = tiny
     iterative = dataclasses.replace(case, solver=dataclasses.replace(case.solver, method="cg-gamg"))
     result = session_heating(iterative, patch, problem, solution)
-    assert result.metrics["thermal"]["method"] == "cg-gamg"
+    assert result.reference.thermal["method"] == "cg-gamg"
     for key in ("skin_temperature_peak_C", "tissue_temperature_rise_max_K", "cem43_max_min"):
-        assert result.metrics[key] == pytest.approx(ref.metrics[key], rel=1e-7), key
+        assert getattr(result.reference, key) == pytest.approx(getattr(ref.reference, key), rel=1e-7), key
 
 
 # ----------------------------------------------------------------------------- convergence
@@ -330,9 +331,9 @@ def test_time_step_convergence_of_the_peak_rise_is_second_order(tiny) -> None:
 
     # The pad-edge peak, still rising after 60 s: BDF2 is second order.
     steps = np.array([8, 16, 32] if CI else [8, 16, 32, 64])
-    reference = heat(60.0, 1024).metrics["tissue_temperature_rise_max_K"]
+    reference = heat(60.0, 1024).reference.tissue_temperature_rise_max_K
     errors = np.array(
-        [abs(heat(60.0, n).metrics["tissue_temperature_rise_max_K"] - reference) for n in steps]
+        [abs(heat(60.0, n).reference.tissue_temperature_rise_max_K - reference) for n in steps]
     )
     assert observed_order(60.0 / steps, errors) == pytest.approx(2.0, abs=0.2)
     # Over a 5 min session, the whole final temperature field (maximum norm) as well.
@@ -394,6 +395,7 @@ from emsim.models import parse_case
 from emsim.meshes.patch import build_patch_mesh
 from emsim.solvers.electric import ElectricProblem
 from emsim.solvers.thermal import session_heating
+from emsim.solvers.records import record_values
 problem = t.slab_problem(20, source_W_per_m3=2e4)
 run = problem.run(problem.steady_state(), 1.0, 300.0, 10.0)
 case = parse_case(t.TINY)
@@ -401,7 +403,7 @@ patch = build_patch_mesh(case)
 electric = ElectricProblem(case, patch)
 result = session_heating(case, patch, electric, electric.solve())
 out = {{"slab": [run.skin_max_C[-1], run.rise_max_K[-1], run.cem43_max_min[-1]],
-        "case": result.metrics, "at_6mA": result.metrics_at(6e-3)}}
+        "case": record_values(result.reference), "at_6mA": record_values(result.at(6e-3))}}
 from mpi4py import MPI
 with open({out!r} + str(MPI.COMM_WORLD.rank) + ".json", "w") as f:
     json.dump(out, f, sort_keys=True)
@@ -428,7 +430,7 @@ def test_two_ranks_give_identical_metrics_on_every_rank_and_match_serial(
     run = problem.run(problem.steady_state(), 1.0, 300.0, 10.0)
     serial = [run.skin_max_C[-1], run.rise_max_K[-1], run.cem43_max_min[-1]]
     assert outputs[0]["slab"] == pytest.approx(serial, rel=1e-9)
-    ref = tiny[4].metrics
+    ref = record_values(tiny[4].reference)
     for key in (
         "skin_temperature_basal_C",
         "skin_temperature_peak_C",

@@ -1,0 +1,136 @@
+r"""Conductivity (admittivity) tensors of every tagged volume of a case.
+
+* Tissues: the effective conductivity at a frequency (real), or the complex admittivity
+  sigma* = j w eps0 eps*(w) of the Gabriel 1996 Cole-Cole model; constant-conductivity materials
+  are real at every frequency. Anisotropic layers get sigma_across (I + (ratio - 1) f f^T).
+* Gel pads: the gel's (isotropic) value.
+* Contact sublayers (the lower part of a gel pad when its electrode has a contact impedance, of
+  thickness h): gel and stratum corneum in series along the pad's normal n,
+  sigma_n = h / (h / sigma_gel + 1 / y_c) with y_c = 1 / r_c (+ j w c_c when complex), and the
+  gel's value across it: S = sigma_gel (I - n n^T) + sigma_n n n^T. The normal resistance per
+  area h / sigma_n = h / sigma_gel + r_c is exact.
+
+The pad normal comes from the mesh (:func:`pad_normals`: the mean unit normal of the skin facets
+under the pad, pointing into the pad), not from an assumed flat skin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from ..meshes.patch import PatchMesh, contact_sublayer_fraction
+from ..models.case import Case
+from ..models.dispersion import GABRIEL_1996
+
+__all__ = ["conductivity_summary", "pad_normals", "volume_admittivities"]
+
+_Z = (0.0, 0.0, 1.0)
+
+
+def _tensor(across: complex, ratio: float, fibre: Any) -> np.ndarray:
+    """Conductivity tensor: ``across`` transverse to the fibre, ``ratio * across`` along it."""
+    if fibre is None:
+        return across * np.eye(3)
+    f = np.asarray(fibre, dtype=float)
+    return across * (np.eye(3) + (ratio - 1.0) * np.outer(f, f))
+
+
+def volume_admittivities(
+    case: Case,
+    frequency_Hz: float,
+    *,
+    complex_valued: bool = False,
+    normals: Mapping[str, Any] | None = None,
+) -> dict[str, np.ndarray]:
+    """Conductivity tensor [S/m] (3x3) of every tagged volume at ``frequency_Hz``.
+
+    Keys are the mesh's volume names (``layer:LABEL``, ``gel:E``, ``contact:E``).
+
+    Args:
+        case: the case.
+        frequency_Hz: frequency [Hz] of the tissue models.
+        complex_valued: complex admittivities (Cole-Cole tissues and contact capacitance), or
+            the real effective conductivities.
+        normals: unit normal of each gel pad (pointing into the pad), by electrode name
+            (:func:`pad_normals`); a pad not listed takes +z.
+    """
+    w = 2 * np.pi * frequency_Hz
+    dtype = np.complex128 if complex_valued else np.float64
+    normals = normals or {}
+
+    def value(tissue: Any) -> complex:
+        if complex_valued and tissue.dispersion is not None:
+            return complex(GABRIEL_1996[tissue.dispersion].complex_conductivity_S_per_m(frequency_Hz))
+        return tissue.conductivity_at(frequency_Hz)
+
+    out: dict[str, np.ndarray] = {}
+    for layer in case.layers:
+        t = _tensor(value(layer.tissue), layer.anisotropy_ratio, layer.fibre_direction)
+        out[f"layer:{layer.label}"] = np.asarray(t, dtype=dtype)
+    for e in case.electrodes:
+        if e.gel is None:
+            continue
+        s = value(e.gel.material)
+        out[f"gel:{e.name}"] = s * np.eye(3, dtype=dtype)
+        if e.contact is not None:
+            h = contact_sublayer_fraction * e.gel.thickness_m
+            y = 1.0 / e.contact.resistance_ohm_m2
+            if complex_valued and e.contact.capacitance_F_per_m2 is not None:
+                y = y + 1j * w * e.contact.capacitance_F_per_m2
+            n = np.asarray(normals.get(e.name, _Z), dtype=float)
+            nn = np.outer(n, n)
+            sigma_n = h / (h / s + 1.0 / y)
+            out[f"contact:{e.name}"] = np.asarray(s * (np.eye(3) - nn) + sigma_n * nn, dtype=dtype)
+    return out
+
+
+def pad_normals(case: Case, patch: PatchMesh) -> dict[str, np.ndarray]:
+    """Mean unit normal of the skin under each gel pad, pointing into the pad, by electrode.
+
+    Computed from the ``skin_under:E`` facets of the mesh (area-weighted, oriented toward the
+    cell of the pad's volume), reduced over the ranks.
+    """
+    from dolfinx import mesh as dmesh
+
+    mesh = patch.mesh
+    tdim = mesh.topology.dim
+    mesh.topology.create_connectivity(tdim - 1, tdim)
+    f2c = mesh.topology.connectivity(tdim - 1, tdim)
+    n_owned = mesh.topology.index_map(tdim - 1).size_local
+    pad_tags = {v for k, v in patch.volumes.items() if k.startswith(("gel:", "contact:"))}
+    cell_tag = dict(zip(patch.cell_tags.indices.tolist(), patch.cell_tags.values.tolist(), strict=True))
+    out = {}
+    for e in case.electrodes:
+        name = f"skin_under:{e.name}"
+        if name not in patch.surfaces:
+            continue
+        facets = patch.facet_tags.find(patch.surfaces[name])
+        facets = facets[facets < n_owned].astype(np.int32)
+        total = np.zeros(3)
+        if len(facets):
+            tri = mesh.geometry.x[dmesh.entities_to_geometry(mesh, tdim - 1, facets)]
+            cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])  # |cross| = 2 area
+            mid = tri.mean(axis=1)
+            for k, f in enumerate(facets):
+                cells = [c for c in f2c.links(f) if cell_tag.get(int(c)) in pad_tags]
+                if not cells:
+                    continue
+                geo = dmesh.entities_to_geometry(mesh, tdim, np.array(cells[:1], dtype=np.int32))
+                toward_pad = mesh.geometry.x[geo][0].mean(axis=0) - mid[k]
+                total += cross[k] if np.dot(cross[k], toward_pad) > 0 else -cross[k]
+        total = mesh.comm.allreduce(total)
+        norm = np.linalg.norm(total)
+        out[e.name] = total / norm if norm > 0 else np.array(_Z)
+    return out
+
+
+def conductivity_summary(admittivity: Mapping[str, np.ndarray]) -> dict[str, Any]:
+    """JSON-ready conductivities [S/m]: a number for isotropic volumes, the 3x3 tensor otherwise."""
+    out: dict[str, Any] = {}
+    for k, v in admittivity.items():
+        v = np.real(v)
+        out[k] = float(v[0, 0]) if np.allclose(v, v[0, 0] * np.eye(3)) else v.tolist()
+    return out

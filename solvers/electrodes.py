@@ -1,0 +1,173 @@
+r"""The electrode system shared by the d.c. and frequency problems.
+
+Electrodes are equipotential metal with one unknown potential V_e each:
+
+* on a gel pad, or bare without a contact impedance, phi = V_e on the metal face (exact
+  Dirichlet condition);
+* bare on the skin with a contact impedance, the stratum corneum is a Robin condition
+  S grad phi . n = G (V_e - phi), with G = 1 / r_c (+ j w c_c at a frequency) [S/m^2].
+
+Current control by linearity (lead fields): for each electrode k the *unit field* phi_k solves
+the problem with V_k = 1 and every other electrode (and the ground) at 0. The consistent
+(variational) currents leaving electrode i in unit field k form the admittance matrix Y [S].
+A channel's current pattern then fixes the electrode potentials through a small system (tied
+anodes, tied cathodes at 0 V or the grounded deep face, floating electrodes at zero current):
+:func:`channel_potentials`, the same for real and complex Y. This is the Schur complement of
+the "one real unknown per electrode" mixed formulation onto the electrode potentials.
+
+This module owns the bookkeeping both problems share: which electrodes are Robin and which
+Dirichlet, their dofs and indicator vectors (for the consistent currents), the channel solve,
+and the cell fields E = -grad phi and J = S E.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..meshes.patch import PatchMesh
+from ..models.case import Case
+from ..models.electrodes import Channel
+
+__all__ = [
+    "ElectrodeSystem",
+    "cell_gradients",
+    "channel_potentials",
+    "current_density",
+    "unit_channel_potentials",
+]
+
+
+def channel_potentials(Y: np.ndarray, names: Sequence[str], channel: Channel, current_A: complex) -> np.ndarray:
+    """Electrode potentials [V] (real or phasors) driving ``channel`` at ``current_A`` through ``Y``.
+
+    Anodes are tied, cathodes tied at 0 V (or the grounded deep face is the return), every other
+    electrode floats (zero net current).
+
+    Args:
+        Y: admittance matrix [S] (n x n, real or complex), ordered as ``names``.
+        names: electrode names.
+        channel: the channel.
+        current_A: the channel's current [A] (a phasor for complex Y).
+    """
+    index = {n: i for i, n in enumerate(names)}
+    groups = [list(channel.anode)]
+    if not channel.grounded:
+        groups.append(list(channel.cathode))
+    tied = set(channel.anode) | set(channel.cathode)
+    groups += [[n] for n in names if n not in tied]
+    T = np.zeros((len(names), len(groups)))
+    for g, members in enumerate(groups):
+        for n in members:
+            T[index[n], g] = 1.0
+    Yg = T.T @ Y @ T
+    dtype = np.result_type(Y.dtype, type(current_A))
+    rhs = np.zeros(len(groups), dtype=dtype)
+    rhs[0] = current_A
+    keep = [g for g in range(len(groups)) if channel.grounded or g != 1]  # cathode at 0 V
+    Vg = np.zeros(len(groups), dtype=dtype)
+    Vg[keep] = np.linalg.solve(Yg[np.ix_(keep, keep)], rhs[keep])
+    return T @ Vg
+
+
+def unit_channel_potentials(Y: np.ndarray, names: Sequence[str], channels: Sequence[Channel]) -> np.ndarray:
+    """Electrode potentials per unit current of each channel: (n_electrodes, n_channels) [V/A]."""
+    return np.column_stack([channel_potentials(Y, names, ch, 1.0) for ch in channels])
+
+
+class ElectrodeSystem:
+    """Robin and Dirichlet electrodes of a case on a function space, with their indicators.
+
+    Args:
+        case: the case.
+        patch: its tagged mesh.
+        V: the Lagrange space of the potential (scalar, or blocked (re, im) with ``bs = 2``).
+        robin_admittance: Robin conductance per area G [S/m^2] by bare-with-contact electrode
+            (complex at a frequency).
+    """
+
+    def __init__(self, case: Case, patch: PatchMesh, V: Any, robin_admittance: Mapping[str, complex]) -> None:
+        from dolfinx import fem
+
+        self.case, self.patch, self.V = case, patch, V
+        self.names = [e.name for e in case.electrodes]
+        self.robin = dict(robin_admittance)
+        mesh = patch.mesh
+        fdim = mesh.topology.dim - 1
+        mesh.topology.create_connectivity(fdim, mesh.topology.dim)
+        faces = [f"electrode:{n}" for n in self.names if n not in self.robin]
+        if case.grounded:
+            faces.append("bottom")
+        self.dirichlet: dict[str, np.ndarray] = {}
+        for face in faces:
+            facets = patch.facet_tags.find(patch.surfaces[face])
+            key = "ground" if face == "bottom" else face.split(":", 1)[1]
+            self.dirichlet[key] = fem.locate_dofs_topological(V, fdim, facets)
+        blocks = np.concatenate(list(self.dirichlet.values()) or [np.empty(0, np.int32)])
+        self.dirichlet_blocks = np.unique(blocks).astype(np.int32)
+        imap = V.dofmap.index_map
+        self.bs = V.dofmap.index_map_bs
+        n_all, n_local = self.bs * (imap.size_local + imap.num_ghosts), self.bs * imap.size_local
+        # Indicator of each Dirichlet electrode's dofs, per component: the consistent current
+        # is the residual summed over them.
+        self.indicators: dict[str, list[np.ndarray]] = {}
+        for key, blk in self.dirichlet.items():
+            parts = []
+            for c in range(self.bs):
+                w = np.zeros(n_all)
+                w[self.bs * blk + c] = 1.0
+                parts.append(w[:n_local])
+            self.indicators[key] = parts
+
+    def surface(self, name: str) -> int:
+        """Facet tag of electrode ``name``'s metal face."""
+        return self.patch.surfaces[f"electrode:{name}"]
+
+    def set_unit_dirichlet(self, g: Any, k: str) -> None:
+        """Fill the boundary function ``g``: 1 (+0j) on electrode k's face, 0 elsewhere."""
+        g.x.array[:] = 0.0
+        if k in self.dirichlet:
+            g.x.array[self.bs * self.dirichlet[k]] = 1.0
+
+    def dirichlet_currents(self, residual: Any, comm: Any) -> dict[str, complex | float]:
+        """Consistent currents [A] through the Dirichlet faces from an assembled residual vector.
+
+        Args:
+            residual: PETSc vector of a(phi, v) (ghosts added to their owners).
+            comm: the mesh communicator.
+
+        Returns:
+            By electrode name (and ``"ground"``): real for scalar spaces, complex for blocked ones.
+        """
+        local = residual.array_r
+        out: dict[str, complex | float] = {}
+        for key, parts in self.indicators.items():
+            values = [comm.allreduce(float(local @ w)) for w in parts]
+            out[key] = values[0] if self.bs == 1 else complex(values[0], values[1])
+        return out
+
+
+def cell_gradients(mesh: Any, scalars: Sequence[Any]) -> list[np.ndarray]:
+    """-grad of each UFL scalar per cell (DG0 interpolation; owned and ghost cells): (n, 3) arrays."""
+    import ufl
+    from dolfinx import fem
+
+    W = fem.functionspace(mesh, ("DG", 0, (3,)))
+    out = []
+    for u in scalars:
+        f = fem.Function(W)
+        f.interpolate(fem.Expression(-ufl.grad(u), W.element.interpolation_points))
+        f.x.scatter_forward()
+        out.append(f.x.array.reshape(-1, 3).copy())
+    return out
+
+
+def current_density(patch: PatchMesh, E: np.ndarray, admittivity: Mapping[str, np.ndarray]) -> np.ndarray:
+    """J = S E per cell [A/m^2] from the field E [V/m] and the admittivity tensor of each volume."""
+    J = np.zeros_like(E, dtype=np.result_type(E.dtype, *(t.dtype for t in admittivity.values())))
+    for name, tensor in admittivity.items():
+        cells = patch.cell_tags.find(patch.volumes[name])
+        J[cells] = E[cells] @ tensor.T
+    return J

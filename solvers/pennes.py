@@ -1,0 +1,587 @@
+r"""Transient Pennes bioheat on a tagged mesh, with thermal dose: the generic problem.
+
+Physics (Pennes 1948, J Appl Physiol 1:93; IT'IS v4.0 tissue properties). On every tagged
+volume (tissue layers, gel pads and their contact sublayers) the temperature T [C] satisfies
+
+    rho c dT/dt = div(k grad T) + rho_b c_b w_b (T_a - T) + Q_met + Q_J
+
+with rho [kg/m^3], c [J/(kg K)], k [W/(m K)] of the volume's material, the blood term
+``rho_b c_b w_b (T_a - T)`` [W/m^3] with the blood's rho_b c_b (library entry ``blood``, IT'IS
+v4.0), the volumetric perfusion ``w_b [1/s] = perfusion [mL/(min kg)] * rho * 1e-6 / 60``
+(:attr:`emsim.models.ThermalProperties.perfusion_per_s`: mL/(min kg) x 1e-6 m^3/mL x rho
+kg/m^3 / 60 s/min is m^3 of blood per m^3 of tissue per second) and the arterial temperature
+T_a (the core temperature),
+the metabolic heat ``Q_met = rho * q_met [W/kg]`` and the Joule heat Q_J. Gel pads have no
+perfusion and no metabolism.
+
+Boundaries. The skin and the pads lose heat to the air, ``-k dT/dn = h (T - T_air)``
+(convection plus radiation, h about 10 W/(m^2 K)), on ``skin_exposed``, every ``pad_side:E``
+and every ``electrode:E`` face. For a gel pad the electrode face is the pad's top: we assume the
+electrode and its backing exchange heat like skin (no extra thermal resistance). A bare electrode
+lies on the skin at z = 0; its face is treated as convective skin as well (a thin metal or carbon
+film with the same h). The deep face (``bottom``) is held at the core temperature, the lateral
+faces (``sides``) are insulated (symmetry far from the electrodes).
+
+Time scheme. BDF2 with a fixed step, started by a Richardson-extrapolated backward-Euler step
+(``2 BE(dt/2)^2 - BE(dt)``, second order, so that even the first minutes are second-order
+accurate). Both are second order and L-stable: the stiff modes of the small elements at the pad
+edges, excited when the current is switched on at t = 0, are damped (amplification -> 0)
+instead of ringing as under Crank-Nicolson (amplification -> -1), so the tracked peak
+temperature and the thermal dose see no spurious oscillations. Each step solves for the
+increment, ``(a M / dt + K) dT = F - K T^n [+ (M / (2 dt)) (T^n - T^(n-1))]`` (a = 2 and 1 for
+the start, 3/2 for BDF2), with the increment zero on the Dirichlet face, so three matrices are
+assembled and factorised (MUMPS) or preconditioned (CG + GAMG above ``emsim.solvers.linear.MUMPS_MAX_DOFS``) once
+and reused at every step, and the basal steady state is an exact fixed point.
+
+Thermal dose (Sapareto & Dewey 1984, Int J Radiat Oncol Biol Phys 10:787):
+``CEM43 = sum dt R^(43 - T)``, R = 0.5 at or above 43 C and 0.25 below, in minutes, integrated
+per node with the trapezoidal rule over the time steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, SolverError
+from .linear import create_ksp, resolve_method, solve_checked
+
+__all__ = [
+    "PennesMaterial",
+    "PennesProblem",
+    "PennesRun",
+    "blood_heat_capacity_J_per_m3K",
+    "cem43_rate",
+]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str], None]
+
+
+def _nothing(_: str) -> None:
+    pass
+
+
+def cem43_rate(temperature_C: np.ndarray | float) -> np.ndarray:
+    """Thermal-dose rate R^(43 - T): equivalent minutes at 43 C per minute at T.
+
+    R = 0.5 at or above 43 C and 0.25 below (Sapareto & Dewey 1984, Int J Radiat Oncol Biol
+    Phys 10:787).
+
+    Args:
+        temperature_C: temperature(s) [C].
+
+    Returns:
+        The dose rate [min/min], same shape as the input.
+
+    """
+    T = np.asarray(temperature_C, dtype=float)
+    return np.where(T >= 43.0, 0.5, 0.25) ** (43.0 - T)
+
+
+def blood_heat_capacity_J_per_m3K() -> float:
+    """Volumetric heat capacity of blood rho_b c_b [J/(m^3 K)], from the material library."""
+    from ..models.tissues import library
+
+    blood = library()["blood"].thermal
+    return blood.density_kg_per_m3 * blood.heat_capacity_J_per_kgK
+
+
+_library_blood_heat_capacity = blood_heat_capacity_J_per_m3K  # the name is shadowed below
+
+
+@dataclass(frozen=True, slots=True)
+class PennesMaterial:
+    """Thermal constants of one volume for the Pennes equation, SI.
+
+    Any object with these five attribute names works where a material is expected, e.g.
+    :class:`emsim.models.ThermalProperties`, whose ``perfusion_per_s`` converts the IT'IS
+    perfusion [mL/(min kg)] to w_b [1/s] = perfusion * rho * 1e-6 / 60 and whose
+    ``metabolic_heat_W_per_m3`` is rho * q_met [W/kg].
+
+    Attributes:
+        density_kg_per_m3: rho [kg/m^3], > 0.
+        heat_capacity_J_per_kgK: c [J/(kg K)], > 0.
+        thermal_conductivity_W_per_mK: k [W/(m K)], > 0.
+        perfusion_per_s: volumetric blood perfusion w_b [1/s], >= 0.
+        metabolic_heat_W_per_m3: Q_met [W/m^3], >= 0.
+
+    """
+
+    density_kg_per_m3: float
+    heat_capacity_J_per_kgK: float
+    thermal_conductivity_W_per_mK: float
+    perfusion_per_s: float = 0.0
+    metabolic_heat_W_per_m3: float = 0.0
+
+    def __post_init__(self) -> None:
+        """Check every value is physical."""
+        for name in (
+            "density_kg_per_m3",
+            "heat_capacity_J_per_kgK",
+            "thermal_conductivity_W_per_mK",
+        ):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0.0):
+                raise InputError(name, value, "must be a finite number > 0")
+        for name in ("perfusion_per_s", "metabolic_heat_W_per_m3"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise InputError(name, value, "must be a finite number >= 0")
+
+    @classmethod
+    def of(cls, material: Any) -> PennesMaterial:
+        """Convert a ThermalProperties-like object (same attribute names) to a PennesMaterial."""
+        if isinstance(material, cls):
+            return material
+        return cls(
+            density_kg_per_m3=float(material.density_kg_per_m3),
+            heat_capacity_J_per_kgK=float(material.heat_capacity_J_per_kgK),
+            thermal_conductivity_W_per_mK=float(material.thermal_conductivity_W_per_mK),
+            perfusion_per_s=float(material.perfusion_per_s),
+            metabolic_heat_W_per_m3=float(material.metabolic_heat_W_per_m3),
+        )
+
+
+@dataclass
+class PennesRun:
+    """The record of one time-stepped run of a :class:`PennesProblem`.
+
+    Arrays indexed by time hold ``steps + 1`` values, from t = 0. Maxima are global (identical
+    on every rank); per-node arrays and Functions are distributed like the mesh.
+
+    Attributes:
+        times_s: time of each record [s].
+        time_step_s: the step used [s] (the requested one, shortened so that a whole number of
+            steps fills the session).
+        skin_max_C: maximum temperature over the skin (monitored) surface [C] (nan without one).
+        rise_max_K: maximum of T - T0 over the monitored volumes [K].
+        cem43_max_min: maximum accumulated CEM43 over the monitored volumes [min].
+        final: the temperature at the end [C] (a Function).
+        rise_peak: per node, the largest T - T0 over the run [K] (a Function).
+        cem43: per node, the accumulated CEM43 [min] (a Function).
+        probe_history_C: (times, probes) temperatures [C] at the probe dofs given to
+            :meth:`PennesProblem.run` (owned dofs of this rank).
+
+    """
+
+    times_s: np.ndarray
+    time_step_s: float
+    skin_max_C: np.ndarray
+    rise_max_K: np.ndarray
+    cem43_max_min: np.ndarray
+    final: Any
+    rise_peak: Any
+    cem43: Any
+    probe_history_C: np.ndarray
+
+
+class PennesProblem:
+    """Transient Pennes bioheat on a tagged mesh: assemble once, factorise once, step many times.
+
+    Degree-1 Lagrange temperatures in C. The problem knows nothing about electrodes: heat
+    sources come in as UFL expressions.
+
+    Args:
+        mesh: the DOLFINx mesh.
+        cell_tags: volume tags; every cell must carry a tag found in ``materials``.
+        materials: thermal constants by cell tag value (:class:`PennesMaterial` or any object
+            with the same attributes, e.g. :class:`emsim.models.ThermalProperties`).
+        facet_tags: surface tags (needed for any boundary condition or skin monitor).
+        convective_tags: facet tags with ``-k dT/dn = h (T - T_air)``.
+        h_W_per_m2K: heat transfer coefficient h [W/(m^2 K)] on the convective faces.
+        air_temperature_C: ambient temperature T_air [C].
+        dirichlet_tags: facet tags held at ``dirichlet_temperature_C``.
+        dirichlet_temperature_C: temperature of the Dirichlet faces [C] (the core).
+        arterial_temperature_C: arterial blood temperature T_a [C].
+        blood_heat_capacity_J_per_m3K: rho_b c_b [J/(m^3 K)] (default: library ``blood``).
+        source: volumetric heat source Q [W/m^3] at ``source_scale = 1`` (UFL expression or
+            Function), or None.
+        surface_sources: surface heat sources [W/m^2] at ``source_scale = 1`` by facet tag.
+        skin_tags: facet tags whose nodes form the monitored skin surface.
+        monitor_cell_tags: cell tags over which rises and thermal dose are tracked (default:
+            every volume).
+        method: "auto" (MUMPS up to ``emsim.solvers.linear.MUMPS_MAX_DOFS`` dofs, CG + GAMG above), "mumps" or
+            "cg-gamg".
+        rtol: relative residual tolerance of CG.
+
+    """
+
+    def __init__(
+        self,
+        mesh: Any,
+        cell_tags: Any,
+        materials: Mapping[int, Any],
+        *,
+        facet_tags: Any = None,
+        convective_tags: Sequence[int] = (),
+        h_W_per_m2K: float = 10.0,
+        air_temperature_C: float = 25.0,
+        dirichlet_tags: Sequence[int] = (),
+        dirichlet_temperature_C: float = 37.0,
+        arterial_temperature_C: float = 37.0,
+        blood_heat_capacity_J_per_m3K: float | None = None,
+        source: Any = None,
+        surface_sources: Mapping[int, Any] | None = None,
+        skin_tags: Sequence[int] = (),
+        monitor_cell_tags: Sequence[int] | None = None,
+        method: str = "auto",
+        rtol: float = 1e-10,
+    ) -> None:
+        import ufl
+        from dolfinx import fem
+
+        if h_W_per_m2K < 0 or not math.isfinite(h_W_per_m2K):
+            raise InputError("h_W_per_m2K", h_W_per_m2K, "must be a finite number >= 0")
+        if (
+            convective_tags or dirichlet_tags or skin_tags or surface_sources
+        ) and facet_tags is None:
+            raise SolverError("PennesProblem: boundary tags were given without facet_tags")
+        self.mesh = mesh
+        self.comm = mesh.comm
+        self.materials = {int(t): PennesMaterial.of(m) for t, m in materials.items()}
+        self.rho_b_c_b = (
+            blood_heat_capacity_J_per_m3K
+            if blood_heat_capacity_J_per_m3K is not None
+            else _library_blood_heat_capacity()
+        )
+        self.arterial_temperature_C = float(arterial_temperature_C)
+        self.dirichlet_temperature_C = float(dirichlet_temperature_C)
+        self.h_W_per_m2K = float(h_W_per_m2K)
+        self.air_temperature_C = float(air_temperature_C)
+        self.rtol = rtol
+
+        tdim = mesh.topology.dim
+        self.V = fem.functionspace(mesh, ("Lagrange", 1))
+        imap = self.V.dofmap.index_map
+        self.n_owned = imap.size_local
+        self.dofs = imap.size_global
+
+        # Piecewise-constant coefficients, filled per tag.
+        Q0 = fem.functionspace(mesh, ("DG", 0))
+        rho_c, kappa, b, qmet = (fem.Function(Q0) for _ in range(4))
+        n_cells = (
+            mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts
+        )
+        covered = np.zeros(n_cells, dtype=bool)
+        for tag, m in self.materials.items():
+            cells = cell_tags.find(tag)
+            dofs = Q0.dofmap.list[cells, 0]
+            rho_c.x.array[dofs] = m.density_kg_per_m3 * m.heat_capacity_J_per_kgK
+            kappa.x.array[dofs] = m.thermal_conductivity_W_per_mK
+            b.x.array[dofs] = self.rho_b_c_b * m.perfusion_per_s
+            qmet.x.array[dofs] = m.metabolic_heat_W_per_m3
+            covered[cells] = True
+        for f in (rho_c, kappa, b, qmet):
+            f.x.scatter_forward()
+        n_owned_cells = mesh.topology.index_map(tdim).size_local
+        missing = self.comm.allreduce(int(np.count_nonzero(~covered[:n_owned_cells])))
+        if missing:
+            unknown = sorted(set(np.unique(cell_tags.values).tolist()) - set(self.materials))
+            raise SolverError(
+                f"{missing} cells have no thermal material (cell tags without one: {unknown})"
+            )
+        self._coefficients = (rho_c, kappa, b, qmet)
+        any_perfusion = self.comm.allreduce(float(b.x.array.max(initial=0.0)), op=_mpi_max()) > 0
+
+        u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
+        dx = ufl.Measure("dx", domain=mesh)
+        ds = ufl.Measure("ds", domain=mesh, subdomain_data=facet_tags)
+        h = fem.Constant(mesh, self.h_W_per_m2K)
+        t_air = fem.Constant(mesh, self.air_temperature_C)
+        t_a = fem.Constant(mesh, self.arterial_temperature_C)
+        mass = rho_c * u * v * dx
+        stiff = kappa * ufl.inner(ufl.grad(u), ufl.grad(v)) * dx + b * u * v * dx
+        basal = (b * t_a + qmet) * v * dx
+        for tag in convective_tags:
+            stiff = stiff + h * u * v * ds(int(tag))
+            basal = basal + h * t_air * v * ds(int(tag))
+        heat = None
+        if source is not None:
+            heat = source * v * dx
+        for tag, q in (surface_sources or {}).items():
+            term = q * v * ds(int(tag))
+            heat = term if heat is None else heat + term
+        self._c = fem.Constant(mesh, 0.0)  # a / dt in the step matrix; 0 for the steady matrix
+        self._mass = fem.form(mass)
+        self._stiff = fem.form(stiff)
+        self._step = fem.form(self._c * mass + stiff)
+        self._basal = fem.form(basal)
+        self._heat = None if heat is None else fem.form(heat)
+
+        fdim = tdim - 1
+        mesh.topology.create_connectivity(fdim, tdim)
+        self._bc_dofs = self._facet_dofs(facet_tags, dirichlet_tags)
+        self._bcs = (
+            [fem.dirichletbc(np.float64(0.0), self._bc_dofs, self.V)] if len(self._bc_dofs) else []
+        )
+        self._bc_owned = self._bc_dofs[self._bc_dofs < self.n_owned]
+        skin = self._facet_dofs(facet_tags, skin_tags)
+        self.skin_dofs = skin[skin < self.n_owned]
+        if monitor_cell_tags is None:
+            self.monitor_dofs = np.arange(self.n_owned, dtype=np.int32)
+        else:
+            cells = np.concatenate(
+                [cell_tags.find(int(t)) for t in monitor_cell_tags] or [np.empty(0, np.int32)]
+            )
+            dofs = np.unique(self.V.dofmap.list[cells].ravel())
+            self.monitor_dofs = dofs[dofs < self.n_owned].astype(np.int32)
+        has_bc = self.comm.allreduce(len(self._bc_dofs)) > 0
+        self._well_posed = (
+            has_bc or any_perfusion or (bool(convective_tags) and self.h_W_per_m2K > 0)
+        )
+
+        self.method = resolve_method(method, self.dofs)
+        self._M = self._K = self._F0 = self._FJ = None
+        self._solvers: dict[float, tuple[Any, Any]] = {}
+        self.iterations: list[int] = []
+
+    # ------------------------------------------------------------------ assembly and solvers
+
+    def _facet_dofs(self, facet_tags: Any, tags: Sequence[int]) -> np.ndarray:
+        from dolfinx import fem
+
+        fdim = self.mesh.topology.dim - 1
+        parts = [
+            fem.locate_dofs_topological(self.V, fdim, facet_tags.find(int(t))) for t in tags
+        ]  # fmt: skip
+        return np.unique(np.concatenate(parts or [np.empty(0, np.int32)])).astype(np.int32)
+
+    def _assemble(self) -> None:
+        """Assemble the mass and stiffness matrices and the source vectors, once."""
+        if self._M is not None:
+            return
+        from dolfinx.fem import petsc as fpetsc
+        from petsc4py import PETSc
+
+        self._M = fpetsc.assemble_matrix(self._mass)
+        self._M.assemble()
+        self._K = fpetsc.assemble_matrix(self._stiff)
+        self._K.assemble()
+        vectors = []
+        for form in (self._basal, self._heat):
+            if form is None:
+                vectors.append(None)
+                continue
+            vec = fpetsc.assemble_vector(form)
+            vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+            vectors.append(vec)
+        self._F0, self._FJ = vectors
+
+    def _solver(self, mass_coefficient_per_s: float):
+        """KSP for ``c M + K`` (Dirichlet rows and columns replaced by the identity), cached."""
+        key = float(mass_coefficient_per_s)
+        if key in self._solvers:
+            return self._solvers[key][1]
+        from dolfinx.fem import petsc as fpetsc
+
+        self._c.value = key
+        A = fpetsc.assemble_matrix(self._step, bcs=self._bcs)
+        A.assemble()
+        ksp = create_ksp(A, method=self.method, rtol=self.rtol, name="emsim_thermal")
+        self._solvers[key] = (A, ksp)
+        return ksp
+
+    def _solve(self, ksp: Any, rhs: Any, out: Any) -> None:
+        rhs.array[self._bc_owned] = 0.0  # the increment vanishes on the Dirichlet faces
+        out.set(0.0)
+        self.iterations.append(solve_checked(ksp, rhs, out, "thermal solve"))
+
+    def _rhs(self, source_scale: float):
+        """F = F_basal + source_scale * F_heat (a new vector)."""
+        F = self._F0.copy()
+        if self._FJ is not None and source_scale != 0.0:
+            F.axpy(source_scale, self._FJ)
+        return F
+
+    # ------------------------------------------------------------------ public interface
+
+    def steady_state(self, source_scale: float = 0.0) -> Any:
+        """Solve the steady Pennes temperature [C] with the source times ``source_scale``.
+
+        ``source_scale = 0`` gives the basal state (metabolism, perfusion, convection and the
+        core temperature only).
+
+        Args:
+            source_scale: multiplies the volume and surface sources.
+
+        Returns:
+            The temperature, a Function named ``temperature_C``.
+
+        Raises:
+            SolverError: no Dirichlet face, no perfusion and no convection (undefined level).
+
+        """
+        from dolfinx import fem
+        from dolfinx.fem import petsc as fpetsc
+
+        if not self._well_posed:
+            raise SolverError(
+                "the steady state is undefined without a Dirichlet face, perfusion or convection"
+            )
+        self._assemble()
+        T = fem.Function(self.V, name="temperature_C")
+        T.x.array[:] = self.arterial_temperature_C
+        T.x.array[self._bc_dofs] = self.dirichlet_temperature_C
+        r = self._rhs(source_scale)
+        w = fpetsc.create_vector(self.V)
+        self._K.mult(T.x.petsc_vec, w)
+        r.axpy(-1.0, w)
+        d = fpetsc.create_vector(self.V)
+        self._solve(self._solver(0.0), r, d)
+        T.x.array[: self.n_owned] += d.array_r
+        T.x.scatter_forward()
+        for vec in (r, w, d):
+            vec.destroy()
+        return T
+
+    def run(
+        self,
+        T0: Any,
+        source_scale: float,
+        session_s: float,
+        time_step_s: float,
+        *,
+        progress: Progress | None = None,
+        probes: np.ndarray | None = None,
+    ) -> PennesRun:
+        """Step from ``T0`` over ``session_s`` with the source times ``source_scale`` (BDF2).
+
+        Args:
+            T0: initial temperature [C] (a Function on this problem's space, e.g. the basal
+                steady state).
+            source_scale: multiplies the volume and surface sources for the whole run.
+            session_s: duration [s], > 0.
+            time_step_s: requested step [s]; shortened so that whole steps fill the session.
+            progress: called with a short text about every 10 % of the steps.
+            probes: owned local dof indices whose temperature history to record.
+
+        Returns:
+            The run's record.
+
+        """
+        from dolfinx import fem
+        from dolfinx.fem import petsc as fpetsc
+
+        if not (session_s > 0 and time_step_s > 0):
+            raise InputError("session_s, time_step_s", (session_s, time_step_s), "must be > 0")
+        progress = progress or _nothing
+        self._assemble()
+        n = max(1, math.ceil(session_s / time_step_s - 1e-9))
+        dt = session_s / n
+        half, full = self._solver(2.0 / dt), self._solver(1.0 / dt)  # the start
+        bdf2 = self._solver(1.5 / dt) if n > 1 else None
+        F = self._rhs(source_scale)
+        T = fem.Function(self.V, name="temperature_C")
+        T.x.array[:] = T0.x.array
+        T_old = fem.Function(self.V)
+        T_half = fem.Function(self.V)
+        r, w, m, d = (fpetsc.create_vector(self.V) for _ in range(4))
+        no = self.n_owned
+        T0o = T0.x.array[:no].copy()
+        probes = np.empty(0, np.int32) if probes is None else np.asarray(probes, dtype=np.int32)
+        history = np.empty((n + 1, len(probes)))
+        history[0] = T0o[probes]
+        rise_peak = fem.Function(self.V, name="temperature_rise_peak_K")
+        cem = fem.Function(self.V, name="cem43_min")
+        rate_old = cem43_rate(T0o)
+        skin_max, rise_max, cem_max = np.empty(n + 1), np.empty(n + 1), np.empty(n + 1)
+        skin_max[0], rise_max[0], cem_max[0] = self._maxima(T0o, np.zeros(no), np.zeros(no))
+        every = max(1, n // 10)
+
+        def increment(ksp, state, previous=None) -> None:
+            """Set d = (c M + K)^-1 (F - K T^n [+ M (T^n - T^(n-1)) / (2 dt)]), 0 on Dirichlet."""
+            self._K.mult(state.x.petsc_vec, w)
+            F.copy(r)
+            r.axpy(-1.0, w)
+            if previous is not None:
+                w.array[:] = state.x.array[:no] - previous.x.array[:no]
+                self._M.mult(w, m)
+                r.axpy(0.5 / dt, m)
+            self._solve(ksp, r, d)
+
+        for step in range(n):
+            if step == 0:
+                # Richardson-extrapolated backward Euler: 2 BE(dt/2)^2 - BE(dt).
+                T_half.x.array[:] = T.x.array
+                for _ in range(2):
+                    increment(half, T_half)
+                    T_half.x.array[:no] += d.array_r
+                    T_half.x.scatter_forward()
+                increment(full, T)
+                T_old.x.array[:] = T.x.array
+                T.x.array[:no] = 2.0 * T_half.x.array[:no] - T.x.array[:no] - d.array_r
+            else:
+                increment(bdf2, T, T_old)
+                T_old.x.array[:] = T.x.array
+                T.x.array[:no] += d.array_r
+            T.x.scatter_forward()
+            Tn = T.x.array[:no]
+            rise = Tn - T0o
+            np.maximum(rise_peak.x.array[:no], rise, out=rise_peak.x.array[:no])
+            rate = cem43_rate(Tn)
+            cem.x.array[:no] += (dt / 60.0) * 0.5 * (rate_old + rate)
+            rate_old = rate
+            history[step + 1] = Tn[probes]
+            skin_max[step + 1], rise_max[step + 1], cem_max[step + 1] = self._maxima(
+                Tn, rise, cem.x.array[:no]
+            )
+            if (step + 1) % every == 0 or step + 1 == n:
+                progress(f"heating: {(step + 1) * dt / 60:.1f} of {session_s / 60:.1f} min")
+        for f in (rise_peak, cem):
+            f.x.scatter_forward()
+        for vec in (r, w, m, d, F):
+            vec.destroy()
+        return PennesRun(
+            times_s=np.arange(n + 1) * dt,
+            time_step_s=dt,
+            skin_max_C=skin_max,
+            rise_max_K=rise_max,
+            cem43_max_min=cem_max,
+            final=T,
+            rise_peak=rise_peak,
+            cem43=cem,
+            probe_history_C=history,
+        )
+
+    def _maxima(
+        self, T: np.ndarray, rise: np.ndarray, cem: np.ndarray
+    ) -> tuple[float, float, float]:
+        """Global (skin max T, max rise, max CEM43) over the monitored dofs."""
+        from mpi4py import MPI
+
+        s, m = self.skin_dofs, self.monitor_dofs
+        buf = np.array([
+            T[s].max(initial=-np.inf),
+            rise[m].max(initial=-np.inf),
+            cem[m].max(initial=-np.inf),
+        ])  # fmt: skip
+        self.comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.MAX)
+        skin = buf[0] if np.isfinite(buf[0]) else math.nan
+        return float(skin), float(buf[1]), float(buf[2])
+
+    def close(self) -> None:
+        """Free the PETSc objects."""
+        for A, ksp in self._solvers.values():
+            ksp.destroy()
+            A.destroy()
+        self._solvers.clear()
+        for obj in (self._M, self._K, self._F0, self._FJ):
+            if obj is not None:
+                obj.destroy()
+        self._M = self._K = self._F0 = self._FJ = None
+
+
+# ============================================================================ case level
+
+
+def _mpi_max() -> Any:
+    from mpi4py import MPI
+
+    return MPI.MAX

@@ -1,0 +1,195 @@
+"""The result of solving a case: per-unit-current lead fields, scaled to any channel currents.
+
+:class:`CaseResult` holds the case, the mesh and field handles, and the per-unit-current records
+of each solver (electric, waveform, heating). :meth:`CaseResult.at` gives every metric at any
+channel currents without a solve: potentials, currents and fields superpose linearly, Joule
+powers are quadratic, temperature rises scale with the square of the current along the case's
+own current ratios (other ratios need their own heating solve: the thermal record is then absent
+with that reason). ``metrics.json`` and the command line's table are generated from the typed
+records (:meth:`CaseMetrics.to_json`, :meth:`CaseMetrics.summary_rows`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+from ..meshes.patch import PatchMesh
+from ..models.case import Case
+from .electric import ChannelSolution, ElectricProblem
+from .metrics import ElectricLeadField, ElectricMetrics
+from .records import (
+    Absent,
+    is_present,
+    record_absent,
+    record_definitions,
+    record_values,
+    summary_rows,
+)
+from .thermal import ThermalMetrics, ThermalResult
+from .waveform import ActivationMetrics, WaveformLeadField, WaveformMetrics
+
+__all__ = ["CaseMetrics", "CaseResult"]
+
+Currents = Mapping[str, float] | Sequence[float] | None
+
+
+@dataclass(frozen=True)
+class CaseMetrics:
+    """Every metric of a case at one set of channel currents.
+
+    Attributes:
+        electric: d.c. (quasi-static) metrics.
+        waveform: waveform metrics (None for a d.c. case).
+        activation: activation estimate (None for a d.c. case, :class:`Absent` when it cannot
+            be computed).
+        thermal: heating over the session (None without ``[thermal]``, :class:`Absent` off the
+            case's current ratios).
+    """
+
+    electric: ElectricMetrics
+    waveform: WaveformMetrics | None = None
+    activation: ActivationMetrics | Absent | None = None
+    thermal: ThermalMetrics | Absent | None = None
+
+    def records(self) -> dict[str, Any]:
+        """The records present in this case, by name (absent ones as :class:`Absent`)."""
+        parts = {"electric": self.electric, "waveform": self.waveform, "activation": self.activation}
+        parts["thermal"] = self.thermal
+        return {k: v for k, v in parts.items() if v is not None}
+
+    def to_json(self) -> dict[str, Any]:
+        """Every present metric (flat, keys with units), then ``definitions`` and ``absent``."""
+        values: dict[str, Any] = {}
+        definitions: dict[str, str] = {}
+        absent: dict[str, str] = {}
+        for name, rec in self.records().items():
+            if isinstance(rec, Absent):
+                absent[name] = rec.reason
+                continue
+            values |= record_values(rec)
+            definitions |= record_definitions(rec)
+            absent |= record_absent(rec)
+        return {**values, "definitions": definitions, "absent": absent}
+
+    def summary_rows(self) -> list[tuple[str, Any, str]]:
+        """(label, value, unit) rows for the command line's table, generated from the records."""
+        rows: list[tuple[str, Any, str]] = []
+        for name, rec in self.records().items():
+            if isinstance(rec, Absent):
+                rows.append((name, f"absent: {rec.reason}", ""))
+            else:
+                rows += summary_rows(rec)
+        return rows
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """A solved case, held per unit current of each channel.
+
+    Attributes:
+        case: the case.
+        mesh: its tagged mesh (DOLFINx handles).
+        problem: the electric problem (unit fields per electrode, function space).
+        channel_solutions: the field of each channel alone at 1 A, by channel name.
+        electric: the per-unit-current electric record.
+        waveform: the per-unit-current waveform record (None for a d.c. case).
+        thermal: the heating over the session at the case's currents (None without ``[thermal]``).
+        solver: how it was solved (method, iterations, dofs, ranks, timings, conductivities).
+    """
+
+    case: Case
+    mesh: PatchMesh
+    problem: ElectricProblem = field(repr=False)
+    channel_solutions: dict[str, ChannelSolution] = field(repr=False)
+    electric: ElectricLeadField = field(repr=False)
+    waveform: WaveformLeadField | None = field(default=None, repr=False)
+    thermal: ThermalResult | None = field(default=None, repr=False)
+    solver: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def channels(self) -> tuple[str, ...]:
+        """Channel names, in case order."""
+        return self.electric.channels
+
+    def currents(self, currents_A: Currents = None) -> np.ndarray:
+        """Channel currents [A] as a vector (default: the case's own)."""
+        if currents_A is None:
+            return np.array([c.current_A for c in self.case.channels])
+        return self.electric.currents_vector(currents_A)
+
+    def at(self, currents_A: Currents = None) -> CaseMetrics:
+        """Every metric at channel (peak) currents [A], by channel name or as a vector; no solve.
+
+        Args:
+            currents_A: ``{"1": 0.004}``, ``[0.004, 0.002]`` (case order), or None for the case's
+                own currents. Channels a mapping does not name are at 0 A.
+        """
+        current = self.currents(currents_A)
+        waveform = activation = None
+        if self.waveform is not None:
+            waveform, activation = self.waveform.at(current)
+        thermal: ThermalMetrics | Absent | None = None
+        if self.thermal is not None:
+            thermal = self.thermal.at(current)
+            if thermal is None:
+                thermal = Absent(
+                    "the heating was solved at the case's channel currents; other current ratios "
+                    "need their own heating solve (rises scale with I^2 only along the case's ratios)"
+                )
+        return CaseMetrics(self.electric.at(current), waveform, activation, thermal)
+
+    @cached_property
+    def metrics(self) -> CaseMetrics:
+        """The metrics at the case's own currents."""
+        return self.at(None)
+
+    def potential(self, currents_A: Currents = None, *, name: str = "potential_V") -> Any:
+        """The potential phi [V] at channel currents (a new DOLFINx Function, superposed)."""
+        current = self.currents(currents_A)
+        V = self.electric.potentials_V_per_A @ current
+        return self.problem.combine(V, name=name)
+
+    def to_json(self, currents_A: Currents = None) -> dict[str, Any]:
+        """The content of ``metrics.json`` at channel currents (default: the case's own)."""
+        m = self.metrics if currents_A is None else self.at(currents_A)
+        body = m.to_json()
+        definitions, absent = body.pop("definitions"), body.pop("absent")
+        from .. import __version__
+        from .conductivity import conductivity_summary
+
+        out: dict[str, Any] = {
+            "case": self.case.name,
+            "case_digest_sha256": self.case.digest(),
+            "emsim_version": __version__,
+            **body,
+            "dofs": self.electric.dofs,
+            "solver": {k: v for k, v in self.solver.items() if k != "timings_s"},
+            "conductivity_S_per_m": {
+                "frequency_Hz": self.problem.frequency_Hz,
+                "note": "quasi-static (d.c.) solve; dispersive tissues evaluated at frequency_Hz; "
+                "anisotropic volumes (contact sublayers: across the pad normal) list their 3x3 tensor",
+                "volumes": conductivity_summary(self.problem.sigma),
+            },
+            "mesh": self.mesh.report.as_dict(),
+        }
+        if self.waveform is not None:
+            out["waveform_method"] = self.waveform.method_record()
+        out["timings_s"] = self.solver.get("timings_s", {})
+        out["definitions"] = definitions
+        out["absent"] = absent
+        return out
+
+    def summary_rows(self, currents_A: Currents = None) -> list[tuple[str, Any, str]]:
+        """Rows of the command line's table at channel currents (default: the case's own)."""
+        m = self.metrics if currents_A is None else self.at(currents_A)
+        rows = m.summary_rows()
+        if isinstance(m.thermal, ThermalMetrics) and is_present(m.thermal.hottest_point_m):
+            x, y, z = (1e3 * c for c in m.thermal.hottest_point_m)
+            rows.append(("hottest point (x, y, z)", f"({x:.1f}, {y:.1f}, {z:.1f})", "mm"))
+        rows.append(("dofs", self.electric.dofs, "-"))
+        return rows

@@ -1,0 +1,246 @@
+r"""The skin surface: its facets, the current density through them, and the disc-averaged peak.
+
+Normal current density J_n [A/m^2] through a skin facet, positive into the tissue:
+
+* under a gel pad, J . n from the pad-side cell (the contact sublayer or the gel; the flux there
+  is nearly normal and smooth), n the facet's unit normal pointing into the pad;
+* on a bare electrode with a contact impedance, the exact Robin flux G (V_e - phi) at the
+  facet's centroid;
+* on a bare ideal electrode, J . n from the skin cell;
+* on exposed skin, 0 (insulated boundary).
+
+Normals, the pad side and the electrode under each facet come from the mesh (facet geometry and
+the volume and surface tags), not from an assumed flat skin at z = 0.
+
+The peak (:class:`DiscAverage`): the maximum over the skin of J_n averaged over a disc of radius
+:data:`PEAK_AVERAGING_RADIUS_M` (area-weighted mean of the facets whose centroids lie within the
+radius, in 3-D, of a candidate centre). The point value at an equipotential edge is singular;
+the averaged peak converges under mesh refinement. Every facet within one radius of a facet that
+carries current is a candidate centre (a disc centred where nothing flows can still hold the
+peak, e.g. just outside a pad edge). The averaging is a fixed sparse matrix, so the peak at any
+channel currents costs one sparse product.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..meshes.patch import PatchMesh
+from ..models.case import Case
+
+__all__ = [
+    "PEAK_AVERAGING_RADIUS_M",
+    "DiscAverage",
+    "SkinFacets",
+    "disc_averaged_max",
+    "skin_facets",
+    "weighted_percentile",
+]
+
+#: Radius [m] of the disc over which the peak skin current density is averaged (1 mm diameter).
+PEAK_AVERAGING_RADIUS_M = 0.5e-3
+
+
+@dataclass(frozen=True)
+class SkinFacets:
+    """The owned skin facets of this rank and how to evaluate J_n on them.
+
+    Attributes:
+        facets: local facet indices.
+        triangles_m: (n, 3, 3) vertex coordinates [m].
+        normals: (n, 3) unit normals pointing out of the tissue (into the pad or the air).
+        areas_m2: (n,) facet areas [m^2].
+        under: (n,) name of the electrode whose footprint holds the facet, or "".
+        entry_cells: (n,) local cell whose J gives J_n (pad side under a pad, else tissue side).
+        robin: (n,) True where J_n is the Robin flux of a bare electrode with a contact.
+        exposed: (n,) True on exposed skin (J_n = 0).
+        order: permutation sorting the gathered facets into a rank-independent order.
+    """
+
+    facets: np.ndarray
+    triangles_m: np.ndarray
+    normals: np.ndarray
+    areas_m2: np.ndarray
+    under: np.ndarray
+    entry_cells: np.ndarray
+    robin: np.ndarray
+    exposed: np.ndarray
+
+    @property
+    def centroids_m(self) -> np.ndarray:
+        """(n, 3) facet centroids [m]."""
+        return self.triangles_m.mean(axis=1) if len(self.triangles_m) else np.empty((0, 3))
+
+    def normal_current_density(
+        self,
+        J_cells: np.ndarray,
+        robin_flux: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """J_n [A/m^2] per facet, positive into the tissue (real or complex).
+
+        Args:
+            J_cells: (n_local_cells, 3) current density per cell [A/m^2].
+            robin_flux: G (V_e - phi) at the centroids of the Robin facets, in their order
+                (None when there are none).
+        """
+        jn = -np.einsum("ij,ij->i", J_cells[self.entry_cells], self.normals) if len(self.facets) else np.zeros(0)
+        if self.robin.any():
+            jn = jn.astype(np.result_type(jn.dtype, robin_flux.dtype))
+            jn[self.robin] = robin_flux
+        jn[self.exposed] = 0.0
+        return jn
+
+    def robin_points(self) -> tuple[np.ndarray, np.ndarray, list[str]]:
+        """Centroids [m], cells and electrode names of the Robin facets (for phi evaluation)."""
+        idx = np.flatnonzero(self.robin)
+        return self.centroids_m[idx], self.entry_cells[idx], [str(u) for u in self.under[idx]]
+
+
+def skin_facets(case: Case, patch: PatchMesh, robin: Mapping[str, Any]) -> SkinFacets:
+    """The owned skin facets of this rank with their normals and entry cells.
+
+    Args:
+        case: the case.
+        patch: its tagged mesh.
+        robin: names of the bare electrodes with a contact impedance (Robin faces).
+    """
+    from dolfinx import mesh as dmesh
+
+    mesh = patch.mesh
+    tdim = mesh.topology.dim
+    mesh.topology.create_connectivity(tdim - 1, tdim)
+    f2c = mesh.topology.connectivity(tdim - 1, tdim)
+    n_owned = mesh.topology.index_map(tdim - 1).size_local
+    surfaces = {n: t for n, t in patch.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")}
+    for e in case.electrodes:
+        if e.gel is None:
+            surfaces[f"electrode:{e.name}"] = patch.surfaces[f"electrode:{e.name}"]
+    tissue = {v for k, v in patch.volumes.items() if k.startswith("layer:")}
+    cell_tag = np.full(mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts, -1)
+    cell_tag[patch.cell_tags.indices] = patch.cell_tags.values
+    facets, under, kinds = [], [], []
+    for name, tag in surfaces.items():
+        f = patch.facet_tags.find(tag)
+        f = f[f < n_owned]
+        facets.append(f)
+        under += [name.split(":", 1)[1] if ":" in name else ""] * len(f)
+        kinds += [name.split(":", 1)[0]] * len(f)
+    facets = np.concatenate(facets).astype(np.int32) if facets else np.empty(0, np.int32)
+    tri = mesh.geometry.x[dmesh.entities_to_geometry(mesh, tdim - 1, facets)] if len(facets) else np.empty((0, 3, 3))
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) if len(facets) else np.empty((0, 3))
+    area = 0.5 * np.linalg.norm(cross, axis=1)
+    normals = cross / (2 * area[:, None]) if len(facets) else cross
+    entry = np.empty(len(facets), dtype=np.int32)
+    for i, f in enumerate(facets):
+        cells = f2c.links(f)
+        inside = [c for c in cells if cell_tag[c] in tissue]
+        outside = [c for c in cells if cell_tag[c] not in tissue]
+        entry[i] = outside[0] if outside else inside[0]
+        # Orient the normal out of the tissue, toward the pad (or the air).
+        geo = dmesh.entities_to_geometry(mesh, tdim, np.array([inside[0]], dtype=np.int32))
+        if np.dot(normals[i], mesh.geometry.x[geo][0].mean(axis=0) - tri[i].mean(axis=0)) > 0:
+            normals[i] = -normals[i]
+    under_arr = np.array(under, dtype=object)
+    kinds_arr = np.array(kinds, dtype=object)
+    robin_mask = np.array([k == "electrode" and u in robin for k, u in zip(kinds, under, strict=True)], dtype=bool)
+    return SkinFacets(
+        facets=facets, triangles_m=tri, normals=normals, areas_m2=area, under=under_arr,
+        entry_cells=entry, robin=robin_mask, exposed=kinds_arr == "skin_exposed",
+    )  # fmt: skip
+
+
+def gather_facets(comm: Any, skin: SkinFacets, values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Every rank's facets on every rank, in a rank-independent order.
+
+    Args:
+        comm: the mesh communicator.
+        skin: this rank's facets.
+        values: (n_local_facets, ...) per-facet values to gather alongside.
+
+    Returns:
+        (triangles [m], areas [m^2], under, values), concatenated and sorted by centroid.
+    """
+    parts = comm.allgather((skin.triangles_m, skin.areas_m2, skin.under, values))
+    tri = np.concatenate([p[0] for p in parts])
+    area = np.concatenate([p[1] for p in parts])
+    under = np.concatenate([p[2] for p in parts])
+    vals = np.concatenate([p[3] for p in parts])
+    order = np.lexsort(tri.mean(axis=1).T[::-1]) if len(tri) else np.empty(0, dtype=np.int64)
+    return tri[order], area[order], under[order], vals[order]
+
+
+class DiscAverage:
+    """The disc-averaging operator of the skin peak, built once for a set of facets.
+
+    Args:
+        centroids_m: (n, 3) facet centroids [m].
+        areas_m2: (n,) facet areas [m^2] (the weights).
+        carries: (n,) True where some channel can drive current through the facet.
+        radius_m: averaging radius [m].
+    """
+
+    def __init__(self, centroids_m: np.ndarray, areas_m2: np.ndarray, carries: np.ndarray, radius_m: float) -> None:
+        from scipy.sparse import csr_matrix
+        from scipy.spatial import cKDTree
+
+        self.points_m = np.asarray(centroids_m, dtype=float)
+        n = len(self.points_m)
+        if n == 0 or not np.any(carries):
+            self.centres = np.zeros(0, dtype=np.int64)
+            self.matrix = csr_matrix((0, n))
+            return
+        tree = cKDTree(self.points_m)
+        near = tree.query_ball_point(self.points_m[carries], radius_m)
+        self.centres = np.unique(np.fromiter(itertools.chain.from_iterable(near), dtype=np.int64))
+        rows, cols, vals = [], [], []
+        for k, idx in enumerate(tree.query_ball_point(self.points_m[self.centres], radius_m)):
+            w = areas_m2[idx]
+            rows.append(np.full(len(idx), k))
+            cols.append(np.asarray(idx, dtype=np.int64))
+            vals.append(w / w.sum())
+        self.matrix = csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(self.centres), n)
+        )
+
+    def peak(self, values: np.ndarray) -> tuple[float, np.ndarray]:
+        """Largest disc average of ``values`` (n,) and the centre [m] where it is reached."""
+        if len(self.centres) == 0:
+            return 0.0, (self.points_m[0] if len(self.points_m) else np.zeros(3))
+        means = self.matrix @ values
+        best = int(np.argmax(means))
+        return float(means[best]), self.points_m[self.centres[best]]
+
+    def peaks(self, values: np.ndarray) -> np.ndarray:
+        """Largest disc average of each column of ``values`` (n, m): (m,) array."""
+        if len(self.centres) == 0:
+            return np.zeros(values.shape[1])
+        return np.asarray((self.matrix @ values).max(axis=0)).ravel()
+
+
+def disc_averaged_max(points_m: np.ndarray, weights: np.ndarray, values: np.ndarray, radius_m: float) -> tuple[float, list[float]]:
+    """Max over the points of the weighted mean of ``values`` within ``radius_m`` (and where).
+
+    Points may be 2-D or 3-D. See :class:`DiscAverage`.
+    """
+    pts = np.asarray(points_m, dtype=float)
+    if pts.ndim == 2 and pts.shape[1] == 2:
+        pts3 = np.column_stack([pts, np.zeros(len(pts))])
+    else:
+        pts3 = pts
+    peak, where = DiscAverage(pts3, np.asarray(weights, float), np.asarray(values) != 0, radius_m).peak(values)
+    return peak, [float(c) for c in where[: pts.shape[1]]] if len(pts) else [0.0, 0.0]
+
+
+def weighted_percentile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """Weighted q-th percentile (0..100): the area CDF inverted by linear interpolation."""
+    if len(values) == 0:
+        return 0.0
+    order = np.argsort(values)
+    v, w = values[order], weights[order]
+    cdf = np.cumsum(w) / w.sum()
+    return float(np.interp(q / 100.0, cdf, v))

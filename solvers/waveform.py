@@ -1,0 +1,606 @@
+r"""The periodic steady-state response to a waveform, held per unit peak current of each channel.
+
+Periodic steady state. For a waveform with period T and two-sided Fourier coefficients c_k
+(:meth:`emsim.models.waveforms.Waveform.spectrum`), any linear response X (electrode potential,
+cell field, current density) is X(t) = sum_k c_k X(f_k) exp(j 2 pi f_k t), X(-f) = conj X(f).
+The transfer X(f) is smooth in log f, so it is sampled by 3-D solves
+(:class:`~emsim.solvers.frequency.FrequencyProblem`) at ``n_frequencies`` log-spaced frequencies
+from 1/T to the truncation frequency f_N = N/T and interpolated to every harmonic by a cubic
+spline in log f (real and imaginary parts). The interpolation error is estimated without extra
+solves: a spline through every other sample is compared with the samples left out; this
+overestimates the error of the full spline (about 16 x for a cubic).
+
+The response of resistive paths jumps with the current, and a truncated Fourier series of a jump
+rings (Gibbs). The synthesis therefore splits off the high-frequency limit X_ref = Re X(f_N):
+
+    X(t) = X_ref i(t) + sum_{|k| <= N} c_k (X(f_k) - X_ref) exp(j w_k t),
+
+with i(t) sampled exactly; the remainder is continuous (for an R || C contact its coefficients
+fall as 1/k^2), and the harmonics beyond N are taken at X(f_N). The default f_N = 500 / (shortest
+phase) makes that truncation error for a contact of time constant tau about
+1 / (pi^2 f_N tau) of its voltage at most (0.1 % at tau = 100 us, PW = 200 us). On the uniform
+time grid the remainder is one inverse real FFT per quantity.
+
+Fields at the pulse: the skin current density (per skin facet, :mod:`emsim.solvers.skin`), the
+muscle field and the activating function are synthesised the same way at chosen instants of the
+first pulse, through the cardinal spline weights.
+
+Probes: at the case's ``[[probe]]`` points the field E = -grad phi and the current density
+J = S* E are synthesised over the whole period like the electrode potentials (see
+:mod:`emsim.solvers.points` for how a point is located).
+
+Linearity. Every quantity is held per unit peak current of each channel (the last axis), so
+that :meth:`WaveformLeadField.at` gives the metrics at any channel currents without a solve.
+Scope: the pulse train at the plateau of the on/off cycle (the envelope is slow against the
+pulses and scales the response; r.m.s. figures include it); the channels fire simultaneously
+and in phase with the case's waveform; the tissue and the skin contact are linear (Panescu
+1994: the skin is not, at high current density).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+from ..meshes.patch import PatchMesh
+from ..models.case import Case
+from . import activation as act
+from .electrodes import channel_potentials
+from .frequency import FrequencyProblem
+from .metrics import ElectricLeadField, cell_volumes
+from .points import locate_points, point_volumes
+from .presb import SweepState
+from .records import Absent, metric
+from .skin import PEAK_AVERAGING_RADIUS_M, DiscAverage, gather_facets, skin_facets
+
+__all__ = [
+    "DEFAULT_N_FREQUENCIES",
+    "MAX_HARMONICS",
+    "TRUNCATION_FACTOR",
+    "ActivationMetrics",
+    "TimeCourse",
+    "WaveformLeadField",
+    "WaveformMetrics",
+    "pulse_instants",
+    "waveform_response",
+]
+
+log = logging.getLogger(__name__)
+
+#: Default number of sampled frequencies (3-D solves per electrode): about 4-5 per decade over
+#: the usual 5 decades (1/T to 500/PW). The (conservative, half-density) interpolation error
+#: estimate is 1.1e-2 on the default cheek mesh with a 250 us, 50 Hz biphasic train (measured
+#: in the waveform benchmark); cases raise it with [solver] waveform_frequencies.
+DEFAULT_N_FREQUENCIES = 24
+#: Largest number of harmonics synthesised (the FFT holds 2 x this many points per period).
+MAX_HARMONICS = 2**19
+#: Default truncation frequency x shortest phase width: f_N = 500 / PW (see module doc).
+TRUNCATION_FACTOR = 500.0
+
+
+@dataclass(frozen=True)
+class WaveformMetrics:
+    """Waveform metrics at given channel currents (peak currents of the pulses)."""
+
+    waveform_shape: str = metric("-", "the waveform's shape")
+    electrode_voltage_peak_V: float = metric(
+        "V", "max over one period (periodic steady state) of |V_anode - V_cathode|, first channel",
+        label="electrode voltage, peak over the period",
+    )  # fmt: skip
+    electrode_voltage_rms_V: float = metric("V", "r.m.s. over one period of V_anode - V_cathode, first channel")
+    mean_power_W: float = metric("W", "mean over the period of sum over channels of (V_anode - V_cathode) i")
+    waveform_by_channel: Mapping[str, Any] = metric("-", "peak and r.m.s. voltage [V] and mean power [W] of each channel")
+    muscle_field_peak_V_per_m: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+        "V/m", "max |E| over the target muscle cells at the pulse instants", label="muscle |E| at the pulse, max"
+    )
+    muscle_activating_function_peak_V_per_m2: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+        "V/m^2", "max of the activating function d^2 phi / ds^2 over the target muscle at the pulse instants"
+    )
+    skin_current_density_peak_pulse_A_per_m2: float = metric(
+        "A/m^2",
+        "max over the pulse instants of the normal skin current density averaged over a disc of radius "
+        f"{PEAK_AVERAGING_RADIUS_M * 1e3:g} mm (the d.c. peak's definition and support)",
+        label="skin J at the pulse, peak",
+    )
+    skin_current_density_peak_pulse_time_s: float = metric(
+        "s", "instant of the first pulse (from its start) where the pulse peak is reached"
+    )
+    charge_per_phase_C: float = metric("C", "charge of the first phase of a pulse, first channel", label="charge per phase")
+    net_charge_per_period_C: float = metric("C", "net charge per pulse-train period, first channel", label="net charge per period")
+    current_rms_A: float = metric(
+        "A", "r.m.s. current over the whole cycle (pulses, bursts, on/off, ramps), first channel",
+        label="current r.m.s. (whole cycle)",
+    )  # fmt: skip
+    current_rms_pulse_train_A: float = metric("A", "r.m.s. current of the pulse train at the plateau, first channel")
+    probe_field_peak_V_per_m: Mapping[str, Any] = metric("V/m", "per [[probe]]: max over one period of |E(t)| at the point")
+    probe_current_density_peak_A_per_m2: Mapping[str, Any] = metric("A/m^2", "per [[probe]]: max over one period of |J(t)|")
+
+
+@dataclass(frozen=True)
+class ActivationMetrics:
+    """Activation estimate of the target muscle at given channel currents."""
+
+    muscle_fibre_field_peak_V_per_m: float = metric("V/m", "max over the target muscle and the pulse instants of |E . f|")
+    activation_threshold_field_V_per_m: float = metric(
+        "V/m", "strength-duration threshold of the field along the fibres at the pulse width"
+    )
+    muscle_activated_fraction: float = metric(
+        "-", "target-muscle volume fraction where the fibre field at the pulse reaches the threshold",
+        label="muscle volume above threshold",
+    )  # fmt: skip
+    current_for_50pct_activation_A: float = metric(
+        "A", "first channel's peak current (others in proportion) at which half the target muscle is above threshold",
+        label="current for 50 % activation", scale=1e3, shown_unit="mA",
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class TimeCourse:
+    """The periodic steady state over one period at given channel currents.
+
+    Attributes:
+        times_s: uniform time grid over one period [s].
+        channel_current_A: current of each channel on the grid [A].
+        channel_voltage_V: V_anode - V_cathode of each channel [V].
+        electrode_potential_V: potential of each electrode [V] (first cathode at 0 V).
+        probe_field_V_per_m: per probe, (n_times, 3) field E(t) [V/m].
+        probe_current_density_A_per_m2: per probe, (n_times, 3) current density J(t) [A/m^2].
+        pulse_duration_s: start of the first phase to the end of the last of one pulse [s].
+    """
+
+    times_s: np.ndarray
+    channel_current_A: dict[str, np.ndarray]
+    channel_voltage_V: dict[str, np.ndarray]
+    electrode_potential_V: dict[str, np.ndarray]
+    probe_field_V_per_m: dict[str, np.ndarray]
+    probe_current_density_A_per_m2: dict[str, np.ndarray]
+    pulse_duration_s: float
+
+
+def pulse_instants(waveform: Any) -> np.ndarray:
+    """Instants [s] of the first pulse where fields are synthesised: dense at each phase's start.
+
+    A capacitive contact is a short at the start of a phase, so the current crowds at the pad
+    rim exactly then and relaxes over the contact's time constant: each phase is sampled at
+    start + w x (1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 0.6) and just before its end (w its
+    width).
+    """
+    fractions = np.array([1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 0.6, 1 - 1e-3])
+    return np.concatenate([start + (end - start) * fractions for start, end, _ in waveform.phases()])
+
+
+def _spline(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """Cubic spline of complex rows ``y`` over ``x`` (real and imaginary parts)."""
+    from scipy.interpolate import CubicSpline
+
+    if len(x) < 4:
+        raise InputError("n_frequencies", len(x), "a cubic spline needs >= 4 samples")
+    re, im = CubicSpline(x, y.real, axis=0), CubicSpline(x, y.imag, axis=0)
+    return lambda xx: re(xx) + 1j * im(xx)
+
+
+@dataclass(frozen=True)
+class _Spectrum:
+    """The waveform's harmonics and the sampled frequencies of a sweep."""
+
+    period_s: float
+    n_harmonics: int
+    ck: np.ndarray  # c_1 .. c_N of the unit waveform
+    c0: float
+    samples_Hz: list[float]  # 0 first when a d.c. sample is needed
+    need_dc: bool
+    dc_shape: bool
+
+    @classmethod
+    def of(cls, w: Any, n_frequencies: int, max_frequency_Hz: float | None) -> _Spectrum:
+        if w.shape == "dc":
+            return cls(1.0, 0, np.zeros(0, complex), 1.0, [0.0], True, True)
+        T = w.period_s
+        shortest = min(e - s for s, e, _ in w.phases())
+        f_max = max_frequency_Hz or TRUNCATION_FACTOR / shortest
+        N = int(min(max(math.ceil(f_max * T), 2 * n_frequencies), MAX_HARMONICS))
+        if N == MAX_HARMONICS:
+            log.warning("waveform: harmonics capped at %d (f_N = %.3g Hz)", N, N / T)
+        _, c = w.spectrum(1.0, N)
+        ck, c0 = c[N + 1 :], float(c[N].real)
+        fs = list(np.geomspace(1.0 / T, N / T, n_frequencies))
+        need_dc = abs(c0) > 1e-9 * max(1e-300, float(np.max(np.abs(ck), initial=0.0)))
+        return cls(T, N, ck, c0, ([0.0] if need_dc else []) + fs, need_dc, False)
+
+    @property
+    def fs(self) -> np.ndarray:
+        return np.array(self.samples_Hz[1:] if self.need_dc else self.samples_Hz)
+
+
+class _Synthesis:
+    """Fourier synthesis of sampled transfers, over the period and at chosen instants."""
+
+    def __init__(self, spec: _Spectrum, w: Any, instants: np.ndarray) -> None:
+        from scipy import fft
+
+        self.spec, self.w = spec, w
+        self.instants = instants
+        if spec.dc_shape:
+            self.t = np.array([0.0])
+            return
+        T, N = spec.period_s, spec.n_harmonics
+        self.x = np.log(spec.fs)
+        self.xk = np.log(np.arange(1, N + 1) / T)
+        self.M = fft.next_fast_len(max(2 * N + 2, 4096), real=True)
+        self.t = np.arange(self.M) * (T / self.M)
+        # Cardinal spline weights of each sample at each instant, and the harmonics' tail.
+        cardinal = _spline(self.x, np.eye(len(self.x)))
+        self.weights = np.zeros((len(instants), len(self.x)), dtype=complex)
+        tail = np.zeros(len(instants))
+        chunk = 65536
+        for k0 in range(0, N, chunk):
+            k = np.arange(k0 + 1, min(k0 + chunk, N) + 1)
+            L = cardinal(np.log(k / T))
+            g = spec.ck[k - 1][None, :] * np.exp(2j * np.pi * np.outer(instants, k) / T)
+            self.weights += g @ L
+            tail += 2 * g.sum(axis=1).real
+        self.r = w.sample(1.0, instants) - spec.c0 - tail
+
+    def series(self, X: np.ndarray, X0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """X(t) on the period grid from samples X (n_s, m) (and the d.c. sample): (n_t, m), i(t)."""
+        from scipy import fft
+
+        if self.spec.dc_shape:
+            return X0.real[None, :], np.array([1.0])
+        spec = self.spec
+        Xk = _spline(self.x, X)(self.xk)
+        Xref = X[-1].real
+        D = np.zeros((self.M // 2 + 1, X.shape[1]), dtype=complex)
+        D[1 : spec.n_harmonics + 1] = spec.ck[:, None] * (Xk - Xref)
+        if spec.need_dc:
+            D[0] = spec.c0 * (X0 - Xref)
+        i_unit = self.w.sample(1.0, self.t)
+        return Xref[None, :] * i_unit[:, None] + self.M * fft.irfft(D, n=self.M, axis=0), i_unit
+
+    def at_instants(self, X: np.ndarray, X0: np.ndarray | None) -> np.ndarray:
+        """X at the instants from samples X (n_s, m): (n_instants, m) real."""
+        if self.spec.dc_shape:
+            return X0.real[None, :]
+        Xref = X[-1].real
+        base = self.spec.c0 * (X0.real if self.spec.need_dc else Xref)
+        return self.r[:, None] * Xref[None, :] + base[None, :] + 2 * (self.weights @ X).real
+
+    def interpolation_error(self, H: np.ndarray) -> float:
+        """Relative error estimate of the transfer spline (every other sample left out)."""
+        if self.spec.dc_shape:
+            return 0.0
+        coarse = _spline(self.x[::2], H[::2])(self.x[1::2])
+        return float(np.max(np.abs(coarse - H[1::2])) / max(np.max(np.abs(H)), 1e-300))
+
+
+@dataclass(frozen=True)
+class WaveformLeadField:
+    """The waveform response per unit peak current of each channel (last axis), on every rank.
+
+    Attributes:
+        waveform: the case's waveform.
+        electrodes: electrode names; ``channels``: channel names.
+        anode, cathode: per channel, the index of its first anode and cathode (-1: ground).
+        times_s: uniform time grid over one period [s]; ``unit_current``: i(t) of a unit peak.
+        potentials_V_per_A: (n_times, n_electrodes, n_channels) electrode potentials.
+        sample_frequencies_Hz: frequencies of the 3-D solves (0: d.c.).
+        transfer_V_per_A: (n_samples, n_electrodes, n_channels) complex potentials.
+        n_harmonics: harmonics synthesised; ``interpolation_error``: its relative estimate.
+        instants_s: instants of the first pulse where the fields were synthesised [s].
+        skin_jn_per_A: (n_instants, n_facets, n_channels) normal skin current density.
+        disc: the skin-peak averaging operator (facets in the d.c. lead field's order).
+        muscle_field_per_A: (n_instants, n_cells, 3, n_channels) target-muscle field.
+        muscle_af_per_A: (n_instants, n_cells, n_channels) activating function.
+        fibre: (n_cells, 3) fibre direction of each target-muscle cell; ``muscle_volumes_m3``.
+        probes: probe names; ``probe_field_per_A``, ``probe_current_density_per_A``:
+            (n_times, n_probes, 3, n_channels).
+        strength_duration: the activation threshold model.
+    """
+
+    waveform: Any
+    electrodes: tuple[str, ...]
+    channels: tuple[str, ...]
+    anode: tuple[int, ...]
+    cathode: tuple[int, ...]
+    times_s: np.ndarray
+    unit_current: np.ndarray
+    potentials_V_per_A: np.ndarray
+    sample_frequencies_Hz: np.ndarray
+    transfer_V_per_A: np.ndarray
+    n_harmonics: int
+    interpolation_error: float
+    instants_s: np.ndarray
+    skin_jn_per_A: np.ndarray
+    disc: DiscAverage
+    muscle_field_per_A: np.ndarray
+    muscle_af_per_A: np.ndarray
+    fibre: np.ndarray
+    muscle_volumes_m3: np.ndarray
+    has_target: bool
+    probes: tuple[str, ...]
+    probe_field_per_A: np.ndarray
+    probe_current_density_per_A: np.ndarray
+    strength_duration: act.StrengthDuration
+
+    def _current(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+        if isinstance(currents_A, Mapping):
+            return np.array([float(currents_A.get(c, 0.0)) for c in self.channels])
+        return np.asarray(currents_A, dtype=float).reshape(-1)
+
+    def time_course(self, currents_A: Mapping[str, float] | Sequence[float]) -> TimeCourse:
+        """The periodic steady state over one period at channel (peak) currents [A]."""
+        current = self._current(currents_A)
+        V = self.potentials_V_per_A @ current
+        if self.cathode[0] >= 0:
+            V = V - V[:, [self.cathode[0]]]
+        volt = {
+            ch: V[:, a] - (V[:, k] if k >= 0 else 0.0)
+            for ch, a, k in zip(self.channels, self.anode, self.cathode, strict=True)
+        }
+        pe = self.probe_field_per_A @ current
+        pj = self.probe_current_density_per_A @ current
+        return TimeCourse(
+            times_s=self.times_s,
+            channel_current_A={ch: i * self.unit_current for ch, i in zip(self.channels, current, strict=True)},
+            channel_voltage_V=volt,
+            electrode_potential_V={n: V[:, i] for i, n in enumerate(self.electrodes)},
+            probe_field_V_per_m={p: pe[:, k] for k, p in enumerate(self.probes)},
+            probe_current_density_A_per_m2={p: pj[:, k] for k, p in enumerate(self.probes)},
+            pulse_duration_s=0.0 if self.waveform.shape == "dc" else self.waveform.phases()[-1][1],
+        )
+
+    def muscle_field(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+        """(n_instants, n_cells, 3) target-muscle field [V/m] at the instants."""
+        return self.muscle_field_per_A @ self._current(currents_A)
+
+    def at(self, currents_A: Mapping[str, float] | Sequence[float]) -> tuple[WaveformMetrics, Any]:
+        """Waveform and activation metrics at channel (peak) currents [A]; no solve."""
+        current = self._current(currents_A)
+        course = self.time_course(current)
+        w, i0 = self.waveform, float(current[0])
+
+        def mean(y: np.ndarray) -> float:
+            return float(np.mean(y)) if len(y) else 0.0
+
+        by_channel = {
+            n: {
+                "electrode_voltage_peak_V": float(np.max(np.abs(v))),
+                "electrode_voltage_rms_V": math.sqrt(mean(v**2)),
+                "mean_power_W": mean(v * course.channel_current_A[n]),
+            }
+            for n, v in course.channel_voltage_V.items()
+        }
+        first = by_channel[self.channels[0]]
+        jn = np.abs(self.skin_jn_per_A @ current)  # (n_instants, n_facets)
+        peaks = self.disc.peaks(jn.T)
+        at_peak = int(np.argmax(peaks))
+        no_target = Absent("the case has no target muscle layer (a layer of the library's muscle)")
+        if self.has_target and self.muscle_field_per_A.shape[1]:
+            E = self.muscle_field_per_A @ current
+            e_max = float(np.linalg.norm(E, axis=2).max())
+            af_max = float((self.muscle_af_per_A @ current).max())
+        else:
+            e_max = af_max = no_target
+        probes = {p: float(np.linalg.norm(e, axis=1).max()) for p, e in course.probe_field_V_per_m.items()}
+        probes_j = {p: float(np.linalg.norm(j, axis=1).max()) for p, j in course.probe_current_density_A_per_m2.items()}
+        metrics = WaveformMetrics(
+            waveform_shape=w.shape,
+            electrode_voltage_peak_V=first["electrode_voltage_peak_V"],
+            electrode_voltage_rms_V=first["electrode_voltage_rms_V"],
+            mean_power_W=sum(c["mean_power_W"] for c in by_channel.values()),
+            waveform_by_channel=by_channel,
+            muscle_field_peak_V_per_m=e_max,
+            muscle_activating_function_peak_V_per_m2=af_max,
+            skin_current_density_peak_pulse_A_per_m2=float(peaks[at_peak]),
+            skin_current_density_peak_pulse_time_s=float(self.instants_s[at_peak]),
+            charge_per_phase_C=w.charge_per_phase_C(i0),
+            net_charge_per_period_C=w.net_charge_per_period_C(i0),
+            current_rms_A=w.rms(i0),
+            current_rms_pulse_train_A=w.rms_pulse_train(i0),
+            probe_field_peak_V_per_m=probes if self.probes else Absent("the case has no [[probe]]"),
+            probe_current_density_peak_A_per_m2=probes_j if self.probes else Absent("the case has no [[probe]]"),
+        )
+        return metrics, self._activation(current)
+
+    def _activation(self, current: np.ndarray) -> Any:
+        w = self.waveform
+        if not (self.has_target and self.muscle_field_per_A.shape[1]):
+            return Absent("the case has no target muscle layer (a layer of the library's muscle)")
+        if w.shape == "dc":
+            return Absent("a d.c. waveform has no pulse width for the strength-duration threshold")
+        E = self.muscle_field_per_A @ current
+        ef = np.max(np.abs(np.einsum("icj,cj->ic", E, self.fibre)), axis=0)
+        threshold = self.strength_duration.threshold_field_V_per_m(w.pulse_width_s)
+        per_A = ef / current[0]
+        v = self.muscle_volumes_m3
+        return ActivationMetrics(
+            muscle_fibre_field_peak_V_per_m=float(ef.max()),
+            activation_threshold_field_V_per_m=threshold,
+            muscle_activated_fraction=act.activated_fraction(per_A, v, threshold, current[0]),
+            current_for_50pct_activation_A=act.current_for_fraction_A(per_A, v, threshold, 0.5),
+        )
+
+    def method_record(self) -> dict[str, Any]:
+        """How the response was computed (frequencies, harmonics, error estimate, instants)."""
+        w = self.waveform
+        T = w.period_s if w.shape != "dc" else 1.0
+        t = self.times_s
+        return {
+            "sample_frequencies_Hz": self.sample_frequencies_Hz.tolist(),
+            "n_harmonics": self.n_harmonics,
+            "truncation_frequency_Hz": self.n_harmonics / T if w.shape != "dc" else 0.0,
+            "time_step_s": float(t[1] - t[0]) if len(t) > 1 else 0.0,
+            "interpolation_error_estimate": self.interpolation_error,
+            "pulse_instants_s": self.instants_s.tolist(),
+            "activation_model": {
+                "model": self.strength_duration.model,
+                "rheobase_field_V_per_m": self.strength_duration.rheobase_field_V_per_m,
+                "chronaxie_s": self.strength_duration.chronaxie_s,
+                "note": "field thresholds are estimates (factor 2); see emsim.solvers.activation",
+            },
+        }
+
+
+def waveform_response(
+    case: Case,
+    patch: PatchMesh,
+    *,
+    n_frequencies: int = DEFAULT_N_FREQUENCIES,
+    max_frequency_Hz: float | None = None,
+    strength_duration: act.StrengthDuration | None = None,
+    electric: ElectricLeadField | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> WaveformLeadField:
+    """The case's periodic steady-state response to ``case.waveform``, per unit channel current.
+
+    Solves ``n_frequencies`` (+1 d.c. when the waveform has a d.c. component) frequency
+    problems, each set up (factorised) once for all its electrodes' unit solves; with a single
+    channel its cathodes stay at 0 V and need no unit solve.
+
+    Args:
+        case: the case; ``case.waveform`` must be set.
+        patch: its tagged mesh.
+        n_frequencies: number of sampled frequencies (>= 7).
+        max_frequency_Hz: truncation frequency f_N (default 500 / shortest phase).
+        strength_duration: the activation threshold model (default one).
+        electric: the d.c. lead field, whose skin-peak operator is reused (built when None).
+        progress: optional callable taking a short text.
+    """
+    w = case.waveform
+    if w is None:
+        raise InputError("waveform", None, "the case has no [waveform]")
+    if isinstance(n_frequencies, bool) or not isinstance(n_frequencies, int) or n_frequencies < 7:
+        # 7: the error estimate fits a cubic spline through every other sample (>= 4 points).
+        raise InputError("n_frequencies", n_frequencies, "must be an integer >= 7")
+    sd = strength_duration or act.StrengthDuration()
+    names = [e.name for e in case.electrodes]
+    channels = case.channels
+    spec = _Spectrum.of(w, n_frequencies, max_frequency_Hz)
+    # With one channel its cathodes stay at 0 V: their unit fields are never needed.
+    held = set(channels[0].cathode) if len(channels) == 1 else set()
+    needed = [n for n in names if n not in held]
+
+    directions = act.fibre_directions(case)
+    tags = patch.cell_tags
+    n_owned = patch.mesh.topology.index_map(3).size_local
+    muscle_cells = np.concatenate(
+        [tags.find(patch.volumes[f"layer:{m}"]) for m in directions] or [np.empty(0, np.int32)]
+    )
+    muscle_cells = np.sort(muscle_cells[muscle_cells < n_owned])
+    fibre_of_cell = np.zeros((len(muscle_cells), 3))
+    for label, f in directions.items():
+        fibre_of_cell[np.isin(muscle_cells, tags.find(patch.volumes[f"layer:{label}"]))] = f
+    probe_points = np.array([p.point_m for p in case.probes], dtype=float).reshape(-1, 3)
+    probe_cells = locate_points(patch.mesh, probe_points) if len(probe_points) else np.empty(0, np.int32)
+    probe_volumes = point_volumes(patch, probe_cells) if len(probe_points) else []
+    robin_names = {e.name for e in case.electrodes if e.gel is None and e.contact is not None}
+    skin = skin_facets(case, patch, robin_names)
+    robin_pts, robin_cells, robin_owner = skin.robin_points()
+
+    H, Em, Af, Jn, P = [], [], [], [], []
+    sweep = SweepState()  # one matrix, preconditioner and KSP for all samples
+    for i, f in enumerate(spec.samples_Hz):
+        if progress:
+            progress(f"frequency {i + 1}/{len(spec.samples_Hz)}: {f:.4g} Hz")
+        prob = FrequencyProblem(case, patch, f, sweep=sweep)
+        Y = prob.admittance(needed)
+        h_c, em_c, af_c, jn_c, p_c = [], [], [], [], []
+        for ch in channels:
+            h = channel_potentials(Y, names, ch, 1.0)
+            phi = prob.combine(h)
+            E, J = prob.cell_fields(phi)
+            flux = None
+            if len(robin_pts):
+                values = np.asarray(phi.eval(robin_pts, robin_cells)).reshape(-1, 2)
+                phi_c = values[:, 0] + 1j * values[:, 1]
+                hv = dict(zip(names, h, strict=True))
+                flux = np.array([prob.robin[o] * (hv[o] - p) for o, p in zip(robin_owner, phi_c, strict=True)])
+            jn_c.append(skin.normal_current_density(J, flux))
+            af = np.zeros(E.shape[0], dtype=complex)
+            if directions:
+                af = act.fibre_second_derivative(patch, phi[0], directions) + 1j * act.fibre_second_derivative(
+                    patch, phi[1], directions
+                )
+            if len(probe_points):
+                pe, pj = prob.point_fields(phi, probe_points, probe_cells, probe_volumes)
+                p_c.append(np.concatenate([pe.ravel(), pj.ravel()]))
+            else:
+                p_c.append(np.zeros(0, dtype=complex))
+            h_c.append(h)
+            em_c.append(E[muscle_cells])
+            af_c.append(af[muscle_cells])
+        H.append(np.stack(h_c, axis=-1))
+        Em.append(np.stack(em_c, axis=-1))
+        Af.append(np.stack(af_c, axis=-1))
+        Jn.append(np.stack(jn_c, axis=-1))
+        P.append(np.stack(p_c, axis=-1))
+        prob.close()
+    sweep.close()
+
+    n_c, n_s = len(channels), len(spec.samples_Hz)
+    instants = np.array([0.0]) if spec.dc_shape else pulse_instants(w)
+    syn = _Synthesis(spec, w, instants)
+
+    def split(stack: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
+        X = np.array(stack).reshape(n_s, -1)
+        return (X[1:], X[0]) if spec.need_dc else (X, None)
+
+    Hs, H0 = split(H)
+    Ps, P0 = split(P)
+    series, i_unit = syn.series(np.concatenate([Hs, Ps], axis=1), None if H0 is None else np.concatenate([H0, P0]))
+    n_t = len(series)
+    potentials = series[:, : Hs.shape[1]].reshape(n_t, len(names), n_c)
+    probe_series = series[:, Hs.shape[1] :].reshape(n_t, 2, len(case.probes), 3, n_c)
+    err = syn.interpolation_error(Hs if not spec.dc_shape else H0[None, :])
+
+    def instants_of(stack: list[np.ndarray]) -> np.ndarray:
+        X, X0 = split(stack)
+        shape = stack[0].shape
+        return syn.at_instants(X if X is not None else X0[None, :], X0).reshape(len(instants), *shape)
+
+    jn_local = instants_of(Jn)  # (n_instants, n_local_facets, n_c)
+    em_local = instants_of(Em)  # (n_instants, n_cells, 3, n_c)
+    af_local = instants_of(Af)
+    comm = patch.mesh.comm
+    _, area, _, jn_all = gather_facets(comm, skin, np.moveaxis(jn_local, 1, 0))
+    jn_all = np.moveaxis(jn_all, 0, 1)
+    vol = cell_volumes(patch)
+    parts = comm.allgather((em_local, af_local, fibre_of_cell, vol[muscle_cells]))
+    disc = electric.disc if electric is not None else None
+    if disc is None:
+        tri, area, _, carries = gather_facets(comm, skin, np.any(jn_local != 0, axis=(0, 2)))
+        disc = DiscAverage(tri.mean(axis=1), area, carries, PEAK_AVERAGING_RADIUS_M)
+    index = {n: i for i, n in enumerate(names)}
+    transfer = np.array(H).reshape(n_s, len(names), n_c)
+    return WaveformLeadField(
+        waveform=w,
+        electrodes=tuple(names),
+        channels=tuple(ch.name for ch in channels),
+        anode=tuple(index[ch.anode[0]] for ch in channels),
+        cathode=tuple(-1 if ch.grounded else index[ch.cathode[0]] for ch in channels),
+        times_s=syn.t,
+        unit_current=i_unit,
+        potentials_V_per_A=potentials,
+        sample_frequencies_Hz=np.array(spec.samples_Hz),
+        transfer_V_per_A=transfer,
+        n_harmonics=spec.n_harmonics,
+        interpolation_error=err,
+        instants_s=instants,
+        skin_jn_per_A=jn_all,
+        disc=disc,
+        muscle_field_per_A=np.concatenate([p[0] for p in parts], axis=1),
+        muscle_af_per_A=np.concatenate([p[1] for p in parts], axis=1),
+        fibre=np.concatenate([p[2] for p in parts]),
+        muscle_volumes_m3=np.concatenate([p[3] for p in parts]),
+        has_target=bool(directions),
+        probes=tuple(p.name for p in case.probes),
+        probe_field_per_A=probe_series[:, 0],
+        probe_current_density_per_A=probe_series[:, 1],
+        strength_duration=sd,
+    )

@@ -1,0 +1,357 @@
+"""Every file emsim writes for a case: JSON, XDMF fields, PNG pictures and plots, CSV tables.
+
+The solvers write nothing; this module turns a :class:`~emsim.solvers.result.CaseResult` into
+files. :func:`write_outputs` fills a temporary folder beside the output folder and moves it into
+place only when complete, so an output folder is never half-written. JSON files are written
+through a temporary file and an atomic rename.
+
+Files: ``metrics.json`` (every metric with its unit in the key, ``definitions`` and ``absent``),
+``mesh_report.json``, ``case.toml`` (the input as given, or the canonical form of a case built
+in Python), ``fields/electric.xdmf`` (potential [V], field [V/m], current density [A/m^2],
+volume tags), ``skin_current_density.png``; with a waveform ``waveform_response.png`` and
+``waveform_time_course.csv``; with heating ``fields/thermal.xdmf``,
+``skin_temperature_rise.png``, ``peak_temperature_vs_time.png`` and ``temperature_history.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..models import Case
+from ..solvers.records import jsonable
+from ..solvers.result import CaseResult
+from ..solvers.thermal import ThermalResult
+
+__all__ = [
+    "plot_peak_temperature",
+    "plot_skin_temperature_rise",
+    "plot_waveform_response",
+    "skin_current_picture",
+    "waveform_time_course_table",
+    "write_csv_atomic",
+    "write_electric_fields",
+    "write_json_atomic",
+    "write_outputs",
+    "write_thermal_fields",
+    "write_thermal_files",
+]
+
+Currents = Mapping[str, float] | Sequence[float] | None
+
+
+def write_json_atomic(path: Path, data: object) -> None:
+    """Write JSON to ``path`` through a temporary file and an atomic rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n", "utf-8")
+    os.replace(tmp, path)
+
+
+def write_csv_atomic(path: Path, header: Sequence[str], rows: np.ndarray) -> None:
+    """Write a CSV table (header line, %.10g values) through a temporary file and a rename."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    np.savetxt(tmp, rows, fmt="%.10g", delimiter=",", header=",".join(header), comments="")
+    os.replace(tmp, path)
+
+
+# ----------------------------------------------------------------------------- fields
+
+
+def write_electric_fields(result: CaseResult, folder: Path, currents_A: Currents = None) -> Path:
+    """``electric.xdmf``: mesh, volume tags, potential (P1) [V], E [V/m], J [A/m^2]; collective."""
+    from dolfinx import fem, io
+
+    from ..solvers.electrodes import cell_gradients, current_density
+
+    mesh = result.mesh.mesh
+    phi = result.potential(currents_A)
+    W = fem.functionspace(mesh, ("DG", 0, (3,)))
+    E = fem.Function(W, name="electric_field_V_per_m")
+    J = fem.Function(W, name="current_density_A_per_m2")
+    e = cell_gradients(mesh, [phi])[0]
+    E.x.array[:] = e.ravel()
+    J.x.array[:] = current_density(result.mesh, e, result.problem.sigma).ravel()
+    if result.case.mesh.degree != 1:
+        out = fem.Function(fem.functionspace(mesh, ("Lagrange", 1)), name="potential_V")
+        out.interpolate(phi)
+    else:
+        out = phi
+    path = folder / "electric.xdmf"
+    with io.XDMFFile(mesh.comm, str(path), "w") as f:
+        f.write_mesh(mesh)
+        mesh.topology.create_connectivity(2, 3)
+        result.mesh.cell_tags.name = "volume_tags"
+        f.write_meshtags(result.mesh.cell_tags, mesh.geometry)
+        f.write_function(out)
+        f.write_function(E)
+        f.write_function(J)
+    return path
+
+
+def write_thermal_fields(thermal: ThermalResult, folder: Path) -> Path:
+    """``thermal.xdmf`` (basal, final, rise, peak rise, CEM43, Joule heat); collective."""
+    from dolfinx import io
+
+    fields = thermal.fields
+    mesh = next(iter(fields.values())).function_space.mesh
+    path = folder / "thermal.xdmf"
+    with io.XDMFFile(mesh.comm, str(path), "w") as f:
+        f.write_mesh(mesh)
+        for fn in fields.values():
+            f.write_function(fn)
+    return path
+
+
+# ----------------------------------------------------------------------------- pictures
+
+
+def _outline_mm(electrode: Any) -> np.ndarray:
+    pts = electrode.outline_m(240) * 1e3
+    return np.vstack([pts, pts[:1]])
+
+
+def skin_current_picture(result: CaseResult, path: Path, currents_A: Currents = None) -> None:
+    """PNG of the normal current density on the skin surface (top view), pyvista off-screen."""
+    if not os.environ.get("DISPLAY"):
+        # Headless: render through EGL directly instead of failing over from X with a warning.
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    import pyvista as pv
+
+    pv.OFF_SCREEN = True
+    current = result.currents(currents_A)
+    tri_m, jn = result.electric.skin_picture(current)
+    tri = tri_m * 1e3
+    n = len(tri)
+    faces = np.hstack([np.full((n, 1), 3), np.arange(3 * n).reshape(n, 3)]).ravel()
+    surf = pv.PolyData(tri.reshape(-1, 3), faces)
+    surf.cell_data["J_n [A/m^2]"] = jn
+    plotter = pv.Plotter(off_screen=True, window_size=(1200, 850))
+    plotter.add_mesh(
+        surf, scalars="J_n [A/m^2]", cmap="inferno", show_edges=False,
+        scalar_bar_args={"title": "skin normal current density J_n [A/m^2]", "fmt": "%.3g"},
+    )  # fmt: skip
+    for e in result.case.electrodes:
+        ring = _outline_mm(e)
+        pts = np.column_stack([ring, np.full(len(ring), 0.05)])
+        plotter.add_mesh(pv.lines_from_points(pts), color="cyan", line_width=2)
+        cx, cy = (c * 1e3 for c in e.center_m)
+        plotter.add_point_labels([[cx, cy, 0.1]], [e.name], font_size=20, text_color="cyan", shape=None)
+    m = result.at(current).electric
+    plotter.add_text(
+        f"{result.case.name}: I = {m.current_requested_A * 1e3:.3g} mA, Z = {m.impedance_ohm:.4g} ohm, "
+        f"peak J_n (1 mm disc) = {m.skin_current_density_peak_A_per_m2:.4g} A/m^2 (x, y in mm)",
+        font_size=10,
+    )
+    plotter.view_xy()
+    plotter.show_bounds(xtitle="x [mm]", ytitle="y [mm]", show_zaxis=False, show_zlabels=False, font_size=10)
+    plotter.screenshot(str(path))
+    plotter.close()
+
+
+def plot_waveform_response(result: CaseResult, path: Path, currents_A: Currents = None) -> None:
+    """PNG of the compliance voltage and the current of every channel over one period.
+
+    The top panel shows the whole period, the middle one the first pulse and the relaxation
+    after it (2.5 pulse durations; times in us); with probes a third panel shows their field
+    magnitude |E(t)| over that window.
+    """
+    from matplotlib.figure import Figure
+
+    course = result.waveform.time_course(result.currents(currents_A))
+    t = course.times_s
+    probes = course.probe_field_V_per_m
+    fig = Figure(figsize=(9, 10 if probes else 7), layout="constrained")
+    axes = fig.subplots(3 if probes else 2, 1)
+    window = t <= (2.5 * course.pulse_duration_s if course.pulse_duration_s > 0 else t[-1])
+    for ax, sel, scale, unit in ((axes[0], slice(None), 1e3, "ms"), (axes[1], window, 1e6, "us")):
+        ax2 = ax.twinx()
+        for name, v in course.channel_voltage_V.items():
+            ax.plot(t[sel] * scale, v[sel], label=f"voltage, channel {name}")
+            ax2.plot(t[sel] * scale, course.channel_current_A[name][sel] * 1e3, "--", label=f"current, channel {name}")
+        for a in (ax, ax2):  # symmetric limits: both zero lines coincide
+            lim = max(abs(v) for v in a.get_ylim())
+            a.set_ylim(-lim, lim)
+        ax.set_xlabel(f"time [{unit}]")
+        ax.set_ylabel("electrode voltage V_anode - V_cathode [V]")
+        ax2.set_ylabel("current [mA]")
+        ax.grid(True, alpha=0.3)
+        lines, lines2 = ax.get_legend_handles_labels(), ax2.get_legend_handles_labels()
+        ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="upper right", fontsize=8)
+    axes[0].set_title(result.case.name or "periodic steady state over one period")
+    axes[1].set_title("first pulse")
+    if probes:
+        ax = axes[2]
+        for name, e in probes.items():
+            ax.plot(t[window] * 1e6, np.linalg.norm(e[window], axis=1), label=f"probe {name}")
+        ax.set_xlabel("time [us]")
+        ax.set_ylabel("field magnitude |E| [V/m]")
+        ax.set_title("field at the probes, first pulse")
+        ax.grid(True, alpha=0.3)
+        ax.legend(loc="upper right", fontsize=8)
+    fig.savefig(path, dpi=120)
+
+
+def waveform_time_course_table(result: CaseResult, currents_A: Currents = None) -> tuple[list[str], np.ndarray]:
+    """Header and rows of the time course over one period (``waveform_time_course.csv``).
+
+    Columns: ``time_s``; per channel ``current_A`` and ``voltage_V`` (V_anode - V_cathode; with
+    several channels ``current_A[name]``, ``voltage_V[name]``); per probe the magnitudes
+    ``E_V_per_m[name]`` = |E(t)| and ``J_A_per_m2[name]`` = |J(t)|.
+    """
+    course = result.waveform.time_course(result.currents(currents_A))
+    single = len(course.channel_voltage_V) == 1
+    header, columns = ["time_s"], [course.times_s]
+    for name, v in course.channel_voltage_V.items():
+        suffix = "" if single else f"[{name}]"
+        header += [f"current_A{suffix}", f"voltage_V{suffix}"]
+        columns += [course.channel_current_A[name], v]
+    for name, e in course.probe_field_V_per_m.items():
+        header += [f"E_V_per_m[{name}]", f"J_A_per_m2[{name}]"]
+        columns += [np.linalg.norm(e, axis=1), np.linalg.norm(course.probe_current_density_A_per_m2[name], axis=1)]
+    return header, np.column_stack(columns)
+
+
+def write_thermal_files(case: Case, thermal: ThermalResult, folder: Path) -> None:
+    """``temperature_history.csv``, ``peak_temperature_vs_time.png``, ``skin_temperature_rise.png``.
+
+    Uses the skin data gathered on rank 0: call it there.
+    """
+    h = thermal.history
+    write_csv_atomic(folder / "temperature_history.csv", list(h), np.column_stack(list(h.values())))
+    plot_peak_temperature(case, thermal, folder / "peak_temperature_vs_time.png")
+    plot_skin_temperature_rise(case, thermal, folder / "skin_temperature_rise.png")
+
+
+def plot_peak_temperature(case: Case, th: ThermalResult, path: Path) -> None:
+    """PNG of the maximum skin temperature and the maximum tissue rise over the session."""
+    from matplotlib.figure import Figure
+
+    h = th.history
+    t_min = h["time_s"] / 60.0
+    fig = Figure(figsize=(8, 5), dpi=120, layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(t_min, h["skin_temperature_max_C"], color="tab:red", label="skin, maximum")
+    peak = float(np.nanmax(h["skin_temperature_max_C"]))
+    for limit, label in ((41.0, "41 C (IEC 60601-1 applied part)"), (43.0, "43 C")):
+        if peak > limit - 3.0:
+            ax.axhline(limit, color="0.4", ls="--", lw=1)
+            ax.text(t_min[0], limit, " " + label, va="bottom", fontsize=8, color="0.3")
+    ax.set_xlabel("time [min]")
+    ax.set_ylabel("maximum skin temperature [C]", color="tab:red")
+    ax2 = ax.twinx()
+    ax2.plot(t_min, h["tissue_temperature_rise_max_K"], color="tab:blue", ls="-.", label="tissue, maximum rise")
+    ax2.set_ylabel("maximum tissue temperature rise [K]", color="tab:blue")
+    ax.set_title(
+        f"{case.name}: I = {th.reference_currents_A[0] * 1e3:.3g} mA peak, "
+        f"{th.rms_current_A * 1e3:.3g} mA r.m.s.; CEM43 max {th.reference.cem43_max_min:.3g} min",
+        fontsize=10,
+    )
+    lines = ax.get_lines()[:1] + ax2.get_lines()
+    ax.legend(lines, [ln.get_label() for ln in lines], loc="lower right")
+    ax.grid(alpha=0.3)
+    fig.savefig(path)
+
+
+def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> None:
+    """PNG of the skin temperature rise at the end of the session (top view), rank 0's data."""
+    from matplotlib import patches
+    from matplotlib.figure import Figure
+    from matplotlib.tri import Triangulation
+
+    tri = th.skin_picture["triangles_m"] * 1e3
+    vals = th.skin_picture["rise_K"]
+    fig = Figure(figsize=(9, 6.5), dpi=120, layout="constrained")
+    ax = fig.add_subplot()
+    if len(tri):
+        n = len(tri)
+        mesh = Triangulation(tri[:, :, 0].ravel(), tri[:, :, 1].ravel(), np.arange(3 * n).reshape(n, 3))
+        art = ax.tripcolor(mesh, vals.ravel(), shading="gouraud", cmap="inferno")
+        fig.colorbar(art, ax=ax, label="temperature rise at the end of the session [K]")
+    for e in case.electrodes:
+        ax.add_patch(patches.Polygon(_outline_mm(e), closed=True, fill=False, edgecolor="cyan", linewidth=1.5))
+        cx, cy = (c * 1e3 for c in e.center_m)
+        ax.annotate(e.name, (cx, cy), color="cyan", ha="center", va="center", fontsize=12)
+    m = th.reference
+    loc = m.hottest_point_m
+    ax.plot(loc[0] * 1e3, loc[1] * 1e3, marker="x", color="lime", ms=9,
+            label=f"largest tissue rise, z = {loc[2] * 1e3:.2f} mm")  # fmt: skip
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x [mm]")
+    ax.set_ylabel("y [mm]")
+    ax.set_title(
+        f"{case.name}: skin temperature rise after {m.session_s / 60:g} min "
+        f"(peak skin {m.skin_temperature_peak_C:.2f} C, max tissue rise {m.tissue_temperature_rise_max_K:.3g} K)",
+        fontsize=10,
+    )
+    fig.savefig(path)
+
+
+# ----------------------------------------------------------------------------- the folder
+
+
+def write_outputs(
+    result: CaseResult,
+    out_dir: str | Path,
+    *,
+    source_text: str | None = None,
+    comm: Any = None,
+) -> Path:
+    """Write every output of a result into ``out_dir`` (replaced atomically when complete).
+
+    Collective over the mesh's communicator: fields are written by every rank, the rest by
+    rank 0.
+
+    Args:
+        result: the solved case.
+        out_dir: the output folder (replaced as a whole).
+        source_text: the case file's text, kept as ``case.toml`` (default: the canonical form).
+        comm: MPI communicator (default: the mesh's).
+
+    Returns:
+        The output folder.
+    """
+    comm = comm or result.mesh.mesh.comm
+    out_dir = Path(out_dir)
+    tmp = None
+    if comm.rank == 0:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
+        shutil.rmtree(tmp, ignore_errors=True)
+        (tmp / "fields").mkdir(parents=True)
+    tmp = Path(comm.bcast(str(tmp) if tmp else None, root=0))
+    try:
+        write_electric_fields(result, tmp / "fields")
+        if result.thermal is not None:
+            write_thermal_fields(result.thermal, tmp / "fields")
+        if comm.rank == 0:
+            write_json_atomic(tmp / "metrics.json", result.to_json())
+            write_json_atomic(tmp / "mesh_report.json", result.mesh.report.as_dict())
+            (tmp / "case.toml").write_text(source_text if source_text is not None else result.case.to_toml(), "utf-8")
+            skin_current_picture(result, tmp / "skin_current_density.png")
+            if result.waveform is not None:
+                plot_waveform_response(result, tmp / "waveform_response.png")
+                write_csv_atomic(tmp / "waveform_time_course.csv", *waveform_time_course_table(result))
+            if result.thermal is not None:
+                write_thermal_files(result.case, result.thermal, tmp)
+        comm.barrier()
+        if comm.rank == 0:
+            old = None
+            if out_dir.exists():
+                old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
+                os.replace(out_dir, old)
+            os.replace(tmp, out_dir)
+            if old is not None:
+                shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        if comm.rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    comm.barrier()
+    return out_dir
