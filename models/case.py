@@ -17,7 +17,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
+from .anisotropy import conductivity_tensor, fibre_conductivities
 from .electrodes import Channel, Electrode
 from .quantity import check_fields, file_value, numbers_to_table, quantity
 from .tissues import Tissue
@@ -75,9 +78,12 @@ class Layer:
         thickness_m: thickness [m] (case file ``thickness_mm``).
         label: unique label used for tags and outputs, e.g. ``"skin"`` or ``"fat_2"``.
         fibre_direction: unit vector of the fibres (muscle), or None for an isotropic layer.
-        anisotropy_ratio: conductivity along the fibres over conductivity across them (the
-            tissue's own conductivity is the across value: Gabriel's muscle row is transverse;
-            about 4 for muscle at low frequency, Gielen 1984).
+        anisotropy_ratio: the LOW-FREQUENCY ratio r0 of the conductivity along the fibres over
+            the conductivity across them (case files default to 5, within the measured 4-10:
+            Gielen 1984, Epstein & Foster 1983; ``models/data/anisotropy.toml``). The tissue's own
+            conductivity is a mixed, unoriented value (Gabriel's muscle row), split about its
+            geometric mean with a ratio r(f) that falls from r0 toward 1 near 1 MHz for a
+            dispersive tissue (:mod:`emsim.models.anisotropy`).
     """
 
     tissue: Tissue
@@ -97,6 +103,32 @@ class Layer:
             ok = len(d) == 3 and all(isinstance(c, (int, float)) and math.isfinite(c) for c in d)
             if not ok or abs(math.hypot(*d) - 1.0) > 1e-9:
                 raise InputError(f"{where}.fibre_direction", d, "a unit vector [x, y, z]")
+
+    def conductivity_tensor(self, sigma_iso: complex, frequency_Hz: float) -> np.ndarray:
+        """The layer's 3x3 conductivity tensor [S/m] from its tissue's isotropic value.
+
+        ``sigma_iso`` (at ``frequency_Hz``) may be a complex admittivity; see
+        :func:`emsim.models.anisotropy.conductivity_tensor`.
+        """
+        return conductivity_tensor(
+            sigma_iso, frequency_Hz, self.anisotropy_ratio, self.fibre_direction,
+            frequency_dependent=self.tissue.dispersion is not None,
+        )  # fmt: skip
+
+    def fibre_conductivities(self, frequency_Hz: float) -> dict[str, float] | None:
+        """Along/across conductivities [S/m] and ratio at ``frequency_Hz``; None if isotropic."""
+        if self.fibre_direction is None:
+            return None
+        along, across, ratio = fibre_conductivities(
+            self.tissue.conductivity_at(frequency_Hz), frequency_Hz, self.anisotropy_ratio,
+            frequency_dependent=self.tissue.dispersion is not None,
+        )  # fmt: skip
+        return {
+            "along_S_per_m": float(along),
+            "across_S_per_m": float(across),
+            "ratio": float(ratio),
+            "frequency_Hz": float(frequency_Hz),
+        }
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaseFileError, InputError
+from .anisotropy import muscle
 from .case import (
     QUALITIES,
     SOLVER_METHODS,
@@ -153,7 +154,7 @@ def _layers(raw: Mapping[str, Any], materials: Mapping[str, Tissue]) -> tuple[La
                 raise InputError(f"{where}.fibre_direction", d, "a non-zero vector [x, y, z]")
             n = math.hypot(*d)
             kwargs["fibre_direction"] = (d[0] / n, d[1] / n, d[2] / n)
-            kwargs.setdefault("anisotropy_ratio", 4.0)
+            kwargs.setdefault("anisotropy_ratio", muscle().low_frequency_ratio)  # sourced default
         with renamed(f"layer[{label}]", where):
             layers.append(Layer(tissue=tissue, label=label, **kwargs))
     return tuple(layers)

@@ -313,7 +313,7 @@ GABRIEL_1996: dict[str, ColeCole] = {
         delta_eps4=1.0e7, tau4_ms=7.958, alpha4=0.01,
     ),
     "muscle": _gabriel_row(
-        "Muscle (transverse to the fibres)",
+        "Muscle (mixed, unoriented value; fibre split: emsim.models.anisotropy)",
         eps_inf=4.0,
         delta_eps1=50.0, tau1_ps=7.234, alpha1=0.10,
         delta_eps2=7000.0, tau2_ns=353.678, alpha2=0.10,

@@ -2,7 +2,8 @@ r"""Conductivity (admittivity) tensors of every tagged volume of a case.
 
 * Tissues: the effective conductivity at a frequency (real), or the complex admittivity
   sigma* = j w eps0 eps*(w) of the Gabriel 1996 Cole-Cole model; constant-conductivity materials
-  are real at every frequency. Anisotropic layers get sigma_across (I + (ratio - 1) f f^T).
+  are real at every frequency. Anisotropic layers split it about its geometric mean, along
+  sigma sqrt(r(f)), across sigma / sqrt(r(f)) (:meth:`emsim.models.case.Layer.conductivity_tensor`).
 * Gel pads: the gel's (isotropic) value.
 * Contact sublayers (the lower part of a gel pad when its electrode has a contact impedance, of
   thickness h): gel and stratum corneum in series along the pad's normal n,
@@ -28,14 +29,6 @@ from ..models.dispersion import GABRIEL_1996
 __all__ = ["conductivity_summary", "pad_normals", "volume_admittivities"]
 
 _Z = (0.0, 0.0, 1.0)
-
-
-def _tensor(across: complex, ratio: float, fibre: Any) -> np.ndarray:
-    """Conductivity tensor: ``across`` transverse to the fibre, ``ratio * across`` along it."""
-    if fibre is None:
-        return across * np.eye(3)
-    f = np.asarray(fibre, dtype=float)
-    return across * (np.eye(3) + (ratio - 1.0) * np.outer(f, f))
 
 
 def volume_admittivities(
@@ -68,7 +61,7 @@ def volume_admittivities(
 
     out: dict[str, np.ndarray] = {}
     for layer in case.layers:
-        t = _tensor(value(layer.tissue), layer.anisotropy_ratio, layer.fibre_direction)
+        t = layer.conductivity_tensor(value(layer.tissue), frequency_Hz)
         out[f"layer:{layer.label}"] = np.asarray(t, dtype=dtype)
     for e in case.electrodes:
         if e.gel is None:

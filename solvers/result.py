@@ -172,8 +172,15 @@ class CaseResult:
             "conductivity_S_per_m": {
                 "frequency_Hz": self.problem.frequency_Hz,
                 "note": "quasi-static (d.c.) solve; dispersive tissues evaluated at frequency_Hz; "
-                "anisotropic volumes (contact sublayers: across the pad normal) list their 3x3 tensor",
+                "anisotropic volumes (contact sublayers: across the pad normal) list their 3x3 tensor; "
+                "fibres: the along/across split of a fibrous layer's mixed value (waveform sweeps use "
+                "r(f) at each frequency)",
                 "volumes": conductivity_summary(self.problem.sigma),
+                "fibres": {
+                    f"layer:{layer.label}": layer.fibre_conductivities(self.problem.frequency_Hz)
+                    for layer in self.case.layers
+                    if layer.fibre_direction is not None
+                },
             },
             "mesh": self.mesh.report.as_dict(),
         }

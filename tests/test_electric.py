@@ -153,3 +153,54 @@ def test_linearity_equals_the_mixed_real_element_formulation():
     res = solve_case(parse_case(table))
     reference = _mixed_real_element_anode_potential(res.case, res.mesh, res.problem.sigma, res.problem.robin)
     assert res.metrics.electric.electrode_voltage_V["A"] == pytest.approx(reference, rel=1e-8)
+
+
+def _fibrous_cheek(**layer) -> object:
+    table = small_cheek_table()
+    table["layer"][2] = {"tissue": "muscle", "thickness_mm": 10.0, "fibre_direction": [1.0, 0.0, 0.0]}
+    table["layer"][2] |= layer
+    return parse_case(table)
+
+
+def test_muscle_tensor_splits_gabriels_mixed_value_about_its_geometric_mean():
+    # Issue 8.2: Gabriel's 0.20 S/m (10 Hz) is a mixed value, not the across value. With the
+    # default low-frequency ratio 5: 0.090 across, 0.45 along (before: 0.20 across, 0.81 along).
+    from emsim.models.dispersion import GABRIEL_1996
+    from emsim.solvers.conductivity import volume_admittivities
+
+    case = _fibrous_cheek()
+    sigma = float(GABRIEL_1996["muscle"].conductivity_S_per_m(10.0))
+    t = volume_admittivities(case, 10.0)["layer:muscle"]
+    assert t[0, 0] == pytest.approx(sigma * np.sqrt(5.0), rel=1e-6)  # along: 0.452
+    assert t[1, 1] == pytest.approx(sigma / np.sqrt(5.0), rel=1e-6)  # across: 0.0903
+    assert t[2, 2] == t[1, 1]
+    assert 0.35 <= t[0, 0] <= 0.8 and 0.04 <= t[1, 1] <= 0.1  # measured: Gielen 1984, Epstein & Foster 1983
+    assert np.sqrt(t[0, 0] * t[1, 1]) == pytest.approx(sigma, rel=1e-12)
+    assert case.layers[2].anisotropy_ratio == 5.0  # the sourced default (before: 4)
+
+
+def test_muscle_anisotropy_falls_toward_1_near_1_MHz_also_for_complex_admittivities():
+    from emsim.models.dispersion import GABRIEL_1996
+    from emsim.solvers.conductivity import volume_admittivities
+
+    case = _fibrous_cheek(anisotropy_ratio=8.0)
+    for f, low, high in ((1e4, 7.9, 8.0), (1e6, 1.0, 1.08)):
+        sigma = complex(GABRIEL_1996["muscle"].complex_conductivity_S_per_m(f))
+        t = volume_admittivities(case, f, complex_valued=True)["layer:muscle"]
+        ratio = t[0, 0] / t[1, 1]
+        assert abs(ratio.imag) < 1e-12 and low <= ratio.real <= high
+        assert t[0, 0] * t[1, 1] == pytest.approx(sigma**2, rel=1e-12)
+
+
+def test_metrics_report_the_along_and_across_conductivities_used():
+    table = small_cheek_table(size_factor=4.0)
+    table["layer"][2] |= {"fibre_direction": [1.0, 0.0, 0.0], "anisotropy_ratio": 5.0}
+    case = parse_case(table)
+    fibres = solve_case(case).to_json()["conductivity_S_per_m"]["fibres"]
+    layer = case.layers[2]
+    assert set(fibres) == {f"layer:{layer.label}"}
+    used = fibres[f"layer:{layer.label}"]
+    assert used["frequency_Hz"] == 10.0
+    assert used["ratio"] == pytest.approx(5.0, rel=1e-6)
+    assert used["along_S_per_m"] == pytest.approx(0.4516, rel=1e-3)
+    assert used["across_S_per_m"] == pytest.approx(0.09032, rel=1e-3)
