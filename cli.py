@@ -25,10 +25,25 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("case", nargs="?", help="case file (TOML); omit for the built-in default case")
     run.add_argument("--out", help="output folder (default: out/<case name>, out/default for the default)")
     run.add_argument("--quality", choices=("coarse", "default", "fine"), help="override [mesh] quality")
+    run.add_argument(
+        "--max-dofs", type=_positive, metavar="N",
+        help="refuse cases whose estimated dofs exceed N (default 3e6, about 15 GB; see emsim.meshes.estimate)",
+    )  # fmt: skip
     ver = sub.add_parser("verify", help="run the verification cases and print error vs tolerance")
     ver.add_argument("--quality", choices=("coarse", "default", "fine"), default="default")
     ver.add_argument("--only", action="append", help="run only the named verification case(s)")
     return p
+
+
+def _positive(text: str) -> float:
+    """A finite positive number from the command line (``2e6`` allowed)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive number")
+    return value
 
 
 def _progress_printer(rank: int):
@@ -62,7 +77,7 @@ def _run(args, comm) -> int:
     case = parse_case(table)  # every input error surfaces here, before anything is written
     out = Path(args.out) if args.out else Path("out") / ("default" if not args.case else case.name)
     # The file's own text is kept as case.toml; with --quality the metrics record the override.
-    result = run_case(case, out, comm=comm, progress=progress, source_text=text)
+    result = run_case(case, out, comm=comm, progress=progress, source_text=text, max_dofs=args.max_dofs)
     if comm.rank == 0:
         _summary(console, result, out)
     return 0

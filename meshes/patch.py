@@ -360,24 +360,32 @@ def _quality() -> tuple[int, int, float, float, float, float, float]:
     )
 
 
-def build_patch_mesh(case: Case, comm=None) -> PatchMesh:
+def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = None) -> PatchMesh:
     """Build, tag and distribute the mesh of a case's patch.
 
-    gmsh runs on rank 0 only; the mesh is then distributed over ``comm``.
+    gmsh runs on rank 0 only; the mesh is then distributed over ``comm``. Before anything is
+    meshed, the size of the mesh and solve is estimated (:mod:`emsim.meshes.estimate`).
 
     Args:
         case: the case whose geometry to mesh.
         comm: MPI communicator (default ``MPI.COMM_WORLD``).
+        max_dofs: refuse the case when its estimated dofs exceed this (default
+            :data:`emsim.meshes.estimate.DEFAULT_MAX_DOFS`).
 
     Returns:
         The tagged mesh with its report.
 
     Raises:
+        InputError: the estimated dofs exceed ``max_dofs`` (the message gives the estimate).
         MeshError: gmsh failed or a surface could not be identified.
     """
     import gmsh
     from dolfinx.io import gmsh as gmshio
     from mpi4py import MPI
+
+    from .estimate import DEFAULT_MAX_DOFS, check_resources
+
+    check_resources(case, DEFAULT_MAX_DOFS if max_dofs is None else max_dofs)  # same on every rank
 
     comm = comm or MPI.COMM_WORLD
     sizes = _sizes(case)

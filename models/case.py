@@ -27,6 +27,8 @@ from .tissues import Tissue
 from .toml import dumps as toml_dumps
 
 __all__ = [
+    "MAX_THICKNESS_MM",
+    "MIN_LENGTH_MM",
     "QUALITIES",
     "SOLVER_METHODS",
     "Case",
@@ -42,6 +44,13 @@ __all__ = [
 QUALITIES = ("coarse", "default", "fine")
 #: Linear solver choices: "auto" picks MUMPS for small problems, CG + GAMG for large ones.
 SOLVER_METHODS = ("auto", "mumps", "cg-gamg")
+
+#: Smallest length [mm] a thickness or size may have: ten times the 1 um tolerance the geometry
+#: is classified with (``emsim.meshes.patch``); thinner features break gmsh or the tagging.
+MIN_LENGTH_MM = 0.01
+#: Largest tissue or gel thickness [mm]: a block deeper than 1 m is no skin patch (a 1e9 mm layer
+#: meshes, but its solve cannot converge).
+MAX_THICKNESS_MM = 1000.0
 
 # Slack on geometric containment tests [m].
 _TOL_M = 1e-9
@@ -61,8 +70,8 @@ class Patch:
         length_m: extent along y [m], centred on y = 0 (case file ``length_mm``).
     """
 
-    width_m: float = quantity("width_mm", to_si=1e-3, low=0.0, high=1000.0)
-    length_m: float = quantity("length_mm", to_si=1e-3, low=0.0, high=1000.0)
+    width_m: float = quantity("width_mm", to_si=1e-3, low=MIN_LENGTH_MM, low_open=False, high=1000.0)
+    length_m: float = quantity("length_mm", to_si=1e-3, low=MIN_LENGTH_MM, low_open=False, high=1000.0)
 
     def __post_init__(self) -> None:
         """Check both sizes."""
@@ -87,7 +96,7 @@ class Layer:
     """
 
     tissue: Tissue
-    thickness_m: float = quantity("thickness_mm", to_si=1e-3, low=0.0, high=200.0)
+    thickness_m: float = quantity("thickness_mm", to_si=1e-3, low=MIN_LENGTH_MM, low_open=False, high=MAX_THICKNESS_MM)
     label: str = ""
     fibre_direction: tuple[float, float, float] | None = None
     anisotropy_ratio: float = quantity("anisotropy_ratio", low=0.0, high=100.0, default=1.0)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,7 @@ class GelPad:
     """
 
     material: Tissue
-    thickness_m: float = quantity("thickness_mm", to_si=1e-3, low=0.0, high=100.0)
+    thickness_m: float = quantity("thickness_mm", to_si=1e-3, low=0.01, low_open=False, high=1000.0)
 
     def __post_init__(self) -> None:
         """Check the thickness is positive."""
@@ -106,8 +107,8 @@ class Electrode:
         """Half extents (x, y) of the footprint's bounding box [m]."""
         return self.shape.half_extent_m
 
-    def signed_distance(self, x: float, y: float) -> float:
-        """Distance [m] from the surface point (x, y) to the outline, negative inside."""
+    def signed_distance(self, x: Any, y: Any) -> Any:
+        """Distance [m] from the surface point (x, y) to the outline, negative inside (arrays too)."""
         return self.shape.signed_distance(x - self.center_m[0], y - self.center_m[1])
 
     def contains(self, x: float, y: float, *, tol: float = 0.0) -> bool:
@@ -126,9 +127,8 @@ class Electrode:
         holds the other. The sampling overestimates a gap by at most about 1e-5 of the footprint's
         size (a chord 0.25 degrees off the closest point).
         """
-        ab = min(self.signed_distance(*p) for p in other.outline_m(720))
-        ba = min(other.signed_distance(*p) for p in self.outline_m(720))
-        return min(ab, ba)
+        a, b = other.outline_m(720), self.outline_m(720)
+        return float(min(self.signed_distance(a[:, 0], a[:, 1]).min(), other.signed_distance(b[:, 0], b[:, 1]).min()))
 
 
 @dataclass(frozen=True, slots=True)

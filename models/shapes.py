@@ -33,8 +33,8 @@ class Shape(Protocol):
     def half_extent_m(self) -> tuple[float, float]:
         """Half extents (x, y) of the bounding box [m]."""
 
-    def signed_distance(self, x: float, y: float) -> float:
-        """Distance [m] from (x, y) to the outline, negative inside."""
+    def signed_distance(self, x: Any, y: Any) -> Any:
+        """Distance [m] from (x, y) to the outline, negative inside (numbers or arrays)."""
 
     def contains(self, x: float, y: float, *, tol: float = 0.0) -> bool:
         """True when (x, y) lies in the footprint grown by ``tol`` [m]."""
@@ -55,7 +55,7 @@ class Disk:
     """
 
     kind: ClassVar[str] = "disk"
-    diameter_m: float = quantity("diameter_mm", to_si=1e-3, low=0.0, high=1e3)
+    diameter_m: float = quantity("diameter_mm", to_si=1e-3, low=0.01, low_open=False, high=1e3)
 
     def __post_init__(self) -> None:
         """Check the diameter."""
@@ -71,13 +71,13 @@ class Disk:
         """Half extents (x, y) of the bounding box [m]."""
         return (self.diameter_m / 2, self.diameter_m / 2)
 
-    def signed_distance(self, x: float, y: float) -> float:
-        """Distance [m] from (x, y) to the circle, negative inside."""
-        return math.hypot(x, y) - self.diameter_m / 2
+    def signed_distance(self, x: Any, y: Any) -> Any:
+        """Distance [m] from (x, y) to the circle, negative inside (numbers or arrays)."""
+        return np.hypot(x, y) - self.diameter_m / 2
 
     def contains(self, x: float, y: float, *, tol: float = 0.0) -> bool:
         """True when (x, y) lies in the disk grown by ``tol``."""
-        return self.signed_distance(x, y) <= tol
+        return bool(self.signed_distance(x, y) <= tol)
 
     def outline(self, n: int = 240) -> np.ndarray:
         """(n, 2) points [m] on the circle."""
@@ -100,8 +100,8 @@ class RoundedRectangle:
     """
 
     kind: ClassVar[str] = "rectangle"
-    width_m: float = quantity("width_mm", to_si=1e-3, low=0.0, high=1e3)
-    length_m: float = quantity("length_mm", to_si=1e-3, low=0.0, high=1e3)
+    width_m: float = quantity("width_mm", to_si=1e-3, low=0.01, low_open=False, high=1e3)
+    length_m: float = quantity("length_mm", to_si=1e-3, low=0.01, low_open=False, high=1e3)
     corner_radius_m: float = quantity("corner_radius_mm", to_si=1e-3, low=0.0, low_open=False, default=0.0)
 
     def __post_init__(self) -> None:
@@ -123,17 +123,17 @@ class RoundedRectangle:
         """Half extents (x, y) [m]."""
         return (self.width_m / 2, self.length_m / 2)
 
-    def signed_distance(self, x: float, y: float) -> float:
-        """Exact distance [m] to the rounded outline, negative inside."""
+    def signed_distance(self, x: Any, y: Any) -> Any:
+        """Exact distance [m] to the rounded outline, negative inside (numbers or arrays)."""
         hx, hy = self.half_extent_m
         r = self.corner_radius_m
-        qx, qy = abs(x) - (hx - r), abs(y) - (hy - r)
-        outside = math.hypot(max(qx, 0.0), max(qy, 0.0))
-        return outside + min(max(qx, qy), 0.0) - r
+        qx, qy = np.abs(x) - (hx - r), np.abs(y) - (hy - r)
+        outside = np.hypot(np.maximum(qx, 0.0), np.maximum(qy, 0.0))
+        return outside + np.minimum(np.maximum(qx, qy), 0.0) - r
 
     def contains(self, x: float, y: float, *, tol: float = 0.0) -> bool:
         """True when (x, y) lies in the footprint grown by ``tol``."""
-        return self.signed_distance(x, y) <= tol
+        return bool(self.signed_distance(x, y) <= tol)
 
     def outline(self, n: int = 240) -> np.ndarray:
         """(about n, 2) points [m] along the outline, corners sampled on their arcs."""

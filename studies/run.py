@@ -37,7 +37,9 @@ def default_case_path() -> Path:
     return Path(str(resources.files("emsim.studies").joinpath(f"cases/{DEFAULT_CASE}.toml")))
 
 
-def solve_case(case: Case, *, comm: Any = None, progress: Progress = _nothing) -> CaseResult:
+def solve_case(
+    case: Case, *, comm: Any = None, progress: Progress = _nothing, max_dofs: float | None = None
+) -> CaseResult:
     """Mesh and solve a case: per-unit-current records of every solver (no files written).
 
     One assembly and one preconditioner per problem; one unit solve per electrode; every
@@ -47,9 +49,12 @@ def solve_case(case: Case, *, comm: Any = None, progress: Progress = _nothing) -
         case: the case.
         comm: MPI communicator (default ``MPI.COMM_WORLD``).
         progress: called with a short text at the start of each step.
+        max_dofs: refuse the case (InputError, before meshing) when its estimated dofs exceed
+            this; default :data:`emsim.meshes.estimate.DEFAULT_MAX_DOFS`.
     """
     from mpi4py import MPI
 
+    from ..meshes.estimate import DEFAULT_MAX_DOFS, check_resources
     from ..meshes.patch import build_patch_mesh
     from ..solvers.electric import ElectricProblem
     from ..solvers.metrics import ElectricLeadField
@@ -57,8 +62,10 @@ def solve_case(case: Case, *, comm: Any = None, progress: Progress = _nothing) -
     comm = comm or MPI.COMM_WORLD
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    progress("meshing")
-    patch = build_patch_mesh(case, comm)
+    max_dofs = DEFAULT_MAX_DOFS if max_dofs is None else max_dofs
+    estimate = check_resources(case, max_dofs)  # before the first progress line
+    progress(f"meshing (estimate {estimate.text()})")
+    patch = build_patch_mesh(case, comm, max_dofs=max_dofs)
     timings["mesh_s"] = time.perf_counter() - t0
     progress(f"electric solve ({patch.report.cells} cells)")
     t1 = time.perf_counter()
@@ -109,6 +116,7 @@ def run_case(
     comm: Any = None,
     progress: Progress = _nothing,
     source_text: str | None = None,
+    max_dofs: float | None = None,
 ) -> CaseResult:
     """Solve a case and write its outputs into ``out_dir`` (replaced atomically when complete).
 
@@ -119,11 +127,13 @@ def run_case(
         progress: called with a short text at the start of each step.
         source_text: the case file's text, kept as ``case.toml`` (default: the file's text, or
             the canonical form of a case built in Python).
+        max_dofs: refuse the case (InputError, nothing written) when its estimated dofs exceed
+            this; default :data:`emsim.meshes.estimate.DEFAULT_MAX_DOFS`.
     """
     if not isinstance(case, Case):
         source_text = read_case_text(case)
         case = parse_case_text(source_text, case)
-    result = solve_case(case, comm=comm, progress=progress)
+    result = solve_case(case, comm=comm, progress=progress, max_dofs=max_dofs)
     progress("writing outputs")
     write_outputs(result, out_dir, source_text=source_text, comm=comm)
     return result

@@ -298,7 +298,7 @@ def test_probe_current_density_in_the_rc_column_is_the_injected_current_density(
 
     from mpi4py import MPI
 
-    from emsim.models.case import Probe
+    from emsim.models import Probe
     from emsim.studies.run import run_case
     from emsim.studies.verification import rc_column_case
 

@@ -1,0 +1,210 @@
+"""A-priori size of a case's mesh and solve: cells, dofs and memory, without calling gmsh.
+
+:func:`estimate_mesh` integrates the number of tetrahedra the size field of
+:mod:`emsim.meshes.patch` asks for, ``N = integral dV / (C_TET h(x)^3)``, on a graded sample grid
+(fine at the electrodes, coarse where the target size is uniform), so it costs well under a
+second for any patch, including absurd ones (a 1e9 mm patch gives ~1e20 cells at once).
+:func:`check_resources` raises an :class:`~emsim.errors.InputError` naming the estimate when
+the dofs exceed a limit, before anything is meshed.
+
+The constants are calibrated against real meshes (``tests/test_estimate.py`` checks the
+estimate against ``build_patch_mesh`` within :data:`CALIBRATED_FACTOR`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import InputError
+from ..models.case import Case
+from ..models.electrodes import Electrode
+from .patch import (
+    _GRADING,
+    _PER_LAYER,
+    _PER_PAD,
+    _pad_levels,
+    _sizes,
+)
+
+__all__ = [
+    "BYTES_PER_DOF",
+    "CALIBRATED_FACTOR",
+    "CELLS_PER_VERTEX",
+    "C_TET",
+    "DEFAULT_MAX_DOFS",
+    "EDGES_PER_CELL",
+    "MeshEstimate",
+    "check_resources",
+    "estimate_mesh",
+]
+
+#: Mean tetrahedron volume over h^3 for the gmsh Delaunay mesh of a target size h (a regular
+#: tetrahedron of edge h has 0.118 h^3). Calibrated: see tests/test_estimate.py.
+C_TET = 0.115
+#: Tetrahedra per vertex of these meshes (about 5.5 in the bulk; thin layers and pads lower it).
+CELLS_PER_VERTEX = 4.9
+#: Edges per tetrahedron (Euler: edges ~ vertices + cells in the bulk; boundary adds some).
+EDGES_PER_CELL = 1.28
+#: The estimate is within this factor of the real mesh for the calibration cases (measured 0.87 .. 1.10).
+CALIBRATED_FACTOR = 1.3
+#: Peak memory per dof [bytes] of a whole ``emsim run``. Measured with ``/usr/bin/time -v emsim
+#: run`` (the built-in cheek case, default quality, degree 2, heating; CG + GAMG): 365,708 dofs,
+#: peak RSS 1.25 GB, i.e. 3.4 kB per dof including the ~0.3 GB of the loaded libraries; the
+#: biphasic example (coarse, degree 1, MUMPS, 24-frequency sweep in 2x2 block form) peaked at
+#: 0.68 GB for 21,622 dofs, mostly that fixed part. 5 kB per dof adds ~50 % for the waveform's
+#: block system and MUMPS fill at the same size.
+BYTES_PER_DOF = 5_000
+#: Default limit on the estimated dofs: 3e6 dofs x 5 kB = 15 GB, which stays well under the
+#: 24 GB of the target machine even when the estimate is 20 % low (the worst calibration case)
+#: and admits ``emsim verify --quality fine`` (disk on slab, ~2.4e6 dofs estimated).
+DEFAULT_MAX_DOFS = 3_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class MeshEstimate:
+    """The a-priori size of a case's mesh and solve.
+
+    Attributes:
+        cells: estimated tetrahedra.
+        vertices: estimated mesh vertices.
+        dofs: estimated degrees of freedom of the potential (degree 1 or 2).
+        memory_bytes: estimated peak memory of the run [bytes].
+    """
+
+    cells: float
+    vertices: float
+    dofs: float
+    memory_bytes: float
+
+    def text(self) -> str:
+        """A one-line summary, e.g. ``~2.1e+05 cells, ~3.1e+05 dofs, ~3.7 GB``."""
+        return f"~{self.cells:.2g} cells, ~{self.dofs:.2g} dofs, ~{self.memory_bytes / 1e9:.3g} GB"
+
+
+def _graded_axis(
+    lo: float, hi: float, intervals: list[tuple[float, float]], h_fine: float, h_coarse: float, max_steps: int
+) -> np.ndarray:
+    """Sample points on [lo, hi], spaced h/2 with h graded from ``intervals`` like the size field.
+
+    The spacing is h_fine / 2 on the intervals, grows with the grading away from them up to
+    h_coarse / 2, and is never finer than (hi - lo) / max_steps.
+    """
+    floor = (hi - lo) / max_steps
+    pts = [lo]
+    x = lo
+    while x < hi:
+        d = min((max(a - x, x - b, 0.0) for a, b in intervals), default=math.inf)
+        h = min(h_fine + _GRADING * d, h_coarse)
+        x = min(x + max(0.5 * h, floor), hi)
+        pts.append(x)
+    return np.asarray(pts)
+
+
+def _lateral_distance(e: Electrode, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Signed distance [m] from points (x, y) to the electrode's outline (negative inside)."""
+    return np.asarray(e.signed_distance(x, y))
+
+
+def estimate_mesh(case: Case) -> MeshEstimate:
+    """Estimate cells, vertices, dofs and memory of a case's mesh and solve (no gmsh call).
+
+    The target size h(x, y, z) is the minimum of the fields of
+    :func:`emsim.meshes.patch.build_patch_mesh`: graded from the electrode outlines
+    (``h_edge + grading * distance``), graded from the skin surface, per layer and per pad
+    boxes, and the global maximum. The cell count integrates ``1 / (C_TET h^3)`` over the
+    tissue and the pads with the midpoint rule on a tensor grid graded like h; where the
+    outlines do not reach (``h_edge + grading * distance >= h_max``) h depends on z only and
+    the lateral integral is exact.
+
+    Args:
+        case: the case.
+
+    Returns:
+        The estimate.
+    """
+    sizes = _sizes(case)
+    h_edge, h_surface, h_max = sizes["edge"], sizes["surface"], sizes["max"]
+    g = _GRADING
+    reach = (h_max - h_edge) / g  # beyond this distance from every outline h ignores them
+    width, length = case.patch.width_m, case.patch.length_m
+    levels = _pad_levels(case)
+    xi = [(e.center_m[0] - e.half_extent_m[0], e.center_m[0] + e.half_extent_m[0]) for e in case.electrodes]
+    yi = [(e.center_m[1] - e.half_extent_m[1], e.center_m[1] + e.half_extent_m[1]) for e in case.electrodes]
+    x = _graded_axis(-width / 2, width / 2, xi, h_edge, h_max, 400)
+    y = _graded_axis(-length / 2, length / 2, yi, h_edge, h_max, 400)
+    X, Y = np.meshgrid(0.5 * (x[1:] + x[:-1]), 0.5 * (y[1:] + y[:-1]), indexing="ij")
+    area = np.outer(np.diff(x), np.diff(y))
+    lateral = {e.name: _lateral_distance(e, X, Y) for e in case.electrodes}
+    near = np.zeros(X.shape, dtype=bool)
+    for d in lateral.values():
+        near |= np.abs(d) < reach
+    outlines = [
+        (lateral[e.name][near], (0.0, levels[e.name][-1]) if e.name in levels else (0.0,)) for e in case.electrodes
+    ]
+    near_area = area[near]
+    # Vertical slabs: each layer, then each gel pad (its thinner sublayer sets the box size).
+    slabs: list[tuple[float, float, float, str | None]] = []  # (z0, z1, box size, pad owner)
+    z_top = 0.0
+    for layer in case.layers:
+        z_bot = z_top - layer.thickness_m
+        slabs.append((z_bot, z_top, min(h_max, layer.thickness_m / _PER_LAYER), None))
+        z_top = z_bot
+    for e in case.electrodes:
+        if e.name in levels:
+            zs = levels[e.name]
+            dz = min(b - a for a, b in itertools.pairwise(zs))
+            slabs.append((0.0, zs[-1], min(h_max, max(dz / _PER_PAD, 0.5 * h_edge)), e.name))
+    cells = 0.0
+    for z0, z1, h_box, pad in slabs:
+        if pad is None:
+            z = -_graded_axis(-z1, -z0, [(0.0, 0.0)], h_edge, h_box, 200)[::-1]
+            weight, far_area = near_area, width * length - float(near_area.sum())
+        else:
+            z = _graded_axis(z0, z1, [(z0, z1)], h_edge, h_box, 200)
+            inside = lateral[pad][near] < 0
+            weight = np.where(inside, near_area, 0.0)
+            far_area = float(np.sum(area[~near & (lateral[pad] < 0)]))
+        for za, zb in itertools.pairwise(z):
+            zc = 0.5 * (za + zb)
+            h_far = max(min(h_box, h_surface + g * abs(zc)), 0.25 * h_edge)
+            h = np.full(near_area.shape, h_far)
+            for d, tops in outlines:
+                dz = min(abs(zc - t) for t in tops)
+                np.minimum(h, h_edge + g * np.sqrt(d * d + dz * dz), out=h)
+            np.maximum(h, 0.25 * h_edge, out=h)
+            cells += (float(np.sum(weight / h**3)) + far_area / h_far**3) * (zb - za) / C_TET
+    vertices = cells / CELLS_PER_VERTEX
+    # Degree 2: one dof per vertex and one per edge.
+    dofs = vertices if case.mesh.degree == 1 else vertices + EDGES_PER_CELL * cells
+    return MeshEstimate(cells=cells, vertices=vertices, dofs=dofs, memory_bytes=dofs * BYTES_PER_DOF)
+
+
+def check_resources(case: Case, max_dofs: float = DEFAULT_MAX_DOFS) -> MeshEstimate:
+    """Estimate the case's size and refuse it when the dofs exceed ``max_dofs``.
+
+    Args:
+        case: the case.
+        max_dofs: the limit on the estimated dofs.
+
+    Returns:
+        The estimate, when within the limit.
+
+    Raises:
+        InputError: ``mesh`` with the estimate (cells, dofs, GB) when above the limit.
+    """
+    est = estimate_mesh(case)
+    if not est.dofs <= max_dofs:
+        raise InputError(
+            "mesh",
+            est.text(),
+            f"above the limit of {max_dofs:.3g} dofs (patch {case.patch.width_m * 1e3:g} x "
+            f"{case.patch.length_m * 1e3:g} mm, depth {case.depth_m * 1e3:g} mm, quality "
+            f"{case.mesh.quality}, degree {case.mesh.degree}); reduce the patch or the quality, "
+            "or use --max-dofs N to raise the limit",
+        )
+    return est
+
