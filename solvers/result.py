@@ -149,9 +149,12 @@ class CaseResult:
         return self.at(None)
 
     def potential(self, currents_A: Currents = None, *, name: str = "potential_V") -> Any:
-        """The potential phi [V] at channel currents (a new DOLFINx Function, superposed)."""
-        current = self.currents(currents_A)
-        V = self.electric.potentials_V_per_A @ current
+        """The potential phi [V] at channel currents (a new DOLFINx Function, superposed).
+
+        The first channel's cathode is at 0 V, as in ``electrode_voltage_V`` (without a grounded
+        face the unit fields sum to 1, so the shift is a constant).
+        """
+        V = self.electric.electrode_potentials(self.currents(currents_A))
         return self.problem.combine(V, name=name)
 
     def to_json(self, currents_A: Currents = None) -> dict[str, Any]:

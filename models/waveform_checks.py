@@ -1,0 +1,218 @@
+"""Validation of a waveform's fields: every rule stated once, errors named as the user wrote them.
+
+:func:`validate` checks SI field values; :class:`Naming` decides whether an error names the
+dataclass field (``pulse_width_s``) or the case-file key with its unit (``waveform.pulse_width_us``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["BIPHASIC", "CASE_KEYS", "CASE_UNITS", "FIT_RTOL", "SHAPES", "SI_UNITS", "Naming", "pulses_per_burst", "real", "validate"]
+
+SHAPES = ("dc", "biphasic_symmetric", "biphasic_asymmetric", "monophasic", "microcurrent")
+
+BIPHASIC = ("biphasic_symmetric", "biphasic_asymmetric")
+
+#: Keys of a case file's ``[waveform]`` table: field name, factor to SI, unit.
+CASE_KEYS: Mapping[str, tuple[str, float, str]] = {
+    "shape": ("shape", 1.0, ""),
+    "pulse_width_us": ("pulse_width_s", 1e-6, "us"),
+    "frequency_Hz": ("frequency_Hz", 1.0, "Hz"),
+    "interphase_gap_us": ("interphase_gap_s", 1e-6, "us"),
+    "asymmetry_ratio": ("asymmetry_ratio", 1.0, ""),
+    "burst_frequency_Hz": ("burst_frequency_Hz", 1.0, "Hz"),
+    "burst_on_ms": ("burst_on_s", 1e-3, "ms"),
+    "on_s": ("on_s", 1.0, "s"),
+    "off_s": ("off_s", 1.0, "s"),
+    "ramp_up_s": ("ramp_up_s", 1.0, "s"),
+    "ramp_down_s": ("ramp_down_s", 1.0, "s"),
+    "polarity_period_s": ("polarity_period_s", 1.0, "s"),
+}
+
+# Relative slack on "fits in" comparisons, so that e.g. 2 x 5 ms fits in 1/(100 Hz) exactly.
+FIT_RTOL = 1e-9
+# Largest number of (harmonic, pulse) pairs evaluated at once by the spectrum.
+_SPECTRUM_CHUNK = 1_000_000
+# Largest number of polarity half cycles integrated at once by the session charge.
+_SESSION_CHUNK = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Naming:
+    """How validation errors name fields: as dataclass fields (SI) or as case-file keys."""
+
+    prefix: str
+    units: Mapping[str, tuple[str, float, str]]  # field -> (shown name, factor from SI, unit)
+    raw: Mapping[str, Any]  # field -> the value as the user gave it
+
+    def error(self, field: str, allowed: str) -> InputError:
+        """The error for ``field``, named and valued as the user gave it."""
+        return InputError(self.prefix + self.units[field][0], self.raw[field], allowed)
+
+    def amount(self, field: str, value_si: float) -> str:
+        """An SI amount of ``field`` in the unit the user uses, e.g. ``"250 us"``."""
+        _, factor_from_si, unit = self.units[field]
+        return f"{value_si * factor_from_si:.6g} {unit}".rstrip()
+
+
+SI_UNITS: dict[str, tuple[str, float, str]] = {
+    "shape": ("shape", 1.0, ""),
+    "frequency_Hz": ("frequency_Hz", 1.0, "Hz"),
+    "pulse_width_s": ("pulse_width_s", 1.0, "s"),
+    "interphase_gap_s": ("interphase_gap_s", 1.0, "s"),
+    "asymmetry_ratio": ("asymmetry_ratio", 1.0, ""),
+    "burst_frequency_Hz": ("burst_frequency_Hz", 1.0, "Hz"),
+    "burst_on_s": ("burst_on_s", 1.0, "s"),
+    "on_s": ("on_s", 1.0, "s"),
+    "off_s": ("off_s", 1.0, "s"),
+    "ramp_up_s": ("ramp_up_s", 1.0, "s"),
+    "ramp_down_s": ("ramp_down_s", 1.0, "s"),
+    "polarity_period_s": ("polarity_period_s", 1.0, "s"),
+}
+CASE_UNITS: dict[str, tuple[str, float, str]] = {
+    field: (key, 1.0 / to_si, unit) for key, (field, to_si, unit) in CASE_KEYS.items()
+}
+
+
+def real(name: str, value: object) -> float:
+    """Return ``value`` as a float, or raise if it is not a finite real number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise InputError(name, value, "must be a number")
+    if not math.isfinite(value):
+        raise InputError(name, value, "must be finite")
+    return float(value)
+
+
+def pulses_per_burst(burst_on_s: float, pulse_duration_s: float, pulse_period_s: float) -> int:
+    """Whole pulses, starting every pulse period, whose last phase ends within the burst."""
+    return math.floor((burst_on_s - pulse_duration_s) / pulse_period_s + FIT_RTOL) + 1
+
+
+def validate(v: Mapping[str, Any], names: Naming) -> None:
+    """Check SI field values ``v`` of a waveform; raise the first problem, named by ``names``."""
+    shape = v["shape"]
+    if shape not in SHAPES:
+        raise names.error("shape", f"must be one of {', '.join(SHAPES)}")
+    for field in SI_UNITS:
+        if field != "shape" and v[field] is not None:
+            try:
+                real(field, v[field])
+            except InputError as exc:
+                raise names.error(field, exc.allowed) from None
+
+    def require(field: str, present: bool, why: str) -> None:
+        if present and v[field] is None:
+            raise names.error(field, f"is required {why}")
+        if not present and v[field] is not None:
+            raise names.error(field, f"must not be set {why}")
+
+    def positive(field: str) -> None:
+        if v[field] <= 0.0:
+            raise names.error(field, f"must be > 0 {names.units[field][2]}".rstrip())
+
+    pulsed = shape != "dc"
+    require("frequency_Hz", pulsed, f"for shape {shape}")
+    require("pulse_width_s", pulsed, f"for shape {shape}")
+    if not pulsed:
+        for field in ("burst_frequency_Hz", "burst_on_s", "polarity_period_s"):
+            require(field, False, "for shape dc")
+    else:
+        positive("frequency_Hz")
+        positive("pulse_width_s")
+    pulse_period_s = 1.0 / v["frequency_Hz"] if pulsed else math.inf
+    pw = v["pulse_width_s"]
+    duration_s = 0.0  # from the start of a pulse to the end of its last phase
+
+    if shape not in BIPHASIC and v["interphase_gap_s"] != 0.0:
+        raise names.error("interphase_gap_s", "must be 0: only biphasic pulses have a gap")
+    if shape != "biphasic_asymmetric" and v["asymmetry_ratio"] != 1.0:
+        raise names.error("asymmetry_ratio", "must be 1: only biphasic_asymmetric uses it")
+    if shape in BIPHASIC:
+        gap = v["interphase_gap_s"]
+        if gap < 0.0 or gap >= pulse_period_s * (1.0 - FIT_RTOL):
+            raise names.error(
+                "interphase_gap_s",
+                "must be >= 0 and < 1/frequency_Hz = "
+                + names.amount("interphase_gap_s", pulse_period_s),
+            )
+        ratio = v["asymmetry_ratio"]
+        if ratio < 1.0:
+            raise names.error("asymmetry_ratio", "must be >= 1 (second phase r times longer)")
+        widths = 2.0 if shape == "biphasic_symmetric" else 1.0 + ratio
+        max_pw = (pulse_period_s - gap) / widths
+        if pw > max_pw * (1.0 + FIT_RTOL):
+            raise names.error(
+                "pulse_width_s",
+                f"must be <= {names.amount('pulse_width_s', max_pw)} so that both phases "
+                f"and the interphase gap fit in one pulse period "
+                f"({names.amount('pulse_width_s', pulse_period_s)})",
+            )
+        duration_s = pw * widths + gap
+    elif pulsed:
+        if pw > pulse_period_s * (1.0 + FIT_RTOL):
+            raise names.error(
+                "pulse_width_s",
+                f"must be <= 1/frequency_Hz = {names.amount('pulse_width_s', pulse_period_s)}",
+            )
+        duration_s = pw
+
+    require("polarity_period_s", shape == "microcurrent", f"for shape {shape}")
+    if shape == "microcurrent":
+        positive("polarity_period_s")
+        pulses = v["polarity_period_s"] * v["frequency_Hz"]
+        half = round(pulses / 2.0)
+        if half < 1 or abs(pulses - 2 * half) > FIT_RTOL * pulses:
+            raise names.error(
+                "polarity_period_s",
+                "must hold an even number (>= 2) of pulse periods of 1/frequency_Hz = "
+                f"{names.amount('polarity_period_s', pulse_period_s)}, so that both polarities "
+                "carry the same charge",
+            )
+
+    bursts = v["burst_frequency_Hz"] is not None or v["burst_on_s"] is not None
+    if bursts:
+        if shape in ("dc", "microcurrent"):
+            field = "burst_frequency_Hz" if v["burst_frequency_Hz"] is not None else "burst_on_s"
+            raise names.error(field, f"must not be set for shape {shape}")
+        require("burst_frequency_Hz", True, "with burst_on")
+        require("burst_on_s", True, "with burst_frequency_Hz")
+        positive("burst_frequency_Hz")
+        if v["burst_frequency_Hz"] >= v["frequency_Hz"]:
+            raise names.error("burst_frequency_Hz", "must be below frequency_Hz")
+        burst_period_s = 1.0 / v["burst_frequency_Hz"]
+        burst_on_s = v["burst_on_s"]
+        if burst_on_s < duration_s * (1.0 - FIT_RTOL):
+            raise names.error(
+                "burst_on_s",
+                f"must be >= one pulse ({names.amount('burst_on_s', duration_s)})",
+            )
+        if burst_on_s > burst_period_s * (1.0 + FIT_RTOL):
+            raise names.error(
+                "burst_on_s",
+                f"must be <= 1/burst_frequency_Hz = {names.amount('burst_on_s', burst_period_s)}",
+            )
+
+    if v["on_s"] is not None or v["off_s"] is not None:
+        require("on_s", True, "with off_s")
+        require("off_s", True, "with on_s")
+        positive("on_s")
+        if v["off_s"] < 0.0:
+            raise names.error("off_s", "must be >= 0 s")
+    for field in ("ramp_up_s", "ramp_down_s"):
+        if v[field] < 0.0:
+            raise names.error(field, "must be >= 0 s")
+        if v[field] > 0.0 and v["on_s"] is None:
+            raise names.error(field, "needs on_s and off_s: ramps lie inside the on time")
+    if v["on_s"] is not None and v["ramp_up_s"] + v["ramp_down_s"] > v["on_s"] * (1 + FIT_RTOL):
+        raise names.error(
+            "ramp_down_s",
+            f"ramp_up_s + ramp_down_s must be <= on_s = {names.amount('on_s', v['on_s'])}",
+        )
