@@ -31,6 +31,7 @@ __all__ = [
     "MIN_LENGTH_MM",
     "QUALITIES",
     "SOLVER_METHODS",
+    "TIMINGS",
     "Case",
     "Layer",
     "MeshSettings",
@@ -40,6 +41,9 @@ __all__ = [
     "ThermalSettings",
 ]
 
+#: How the channels of a case fire: their pulses interleaved in time (no two channels at once,
+#: as most stimulators do) or simultaneous (in phase).
+TIMINGS = ("interleaved", "simultaneous")
 #: Mesh quality presets, coarse to fine.
 QUALITIES = ("coarse", "default", "fine")
 #: Linear solver choices: "auto" picks MUMPS for small problems, CG + GAMG for large ones.
@@ -172,8 +176,11 @@ class SolverSettings:
         rtol: relative residual tolerance of the iterative solver.
         quasi_static_frequency_Hz: frequency [Hz] at which dispersive (Cole-Cole) tissues are
             evaluated for the quasi-static solve.
-        waveform_frequencies: number of frequencies the waveform response samples with 3-D
-            solves (log-spaced; the rest of the spectrum is interpolated).
+        waveform_frequencies: number of frequencies the waveform response samples first with
+            3-D solves (log-spaced; the rest of the spectrum is interpolated).
+        waveform_tolerance: the sweep adds frequencies (halving the log spacing) until its
+            interpolation error estimate (a spline through every other sample against the
+            samples left out, about 16 x the error of the full spline) is below this.
     """
 
     method: str = "auto"
@@ -182,6 +189,7 @@ class SolverSettings:
     waveform_frequencies: int = quantity(
         "waveform_frequencies", low=7, low_open=False, high=200, integer=True, default=24
     )
+    waveform_tolerance: float = quantity("waveform_tolerance", low=0.0, high=0.5, default=0.02)
 
     def __post_init__(self) -> None:
         """Check the choices and ranges."""
@@ -254,6 +262,8 @@ class Case:
             when not given).
         description: free text.
         probes: points whose E(t) and J(t) the waveform response records.
+        channel_timing: ``"interleaved"`` or ``"simultaneous"`` (:data:`TIMINGS`); None resolves
+            to the default on construction: interleaved with a waveform, simultaneous for d.c.
     """
 
     name: str
@@ -268,6 +278,7 @@ class Case:
     materials: Mapping[str, Tissue] = field(default_factory=dict)
     description: str = ""
     probes: tuple[Probe, ...] = ()
+    channel_timing: str | None = None
 
     def __post_init__(self) -> None:
         """Check what ties the parts together: names, positions, terminals, materials."""
@@ -283,6 +294,11 @@ class Case:
             raise InputError("electrode", [], "at least one [[electrode]] table")
         self._check_electrodes()
         self._check_channels()
+        if self.channel_timing is None:  # resolved once: interleaved with a waveform, else simultaneous
+            object.__setattr__(self, "channel_timing", "interleaved" if self.waveform is not None else "simultaneous")
+        _choice(self.channel_timing, TIMINGS, "channel.timing")
+        if self.channel_timing == "interleaved" and self.waveform is None and len(self.channels) > 1:
+            raise InputError("channel.timing", "interleaved", "needs a [waveform]: d.c. channels flow together")
         self._check_probes()
         self._check_materials()
         if not self.materials:  # derived: the materials the layers and gels use
@@ -393,6 +409,11 @@ class Case:
         raise KeyError(name)
 
     @property
+    def timing(self) -> str:
+        """How the channels fire (:data:`TIMINGS`): interleaved or simultaneous."""
+        return self.channel_timing
+
+    @property
     def grounded(self) -> bool:
         """True when a channel returns through the grounded deep face."""
         return any(c.grounded for c in self.channels)
@@ -437,9 +458,10 @@ class Case:
             electrodes.append(row)
         out["electrode"] = electrodes
         out["channel"] = [
-            {"name": c.name, "anode": list(c.anode), "cathode": list(c.cathode), **numbers_to_table(c)}
+            {"name": c.name, "anode": list(c.anode), "cathode": list(c.cathode), **numbers_to_table(c),
+             "timing": self.timing}
             for c in self.channels
-        ]
+        ]  # fmt: skip
         out["material"] = {n: t.to_table() for n, t in self.used_materials().items()}
         out["mesh"] = {"quality": self.mesh.quality, **numbers_to_table(self.mesh)}
         out["solver"] = {"method": self.solver.method, **numbers_to_table(self.solver)}

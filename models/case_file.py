@@ -20,6 +20,7 @@ from .anisotropy import muscle
 from .case import (
     QUALITIES,
     SOLVER_METHODS,
+    TIMINGS,
     Case,
     Layer,
     MeshSettings,
@@ -203,7 +204,7 @@ def _names(value: Any, where: str) -> tuple[str, ...]:
     raise InputError(where, value, "an electrode name, a list of names, or 'ground'")
 
 
-def _channels(raw: Mapping[str, Any]) -> tuple[tuple[Channel, ...], dict[str, str]]:
+def _channels(raw: Mapping[str, Any]) -> tuple[tuple[Channel, ...], dict[str, str], str | None]:
     value = raw.get("channel")
     if isinstance(value, dict):
         rows = [value]
@@ -211,10 +212,16 @@ def _channels(raw: Mapping[str, Any]) -> tuple[tuple[Channel, ...], dict[str, st
         rows = value
     else:
         raise InputError("channel", value, "a [channel] table or [[channel]] tables (anode, cathode, current_mA)")
-    channels, where_of = [], {}
+    channels, where_of, timing = [], {}, None
     for i, row in enumerate(rows):
         where = "channel" if isinstance(value, dict) else f"channel[{i}]"
-        _check_keys(row, ("name", "anode", "cathode", "current_mA"), where)
+        _check_keys(row, ("name", "anode", "cathode", "current_mA", "timing"), where)
+        if "timing" in row:
+            if row["timing"] not in TIMINGS:
+                raise InputError(f"{where}.timing", row["timing"], f"one of {', '.join(TIMINGS)}")
+            if timing is not None and row["timing"] != timing:
+                raise InputError(f"{where}.timing", row["timing"], f"every channel of a case has the same timing ({timing})")
+            timing = row["timing"]
         cname = _string(row, "name", where, default=str(i + 1))
         anode = _names(row.get("anode"), f"{where}.anode")
         cathode = _names(row.get("cathode"), f"{where}.cathode")
@@ -222,7 +229,7 @@ def _channels(raw: Mapping[str, Any]) -> tuple[tuple[Channel, ...], dict[str, st
         with renamed(f"channel[{cname}]", where):
             channels.append(Channel(name=cname, anode=anode, cathode=cathode, **numbers_from_table(Channel, row, where)))
         where_of[f"channel[{cname}]"] = where
-    return tuple(channels), where_of
+    return tuple(channels), where_of, timing
 
 
 def _probes(raw: Mapping[str, Any]) -> tuple[tuple[Probe, ...], dict[str, str]]:
@@ -251,7 +258,7 @@ def _settings(raw: Mapping[str, Any]) -> tuple[MeshSettings, SolverSettings, The
         raise InputError("mesh.quality", quality, f"one of {', '.join(QUALITIES)}")
     mesh = MeshSettings(quality=quality, **numbers_from_table(MeshSettings, m, "mesh"))
     s = _table(raw, "solver", "solver", required=False)
-    _check_keys(s, ("method", "rtol", "quasi_static_frequency_Hz", "waveform_frequencies"), "solver")
+    _check_keys(s, ("method", "rtol", "quasi_static_frequency_Hz", "waveform_frequencies", "waveform_tolerance"), "solver")
     n_freq = s.get("waveform_frequencies", 24)
     if isinstance(n_freq, bool) or not isinstance(n_freq, int) or not 7 <= n_freq <= 200:
         raise InputError("solver.waveform_frequencies", n_freq, "an integer from 7 to 200")
@@ -291,7 +298,7 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
     layers = _layers(raw, materials)
     rows = _rows(raw, "electrode", "at least one [[electrode]] table")
     electrodes = tuple(_electrode(row, i, materials) for i, row in enumerate(rows))
-    channels, channel_where = _channels(raw)
+    channels, channel_where, timing = _channels(raw)
     probes, probe_where = _probes(raw)
     mesh, solver, thermal = _settings(raw)
     waveform = None
@@ -302,7 +309,7 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
     case_kwargs = {
         "name": name, "description": description, "patch": patch, "layers": layers, "electrodes": electrodes,
         "channels": channels, "mesh": mesh, "solver": solver, "thermal": thermal, "waveform": waveform,
-        "probes": probes,
+        "probes": probes, "channel_timing": timing,
     }  # fmt: skip
     try:
         return Case(**case_kwargs)

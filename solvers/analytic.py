@@ -2,7 +2,8 @@
 
 Sources: Newman 1966 (J Electrochem Soc 113:501) for the equipotential disk on a half-space;
 the grounded-plane correction is the leading term of the image series; layered media in series
-for the 1-D column.
+for the 1-D column; the periodic response of an R || C contact to a rectangular pulse train (an
+exact piecewise-exponential solution) for the waveform path and its heat.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import numpy as np
 __all__ = [
     "disk_half_space_resistance",
     "disk_on_grounded_slab_resistance",
+    "rc_contact_mean_power",
     "rc_contact_periodic_voltage",
     "series_resistance",
 ]
@@ -52,16 +54,35 @@ def series_resistance(
     return sum(h / s for h, s in layers) / area_m2 + contact_ohm_m2 / area_m2
 
 
+def _rc_pieces(waveform: Any, peak_A: float, contact_ohm: float, contact_F: float) -> list[tuple[float, float, float, float]]:
+    """(t0, t1, i, v_c(t0)) of every constant-current piece of one period, periodic steady state.
+
+    On a piece the contact voltage relaxes exponentially, v_c(t) = R_c i + (v_c(t0) - R_c i)
+    exp(-(t - t0)/tau), tau = R_c C_c. Composing the pieces over one period gives
+    v_c(T) = a v_c(0) + b with a = exp(-T/tau); periodicity fixes v_c(0) = b / (1 - a).
+    """
+    T = waveform.period_s
+    tau = contact_ohm * contact_F
+    edges = sorted({0.0, T, *(p for s, e, _ in waveform.phases() for p in (s, e) if p < T)})
+    pieces = [(a, b, float(waveform.sample(peak_A, 0.5 * (a + b)))) for a, b in itertools.pairwise(edges)]
+    starts = []
+    a_tot, b_tot = 1.0, 0.0  # v_c(end of piece) = a_tot v_c(0) + b_tot
+    for t0, t1, i in pieces:
+        starts.append((a_tot, b_tot))
+        decay = math.exp(-(t1 - t0) / tau)
+        a_tot, b_tot = a_tot * decay, b_tot * decay + contact_ohm * i * (1.0 - decay)
+    v0 = b_tot / (1.0 - a_tot)
+    return [(t0, t1, i, a0 * v0 + b0) for (t0, t1, i), (a0, b0) in zip(pieces, starts, strict=True)]
+
+
 def rc_contact_periodic_voltage(
     waveform: Any, peak_A: float, series_ohm: float, contact_ohm: float, contact_F: float, t_s: Any
 ) -> np.ndarray:
     """Analytic periodic steady state of V = R i + v_c across R in series with R_c || C_c.
 
     The pulse train is piecewise constant, so the contact voltage relaxes exponentially on each
-    piece: v_c(t) = R_c i_p + (v_c(t0) - R_c i_p) exp(-(t - t0)/tau), tau = R_c C_c. Composing
-    the pieces over one period gives v_c(T) = a v_c(0) + b with a = exp(-T/tau); periodicity
-    v_c(T) = v_c(0) fixes v_c(0) = b / (1 - a) in closed form. (Verification reference: an exact
-    time-domain solution, independent of the Fourier synthesis.)
+    piece (:func:`_rc_pieces`), in closed form. (Verification reference: an exact time-domain
+    solution, independent of the Fourier synthesis.)
 
     Args:
         waveform: a :class:`~emsim.models.waveforms.Waveform` without bursts or on/off.
@@ -74,23 +95,33 @@ def rc_contact_periodic_voltage(
     Returns:
         V(t) [V] at ``t_s``.
     """
-    T = waveform.period_s
     tau = contact_ohm * contact_F
-    # Breakpoints of the piecewise-constant current over one period.
-    edges = sorted({0.0, T, *(p for s, e, _ in waveform.phases() for p in (s, e) if p < T)})
-    pieces = [(a, b, float(waveform.sample(peak_A, 0.5 * (a + b)))) for a, b in itertools.pairwise(edges)]
-    starts = []
-    a_tot, b_tot = 1.0, 0.0  # v_c(end of piece) = a_tot v_c(0) + b_tot
-    for t0, t1, i in pieces:
-        starts.append((t0, a_tot, b_tot, i))
-        decay = math.exp(-(t1 - t0) / tau)
-        a_tot, b_tot = a_tot * decay, b_tot * decay + contact_ohm * i * (1.0 - decay)
-    v0 = b_tot / (1.0 - a_tot)
-    t = np.mod(np.asarray(t_s, dtype=float), T)
+    t = np.mod(np.asarray(t_s, dtype=float), waveform.period_s)
     out = np.empty_like(t)
-    for idx, (t0, a0, b0, i) in enumerate(starts):
-        t1 = pieces[idx][1]
+    for t0, t1, i, vc0 in _rc_pieces(waveform, peak_A, contact_ohm, contact_F):
         m = (t >= t0) & (t < t1)
-        vc0 = a0 * v0 + b0
         out[m] = series_ohm * i + contact_ohm * i + (vc0 - contact_ohm * i) * np.exp(-(t[m] - t0) / tau)
     return out
+
+
+def rc_contact_mean_power(waveform: Any, peak_A: float, contact_ohm: float, contact_F: float) -> float:
+    """Mean power [W] over one period dissipated in R_c of an R_c || C_c contact, closed form.
+
+    On a piece of length D with v_c = a + b exp(-(t - t0)/tau) (a = R_c i, b = v_c(t0) - a),
+    integral of v_c^2 = a^2 D + 2 a b tau (1 - exp(-D/tau)) + b^2 tau/2 (1 - exp(-2D/tau));
+    the mean power is the sum over the pieces of that integral / (R_c T). The capacitance
+    dissipates nothing.
+
+    Args:
+        waveform: a :class:`~emsim.models.waveforms.Waveform` without bursts or on/off.
+        peak_A: peak current [A].
+        contact_ohm: contact resistance R_c [ohm].
+        contact_F: contact capacitance C_c [F].
+    """
+    tau = contact_ohm * contact_F
+    energy = 0.0
+    for t0, t1, i, vc0 in _rc_pieces(waveform, peak_A, contact_ohm, contact_F):
+        d, a = t1 - t0, contact_ohm * i
+        b = vc0 - a
+        energy += a * a * d + 2 * a * b * tau * -math.expm1(-d / tau) + b * b * tau / 2 * -math.expm1(-2 * d / tau)
+    return energy / (contact_ohm * waveform.period_s)

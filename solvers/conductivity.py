@@ -4,12 +4,18 @@ r"""Conductivity (admittivity) tensors of every tagged volume of a case.
   sigma* = j w eps0 eps*(w) of the Gabriel 1996 Cole-Cole model; constant-conductivity materials
   are real at every frequency. Anisotropic layers split it about its geometric mean, along
   sigma sqrt(r(f)), across sigma / sqrt(r(f)) (:meth:`emsim.models.case.Layer.conductivity_tensor`).
-* Gel pads: the gel's (isotropic) value.
-* Contact sublayers (the lower part of a gel pad when its electrode has a contact impedance, of
-  thickness h): gel and stratum corneum in series along the pad's normal n,
-  sigma_n = h / (h / sigma_gel + 1 / y_c) with y_c = 1 / r_c (+ j w c_c when complex), and the
-  gel's value across it: S = sigma_gel (I - n n^T) + sigma_n n n^T. The normal resistance per
-  area h / sigma_n = h / sigma_gel + r_c is exact.
+* Gel pads without a contact impedance: the gel's (isotropic) value.
+* A gel pad of thickness t over a contact impedance is split in two (``emsim.meshes.patch``):
+  the lower *contact sublayer* of thickness h carries gel and stratum corneum in series along
+  the pad's normal n, sigma_n = h / (h / sigma_gel + 1 / y_c) with y_c = 1 / r_c (+ j w c_c when
+  complex), and conducts only across: the stratum corneum is an interface, so no current may
+  run sideways beneath it (a sideways path at the gel's conductivity would lay a sheet as
+  conductive as the skin on a thick saline sponge). Its sideways value is
+  :data:`SUBLAYER_SIDEWAYS_FRACTION` x sigma_n, negligible yet keeping the matrix well
+  conditioned. The gel above it carries the whole pad's sideways spreading: sigma_gel along n,
+  sigma_gel t / (t - h) across. So the normal resistance per area (t / sigma_gel + r_c) and the
+  gel's sideways sheet conductance (sigma_gel t) are both exact, and the contact acts as the
+  interface condition S grad phi . n = y_c (phi_gel - phi_skin) of a true contact.
 
 The pad normal comes from the mesh (:func:`pad_normals`: the mean unit normal of the skin facets
 under the pad, pointing into the pad), not from an assumed flat skin.
@@ -26,9 +32,11 @@ from ..meshes.patch import PatchMesh, contact_sublayer_fraction
 from ..models.case import Case
 from ..models.dispersion import GABRIEL_1996
 
-__all__ = ["conductivity_summary", "pad_normals", "volume_admittivities"]
+__all__ = ["SUBLAYER_SIDEWAYS_FRACTION", "conductivity_summary", "pad_normals", "volume_admittivities"]
 
 _Z = (0.0, 0.0, 1.0)
+#: Sideways over normal conductivity of a contact sublayer (an interface conducts only across).
+SUBLAYER_SIDEWAYS_FRACTION = 1e-3
 
 
 def volume_admittivities(
@@ -67,16 +75,20 @@ def volume_admittivities(
         if e.gel is None:
             continue
         s = value(e.gel.material)
-        out[f"gel:{e.name}"] = s * np.eye(3, dtype=dtype)
-        if e.contact is not None:
-            h = contact_sublayer_fraction * e.gel.thickness_m
-            y = 1.0 / e.contact.resistance_ohm_m2
-            if complex_valued and e.contact.capacitance_F_per_m2 is not None:
-                y = y + 1j * w * e.contact.capacitance_F_per_m2
-            n = np.asarray(normals.get(e.name, _Z), dtype=float)
-            nn = np.outer(n, n)
-            sigma_n = h / (h / s + 1.0 / y)
-            out[f"contact:{e.name}"] = np.asarray(s * (np.eye(3) - nn) + sigma_n * nn, dtype=dtype)
+        if e.contact is None:
+            out[f"gel:{e.name}"] = s * np.eye(3, dtype=dtype)
+            continue
+        t = e.gel.thickness_m
+        h = contact_sublayer_fraction * t
+        y = 1.0 / e.contact.resistance_ohm_m2
+        if complex_valued and e.contact.capacitance_F_per_m2 is not None:
+            y = y + 1j * w * e.contact.capacitance_F_per_m2
+        n = np.asarray(normals.get(e.name, _Z), dtype=float)
+        nn = np.outer(n, n)
+        across = np.eye(3) - nn
+        sigma_n = h / (h / s + 1.0 / y)
+        out[f"gel:{e.name}"] = np.asarray(s * nn + s * t / (t - h) * across, dtype=dtype)
+        out[f"contact:{e.name}"] = np.asarray(sigma_n * nn + SUBLAYER_SIDEWAYS_FRACTION * sigma_n * across, dtype=dtype)
     return out
 
 

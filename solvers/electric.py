@@ -7,7 +7,7 @@ channel, the deep face (phi = 0).
 
 Electrodes (:mod:`emsim.solvers.electrodes`): equipotential metal, a Dirichlet face on a gel pad
 or bare without contact, a Robin condition for a bare electrode with a contact impedance; under
-a gel pad the contact impedance is a *thin layer*, the contact sublayer (exact normal resistance,
+a gel pad the contact impedance is a *thin layer*, the contact sublayer, conducting only across it (exact normal resistance,
 verified by the 1-D column; it tends to the interface condition as h / (pad size) -> 0).
 
 Current control by linearity (lead fields). One matrix is assembled and one preconditioner set
@@ -257,6 +257,22 @@ class ElectricProblem:
             integrand = ufl.inner(self._S[name] * ufl.grad(phi_a), ufl.grad(phi_b))
             form = fem.form(integrand * self.dx(self.patch.volumes[name]))
             out[name] = self.comm.allreduce(fem.assemble_scalar(form))
+        return out
+
+    def robin_power(self, a: ChannelSolution, b: ChannelSolution) -> dict[str, float]:
+        """Integral of G (V_a - phi_a)(V_b - phi_b) over each bare electrode's contact [W for V^2].
+
+        The heat dissipated in the stratum corneum of a bare electrode with a contact impedance,
+        by ``contact:E``.
+        """
+        from dolfinx import fem
+
+        out = {}
+        for name, G in self.robin.items():
+            dva = a.electrode_potentials_V[name] - a.potential
+            dvb = b.electrode_potentials_V[name] - b.potential
+            form = fem.form(G * dva * dvb * self.ds(self.electrodes.surface(name)))
+            out[f"contact:{name}"] = self.comm.allreduce(fem.assemble_scalar(form))
         return out
 
     def close(self) -> None:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import SolverError
 from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from .electric import ChannelSolution, ElectricProblem
@@ -29,12 +30,15 @@ from .skin import (
     DiscAverage,
     gather_facets,
     skin_facets,
-    weighted_percentile,
 )
 
-__all__ = ["ElectricLeadField", "ElectricMetrics", "cell_volumes", "target_layers"]
+__all__ = ["CONSERVATION_TOLERANCE", "ElectricLeadField", "ElectricMetrics", "cell_volumes", "target_layers"]
 
 _PEAK = f"averaged over a disc of radius {PEAK_AVERAGING_RADIUS_M * 1e3:g} mm"
+
+#: Largest relative current-conservation error a solution may have: above it the linear solve
+#: is not converged enough for its numbers to be trusted, and the case stops with an error.
+CONSERVATION_TOLERANCE = 1e-6
 
 
 @dataclass(frozen=True)
@@ -59,7 +63,8 @@ class ElectricMetrics:
     )  # fmt: skip
     skin_current_density_peak_location_m: Sequence[float] = metric("m", "centre [x, y, z] of the disc of the peak")
     skin_current_density_p99_A_per_m2: float = metric(
-        "A/m^2", "area-weighted 99th percentile of the normal current density under the electrodes",
+        "A/m^2", f"area-weighted 99th percentile under the electrodes of the normal current density {_PEAK} "
+        "(the peak's averages, so never above the peak)",
         label="skin J p99 under pads",
     )  # fmt: skip
     skin_current_density_mean_A_per_m2: Mapping[str, Any] = metric(
@@ -71,8 +76,11 @@ class ElectricMetrics:
     muscle_field_mean_V_per_m: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
         "V/m", "volume-weighted mean of |E| over the target muscle", label="muscle |E| mean"
     )
-    total_joule_power_W: float = metric("W", "integral of E . S E over every volume", label="Joule power")
-    layer_joule_power_W: Mapping[str, Any] = metric("W", "integral of E . S E over each volume (layers by label)")
+    total_joule_power_W: float = metric("W", "sum of layer_joule_power_W: the power the electrodes deliver", label="Joule power")
+    layer_joule_power_W: Mapping[str, Any] = metric(
+        "W", "integral of E . S E over each volume (layers by label), and G (V_e - phi)^2 over each bare "
+        "electrode's contact (contact:E)",
+    )  # fmt: skip
     current_conservation_error: float = metric(
         "-", "max over channels of max(|I_anode - I|, |I_return - I|) / I, consistent fluxes of the final field",
         label="current conservation error",
@@ -166,16 +174,24 @@ class ElectricLeadField:
         parts = comm.allgather((local_e, vol[cells]))
         muscle_e = np.concatenate([p[0] for p in parts])
         muscle_v = np.concatenate([p[1] for p in parts])
-        power: dict[str, np.ndarray] = {name: np.zeros((len(sols), len(sols))) for name in problem.sigma}
+        power: dict[str, np.ndarray] = {}
         for i, a in enumerate(sols):
             for j in range(i, len(sols)):
-                for name, p in problem.volume_power(a.potential, sols[j].potential).items():
+                pair = problem.volume_power(a.potential, sols[j].potential) | problem.robin_power(a, sols[j])
+                for name, p in pair.items():
+                    power.setdefault(name, np.zeros((len(sols), len(sols))))
                     power[name][i, j] = power[name][j, i] = p
         conservation = []
         for ch, sol in zip(chans, sols, strict=True):
             delivered = sum(sol.electrode_currents_A[n] for n in ch.anode)
             returned = -sol.ground_current_A if ch.grounded else -sum(sol.electrode_currents_A[n] for n in ch.cathode)
-            conservation.append(max(abs(delivered - 1.0), abs(returned - 1.0)))
+            error = max(abs(delivered - 1.0), abs(returned - 1.0))
+            if not error <= CONSERVATION_TOLERANCE:
+                raise SolverError(
+                    f"case {case.name}: channel {ch.name} conserves current only to {error:.2e} (tolerance "
+                    f"{CONSERVATION_TOLERANCE:g}); tighten [solver] rtol or use method = \"mumps\""
+                )
+            conservation.append(error)
         index = {n: i for i, n in enumerate(names)}
         return cls(
             electrodes=names,
@@ -253,7 +269,7 @@ class ElectricLeadField:
             electrode_current_A=dict(zip(self.electrodes, (self.currents_A_per_A @ current).tolist(), strict=True)),
             skin_current_density_peak_A_per_m2=peak,
             skin_current_density_peak_location_m=[float(c) + 0.0 for c in where],
-            skin_current_density_p99_A_per_m2=weighted_percentile(jn[covered], self.skin_areas_m2[covered], 99.0),
+            skin_current_density_p99_A_per_m2=self.disc.percentile(jn, covered, 99.0),
             skin_current_density_mean_A_per_m2=mean,
             muscle_field_max_V_per_m=e_max,
             muscle_field_mean_V_per_m=e_mean,

@@ -189,6 +189,7 @@ class DiscAverage:
         from scipy.spatial import cKDTree
 
         self.points_m = np.asarray(centroids_m, dtype=float)
+        self.areas_m2 = np.asarray(areas_m2, dtype=float)
         n = len(self.points_m)
         if n == 0 or not np.any(carries):
             self.centres = np.zeros(0, dtype=np.int64)
@@ -214,6 +215,18 @@ class DiscAverage:
         means = self.matrix @ values
         best = int(np.argmax(means))
         return float(means[best]), self.points_m[self.centres[best]]
+
+    def percentile(self, values: np.ndarray, where: np.ndarray, q: float) -> float:
+        """Area-weighted q-th percentile of the disc averages centred on the facets ``where``.
+
+        The same averages as :meth:`peak`, so the percentile is never above the peak.
+        """
+        keep = where[self.centres]
+        if not keep.any():
+            return 0.0
+        means = (self.matrix @ values)[keep]
+        area = self.areas_m2[self.centres[keep]]
+        return weighted_percentile(means, area, q)
 
     def peaks(self, values: np.ndarray) -> np.ndarray:
         """Largest disc average of each column of ``values`` (n, m): (m,) array."""

@@ -125,6 +125,31 @@ class Synthesis:
         base = self.spec.c0 * (X0.real if self.spec.need_dc else Xref)
         return self.r[:, None] * Xref[None, :] + base[None, :] + 2 * (self.weights @ X).real
 
+    def power_weights(self, mean_square: float) -> np.ndarray:
+        """Weights w_s of the samples (the d.c. one first) for the mean of a product over a period.
+
+        For responses A, B with sampled transfers A_s, B_s, the mean over one period of a(t) b(t)
+        at unit peak current is sum_s w_s Re(A_s conj(B_s)): the two-sided sum
+        c_0^2 A_0 B_0 + 2 sum_k |c_k|^2 Re(A_k conj(B_k)) with the transfers interpolated by the
+        cubic spline in log f, and the harmonics beyond N at f_N (their weight is the unit
+        train's ``mean_square`` less the harmonics kept, by Parseval).
+        """
+        spec = self.spec
+        if spec.dc_shape:
+            return np.array([1.0])
+        cardinal = _spline(self.x, np.eye(len(self.x)))
+        w = np.zeros(len(self.x))
+        chunk = 65536
+        for k0 in range(0, spec.n_harmonics, chunk):
+            k = np.arange(k0 + 1, min(k0 + chunk, spec.n_harmonics) + 1)
+            w += 2 * (np.abs(spec.ck[k - 1]) ** 2) @ cardinal(np.log(k / spec.period_s)).real
+        kept = spec.c0**2 + 2 * float(np.sum(np.abs(spec.ck) ** 2))
+        w[-1] += max(mean_square - kept, 0.0)
+        if spec.need_dc:
+            return np.concatenate([[spec.c0**2], w])
+        w[0] += spec.c0**2  # a negligible d.c. part, at the lowest sample
+        return w
+
     def interpolation_error(self, H: np.ndarray) -> float:
         """Relative error estimate of the transfer spline (every other sample left out)."""
         if self.spec.dc_shape:

@@ -35,6 +35,7 @@ from ..errors import InputError, SolverError
 from ..meshes.patch import PatchMesh
 from ..models.case import Case, ThermalSettings
 from .electric import ChannelSolution, ElectricProblem
+from .heat import CycleHeat
 from .pennes import PennesProblem, cem43_rate
 from .records import metric
 
@@ -411,12 +412,18 @@ def session_heating(
     problem: ElectricProblem,
     solution: ChannelSolution,
     *,
+    heat: CycleHeat | None = None,
     progress: Progress = _nothing,
 ) -> ThermalResult:
-    """Heat the case's patch over its session with the time-averaged Joule heat of ``solution``.
+    """Heat the case's patch over its session with the cycle-averaged Joule heat.
 
-    Steps: the Joule heat ``(I_rms / I)^2 grad(phi) . S grad(phi)`` (plus the contact-film heat
-    of bare electrodes), the basal steady state (no current), the steady state with current
+    Steps: the Joule heat, the basal steady state (no current), the steady state with current
+    (only to choose the probe nodes of :meth:`ThermalResult.at`), then BDF2 over
+    ``case.thermal.session_s`` from the basal state. The Joule heat is ``heat`` at the case's
+    currents when given (a waveform case: from the waveform's own spectrum through the
+    dispersive tissues and the capacitive contact, :mod:`emsim.solvers.heat`), else the d.c.
+    ``(I_rms / I)^2 grad(phi) . S grad(phi)`` of ``solution`` (plus the contact-film heat of bare
+    electrodes). The steady state with current
     (only to choose the probe nodes of :meth:`ThermalResult.metrics_at`), then BDF2 over
     ``case.thermal.session_s`` from the basal state.
 
@@ -437,6 +444,7 @@ def session_heating(
         patch: its tagged mesh.
         problem: the solved electric problem (conductivities, contact films).
         solution: the channel solution at the case's currents.
+        heat: the waveform's cycle-averaged heat per channel pair, or None (d.c. heat).
         progress: called with short texts as the steps go.
 
     Returns:
@@ -449,7 +457,10 @@ def session_heating(
     settings = case.thermal or ThermalSettings()
     comm = patch.mesh.comm
     factor, i_rms = joule_heat_factor(case)
-    source, surface = _joule_sources(problem, solution, factor)
+    if heat is not None:
+        source, surface = heat.sources(patch, np.array([c.current_A for c in case.channels]))
+    else:
+        source, surface = _joule_sources(problem, solution, factor)
     pennes = case_pennes_problem(case, patch, source=source, surface_sources=surface)
     progress(f"heating: basal state ({pennes.dofs} dofs, {pennes.method})")
     basal = pennes.steady_state(0.0)
@@ -513,6 +524,7 @@ def session_heating(
             "peak_current_A": case.channels[0].current_A,
             "rms_current_A": i_rms,
             "joule_heat_time_averaged_W": joule,
+            "joule_heat_from": "the waveform's spectrum (cycle mean)" if heat is not None else "d.c. field x (I_rms / I)^2",
             "h_W_per_m2K": settings.h_W_per_m2K,
             "air_temperature_C": settings.air_temperature_C,
             "core_temperature_C": settings.core_temperature_C,
@@ -536,6 +548,7 @@ def session_heating(
     Q0 = fem.functionspace(patch.mesh, ("DG", 0))
     joule_field = fem.Function(Q0, name="joule_heat_time_averaged_W_per_m3")
     joule_field.interpolate(fem.Expression(source, Q0.element.interpolation_points))
+    joule_field.name = "joule_heat_time_averaged_W_per_m3"
     skin_tags = [
         t for n, t in patch.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")
     ]

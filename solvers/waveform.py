@@ -31,45 +31,38 @@ J = S* E are synthesised over the whole period like the electrode potentials (se
 
 Linearity. Every quantity is held per unit peak current of each channel (the last axis), so
 that :meth:`WaveformLeadField.at` gives the metrics at any channel currents without a solve.
-Scope: the pulse train at the plateau of the on/off cycle (the envelope is slow against the
-pulses and scales the response; r.m.s. figures include it); the channels fire simultaneously
-and in phase with the case's waveform; the tissue and the skin contact are linear (Panescu
+Channels: simultaneous channels fire in phase and their fields add; interleaved channels (the
+default, as most stimulators do) never overlap, so each pulse quantity is the largest over the
+channels each alone, and powers and heat add without cross terms. Scope: the pulse train at the
+plateau of the on/off cycle (the envelope is slow against the pulses and scales the response;
+r.m.s. figures and the heat include it); the tissue and the skin contact are linear (Panescu
 1994: the skin is not, at high current density).
+
+The sweep that computes all this is :func:`emsim.solvers.waveform_sweep.waveform_response`.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..meshes.patch import PatchMesh
-from ..models.case import Case
 from . import activation as act
-from .electrodes import channel_potentials
-from .frequency import FrequencyProblem
-from .metrics import ElectricLeadField, cell_volumes
-from .points import locate_points, point_volumes
-from .presb import SweepState
+from .heat import CycleHeat
 from .records import Absent, metric
-from .skin import PEAK_AVERAGING_RADIUS_M, DiscAverage, gather_facets, skin_facets
-from .synthesis import MAX_HARMONICS, TRUNCATION_FACTOR, Spectrum, Synthesis
+from .skin import PEAK_AVERAGING_RADIUS_M, DiscAverage
 
 __all__ = [
     "DEFAULT_N_FREQUENCIES",
-    "MAX_HARMONICS",
-    "TRUNCATION_FACTOR",
     "ActivationMetrics",
     "TimeCourse",
     "WaveformLeadField",
     "WaveformMetrics",
     "pulse_instants",
-    "waveform_response",
 ]
 
 log = logging.getLogger(__name__)
@@ -117,6 +110,14 @@ class WaveformMetrics:
     current_rms_pulse_train_A: float = metric("A", "r.m.s. current of the pulse train at the plateau, first channel")
     probe_field_peak_V_per_m: Mapping[str, Any] = metric("V/m", "per [[probe]]: max over one period of |E(t)| at the point")
     probe_current_density_peak_A_per_m2: Mapping[str, Any] = metric("A/m^2", "per [[probe]]: max over one period of |J(t)|")
+    layer_joule_power_mean_W: Mapping[str, Any] = metric(
+        "W", "Joule power averaged over the whole cycle (pulses, gaps, bursts, on/off, ramps) from the "
+        "waveform's spectrum through the dispersive tissues and the capacitive contact, per volume label "
+        "and per bare electrode's contact (contact:E); interleaved channels add without cross terms",
+    )  # fmt: skip
+    joule_power_mean_W: float = metric(
+        "W", "sum of layer_joule_power_mean_W: the heat the session deposits per second", label="Joule power, cycle mean",
+    )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -178,6 +179,7 @@ class WaveformLeadField:
 
     Attributes:
         waveform: the case's waveform.
+        timing: ``"interleaved"`` or ``"simultaneous"`` channels.
         electrodes: electrode names; ``channels``: channel names.
         anode, cathode: per channel, the index of its first anode and cathode (-1: ground).
         times_s: uniform time grid over one period [s]; ``unit_current``: i(t) of a unit peak.
@@ -193,10 +195,13 @@ class WaveformLeadField:
         fibre: (n_cells, 3) fibre direction of each target-muscle cell; ``muscle_volumes_m3``.
         probes: probe names; ``probe_field_per_A``, ``probe_current_density_per_A``:
             (n_times, n_probes, 3, n_channels).
+        heat: the cycle-averaged Joule heat per channel pair.
         strength_duration: the activation threshold model.
+        method: how the sweep went (frequencies added, tolerance, harmonics).
     """
 
     waveform: Any
+    timing: str
     electrodes: tuple[str, ...]
     channels: tuple[str, ...]
     anode: tuple[int, ...]
@@ -219,23 +224,35 @@ class WaveformLeadField:
     probes: tuple[str, ...]
     probe_field_per_A: np.ndarray
     probe_current_density_per_A: np.ndarray
+    heat: CycleHeat
     strength_duration: act.StrengthDuration
+    method: Mapping[str, Any]
 
     def _current(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
         if isinstance(currents_A, Mapping):
             return np.array([float(currents_A.get(c, 0.0)) for c in self.channels])
         return np.asarray(currents_A, dtype=float).reshape(-1)
 
+    def groups(self, current: np.ndarray) -> list[np.ndarray]:
+        """The channel currents that are on together: all for simultaneous, one by one interleaved."""
+        if self.timing == "simultaneous" or len(current) == 1:
+            return [current]
+        return [np.where(np.arange(len(current)) == c, current, 0.0) for c in range(len(current))]
+
     def time_course(self, currents_A: Mapping[str, float] | Sequence[float]) -> TimeCourse:
-        """The periodic steady state over one period at channel (peak) currents [A]."""
+        """The periodic steady state over one period at channel (peak) currents [A].
+
+        Interleaved channels: each channel's voltage is its own response (the channels' pulses
+        never overlap); electrode potentials are those of all channels in phase, a bound.
+        """
         current = self._current(currents_A)
         V = self.potentials_V_per_A @ current
         if self.cathode[0] >= 0:
             V = V - V[:, [self.cathode[0]]]
-        volt = {
-            ch: V[:, a] - (V[:, k] if k >= 0 else 0.0)
-            for ch, a, k in zip(self.channels, self.anode, self.cathode, strict=True)
-        }
+        volt = {}
+        for c, (ch, a, k) in enumerate(zip(self.channels, self.anode, self.cathode, strict=True)):
+            own = self.potentials_V_per_A[:, :, c] * current[c] if self.timing == "interleaved" else V
+            volt[ch] = own[:, a] - (own[:, k] if k >= 0 else 0.0)
         pe = self.probe_field_per_A @ current
         pj = self.probe_current_density_per_A @ current
         return TimeCourse(
@@ -248,8 +265,14 @@ class WaveformLeadField:
             pulse_duration_s=0.0 if self.waveform.shape == "dc" else self.waveform.phases()[-1][1],
         )
 
+    def skin_peak_by_instant(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+        """Disc-averaged skin peak [A/m^2] at each pulse instant (``instants_s``) at the currents."""
+        current = self._current(currents_A)
+        peaks = [self.disc.peaks(np.abs(self.skin_jn_per_A @ g).T) for g in self.groups(current)]
+        return np.max(peaks, axis=0)
+
     def muscle_field(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
-        """(n_instants, n_cells, 3) target-muscle field [V/m] at the instants."""
+        """(n_instants, n_cells, 3) target-muscle field [V/m] at the instants (channels in phase)."""
         return self.muscle_field_per_A @ self._current(currents_A)
 
     def at(self, currents_A: Mapping[str, float] | Sequence[float]) -> tuple[WaveformMetrics, Any]:
@@ -270,18 +293,18 @@ class WaveformLeadField:
             for n, v in course.channel_voltage_V.items()
         }
         first = by_channel[self.channels[0]]
-        jn = np.abs(self.skin_jn_per_A @ current)  # (n_instants, n_facets)
-        peaks = self.disc.peaks(jn.T)
+        peaks = self.skin_peak_by_instant(current)
         at_peak = int(np.argmax(peaks))
         no_target = Absent("the case has no target muscle layer (a layer of the library's muscle)")
         if self.has_target and self.muscle_field_per_A.shape[1]:
-            E = self.muscle_field_per_A @ current
-            e_max = float(np.linalg.norm(E, axis=2).max())
-            af_max = float((self.muscle_af_per_A @ current).max())
+            e_max = max(float(np.linalg.norm(self.muscle_field_per_A @ g, axis=2).max()) for g in self.groups(current))
+            af_max = max(float((self.muscle_af_per_A @ g).max()) for g in self.groups(current))
         else:
             e_max = af_max = no_target
         probes = {p: float(np.linalg.norm(e, axis=1).max()) for p, e in course.probe_field_V_per_m.items()}
         probes_j = {p: float(np.linalg.norm(j, axis=1).max()) for p, j in course.probe_current_density_A_per_m2.items()}
+        heat = self.heat.layer_power_W(current)
+        no_probe = Absent("the case has no [[probe]]")
         metrics = WaveformMetrics(
             waveform_shape=w.shape,
             electrode_voltage_peak_V=first["electrode_voltage_peak_V"],
@@ -296,8 +319,10 @@ class WaveformLeadField:
             net_charge_per_period_C=w.net_charge_per_period_C(i0),
             current_rms_A=w.rms(i0),
             current_rms_pulse_train_A=w.rms_pulse_train(i0),
-            probe_field_peak_V_per_m=probes if self.probes else Absent("the case has no [[probe]]"),
-            probe_current_density_peak_A_per_m2=probes_j if self.probes else Absent("the case has no [[probe]]"),
+            probe_field_peak_V_per_m=probes if self.probes else no_probe,
+            probe_current_density_peak_A_per_m2=probes_j if self.probes else no_probe,
+            layer_joule_power_mean_W=heat,
+            joule_power_mean_W=sum(heat.values()),
         )
         return metrics, self._activation(current)
 
@@ -307,8 +332,11 @@ class WaveformLeadField:
             return Absent("the case has no target muscle layer (a layer of the library's muscle)")
         if w.shape == "dc":
             return Absent("a d.c. waveform has no pulse width for the strength-duration threshold")
-        E = self.muscle_field_per_A @ current
-        ef = np.max(np.abs(np.einsum("icj,cj->ic", E, self.fibre)), axis=0)
+        # A cell is activated when any firing group drives its fibre field over the threshold.
+        ef = np.max([
+            np.max(np.abs(np.einsum("icj,cj->ic", self.muscle_field_per_A @ g, self.fibre)), axis=0)
+            for g in self.groups(current)
+        ], axis=0)  # fmt: skip
         threshold = self.strength_duration.threshold_field_V_per_m(w.pulse_width_s)
         per_A = ef / current[0]
         v = self.muscle_volumes_m3
@@ -330,7 +358,9 @@ class WaveformLeadField:
             "truncation_frequency_Hz": self.n_harmonics / T if w.shape != "dc" else 0.0,
             "time_step_s": float(t[1] - t[0]) if len(t) > 1 else 0.0,
             "interpolation_error_estimate": self.interpolation_error,
+            **self.method,
             "pulse_instants_s": self.instants_s.tolist(),
+            "channel_timing": self.timing,
             "activation_model": {
                 "model": self.strength_duration.model,
                 "rheobase_field_V_per_m": self.strength_duration.rheobase_field_V_per_m,
@@ -338,162 +368,3 @@ class WaveformLeadField:
                 "note": "field thresholds are estimates (factor 2); see emsim.solvers.activation",
             },
         }
-
-
-def waveform_response(
-    case: Case,
-    patch: PatchMesh,
-    *,
-    n_frequencies: int = DEFAULT_N_FREQUENCIES,
-    max_frequency_Hz: float | None = None,
-    strength_duration: act.StrengthDuration | None = None,
-    electric: ElectricLeadField | None = None,
-    progress: Callable[[str], None] | None = None,
-) -> WaveformLeadField:
-    """The case's periodic steady-state response to ``case.waveform``, per unit channel current.
-
-    Solves ``n_frequencies`` (+1 d.c. when the waveform has a d.c. component) frequency
-    problems, each set up (factorised) once for all its electrodes' unit solves; with a single
-    channel its cathodes stay at 0 V and need no unit solve.
-
-    Args:
-        case: the case; ``case.waveform`` must be set.
-        patch: its tagged mesh.
-        n_frequencies: number of sampled frequencies (>= 7).
-        max_frequency_Hz: truncation frequency f_N (default 500 / shortest phase).
-        strength_duration: the activation threshold model (default one).
-        electric: the d.c. lead field, whose skin-peak operator is reused (built when None).
-        progress: optional callable taking a short text.
-    """
-    w = case.waveform
-    if w is None:
-        raise InputError("waveform", None, "the case has no [waveform]")
-    if isinstance(n_frequencies, bool) or not isinstance(n_frequencies, int) or n_frequencies < 7:
-        # 7: the error estimate fits a cubic spline through every other sample (>= 4 points).
-        raise InputError("n_frequencies", n_frequencies, "must be an integer >= 7")
-    sd = strength_duration or act.StrengthDuration()
-    names = [e.name for e in case.electrodes]
-    channels = case.channels
-    spec = Spectrum.of(w, n_frequencies, max_frequency_Hz)
-    # With one channel its cathodes stay at 0 V: their unit fields are never needed.
-    held = set(channels[0].cathode) if len(channels) == 1 else set()
-    needed = [n for n in names if n not in held]
-
-    directions = act.fibre_directions(case)
-    tags = patch.cell_tags
-    n_owned = patch.mesh.topology.index_map(3).size_local
-    muscle_cells = np.concatenate(
-        [tags.find(patch.volumes[f"layer:{m}"]) for m in directions] or [np.empty(0, np.int32)]
-    )
-    muscle_cells = np.sort(muscle_cells[muscle_cells < n_owned])
-    fibre_of_cell = np.zeros((len(muscle_cells), 3))
-    for label, f in directions.items():
-        fibre_of_cell[np.isin(muscle_cells, tags.find(patch.volumes[f"layer:{label}"]))] = f
-    probe_points = np.array([p.point_m for p in case.probes], dtype=float).reshape(-1, 3)
-    probe_cells = locate_points(patch.mesh, probe_points) if len(probe_points) else np.empty(0, np.int32)
-    probe_volumes = point_volumes(patch, probe_cells) if len(probe_points) else []
-    robin_names = {e.name for e in case.electrodes if e.gel is None and e.contact is not None}
-    skin = skin_facets(case, patch, robin_names)
-    robin_pts, robin_cells, robin_owner = skin.robin_points()
-
-    H, Em, Af, Jn, P = [], [], [], [], []
-    sweep = SweepState()  # one matrix, preconditioner and KSP for all samples
-    for i, f in enumerate(spec.samples_Hz):
-        if progress:
-            progress(f"frequency {i + 1}/{len(spec.samples_Hz)}: {f:.4g} Hz")
-        prob = FrequencyProblem(case, patch, f, sweep=sweep)
-        Y = prob.admittance(needed)
-        h_c, em_c, af_c, jn_c, p_c = [], [], [], [], []
-        for ch in channels:
-            h = channel_potentials(Y, names, ch, 1.0)
-            phi = prob.combine(h)
-            E, J = prob.cell_fields(phi)
-            flux = None
-            if len(robin_pts):
-                values = np.asarray(phi.eval(robin_pts, robin_cells)).reshape(-1, 2)
-                phi_c = values[:, 0] + 1j * values[:, 1]
-                hv = dict(zip(names, h, strict=True))
-                flux = np.array([prob.robin[o] * (hv[o] - p) for o, p in zip(robin_owner, phi_c, strict=True)])
-            jn_c.append(skin.normal_current_density(J, flux))
-            af = np.zeros(E.shape[0], dtype=complex)
-            if directions:
-                af = act.fibre_second_derivative(patch, phi[0], directions) + 1j * act.fibre_second_derivative(
-                    patch, phi[1], directions
-                )
-            if len(probe_points):
-                pe, pj = prob.point_fields(phi, probe_points, probe_cells, probe_volumes)
-                p_c.append(np.concatenate([pe.ravel(), pj.ravel()]))
-            else:
-                p_c.append(np.zeros(0, dtype=complex))
-            h_c.append(h)
-            em_c.append(E[muscle_cells])
-            af_c.append(af[muscle_cells])
-        H.append(np.stack(h_c, axis=-1))
-        Em.append(np.stack(em_c, axis=-1))
-        Af.append(np.stack(af_c, axis=-1))
-        Jn.append(np.stack(jn_c, axis=-1))
-        P.append(np.stack(p_c, axis=-1))
-        prob.close()
-    sweep.close()
-
-    n_c, n_s = len(channels), len(spec.samples_Hz)
-    instants = np.array([0.0]) if spec.dc_shape else pulse_instants(w)
-    syn = Synthesis(spec, w, instants)
-
-    def split(stack: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray | None]:
-        X = np.array(stack).reshape(n_s, -1)
-        return (X[1:], X[0]) if spec.need_dc else (X, None)
-
-    Hs, H0 = split(H)
-    Ps, P0 = split(P)
-    series, i_unit = syn.series(np.concatenate([Hs, Ps], axis=1), None if H0 is None else np.concatenate([H0, P0]))
-    n_t = len(series)
-    potentials = series[:, : Hs.shape[1]].reshape(n_t, len(names), n_c)
-    probe_series = series[:, Hs.shape[1] :].reshape(n_t, 2, len(case.probes), 3, n_c)
-    err = syn.interpolation_error(Hs if not spec.dc_shape else H0[None, :])
-
-    def instants_of(stack: list[np.ndarray]) -> np.ndarray:
-        X, X0 = split(stack)
-        shape = stack[0].shape
-        return syn.at_instants(X if X is not None else X0[None, :], X0).reshape(len(instants), *shape)
-
-    jn_local = instants_of(Jn)  # (n_instants, n_local_facets, n_c)
-    em_local = instants_of(Em)  # (n_instants, n_cells, 3, n_c)
-    af_local = instants_of(Af)
-    comm = patch.mesh.comm
-    _, area, _, jn_all = gather_facets(comm, skin, np.moveaxis(jn_local, 1, 0))
-    jn_all = np.moveaxis(jn_all, 0, 1)
-    vol = cell_volumes(patch)
-    parts = comm.allgather((em_local, af_local, fibre_of_cell, vol[muscle_cells]))
-    disc = electric.disc if electric is not None else None
-    if disc is None:
-        tri, area, _, carries = gather_facets(comm, skin, np.any(jn_local != 0, axis=(0, 2)))
-        disc = DiscAverage(tri.mean(axis=1), area, carries, PEAK_AVERAGING_RADIUS_M)
-    index = {n: i for i, n in enumerate(names)}
-    transfer = np.array(H).reshape(n_s, len(names), n_c)
-    return WaveformLeadField(
-        waveform=w,
-        electrodes=tuple(names),
-        channels=tuple(ch.name for ch in channels),
-        anode=tuple(index[ch.anode[0]] for ch in channels),
-        cathode=tuple(-1 if ch.grounded else index[ch.cathode[0]] for ch in channels),
-        times_s=syn.t,
-        unit_current=i_unit,
-        potentials_V_per_A=potentials,
-        sample_frequencies_Hz=np.array(spec.samples_Hz),
-        transfer_V_per_A=transfer,
-        n_harmonics=spec.n_harmonics,
-        interpolation_error=err,
-        instants_s=instants,
-        skin_jn_per_A=jn_all,
-        disc=disc,
-        muscle_field_per_A=np.concatenate([p[0] for p in parts], axis=1),
-        muscle_af_per_A=np.concatenate([p[1] for p in parts], axis=1),
-        fibre=np.concatenate([p[2] for p in parts]),
-        muscle_volumes_m3=np.concatenate([p[3] for p in parts]),
-        has_target=bool(directions),
-        probes=tuple(p.name for p in case.probes),
-        probe_field_per_A=probe_series[:, 0],
-        probe_current_density_per_A=probe_series[:, 1],
-        strength_duration=sd,
-    )

@@ -78,7 +78,7 @@ def solve_case(
     timings["postprocess_s"] = time.perf_counter() - t1
     waveform = None
     if case.waveform is not None:
-        from ..solvers.waveform import waveform_response
+        from ..solvers.waveform_sweep import waveform_response
 
         progress("waveform response (frequency sweep)")
         t1 = time.perf_counter()
@@ -92,7 +92,8 @@ def solve_case(
 
         progress("heating (Pennes bioheat over the session)")
         t1 = time.perf_counter()
-        thermal = session_heating(case, patch, problem, problem.solve(), progress=progress)
+        heat = waveform.heat if waveform is not None else None
+        thermal = session_heating(case, patch, problem, problem.solve(), heat=heat, progress=progress)
         timings["thermal_s"] = time.perf_counter() - t1
     solver = {
         "method": problem.method,

@@ -71,6 +71,34 @@ def disk_on_slab_case(
     return parse_case(table), analytic.disk_on_grounded_slab_resistance(sigma_S_per_m, radius_m, depth_m)
 
 
+def pad_interface_case(*, gel: bool, quality: str = "default", size_factor: float = 1.0) -> Case:
+    """A disk on a grounded slab with a skin contact, with or without a near-perfect gel pad.
+
+    With ``gel`` the electrode sits on a 1 mm pad of 1000 S/m gel over the contact (the
+    thin-layer contact sublayer); without, it is bare with the same contact (the Robin
+    condition, an exact interface). A near-perfect gel is equipotential, so both must give the
+    same resistance; any sideways path beneath the contact would short it toward an ideal disk.
+    r_c sigma / a = 0.6: the contact neither dominates nor vanishes, so the distribution of the
+    current under the pad, and the resistance, depend on it.
+    """
+    table = {
+        "name": "verify-pad-interface" + ("-gel" if gel else "-bare"),
+        "patch": {"width_mm": 100.0, "length_mm": 100.0},
+        "material": {
+            "bath": {"conductivity_S_per_m": 0.25, "electrical_source": "verification"},
+            "metal_gel": {"conductivity_S_per_m": 1000.0, "electrical_source": "verification"},
+        },
+        "layer": [{"tissue": "bath", "thickness_mm": 20.0}],
+        "electrode": [{"name": "disk", "shape": "disk", "diameter_mm": 10.0, "center_mm": [0.0, 0.0],
+                       "contact": {"resistance_ohm_cm2": 120.0, "capacitance_uF_per_cm2": 0.0}}],
+        "channel": {"anode": "disk", "cathode": "ground", "current_mA": 1.0},
+        "mesh": {"quality": quality, "size_factor": size_factor, "degree": 2},
+    }
+    if gel:
+        table["electrode"][0]["gel"] = {"material": "metal_gel", "thickness_mm": 1.0}
+    return parse_case(table)
+
+
 def column_case(*, gel: bool = True, quality: str = "default", size_factor: float = 1.0) -> tuple[Case, float]:
     """1-D column: an electrode over the whole top face of a layered patch, bottom grounded.
 
@@ -157,7 +185,7 @@ def _rc_column(quality: str, comm) -> list[VerificationRow]:
 
     from ..meshes.patch import build_patch_mesh
     from ..solvers.analytic import rc_contact_periodic_voltage
-    from ..solvers.waveform import waveform_response
+    from ..solvers.waveform_sweep import waveform_response
 
     case, r_tissue, r_contact, c_contact = rc_column_case(gel=True)
     current = case.channels[0].current_A
@@ -167,6 +195,19 @@ def _rc_column(quality: str, comm) -> list[VerificationRow]:
     err = float(np.max(np.abs(v - ref)) / np.max(np.abs(ref)))
     quantity = "peak electrode voltage [V]; error = max|V(t) - V_ref(t)| / max|V_ref|"
     return [VerificationRow(case.name, quantity, float(np.max(np.abs(v))), float(np.max(np.abs(ref))), err, 0.01)]
+
+
+def _rc_heat(quality: str, comm) -> list[VerificationRow]:
+    from ..meshes.patch import build_patch_mesh
+    from ..solvers.analytic import rc_contact_mean_power
+    from ..solvers.waveform_sweep import waveform_response
+
+    case, _, r_contact, c_contact = rc_column_case(gel=False)
+    current = case.channels[0].current_A
+    metrics, _ = waveform_response(case, build_patch_mesh(case, comm)).at([current])
+    ref = rc_contact_mean_power(case.waveform, current, r_contact, c_contact)
+    quantity = "cycle-mean heat in the R || C contact [W] (waveform spectrum)"
+    return [_row("column-rc-heat", quantity, metrics.layer_joule_power_mean_W["contact:E"], ref, 0.01)]
 
 
 def _disk(quality: str, comm) -> list[VerificationRow]:
@@ -199,12 +240,24 @@ def _conservation(case: str, res) -> VerificationRow:
     return VerificationRow(case, "current conservation [-]", err, 0.0, err, 1e-8)
 
 
+def _pad_interface(quality: str, comm) -> list[VerificationRow]:
+    from .run import solve_case
+
+    results = {gel: solve_case(pad_interface_case(gel=gel, quality=quality), comm=comm) for gel in (True, False)}
+    pad, bare = (results[g].metrics.electric.impedance_ohm for g in (True, False))
+    tol = {"coarse": 0.02, "default": 0.01, "fine": 0.005}[quality]
+    quantity = "resistance [ohm], gel-pad thin layer vs the bare Robin interface"
+    return [_row("pad-contact-interface", quantity, pad, bare, tol), _conservation("pad-contact-interface", results[True])]
+
+
 #: Verification cases by name: each returns rows for a mesh quality.
 VERIFICATION_CASES: dict[str, Callable] = {
     "column-gel": _column(True),
     "column-bare": _column(False),
     "column-rc-waveform": _rc_column,
+    "column-rc-heat": _rc_heat,
     "disk-on-slab": _disk,
+    "pad-contact-interface": _pad_interface,
 }
 
 

@@ -12,7 +12,7 @@ from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case
 from emsim.solvers import activation as act
-from emsim.solvers.waveform import waveform_response
+from emsim.solvers.waveform_sweep import waveform_response
 from emsim.studies.run import solve_case
 
 

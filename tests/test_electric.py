@@ -204,3 +204,26 @@ def test_metrics_report_the_along_and_across_conductivities_used():
     assert used["ratio"] == pytest.approx(5.0, rel=1e-6)
     assert used["along_S_per_m"] == pytest.approx(0.4516, rel=1e-3)
     assert used["across_S_per_m"] == pytest.approx(0.09032, rel=1e-3)
+
+
+def test_a_gel_pad_over_a_contact_acts_as_the_interface_condition_of_the_bare_robin_electrode():
+    """Issue 8.7: the contact sublayer conducts only across (no sideways sheet under the contact).
+
+    A near-perfect gel is equipotential: the pad and the bare Robin electrode with the same
+    contact must agree (measured 0.2 % at coarse); a sideways path at the gel's conductivity
+    beneath the contact gave 4.7 % less.
+    """
+    from emsim.studies.verification import pad_interface_case
+
+    pad = solve_case(pad_interface_case(gel=True, quality="coarse")).metrics.electric.impedance_ohm
+    bare = solve_case(pad_interface_case(gel=False, quality="coarse")).metrics.electric.impedance_ohm
+    assert pad == pytest.approx(bare, rel=0.01)
+
+
+def test_a_current_conservation_error_above_tolerance_stops_the_case_naming_it():
+    from emsim.errors import SolverError
+
+    table = small_cheek_table(size_factor=3.0)
+    table["solver"] = {"method": "cg-gamg", "rtol": 1e-3}  # a loose, allowed tolerance
+    with pytest.raises(SolverError, match=f"case {table['name']}: channel 1 conserves current only to"):
+        solve_case(parse_case(table))

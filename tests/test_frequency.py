@@ -15,7 +15,7 @@ from emsim.solvers.electric import ElectricProblem
 from emsim.solvers.electrodes import channel_potentials
 from emsim.solvers.frequency import FrequencyProblem
 from emsim.solvers.points import locate_points, point_gradients, point_volumes
-from emsim.solvers.waveform import waveform_response
+from emsim.solvers.waveform_sweep import waveform_response
 
 from conftest import small_cheek_table
 
@@ -342,3 +342,54 @@ def test_bad_probe_is_an_input_error_naming_the_field(probes, field):
     with pytest.raises(InputError) as err:
         parse_case(table)
     assert err.value.field == field
+
+
+def test_first_phase_peak_after_a_quiet_interval_is_the_dc_peak_without_contact_resistance():
+    """A capacitive contact is a short at t = 0+: the current crowds at the pad rim then."""
+    import dataclasses
+
+    from emsim.solvers.metrics import ElectricLeadField
+
+    table = _resistive_two_pad_case()
+    for e in table["electrode"]:
+        e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}  # tau = 45 us
+    table["waveform"] = {"shape": "biphasic_symmetric", "pulse_width_us": 200.0, "frequency_Hz": 20.0,
+                         "interphase_gap_us": 50.0}  # 50 ms of quiet between pulses  # fmt: skip
+    case = parse_case(table)
+    patch = build_patch_mesh(case)
+    lead = waveform_response(case, patch, n_frequencies=24)
+    first = lead.instants_s < 200e-6
+    pulse_peak = lead.skin_peak_by_instant([0.01])[first].max()
+    shorted = dataclasses.replace(case, electrodes=tuple(
+        dataclasses.replace(e, contact=dataclasses.replace(e.contact, resistance_ohm_m2=1e-12)) for e in case.electrodes
+    ))  # fmt: skip
+    dc = ElectricProblem(shorted, patch)
+    no_contact = ElectricLeadField.build(dc, dc.channel_unit_solutions()).at([0.01]).skin_current_density_peak_A_per_m2
+    with_contact = ElectricProblem(case, patch)
+    resistive = ElectricLeadField.build(with_contact, with_contact.channel_unit_solutions()).at([0.01])
+    assert pulse_peak == pytest.approx(no_contact, rel=0.02)
+    # The d.c. peak with the contact resistance (what mid-phase sampling reported) is far lower.
+    assert resistive.skin_current_density_peak_A_per_m2 < 0.8 * pulse_peak
+    metrics, _ = lead.at([0.01])
+    assert metrics.skin_current_density_peak_pulse_time_s < 1e-6  # at the very start of a phase
+
+
+@pytest.mark.parametrize("gel", [False, True], ids=["bare-robin-contact", "gel-thin-layer-contact"])
+def test_cycle_mean_heat_in_the_rc_column_is_the_closed_form_periodic_rc_power(gel):
+    """Issue 8.3: the heat comes from the waveform's spectrum through the capacitive contact."""
+    from emsim.solvers.analytic import rc_contact_mean_power
+
+    case = parse_case(column_table(gel=gel, waveform=BIPHASIC))
+    lead = waveform_response(case, build_patch_mesh(case), n_frequencies=24)
+    metrics, _ = lead.at([0.01])
+    heat = metrics.layer_joule_power_mean_W
+    mean_i2 = case.waveform.rms(0.01) ** 2
+    contact = rc_contact_mean_power(case.waveform, 0.01, R_C_OHM_M2 / AREA_M2, C_C_F_PER_M2 * AREA_M2)
+    if gel:  # the contact sublayer holds the gel's lower half in series with the contact
+        contact += 0.5 * GEL_M / SIGMA["gel_c"] / AREA_M2 * mean_i2
+        assert heat["gel:E"] == pytest.approx(0.5 * GEL_M / SIGMA["gel_c"] / AREA_M2 * mean_i2, rel=1e-6)
+    assert heat["contact:E"] == pytest.approx(contact, rel=2e-3)
+    for name, h in LAYERS:
+        assert heat[name] == pytest.approx(h / SIGMA[name] / AREA_M2 * mean_i2, rel=1e-6)
+    # The d.c. field x I_rms^2 (the former model) would put R_c I_rms^2 into the contact: far more.
+    assert R_C_OHM_M2 / AREA_M2 * mean_i2 > 1.3 * contact

@@ -6,6 +6,7 @@ v4.0). EMSIM_CI=1 only shrinks the convergence studies; nothing is skipped.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -449,3 +450,29 @@ def _min():
     from mpi4py import MPI
 
     return MPI.MIN
+
+
+def test_heat_from_the_waveform_spectrum_equals_the_dc_heat_times_the_mean_square_when_resistive(tiny) -> None:
+    """Issue 8.3: with resistive tissue and contact the spectral heat is the d.c. heat x <i^2>."""
+    from emsim.solvers.waveform_sweep import waveform_response
+
+    _, patch, _, _, _ = tiny
+    table = copy.deepcopy(TINY)
+    table["material"] = {
+        n: {**{k: v for k, v in library()[n].to_table().items() if k != "dispersion"},
+            "conductivity_S_per_m": library()[n].conductivity_at(10.0)}
+        for n in ("skin", "fat", "muscle")
+    }  # fmt: skip
+    for e in table["electrode"]:
+        e["contact"]["capacitance_uF_per_cm2"] = 0.0
+    table["waveform"] = {"shape": "biphasic_symmetric", "pulse_width_us": 200, "frequency_Hz": 50,
+                         "on_s": 5, "off_s": 5, "ramp_up_s": 1, "ramp_down_s": 1}  # fmt: skip
+    case = parse_case(table)
+    problem = ElectricProblem(case, patch)
+    solution = problem.solve()
+    lead = waveform_response(case, patch, n_frequencies=8)
+    spectral = session_heating(case, patch, problem, solution, heat=lead.heat).reference
+    dc = session_heating(case, patch, problem, solution).reference
+    assert spectral.thermal["joule_heat_from"].startswith("the waveform")
+    assert spectral.thermal["joule_heat_time_averaged_W"] == pytest.approx(dc.thermal["joule_heat_time_averaged_W"], rel=1e-9)
+    assert spectral.tissue_temperature_rise_max_K == pytest.approx(dc.tissue_temperature_rise_max_K, rel=1e-9)
