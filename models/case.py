@@ -23,7 +23,7 @@ from ..errors import InputError
 from .anisotropy import conductivity_tensor, fibre_conductivities
 from .electrodes import Channel, Electrode
 from .quantity import check_fields, file_value, numbers_to_table, quantity
-from .tissues import Tissue
+from .tissues import Tissue, library
 from .toml import dumps as toml_dumps
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "QUALITIES",
     "SOLVER_METHODS",
     "TIMINGS",
+    "ActivationSettings",
     "Case",
     "Layer",
     "MeshSettings",
@@ -97,6 +98,8 @@ class Layer:
             conductivity is a mixed, unoriented value (Gabriel's muscle row), split about its
             geometric mean with a ratio r(f) that falls from r0 toward 1 near 1 MHz for a
             dispersive tissue (:mod:`emsim.models.anisotropy`).
+        target: the layer is the stimulation target (its field and activation are reported);
+            when no layer of a case is marked, the layers of the library's muscle are.
     """
 
     tissue: Tissue
@@ -104,12 +107,15 @@ class Layer:
     label: str = ""
     fibre_direction: tuple[float, float, float] | None = None
     anisotropy_ratio: float = quantity("anisotropy_ratio", low=0.0, high=100.0, default=1.0)
+    target: bool = False
 
     def __post_init__(self) -> None:
         """Check thickness, label and fibres."""
         where = f"layer[{self.label or self.tissue.name}]"
         if not isinstance(self.label, str) or not self.label:
             raise InputError(f"{where}.label", self.label, "a non-empty label")
+        if not isinstance(self.target, bool):
+            raise InputError(f"{where}.target", self.target, "true or false")
         check_fields(self, where)
         d = self.fibre_direction
         if d is not None:
@@ -224,6 +230,24 @@ class ThermalSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ActivationSettings:
+    """What the activation estimate reports.
+
+    Attributes:
+        target_volume_m3: the volume of target muscle whose activation current is reported
+            [m^3] (case file ``[activation] target_volume_cm3``, default 0.5 cm^3: about a third
+            of a facial mimetic muscle's belly, e.g. a zygomaticus major 2 mm x 10 mm x 50 mm; a
+            reporting choice, not a physiological threshold).
+    """
+
+    target_volume_m3: float = quantity("target_volume_cm3", to_si=1e-6, low=0.0, high=1000.0, default=0.5e-6)
+
+    def __post_init__(self) -> None:
+        """Check the range."""
+        check_fields(self, "activation")
+
+
+@dataclass(frozen=True, slots=True)
 class Probe:
     """A point where the waveform response records the field and current density over time.
 
@@ -264,6 +288,7 @@ class Case:
         probes: points whose E(t) and J(t) the waveform response records.
         channel_timing: ``"interleaved"`` or ``"simultaneous"`` (:data:`TIMINGS`); None resolves
             to the default on construction: interleaved with a waveform, simultaneous for d.c.
+        activation: what the activation estimate reports.
     """
 
     name: str
@@ -279,6 +304,7 @@ class Case:
     description: str = ""
     probes: tuple[Probe, ...] = ()
     channel_timing: str | None = None
+    activation: ActivationSettings = ActivationSettings()
 
     def __post_init__(self) -> None:
         """Check what ties the parts together: names, positions, terminals, materials."""
@@ -418,6 +444,14 @@ class Case:
         """True when a channel returns through the grounded deep face."""
         return any(c.grounded for c in self.channels)
 
+    def target_layers(self) -> list[str]:
+        """Labels of the target layers: those marked ``target``, else the library's muscle layers."""
+        marked = [layer.label for layer in self.layers if layer.target]
+        if marked:
+            return marked
+        muscle = library().get("muscle")
+        return [layer.label for layer in self.layers if layer.tissue == muscle]
+
     def used_materials(self) -> dict[str, Tissue]:
         """The materials of the layers and gels, by name (sorted)."""
         used = {layer.tissue.name: layer.tissue for layer in self.layers}
@@ -439,7 +473,7 @@ class Case:
         out["patch"] = numbers_to_table(self.patch)
         layers = []
         for layer in self.layers:
-            row: dict[str, Any] = {"tissue": layer.tissue.name, **numbers_to_table(layer)}
+            row: dict[str, Any] = {"tissue": layer.tissue.name, **numbers_to_table(layer), "target": layer.target}
             if layer.fibre_direction is None:
                 row.pop("anisotropy_ratio")
             else:
@@ -469,6 +503,7 @@ class Case:
             out["thermal"] = numbers_to_table(self.thermal)
         if self.waveform is not None:
             out["waveform"] = self.waveform.to_table()
+        out["activation"] = numbers_to_table(self.activation)
         if self.probes:
             out["probe"] = [
                 {"name": p.name, "point_mm": [file_value(c, 1e-3) for c in p.point_m]} for p in self.probes

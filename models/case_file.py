@@ -21,6 +21,7 @@ from .case import (
     QUALITIES,
     SOLVER_METHODS,
     TIMINGS,
+    ActivationSettings,
     Case,
     Layer,
     MeshSettings,
@@ -45,7 +46,7 @@ __all__ = ["load_case", "parse_case", "parse_case_text", "parse_toml", "read_cas
 
 _TOP_KEYS = (
     "name", "description", "patch", "layer", "electrode", "channel", "material", "mesh",
-    "solver", "thermal", "waveform", "probe",
+    "solver", "thermal", "waveform", "probe", "activation",
 )  # fmt: skip
 _ELECTRODE_KEYS = (
     "name", "shape", "diameter_mm", "width_mm", "length_mm", "corner_radius_mm", "center_mm",
@@ -140,7 +141,10 @@ def _layers(raw: Mapping[str, Any], materials: Mapping[str, Tissue]) -> tuple[La
     seen: dict[str, int] = {}
     for i, row in enumerate(rows):
         where = f"layer[{i}]"
-        _check_keys(row, ("tissue", "thickness_mm", "fibre_direction", "anisotropy_ratio"), where)
+        _check_keys(row, ("tissue", "thickness_mm", "fibre_direction", "anisotropy_ratio", "target"), where)
+        target = row.get("target", False)
+        if not isinstance(target, bool):
+            raise InputError(f"{where}.target", target, "true or false")
         tissue = _material(materials, row.get("tissue"), f"{where}.tissue")
         _required(row, ("thickness_mm",), where)
         seen[tissue.name] = seen.get(tissue.name, 0) + 1
@@ -157,7 +161,7 @@ def _layers(raw: Mapping[str, Any], materials: Mapping[str, Tissue]) -> tuple[La
             kwargs["fibre_direction"] = (d[0] / n, d[1] / n, d[2] / n)
             kwargs.setdefault("anisotropy_ratio", muscle().low_frequency_ratio)  # sourced default
         with renamed(f"layer[{label}]", where):
-            layers.append(Layer(tissue=tissue, label=label, **kwargs))
+            layers.append(Layer(tissue=tissue, label=label, target=target, **kwargs))
     return tuple(layers)
 
 
@@ -301,6 +305,9 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
     channels, channel_where, timing = _channels(raw)
     probes, probe_where = _probes(raw)
     mesh, solver, thermal = _settings(raw)
+    a = _table(raw, "activation", "activation", required=False)
+    _check_keys(a, ("target_volume_cm3",), "activation")
+    activation = ActivationSettings(**numbers_from_table(ActivationSettings, a, "activation"))
     waveform = None
     if "waveform" in raw:
         from .waveforms import Waveform
@@ -309,7 +316,7 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
     case_kwargs = {
         "name": name, "description": description, "patch": patch, "layers": layers, "electrodes": electrodes,
         "channels": channels, "mesh": mesh, "solver": solver, "thermal": thermal, "waveform": waveform,
-        "probes": probes, "channel_timing": timing,
+        "probes": probes, "channel_timing": timing, "activation": activation,
     }  # fmt: skip
     try:
         return Case(**case_kwargs)

@@ -47,7 +47,9 @@ __all__ = [
     "DEFAULT_RHEOBASE_FIELD_V_PER_M",
     "StrengthDuration",
     "activated_fraction",
+    "activated_volume_m3",
     "current_for_fraction_A",
+    "current_for_volume_A",
     "fibre_directions",
     "fibre_second_derivative",
     "muscle_layers",
@@ -96,8 +98,8 @@ class StrengthDuration:
 
 
 def muscle_layers(case: Case) -> list[str]:
-    """Labels of the target muscle layers: every layer whose tissue is ``muscle``."""
-    return [layer.label for layer in case.layers if layer.tissue.name == "muscle"]
+    """Labels of the target layers (:meth:`emsim.models.Case.target_layers`)."""
+    return case.target_layers()
 
 
 def fibre_directions(case: Case) -> dict[str, np.ndarray]:
@@ -229,4 +231,39 @@ def current_for_fraction_A(
     cum = np.cumsum(volumes_m3[order]) / np.sum(volumes_m3)
     i = int(np.searchsorted(cum, fraction - 1e-12))
     q = e[order][min(i, e.size - 1)]
+    return math.inf if q <= 0 else float(threshold_V_per_m / q)
+
+
+def activated_volume_m3(field_per_A: np.ndarray, volumes_m3: np.ndarray, threshold_V_per_m: float, current_A: float) -> float:
+    """Volume [m^3] where ``|field_per_A| * current_A >= threshold_V_per_m``.
+
+    Unlike :func:`activated_fraction` it does not depend on the inactive tissue the patch holds.
+
+    Args:
+        field_per_A: fibre field per ampere of channel current [V/(m A)], per cell.
+        volumes_m3: cell volumes [m^3].
+        threshold_V_per_m: threshold field [V/m].
+        current_A: channel current [A].
+    """
+    above = np.abs(field_per_A) * abs(current_A) >= threshold_V_per_m
+    return float(np.sum(volumes_m3[above]))
+
+
+def current_for_volume_A(
+    field_per_A: np.ndarray, volumes_m3: np.ndarray, threshold_V_per_m: float, volume_m3: float
+) -> float:
+    """Smallest current [A] at which ``volume_m3`` of tissue is above threshold (inf if never).
+
+    The strongest cells activate first: the answer is E_th / q with q the |field per ampere| at
+    which the cumulative volume of the cells, strongest first, reaches ``volume_m3``.
+    """
+    if not volume_m3 > 0.0:
+        raise InputError("volume_m3", volume_m3, "must be > 0")
+    e = np.abs(np.asarray(field_per_A, dtype=float))
+    order = np.argsort(e)[::-1]
+    cum = np.cumsum(volumes_m3[order])
+    i = int(np.searchsorted(cum, volume_m3 * (1 - 1e-12)))
+    if i >= e.size:
+        return math.inf
+    q = e[order][i]
     return math.inf if q <= 0 else float(threshold_V_per_m / q)

@@ -88,8 +88,8 @@ class ElectricMetrics:
 
 
 def target_layers(case: Case) -> list[str]:
-    """Labels of the target muscle layers: every layer whose tissue is ``muscle``."""
-    return [layer.label for layer in case.layers if layer.tissue.name == "muscle"]
+    """Labels of the target layers (:meth:`emsim.models.Case.target_layers`)."""
+    return case.target_layers()
 
 
 def cell_volumes(patch: PatchMesh) -> np.ndarray:
@@ -128,6 +128,9 @@ class ElectricLeadField:
         muscle_volumes_m3: (n_cells,) volumes of those cells.
         power_W_per_A2: per volume, (n_channels, n_channels) Joule power coupling [W/A^2].
         dofs: global dofs of the potential.
+        timing: ``"simultaneous"`` channels superpose; ``"interleaved"`` ones never flow together,
+            so peaks, means and fields are the largest over the channels alone and powers add
+            (electrode voltages and currents are those of all channels at once, a bound).
     """
 
     electrodes: tuple[str, ...]
@@ -147,6 +150,7 @@ class ElectricLeadField:
     has_target: bool
     power_W_per_A2: dict[str, np.ndarray]
     dofs: int
+    timing: str = "simultaneous"
 
     @classmethod
     def build(cls, problem: ElectricProblem, solutions: Mapping[str, ChannelSolution]) -> ElectricLeadField:
@@ -211,6 +215,7 @@ class ElectricLeadField:
             has_target=bool(labels),
             power_W_per_A2=power,
             dofs=problem.dofs,
+            timing=case.timing,
         )
 
     def currents_vector(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
@@ -246,20 +251,27 @@ class ElectricLeadField:
             self.potentials_V_per_A[a, c] - (self.potentials_V_per_A[k, c] if k >= 0 else 0.0)
             for c, (a, k) in enumerate(zip(self.anode, self.cathode, strict=True))
         ]
-        jn = self.skin_jn(current)
-        peak, where = self.disc.peak(jn)
-        covered = self.skin_under != ""
+        # Interleaved channels never flow together: each quantity is the largest over the
+        # channels alone, and powers add without cross terms.
+        groups = self.groups(current)
+        skin = []
+        for g in groups:
+            jn = self.skin_jn(g)
+            peak, where = self.disc.peak(jn)
+            skin.append((peak, where, self.disc.percentile(jn, self.skin_under != "", 99.0), jn))
+        peak, where, p99, _ = max(skin, key=lambda x: x[0])
         mean = {}
         for name in self.electrodes:
             m = self.skin_under == name
-            mean[name] = float(np.dot(self.skin_areas_m2[m], jn[m]) / self.skin_areas_m2[m].sum())
+            a = self.skin_areas_m2[m]
+            mean[name] = max(float(np.dot(a, jn[m]) / a.sum()) for *_, jn in skin)
         if self.has_target and len(self.muscle_volumes_m3):
-            emag = np.linalg.norm(self.muscle_field_per_A @ current, axis=1)
-            e_max = float(emag.max())
-            e_mean = float(np.dot(emag, self.muscle_volumes_m3) / self.muscle_volumes_m3.sum())
+            emag = [np.linalg.norm(self.muscle_field_per_A @ g, axis=1) for g in groups]
+            e_max = max(float(e.max()) for e in emag)
+            e_mean = max(float(np.dot(e, self.muscle_volumes_m3) / self.muscle_volumes_m3.sum()) for e in emag)
         else:
             e_max = e_mean = Absent("the case has no target muscle layer (a layer of the library's muscle)")
-        power = {_power_label(k): float(current @ P @ current) for k, P in self.power_W_per_A2.items()}
+        power = {_power_label(k): sum(float(g @ P @ g) for g in groups) for k, P in self.power_W_per_A2.items()}
         return ElectricMetrics(
             current_requested_A=float(current[0]),
             channel_current_A=dict(zip(self.channels, current.tolist(), strict=True)),
@@ -269,7 +281,7 @@ class ElectricLeadField:
             electrode_current_A=dict(zip(self.electrodes, (self.currents_A_per_A @ current).tolist(), strict=True)),
             skin_current_density_peak_A_per_m2=peak,
             skin_current_density_peak_location_m=[float(c) + 0.0 for c in where],
-            skin_current_density_p99_A_per_m2=self.disc.percentile(jn, covered, 99.0),
+            skin_current_density_p99_A_per_m2=p99,
             skin_current_density_mean_A_per_m2=mean,
             muscle_field_max_V_per_m=e_max,
             muscle_field_mean_V_per_m=e_mean,
@@ -278,9 +290,15 @@ class ElectricLeadField:
             current_conservation_error=float(self.conservation_error.max(initial=0.0)),
         )
 
+    def groups(self, current: np.ndarray) -> list[np.ndarray]:
+        """The channel currents that flow together: all when simultaneous, one by one interleaved."""
+        if self.timing == "simultaneous" or len(current) == 1:
+            return [current]
+        return [np.where(np.arange(len(current)) == c, current, 0.0) for c in range(len(current))]
+
     def skin_picture(self, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Skin triangles [m] and |J_n| [A/m^2] at the channel currents, for a picture."""
-        return self.skin_triangles_m, self.skin_jn(current)
+        """Skin triangles [m] and |J_n| [A/m^2] at the channel currents (largest over groups)."""
+        return self.skin_triangles_m, np.max([self.skin_jn(g) for g in self.groups(current)], axis=0)
 
 
 def _robin_flux(problem: ElectricProblem, skin: Any, sol: ChannelSolution) -> np.ndarray | None:

@@ -21,6 +21,7 @@ import numpy as np
 from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from .electric import ChannelSolution, ElectricProblem
+from .iec import IECFigures, iec_figures
 from .metrics import ElectricLeadField, ElectricMetrics
 from .records import (
     Absent,
@@ -49,17 +50,19 @@ class CaseMetrics:
             be computed).
         thermal: heating over the session (None without ``[thermal]``, :class:`Absent` off the
             case's current ratios).
+        iec: the output figures per electrode (IEC 60601-2-10, FDA 510(k) table).
     """
 
     electric: ElectricMetrics
     waveform: WaveformMetrics | None = None
     activation: ActivationMetrics | Absent | None = None
     thermal: ThermalMetrics | Absent | None = None
+    iec: IECFigures | None = None
 
     def records(self) -> dict[str, Any]:
         """The records present in this case, by name (absent ones as :class:`Absent`)."""
         parts = {"electric": self.electric, "waveform": self.waveform, "activation": self.activation}
-        parts["thermal"] = self.thermal
+        parts |= {"thermal": self.thermal, "iec": self.iec}
         return {k: v for k, v in parts.items() if v is not None}
 
     def to_json(self) -> dict[str, Any]:
@@ -141,7 +144,14 @@ class CaseResult:
                     "the heating was solved at the case's channel currents; other current ratios "
                     "need their own heating solve (rises scale with I^2 only along the case's ratios)"
                 )
-        return CaseMetrics(self.electric.at(current), waveform, activation, thermal)
+        electric = self.electric.at(current)
+        if waveform is not None:
+            power = {n: c["mean_power_W"] * self.case.waveform.mean_square_envelope
+                     for n, c in waveform.waveform_by_channel.items()}  # fmt: skip
+        else:
+            power = {n: z * i * i for (n, z), i in zip(electric.impedance_by_channel_ohm.items(), current, strict=True)}
+        iec = iec_figures(self.case, self.electric, current, power)
+        return CaseMetrics(electric, waveform, activation, thermal, iec)
 
     @cached_property
     def metrics(self) -> CaseMetrics:

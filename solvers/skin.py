@@ -216,6 +216,15 @@ class DiscAverage:
         best = int(np.argmax(means))
         return float(means[best]), self.points_m[self.centres[best]]
 
+    def peak_where(self, values: np.ndarray, where: np.ndarray) -> tuple[float, np.ndarray]:
+        """Largest disc average of ``values`` over the centres on the facets ``where`` (and where)."""
+        keep = np.flatnonzero(where[self.centres])
+        if len(keep) == 0:
+            return 0.0, np.zeros(3)
+        means = (self.matrix @ values)[keep]
+        best = int(np.argmax(means))
+        return float(means[best]), self.points_m[self.centres[keep[best]]]
+
     def percentile(self, values: np.ndarray, where: np.ndarray, q: float) -> float:
         """Area-weighted q-th percentile of the disc averages centred on the facets ``where``.
 

@@ -129,12 +129,21 @@ class ActivationMetrics:
         "V/m", "strength-duration threshold of the field along the fibres at the pulse width"
     )
     muscle_activated_fraction: float = metric(
-        "-", "target-muscle volume fraction where the fibre field at the pulse reaches the threshold",
+        "-", "target-muscle volume fraction (of the modelled patch) where the fibre field at the pulse "
+        "reaches the threshold; depends on the patch size: prefer muscle_activated_volume_cm3",
+    )  # fmt: skip
+    muscle_activated_volume_cm3: float = metric(
+        "cm^3", "target-muscle volume where the fibre field at the pulse reaches the threshold",
         label="muscle volume above threshold",
     )  # fmt: skip
+    target_volume_cm3: float = metric("cm^3", "the stated volume of [activation] target_volume_cm3")
+    current_for_target_volume_A: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+        "A", "first channel's peak current (others in proportion) at which the stated target volume is "
+        "above threshold", label="current to activate the target volume", scale=1e3, shown_unit="mA",
+    )  # fmt: skip
     current_for_50pct_activation_A: float = metric(
-        "A", "first channel's peak current (others in proportion) at which half the target muscle is above threshold",
-        label="current for 50 % activation", scale=1e3, shown_unit="mA",
+        "A", "first channel's peak current (others in proportion) at which half the target muscle of the "
+        "modelled patch is above threshold (depends on the patch size: prefer current_for_target_volume_A)",
     )  # fmt: skip
 
 
@@ -196,6 +205,7 @@ class WaveformLeadField:
         probes: probe names; ``probe_field_per_A``, ``probe_current_density_per_A``:
             (n_times, n_probes, 3, n_channels).
         heat: the cycle-averaged Joule heat per channel pair.
+        target_volume_m3: the volume whose activation current is reported [m^3].
         strength_duration: the activation threshold model.
         method: how the sweep went (frequencies added, tolerance, harmonics).
     """
@@ -227,6 +237,7 @@ class WaveformLeadField:
     heat: CycleHeat
     strength_duration: act.StrengthDuration
     method: Mapping[str, Any]
+    target_volume_m3: float = 0.5e-6
 
     def _current(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
         if isinstance(currents_A, Mapping):
@@ -340,10 +351,22 @@ class WaveformLeadField:
         threshold = self.strength_duration.threshold_field_V_per_m(w.pulse_width_s)
         per_A = ef / current[0]
         v = self.muscle_volumes_m3
+        total = float(v.sum())
+        fraction = act.activated_fraction(per_A, v, threshold, current[0])
+        if self.target_volume_m3 <= total:
+            for_volume = act.current_for_volume_A(per_A, v, threshold, self.target_volume_m3)
+        else:
+            for_volume = Absent(
+                f"the stated target volume ({self.target_volume_m3 * 1e6:g} cm^3) exceeds the target "
+                f"layers' volume in the patch ({total * 1e6:.3g} cm^3)"
+            )
         return ActivationMetrics(
             muscle_fibre_field_peak_V_per_m=float(ef.max()),
             activation_threshold_field_V_per_m=threshold,
-            muscle_activated_fraction=act.activated_fraction(per_A, v, threshold, current[0]),
+            muscle_activated_fraction=fraction,
+            muscle_activated_volume_cm3=act.activated_volume_m3(per_A, v, threshold, current[0]) * 1e6,
+            target_volume_cm3=self.target_volume_m3 * 1e6,
+            current_for_target_volume_A=for_volume,
             current_for_50pct_activation_A=act.current_for_fraction_A(per_A, v, threshold, 0.5),
         )
 

@@ -266,6 +266,7 @@ def _assemble(
         "probe_current_density_per_A": series[:, n_h:].reshape(n_t, 2, len(case.probes), 3, n_c)[:, 1],
         "heat": _cycle_heat(case, patch, skin, sampler, syn, samples, pairs, vol),
         "strength_duration": sd or act.StrengthDuration(),
+        "target_volume_m3": case.activation.target_volume_m3,
     }
 
 

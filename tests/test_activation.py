@@ -15,6 +15,8 @@ from emsim.solvers import activation as act
 from emsim.solvers.waveform_sweep import waveform_response
 from emsim.studies.run import solve_case
 
+from conftest import small_cheek_table
+
 
 def test_threshold_is_twice_the_rheobase_at_the_chronaxie_for_both_laws():
     for model in ("weiss", "lapicque"):
@@ -91,3 +93,42 @@ def test_activating_function_of_a_quadratic_potential_is_its_curvature():
     assert np.max(np.abs(af[cells] - 6.0)) < 1e-6 * 6.0
     other = patch.cell_tags.find(patch.volumes["layer:fat_c"])
     assert np.all(af[other] == 0.0)
+
+
+def _cheek_pulse(width_mm: float, length_mm: float, *, user_muscle: bool = False):
+    table = small_cheek_table(size_factor=3.0)
+    table["patch"] = {"width_mm": width_mm, "length_mm": length_mm}
+    table["waveform"] = {"shape": "biphasic_symmetric", "pulse_width_us": 250.0, "frequency_Hz": 50.0}
+    table["channel"]["current_mA"] = 20.0
+    if user_muscle:
+        table["material"] = {"my_muscle": {"conductivity_S_per_m": 0.2, "electrical_source": "test"}}
+        table["layer"][2] = {"tissue": "my_muscle", "thickness_mm": 10.0, "target": True}
+    return parse_case(table)
+
+
+def test_activated_volume_counts_only_activated_tissue_while_the_fraction_depends_on_the_patch():
+    """Issue 8.5: muscle added far from the pads (a bigger patch) dilutes the fraction, not the volume."""
+    rng = np.random.default_rng(3)
+    field_per_A = rng.uniform(0.0, 4000.0, 500)  # V/(m A)
+    vol = rng.uniform(1e-10, 3e-10, 500)  # m^3
+    far = (np.zeros(1500), np.full(1500, 2e-10))  # inactive muscle of a larger patch
+    v1 = act.activated_volume_m3(field_per_A, vol, 40.0, 0.02)
+    v2 = act.activated_volume_m3(np.r_[field_per_A, far[0]], np.r_[vol, far[1]], 40.0, 0.02)
+    assert v1 == v2 == pytest.approx(vol[field_per_A * 0.02 >= 40.0].sum(), rel=1e-12)
+    f1 = act.activated_fraction(field_per_A, vol, 40.0, 0.02)
+    f2 = act.activated_fraction(np.r_[field_per_A, far[0]], np.r_[vol, far[1]], 40.0, 0.02)
+    assert f2 < 0.5 * f1
+    # The current that activates a stated volume: the same with or without the far muscle.
+    target = 0.4 * vol.sum()
+    i1 = act.current_for_volume_A(field_per_A, vol, 40.0, target)
+    i2 = act.current_for_volume_A(np.r_[field_per_A, far[0]], np.r_[vol, far[1]], 40.0, target)
+    assert i1 == i2 and act.activated_volume_m3(field_per_A, vol, 40.0, i1 * (1 + 1e-12)) >= target
+
+
+def test_a_target_layer_of_a_user_material_gets_activation_numbers():
+    case = _cheek_pulse(60.0, 40.0, user_muscle=True)
+    assert case.target_layers() == ["my_muscle"]
+    m = solve_case(case).metrics
+    assert m.activation.muscle_activated_volume_cm3 >= 0.0
+    assert m.activation.target_volume_cm3 == pytest.approx(0.5)
+    assert m.electric.muscle_field_max_V_per_m > 0

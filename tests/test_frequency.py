@@ -393,3 +393,25 @@ def test_cycle_mean_heat_in_the_rc_column_is_the_closed_form_periodic_rc_power(g
         assert heat[name] == pytest.approx(h / SIGMA[name] / AREA_M2 * mean_i2, rel=1e-6)
     # The d.c. field x I_rms^2 (the former model) would put R_c I_rms^2 into the contact: far more.
     assert R_C_OHM_M2 / AREA_M2 * mean_i2 > 1.3 * contact
+
+
+def test_iec_figures_per_electrode_in_the_column_equal_their_closed_forms():
+    """Issue 8.8: r.m.s. current density (mean and local peak), charge per phase, power, net d.c."""
+    from emsim.studies.run import solve_case
+
+    wave = {"shape": "monophasic", "pulse_width_us": 200.0, "frequency_Hz": 1000.0}
+    case = parse_case(column_table(waveform=wave))
+    iec = solve_case(case).metrics.iec
+    i_rms = case.waveform.rms(0.01)  # 0.01 sqrt(0.2)
+    area_cm2 = AREA_M2 * 1e4
+    assert iec.rms_current_density_mA_per_cm2["E"] == pytest.approx(i_rms * 1e3 / area_cm2, rel=1e-9)
+    assert iec.rms_current_density_local_peak_mA_per_cm2["E"] == pytest.approx(i_rms * 1e3 / area_cm2, rel=1e-3)
+    assert iec.charge_per_phase_uC["E"] == pytest.approx(0.01 * 200e-6 * 1e6, rel=1e-9)
+    assert iec.charge_density_per_phase_uC_per_cm2["E"] == pytest.approx(2.0, rel=1e-9)
+    assert iec.net_dc_current_uA["E"] == pytest.approx(0.01 * 200e-6 * 1000.0 * 1e6, rel=1e-9)  # 2 mA
+    dc = solve_case(parse_case(column_table())).metrics.iec
+    assert dc.net_dc_current_uA["E"] == pytest.approx(1e4, rel=1e-9)
+    r_total = series_resistance_ohm(False) + R_C_OHM_M2 / AREA_M2
+    assert dc.average_power_density_W_per_cm2["E"] == pytest.approx(0.01**2 * r_total / area_cm2, rel=1e-6)
+    body = solve_case(parse_case(column_table())).to_json()
+    assert "charge_per_phase_uC" not in body and "no phases" in body["absent"]["charge_per_phase_uC"]
