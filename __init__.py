@@ -39,11 +39,27 @@ __all__ = [
     "EmsimError",
     "InputError",
     "__version__",
+    "builtin_case",
     "load_case",
     "parse_case",
     "solve",
     "write_outputs",
 ]
+
+
+def builtin_case(name: str = "cheek-two-pads") -> Path:
+    """Path of a built-in case file (``cheek-two-pads``, the default, or ``cheek-dc``).
+
+    Raises:
+        InputError: no built-in case has that name.
+    """
+    from importlib import resources
+
+    folder = Path(str(resources.files("emsim.studies").joinpath("cases")))
+    names = sorted(p.stem for p in folder.glob("*.toml"))
+    if name not in names:
+        raise InputError("builtin_case", name, f"one of {', '.join(names)}")
+    return folder / f"{name}.toml"
 
 
 def solve(case: Case, *, comm: Any = None, progress: Callable[[str], None] | None = None) -> CaseResult:

@@ -32,7 +32,7 @@ def column_table(*, gel: bool = False, capacitance: bool = True, waveform: dict 
     """1-D column (10 mm x 10 mm, bottom grounded) of constant-conductivity layers, 10 mA.
 
     The layer called ``muscle`` is a user material of constant conductivity, so that the column
-    is exact for the FE (piecewise-linear potential) and still counts as the target muscle.
+    is exact for the FE (piecewise-linear potential), marked as the target.
     """
     e = {"name": "E", "shape": "rectangle", "width_mm": 10.0, "length_mm": 10.0, "center_mm": [0.0, 0.0],
          "contact": {"resistance_ohm_cm2": R_C_OHM_M2 * 1e4}}  # fmt: skip
@@ -43,7 +43,7 @@ def column_table(*, gel: bool = False, capacitance: bool = True, waveform: dict 
         "name": "column-rc",
         "patch": {"width_mm": 10.0, "length_mm": 10.0},
         "material": {n: {"conductivity_S_per_m": s, "electrical_source": "test"} for n, s in SIGMA.items()},
-        "layer": [{"tissue": n, "thickness_mm": h * 1e3} for n, h in LAYERS],
+        "layer": [{"tissue": n, "thickness_mm": h * 1e3, "target": n == "muscle"} for n, h in LAYERS],
         "electrode": [e],
         "channel": {"anode": "E", "cathode": "ground", "current_mA": 10.0},
         "mesh": {"quality": "coarse", "size_factor": 4.0, "degree": degree},
@@ -118,7 +118,7 @@ def _resistive_two_pad_case() -> dict:
         "fat_c": {"conductivity_S_per_m": 0.04, "electrical_source": "test"},
         "muscle": {"conductivity_S_per_m": 0.2, "electrical_source": "test"},
     }
-    table["layer"] = [{"tissue": n, "thickness_mm": h * 1e3} for n, h in LAYERS]
+    table["layer"] = [{"tissue": n, "thickness_mm": h * 1e3, "target": n == "muscle"} for n, h in LAYERS]
     table["waveform"] = {"shape": "biphasic_asymmetric", "pulse_width_us": 150.0, "frequency_Hz": 80.0,
                          "asymmetry_ratio": 2.0, "interphase_gap_us": 50.0}  # fmt: skip
     for e in table["electrode"]:
