@@ -18,7 +18,8 @@ import time
 import emsim  # noqa: F401
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case, read_case_table
-from emsim.solvers.frequency import waveform_response
+from emsim.solvers.records import record_values
+from emsim.solvers.waveform_sweep import waveform_response
 from emsim.studies.run import default_case_path
 
 WAVEFORM = {"shape": "biphasic_symmetric", "pulse_width_us": 250, "frequency_Hz": 50, "interphase_gap_us": 50}
@@ -68,17 +69,19 @@ def main() -> None:
     total = time.perf_counter() - t0
     stamps.append(t0 + total)
     per = np.diff(stamps)  # the last one includes the synthesis and the metrics
-    metrics = _flatten(resp.metrics)
+    current = [c.current_A for c in case.channels]
+    wave_metrics, _ = resp.at(current)
+    metrics = _flatten(record_values(wave_metrics))
     if comm.rank == 0:
         print(
             f"ranks={comm.size} quality={args.quality} degree={args.degree} method={args.method} "
             f"cells={patch.report.cells} mesh_s={mesh_s:.2f} sweep_s={total:.2f} "
             f"per_frequency_s mean={per[:-1].mean():.2f} first={per[0]:.2f} "
-            f"V_peak={resp.metrics['electrode_voltage_peak_V']:.10g}"
+            f"V_peak={wave_metrics.electrode_voltage_peak_V:.10g}"
         )
         print("per frequency [s]:", " ".join(f"{x:.2f}" for x in per))
-        data = {"metrics": metrics, "transfer_re": resp.transfer_V.real.tolist(),
-                "transfer_im": resp.transfer_V.imag.tolist()}  # fmt: skip
+        data = {"metrics": metrics, "transfer_re": resp.transfer_V_per_A.real.tolist(),
+                "transfer_im": resp.transfer_V_per_A.imag.tolist()}  # fmt: skip
         if args.out:
             with open(args.out, "w") as fh:
                 json.dump(data, fh)

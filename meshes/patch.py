@@ -165,8 +165,33 @@ def _add_footprint(occ: Any, e: Electrode, z: float) -> int:
     return draw(occ, e.shape, e.center_m[0], e.center_m[1], z)
 
 
-def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tuple[int, list[int]]]]:
+#: Geometric tolerance [m] of the tagging (gmsh pads bounding boxes by 1e-7 m).
+_TOL_M = 1e-6
+
+Groups = dict[str, list[tuple[int, list[int]]]]
+
+
+def _add(groups: Groups, name: str, dim: int, tag: int) -> None:
+    groups.setdefault(name, []).append((dim, [tag]))
+
+
+def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> Groups:
     """Build geometry and mesh in the current gmsh model; return physical groups by name."""
+    layer_z, levels = _add_geometry(case)
+    groups: Groups = {}
+    _tag_volumes(case, layer_z, levels, groups)
+    _tag_surfaces(case, layer_z, levels, groups)
+    _add_physical_groups(case, groups)
+    _mesh_with_size_fields(case, sizes, layer_z, levels)
+    return groups
+
+
+def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list[float]]]:
+    """Layers, pads and electrode footprints in the current gmsh model, fragmented together.
+
+    Returns:
+        The (bottom, top) z of every layer [m] and the z levels of every pad.
+    """
     import gmsh
 
     occ = gmsh.model.occ
@@ -179,7 +204,6 @@ def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tup
         objects.append((3, occ.addBox(-W / 2, -L / 2, z_bot, W, L, layer.thickness_m)))
         layer_z.append((z_bot, z_top))
         z_top = z_bot
-    depth = -z_top
     levels = _pad_levels(case)
     for e in case.electrodes:
         if e.name in levels:
@@ -192,67 +216,77 @@ def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tup
             objects.append((2, _add_footprint(occ, e, 0.0)))
     occ.fragment(objects, [])
     occ.synchronize()
+    return layer_z, levels
 
-    tol = 1e-6  # [m]; gmsh pads bounding boxes by 1e-7 m
-    groups: dict[str, list[tuple[int, list[int]]]] = {}
 
-    def add(name: str, dim: int, tag: int) -> None:
-        groups.setdefault(name, []).append((dim, [tag]))
+def _tag_volumes(case: Case, layer_z: list[tuple[float, float]], levels: dict[str, list[float]], groups: Groups) -> None:
+    """Name every volume by its centre of mass: a layer, a pad's gel or its contact sublayer."""
+    import gmsh
 
-    # Volumes, by centre of mass.
     for _, tag in gmsh.model.getEntities(3):
         x, y, z = gmsh.model.occ.getCenterOfMass(3, tag)
         if z < 0:
             for layer, (z0, z1) in zip(case.layers, layer_z, strict=True):
-                if z0 - tol <= z <= z1 + tol:
-                    add(f"layer:{layer.label}", 3, tag)
+                if z0 - _TOL_M <= z <= z1 + _TOL_M:
+                    _add(groups, f"layer:{layer.label}", 3, tag)
                     break
             else:
                 raise MeshError(f"volume {tag} at z = {z:g} m lies in no layer")
             continue
-        owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=tol)]
+        owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=_TOL_M)]
         if len(owner) != 1:
             raise MeshError(f"volume {tag} at ({x:g}, {y:g}, {z:g}) m belongs to no single pad")
         e = owner[0]
         zs = levels[e.name]
-        add(f"contact:{e.name}" if len(zs) == 3 and z < zs[1] else f"gel:{e.name}", 3, tag)
+        _add(groups, f"contact:{e.name}" if len(zs) == 3 and z < zs[1] else f"gel:{e.name}", 3, tag)
 
-    # Surfaces, by bounding box and centre of mass.
+
+def _tag_surfaces(case: Case, layer_z: list[tuple[float, float]], levels: dict[str, list[float]], groups: Groups) -> None:
+    """Name every surface by its bounding box and centre of mass (skin, electrodes, pads, faces)."""
+    import gmsh
+
+    W, L = case.patch.width_m, case.patch.length_m
+    depth = -layer_z[-1][0]
     for _, tag in gmsh.model.getEntities(2):
         x0, y0, z0, x1, y1, z1 = gmsh.model.getBoundingBox(2, tag)
         x, y, z = gmsh.model.occ.getCenterOfMass(2, tag)
-        if abs(z1 - z0) < tol:  # horizontal
-            if abs(z) < tol:
+        if abs(z1 - z0) < _TOL_M:  # horizontal
+            if abs(z) < _TOL_M:
                 # A footprint has the footprint's area; the skin around it may share its centre.
                 area = gmsh.model.occ.getMass(2, tag)
                 owner = [
                     e
                     for e in case.electrodes
-                    if e.contains(x, y, tol=tol) and abs(area - e.area_m2) <= 1e-6 * e.area_m2
+                    if e.contains(x, y, tol=_TOL_M) and abs(area - e.area_m2) <= 1e-6 * e.area_m2
                 ]
                 if not owner:
-                    add("skin_exposed", 2, tag)
+                    _add(groups, "skin_exposed", 2, tag)
                 elif owner[0].gel is None:
-                    add(f"electrode:{owner[0].name}", 2, tag)
+                    _add(groups, f"electrode:{owner[0].name}", 2, tag)
                 else:
-                    add(f"skin_under:{owner[0].name}", 2, tag)
-            elif abs(z + depth) < tol:
-                add("bottom", 2, tag)
+                    _add(groups, f"skin_under:{owner[0].name}", 2, tag)
+            elif abs(z + depth) < _TOL_M:
+                _add(groups, "bottom", 2, tag)
             elif z > 0:
-                owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=tol)]
-                if owner and abs(z - levels[owner[0].name][-1]) < tol:
-                    add(f"electrode:{owner[0].name}", 2, tag)
+                owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=_TOL_M)]
+                if owner and abs(z - levels[owner[0].name][-1]) < _TOL_M:
+                    _add(groups, f"electrode:{owner[0].name}", 2, tag)
             continue
         if z < 0:
             on_side = (
-                abs(x1 - x0) < tol and (abs(x0 + W / 2) < tol or abs(x0 - W / 2) < tol)
-            ) or (abs(y1 - y0) < tol and (abs(y0 + L / 2) < tol or abs(y0 - L / 2) < tol))
+                abs(x1 - x0) < _TOL_M and (abs(x0 + W / 2) < _TOL_M or abs(x0 - W / 2) < _TOL_M)
+            ) or (abs(y1 - y0) < _TOL_M and (abs(y0 + L / 2) < _TOL_M or abs(y0 - L / 2) < _TOL_M))
             if on_side:
-                add("sides", 2, tag)
+                _add(groups, "sides", 2, tag)
             continue
-        owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=2 * tol)]
+        owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=2 * _TOL_M)]
         if owner:
-            add(f"pad_side:{owner[0].name}", 2, tag)
+            _add(groups, f"pad_side:{owner[0].name}", 2, tag)
+
+
+def _add_physical_groups(case: Case, groups: Groups) -> None:
+    """Check the faces every case needs and add the named groups to the gmsh model."""
+    import gmsh
 
     for e in case.electrodes:
         if f"electrode:{e.name}" not in groups:
@@ -265,19 +299,26 @@ def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tup
         tags = [t for _, ts in items for t in ts]
         gmsh.model.addPhysicalGroup(dim, tags, name=name)
 
-    # Size fields: graded from electrode outlines, bounded per layer and per pad.
+
+def _mesh_with_size_fields(
+    case: Case, sizes: dict[str, float], layer_z: list[tuple[float, float]], levels: dict[str, list[float]]
+) -> None:
+    """Size fields graded from electrode outlines, bounded per layer and per pad; then mesh in 3-D."""
+    import gmsh
+
+    W, L = case.patch.width_m, case.patch.length_m
     fld = gmsh.model.mesh.field
     outline_curves = set()
     for _, tag in gmsh.model.getEntities(1):
         lo, hi = gmsh.model.getParametrizationBounds(1, tag)
         ts = np.linspace(lo[0], hi[0], 7)
         pts = np.asarray(gmsh.model.getValue(1, tag, ts)).reshape(-1, 3)
-        if np.ptp(pts[:, 2]) > tol:
+        if np.ptp(pts[:, 2]) > _TOL_M:
             continue
         for e in case.electrodes:
             top = levels[e.name][-1] if e.name in levels else 0.0
-            on_level = abs(pts[0, 2] - top) < tol or abs(pts[0, 2]) < tol
-            if on_level and all(abs(e.signed_distance(px, py)) < 10 * tol for px, py, _ in pts):
+            on_level = abs(pts[0, 2] - top) < _TOL_M or abs(pts[0, 2]) < _TOL_M
+            if on_level and all(abs(e.signed_distance(px, py)) < 10 * _TOL_M for px, py, _ in pts):
                 outline_curves.add(tag)
     fields = []
     h_edge, h_max = sizes["edge"], sizes["max"]
@@ -298,7 +339,7 @@ def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tup
         fld.setNumber(box, "VOut", h_max)
         for k, v in zip(
             ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
-            (-W, W, -L, L, z0 - tol, z1 + tol),
+            (-W, W, -L, L, z0 - _TOL_M, z1 + _TOL_M),
             strict=True,
         ):
             fld.setNumber(box, k, v)
@@ -314,7 +355,7 @@ def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tup
         fld.setNumber(box, "VOut", h_max)
         for k, v in zip(
             ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
-            (cx - hx - tol, cx + hx + tol, cy - hy - tol, cy + hy + tol, -tol, zs[-1] + tol),
+            (cx - hx - _TOL_M, cx + hx + _TOL_M, cy - hy - _TOL_M, cy + hy + _TOL_M, -_TOL_M, zs[-1] + _TOL_M),
             strict=True,
         ):
             fld.setNumber(box, k, v)
@@ -333,7 +374,7 @@ def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> dict[str, list[tup
     gmsh.option.setNumber("General.NumThreads", 1)  # deterministic meshes
     gmsh.option.setNumber("Mesh.RandomSeed", 1)
     gmsh.model.mesh.generate(3)
-    return groups
+
 
 
 def _quality() -> tuple[int, int, float, float, float, float, float]:

@@ -96,6 +96,134 @@ def pulses_per_burst(burst_on_s: float, pulse_duration_s: float, pulse_period_s:
     return math.floor((burst_on_s - pulse_duration_s) / pulse_period_s + FIT_RTOL) + 1
 
 
+class _Checker:
+    """The rules of a waveform's fields, in SI; errors named by ``names``."""
+
+    def __init__(self, v: Mapping[str, Any], names: Naming) -> None:
+        self.v, self.names = v, names
+
+    def require(self, field: str, present: bool, why: str) -> None:
+        """The field must be set (``present``) or must not be."""
+        if present and self.v[field] is None:
+            raise self.names.error(field, f"is required {why}")
+        if not present and self.v[field] is not None:
+            raise self.names.error(field, f"must not be set {why}")
+
+    def positive(self, field: str) -> None:
+        """The field must be > 0."""
+        if self.v[field] <= 0.0:
+            raise self.names.error(field, f"must be > 0 {self.names.units[field][2]}".rstrip())
+
+    def pulse(self, shape: str) -> float:
+        """Frequency, pulse width, gap and asymmetry; returns the duration of one pulse [s]."""
+        pulsed = shape != "dc"
+        self.require("frequency_Hz", pulsed, f"for shape {shape}")
+        self.require("pulse_width_s", pulsed, f"for shape {shape}")
+        if not pulsed:
+            for field in ("burst_frequency_Hz", "burst_on_s", "polarity_period_s"):
+                self.require(field, False, "for shape dc")
+        else:
+            self.positive("frequency_Hz")
+            self.positive("pulse_width_s")
+        pulse_period_s = 1.0 / self.v["frequency_Hz"] if pulsed else math.inf
+        pw = self.v["pulse_width_s"]
+        duration_s = 0.0  # from the start of a pulse to the end of its last phase
+
+        if shape not in BIPHASIC and self.v["interphase_gap_s"] != 0.0:
+            raise self.names.error("interphase_gap_s", "must be 0: only biphasic pulses have a gap")
+        if shape != "biphasic_asymmetric" and self.v["asymmetry_ratio"] != 1.0:
+            raise self.names.error("asymmetry_ratio", "must be 1: only biphasic_asymmetric uses it")
+        if shape in BIPHASIC:
+            gap = self.v["interphase_gap_s"]
+            if gap < 0.0 or gap >= pulse_period_s * (1.0 - FIT_RTOL):
+                raise self.names.error(
+                    "interphase_gap_s",
+                    "must be >= 0 and < 1/frequency_Hz = "
+                    + self.names.amount("interphase_gap_s", pulse_period_s),
+                )
+            ratio = self.v["asymmetry_ratio"]
+            if ratio < 1.0:
+                raise self.names.error("asymmetry_ratio", "must be >= 1 (second phase r times longer)")
+            widths = 2.0 if shape == "biphasic_symmetric" else 1.0 + ratio
+            max_pw = (pulse_period_s - gap) / widths
+            if pw > max_pw * (1.0 + FIT_RTOL):
+                raise self.names.error(
+                    "pulse_width_s",
+                    f"must be <= {self.names.amount('pulse_width_s', max_pw)} so that both phases "
+                    f"and the interphase gap fit in one pulse period "
+                    f"({self.names.amount('pulse_width_s', pulse_period_s)})",
+                )
+            duration_s = pw * widths + gap
+        elif pulsed:
+            if pw > pulse_period_s * (1.0 + FIT_RTOL):
+                raise self.names.error(
+                    "pulse_width_s",
+                    f"must be <= 1/frequency_Hz = {self.names.amount('pulse_width_s', pulse_period_s)}",
+                )
+            duration_s = pw
+        return duration_s
+
+    def microcurrent(self, shape: str) -> None:
+        """The polarity period of microcurrent."""
+        pulse_period_s = 1.0 / self.v["frequency_Hz"] if shape != "dc" else math.inf
+        self.require("polarity_period_s", shape == "microcurrent", f"for shape {shape}")
+        if shape == "microcurrent":
+            self.positive("polarity_period_s")
+            pulses = self.v["polarity_period_s"] * self.v["frequency_Hz"]
+            half = round(pulses / 2.0)
+            if half < 1 or abs(pulses - 2 * half) > FIT_RTOL * pulses:
+                raise self.names.error(
+                    "polarity_period_s",
+                    "must hold an even number (>= 2) of pulse periods of 1/frequency_Hz = "
+                    f"{self.names.amount('polarity_period_s', pulse_period_s)}, so that both polarities "
+                    "carry the same charge",
+                )
+
+    def bursts(self, shape: str, duration_s: float) -> None:
+        """Burst frequency and length."""
+        bursts = self.v["burst_frequency_Hz"] is not None or self.v["burst_on_s"] is not None
+        if bursts:
+            if shape in ("dc", "microcurrent"):
+                field = "burst_frequency_Hz" if self.v["burst_frequency_Hz"] is not None else "burst_on_s"
+                raise self.names.error(field, f"must not be set for shape {shape}")
+            self.require("burst_frequency_Hz", True, "with burst_on")
+            self.require("burst_on_s", True, "with burst_frequency_Hz")
+            self.positive("burst_frequency_Hz")
+            if self.v["burst_frequency_Hz"] >= self.v["frequency_Hz"]:
+                raise self.names.error("burst_frequency_Hz", "must be below frequency_Hz")
+            burst_period_s = 1.0 / self.v["burst_frequency_Hz"]
+            burst_on_s = self.v["burst_on_s"]
+            if burst_on_s < duration_s * (1.0 - FIT_RTOL):
+                raise self.names.error(
+                    "burst_on_s",
+                    f"must be >= one pulse ({self.names.amount('burst_on_s', duration_s)})",
+                )
+            if burst_on_s > burst_period_s * (1.0 + FIT_RTOL):
+                raise self.names.error(
+                    "burst_on_s",
+                    f"must be <= 1/burst_frequency_Hz = {self.names.amount('burst_on_s', burst_period_s)}",
+                )
+
+    def envelope(self) -> None:
+        """On/off times and ramps."""
+        if self.v["on_s"] is not None or self.v["off_s"] is not None:
+            self.require("on_s", True, "with off_s")
+            self.require("off_s", True, "with on_s")
+            self.positive("on_s")
+            if self.v["off_s"] < 0.0:
+                raise self.names.error("off_s", "must be >= 0 s")
+        for field in ("ramp_up_s", "ramp_down_s"):
+            if self.v[field] < 0.0:
+                raise self.names.error(field, "must be >= 0 s")
+            if self.v[field] > 0.0 and self.v["on_s"] is None:
+                raise self.names.error(field, "needs on_s and off_s: ramps lie inside the on time")
+        if self.v["on_s"] is not None and self.v["ramp_up_s"] + self.v["ramp_down_s"] > self.v["on_s"] * (1 + FIT_RTOL):
+            raise self.names.error(
+                "ramp_down_s",
+                f"ramp_up_s + ramp_down_s must be <= on_s = {self.names.amount('on_s', self.v['on_s'])}",
+            )
+
+
 def validate(v: Mapping[str, Any], names: Naming) -> None:
     """Check SI field values ``v`` of a waveform; raise the first problem, named by ``names``."""
     shape = v["shape"]
@@ -107,112 +235,8 @@ def validate(v: Mapping[str, Any], names: Naming) -> None:
                 real(field, v[field])
             except InputError as exc:
                 raise names.error(field, exc.allowed) from None
-
-    def require(field: str, present: bool, why: str) -> None:
-        if present and v[field] is None:
-            raise names.error(field, f"is required {why}")
-        if not present and v[field] is not None:
-            raise names.error(field, f"must not be set {why}")
-
-    def positive(field: str) -> None:
-        if v[field] <= 0.0:
-            raise names.error(field, f"must be > 0 {names.units[field][2]}".rstrip())
-
-    pulsed = shape != "dc"
-    require("frequency_Hz", pulsed, f"for shape {shape}")
-    require("pulse_width_s", pulsed, f"for shape {shape}")
-    if not pulsed:
-        for field in ("burst_frequency_Hz", "burst_on_s", "polarity_period_s"):
-            require(field, False, "for shape dc")
-    else:
-        positive("frequency_Hz")
-        positive("pulse_width_s")
-    pulse_period_s = 1.0 / v["frequency_Hz"] if pulsed else math.inf
-    pw = v["pulse_width_s"]
-    duration_s = 0.0  # from the start of a pulse to the end of its last phase
-
-    if shape not in BIPHASIC and v["interphase_gap_s"] != 0.0:
-        raise names.error("interphase_gap_s", "must be 0: only biphasic pulses have a gap")
-    if shape != "biphasic_asymmetric" and v["asymmetry_ratio"] != 1.0:
-        raise names.error("asymmetry_ratio", "must be 1: only biphasic_asymmetric uses it")
-    if shape in BIPHASIC:
-        gap = v["interphase_gap_s"]
-        if gap < 0.0 or gap >= pulse_period_s * (1.0 - FIT_RTOL):
-            raise names.error(
-                "interphase_gap_s",
-                "must be >= 0 and < 1/frequency_Hz = "
-                + names.amount("interphase_gap_s", pulse_period_s),
-            )
-        ratio = v["asymmetry_ratio"]
-        if ratio < 1.0:
-            raise names.error("asymmetry_ratio", "must be >= 1 (second phase r times longer)")
-        widths = 2.0 if shape == "biphasic_symmetric" else 1.0 + ratio
-        max_pw = (pulse_period_s - gap) / widths
-        if pw > max_pw * (1.0 + FIT_RTOL):
-            raise names.error(
-                "pulse_width_s",
-                f"must be <= {names.amount('pulse_width_s', max_pw)} so that both phases "
-                f"and the interphase gap fit in one pulse period "
-                f"({names.amount('pulse_width_s', pulse_period_s)})",
-            )
-        duration_s = pw * widths + gap
-    elif pulsed:
-        if pw > pulse_period_s * (1.0 + FIT_RTOL):
-            raise names.error(
-                "pulse_width_s",
-                f"must be <= 1/frequency_Hz = {names.amount('pulse_width_s', pulse_period_s)}",
-            )
-        duration_s = pw
-
-    require("polarity_period_s", shape == "microcurrent", f"for shape {shape}")
-    if shape == "microcurrent":
-        positive("polarity_period_s")
-        pulses = v["polarity_period_s"] * v["frequency_Hz"]
-        half = round(pulses / 2.0)
-        if half < 1 or abs(pulses - 2 * half) > FIT_RTOL * pulses:
-            raise names.error(
-                "polarity_period_s",
-                "must hold an even number (>= 2) of pulse periods of 1/frequency_Hz = "
-                f"{names.amount('polarity_period_s', pulse_period_s)}, so that both polarities "
-                "carry the same charge",
-            )
-
-    bursts = v["burst_frequency_Hz"] is not None or v["burst_on_s"] is not None
-    if bursts:
-        if shape in ("dc", "microcurrent"):
-            field = "burst_frequency_Hz" if v["burst_frequency_Hz"] is not None else "burst_on_s"
-            raise names.error(field, f"must not be set for shape {shape}")
-        require("burst_frequency_Hz", True, "with burst_on")
-        require("burst_on_s", True, "with burst_frequency_Hz")
-        positive("burst_frequency_Hz")
-        if v["burst_frequency_Hz"] >= v["frequency_Hz"]:
-            raise names.error("burst_frequency_Hz", "must be below frequency_Hz")
-        burst_period_s = 1.0 / v["burst_frequency_Hz"]
-        burst_on_s = v["burst_on_s"]
-        if burst_on_s < duration_s * (1.0 - FIT_RTOL):
-            raise names.error(
-                "burst_on_s",
-                f"must be >= one pulse ({names.amount('burst_on_s', duration_s)})",
-            )
-        if burst_on_s > burst_period_s * (1.0 + FIT_RTOL):
-            raise names.error(
-                "burst_on_s",
-                f"must be <= 1/burst_frequency_Hz = {names.amount('burst_on_s', burst_period_s)}",
-            )
-
-    if v["on_s"] is not None or v["off_s"] is not None:
-        require("on_s", True, "with off_s")
-        require("off_s", True, "with on_s")
-        positive("on_s")
-        if v["off_s"] < 0.0:
-            raise names.error("off_s", "must be >= 0 s")
-    for field in ("ramp_up_s", "ramp_down_s"):
-        if v[field] < 0.0:
-            raise names.error(field, "must be >= 0 s")
-        if v[field] > 0.0 and v["on_s"] is None:
-            raise names.error(field, "needs on_s and off_s: ramps lie inside the on time")
-    if v["on_s"] is not None and v["ramp_up_s"] + v["ramp_down_s"] > v["on_s"] * (1 + FIT_RTOL):
-        raise names.error(
-            "ramp_down_s",
-            f"ramp_up_s + ramp_down_s must be <= on_s = {names.amount('on_s', v['on_s'])}",
-        )
+    check = _Checker(v, names)
+    duration_s = check.pulse(shape)
+    check.microcurrent(shape)
+    check.bursts(shape, duration_s)
+    check.envelope()

@@ -100,9 +100,6 @@ class FrequencyProblem:
             raise SolverError(f"volumes and materials disagree: {sorted(missing)}")
         self.dx = ufl.Measure("dx", domain=mesh, subdomain_data=patch.cell_tags)
         self.ds = ufl.Measure("ds", domain=mesh, subdomain_data=patch.facet_tags)
-        Sr = {k: fem.Constant(mesh, v.real.copy()) for k, v in self.admittivity.items()}
-        Si = {k: fem.Constant(mesh, v.imag.copy()) for k, v in self.admittivity.items()}
-
         robin: dict[str, complex] = {}
         for e in case.electrodes:
             if e.gel is None and e.contact is not None:
@@ -115,11 +112,26 @@ class FrequencyProblem:
         self._bc_blocks = self.electrodes.dirichlet_blocks
         self._g = fem.Function(self.V)
         self._bc = fem.dirichletbc(self._g, self._bc_blocks)
+        self._build_forms()
+        self._ksp = None
+        self._presb: PresbPreconditioner | None = None
+        self._unit: dict[str, object] | None = None
+        self._Y: np.ndarray | None = None
+        self.method = resolve_method(case.solver.method, self.dofs, iterative="presb")
+        self.iterations: list[int] = []
 
+    def _build_forms(self) -> None:
+        """The block bilinear form, the unit right-hand side, the residual and the Robin currents."""
+        import ufl
+        from dolfinx import fem
+
+        mesh, patch = self.patch.mesh, self.patch
+        Sr = {k: fem.Constant(mesh, v.real.copy()) for k, v in self.admittivity.items()}
+        Si = {k: fem.Constant(mesh, v.imag.copy()) for k, v in self.admittivity.items()}
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         self._phi = fem.Function(self.V)
 
-        def volume_form(p):
+        def volume_form(p: Any) -> Any:
             return sum(
                 (
                     ufl.inner(Sr[k] * ufl.grad(p[0]) - Si[k] * ufl.grad(p[1]), ufl.grad(v[0]))
@@ -146,12 +158,6 @@ class FrequencyProblem:
             )
         self._a, self._L = fem.form(a), fem.form(L)
         self._residual = fem.form(volume_form(self._phi))
-        self._ksp = None
-        self._presb: PresbPreconditioner | None = None
-        self._unit: dict[str, object] | None = None
-        self._Y: np.ndarray | None = None
-        self.method = resolve_method(case.solver.method, self.dofs, iterative="presb")
-        self.iterations: list[int] = []
 
     def _setup(self) -> None:
         from dolfinx.fem import petsc as fpetsc

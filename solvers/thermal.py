@@ -34,9 +34,10 @@ import numpy as np
 from ..errors import InputError, SolverError
 from ..meshes.patch import PatchMesh
 from ..models.case import Case, ThermalSettings
+from .bioheat import cem43_rate
 from .electric import ChannelSolution, ElectricProblem
 from .heat import CycleHeat
-from .pennes import PennesProblem, cem43_rate
+from .pennes import PennesProblem
 from .records import metric
 
 __all__ = [
@@ -406,6 +407,92 @@ def _skin_picture_data(
     }
 
 
+def _rescaling_data(pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.ndarray) -> tuple:
+    """What :meth:`ThermalResult.at` needs, gathered on every rank.
+
+    Returns:
+        The hottest tissue point (rise, [x, y, z]); the skin nodes not dominated in (peak rise,
+        basal temperature), which hold the skin peak at any current; the probe histories.
+    """
+    comm = pennes.comm
+    no = pennes.n_owned
+    xyz = pennes.V.tabulate_dof_coordinates()[:no]
+    rise_peak = run.rise_peak.x.array[:no]
+    mon, skin = pennes.monitor_dofs, pennes.skin_dofs
+    if len(mon):  # the largest rise over the tissue (the same node at every current)
+        i = mon[int(np.argmax(rise_peak[mon]))]
+        local = (float(rise_peak[i]), _point(xyz[i]))
+    else:
+        local = (-math.inf, [math.nan] * 3)
+    hottest = max(comm.allgather(local), key=lambda p: p[0])
+    front = skin[_pareto(rise_peak[skin], T0[skin])]
+    fr, ft, fx = _gather_all(comm, (rise_peak[front], T0[front], xyz[front].reshape(-1, 3)))
+    keep = _pareto(fr, ft)
+    skin_front = {"rise": fr[keep], "T0": ft[keep], "xyz": fx[keep]}
+    ph, pt0, pskin, ptissue = _gather_all(
+        comm, (run.probe_history_C.T, T0[probes], np.isin(probes, skin), np.isin(probes, mon))
+    )
+    return hottest, skin_front, {"history": ph.T.copy(), "T0": pt0, "skin": pskin, "tissue": ptissue}
+
+
+def _total_power_W(patch: PatchMesh, source: Any, surface: Mapping[int, Any]) -> float:
+    """The heat source integrated over the volume and the contact surfaces [W]."""
+    import ufl
+    from dolfinx import fem
+
+    joule = fem.assemble_scalar(fem.form(source * ufl.dx(domain=patch.mesh)))
+    ds = ufl.Measure("ds", domain=patch.mesh, subdomain_data=patch.facet_tags)
+    for tag, q in surface.items():
+        joule += fem.assemble_scalar(fem.form(q * ds(tag)))
+    return patch.mesh.comm.allreduce(float(joule))
+
+
+def _thermal_fields(pennes: PennesProblem, patch: PatchMesh, basal: Any, run: Any, source: Any) -> dict[str, Any]:
+    """The fields of a session, named with their units, for the XDMF output."""
+    from dolfinx import fem
+
+    final = run.final
+    final.name = "temperature_final_C"
+    rise = fem.Function(pennes.V, name="temperature_rise_final_K")
+    rise.x.array[:] = final.x.array - basal.x.array
+    run.rise_peak.name = "temperature_rise_peak_K"
+    Q0 = fem.functionspace(patch.mesh, ("DG", 0))
+    joule = fem.Function(Q0, name="joule_heat_time_averaged_W_per_m3")
+    joule.interpolate(fem.Expression(source, Q0.element.interpolation_points))
+    joule.name = "joule_heat_time_averaged_W_per_m3"
+    return {"basal": basal, "final": final, "rise": rise, "rise_peak": run.rise_peak, "cem43": run.cem43, "joule": joule}
+
+
+def _session_metrics(case: Case, settings: ThermalSettings, run: Any, pennes: PennesProblem, found: dict) -> ThermalMetrics:
+    """The metrics of a session run at the case's currents (``found``: what was gathered)."""
+    return ThermalMetrics(
+        skin_temperature_basal_C=found["basal_skin"] if math.isfinite(found["basal_skin"]) else math.nan,
+        skin_temperature_peak_C=float(np.nanmax(run.skin_max_C)),
+        skin_temperature_peak_location_m=found["peak_location"],
+        tissue_temperature_rise_max_K=float(run.rise_max_K.max()),
+        cem43_max_min=float(run.cem43_max_min[-1]),
+        hottest_point_m=found["hottest"],
+        thermal_time_step_s=run.time_step_s,
+        session_s=settings.session_s,
+        thermal_rise_scale=1.0,
+        thermal={
+            "skin_temperature_peak_time_s": float(run.times_s[int(np.nanargmax(run.skin_max_C))]),
+            "tissue_temperature_rise_final_max_K": float(run.rise_max_K[-1]),
+            "peak_current_A": case.channels[0].current_A,
+            "rms_current_A": found["i_rms"],
+            "joule_heat_time_averaged_W": found["joule"],
+            "joule_heat_from": found["joule_from"],
+            "h_W_per_m2K": settings.h_W_per_m2K,
+            "air_temperature_C": settings.air_temperature_C,
+            "core_temperature_C": settings.core_temperature_C,
+            "steps": len(run.times_s) - 1,
+            "scheme": "BDF2, fixed step, Richardson-extrapolated backward-Euler start",
+            "dofs": pennes.dofs,
+            "method": pennes.method,
+        },
+    )
+
+
 def session_heating(
     case: Case,
     patch: PatchMesh,
@@ -415,29 +502,12 @@ def session_heating(
     heat: CycleHeat | None = None,
     progress: Progress = _nothing,
 ) -> ThermalResult:
-    """Heat the case's patch over its session with the cycle-averaged Joule heat.
+    """Heat the case's patch over its session with the cycle-averaged Joule heat (BDF2).
 
-    Steps: the Joule heat, the basal steady state (no current), the steady state with current
-    (only to choose the probe nodes of :meth:`ThermalResult.at`), then BDF2 over
-    ``case.thermal.session_s`` from the basal state. The Joule heat is ``heat`` at the case's
-    currents when given (a waveform case: from the waveform's own spectrum through the
-    dispersive tissues and the capacitive contact, :mod:`emsim.solvers.heat`), else the d.c.
-    ``(I_rms / I)^2 grad(phi) . S grad(phi)`` of ``solution`` (plus the contact-film heat of bare
-    electrodes). The steady state with current
-    (only to choose the probe nodes of :meth:`ThermalResult.metrics_at`), then BDF2 over
-    ``case.thermal.session_s`` from the basal state.
-
-    Metrics (identical on every rank):
-
-    * ``skin_temperature_basal_C``: maximum over the skin surface (z = 0) at t = 0;
-    * ``skin_temperature_peak_C``: maximum over the skin surface and the session;
-    * ``tissue_temperature_rise_max_K``: maximum of T - T_basal over the tissue layers and the
-      session (gel pads excluded);
-    * ``cem43_max_min``: maximum over the tissue nodes of the accumulated CEM43 [min];
-    * ``hottest_point_m``: where the tissue rise is largest, [x, y, z];
-    * ``thermal_time_step_s``, ``session_s``;
-    * ``thermal``: details (location and time of the skin peak, r.m.s. current, Joule power,
-      solver, settings, definitions).
+    From the basal steady state (the steady state with current only picks the probe nodes of
+    :meth:`ThermalResult.at`). The heat is ``heat`` at the case's currents (a waveform case:
+    :mod:`emsim.solvers.heat`), else the d.c. ``(I_rms / I)^2 grad(phi) . S grad(phi)`` of
+    ``solution`` plus the contact film of bare electrodes. Metrics: :class:`ThermalMetrics`.
 
     Args:
         case: the case, with its ``[thermal]`` settings (defaults when None).
@@ -451,9 +521,6 @@ def session_heating(
         The thermal result, rescalable to other currents.
 
     """
-    import ufl
-    from dolfinx import fem
-
     settings = case.thermal or ThermalSettings()
     comm = patch.mesh.comm
     factor, i_rms = joule_heat_factor(case)
@@ -477,83 +544,25 @@ def session_heating(
         basal, 1.0, settings.session_s, settings.time_step_s, progress=progress, probes=probes
     )
 
-    xyz = pennes.V.tabulate_dof_coordinates()[:no]
-    rise_peak = run.rise_peak.x.array[:no]
-    # Hottest point: the largest rise over the tissue (the same node at every current).
-    mon = pennes.monitor_dofs
-    if len(mon):
-        i = mon[int(np.argmax(rise_peak[mon]))]
-        local = (float(rise_peak[i]), _point(xyz[i]))
-    else:
-        local = (-math.inf, [math.nan] * 3)
-    hottest = max(comm.allgather(local), key=lambda p: p[0])
-    # Skin peak at any scale: the non-dominated (peak rise, basal temperature) skin nodes.
-    skin = pennes.skin_dofs
-    front = skin[_pareto(rise_peak[skin], T0[skin])]
-    fr, ft, fx = _gather_all(comm, (rise_peak[front], T0[front], xyz[front].reshape(-1, 3)))
-    keep = _pareto(fr, ft)
-    skin_front = {"rise": fr[keep], "T0": ft[keep], "xyz": fx[keep]}
-    # Probe histories, for rescaled doses.
-    ph, pt0, pskin, ptissue = _gather_all(
-        comm,
-        (run.probe_history_C.T, T0[probes], np.isin(probes, skin), np.isin(probes, mon)),
-    )
-    probes_all = {"history": ph.T.copy(), "T0": pt0, "skin": pskin, "tissue": ptissue}
-
-    basal_skin = comm.allreduce(float(T0[skin].max(initial=-math.inf)), op=_mpi_max())
-    peak_i = int(np.argmax(skin_front["T0"] + skin_front["rise"])) if len(fr) else None
-    joule = fem.assemble_scalar(fem.form(source * ufl.dx(domain=patch.mesh)))
-    ds = ufl.Measure("ds", domain=patch.mesh, subdomain_data=patch.facet_tags)
-    for tag, q in surface.items():
-        joule += fem.assemble_scalar(fem.form(q * ds(tag)))
-    joule = comm.allreduce(float(joule))
-
-    metrics = ThermalMetrics(
-        skin_temperature_basal_C=basal_skin if math.isfinite(basal_skin) else math.nan,
-        skin_temperature_peak_C=float(np.nanmax(run.skin_max_C)),
-        skin_temperature_peak_location_m=_point(skin_front["xyz"][peak_i]) if peak_i is not None else None,
-        tissue_temperature_rise_max_K=float(run.rise_max_K.max()),
-        cem43_max_min=float(run.cem43_max_min[-1]),
-        hottest_point_m=hottest[1],
-        thermal_time_step_s=run.time_step_s,
-        session_s=settings.session_s,
-        thermal_rise_scale=1.0,
-        thermal={
-            "skin_temperature_peak_time_s": float(run.times_s[int(np.nanargmax(run.skin_max_C))]),
-            "tissue_temperature_rise_final_max_K": float(run.rise_max_K[-1]),
-            "peak_current_A": case.channels[0].current_A,
-            "rms_current_A": i_rms,
-            "joule_heat_time_averaged_W": joule,
-            "joule_heat_from": "the waveform's spectrum (cycle mean)" if heat is not None else "d.c. field x (I_rms / I)^2",
-            "h_W_per_m2K": settings.h_W_per_m2K,
-            "air_temperature_C": settings.air_temperature_C,
-            "core_temperature_C": settings.core_temperature_C,
-            "steps": len(run.times_s) - 1,
-            "scheme": "BDF2, fixed step, Richardson-extrapolated backward-Euler start",
-            "dofs": pennes.dofs,
-            "method": pennes.method,
-        },
-    )
+    hottest, skin_front, probes_all = _rescaling_data(pennes, run, T0, probes)
+    basal_skin = comm.allreduce(float(T0[pennes.skin_dofs].max(initial=-math.inf)), op=_mpi_max())
+    peak_i = int(np.argmax(skin_front["T0"] + skin_front["rise"])) if len(skin_front["T0"]) else None
+    joule = _total_power_W(patch, source, surface)
+    metrics = _session_metrics(case, settings, run, pennes, {
+        "basal_skin": basal_skin, "peak_location": _point(skin_front["xyz"][peak_i]) if peak_i is not None else None,
+        "hottest": hottest[1], "i_rms": i_rms, "joule": joule,
+        "joule_from": "the waveform's spectrum (cycle mean)" if heat is not None else "d.c. field x (I_rms / I)^2",
+    })  # fmt: skip
     history = {
         "time_s": run.times_s,
         "skin_temperature_max_C": run.skin_max_C,
         "tissue_temperature_rise_max_K": run.rise_max_K,
         "cem43_max_min": run.cem43_max_min,
     }
-    final = run.final
-    final.name = "temperature_final_C"
-    rise = fem.Function(pennes.V, name="temperature_rise_final_K")
-    rise.x.array[:] = final.x.array - basal.x.array
-    run.rise_peak.name = "temperature_rise_peak_K"
-    Q0 = fem.functionspace(patch.mesh, ("DG", 0))
-    joule_field = fem.Function(Q0, name="joule_heat_time_averaged_W_per_m3")
-    joule_field.interpolate(fem.Expression(source, Q0.element.interpolation_points))
-    joule_field.name = "joule_heat_time_averaged_W_per_m3"
-    skin_tags = [
-        t for n, t in patch.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")
-    ]
+    fields = _thermal_fields(pennes, patch, basal, run, source)
+    skin_tags = [t for n, t in patch.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")]
     skin_tags += [patch.surfaces[f"electrode:{e.name}"] for e in case.electrodes if e.gel is None]
-    picture = _skin_picture_data(pennes, patch, skin_tags, rise.x.array)
+    picture = _skin_picture_data(pennes, patch, skin_tags, fields["rise"].x.array)
     pennes.close()
     log.info(
         "heating: %d dofs, %d steps of %.3g s, peak skin %.3f C, max rise %.4g K, CEM43 %.3g min",
@@ -565,14 +574,7 @@ def session_heating(
         reference_currents_A=np.array([c.current_A for c in case.channels]),
         rms_current_A=i_rms,
         history=history,
-        fields={
-            "basal": basal,
-            "final": final,
-            "rise": rise,
-            "rise_peak": run.rise_peak,
-            "cem43": run.cem43,
-            "joule": joule_field,
-        },
+        fields=fields,
         time_step_s=run.time_step_s,
         _skin_front=skin_front,
         _probes=probes_all,

@@ -24,13 +24,9 @@ from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import library, parse_case
 from emsim.solvers.analytic_thermal import finite_slab_rise_K, finite_slab_steady_C, uniform_rise_K
+from emsim.solvers.bioheat import PennesMaterial, blood_heat_capacity_J_per_m3K, cem43_rate
 from emsim.solvers.electric import ElectricProblem
-from emsim.solvers.pennes import (
-    PennesMaterial,
-    PennesProblem,
-    blood_heat_capacity_J_per_m3K,
-    cem43_rate,
-)
+from emsim.solvers.pennes import PennesProblem
 from emsim.solvers.records import record_values
 from emsim.solvers.thermal import case_pennes_problem, session_heating
 
