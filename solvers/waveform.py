@@ -141,7 +141,7 @@ class ActivationMetrics:
         "A", "first channel's peak current (others in proportion) at which the stated target volume is "
         "above threshold", label="current to activate the target volume", scale=1e3, shown_unit="mA",
     )  # fmt: skip
-    current_for_50pct_activation_A: float = metric(
+    current_for_50pct_activation_A: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
         "A", "first channel's peak current (others in proportion) at which half the target muscle of the "
         "modelled patch is above threshold (depends on the patch size: prefer current_for_target_volume_A)",
     )  # fmt: skip
@@ -349,25 +349,30 @@ class WaveformLeadField:
             for g in self.groups(current)
         ], axis=0)  # fmt: skip
         threshold = self.strength_duration.threshold_field_V_per_m(w.pulse_width_s)
-        per_A = ef / current[0]
         v = self.muscle_volumes_m3
         total = float(v.sum())
-        fraction = act.activated_fraction(per_A, v, threshold, current[0])
-        if self.target_volume_m3 <= total:
-            for_volume = act.current_for_volume_A(per_A, v, threshold, self.target_volume_m3)
+        volume = act.activated_volume_m3(ef, v, threshold, 1.0)
+        if current[0] == 0:
+            off = Absent("the first channel carries no current: the currents are scaled with it")
+            for_volume = for_half = off
         else:
-            for_volume = Absent(
-                f"the stated target volume ({self.target_volume_m3 * 1e6:g} cm^3) exceeds the target "
-                f"layers' volume in the patch ({total * 1e6:.3g} cm^3)"
-            )
+            per_A = ef / abs(current[0])
+            for_half = act.current_for_fraction_A(per_A, v, threshold, 0.5)
+            if self.target_volume_m3 <= total:
+                for_volume = act.current_for_volume_A(per_A, v, threshold, self.target_volume_m3)
+            else:
+                for_volume = Absent(
+                    f"the stated target volume ({self.target_volume_m3 * 1e6:g} cm^3) exceeds the target "
+                    f"layers' volume in the patch ({total * 1e6:.3g} cm^3)"
+                )
         return ActivationMetrics(
             muscle_fibre_field_peak_V_per_m=float(ef.max()),
             activation_threshold_field_V_per_m=threshold,
-            muscle_activated_fraction=fraction,
-            muscle_activated_volume_cm3=act.activated_volume_m3(per_A, v, threshold, current[0]) * 1e6,
+            muscle_activated_fraction=volume / total if total > 0 else 0.0,
+            muscle_activated_volume_cm3=volume * 1e6,
             target_volume_cm3=self.target_volume_m3 * 1e6,
             current_for_target_volume_A=for_volume,
-            current_for_50pct_activation_A=act.current_for_fraction_A(per_A, v, threshold, 0.5),
+            current_for_50pct_activation_A=for_half,
         )
 
     def method_record(self) -> dict[str, Any]:

@@ -135,6 +135,7 @@ def waveform_response(
     *,
     n_frequencies: int = DEFAULT_N_FREQUENCIES,
     tolerance: float | None = None,
+    max_frequencies: int = MAX_FREQUENCIES,
     max_frequency_Hz: float | None = None,
     strength_duration: act.StrengthDuration | None = None,
     electric: ElectricLeadField | None = None,
@@ -145,13 +146,14 @@ def waveform_response(
     Solves ``n_frequencies`` (+1 d.c. when the waveform has a d.c. component) frequency problems,
     each set up (factorised) once for all its electrodes' unit solves, then doubles the density
     of the log-spaced samples (reusing every solved one) until the interpolation error estimate
-    is at most ``tolerance``; stops with an error naming the case past :data:`MAX_FREQUENCIES`.
+    is at most ``tolerance``; stops with an error naming the case past ``max_frequencies``.
 
     Args:
         case: the case; ``case.waveform`` must be set.
         patch: its tagged mesh.
         n_frequencies: number of frequencies sampled first (>= 7).
         tolerance: interpolation error estimate to reach (default ``[solver] waveform_tolerance``).
+        max_frequencies: most frequencies the sweep may sample (default :data:`MAX_FREQUENCIES`).
         max_frequency_Hz: truncation frequency f_N (default 500 / shortest phase).
         strength_duration: the activation threshold model (default one).
         electric: the d.c. lead field, whose skin-peak operator is reused (built when None).
@@ -186,7 +188,7 @@ def waveform_response(
         rounds.append({"frequencies": len(spec.samples_Hz), "interpolation_error_estimate": err})
         if spec.dc_shape or err <= tol:
             break
-        if 2 * n - 1 > MAX_FREQUENCIES:
+        if 2 * n - 1 > max_frequencies:
             sampler.close()
             raise SolverError(
                 f"case {case.name}: the waveform sweep's interpolation error estimate {err:.2g} is above "

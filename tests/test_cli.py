@@ -32,6 +32,7 @@ def small_run(tmp_path_factory):
     (folder / "case.toml").write_text(to_toml(small_cheek_table()), "utf-8")
     proc = run_cli("run", "case.toml", "--out", "result", cwd=folder)
     assert proc.returncode == 0, proc.stderr
+    assert "warning" not in proc.stderr.lower(), proc.stderr  # no silent numbers, no warnings to miss
     return folder
 
 

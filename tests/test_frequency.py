@@ -415,3 +415,63 @@ def test_iec_figures_per_electrode_in_the_column_equal_their_closed_forms():
     assert dc.average_power_density_W_per_cm2["E"] == pytest.approx(0.01**2 * r_total / area_cm2, rel=1e-6)
     body = solve_case(parse_case(column_table())).to_json()
     assert "charge_per_phase_uC" not in body and "no phases" in body["absent"]["charge_per_phase_uC"]
+
+
+def _two_channel_table(timing: str) -> dict:
+    table = _resistive_two_pad_case()
+    table["mesh"]["size_factor"] = 4.0
+    table["patch"] = {"width_mm": 60.0, "length_mm": 50.0}
+    a, b = table["electrode"]
+    a["center_mm"], b["center_mm"] = [-15.0, -10.0], [15.0, -10.0]
+    c = copy.deepcopy(a) | {"name": "C", "center_mm": [-15.0, 12.0]}
+    d = copy.deepcopy(b) | {"name": "D", "center_mm": [15.0, 12.0]}
+    table["electrode"] = [a, b, c, d]
+    for e in table["electrode"]:
+        e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}
+    table["channel"] = [
+        {"name": "one", "anode": "A", "cathode": "B", "current_mA": 10.0, "timing": timing},
+        {"name": "two", "anode": "C", "cathode": "D", "current_mA": 6.0, "timing": timing},
+    ]
+    return table
+
+
+def test_interleaved_channels_add_their_heat_and_take_the_larger_peak_simultaneous_ones_superpose():
+    """Issue 8.4: each channel reports its own figures; timing decides how they combine."""
+    case = parse_case(_two_channel_table("interleaved"))
+    assert case.timing == "interleaved"
+    patch = build_patch_mesh(case)
+    lead = waveform_response(case, patch, n_frequencies=8, tolerance=0.5)  # combination, not accuracy
+    both, _ = lead.at([0.010, 0.006])
+    one, _ = lead.at([0.010, 0.0])
+    two, _ = lead.at([0.0, 0.006])
+    for label, heat in both.layer_joule_power_mean_W.items():  # no cross terms
+        assert heat == pytest.approx(one.layer_joule_power_mean_W[label] + two.layer_joule_power_mean_W[label], rel=1e-9)
+    assert both.skin_current_density_peak_pulse_A_per_m2 == pytest.approx(
+        max(one.skin_current_density_peak_pulse_A_per_m2, two.skin_current_density_peak_pulse_A_per_m2), rel=1e-12
+    )
+    assert set(both.waveform_by_channel) == {"one", "two"}
+    assert both.waveform_by_channel["two"]["electrode_voltage_peak_V"] == pytest.approx(
+        two.waveform_by_channel["two"]["electrode_voltage_peak_V"], rel=1e-9
+    )
+    # The same pads fired in phase: the fields add, so the heat has cross terms.
+    simultaneous = parse_case(_two_channel_table("simultaneous"))
+    together, _ = waveform_response(simultaneous, patch, n_frequencies=8, tolerance=0.5).at([0.010, 0.006])
+    cross = together.joule_power_mean_W - both.joule_power_mean_W
+    assert abs(cross) > 1e-3 * both.joule_power_mean_W
+    # The total heat is still the mean electrical power of the channels (energy balance).
+    assert together.joule_power_mean_W == pytest.approx(together.mean_power_W * simultaneous.waveform.mean_square_envelope, rel=1e-3)
+
+
+def test_the_sweep_adds_frequencies_until_its_error_estimate_meets_the_tolerance():
+    """Issue 8.10: refine instead of warning; the estimate falls below the tolerance."""
+    from emsim.errors import SolverError
+
+    case = parse_case(column_table(gel=True, waveform=BIPHASIC))
+    patch = build_patch_mesh(case)
+    lead = waveform_response(case, patch, n_frequencies=7, tolerance=1e-3)
+    rounds = lead.method["sweep_rounds"]
+    assert rounds[0]["frequencies"] == 7 and rounds[0]["interpolation_error_estimate"] > 1e-3
+    assert len(rounds) > 1 and rounds[-1]["interpolation_error_estimate"] <= 1e-3
+    assert lead.interpolation_error <= 1e-3
+    with pytest.raises(SolverError, match="waveform_tolerance"):
+        waveform_response(case, patch, n_frequencies=7, tolerance=1e-14, max_frequencies=25)

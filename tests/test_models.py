@@ -105,3 +105,24 @@ def test_contact_capacitance_defaults_to_the_documented_value_and_zero_means_res
     assert case.electrode("A").contact.capacitance_F_per_m2 == pytest.approx(0.0155e-2)
     assert DEFAULT_CONTACT_CAPACITANCE_F_PER_M2 == pytest.approx(0.0155 * 1e-6 / 1e-4)
     assert case.electrode("B").contact.capacitance_F_per_m2 is None
+
+
+def test_the_default_case_is_what_a_facial_device_does():
+    """Issue 8.9: a biphasic train with ramps and on/off, felt but under 2 mA/cm^2 r.m.s."""
+    from emsim.models import load_case
+    from emsim.studies.run import default_case_path
+
+    case = load_case(default_case_path())
+    w = case.waveform
+    assert w is not None and w.shape.startswith("biphasic") and not w.net_dc
+    assert w.on_s > 0 and w.off_s > 0 and w.ramp_up_s > 0 and w.ramp_down_s > 0
+    assert 5 * 60 <= case.thermal.session_s <= 15 * 60  # facial sessions of 5-15 min
+    for e in case.electrodes:  # r.m.s. over the pad at the plateau (pulse train) and over the cycle
+        assert w.rms_pulse_train(case.channels[0].current_A) * 1e3 / (e.area_m2 * 1e4) < 2.0
+    assert case.channels[0].current_A >= 5e-3  # a level a user feels at 250 us
+    # Contact values agree between the built-in cases.
+    contacts = set()
+    for path in sorted(default_case_path().parent.glob("*.toml")):
+        for e in load_case(path).electrodes:
+            contacts.add((e.contact.resistance_ohm_m2, e.contact.capacitance_F_per_m2))
+    assert len(contacts) == 1
