@@ -92,7 +92,7 @@ def iec_figures(
         local, _ = electric.disc.peak_where(np.abs(electric.skin_jn_per_A[:, c] * amp), electric.skin_under == e.name)
         peak[e.name] = local * rms_ratio * 0.1  # A/m^2 -> mA/cm^2
         power[e.name] = channel_power_W[case.channels[c].name] / area
-        dc[e.name] = s * amp * mean_ratio * 1e6
+        dc[e.name] = s * amp * mean_ratio * 1e6 + 0.0  # no -0.0
         if pulsed:
             q[e.name] = abs(s) * w.charge_per_phase_C(amp) * 1e6
             qd[e.name] = q[e.name] / area
