@@ -15,6 +15,7 @@ import pytest
 
 import emsim  # noqa: F401  (orders MPI before dolfinx, as every user import does)
 from emsim.models import read_case_table
+from emsim.models.toml import dumps as to_toml
 from emsim.studies.run import default_case_path
 
 CI = os.environ.get("EMSIM_CI", "") not in ("", "0")
@@ -55,41 +56,3 @@ def write_toml(tmp_path):
         return path
 
     return write
-
-
-def _value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    if isinstance(v, list):
-        return "[" + ", ".join(_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + " }"
-    return repr(v)
-
-
-def to_toml(table: dict) -> str:
-    """A minimal TOML writer for case tables (tables, arrays of tables, inline values)."""
-    lines: list[str] = []
-    scalars = {k: v for k, v in table.items() if not isinstance(v, dict) and not _is_aot(v)}
-    for k, v in scalars.items():
-        lines.append(f"{k} = {_value(v)}")
-    for k, v in table.items():
-        if isinstance(v, dict):
-            if all(isinstance(x, dict) for x in v.values()) and v:
-                for sub, subt in v.items():
-                    lines.append(f"\n[{k}.{sub}]")
-                    lines += [f"{a} = {_value(b)}" for a, b in subt.items()]
-            else:
-                lines.append(f"\n[{k}]")
-                lines += [f"{a} = {_value(b)}" for a, b in v.items()]
-        elif _is_aot(v):
-            for row in v:
-                lines.append(f"\n[[{k}]]")
-                lines += [f"{a} = {_value(b)}" for a, b in row.items()]
-    return "\n".join(lines) + "\n"
-
-
-def _is_aot(v) -> bool:
-    return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
