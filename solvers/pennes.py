@@ -14,13 +14,9 @@ T_a (the core temperature),
 the metabolic heat ``Q_met = rho * q_met [W/kg]`` and the Joule heat Q_J. Gel pads have no
 perfusion and no metabolism.
 
-Boundaries. The skin and the pads lose heat to the air, ``-k dT/dn = h (T - T_air)``
-(convection plus radiation, h about 10 W/(m^2 K)), on ``skin_exposed``, every ``pad_side:E``
-and every ``electrode:E`` face. For a gel pad the electrode face is the pad's top: we assume the
-electrode and its backing exchange heat like skin (no extra thermal resistance). A bare electrode
-lies on the skin at z = 0; its face is treated as convective skin as well (a thin metal or carbon
-film with the same h). The deep face (``bottom``) is held at the core temperature, the lateral
-faces (``sides``) are insulated (symmetry far from the electrodes).
+Boundaries. The problem takes its convective faces, its Dirichlet faces and its heat sources
+as tags and UFL expressions: which faces of a case are which is set up by
+:func:`emsim.solvers.thermal.case_pennes_problem`.
 
 Time scheme. BDF2 with a fixed step, started by a Richardson-extrapolated backward-Euler step
 (``2 BE(dt/2)^2 - BE(dt)``, second order, so that even the first minutes are second-order

@@ -10,7 +10,9 @@ Joule heat. Q_J is the time average of ``J . E``: for a quasi-static field it is
 d.c. A bare electrode with a contact impedance r_c [ohm m^2] also dissipates
 ``(V_e - phi)^2 / r_c`` [W/m^2] in its stratum corneum, applied as a surface source on its face.
 Temperature rises scale with I_rms^2, i.e. with I^2 at a fixed waveform: one solve per case
-serves every amplitude (:meth:`ThermalResult.metrics_at`).
+serves every amplitude (:meth:`ThermalResult.at`). With a waveform the heat is instead the
+cycle mean from the waveform's own spectrum through the dispersive tissues and the capacitive
+contact (:mod:`emsim.solvers.heat`); it scales with I^2 all the same.
 
 Boundaries. The skin and the pads lose heat to the air, ``-k dT/dn = h (T - T_air)``
 (convection plus radiation, h about 10 W/(m^2 K)), on ``skin_exposed``, every ``pad_side:E``
