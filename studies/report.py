@@ -243,6 +243,14 @@ th.asc::after { content: " \\25B2"; } th.desc::after { content: " \\25BC"; }
 {% for r in table %}<tr>{% for v in r %}<td>{{ v }}</td>{% endfor %}</tr>
 {% endfor %}</tbody></table></div>
 <script>
+window.addEventListener("error", function () {
+  document.body.dataset.jsErrors = String(Number(document.body.dataset.jsErrors || 0) + 1);
+});
+window.addEventListener("load", function () {
+  const imgs = Array.from(document.images);
+  document.body.dataset.imagesLoaded = String(imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length);
+  document.body.dataset.imagesBroken = String(imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).length);
+});
 (function () {
   const table = document.getElementById("results");
   const heads = table.tHead.rows[0].cells;

@@ -9,6 +9,8 @@ A study file is TOML::
     "electrode.A.diameter_mm" = [10, 15, 20]
     "layer.fat.thickness_mm" = [2.0, 4.0, 6.0]
     "channel.current_mA" = [5, 10]
+    [set]                          # optional: fixed changes to the base, same paths
+    "mesh.quality" = "coarse"
     [outputs]
     fields = false                 # write field files (XDMF) per case
 
@@ -294,11 +296,21 @@ def parse_study(raw: Mapping[str, Any], folder: str | Path = ".", *, name: str =
         InputError: a bad key, path or value, naming the axis path (and the point) before
             anything runs.
     """
-    allowed = ("name", "base", "case", "sweep", "outputs")
+    allowed = ("name", "base", "case", "set", "sweep", "outputs")
     for key in raw:
         if key not in allowed:
             raise InputError(key, raw[key], f"unknown study key; allowed: {', '.join(allowed)}")
     base = _base_table(raw, Path(folder))
+    fixed = raw.get("set", {})
+    if not isinstance(fixed, dict):
+        raise InputError("set", fixed, 'a table of "path" = value')
+    for path, value in fixed.items():
+        set_path(base, path, value)
+    if fixed:
+        try:
+            parse_case(base)
+        except InputError as err:
+            raise InputError(f"set -> {err.field}", err.value, err.allowed) from None
     sweep = raw.get("sweep")
     if not isinstance(sweep, dict):
         raise InputError("sweep", sweep, "a [sweep] table")
