@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 import emsim
-from conftest import BIN, small_cheek_table, to_toml
 from emsim.studies.ledger import Ledger
 from emsim.studies.study import parse_study
+
+from conftest import BIN, small_cheek_table, to_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 
