@@ -144,7 +144,8 @@ class _study_progress:
             if self.rank != 0:
                 return
             if self.bar is not None:
-                self.bar.update(self.task, completed=done, total=total, description=text)
+                short = text if len(text) <= 36 else text[:35] + "\u2026"  # the bar keeps its room
+                self.bar.update(self.task, completed=done, total=total, description=short)
             else:
                 print(f"emsim: [{done}/{total}] {text}", file=sys.stderr, flush=True)
 

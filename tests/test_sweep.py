@@ -290,3 +290,11 @@ def test_report_renders_in_headless_chromium(tmp_path):
     r = subprocess.run([*base, "--window-size=1400,2400", f"--screenshot={shot}", page.as_uri()],
                        capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert r.returncode == 0 and shot.stat().st_size > 20_000
+
+
+def test_readme_example_study_parses():
+    from emsim.studies.study import load_study
+
+    study = load_study(ROOT / "studies" / "examples" / "cheek-pad-sweep.toml")
+    assert len(study.points) == 18 and len(study.groups) == 6
+    assert all(p.case.mesh.quality == "coarse" and p.case.mesh.degree == 1 for p in study.points)
