@@ -213,9 +213,9 @@ def test_kills_at_random_moments(tmp_path):
     study = write_study(tmp_path, THREE)
     out = tmp_path / "out"
     rng = random.Random(11)
-    for _ in range(4):
+    for _ in range(3):
         proc = start_cli("run", str(study), "--out", str(out), cwd=tmp_path)
-        time.sleep(rng.uniform(1.0, 9.0))
+        time.sleep(rng.uniform(1.0, 7.0))
         if proc.poll() is None:
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
