@@ -29,6 +29,12 @@ def _parser() -> argparse.ArgumentParser:
         "--max-dofs", type=_positive, metavar="N",
         help="refuse cases whose estimated dofs exceed N (default 3e6, about 15 GB; see emsim.meshes.estimate)",
     )  # fmt: skip
+    run.add_argument(
+        "--ranks-per-case", type=int, default=1, metavar="K",
+        help="study files: MPI ranks that solve one case together (default 1: one case per rank)",
+    )  # fmt: skip
+    rep = sub.add_parser("report", help="rebuild a study's results tables and report.html from its ledger")
+    rep.add_argument("folder", help="the study's output folder (with ledger.sqlite)")
     ver = sub.add_parser("verify", help="run the verification cases and print error vs tolerance")
     ver.add_argument("--quality", choices=("coarse", "default", "fine"), default="default")
     ver.add_argument("--only", action="append", help="run only the named verification case(s)")
@@ -70,6 +76,8 @@ def _run(args, comm) -> int:
     path = Path(args.case) if args.case else default_case_path()
     text = read_case_text(path)  # the file is read once
     table = parse_toml(text, path)
+    if "sweep" in table:  # a study file
+        return _run_study(args, comm, path, table)
     if args.quality:
         table.setdefault("mesh", {})
         if isinstance(table["mesh"], dict):
@@ -80,6 +88,81 @@ def _run(args, comm) -> int:
     result = run_case(case, out, comm=comm, progress=progress, source_text=text, max_dofs=args.max_dofs)
     if comm.rank == 0:
         _summary(console, result, out)
+    return 0
+
+
+def _run_study(args, comm, path: Path, table: dict) -> int:
+    """Run a study file: every case once (resumable), then results tables and report.html."""
+    from .studies.study import parse_study
+    from .studies.sweep import run_study
+
+    if args.quality:
+        from .errors import InputError
+
+        raise InputError("--quality", args.quality, 'not for a study file: sweep "mesh.quality" or set it in the base')
+    study = parse_study(table, path.parent, name=path.stem)  # every input error before anything runs
+    out = Path(args.out) if args.out else Path("out") / study.name
+    with _study_progress(comm.rank) as progress:
+        summary = run_study(study, out, comm=comm, ranks_per_case=args.ranks_per_case, progress=progress)
+    if comm.rank == 0:
+        if summary.nothing_to_do:
+            print(f"emsim: study {study.name}: all {summary.total} cases were already done in {out}; "
+                  "nothing recomputed", file=sys.stderr)  # fmt: skip
+        else:
+            print(f"emsim: study {study.name}: {summary.computed} case(s) computed, {summary.already_done} "
+                  f"already done, {summary.total} in all ({summary.seconds:.1f} s); results in "
+                  f"{out}/results.csv, results.parquet, report.html", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+class _study_progress:
+    """A rich progress bar (done/total, ETA) on a terminal; plain log lines otherwise."""
+
+    def __init__(self, rank: int) -> None:
+        self.rank = rank
+        self.bar = None
+
+    def __enter__(self):
+        from rich.console import Console
+
+        err = Console(stderr=True)
+        if self.rank == 0 and err.is_terminal:
+            from rich.progress import (
+                BarColumn,
+                MofNCompleteColumn,
+                Progress,
+                TextColumn,
+                TimeRemainingColumn,
+            )
+
+            self.bar = Progress(TextColumn("[bold cyan]emsim[/] study"), BarColumn(), MofNCompleteColumn(),
+                                TimeRemainingColumn(), TextColumn("{task.description}"), console=err)  # fmt: skip
+            self.bar.start()
+            self.task = self.bar.add_task("", total=None)
+
+        def progress(done: int, total: int, text: str) -> None:
+            if self.rank != 0:
+                return
+            if self.bar is not None:
+                short = text if len(text) <= 36 else text[:35] + "\u2026"  # the bar keeps its room
+                self.bar.update(self.task, completed=done, total=total, description=short)
+            else:
+                print(f"emsim: [{done}/{total}] {text}", file=sys.stderr, flush=True)
+
+        return progress
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def _report(args, comm) -> int:
+    """Rebuild results.csv, results.parquet and report.html from a study's ledger."""
+    from .studies.report import write_results
+
+    if comm.rank == 0:
+        files = write_results(Path(args.folder))
+        print("emsim: wrote " + ", ".join(str(f) for f in files), file=sys.stderr)
     return 0
 
 
@@ -135,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "run":
             return _run(args, comm)
+        if args.command == "report":
+            return _report(args, comm)
         return _verify(args, comm)
     except EmsimError as err:
         if comm.rank == 0:
