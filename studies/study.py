@@ -54,6 +54,7 @@ __all__ = [
     "load_study",
     "parse_study",
     "set_path",
+    "unit_case",
 ]
 
 #: Sweep modes: every combination, axes side by side, or points listed one by one.
@@ -115,12 +116,12 @@ def is_study_table(table: Mapping[str, Any]) -> bool:
     return isinstance(table, Mapping) and "sweep" in table
 
 
-def geometry_key(case: Case) -> str:
-    """Digest of the case with its channel currents normalised: equal for amplitude-only changes.
+def unit_case(case: Case) -> Case:
+    """The case with its channel currents normalised: the same for amplitude-only changes.
 
     Without ``[thermal]`` every channel is set to 1 mA (the result is held per unit current of
     each channel). With ``[thermal]`` the direction of the current vector is kept (the heating
-    scales with I^2 only along the case's own current ratios), so cases on one ray share a key.
+    scales with I^2 only along the case's own current ratios), so cases on one ray share it.
     """
     currents = [c.current_A for c in case.channels]
     if case.thermal is None or not any(currents):
@@ -128,7 +129,12 @@ def geometry_key(case: Case) -> str:
     else:
         top = max(abs(i) for i in currents)
         unit = {c.name: 1e-3 * i / top for c, i in zip(case.channels, currents, strict=True)}
-    return case.with_currents(unit).digest()
+    return case.with_currents(unit)
+
+
+def geometry_key(case: Case) -> str:
+    """Digest of :func:`unit_case`: equal for cases that differ only in their amplitudes."""
+    return unit_case(case).digest()
 
 
 # ----------------------------------------------------------------------------- paths

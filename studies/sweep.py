@@ -29,7 +29,7 @@ from typing import Any
 from ..solvers.result import CaseResult
 from .ledger import Ledger
 from .outputs import skin_current_picture, write_json_atomic, write_outputs
-from .study import Study, StudyPoint, geometry_key, load_study
+from .study import Study, StudyPoint, load_study, unit_case
 
 __all__ = ["StudySummary", "case_folder_name", "run_study", "solve_group", "write_case_folder"]
 
@@ -81,16 +81,7 @@ def solve_group(points: list[StudyPoint], *, comm: Any = None) -> CaseResult:
     """
     from .. import solve
 
-    case = points[0].case
-    currents = [c.current_A for c in case.channels]
-    if case.thermal is None or not any(currents):
-        unit = {c.name: 1e-3 for c in case.channels}
-    else:
-        top = max(abs(i) for i in currents)
-        unit = {c.name: 1e-3 * i / top for c, i in zip(case.channels, currents, strict=True)}
-    solved = case.with_currents(unit)
-    assert geometry_key(case) == solved.digest()  # the group's invariant
-    return solve(solved, comm=comm)
+    return solve(unit_case(points[0].case), comm=comm)
 
 
 def case_metrics(result: CaseResult) -> dict[str, Any]:
