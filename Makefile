@@ -19,11 +19,12 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/emsim run
 
-# The solver tests also run on 2 MPI ranks (one case distributed); then the whole suite serially.
+# The solver tests also run on 2 MPI ranks (one case distributed; the slow physics cases run
+# serially only, to keep the suite near 20 minutes on 2 cores); then the whole suite serially.
 MPI_TESTS := tests/test_electric.py tests/test_thermal.py tests/test_frequency.py tests/test_activation.py
 
 test: setup
-	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -q -p no:cacheprovider $(MPI_TESTS)
+	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(MPI_TESTS)
 	$(PY) -m pytest
 
 test-fast: setup

@@ -125,6 +125,7 @@ def test_activated_volume_counts_only_activated_tissue_while_the_fraction_depend
     assert i1 == i2 and act.activated_volume_m3(field_per_A, vol, 40.0, i1 * (1 + 1e-12)) >= target
 
 
+@pytest.mark.slow
 def test_a_target_layer_of_a_user_material_gets_activation_numbers():
     case = _cheek_pulse(60.0, 40.0, user_muscle=True)
     assert case.target_layers() == ["my_muscle"]

@@ -344,6 +344,7 @@ def test_bad_probe_is_an_input_error_naming_the_field(probes, field):
     assert err.value.field == field
 
 
+@pytest.mark.slow
 def test_first_phase_peak_after_a_quiet_interval_is_the_dc_peak_without_contact_resistance():
     """A capacitive contact is a short at t = 0+: the current crowds at the pad rim then."""
     import dataclasses
@@ -435,6 +436,7 @@ def _two_channel_table(timing: str) -> dict:
     return table
 
 
+@pytest.mark.slow
 def test_interleaved_channels_add_their_heat_and_take_the_larger_peak_simultaneous_ones_superpose():
     """Issue 8.4: each channel reports its own figures; timing decides how they combine."""
     case = parse_case(_two_channel_table("interleaved"))
