@@ -20,7 +20,7 @@ currents as a quadratic form.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,38 @@ import numpy as np
 
 from ..meshes.patch import PatchMesh
 
-__all__ = ["CycleHeat", "channel_pairs", "pair_products"]
+__all__ = ["CycleHeat", "channel_pairs", "current_vector", "firing_groups", "pair_products"]
+
+
+def current_vector(channels: Sequence[str], currents_A: Any) -> np.ndarray:
+    """Channel currents [A] as a vector in channel order, checked.
+
+    Args:
+        channels: the channel names, in case order.
+        currents_A: a mapping by channel name (channels left out are at 0 A) or one value per
+            channel in case order.
+
+    Raises:
+        InputError: an unknown channel name, or a vector of the wrong length.
+    """
+    from ..errors import InputError
+
+    if isinstance(currents_A, Mapping):
+        unknown = set(currents_A) - set(channels)
+        if unknown:
+            raise InputError("channel", sorted(unknown), f"one of {', '.join(channels)}")
+        return np.array([float(currents_A.get(c, 0.0)) for c in channels])
+    vec = np.asarray(currents_A, dtype=float).reshape(-1)
+    if len(vec) != len(channels):
+        raise InputError("channel_currents_A", vec.tolist(), f"{len(channels)} values, one per channel")
+    return vec
+
+
+def firing_groups(current: np.ndarray, timing: str) -> list[np.ndarray]:
+    """The channel currents that flow together: all when simultaneous, one by one interleaved."""
+    if timing == "simultaneous" or len(current) == 1:
+        return [current]
+    return [np.where(np.arange(len(current)) == c, current, 0.0) for c in range(len(current))]
 
 
 def channel_pairs(n_channels: int, timing: str) -> tuple[tuple[int, int], ...]:

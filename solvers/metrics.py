@@ -24,6 +24,7 @@ from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from .electric import ChannelSolution, ElectricProblem
 from .electrodes import cell_gradients, current_density
+from .heat import current_vector, firing_groups
 from .records import Absent, metric
 from .skin import (
     PEAK_AVERAGING_RADIUS_M,
@@ -219,20 +220,8 @@ class ElectricLeadField:
         )
 
     def currents_vector(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
-        """Channel currents [A] as a vector in channel order (a mapping may name a subset)."""
-        if isinstance(currents_A, Mapping):
-            unknown = set(currents_A) - set(self.channels)
-            if unknown:
-                from ..errors import InputError
-
-                raise InputError("channel", sorted(unknown), f"one of {', '.join(self.channels)}")
-            return np.array([float(currents_A.get(c, 0.0)) for c in self.channels])
-        vec = np.asarray(currents_A, dtype=float).reshape(-1)
-        if len(vec) != len(self.channels):
-            from ..errors import InputError
-
-            raise InputError("channel_currents_A", list(vec), f"{len(self.channels)} values, one per channel")
-        return vec
+        """Channel currents [A] as a vector in channel order (:func:`emsim.solvers.heat.current_vector`)."""
+        return current_vector(self.channels, currents_A)
 
     def electrode_potentials(self, current: np.ndarray) -> np.ndarray:
         """Electrode potentials [V], the first channel's cathode at 0 V (or the ground)."""
@@ -291,10 +280,8 @@ class ElectricLeadField:
         )
 
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
-        """The channel currents that flow together: all when simultaneous, one by one interleaved."""
-        if self.timing == "simultaneous" or len(current) == 1:
-            return [current]
-        return [np.where(np.arange(len(current)) == c, current, 0.0) for c in range(len(current))]
+        """The channel currents that flow together (:func:`emsim.solvers.heat.firing_groups`)."""
+        return firing_groups(current, self.timing)
 
     def skin_picture(self, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Skin triangles [m] and |J_n| [A/m^2] at the channel currents (largest over groups)."""

@@ -52,7 +52,7 @@ from typing import Any
 import numpy as np
 
 from . import activation as act
-from .heat import CycleHeat
+from .heat import CycleHeat, current_vector, firing_groups
 from .records import Absent, metric
 from .skin import PEAK_AVERAGING_RADIUS_M, DiscAverage
 
@@ -240,15 +240,11 @@ class WaveformLeadField:
     target_volume_m3: float = 0.5e-6
 
     def _current(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
-        if isinstance(currents_A, Mapping):
-            return np.array([float(currents_A.get(c, 0.0)) for c in self.channels])
-        return np.asarray(currents_A, dtype=float).reshape(-1)
+        return current_vector(self.channels, currents_A)
 
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
-        """The channel currents that are on together: all for simultaneous, one by one interleaved."""
-        if self.timing == "simultaneous" or len(current) == 1:
-            return [current]
-        return [np.where(np.arange(len(current)) == c, current, 0.0) for c in range(len(current))]
+        """The channel currents that flow together (:func:`emsim.solvers.heat.firing_groups`)."""
+        return firing_groups(current, self.timing)
 
     def time_course(self, currents_A: Mapping[str, float] | Sequence[float]) -> TimeCourse:
         """The periodic steady state over one period at channel (peak) currents [A].

@@ -142,7 +142,7 @@ def skin_current_picture(result: CaseResult, path: Path, currents_A: Currents = 
         plotter.add_mesh(pv.lines_from_points(pts), color="cyan", line_width=2)
         cx, cy = (c * 1e3 for c in e.center_m)
         plotter.add_point_labels([[cx, cy, 0.1]], [e.name], font_size=20, text_color="cyan", shape=None)
-    m = result.at(current).electric
+    m = (result.metrics if currents_A is None else result.at(current)).electric  # cached at the case currents
     plotter.add_text(
         f"{result.case.name}: I = {m.current_requested_A * 1e3:.3g} mA, Z = {m.impedance_ohm:.4g} ohm, "
         f"peak J_n (1 mm disc) = {m.skin_current_density_peak_A_per_m2:.4g} A/m^2 (x, y in mm)",
