@@ -38,6 +38,8 @@ def _parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="run the verification cases and print error vs tolerance")
     ver.add_argument("--quality", choices=("coarse", "default", "fine"), default="default")
     ver.add_argument("--only", action="append", help="run only the named verification case(s)")
+    sites = sub.add_parser("sites", help="print the built-in facial sites: layers, thicknesses, ranges, sources")
+    sites.add_argument("--json", action="store_true", help="print the library as JSON")
     return p
 
 
@@ -205,6 +207,39 @@ def _verify(args, comm) -> int:
     return 0 if all(r.passed for r in rows) else 1
 
 
+def _sites(args, comm) -> int:
+    """Print the site library as a table per site, or as JSON."""
+    import json
+
+    from .models.sites import sites
+
+    if comm.rank != 0:
+        return 0
+    library = sites()
+    if args.json:
+        print(json.dumps({name: s.to_table() for name, s in library.items()}, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    for s in library.values():
+        table = Table(title=s.description, title_justify="left")
+        for col in ("layer", "tissue", "thickness mm", "range mm", "target", "source"):
+            table.add_column(col, overflow="fold")
+        for layer in s.layers:
+            table.add_row(
+                layer.label, layer.tissue, f"{layer.thickness_m * 1e3:g}",
+                f"{layer.range_m[0] * 1e3:g}-{layer.range_m[1] * 1e3:g}", "yes" if layer.target else "", layer.source,
+            )  # fmt: skip
+        console.print(table)
+        console.print(f"  sources: {s.source}\n")
+    return 0
+
+
+_COMMANDS = {"run": _run, "report": _report, "verify": _verify, "sites": _sites}
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``emsim`` console script."""
     args = _parser().parse_args(argv)
@@ -216,11 +251,7 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     try:
-        if args.command == "run":
-            return _run(args, comm)
-        if args.command == "report":
-            return _report(args, comm)
-        return _verify(args, comm)
+        return _COMMANDS[args.command](args, comm)
     except EmsimError as err:
         if comm.rank == 0:
             print(f"emsim: error: {err}", file=sys.stderr)

@@ -289,6 +289,8 @@ class Case:
         channel_timing: ``"interleaved"`` or ``"simultaneous"`` (:data:`TIMINGS`); None resolves
             to the default on construction: interleaved with a waveform, simultaneous for d.c.
         activation: what the activation estimate reports.
+        site: the built-in facial site (``emsim.models.sites``) the layers were taken from, or
+            "" when the case file states its layers itself.
     """
 
     name: str
@@ -305,6 +307,7 @@ class Case:
     probes: tuple[Probe, ...] = ()
     channel_timing: str | None = None
     activation: ActivationSettings = ActivationSettings()
+    site: str = ""
 
     def __post_init__(self) -> None:
         """Check what ties the parts together: names, positions, terminals, materials."""
@@ -470,10 +473,14 @@ class Case:
         out: dict[str, Any] = {"name": self.name}
         if self.description:
             out["description"] = self.description
+        if self.site:
+            out["site"] = self.site
         out["patch"] = numbers_to_table(self.patch)
         layers = []
         for layer in self.layers:
-            row: dict[str, Any] = {"tissue": layer.tissue.name, **numbers_to_table(layer), "target": layer.target}
+            row: dict[str, Any] = {
+                "label": layer.label, "tissue": layer.tissue.name, **numbers_to_table(layer), "target": layer.target,
+            }  # fmt: skip
             if layer.fibre_direction is None:
                 row.pop("anisotropy_ratio")
             else:

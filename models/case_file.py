@@ -9,6 +9,7 @@ dataclasses' own field specifications, and names errors as the file has them (``
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -40,14 +41,16 @@ from .electrodes import (
 )
 from .quantity import numbers_from_table, renamed
 from .shapes import shape_from_table
+from .sites import site_layer_rows
 from .tissues import Tissue, library, tissue_from_table
 
 __all__ = ["load_case", "parse_case", "parse_case_text", "parse_toml", "read_case_table", "read_case_text"]
 
 _TOP_KEYS = (
     "name", "description", "patch", "layer", "electrode", "channel", "material", "mesh",
-    "solver", "thermal", "waveform", "probe", "activation",
+    "solver", "thermal", "waveform", "probe", "activation", "site",
 )  # fmt: skip
+_LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _ELECTRODE_KEYS = (
     "name", "shape", "diameter_mm", "width_mm", "length_mm", "corner_radius_mm", "center_mm",
     "gel", "contact",
@@ -141,7 +144,7 @@ def _layers(raw: Mapping[str, Any], materials: Mapping[str, Tissue]) -> tuple[La
     seen: dict[str, int] = {}
     for i, row in enumerate(rows):
         where = f"layer[{i}]"
-        _check_keys(row, ("tissue", "thickness_mm", "fibre_direction", "anisotropy_ratio", "target"), where)
+        _check_keys(row, ("tissue", "thickness_mm", "fibre_direction", "anisotropy_ratio", "target", "label"), where)
         target = row.get("target", False)
         if not isinstance(target, bool):
             raise InputError(f"{where}.target", target, "true or false")
@@ -149,6 +152,10 @@ def _layers(raw: Mapping[str, Any], materials: Mapping[str, Tissue]) -> tuple[La
         _required(row, ("thickness_mm",), where)
         seen[tissue.name] = seen.get(tissue.name, 0) + 1
         label = tissue.name if seen[tissue.name] == 1 else f"{tissue.name}_{seen[tissue.name]}"
+        if "label" in row:
+            label = row["label"]
+            if not isinstance(label, str) or not _LABEL.fullmatch(label):
+                raise InputError(f"{where}.label", label, "letters, digits and _, starting with a letter")
         kwargs = numbers_from_table(Layer, row, where)
         if "fibre_direction" in row or "anisotropy_ratio" in row:
             d = row.get("fibre_direction")
@@ -295,6 +302,9 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
     if not isinstance(description, str):
         raise InputError("description", description, "must be a string")
     materials = _materials(raw)
+    site = raw.get("site", "")
+    if "site" in raw:  # the site's layers, with the file's own [[layer]] tables applied by label
+        raw = {**raw, "layer": site_layer_rows(site, _rows(raw, "layer", "", required=False))}
     p = _table(raw, "patch", "patch", required=True)
     _check_keys(p, ("width_mm", "length_mm"), "patch")
     _required(p, ("width_mm", "length_mm"), "patch")
@@ -316,7 +326,7 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
     case_kwargs = {
         "name": name, "description": description, "patch": patch, "layers": layers, "electrodes": electrodes,
         "channels": channels, "mesh": mesh, "solver": solver, "thermal": thermal, "waveform": waveform,
-        "probes": probes, "channel_timing": timing, "activation": activation,
+        "probes": probes, "channel_timing": timing, "activation": activation, "site": site,
     }  # fmt: skip
     try:
         return Case(**case_kwargs)
