@@ -1,9 +1,11 @@
 """The layered tissue patch with its gel pads and electrodes, built in gmsh and tagged by name.
 
-Coordinates are metres. The skin surface is the plane z = 0, tissue layers lie below it
+Coordinates are metres. The patch is built flat: the skin surface is the plane z = 0, tissue layers lie below it
 (z < 0, first layer on top) and gel pads above it (0 < z < gel thickness), with the metal
 electrode as the pad's top face. An electrode without gel is a patch imprinted on the skin
-surface. When an electrode has both a gel pad and a contact impedance, its pad is split into a
+surface. A curved patch (``[patch] shape = "cylinder" | "sphere"``) is this flat mesh with its
+node coordinates mapped onto the curved skin after meshing (:mod:`emsim.meshes.curvature`), so
+every tag below survives. When an electrode has both a gel pad and a contact impedance, its pad is split into a
 lower *contact sublayer* and the gel above it (see :mod:`emsim.solvers.electric`).
 
 Every volume and surface is a named physical group:
@@ -34,6 +36,7 @@ from ..errors import MeshError
 from ..models.case import Case
 from ..models.electrodes import Electrode
 from ..models.shapes import Disk, RoundedRectangle
+from .curvature import SurfaceMap, surface_map
 
 __all__ = ["QUALITY_SCALE", "MeshReport", "PatchMesh", "build_patch_mesh", "contact_sublayer_fraction"]
 
@@ -103,6 +106,8 @@ class PatchMesh:
         volumes: volume tag by name (``layer:skin``, ``gel:A``, ``contact:A``).
         surfaces: surface tag by name (``electrode:A``, ``skin_exposed``, ``bottom``, ...).
         report: cells, vertices, sizes and quality.
+        surface: the map of the flat patch onto a curved one (its local frames rotate the
+            contact sublayers and muscle fibres), or None for a flat patch or an imported mesh.
     """
 
     mesh: object
@@ -111,9 +116,10 @@ class PatchMesh:
     volumes: dict[str, int]
     surfaces: dict[str, int]
     report: MeshReport
+    surface: SurfaceMap | None = None
 
     def skin_surface_tags(self) -> dict[str, int]:
-        """Tags of every surface that is skin (z = 0), by name."""
+        """Tags of every surface that is skin, by name."""
         out = {n: t for n, t in self.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")}
         return out
 
@@ -377,6 +383,16 @@ def _mesh_with_size_fields(
 
 
 
+def _map_nodes(surface: SurfaceMap) -> None:
+    """Move every node of the current gmsh mesh from the flat patch onto the curved one."""
+    import gmsh
+
+    tags, coords, _ = gmsh.model.mesh.getNodes(includeBoundary=True, returnParametricCoord=False)
+    curved = surface.to_curved(coords.reshape(-1, 3))
+    for tag, xyz in zip(tags.tolist(), curved.tolist(), strict=True):
+        gmsh.model.mesh.setNode(tag, xyz, [])
+
+
 def _quality() -> tuple[int, int, float, float, float, float, float]:
     """Cells, vertices, shortest and longest edge [m], min / 1st percentile / mean minSICN."""
     import gmsh
@@ -430,6 +446,7 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
 
     comm = comm or MPI.COMM_WORLD
     sizes = _sizes(case)
+    surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     stats = None
     error = None
     if comm.rank == 0:
@@ -439,6 +456,8 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         gmsh.model.add(case.name)
         try:
             _build_gmsh_model(case, sizes)
+            if surface is not None:
+                _map_nodes(surface)
             stats = _quality()
         except MeshError as err:
             error = str(err)
@@ -475,4 +494,5 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         volumes=volumes,
         surfaces=surfaces,
         report=report,
+        surface=surface,
     )

@@ -27,8 +27,11 @@ from .tissues import Tissue, library
 from .toml import dumps as toml_dumps
 
 __all__ = [
+    "MAX_DEPTH_FRACTION",
+    "MAX_HALF_ANGLE_RAD",
     "MAX_THICKNESS_MM",
     "MIN_LENGTH_MM",
+    "PATCH_SHAPES",
     "QUALITIES",
     "SOLVER_METHODS",
     "TIMINGS",
@@ -45,6 +48,13 @@ __all__ = [
 #: How the channels of a case fire: their pulses interleaved in time (no two channels at once,
 #: as most stimulators do) or simultaneous (in phase).
 TIMINGS = ("interleaved", "simultaneous")
+#: Patch shapes: flat, or curved onto a cylinder (axis along y) or a sphere.
+PATCH_SHAPES = ("flat", "cylinder", "sphere")
+#: Largest half-extent of a curved patch over its radius [rad]: 1 rad (57 degrees), well below
+#: pi / 2 where the patch would fold over itself.
+MAX_HALF_ANGLE_RAD = 1.0
+#: Largest tissue depth over the curvature radius: the centre of curvature lies below the block.
+MAX_DEPTH_FRACTION = 0.9
 #: Mesh quality presets, coarse to fine.
 QUALITIES = ("coarse", "default", "fine")
 #: Linear solver choices: "auto" picks MUMPS for small problems, CG + GAMG for large ones.
@@ -68,19 +78,56 @@ def _choice(value: Any, allowed: tuple, name: str) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Patch:
-    """The modelled block of tissue; its top face (z = 0) is the skin surface.
+    """The modelled block of tissue; its top face is the skin surface.
+
+    A flat patch has its skin in the plane z = 0. A curved one follows a cylinder (axis along
+    y) or a sphere of radius ``curvature_radius_m`` whose top touches z = 0 at the patch centre
+    (:mod:`emsim.meshes.curvature`): layers keep their thickness below the curved skin, pads
+    conform to it, and x, y (electrode centres, probes) are arc lengths along the skin, z the
+    height above it.
 
     Attributes:
-        width_m: extent along x [m], centred on x = 0 (case file ``width_mm``).
+        width_m: extent along x [m], centred on x = 0 (case file ``width_mm``); on a curved
+            patch, an arc length along the skin.
         length_m: extent along y [m], centred on y = 0 (case file ``length_mm``).
+        shape: ``"flat"``, ``"cylinder"`` or ``"sphere"`` (:data:`PATCH_SHAPES`).
+        curvature_radius_m: radius of the curved skin [m] (case file ``curvature_radius_mm``);
+            None for a flat patch. The half-extent the map bends (half the width for a
+            cylinder, the half-diagonal for a sphere) over the radius must be at most
+            :data:`MAX_HALF_ANGLE_RAD`.
     """
 
     width_m: float = quantity("width_mm", to_si=1e-3, low=MIN_LENGTH_MM, low_open=False, high=1000.0)
     length_m: float = quantity("length_mm", to_si=1e-3, low=MIN_LENGTH_MM, low_open=False, high=1000.0)
+    shape: str = "flat"
+    curvature_radius_m: float | None = quantity("curvature_radius_mm", to_si=1e-3, low=0.0, high=1e5, default=None)
 
     def __post_init__(self) -> None:
-        """Check both sizes."""
+        """Check both sizes, the shape and the curvature."""
         check_fields(self, "patch")
+        _choice(self.shape, PATCH_SHAPES, "patch.shape")
+        R = self.curvature_radius_m
+        if self.shape == "flat":
+            if R is not None:
+                raise InputError("patch.curvature_radius_mm", file_value(R, 1e-3), "only with shape cylinder or sphere")
+            return
+        if R is None:
+            raise InputError("patch.curvature_radius_mm", None, f"required with shape {self.shape!r}: a radius in mm")
+        need = self.bent_half_extent_m / MAX_HALF_ANGLE_RAD
+        if R < need:
+            raise InputError(
+                "patch.curvature_radius_mm", file_value(R, 1e-3),
+                f">= {need * 1e3:.6g} mm: the patch's half-extent along the skin "
+                f"({self.bent_half_extent_m * 1e3:.6g} mm) over the radius must stay <= {MAX_HALF_ANGLE_RAD:g} rad "
+                "(well below pi/2, where the patch would fold over)",
+            )  # fmt: skip
+
+    @property
+    def bent_half_extent_m(self) -> float:
+        """Largest arc from the patch centre that the curvature bends [m] (0 when flat)."""
+        if self.shape == "sphere":
+            return 0.5 * math.hypot(self.width_m, self.length_m)
+        return 0.5 * self.width_m if self.shape == "cylinder" else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -318,6 +365,13 @@ class Case:
                 raise InputError("layer.label", label, "layer labels must be unique")
         if not self.electrodes:
             raise InputError("electrode", [], "at least one [[electrode]] table")
+        R = self.patch.curvature_radius_m
+        if R is not None and self.depth_m > MAX_DEPTH_FRACTION * R:
+            raise InputError(
+                "patch.curvature_radius_mm", file_value(R, 1e-3),
+                f">= {self.depth_m / MAX_DEPTH_FRACTION * 1e3:.6g} mm: the tissue depth ({self.depth_m * 1e3:.6g} mm) "
+                f"must stay <= {MAX_DEPTH_FRACTION:g} x the radius",
+            )  # fmt: skip
         self._check_electrodes()
         self._check_channels()
         if self.channel_timing is None:  # resolved once: interleaved with a waveform, else simultaneous
@@ -471,6 +525,8 @@ class Case:
         if self.description:
             out["description"] = self.description
         out["patch"] = numbers_to_table(self.patch)
+        if self.patch.shape != "flat":  # flat cases keep the digest they had before shapes existed
+            out["patch"] = {"shape": self.patch.shape, **out["patch"]}
         layers = []
         for layer in self.layers:
             row: dict[str, Any] = {"tissue": layer.tissue.name, **numbers_to_table(layer), "target": layer.target}

@@ -18,6 +18,7 @@ from typing import Any
 from ..errors import CaseFileError, InputError
 from .anisotropy import muscle
 from .case import (
+    PATCH_SHAPES,
     QUALITIES,
     SOLVER_METHODS,
     TIMINGS,
@@ -296,9 +297,12 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
         raise InputError("description", description, "must be a string")
     materials = _materials(raw)
     p = _table(raw, "patch", "patch", required=True)
-    _check_keys(p, ("width_mm", "length_mm"), "patch")
+    _check_keys(p, ("width_mm", "length_mm", "shape", "curvature_radius_mm"), "patch")
     _required(p, ("width_mm", "length_mm"), "patch")
-    patch = Patch(**numbers_from_table(Patch, p, "patch"))
+    shape = p.get("shape", "flat")
+    if shape not in PATCH_SHAPES:
+        raise InputError("patch.shape", shape, f"one of {', '.join(PATCH_SHAPES)}")
+    patch = Patch(shape=shape, **numbers_from_table(Patch, p, "patch"))
     layers = _layers(raw, materials)
     rows = _rows(raw, "electrode", "at least one [[electrode]] table")
     electrodes = tuple(_electrode(row, i, materials) for i, row in enumerate(rows))
