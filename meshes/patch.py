@@ -38,7 +38,14 @@ from ..models.electrodes import Electrode
 from ..models.shapes import Disk, RoundedRectangle
 from .curvature import SurfaceMap, surface_map
 
-__all__ = ["QUALITY_SCALE", "MeshReport", "PatchMesh", "build_patch_mesh", "contact_sublayer_fraction"]
+__all__ = [
+    "QUALITY_SCALE",
+    "MeshReport",
+    "PatchMesh",
+    "build_gmsh_model",
+    "build_patch_mesh",
+    "contact_sublayer_fraction",
+]
 
 log = logging.getLogger(__name__)
 
@@ -383,6 +390,24 @@ def _mesh_with_size_fields(
 
 
 
+def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
+    """Build the case's meshed, tagged (and, when curved, mapped) patch in the current gmsh model.
+
+    For export (e.g. ``gmsh.write("patch.msh")``): gmsh must be initialised and a model added;
+    call on one rank. Returns the physical groups as name -> (dimension, tag).
+
+    Raises:
+        MeshError: a surface could not be identified.
+    """
+    import gmsh
+
+    _build_gmsh_model(case, _sizes(case))
+    surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
+    if surface is not None:
+        _map_nodes(surface)
+    return {gmsh.model.getPhysicalName(d, t): (d, t) for d, t in gmsh.model.getPhysicalGroups()}
+
+
 def _map_nodes(surface: SurfaceMap) -> None:
     """Move every node of the current gmsh mesh from the flat patch onto the curved one."""
     import gmsh
@@ -421,7 +446,8 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
     """Build, tag and distribute the mesh of a case's patch.
 
     gmsh runs on rank 0 only; the mesh is then distributed over ``comm``. Before anything is
-    meshed, the size of the mesh and solve is estimated (:mod:`emsim.meshes.estimate`).
+    meshed, the size of the mesh and solve is estimated (:mod:`emsim.meshes.estimate`). A case
+    with a ``[mesh] file`` loads that file instead (:mod:`emsim.meshes.imported`).
 
     Args:
         case: the case whose geometry to mesh.
@@ -442,6 +468,10 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
 
     from .estimate import DEFAULT_MAX_DOFS, check_resources
 
+    if case.mesh.file is not None:  # imported anatomy: the file's mesh, its groups mapped to roles
+        from .imported import load_tagged_mesh
+
+        return load_tagged_mesh(case, comm)
     check_resources(case, DEFAULT_MAX_DOFS if max_dofs is None else max_dofs)  # same on every rank
 
     comm = comm or MPI.COMM_WORLD

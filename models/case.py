@@ -15,6 +15,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,8 @@ __all__ = [
     "MAX_DEPTH_FRACTION",
     "MAX_HALF_ANGLE_RAD",
     "MAX_THICKNESS_MM",
+    "MESH_SURFACE_ROLES",
+    "MESH_VOLUME_ROLES",
     "MIN_LENGTH_MM",
     "PATCH_SHAPES",
     "QUALITIES",
@@ -197,27 +200,64 @@ class Layer:
         }
 
 
+#: Roles of an imported mesh's physical groups (``[mesh.tags]`` keys): volumes, then surfaces.
+#: ``E`` is an electrode name and ``LABEL`` a layer label.
+MESH_VOLUME_ROLES = ("layer:LABEL", "gel:E", "contact:E")
+MESH_SURFACE_ROLES = ("electrode:E", "skin_under:E", "skin_exposed", "pad_side:E", "bottom", "sides")
+
+
 @dataclass(frozen=True, slots=True)
 class MeshSettings:
-    """Mesh resolution settings.
+    """Mesh resolution settings, or an imported tagged mesh.
 
     Attributes:
         quality: one of :data:`QUALITIES`.
         degree: polynomial degree of the potential (1 or 2; default 2: degree 1 underestimates
             the peak skin current density by several per cent at the default mesh).
         size_factor: multiplies every target element size (tests use > 1 for cheaper meshes).
+        file: a tagged gmsh ``.msh`` file to use instead of the built patch (case file
+            ``[mesh] file``, relative to the case file; stored resolved), or None.
+        tags: with ``file``, the physical group(s) of the file (names, or numbers) behind each
+            role emsim uses (``[mesh.tags]``, e.g. ``"layer:skin" = "dermis"``,
+            ``"electrode:A" = 12``): :data:`MESH_VOLUME_ROLES` and :data:`MESH_SURFACE_ROLES`.
+        file_sha256: SHA-256 of the file's bytes (computed when not given; a given one must
+            match): the case digest holds it, not the file's path.
     """
 
     quality: str = "default"
     degree: int = quantity("degree", low=1, low_open=False, high=2, integer=True, default=2)
     size_factor: float = quantity("size_factor", low=0.0, high=20.0, default=1.0)
+    file: str | None = None
+    tags: Mapping[str, tuple[str | int, ...]] = field(default_factory=dict)
+    file_sha256: str = ""
 
     def __post_init__(self) -> None:
-        """Check the choices and ranges."""
+        """Check the choices and ranges, and read the imported file's digest."""
         _choice(self.quality, QUALITIES, "mesh.quality")
         if self.degree not in (1, 2) or isinstance(self.degree, bool):
             raise InputError("mesh.degree", self.degree, "1 or 2")
         check_fields(self, "mesh")
+        if self.file is None:
+            if self.tags:
+                raise InputError("mesh.tags", dict(self.tags), "only with [mesh] file")
+            return
+        tags: dict[str, tuple[str | int, ...]] = {}
+        for role, groups in dict(self.tags).items():
+            groups = (groups,) if isinstance(groups, (str, int)) else tuple(groups)
+            ok = groups and all(
+                (isinstance(g, str) and g) or (isinstance(g, int) and not isinstance(g, bool) and g > 0) for g in groups
+            )
+            if not ok:
+                raise InputError(f"mesh.tags.{role}", list(groups), "a physical group name or number, or a list of them")
+            tags[str(role)] = groups
+        object.__setattr__(self, "tags", dict(sorted(tags.items())))
+        try:
+            digest = hashlib.sha256(Path(self.file).read_bytes()).hexdigest()
+        except OSError as err:
+            raise InputError("mesh.file", self.file, f"a readable gmsh .msh file ({err.strerror or err})") from None
+        if self.file_sha256 and self.file_sha256 != digest:
+            raise InputError("mesh.file_sha256", self.file_sha256, f"the file's own digest {digest} (it has changed)")
+        object.__setattr__(self, "file_sha256", digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -374,6 +414,7 @@ class Case:
             )  # fmt: skip
         self._check_electrodes()
         self._check_channels()
+        self._check_mesh_tags()
         if self.channel_timing is None:  # resolved once: interleaved with a waveform, else simultaneous
             object.__setattr__(self, "channel_timing", "interleaved" if self.waveform is not None else "simultaneous")
         _choice(self.channel_timing, TIMINGS, "channel.timing")
@@ -409,6 +450,43 @@ class Case:
                         f"overlaps or touches electrode {a.name} (gap {gap * 1e3:.3g} mm); "
                         "electrodes must be at least 0.001 mm apart",
                     )
+
+    def _check_mesh_tags(self) -> None:
+        """An imported mesh names a group for every layer, pad and electrode face of the case."""
+        if self.mesh.file is None:
+            return
+        if self.patch.shape != "flat":
+            raise InputError("patch.shape", self.patch.shape, "flat with a [mesh] file (the file brings its own geometry)")
+        needed = [f"layer:{layer.label}" for layer in self.layers]
+        for e in self.electrodes:
+            needed.append(f"electrode:{e.name}")
+            if e.gel is not None:
+                needed += [f"gel:{e.name}", f"skin_under:{e.name}"]
+                if e.contact is not None:
+                    needed.append(f"contact:{e.name}")
+        if self.grounded:
+            needed.append("bottom")
+        for role in needed:
+            if role not in self.mesh.tags:
+                raise InputError(f"mesh.tags.{role}", None, "missing: the physical group(s) of the file for this role")
+        names = {e.name for e in self.electrodes}
+        labels = {layer.label for layer in self.layers}
+        gels = {e.name for e in self.electrodes if e.gel is not None}
+        contacts = {e.name for e in self.electrodes if e.gel is not None and e.contact is not None}
+        for role in self.mesh.tags:
+            kind, _, who = role.partition(":")
+            ok = {
+                "layer": who in labels, "gel": who in gels, "contact": who in contacts, "electrode": who in names,
+                "skin_under": who in gels, "pad_side": who in gels,
+                "skin_exposed": not who, "bottom": not who, "sides": not who,
+            }.get(kind, False)  # fmt: skip
+            if not ok:
+                allowed = ", ".join(MESH_VOLUME_ROLES + MESH_SURFACE_ROLES)
+                raise InputError(
+                    f"mesh.tags.{role}", list(self.mesh.tags[role]),
+                    f"a role of this case: {allowed} (layers {sorted(labels)}, electrodes {sorted(names)}; "
+                    "gel and skin_under only for gel pads, contact only for pads with a contact)",
+                )  # fmt: skip
 
     def _check_channels(self) -> None:
         if not self.channels:
@@ -554,6 +632,11 @@ class Case:
         ]  # fmt: skip
         out["material"] = {n: t.to_table() for n, t in self.used_materials().items()}
         out["mesh"] = {"quality": self.mesh.quality, **numbers_to_table(self.mesh)}
+        if self.mesh.file is not None:
+            out["mesh"] |= {
+                "file": self.mesh.file, "file_sha256": self.mesh.file_sha256,
+                "tags": {role: list(groups) for role, groups in self.mesh.tags.items()},
+            }  # fmt: skip
         out["solver"] = {"method": self.solver.method, **numbers_to_table(self.solver)}
         if self.thermal is not None:
             out["thermal"] = numbers_to_table(self.thermal)
@@ -571,8 +654,14 @@ class Case:
         return toml_dumps(self.to_dict())
 
     def digest(self) -> str:
-        """SHA-256 (hex) of the canonical form: equal for equal cases, whatever the file's layout."""
-        text = json.dumps(self.to_dict(), sort_keys=False, separators=(",", ":"), ensure_ascii=True)
+        """SHA-256 (hex) of the canonical form: equal for equal cases, whatever the file's layout.
+
+        An imported mesh enters by its content digest, not its path (the same file moved hashes
+        the same; an edited one does not).
+        """
+        table = self.to_dict()
+        table["mesh"].pop("file", None)
+        text = json.dumps(table, sort_keys=False, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def with_currents(self, currents_A: Mapping[str, float]) -> Case:
