@@ -10,21 +10,7 @@ from emsim.meshes.curvature import SurfaceMap
 from emsim.models import parse_case
 from emsim.studies.run import solve_case
 
-from conftest import small_cheek_table
-
-
-def _small_two_pad_table(shape: str = "flat", radius_mm: float | None = None) -> dict:
-    """Two 8 mm pads 14 mm apart on a 30 x 20 mm patch, 8.5 mm deep: coarse, degree 1."""
-    t = small_cheek_table(size_factor=4.0)
-    t["patch"] = {"width_mm": 30.0, "length_mm": 20.0, "shape": shape}
-    if radius_mm is not None:
-        t["patch"]["curvature_radius_mm"] = radius_mm
-    for layer, th in zip(t["layer"], (1.5, 2.0, 5.0), strict=True):
-        layer["thickness_mm"] = th
-    for e, x in zip(t["electrode"], (-7.0, 7.0), strict=True):
-        e["diameter_mm"] = 8.0
-        e["center_mm"] = [x, 0.0]
-    return t
+from conftest import small_two_pad_table
 
 
 @pytest.mark.parametrize("shape", ["cylinder", "sphere"])
@@ -54,29 +40,29 @@ def test_surface_map_is_inverted_and_its_frames_are_rotations_to_the_radial_norm
 
 
 def test_curvature_radius_is_checked_against_the_patch_and_its_depth():
-    t = _small_two_pad_table("cylinder", 10.0)  # 15 mm half-width > 1 rad x 10 mm
+    t = small_two_pad_table("cylinder", 10.0)  # 15 mm half-width > 1 rad x 10 mm
     with pytest.raises(InputError, match=r"patch\.curvature_radius_mm.*>= 15 mm"):
         parse_case(t)
-    t = _small_two_pad_table("sphere", 15.0)  # half-diagonal 18.03 mm
+    t = small_two_pad_table("sphere", 15.0)  # half-diagonal 18.03 mm
     with pytest.raises(InputError, match=r"patch\.curvature_radius_mm.*>= 18\.0"):
         parse_case(t)
-    t = _small_two_pad_table("cylinder", 16.0)
+    t = small_two_pad_table("cylinder", 16.0)
     for layer in t["layer"]:
         layer["thickness_mm"] = 5.0  # 15 mm deep > 0.9 x 16 mm
     with pytest.raises(InputError, match=r"patch\.curvature_radius_mm.*tissue depth"):
         parse_case(t)
     with pytest.raises(InputError, match=r"patch\.curvature_radius_mm"):
-        parse_case(_small_two_pad_table("cylinder"))
+        parse_case(small_two_pad_table("cylinder"))
     with pytest.raises(InputError, match=r"patch\.curvature_radius_mm.*only with shape"):
-        parse_case(_small_two_pad_table("flat", 40.0))
+        parse_case(small_two_pad_table("flat", 40.0))
     with pytest.raises(InputError, match=r"patch\.shape"):
-        parse_case(_small_two_pad_table("cone", 40.0))
+        parse_case(small_two_pad_table("cone", 40.0))
 
 
 def test_curved_case_has_its_own_digest_and_round_trips():
-    flat = parse_case(_small_two_pad_table())
-    cyl = parse_case(_small_two_pad_table("cylinder", 40.0))
-    sph = parse_case(_small_two_pad_table("sphere", 40.0))
+    flat = parse_case(small_two_pad_table())
+    cyl = parse_case(small_two_pad_table("cylinder", 40.0))
+    sph = parse_case(small_two_pad_table("sphere", 40.0))
     assert len({flat.digest(), cyl.digest(), sph.digest()}) == 3
     assert "shape" not in flat.to_dict()["patch"]  # flat digests are those of before
     from emsim.models import parse_case_text
@@ -90,7 +76,7 @@ def test_curved_mesh_puts_layers_pads_and_facet_normals_on_the_radial_surfaces()
     from emsim.meshes.patch import build_patch_mesh
     from emsim.solvers.skin import skin_facets
 
-    case = parse_case(_small_two_pad_table("sphere", 40.0))
+    case = parse_case(small_two_pad_table("sphere", 40.0))
     patch = build_patch_mesh(case)
     R = 0.04
     centre = np.array([0.0, 0.0, -R])
@@ -110,7 +96,7 @@ def test_curved_mesh_puts_layers_pads_and_facet_normals_on_the_radial_surfaces()
         assert np.abs(np.linalg.norm(tri - centre, axis=2) - rho).max() < 1e-12
     # The skin under a pad: the flat mesh's footprint with each facet scaled by the sphere's area
     # factor sin(alpha) / alpha at its centroid, up to the triangles' chords (h^2 / R^2).
-    flat = build_patch_mesh(parse_case(_small_two_pad_table()))
+    flat = build_patch_mesh(parse_case(small_two_pad_table()))
     flat_skin = skin_facets(case, flat, {})
     under = flat_skin.under == "A"
     factor = patch.surface.skin_area_factor(flat_skin.centroids_m[under, :2])
@@ -133,7 +119,7 @@ def test_a_large_radius_converges_to_the_flat_result_and_a_cheek_radius_differs(
     """
     res = {}
     for shape, R in (("flat", None), ("cylinder", 2000.0), ("sphere", 2000.0), ("cylinder", 40.0), ("sphere", 40.0)):
-        r = solve_case(parse_case(_small_two_pad_table(shape, R)))
+        r = solve_case(parse_case(small_two_pad_table(shape, R)))
         e = r.metrics.electric
         assert e.current_conservation_error < 1e-9
         res[shape, R] = (e.impedance_ohm, e.skin_current_density_peak_A_per_m2)
