@@ -341,6 +341,7 @@ class Probe:
     Attributes:
         name: unique probe name.
         point_m: (x, y, z) [m]; z <= 0 is tissue (skin surface z = 0), z > 0 only inside a gel pad.
+            On a curved patch x, y are arc lengths along the skin and z the height above it.
     """
 
     name: str

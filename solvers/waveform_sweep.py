@@ -75,7 +75,9 @@ class _Sampler:
         if patch.surface is not None:  # probes are given along the skin: onto the curved patch
             self.probe_points = patch.surface.to_curved(self.probe_points)
         found = len(self.probe_points) > 0
-        self.probe_cells = locate_points(patch.mesh, self.probe_points) if found else np.empty(0, np.int32)
+        self.probe_cells = (
+            locate_points(patch.mesh, self.probe_points, surface=patch.surface) if found else np.empty(0, np.int32)
+        )
         self.probe_volumes = point_volumes(patch, self.probe_cells) if found else []
         self.robin_pts, self.robin_cells, self.robin_owner = skin.robin_points()
         self.sweep = SweepState()  # one matrix, preconditioner and KSP for all samples

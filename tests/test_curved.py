@@ -134,3 +134,44 @@ def test_a_large_radius_converges_to_the_flat_result_and_a_cheek_radius_differs(
         assert abs(p_big - p0) / p0 < 2 * eps
         assert abs(z_40 - z0) / z0 > 2e-3  # measured 0.86 % (cylinder) and 0.33 % (sphere)
         assert abs(z_big - z0) <= 2 * (40.0 / 2000.0) * abs(z_40 - z0)
+
+
+def test_contact_sublayers_conduct_across_the_curved_pad_and_fibres_follow_the_skin():
+    from dolfinx import fem
+    from dolfinx import mesh as dmesh
+
+    from emsim.meshes.patch import build_patch_mesh
+    from emsim.solvers.activation import cell_fibres
+    from emsim.solvers.conductivity import cell_tensors, pad_normals, volume_admittivities
+
+    case = parse_case(small_two_pad_table("cylinder", 40.0))
+    patch = build_patch_mesh(case)
+    mesh = patch.mesh
+    S = volume_admittivities(case, 10.0, normals=pad_normals(case, patch))
+    e = case.electrode("A")
+    h = 0.5 * e.gel.thickness_m
+    sigma_gel = e.gel.material.conductivity_at(10.0)
+    sigma_n = h / (h / sigma_gel + e.contact.resistance_ohm_m2)
+    cells = patch.cell_tags.find(patch.volumes["contact:A"])
+    mid = dmesh.compute_midpoints(mesh, 3, cells)
+    n = patch.surface.normals(mid)
+    T = cell_tensors(patch, cells, S["contact:A"])
+    # The radial normal is an eigenvector with the series conductance of gel and contact, everywhere
+    # under the pad (its normals tilt 4 to 16 degrees from z: 8 mm of arc at 3-11 mm from the top).
+    assert np.allclose(np.einsum("nij,nj->ni", T, n), sigma_n * n, rtol=1e-12, atol=1e-12 * sigma_n)
+    assert np.degrees(np.arccos(n[:, 2].min())) > 10.0
+    # Fibres along flat x follow the arc: tangent, normal to the axis y and to the radius.
+    muscle = patch.cell_tags.find(patch.volumes["layer:muscle"])
+    f = cell_fibres(patch, muscle, (1.0, 0.0, 0.0))
+    n_m = patch.surface.normals(dmesh.compute_midpoints(mesh, 3, muscle))
+    assert np.abs(np.einsum("ni,ni->n", f, n_m)).max() < 1e-12
+    assert np.abs(f[:, 1]).max() < 1e-12
+    # The UFL frame used in the forms equals the numpy one at the cell centroids (DG0 points).
+    import ufl
+
+    W = fem.functionspace(mesh, ("DG", 0, (3, 3)))
+    q = fem.Function(W)
+    q.interpolate(fem.Expression(patch.surface.frame_ufl(ufl.SpatialCoordinate(mesh)), W.element.interpolation_points))
+    all_cells = np.arange(mesh.topology.index_map(3).size_local, dtype=np.int32)
+    Q = patch.surface.frames(dmesh.compute_midpoints(mesh, 3, all_cells))
+    assert np.allclose(q.x.array.reshape(-1, 3, 3)[W.dofmap.list[all_cells, 0]], Q, atol=1e-14)
