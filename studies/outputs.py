@@ -208,7 +208,7 @@ def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path
                          edge_color="#404040", line_width=0.3)  # fmt: skip
     for e in case.electrodes:
         top = e.gel.thickness_m if e.gel is not None else 0.0
-        pts = np.column_stack([np.array(e.center_m), [top + 1e-3]]).T
+        pts = np.array([[*e.center_m, top + 1e-3]])
         if surface is not None:
             pts = surface.to_curved(pts)
         plotter.add_point_labels(pts * 1e3, [e.name], font_size=22, text_color="black", shape=None)
@@ -223,6 +223,7 @@ def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path
         font_size=9,
     )
     plotter.view_vector((1.0, -1.6, 1.1), viewup=(0.0, 0.0, 1.0))
+    plotter.camera.zoom(1.1)
     plotter.show_bounds(xtitle="x [mm]", ytitle="y [mm]", ztitle="z [mm]", font_size=9)
     plotter.screenshot(str(path))
     plotter.close()

@@ -175,3 +175,14 @@ def test_contact_sublayers_conduct_across_the_curved_pad_and_fibres_follow_the_s
     all_cells = np.arange(mesh.topology.index_map(3).size_local, dtype=np.int32)
     Q = patch.surface.frames(dmesh.compute_midpoints(mesh, 3, all_cells))
     assert np.allclose(q.x.array.reshape(-1, 3, 3)[W.dofmap.list[all_cells, 0]], Q, atol=1e-14)
+
+
+def test_a_curved_case_writes_its_geometry_picture(tmp_path):
+    from emsim.studies.run import run_case
+
+    run_case(parse_case(small_two_pad_table("sphere", 40.0)), tmp_path / "out")
+    for name in ("geometry.png", "skin_current_density.png"):
+        assert (tmp_path / "out" / name).stat().st_size > 20_000
+    flat = run_case(parse_case(small_two_pad_table()), tmp_path / "flat")
+    assert flat.mesh.surface is None
+    assert not (tmp_path / "flat" / "geometry.png").exists()  # a flat box needs no geometry picture
