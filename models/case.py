@@ -15,7 +15,6 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +22,18 @@ import numpy as np
 from ..errors import InputError
 from .anisotropy import conductivity_tensor, fibre_conductivities
 from .electrodes import Channel, Electrode
+from .geometry import (
+    MAX_DEPTH_FRACTION,
+    MAX_HALF_ANGLE_RAD,
+    MESH_SURFACE_ROLES,
+    MESH_VOLUME_ROLES,
+    MIN_LENGTH_MM,
+    PATCH_SHAPES,
+    QUALITIES,
+    MeshSettings,
+    Patch,
+    check_mesh_tags,
+)
 from .quantity import check_fields, file_value, numbers_to_table, quantity
 from .tissues import Tissue, library
 from .toml import dumps as toml_dumps
@@ -51,21 +62,9 @@ __all__ = [
 #: How the channels of a case fire: their pulses interleaved in time (no two channels at once,
 #: as most stimulators do) or simultaneous (in phase).
 TIMINGS = ("interleaved", "simultaneous")
-#: Patch shapes: flat, or curved onto a cylinder (axis along y) or a sphere.
-PATCH_SHAPES = ("flat", "cylinder", "sphere")
-#: Largest half-extent of a curved patch over its radius [rad]: 1 rad (57 degrees), well below
-#: pi / 2 where the patch would fold over itself.
-MAX_HALF_ANGLE_RAD = 1.0
-#: Largest tissue depth over the curvature radius: the centre of curvature lies below the block.
-MAX_DEPTH_FRACTION = 0.9
-#: Mesh quality presets, coarse to fine.
-QUALITIES = ("coarse", "default", "fine")
 #: Linear solver choices: "auto" picks MUMPS for small problems, CG + GAMG for large ones.
 SOLVER_METHODS = ("auto", "mumps", "cg-gamg")
 
-#: Smallest length [mm] a thickness or size may have: ten times the 1 um tolerance the geometry
-#: is classified with (``emsim.meshes.patch``); thinner features break gmsh or the tagging.
-MIN_LENGTH_MM = 0.01
 #: Largest tissue or gel thickness [mm]: a block deeper than 1 m is no skin patch (a 1e9 mm layer
 #: meshes, but its solve cannot converge).
 MAX_THICKNESS_MM = 1000.0
@@ -77,60 +76,6 @@ _TOL_M = 1e-9
 def _choice(value: Any, allowed: tuple, name: str) -> None:
     if value not in allowed:
         raise InputError(name, value, f"one of {', '.join(map(str, allowed))}")
-
-
-@dataclass(frozen=True, slots=True)
-class Patch:
-    """The modelled block of tissue; its top face is the skin surface.
-
-    A flat patch has its skin in the plane z = 0. A curved one follows a cylinder (axis along
-    y) or a sphere of radius ``curvature_radius_m`` whose top touches z = 0 at the patch centre
-    (:mod:`emsim.meshes.curvature`): layers keep their thickness below the curved skin, pads
-    conform to it, and x, y (electrode centres, probes) are arc lengths along the skin, z the
-    height above it.
-
-    Attributes:
-        width_m: extent along x [m], centred on x = 0 (case file ``width_mm``); on a curved
-            patch, an arc length along the skin.
-        length_m: extent along y [m], centred on y = 0 (case file ``length_mm``).
-        shape: ``"flat"``, ``"cylinder"`` or ``"sphere"`` (:data:`PATCH_SHAPES`).
-        curvature_radius_m: radius of the curved skin [m] (case file ``curvature_radius_mm``);
-            None for a flat patch. The half-extent the map bends (half the width for a
-            cylinder, the half-diagonal for a sphere) over the radius must be at most
-            :data:`MAX_HALF_ANGLE_RAD`.
-    """
-
-    width_m: float = quantity("width_mm", to_si=1e-3, low=MIN_LENGTH_MM, low_open=False, high=1000.0)
-    length_m: float = quantity("length_mm", to_si=1e-3, low=MIN_LENGTH_MM, low_open=False, high=1000.0)
-    shape: str = "flat"
-    curvature_radius_m: float | None = quantity("curvature_radius_mm", to_si=1e-3, low=0.0, high=1e5, default=None)
-
-    def __post_init__(self) -> None:
-        """Check both sizes, the shape and the curvature."""
-        check_fields(self, "patch")
-        _choice(self.shape, PATCH_SHAPES, "patch.shape")
-        R = self.curvature_radius_m
-        if self.shape == "flat":
-            if R is not None:
-                raise InputError("patch.curvature_radius_mm", file_value(R, 1e-3), "only with shape cylinder or sphere")
-            return
-        if R is None:
-            raise InputError("patch.curvature_radius_mm", None, f"required with shape {self.shape!r}: a radius in mm")
-        need = self.bent_half_extent_m / MAX_HALF_ANGLE_RAD
-        if R < need:
-            raise InputError(
-                "patch.curvature_radius_mm", file_value(R, 1e-3),
-                f">= {need * 1e3:.6g} mm: the patch's half-extent along the skin "
-                f"({self.bent_half_extent_m * 1e3:.6g} mm) over the radius must stay <= {MAX_HALF_ANGLE_RAD:g} rad "
-                "(well below pi/2, where the patch would fold over)",
-            )  # fmt: skip
-
-    @property
-    def bent_half_extent_m(self) -> float:
-        """Largest arc from the patch centre that the curvature bends [m] (0 when flat)."""
-        if self.shape == "sphere":
-            return 0.5 * math.hypot(self.width_m, self.length_m)
-        return 0.5 * self.width_m if self.shape == "cylinder" else 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,66 +143,6 @@ class Layer:
             "ratio": float(ratio),
             "frequency_Hz": float(frequency_Hz),
         }
-
-
-#: Roles of an imported mesh's physical groups (``[mesh.tags]`` keys): volumes, then surfaces.
-#: ``E`` is an electrode name and ``LABEL`` a layer label.
-MESH_VOLUME_ROLES = ("layer:LABEL", "gel:E", "contact:E")
-MESH_SURFACE_ROLES = ("electrode:E", "skin_under:E", "skin_exposed", "pad_side:E", "bottom", "sides")
-
-
-@dataclass(frozen=True, slots=True)
-class MeshSettings:
-    """Mesh resolution settings, or an imported tagged mesh.
-
-    Attributes:
-        quality: one of :data:`QUALITIES`.
-        degree: polynomial degree of the potential (1 or 2; default 2: degree 1 underestimates
-            the peak skin current density by several per cent at the default mesh).
-        size_factor: multiplies every target element size (tests use > 1 for cheaper meshes).
-        file: a tagged gmsh ``.msh`` file to use instead of the built patch (case file
-            ``[mesh] file``, relative to the case file; stored resolved), or None.
-        tags: with ``file``, the physical group(s) of the file (names, or numbers) behind each
-            role emsim uses (``[mesh.tags]``, e.g. ``"layer:skin" = "dermis"``,
-            ``"electrode:A" = 12``): :data:`MESH_VOLUME_ROLES` and :data:`MESH_SURFACE_ROLES`.
-        file_sha256: SHA-256 of the file's bytes (computed when not given; a given one must
-            match): the case digest holds it, not the file's path.
-    """
-
-    quality: str = "default"
-    degree: int = quantity("degree", low=1, low_open=False, high=2, integer=True, default=2)
-    size_factor: float = quantity("size_factor", low=0.0, high=20.0, default=1.0)
-    file: str | None = None
-    tags: Mapping[str, tuple[str | int, ...]] = field(default_factory=dict)
-    file_sha256: str = ""
-
-    def __post_init__(self) -> None:
-        """Check the choices and ranges, and read the imported file's digest."""
-        _choice(self.quality, QUALITIES, "mesh.quality")
-        if self.degree not in (1, 2) or isinstance(self.degree, bool):
-            raise InputError("mesh.degree", self.degree, "1 or 2")
-        check_fields(self, "mesh")
-        if self.file is None:
-            if self.tags:
-                raise InputError("mesh.tags", dict(self.tags), "only with [mesh] file")
-            return
-        tags: dict[str, tuple[str | int, ...]] = {}
-        for role, groups in dict(self.tags).items():
-            groups = (groups,) if isinstance(groups, (str, int)) else tuple(groups)
-            ok = groups and all(
-                (isinstance(g, str) and g) or (isinstance(g, int) and not isinstance(g, bool) and g > 0) for g in groups
-            )
-            if not ok:
-                raise InputError(f"mesh.tags.{role}", list(groups), "a physical group name or number, or a list of them")
-            tags[str(role)] = groups
-        object.__setattr__(self, "tags", dict(sorted(tags.items())))
-        try:
-            digest = hashlib.sha256(Path(self.file).read_bytes()).hexdigest()
-        except OSError as err:
-            raise InputError("mesh.file", self.file, f"a readable gmsh .msh file ({err.strerror or err})") from None
-        if self.file_sha256 and self.file_sha256 != digest:
-            raise InputError("mesh.file_sha256", self.file_sha256, f"the file's own digest {digest} (it has changed)")
-        object.__setattr__(self, "file_sha256", digest)
 
 
 @dataclass(frozen=True, slots=True)
@@ -384,7 +269,7 @@ class Case:
     layers: tuple[Layer, ...]
     electrodes: tuple[Electrode, ...]
     channels: tuple[Channel, ...]
-    mesh: MeshSettings = MeshSettings()
+    mesh: MeshSettings = field(default_factory=MeshSettings)
     solver: SolverSettings = SolverSettings()
     thermal: ThermalSettings | None = None
     waveform: Any = None
@@ -415,7 +300,7 @@ class Case:
             )  # fmt: skip
         self._check_electrodes()
         self._check_channels()
-        self._check_mesh_tags()
+        check_mesh_tags(self.mesh, self.patch, self.layers, self.electrodes, grounded=self.grounded)
         if self.channel_timing is None:  # resolved once: interleaved with a waveform, else simultaneous
             object.__setattr__(self, "channel_timing", "interleaved" if self.waveform is not None else "simultaneous")
         _choice(self.channel_timing, TIMINGS, "channel.timing")
@@ -451,43 +336,6 @@ class Case:
                         f"overlaps or touches electrode {a.name} (gap {gap * 1e3:.3g} mm); "
                         "electrodes must be at least 0.001 mm apart",
                     )
-
-    def _check_mesh_tags(self) -> None:
-        """An imported mesh names a group for every layer, pad and electrode face of the case."""
-        if self.mesh.file is None:
-            return
-        if self.patch.shape != "flat":
-            raise InputError("patch.shape", self.patch.shape, "flat with a [mesh] file (the file brings its own geometry)")
-        needed = [f"layer:{layer.label}" for layer in self.layers]
-        for e in self.electrodes:
-            needed.append(f"electrode:{e.name}")
-            if e.gel is not None:
-                needed += [f"gel:{e.name}", f"skin_under:{e.name}"]
-                if e.contact is not None:
-                    needed.append(f"contact:{e.name}")
-        if self.grounded:
-            needed.append("bottom")
-        for role in needed:
-            if role not in self.mesh.tags:
-                raise InputError(f"mesh.tags.{role}", None, "missing: the physical group(s) of the file for this role")
-        names = {e.name for e in self.electrodes}
-        labels = {layer.label for layer in self.layers}
-        gels = {e.name for e in self.electrodes if e.gel is not None}
-        contacts = {e.name for e in self.electrodes if e.gel is not None and e.contact is not None}
-        for role in self.mesh.tags:
-            kind, _, who = role.partition(":")
-            ok = {
-                "layer": who in labels, "gel": who in gels, "contact": who in contacts, "electrode": who in names,
-                "skin_under": who in gels, "pad_side": who in gels,
-                "skin_exposed": not who, "bottom": not who, "sides": not who,
-            }.get(kind, False)  # fmt: skip
-            if not ok:
-                allowed = ", ".join(MESH_VOLUME_ROLES + MESH_SURFACE_ROLES)
-                raise InputError(
-                    f"mesh.tags.{role}", list(self.mesh.tags[role]),
-                    f"a role of this case: {allowed} (layers {sorted(labels)}, electrodes {sorted(names)}; "
-                    "gel and skin_under only for gel pads, contact only for pads with a contact)",
-                )  # fmt: skip
 
     def _check_channels(self) -> None:
         if not self.channels:
