@@ -186,6 +186,7 @@ def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path
     pv.OFF_SCREEN = True
     tissue_of = {f"layer:{layer.label}": layer.tissue.name for layer in case.layers}
     plotter = pv.Plotter(off_screen=True, window_size=(1400, 950))
+    edges = sum(len(t) for t in triangles.values()) < 20_000  # a fine mesh's edges would hide the colours
     for key, tri_m in triangles.items():
         if not len(tri_m):
             continue
@@ -204,7 +205,7 @@ def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path
         tri = np.asarray(tri_m) * 1e3
         n = len(tri)
         faces = np.hstack([np.full((n, 1), 3), np.arange(3 * n).reshape(n, 3)]).ravel()
-        plotter.add_mesh(pv.PolyData(tri.reshape(-1, 3), faces), color=colour, show_edges=True,
+        plotter.add_mesh(pv.PolyData(tri.reshape(-1, 3), faces), color=colour, show_edges=edges,
                          edge_color="#404040", line_width=0.3)  # fmt: skip
     for e in case.electrodes:
         top = e.gel.thickness_m if e.gel is not None else 0.0
