@@ -183,6 +183,3 @@ def test_a_curved_case_writes_its_geometry_picture(tmp_path):
     run_case(parse_case(small_two_pad_table("sphere", 40.0)), tmp_path / "out")
     for name in ("geometry.png", "skin_current_density.png"):
         assert (tmp_path / "out" / name).stat().st_size > 20_000
-    flat = run_case(parse_case(small_two_pad_table()), tmp_path / "flat")
-    assert flat.mesh.surface is None
-    assert not (tmp_path / "flat" / "geometry.png").exists()  # a flat box needs no geometry picture
