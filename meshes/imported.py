@@ -33,7 +33,7 @@ from typing import Any
 from ..errors import InputError, MeshError
 from ..models.case import Case
 
-__all__ = ["VOLUME_ROLES", "load_tagged_mesh"]
+__all__ = ["FOOTPRINT_WARNING", "VOLUME_ROLES", "load_tagged_mesh"]
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +111,34 @@ def _role_tags(mesh: Any, tags: Any, dim: int, role_of: dict[int, str], number: 
     return dmesh.meshtags(mesh, dim, idx[order].astype(np.int32), vals[order])
 
 
+#: Relative difference of a pad's skin area in the file from its declared footprint that is logged.
+FOOTPRINT_WARNING = 0.02
+
+
+def _warn_on_footprints(case: Case, mesh: Any, facet_tags: Any, surfaces: dict[str, int]) -> None:
+    """Log a warning where the file's skin under a pad differs from the declared footprint.
+
+    Per-area figures that use the declared footprint (the IEC current and power densities)
+    then differ from the mesh's own by as much.
+    """
+    import numpy as np
+    from dolfinx import mesh as dmesh
+
+    n_owned = mesh.topology.index_map(2).size_local
+    for e in case.electrodes:
+        role = f"skin_under:{e.name}" if e.gel is not None else f"electrode:{e.name}"
+        facets = facet_tags.find(surfaces[role])
+        facets = facets[facets < n_owned].astype(np.int32)  # interior facets too (the skin under a pad)
+        tri = mesh.geometry.x[dmesh.entities_to_geometry(mesh, 2, facets)] if len(facets) else np.zeros((0, 3, 3))
+        local = 0.5 * np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1).sum()
+        area = mesh.comm.allreduce(float(local))
+        if abs(area / e.area_m2 - 1.0) > FOOTPRINT_WARNING:
+            log.warning(
+                "electrode %s: the skin under it in %s has %.4g mm^2, its declared footprint %.4g mm^2 "
+                "(per-area figures use the declared one)", e.name, case.mesh.file, area * 1e6, e.area_m2 * 1e6,
+            )  # fmt: skip
+
+
 def load_tagged_mesh(case: Case, comm: Any = None) -> Any:
     """Read the case's ``[mesh] file``, map its groups to roles and distribute it.
 
@@ -169,6 +197,7 @@ def load_tagged_mesh(case: Case, comm: Any = None) -> Any:
         quality_min=qmin, quality_p01=qp01, quality_mean=qmean, target_sizes_m={},
     )  # fmt: skip
     log.info("mesh %s (imported %s): %d cells, %d vertices", case.name, case.mesh.file, cells, vertices)
+    _warn_on_footprints(case, data.mesh, facet_tags, surfaces)
     return PatchMesh(
         mesh=data.mesh, cell_tags=cell_tags, facet_tags=facet_tags,
         volumes=volumes, surfaces=surfaces, report=report,

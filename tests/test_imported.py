@@ -153,3 +153,15 @@ def test_the_curved_example_mesh_from_the_script_runs_and_conserves_current(tmp_
     # The whole current crosses the skin under A; the mean of the cell-wise J . n of degree 1 is
     # not the exact flux (1.4 % off on the built flat mesh, 0.3 % on the built sphere).
     assert mean["A"] == pytest.approx(10e-3 / area["A"], rel=0.03)
+
+
+def test_a_footprint_unlike_the_files_pad_is_logged(exported, caplog):
+    from emsim.meshes.patch import build_patch_mesh
+
+    folder, _, imported = exported
+    table = copy.deepcopy(imported)
+    table["electrode"][0]["diameter_mm"] = 8.4  # the file's pad A is 8 mm: 10 % less area
+    with caplog.at_level("WARNING", logger="emsim.meshes.imported"):
+        build_patch_mesh(parse_case(table, base_dir=folder))
+    warned = [r.getMessage() for r in caplog.records]
+    assert len(warned) == 1 and "electrode A" in warned[0] and "55.42 mm^2" in warned[0]
