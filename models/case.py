@@ -300,7 +300,9 @@ class Case:
             )  # fmt: skip
         self._check_electrodes()
         self._check_channels()
-        check_mesh_tags(self.mesh, self.patch, self.layers, self.electrodes, grounded=self.grounded)
+        check_mesh_tags(
+            self.mesh, self.patch, self.layers, self.electrodes, grounded=self.grounded, thermal=self.thermal is not None
+        )
         if self.channel_timing is None:  # resolved once: interleaved with a waveform, else simultaneous
             object.__setattr__(self, "channel_timing", "interleaved" if self.waveform is not None else "simultaneous")
         _choice(self.channel_timing, TIMINGS, "channel.timing")

@@ -162,9 +162,19 @@ class MeshSettings:
 
 
 def check_mesh_tags(
-    mesh: MeshSettings, patch: Patch, layers: Sequence[Any], electrodes: Sequence[Any], *, grounded: bool
+    mesh: MeshSettings,
+    patch: Patch,
+    layers: Sequence[Any],
+    electrodes: Sequence[Any],
+    *,
+    grounded: bool,
+    thermal: bool = False,
 ) -> None:
     """An imported mesh names a group for every layer, pad and electrode face of the case.
+
+    A grounded channel needs the deep face (``bottom``); a heating solve needs it too (core
+    temperature) and the exposed skin (``skin_exposed``, convective), so that neither is
+    silently insulated.
 
     Raises:
         InputError: naming ``mesh.tags.ROLE`` (a role missing or not of this case) or
@@ -181,8 +191,10 @@ def check_mesh_tags(
             needed += [f"gel:{e.name}", f"skin_under:{e.name}"]
             if e.contact is not None:
                 needed.append(f"contact:{e.name}")
-    if grounded:
+    if grounded or thermal:
         needed.append("bottom")
+    if thermal:
+        needed.append("skin_exposed")
     for role in needed:
         if role not in mesh.tags:
             raise InputError(f"mesh.tags.{role}", None, "missing: the physical group(s) of the file for this role")

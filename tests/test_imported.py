@@ -113,6 +113,12 @@ def test_import_errors_name_the_role_and_the_group(exported):
     with pytest.raises(InputError, match=r"mesh\.tags\.electrode:B"):
         parse_case(bad, base_dir=folder)
     bad = copy.deepcopy(imported)
+    del bad["mesh"]["tags"]["bottom"]
+    parse_case(bad, base_dir=folder)  # d.c. to the pads: the deep face may stay unnamed (insulated)
+    bad["thermal"] = {"session_min": 1}
+    with pytest.raises(InputError, match=r"mesh\.tags\.bottom"):  # heating holds it at core temperature
+        parse_case(bad, base_dir=folder)
+    bad = copy.deepcopy(imported)
     bad["mesh"]["tags"]["layer:bone"] = 5
     with pytest.raises(InputError, match=r"mesh\.tags\.layer:bone"):
         parse_case(bad, base_dir=folder)
