@@ -84,7 +84,7 @@ def _run(args, comm) -> int:
         table.setdefault("mesh", {})
         if isinstance(table["mesh"], dict):
             table["mesh"]["quality"] = args.quality
-    case = parse_case(table)  # every input error surfaces here, before anything is written
+    case = parse_case(table, base_dir=path.parent)  # every input error surfaces here, before anything is written
     out = Path(args.out) if args.out else Path("out") / ("default" if not args.case else case.name)
     # The file's own text is kept as case.toml; with --quality the metrics record the override.
     result = run_case(case, out, comm=comm, progress=progress, source_text=text, max_dofs=args.max_dofs)

@@ -1,9 +1,11 @@
 """The layered tissue patch with its gel pads and electrodes, built in gmsh and tagged by name.
 
-Coordinates are metres. The skin surface is the plane z = 0, tissue layers lie below it
+Coordinates are metres. The patch is built flat: the skin surface is the plane z = 0, tissue layers lie below it
 (z < 0, first layer on top) and gel pads above it (0 < z < gel thickness), with the metal
 electrode as the pad's top face. An electrode without gel is a patch imprinted on the skin
-surface. When an electrode has both a gel pad and a contact impedance, its pad is split into a
+surface. A curved patch (``[patch] shape = "cylinder" | "sphere"``) is this flat mesh with its
+node coordinates mapped onto the curved skin after meshing (:mod:`emsim.meshes.curvature`), so
+every tag below survives. When an electrode has both a gel pad and a contact impedance, its pad is split into a
 lower *contact sublayer* and the gel above it (see :mod:`emsim.solvers.electric`).
 
 Every volume and surface is a named physical group:
@@ -34,8 +36,16 @@ from ..errors import MeshError
 from ..models.case import Case
 from ..models.electrodes import Electrode
 from ..models.shapes import Disk, RoundedRectangle
+from .curvature import SurfaceMap, surface_map
 
-__all__ = ["QUALITY_SCALE", "MeshReport", "PatchMesh", "build_patch_mesh", "contact_sublayer_fraction"]
+__all__ = [
+    "QUALITY_SCALE",
+    "MeshReport",
+    "PatchMesh",
+    "build_gmsh_model",
+    "build_patch_mesh",
+    "contact_sublayer_fraction",
+]
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +113,8 @@ class PatchMesh:
         volumes: volume tag by name (``layer:skin``, ``gel:A``, ``contact:A``).
         surfaces: surface tag by name (``electrode:A``, ``skin_exposed``, ``bottom``, ...).
         report: cells, vertices, sizes and quality.
+        surface: the map of the flat patch onto a curved one (its local frames rotate the
+            contact sublayers and muscle fibres), or None for a flat patch or an imported mesh.
     """
 
     mesh: object
@@ -111,9 +123,10 @@ class PatchMesh:
     volumes: dict[str, int]
     surfaces: dict[str, int]
     report: MeshReport
+    surface: SurfaceMap | None = None
 
     def skin_surface_tags(self) -> dict[str, int]:
-        """Tags of every surface that is skin (z = 0), by name."""
+        """Tags of every surface that is skin, by name."""
         out = {n: t for n, t in self.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")}
         return out
 
@@ -377,6 +390,34 @@ def _mesh_with_size_fields(
 
 
 
+def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
+    """Build the case's meshed, tagged (and, when curved, mapped) patch in the current gmsh model.
+
+    For export (e.g. ``gmsh.write("patch.msh")``): gmsh must be initialised and a model added;
+    call on one rank. Returns the physical groups as name -> (dimension, tag).
+
+    Raises:
+        MeshError: a surface could not be identified.
+    """
+    import gmsh
+
+    _build_gmsh_model(case, _sizes(case))
+    surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
+    if surface is not None:
+        _map_nodes(surface)
+    return {gmsh.model.getPhysicalName(d, t): (d, t) for d, t in gmsh.model.getPhysicalGroups()}
+
+
+def _map_nodes(surface: SurfaceMap) -> None:
+    """Move every node of the current gmsh mesh from the flat patch onto the curved one."""
+    import gmsh
+
+    tags, coords, _ = gmsh.model.mesh.getNodes(includeBoundary=True, returnParametricCoord=False)
+    curved = surface.to_curved(coords.reshape(-1, 3))
+    for tag, xyz in zip(tags.tolist(), curved.tolist(), strict=True):
+        gmsh.model.mesh.setNode(tag, xyz, [])
+
+
 def _quality() -> tuple[int, int, float, float, float, float, float]:
     """Cells, vertices, shortest and longest edge [m], min / 1st percentile / mean minSICN."""
     import gmsh
@@ -405,7 +446,8 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
     """Build, tag and distribute the mesh of a case's patch.
 
     gmsh runs on rank 0 only; the mesh is then distributed over ``comm``. Before anything is
-    meshed, the size of the mesh and solve is estimated (:mod:`emsim.meshes.estimate`).
+    meshed, the size of the mesh and solve is estimated (:mod:`emsim.meshes.estimate`). A case
+    with a ``[mesh] file`` loads that file instead (:mod:`emsim.meshes.imported`).
 
     Args:
         case: the case whose geometry to mesh.
@@ -426,10 +468,15 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
 
     from .estimate import DEFAULT_MAX_DOFS, check_resources
 
+    if case.mesh.file is not None:  # imported anatomy: the file's mesh, its groups mapped to roles
+        from .imported import load_tagged_mesh
+
+        return load_tagged_mesh(case, comm)
     check_resources(case, DEFAULT_MAX_DOFS if max_dofs is None else max_dofs)  # same on every rank
 
     comm = comm or MPI.COMM_WORLD
     sizes = _sizes(case)
+    surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     stats = None
     error = None
     if comm.rank == 0:
@@ -439,6 +486,8 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         gmsh.model.add(case.name)
         try:
             _build_gmsh_model(case, sizes)
+            if surface is not None:
+                _map_nodes(surface)
             stats = _quality()
         except MeshError as err:
             error = str(err)
@@ -475,4 +524,5 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         volumes=volumes,
         surfaces=surfaces,
         report=report,
+        surface=surface,
     )

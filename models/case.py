@@ -22,13 +22,30 @@ import numpy as np
 from ..errors import InputError
 from .anisotropy import conductivity_tensor, fibre_conductivities
 from .electrodes import Channel, Electrode
+from .geometry import (
+    MAX_DEPTH_FRACTION,
+    MAX_HALF_ANGLE_RAD,
+    MESH_SURFACE_ROLES,
+    MESH_VOLUME_ROLES,
+    MIN_LENGTH_MM,
+    PATCH_SHAPES,
+    QUALITIES,
+    MeshSettings,
+    Patch,
+    check_mesh_tags,
+)
 from .quantity import check_fields, file_value, numbers_to_table, quantity
 from .tissues import Tissue, library
 from .toml import dumps as toml_dumps
 
 __all__ = [
+    "MAX_DEPTH_FRACTION",
+    "MAX_HALF_ANGLE_RAD",
     "MAX_THICKNESS_MM",
+    "MESH_SURFACE_ROLES",
+    "MESH_VOLUME_ROLES",
     "MIN_LENGTH_MM",
+    "PATCH_SHAPES",
     "QUALITIES",
     "SOLVER_METHODS",
     "TIMINGS",
@@ -45,14 +62,9 @@ __all__ = [
 #: How the channels of a case fire: their pulses interleaved in time (no two channels at once,
 #: as most stimulators do) or simultaneous (in phase).
 TIMINGS = ("interleaved", "simultaneous")
-#: Mesh quality presets, coarse to fine.
-QUALITIES = ("coarse", "default", "fine")
 #: Linear solver choices: "auto" picks MUMPS for small problems, CG + GAMG for large ones.
 SOLVER_METHODS = ("auto", "mumps", "cg-gamg")
 
-#: Smallest length [mm] a thickness or size may have: ten times the 1 um tolerance the geometry
-#: is classified with (``emsim.meshes.patch``); thinner features break gmsh or the tagging.
-MIN_LENGTH_MM = 0.01
 #: Largest tissue or gel thickness [mm]: a block deeper than 1 m is no skin patch (a 1e9 mm layer
 #: meshes, but its solve cannot converge).
 MAX_THICKNESS_MM = 1000.0
@@ -64,23 +76,6 @@ _TOL_M = 1e-9
 def _choice(value: Any, allowed: tuple, name: str) -> None:
     if value not in allowed:
         raise InputError(name, value, f"one of {', '.join(map(str, allowed))}")
-
-
-@dataclass(frozen=True, slots=True)
-class Patch:
-    """The modelled block of tissue; its top face (z = 0) is the skin surface.
-
-    Attributes:
-        width_m: extent along x [m], centred on x = 0 (case file ``width_mm``).
-        length_m: extent along y [m], centred on y = 0 (case file ``length_mm``).
-    """
-
-    width_m: float = quantity("width_mm", to_si=1e-3, low=MIN_LENGTH_MM, low_open=False, high=1000.0)
-    length_m: float = quantity("length_mm", to_si=1e-3, low=MIN_LENGTH_MM, low_open=False, high=1000.0)
-
-    def __post_init__(self) -> None:
-        """Check both sizes."""
-        check_fields(self, "patch")
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,29 +143,6 @@ class Layer:
             "ratio": float(ratio),
             "frequency_Hz": float(frequency_Hz),
         }
-
-
-@dataclass(frozen=True, slots=True)
-class MeshSettings:
-    """Mesh resolution settings.
-
-    Attributes:
-        quality: one of :data:`QUALITIES`.
-        degree: polynomial degree of the potential (1 or 2; default 2: degree 1 underestimates
-            the peak skin current density by several per cent at the default mesh).
-        size_factor: multiplies every target element size (tests use > 1 for cheaper meshes).
-    """
-
-    quality: str = "default"
-    degree: int = quantity("degree", low=1, low_open=False, high=2, integer=True, default=2)
-    size_factor: float = quantity("size_factor", low=0.0, high=20.0, default=1.0)
-
-    def __post_init__(self) -> None:
-        """Check the choices and ranges."""
-        _choice(self.quality, QUALITIES, "mesh.quality")
-        if self.degree not in (1, 2) or isinstance(self.degree, bool):
-            raise InputError("mesh.degree", self.degree, "1 or 2")
-        check_fields(self, "mesh")
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,6 +226,7 @@ class Probe:
     Attributes:
         name: unique probe name.
         point_m: (x, y, z) [m]; z <= 0 is tissue (skin surface z = 0), z > 0 only inside a gel pad.
+            On a curved patch x, y are arc lengths along the skin and z the height above it.
     """
 
     name: str
@@ -298,7 +271,7 @@ class Case:
     layers: tuple[Layer, ...]
     electrodes: tuple[Electrode, ...]
     channels: tuple[Channel, ...]
-    mesh: MeshSettings = MeshSettings()
+    mesh: MeshSettings = field(default_factory=MeshSettings)
     solver: SolverSettings = SolverSettings()
     thermal: ThermalSettings | None = None
     waveform: Any = None
@@ -321,8 +294,18 @@ class Case:
                 raise InputError("layer.label", label, "layer labels must be unique")
         if not self.electrodes:
             raise InputError("electrode", [], "at least one [[electrode]] table")
+        R = self.patch.curvature_radius_m
+        if R is not None and self.depth_m > MAX_DEPTH_FRACTION * R:
+            raise InputError(
+                "patch.curvature_radius_mm", file_value(R, 1e-3),
+                f">= {self.depth_m / MAX_DEPTH_FRACTION * 1e3:.6g} mm: the tissue depth ({self.depth_m * 1e3:.6g} mm) "
+                f"must stay <= {MAX_DEPTH_FRACTION:g} x the radius",
+            )  # fmt: skip
         self._check_electrodes()
         self._check_channels()
+        check_mesh_tags(
+            self.mesh, self.patch, self.layers, self.electrodes, grounded=self.grounded, thermal=self.thermal is not None
+        )
         if self.channel_timing is None:  # resolved once: interleaved with a waveform, else simultaneous
             object.__setattr__(self, "channel_timing", "interleaved" if self.waveform is not None else "simultaneous")
         _choice(self.channel_timing, TIMINGS, "channel.timing")
@@ -476,6 +459,8 @@ class Case:
         if self.site:
             out["site"] = self.site
         out["patch"] = numbers_to_table(self.patch)
+        if self.patch.shape != "flat":  # flat cases keep the digest they had before shapes existed
+            out["patch"] = {"shape": self.patch.shape, **out["patch"]}
         layers = []
         for layer in self.layers:
             row: dict[str, Any] = {
@@ -505,6 +490,11 @@ class Case:
         ]  # fmt: skip
         out["material"] = {n: t.to_table() for n, t in self.used_materials().items()}
         out["mesh"] = {"quality": self.mesh.quality, **numbers_to_table(self.mesh)}
+        if self.mesh.file is not None:
+            out["mesh"] |= {
+                "file": self.mesh.file, "file_sha256": self.mesh.file_sha256,
+                "tags": {role: list(groups) for role, groups in self.mesh.tags.items()},
+            }  # fmt: skip
         out["solver"] = {"method": self.solver.method, **numbers_to_table(self.solver)}
         if self.thermal is not None:
             out["thermal"] = numbers_to_table(self.thermal)
@@ -522,8 +512,14 @@ class Case:
         return toml_dumps(self.to_dict())
 
     def digest(self) -> str:
-        """SHA-256 (hex) of the canonical form: equal for equal cases, whatever the file's layout."""
-        text = json.dumps(self.to_dict(), sort_keys=False, separators=(",", ":"), ensure_ascii=True)
+        """SHA-256 (hex) of the canonical form: equal for equal cases, whatever the file's layout.
+
+        An imported mesh enters by its content digest, not its path (the same file moved hashes
+        the same; an edited one does not).
+        """
+        table = self.to_dict()
+        table["mesh"].pop("file", None)
+        text = json.dumps(table, sort_keys=False, separators=(",", ":"), ensure_ascii=True)
         return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
     def with_currents(self, currents_A: Mapping[str, float]) -> Case:

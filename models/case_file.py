@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import CaseFileError, InputError
 from .anisotropy import muscle
 from .case import (
+    PATCH_SHAPES,
     QUALITIES,
     SOLVER_METHODS,
     TIMINGS,
@@ -258,16 +259,40 @@ def _probes(raw: Mapping[str, Any]) -> tuple[tuple[Probe, ...], dict[str, str]]:
     return tuple(probes), where_of
 
 
-def _settings(raw: Mapping[str, Any]) -> tuple[MeshSettings, SolverSettings, ThermalSettings | None]:
+def _mesh_file(m: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    """``file`` (resolved against the case file's folder), ``tags`` and ``file_sha256`` of [mesh]."""
+    if "file" not in m:
+        if "tags" in m or "file_sha256" in m:
+            raise InputError("mesh.tags" if "tags" in m else "mesh.file_sha256", m.get("tags", m.get("file_sha256")),
+                             "only with [mesh] file")  # fmt: skip
+        return {}
+    name = m["file"]
+    if not isinstance(name, str) or not name.strip():
+        raise InputError("mesh.file", name, "the path of a tagged gmsh .msh file (relative to the case file)")
+    path = Path(name).expanduser()
+    if not path.is_absolute():
+        path = (base_dir or Path.cwd()) / path
+    tags = m.get("tags")
+    if not isinstance(tags, dict) or not tags:
+        raise InputError("mesh.tags", tags, 'a [mesh.tags] table: role = physical group, e.g. "layer:skin" = "dermis"')
+    sha = m.get("file_sha256", "")
+    if not isinstance(sha, str):
+        raise InputError("mesh.file_sha256", sha, "a hex SHA-256 string")
+    return {"file": str(path.resolve()), "tags": tags, "file_sha256": sha}
+
+
+def _settings(
+    raw: Mapping[str, Any], base_dir: Path | None = None
+) -> tuple[MeshSettings, SolverSettings, ThermalSettings | None]:
     m = _table(raw, "mesh", "mesh", required=False)
-    _check_keys(m, ("quality", "degree", "size_factor"), "mesh")
+    _check_keys(m, ("quality", "degree", "size_factor", "file", "tags", "file_sha256"), "mesh")
     degree = m.get("degree", 2)
     if degree not in (1, 2) or isinstance(degree, bool):
         raise InputError("mesh.degree", degree, "1 or 2")
     quality = m.get("quality", "default")
     if quality not in QUALITIES:
         raise InputError("mesh.quality", quality, f"one of {', '.join(QUALITIES)}")
-    mesh = MeshSettings(quality=quality, **numbers_from_table(MeshSettings, m, "mesh"))
+    mesh = MeshSettings(quality=quality, **numbers_from_table(MeshSettings, m, "mesh"), **_mesh_file(m, base_dir))
     s = _table(raw, "solver", "solver", required=False)
     _check_keys(s, ("method", "rtol", "quasi_static_frequency_Hz", "waveform_frequencies", "waveform_tolerance"), "solver")
     n_freq = s.get("waveform_frequencies", 24)
@@ -288,8 +313,13 @@ def _settings(raw: Mapping[str, Any]) -> tuple[MeshSettings, SolverSettings, The
 # ----------------------------------------------------------------------------- entry points
 
 
-def parse_case(raw: Mapping[str, Any]) -> Case:
+def parse_case(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) -> Case:
     """Check a case table (as read from TOML) and build the :class:`~emsim.models.case.Case`.
+
+    Args:
+        raw: the case table.
+        base_dir: folder that a relative ``[mesh] file`` is relative to (the case file's
+            folder; default the working directory).
 
     Raises:
         InputError: naming the first bad field as the file has it, its value and what is allowed.
@@ -306,15 +336,18 @@ def parse_case(raw: Mapping[str, Any]) -> Case:
     if "site" in raw:  # the site's layers, with the file's own [[layer]] tables applied by label
         raw = {**raw, "layer": site_layer_rows(site, _rows(raw, "layer", "", required=False))}
     p = _table(raw, "patch", "patch", required=True)
-    _check_keys(p, ("width_mm", "length_mm"), "patch")
+    _check_keys(p, ("width_mm", "length_mm", "shape", "curvature_radius_mm"), "patch")
     _required(p, ("width_mm", "length_mm"), "patch")
-    patch = Patch(**numbers_from_table(Patch, p, "patch"))
+    shape = p.get("shape", "flat")
+    if shape not in PATCH_SHAPES:
+        raise InputError("patch.shape", shape, f"one of {', '.join(PATCH_SHAPES)}")
+    patch = Patch(shape=shape, **numbers_from_table(Patch, p, "patch"))
     layers = _layers(raw, materials)
     rows = _rows(raw, "electrode", "at least one [[electrode]] table")
     electrodes = tuple(_electrode(row, i, materials) for i, row in enumerate(rows))
     channels, channel_where, timing = _channels(raw)
     probes, probe_where = _probes(raw)
-    mesh, solver, thermal = _settings(raw)
+    mesh, solver, thermal = _settings(raw, None if base_dir is None else Path(base_dir))
     a = _table(raw, "activation", "activation", required=False)
     _check_keys(a, ("target_volume_cm3",), "activation")
     activation = ActivationSettings(**numbers_from_table(ActivationSettings, a, "activation"))
@@ -372,8 +405,9 @@ def parse_toml(text: str, path: str | Path = "<text>") -> dict[str, Any]:
 
 
 def parse_case_text(text: str, path: str | Path = "<text>") -> Case:
-    """Parse and check a case from TOML text."""
-    return parse_case(parse_toml(text, path))
+    """Parse and check a case from TOML text (a relative ``[mesh] file`` is relative to ``path``)."""
+    base = None if str(path) == "<text>" else Path(path).parent
+    return parse_case(parse_toml(text, path), base_dir=base)
 
 
 def load_case(path: str | Path) -> Case:

@@ -5,7 +5,9 @@ Physics.
 * Field along the fibre: E_f = -grad(phi) . f [V/m] with f the unit fibre direction of each
   muscle layer (``Layer.fibre_direction``). A layer without one takes the axis of the first
   channel, from its first anode to its first cathode in the skin plane (electrodes are usually
-  placed along the muscle), or z for a grounded channel (the current path).
+  placed along the muscle), or z for a grounded channel (the current path). On a curved patch
+  f is given in the flat patch's axes and follows the surface: it is rotated into the local
+  frame at each point (:mod:`emsim.meshes.curvature`), f(x) = Q(x) f.
 * Activating function (Rattay 1986, IEEE TBME 33:974): AF = d^2 phi / ds^2 [V/m^2] along the
   fibre; positive values depolarise. It is computed by recovering the fibre derivative
   g = grad(phi) . f as a continuous piecewise-linear field (L2 projection over the muscle
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -48,6 +51,7 @@ __all__ = [
     "StrengthDuration",
     "activated_fraction",
     "activated_volume_m3",
+    "cell_fibres",
     "current_for_fraction_A",
     "current_for_volume_A",
     "fibre_directions",
@@ -143,6 +147,8 @@ def fibre_second_derivative(patch, phi, directions: dict[str, np.ndarray]) -> np
     for label, f in directions.items():
         tag = patch.volumes[f"layer:{label}"]
         fc = fem.Constant(mesh, np.asarray(f, dtype=float))
+        if patch.surface is not None:
+            fc = ufl.dot(patch.surface.frame_ufl(ufl.SpatialCoordinate(mesh)), fc)
         m_form = m_form + p * q * dx(tag)
         b_form = b_form + ufl.dot(ufl.grad(phi), fc) * q * dx(tag)
     n_cells = mesh.topology.index_map(3).size_local + mesh.topology.index_map(3).num_ghosts
@@ -156,8 +162,26 @@ def fibre_second_derivative(patch, phi, directions: dict[str, np.ndarray]) -> np
     G = grad_g.x.array.reshape(-1, 3)
     for label, f in directions.items():
         cells = patch.cell_tags.find(patch.volumes[f"layer:{label}"])
-        out[cells] = G[cells] @ np.asarray(f, dtype=float)
+        out[cells] = np.einsum("ni,ni->n", G[cells], cell_fibres(patch, cells, f))
     return out
+
+
+def cell_fibres(patch: Any, cells: Any, direction: Any) -> np.ndarray:
+    """(n, 3) fibre direction at local cells: ``direction``, rotated on a curved patch.
+
+    Args:
+        patch: the tagged mesh (its ``surface`` map, if any).
+        cells: local cell indices.
+        direction: unit fibre direction in the flat patch's axes.
+    """
+    from dolfinx import mesh as dmesh
+
+    cells = np.asarray(cells, dtype=np.int32)
+    f = np.asarray(direction, dtype=float)
+    if patch.surface is None or len(cells) == 0:
+        return np.broadcast_to(f, (len(cells), 3)).copy()
+    mid = dmesh.compute_midpoints(patch.mesh, patch.mesh.topology.dim, cells)
+    return patch.surface.frames(mid) @ f
 
 
 def _l2_projection(mesh, Q, m_form, b_form):

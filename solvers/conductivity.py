@@ -19,6 +19,12 @@ r"""Conductivity (admittivity) tensors of every tagged volume of a case.
 
 The pad normal comes from the mesh (:func:`pad_normals`: the mean unit normal of the skin facets
 under the pad, pointing into the pad), not from an assumed flat skin.
+
+On a curved patch (:mod:`emsim.meshes.curvature`) every tensor is given in the local frame of
+the flat patch (pad normal +z, muscle fibres in flat axes) and rotated point by point,
+S(x) = Q(x) S Q(x)^T with Q the local frame at x: in the forms as a UFL expression
+(:func:`form_tensor`), per cell at its centroid in post-processing (:func:`cell_tensors`). So a
+contact sublayer conducts across the curved pad everywhere, not only along its mean normal.
 """
 
 from __future__ import annotations
@@ -32,7 +38,16 @@ from ..meshes.patch import PatchMesh, contact_sublayer_fraction
 from ..models.case import Case
 from ..models.dispersion import GABRIEL_1996
 
-__all__ = ["SUBLAYER_SIDEWAYS_FRACTION", "conductivity_summary", "pad_normals", "volume_admittivities"]
+__all__ = [
+    "SUBLAYER_SIDEWAYS_FRACTION",
+    "cell_tensors",
+    "conductivity_summary",
+    "form_metadata",
+    "form_tensor",
+    "pad_normals",
+    "point_tensors",
+    "volume_admittivities",
+]
 
 _Z = (0.0, 0.0, 1.0)
 #: Sideways over normal conductivity of a contact sublayer (an interface conducts only across).
@@ -96,9 +111,13 @@ def pad_normals(case: Case, patch: PatchMesh) -> dict[str, np.ndarray]:
     """Mean unit normal of the skin under each gel pad, pointing into the pad, by electrode.
 
     Computed from the ``skin_under:E`` facets of the mesh (area-weighted, oriented toward the
-    cell of the pad's volume), reduced over the ranks.
+    cell of the pad's volume), reduced over the ranks. On a curved patch every pad's normal is
+    +z in its local frame (the tensors are rotated point by point, :func:`form_tensor`).
     """
     from dolfinx import mesh as dmesh
+
+    if patch.surface is not None:
+        return {e.name: np.array(_Z) for e in case.electrodes if e.gel is not None}
 
     mesh = patch.mesh
     tdim = mesh.topology.dim
@@ -130,6 +149,53 @@ def pad_normals(case: Case, patch: PatchMesh) -> dict[str, np.ndarray]:
         norm = np.linalg.norm(total)
         out[e.name] = total / norm if norm > 0 else np.array(_Z)
     return out
+
+
+def form_tensor(patch: PatchMesh, tensor: Any) -> Any:
+    """A volume's tensor for a UFL form: ``tensor`` itself, or Q S Q^T on a curved patch.
+
+    Args:
+        patch: the tagged mesh (its ``surface`` map, if any).
+        tensor: a 3x3 UFL tensor in the local frame (e.g. a ``fem.Constant``).
+    """
+    if patch.surface is None:
+        return tensor
+    import ufl
+
+    Q = patch.surface.frame_ufl(ufl.SpatialCoordinate(patch.mesh))
+    return ufl.dot(ufl.dot(Q, tensor), Q.T)
+
+
+def form_metadata(patch: PatchMesh, degree: int) -> dict[str, int]:
+    """Measure metadata for forms with :func:`form_tensor`: a fixed quadrature on a curved patch.
+
+    The rotation is smooth on the scale of a cell (cell size << radius), but UFL would estimate
+    the degree of its square roots and quotients as a polynomial's and integrate with a needlessly
+    high rule; degree 2p (exact for grad u . S grad v of Lagrange p with S linear over a cell)
+    suffices. A flat patch keeps UFL's own estimate (its tensors are constants).
+    """
+    return {} if patch.surface is None else {"quadrature_degree": 2 * int(degree)}
+
+
+def point_tensors(patch: PatchMesh, points_m: Any, tensor: np.ndarray) -> np.ndarray:
+    """(n, 3, 3) values of one volume's tensor at points [m], rotated on a curved patch."""
+    pts = np.asarray(points_m, dtype=float).reshape(-1, 3)
+    tensor = np.asarray(tensor)
+    if patch.surface is None:
+        return np.broadcast_to(tensor, (len(pts), 3, 3))
+    Q = patch.surface.frames(pts)
+    return Q @ tensor @ np.transpose(Q, (0, 2, 1))
+
+
+def cell_tensors(patch: PatchMesh, cells: Any, tensor: np.ndarray) -> np.ndarray:
+    """(n, 3, 3) values of one volume's tensor at the centroids of local cells."""
+    cells = np.asarray(cells, dtype=np.int32)
+    if patch.surface is None or len(cells) == 0:
+        return np.broadcast_to(np.asarray(tensor), (len(cells), 3, 3))
+    from dolfinx import mesh as dmesh
+
+    mid = dmesh.compute_midpoints(patch.mesh, patch.mesh.topology.dim, cells)
+    return point_tensors(patch, mid, tensor)
 
 
 def conductivity_summary(admittivity: Mapping[str, np.ndarray]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from ..errors import SolverError
 from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from ..models.electrodes import Channel
-from .conductivity import pad_normals, volume_admittivities
+from .conductivity import form_metadata, form_tensor, pad_normals, volume_admittivities
 from .electrodes import ElectrodeSystem, channel_potentials
 from .linear import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
 
@@ -81,9 +81,11 @@ class ElectricProblem:
         missing = set(self.sigma) ^ set(patch.volumes)
         if missing:
             raise SolverError(f"volumes and materials disagree: {sorted(missing)}")
-        self.dx = ufl.Measure("dx", domain=mesh, subdomain_data=patch.cell_tags)
+        self.dx = ufl.Measure(
+            "dx", domain=mesh, subdomain_data=patch.cell_tags, metadata=form_metadata(patch, case.mesh.degree)
+        )
         self.ds = ufl.Measure("ds", domain=mesh, subdomain_data=patch.facet_tags)
-        self._S = {name: fem.Constant(mesh, tensor) for name, tensor in self.sigma.items()}
+        self._S = {name: form_tensor(patch, fem.Constant(mesh, tensor)) for name, tensor in self.sigma.items()}
         robin = {e.name: 1.0 / e.contact.resistance_ohm_m2 for e in case.electrodes if e.gel is None and e.contact}
         self.electrodes = ElectrodeSystem(case, patch, self.V, robin)
         self.robin: dict[str, float] = {k: float(v.real) for k, v in self.electrodes.robin.items()}

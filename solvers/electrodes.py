@@ -165,9 +165,18 @@ def cell_gradients(mesh: Any, scalars: Sequence[Any]) -> list[np.ndarray]:
 
 
 def current_density(patch: PatchMesh, E: np.ndarray, admittivity: Mapping[str, np.ndarray]) -> np.ndarray:
-    """J = S E per cell [A/m^2] from the field E [V/m] and the admittivity tensor of each volume."""
+    """J = S E per cell [A/m^2] from the field E [V/m] and the admittivity tensor of each volume.
+
+    On a curved patch each cell's tensor is rotated into its local frame at the cell centroid
+    (:func:`emsim.solvers.conductivity.cell_tensors`).
+    """
+    from .conductivity import cell_tensors
+
     J = np.zeros_like(E, dtype=np.result_type(E.dtype, *(t.dtype for t in admittivity.values())))
     for name, tensor in admittivity.items():
         cells = patch.cell_tags.find(patch.volumes[name])
-        J[cells] = E[cells] @ tensor.T
+        if patch.surface is None:
+            J[cells] = E[cells] @ tensor.T
+        else:
+            J[cells] = np.einsum("nij,nj->ni", cell_tensors(patch, cells, tensor), E[cells])
     return J

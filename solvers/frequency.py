@@ -44,7 +44,13 @@ import numpy as np
 from ..errors import InputError, SolverError
 from ..meshes.patch import PatchMesh
 from ..models.case import Case
-from .conductivity import pad_normals, volume_admittivities
+from .conductivity import (
+    form_metadata,
+    form_tensor,
+    pad_normals,
+    point_tensors,
+    volume_admittivities,
+)
 from .electrodes import ElectrodeSystem, cell_gradients, current_density
 from .linear import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
 from .points import point_gradients
@@ -98,7 +104,9 @@ class FrequencyProblem:
         missing = set(self.admittivity) ^ set(patch.volumes)
         if missing:
             raise SolverError(f"volumes and materials disagree: {sorted(missing)}")
-        self.dx = ufl.Measure("dx", domain=mesh, subdomain_data=patch.cell_tags)
+        self.dx = ufl.Measure(
+            "dx", domain=mesh, subdomain_data=patch.cell_tags, metadata=form_metadata(patch, case.mesh.degree)
+        )
         self.ds = ufl.Measure("ds", domain=mesh, subdomain_data=patch.facet_tags)
         robin: dict[str, complex] = {}
         for e in case.electrodes:
@@ -126,8 +134,8 @@ class FrequencyProblem:
         from dolfinx import fem
 
         mesh, patch = self.patch.mesh, self.patch
-        Sr = {k: fem.Constant(mesh, v.real.copy()) for k, v in self.admittivity.items()}
-        Si = {k: fem.Constant(mesh, v.imag.copy()) for k, v in self.admittivity.items()}
+        Sr = {k: form_tensor(patch, fem.Constant(mesh, v.real.copy())) for k, v in self.admittivity.items()}
+        Si = {k: form_tensor(patch, fem.Constant(mesh, v.imag.copy())) for k, v in self.admittivity.items()}
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         self._phi = fem.Function(self.V)
 
@@ -324,7 +332,10 @@ class FrequencyProblem:
         """
         g = point_gradients(self.patch.mesh, [phi[0], phi[1]], self.case.mesh.degree, points_m, cells)
         E = g[0] + 1j * g[1]
-        J = np.array([self.admittivity[v] @ e for v, e in zip(volumes, E, strict=True)]).reshape(-1, 3)
+        pts = np.asarray(points_m, dtype=float).reshape(-1, 3)
+        J = np.array(
+            [point_tensors(self.patch, p, self.admittivity[v])[0] @ e for v, p, e in zip(volumes, pts, E, strict=True)]
+        ).reshape(-1, 3)
         return E, J
 
     def close(self) -> None:

@@ -12,13 +12,14 @@ from ..meshes.patch import PatchMesh
 __all__ = ["locate_points", "point_gradients", "point_volumes"]
 
 
-def locate_points(mesh: Any, points_m: Any) -> np.ndarray:
+def locate_points(mesh: Any, points_m: Any, *, surface: Any = None) -> np.ndarray:
     """Per point, the local index of the cell that evaluates it on this rank, else -1.
 
     Exactly one rank gets a cell per point: among the owned cells holding the point (bounding
-    box tree and exact collision, :mod:`dolfinx.geometry`) the one with the lowest centroid z
-    (so a point on a horizontal interface, e.g. the skin surface, lies in the volume below it),
-    on the lowest rank on a tie.
+    box tree and exact collision, :mod:`dolfinx.geometry`) the one with the lowest centroid
+    height (so a point on an interface parallel to the skin, e.g. the skin surface, lies in the
+    volume below it), on the lowest rank on a tie. The height is z, or on a curved patch (its
+    ``surface`` map, :mod:`emsim.meshes.curvature`) the height above the curved skin.
 
     Raises:
         SolverError: a point lies in no cell of the mesh.
@@ -40,7 +41,8 @@ def locate_points(mesh: Any, points_m: Any) -> np.ndarray:
         found = np.asarray(colliding.links(i), dtype=np.int32)
         found = found[found < n_owned]
         if len(found):
-            zc = mesh.geometry.x[dmesh.entities_to_geometry(mesh, 3, found)][:, :, 2].mean(axis=1)
+            centroids = mesh.geometry.x[dmesh.entities_to_geometry(mesh, 3, found)].mean(axis=1)
+            zc = centroids[:, 2] if surface is None else surface.to_flat(centroids)[:, 2]
             cells[i], best[i] = found[np.argmin(zc)], zc.min()
     lowest = best.copy()
     comm.Allreduce(MPI.IN_PLACE, lowest, op=MPI.MIN)

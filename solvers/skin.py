@@ -14,7 +14,8 @@ the volume and surface tags), not from an assumed flat skin at z = 0.
 
 The peak (:class:`DiscAverage`): the maximum over the skin of J_n averaged over a disc of radius
 :data:`PEAK_AVERAGING_RADIUS_M` (area-weighted mean of the facets whose centroids lie within the
-radius, in 3-D, of a candidate centre). The point value at an equipotential edge is singular;
+radius, in 3-D, of a candidate centre; on a curved skin the chord 2 R sin(s / 2R) differs from
+the arc s by s^2 / (24 R^2), under 1e-4 for R >= 10 mm). The point value at an equipotential edge is singular;
 the averaged peak converges under mesh refinement. Every facet within one radius of a facet that
 carries current is a candidate centre (a disc centred where nothing flows can still hold the
 peak, e.g. just outside a pad edge). The averaging is a fixed sparse matrix, so the peak at any

@@ -37,6 +37,7 @@ from ..errors import InputError, SolverError
 from ..meshes.patch import PatchMesh
 from ..models.case import Case, ThermalSettings
 from .bioheat import cem43_rate
+from .conductivity import cell_tensors
 from .electric import ChannelSolution, ElectricProblem
 from .heat import CycleHeat
 from .pennes import PennesProblem
@@ -170,7 +171,10 @@ def _joule_sources(problem: ElectricProblem, solution: ChannelSolution, factor: 
     values = S.x.array.reshape(-1, 9)
     for name, sigma in problem.sigma.items():
         cells = patch.cell_tags.find(patch.volumes[name])
-        values[W.dofmap.list[cells, 0]] = _tensor9(sigma)
+        if patch.surface is None:
+            values[W.dofmap.list[cells, 0]] = _tensor9(sigma)
+        else:  # rotated into each cell's local frame
+            values[W.dofmap.list[cells, 0]] = cell_tensors(patch, cells, np.real(np.asarray(sigma))).reshape(-1, 9)
     S.x.scatter_forward()
     phi = solution.potential
     c = fem.Constant(mesh, float(factor))

@@ -69,10 +69,15 @@ class _Sampler:
         self.muscle_cells = np.sort(cells[cells < self.n_owned])
         self.fibre = np.zeros((len(self.muscle_cells), 3))
         for label, f in self.directions.items():
-            self.fibre[np.isin(self.muscle_cells, tags.find(patch.volumes[f"layer:{label}"]))] = f
+            mask = np.isin(self.muscle_cells, tags.find(patch.volumes[f"layer:{label}"]))
+            self.fibre[mask] = act.cell_fibres(patch, self.muscle_cells[mask], f)  # follows a curved skin
         self.probe_points = np.array([p.point_m for p in case.probes], dtype=float).reshape(-1, 3)
+        if patch.surface is not None:  # probes are given along the skin: onto the curved patch
+            self.probe_points = patch.surface.to_curved(self.probe_points)
         found = len(self.probe_points) > 0
-        self.probe_cells = locate_points(patch.mesh, self.probe_points) if found else np.empty(0, np.int32)
+        self.probe_cells = (
+            locate_points(patch.mesh, self.probe_points, surface=patch.surface) if found else np.empty(0, np.int32)
+        )
         self.probe_volumes = point_volumes(patch, self.probe_cells) if found else []
         self.robin_pts, self.robin_cells, self.robin_owner = skin.robin_points()
         self.sweep = SweepState()  # one matrix, preconditioner and KSP for all samples

@@ -8,7 +8,8 @@ through a temporary file and an atomic rename.
 Files: ``metrics.json`` (every metric with its unit in the key, ``definitions`` and ``absent``),
 ``mesh_report.json``, ``case.toml`` (the input as given, or the canonical form of a case built
 in Python), ``fields/electric.xdmf`` (potential [V], field [V/m], current density [A/m^2],
-volume tags), ``skin_current_density.png``; with a waveform ``waveform_response.png`` and
+volume tags), ``skin_current_density.png``; for a curved patch or an imported mesh
+``geometry.png`` (the tissue block with its layers, pads and electrodes); with a waveform ``waveform_response.png`` and
 ``waveform_time_course.csv``; with heating ``fields/thermal.xdmf``,
 ``skin_temperature_rise.png``, ``peak_temperature_vs_time.png`` and ``temperature_history.csv``.
 """
@@ -30,6 +31,8 @@ from ..solvers.result import CaseResult
 from ..solvers.thermal import ThermalResult
 
 __all__ = [
+    "geometry_picture",
+    "geometry_triangles",
     "plot_peak_temperature",
     "plot_skin_temperature_rise",
     "plot_waveform_response",
@@ -116,6 +119,117 @@ def _outline_mm(electrode: Any) -> np.ndarray:
     return np.vstack([pts, pts[:1]])
 
 
+def _on_skin_mm(surface: Any, xy_m: Any, height_m: float) -> np.ndarray:
+    """(n, 3) points [mm] at ``height_m`` above the skin at (x, y) [m], on a curved patch's map."""
+    xy = np.asarray(xy_m, dtype=float).reshape(-1, 2)
+    pts = np.column_stack([xy, np.full(len(xy), height_m)])
+    return (pts if surface is None else surface.to_curved(pts)) * 1e3
+
+
+def geometry_triangles(patch: Any) -> dict[str, np.ndarray] | None:
+    """Boundary triangles [m] of the mesh by what they show, gathered on rank 0 (collective).
+
+    Keys: the surface names (``skin_exposed``, ``skin_under:E``, ``electrode:E``,
+    ``pad_side:E``), and ``side:VOLUME`` for the lateral and deep faces by the volume behind
+    them (so the layers show on the cut). Other ranks get None.
+    """
+    from dolfinx import mesh as dmesh
+
+    mesh = patch.mesh
+    tdim = mesh.topology.dim
+    mesh.topology.create_connectivity(tdim - 1, tdim)
+    f2c = mesh.topology.connectivity(tdim - 1, tdim)
+    n_owned = mesh.topology.index_map(tdim - 1).size_local
+    cell_tag = np.full(mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts, -1)
+    cell_tag[patch.cell_tags.indices] = patch.cell_tags.values
+    volume_of = {v: k for k, v in patch.volumes.items()}
+    local: dict[str, list[np.ndarray]] = {}
+    for name, tag in patch.surfaces.items():
+        facets = patch.facet_tags.find(tag)
+        facets = facets[facets < n_owned].astype(np.int32)
+        if not len(facets):
+            continue
+        tri = mesh.geometry.x[dmesh.entities_to_geometry(mesh, tdim - 1, facets)]
+        if name in ("sides", "bottom"):
+            behind = np.array([volume_of.get(int(cell_tag[f2c.links(f)[0]]), "") for f in facets])
+            for vol in np.unique(behind):
+                local.setdefault(f"side:{vol}", []).append(tri[behind == vol])
+        else:
+            local.setdefault(name, []).append(tri)
+    parts = mesh.comm.gather({k: np.concatenate(v) for k, v in local.items()}, root=0)
+    if mesh.comm.rank != 0:
+        return None
+    out: dict[str, list[np.ndarray]] = {}
+    for part in parts:
+        for k, v in part.items():
+            out.setdefault(k, []).append(v)
+    return {k: np.concatenate(v) for k, v in sorted(out.items())}
+
+
+#: Colours of the geometry picture by what a surface shows.
+_GEOMETRY_COLOURS = {"skin": "#e9b9a4", "fat": "#f3dc8a", "muscle": "#a8433a", "gel": "#7fb8e6", "metal": "#9a9a9a"}
+
+
+def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path, surface: Any = None) -> None:
+    """PNG of the tissue block with its layers, gel pads and electrodes (oblique view), off-screen.
+
+    Args:
+        case: the case (names, shape and radius for the title).
+        triangles: boundary triangles [m] by key (:func:`geometry_triangles`).
+        path: the PNG to write.
+        surface: the curved patch's map (labels follow the skin), or None.
+    """
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
+    import pyvista as pv
+
+    pv.OFF_SCREEN = True
+    tissue_of = {f"layer:{layer.label}": layer.tissue.name for layer in case.layers}
+    plotter = pv.Plotter(off_screen=True, window_size=(1400, 950))
+    edges = sum(len(t) for t in triangles.values()) < 20_000  # a fine mesh's edges would hide the colours
+    for key, tri_m in triangles.items():
+        if not len(tri_m):
+            continue
+        kind, _, who = key.partition(":")
+        if kind == "side":
+            tissue = tissue_of.get(who, "")
+            colour = _GEOMETRY_COLOURS.get(tissue, _GEOMETRY_COLOURS["gel"] if who.startswith(("gel", "contact")) else "#c8c8c8")
+        elif kind in ("skin_exposed", "skin_under"):
+            colour = _GEOMETRY_COLOURS["skin"]
+        elif kind == "electrode":
+            colour = _GEOMETRY_COLOURS["metal"]
+        elif kind == "pad_side":
+            colour = _GEOMETRY_COLOURS["gel"]
+        else:
+            continue
+        tri = np.asarray(tri_m) * 1e3
+        n = len(tri)
+        faces = np.hstack([np.full((n, 1), 3), np.arange(3 * n).reshape(n, 3)]).ravel()
+        plotter.add_mesh(pv.PolyData(tri.reshape(-1, 3), faces), color=colour, show_edges=edges,
+                         edge_color="#404040", line_width=0.3)  # fmt: skip
+    for e in case.electrodes:
+        top = e.gel.thickness_m if e.gel is not None else 0.0
+        pts = np.array([[*e.center_m, top + 1e-3]])
+        if surface is not None:
+            pts = surface.to_curved(pts)
+        plotter.add_point_labels(pts * 1e3, [e.name], font_size=22, text_color="black", shape=None)
+    p = case.patch
+    shape = "flat" if case.mesh.file is not None else p.shape
+    what = f"imported mesh {Path(case.mesh.file).name}" if case.mesh.file else (
+        f"{shape}, R = {p.curvature_radius_m * 1e3:g} mm" if p.curvature_radius_m else "flat"
+    )  # fmt: skip
+    plotter.add_text(
+        f"{case.name}: {what}; layers {', '.join(f'{l.label} {l.thickness_m * 1e3:g} mm' for l in case.layers)}; "
+        "gel pads blue, metal grey (mm)",
+        font_size=9,
+    )
+    plotter.view_vector((1.0, -1.6, 1.1), viewup=(0.0, 0.0, 1.0))
+    plotter.camera.zoom(1.1)
+    plotter.show_bounds(xtitle="x [mm]", ytitle="y [mm]", ztitle="z [mm]", font_size=9)
+    plotter.screenshot(str(path))
+    plotter.close()
+
+
 def skin_current_picture(result: CaseResult, path: Path, currents_A: Currents = None) -> None:
     """PNG of the normal current density on the skin surface (top view), pyvista off-screen."""
     if not os.environ.get("DISPLAY"):
@@ -137,11 +251,10 @@ def skin_current_picture(result: CaseResult, path: Path, currents_A: Currents = 
         scalar_bar_args={"title": "skin normal current density J_n [A/m^2]", "fmt": "%.3g"},
     )  # fmt: skip
     for e in result.case.electrodes:
-        ring = _outline_mm(e)
-        pts = np.column_stack([ring, np.full(len(ring), 0.05)])
+        pts = _on_skin_mm(result.mesh.surface, _outline_mm(e) * 1e-3, 0.05e-3)  # follows a curved skin
         plotter.add_mesh(pv.lines_from_points(pts), color="cyan", line_width=2)
-        cx, cy = (c * 1e3 for c in e.center_m)
-        plotter.add_point_labels([[cx, cy, 0.1]], [e.name], font_size=20, text_color="cyan", shape=None)
+        label = _on_skin_mm(result.mesh.surface, [e.center_m], 0.1e-3)
+        plotter.add_point_labels(label, [e.name], font_size=20, text_color="cyan", shape=None)
     m = (result.metrics if currents_A is None else result.at(current)).electric  # cached at the case currents
     plotter.add_text(
         f"{result.case.name}: I = {m.current_requested_A * 1e3:.3g} mA, Z = {m.impedance_ohm:.4g} ohm, "
@@ -273,9 +386,13 @@ def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> Non
         mesh = Triangulation(tri[:, :, 0].ravel(), tri[:, :, 1].ravel(), np.arange(3 * n).reshape(n, 3))
         art = ax.tripcolor(mesh, vals.ravel(), shading="gouraud", cmap="inferno")
         fig.colorbar(art, ax=ax, label="temperature rise at the end of the session [K]")
+    from ..meshes.curvature import surface_map
+
+    curved = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     for e in case.electrodes:
-        ax.add_patch(patches.Polygon(_outline_mm(e), closed=True, fill=False, edgecolor="cyan", linewidth=1.5))
-        cx, cy = (c * 1e3 for c in e.center_m)
+        ring = _on_skin_mm(curved, _outline_mm(e) * 1e-3, 0.0)[:, :2]  # the top view of a curved skin
+        ax.add_patch(patches.Polygon(ring, closed=True, fill=False, edgecolor="cyan", linewidth=1.5))
+        cx, cy = _on_skin_mm(curved, [e.center_m], 0.0)[0, :2]
         ax.annotate(e.name, (cx, cy), color="cyan", ha="center", va="center", fontsize=12)
     m = th.reference
     loc = m.hottest_point_m
@@ -328,6 +445,8 @@ def write_outputs(
     tmp = Path(comm.bcast(str(tmp) if tmp else None, root=0))
     try:
         write_electric_fields(result, tmp / "fields")
+        shows_geometry = result.mesh.surface is not None or result.case.mesh.file is not None
+        triangles = geometry_triangles(result.mesh) if shows_geometry else None  # collective
         if result.thermal is not None:
             write_thermal_fields(result.thermal, tmp / "fields")
         if comm.rank == 0:
@@ -335,6 +454,8 @@ def write_outputs(
             write_json_atomic(tmp / "mesh_report.json", result.mesh.report.as_dict())
             (tmp / "case.toml").write_text(source_text if source_text is not None else result.case.to_toml(), "utf-8")
             skin_current_picture(result, tmp / "skin_current_density.png")
+            if triangles is not None:
+                geometry_picture(result.case, triangles, tmp / "geometry.png", result.mesh.surface)
             if result.waveform is not None:
                 plot_waveform_response(result, tmp / "waveform_response.png")
                 write_csv_atomic(tmp / "waveform_time_course.csv", *waveform_time_course_table(result))

@@ -63,8 +63,11 @@ def solve_case(
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     max_dofs = DEFAULT_MAX_DOFS if max_dofs is None else max_dofs
-    estimate = check_resources(case, max_dofs)  # before the first progress line
-    progress(f"meshing (estimate {estimate.text()})")
+    if case.mesh.file is None:
+        estimate = check_resources(case, max_dofs)  # before the first progress line
+        progress(f"meshing (estimate {estimate.text()})")
+    else:  # an imported mesh is what it is: no estimate from the nominal patch
+        progress(f"reading {Path(case.mesh.file).name}")
     patch = build_patch_mesh(case, comm, max_dofs=max_dofs)
     timings["mesh_s"] = time.perf_counter() - t0
     progress(f"electric solve ({patch.report.cells} cells)")

@@ -235,7 +235,7 @@ def _base_table(raw: Mapping[str, Any], folder: Path) -> dict[str, Any]:
             raise InputError("base", raw["base"], "give either base or an inline [case] table, not both")
         if not isinstance(raw["case"], dict):
             raise InputError("case", raw["case"], "an inline case table")
-        base = parse_case(raw["case"])
+        base = parse_case(raw["case"], base_dir=folder)
     else:
         name = raw.get("base")
         if not isinstance(name, str) or not name:
@@ -243,7 +243,7 @@ def _base_table(raw: Mapping[str, Any], folder: Path) -> dict[str, Any]:
         path = Path(name) if Path(name).is_absolute() else folder / name
         if path.is_file():
             text = read_case_text(path)
-            base = parse_case(parse_toml(text, path))
+            base = parse_case(parse_toml(text, path), base_dir=path.parent)
         else:
             from .. import builtin_case
 

@@ -38,6 +38,20 @@ def small_cheek_table(*, thermal: bool = False, degree: int = 1, size_factor: fl
     return table
 
 
+def small_two_pad_table(shape: str = "flat", radius_mm: float | None = None) -> dict:
+    """Two 8 mm pads 14 mm apart on a 30 x 20 mm patch, 8.5 mm deep: coarse, degree 1."""
+    t = small_cheek_table(size_factor=4.0)
+    t["patch"] = {"width_mm": 30.0, "length_mm": 20.0, "shape": shape}
+    if radius_mm is not None:
+        t["patch"]["curvature_radius_mm"] = radius_mm
+    for layer, th in zip(t["layer"], (1.5, 2.0, 5.0), strict=True):
+        layer["thickness_mm"] = th
+    for e, x in zip(t["electrode"], (-7.0, 7.0), strict=True):
+        e["diameter_mm"] = 8.0
+        e["center_mm"] = [x, 0.0]
+    return t
+
+
 def run_cli(*args: str, cwd: Path, mpi: int = 0, timeout: float = 900) -> subprocess.CompletedProcess:
     """Run the emsim command line (optionally under mpirun -n MPI) and capture its output."""
     cmd = [sys.executable, "-m", "emsim.cli", *args]
