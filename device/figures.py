@@ -20,7 +20,7 @@ from ..models.waveforms import Waveform
 from ..solvers.records import Absent
 from ..solvers.result import CaseResult
 
-__all__ = ["CEM43_GRID_STEP", "FigureSet", "figure_set"]
+__all__ = ["CEM43_GRID_STEP", "FigureSet", "energy_per_pulse_mJ_per_A2", "figure_set", "net_dc_uA"]
 
 #: Relative step of the thermal-scale grid on which CEM43 is tabulated (upper-bound lookup).
 CEM43_GRID_STEP = 1.01
@@ -41,7 +41,7 @@ class FigureSet:
         rms_density_mean_mA_per_cm2_per_A: worst pad's mean r.m.s. current density per A.
         charge_per_phase_uC_per_A: worst pad's charge per phase per A [uC/A].
         charge_density_uC_per_cm2_per_A: worst pad's charge density per phase per A.
-        net_dc_uA_per_A: worst pad's |net d.c. current| per A of peak current [uA/A].
+        net_dc_uA_per_A: |net d.c.| of the output per A of peak current [uA/A] (the waveform's).
         power_density_W_per_cm2_per_A2: worst pad's cycle-mean power density per A^2.
         peak_voltage_V_per_A: peak electrode voltage per A (every channel) [V/A].
         thermal_reference_A: the current the heating was solved at [A].
@@ -88,6 +88,17 @@ def _worst(mapping: object, current_A: float) -> float:
     return max(abs(float(v)) for v in mapping.values()) / current_A
 
 
+def net_dc_uA(waveform: Waveform, current_A: float) -> float:
+    """|Net d.c.| of the output at peak current I: mean over the whole cycle (envelope included) [uA].
+
+    Physics-free (the waveform alone), so the export can refuse a net-d.c. preset before solving.
+    """
+    if waveform.shape == "dc":
+        return abs(current_A) * waveform.mean_envelope * 1e6
+    mean = waveform.net_charge_per_period_C(1.0) / waveform.period_s * waveform.mean_envelope
+    return abs(mean * current_A) * 1e6
+
+
 def energy_per_pulse_mJ_per_A2(waveform: Waveform) -> float:
     """Energy of one pulse into 500 ohm per A^2: R sum_phases a^2 (t_end - t_start) [mJ/A^2]."""
     return _TEST_LOAD_OHM * sum(a * a * (t1 - t0) for t0, t1, a in waveform.phases()) * 1e3
@@ -130,7 +141,7 @@ def figure_set(
         mean.append(_worst(iec.rms_current_density_mA_per_cm2, reference_A))
         q.append(_worst(iec.charge_per_phase_uC, reference_A))
         qd.append(_worst(iec.charge_density_per_phase_uC_per_cm2, reference_A))
-        dc.append(_worst(iec.net_dc_current_uA, reference_A))
+        dc.append(net_dc_uA(w, 1.0))
         pw.append(_worst(iec.average_power_density_W_per_cm2, reference_A) / reference_A)
         by_channel = m.waveform.waveform_by_channel if m.waveform is not None else {}
         volts = [abs(float(c["electrode_voltage_peak_V"])) for c in by_channel.values()] if by_channel else [0.0]

@@ -232,7 +232,7 @@ RULES: tuple[Rule, ...] = (
          lambda c: c.limit("rms_current_density_mA_per_cm2")),
     Rule("charge_per_phase", "charge per phase under a pad", "uC", "charge_per_phase_uC", "limit",
          lambda F, i: _outer(F.charge_per_phase_uC_per_A, i), lambda c: c.limit("charge_per_phase_uC")),
-    Rule("net_dc_current", "net d.c. current under a pad (mean over the whole cycle)", "uA", "net_dc_uA", "limit",
+    Rule("net_dc_current", "net d.c. output current (mean over the whole cycle, envelope included)", "uA", "net_dc_uA", "limit",
          lambda F, i: np.abs(_outer(F.net_dc_uA_per_A, i)), lambda c: c.limit("net_dc_uA"),
          uses_safety_factor=False, level_independent=True),
     Rule("average_power_density", "cycle-mean electrical power over the pad area", "W/cm^2",
