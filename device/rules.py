@@ -251,7 +251,7 @@ RULES: tuple[Rule, ...] = (
          lambda F, i: _outer(F.peak_voltage_V_per_A, i), lambda c: c.device.compliance_voltage_V,
          source="the device's output stage: above its compliance voltage the current is not delivered as set"),
     Rule("efficacy", "target muscle volume activated: level current / current for the target volume", "-", None,
-         "report", lambda F, i: np.divide.outer(1.0, F.current_for_target_A) * np.asarray(i, float)[None, :],
+         "report", lambda F, i: _outer(1.0 / F.current_for_target_A, i),
          lambda c: 1.0, source="activation estimate (solvers/activation.py): reported, not a failure",
          not_evaluated=_activation_absent, higher_is_better=True),
     Rule("comfort", "sensory threshold", "-", None, "report", lambda F, i: np.full((F.n, len(i)), np.nan),

@@ -119,7 +119,8 @@ class ValidationReport:
             override = self.presets_file.limits.get(r.limit_key) if r.limit_key else None
             rows.append({
                 "rule": r.name, "title": r.title, "kind": r.kind, "unit": r.unit,
-                "limit": override if override is not None else limit, "limit_key": r.limit_key,
+                "limit": _finite(override if override is not None else limit) if r.limit_key else None,
+                "limit_key": r.limit_key,
                 "safety_factor_applies": r.uses_safety_factor and r.kind == "limit",
                 "level_independent": r.level_independent, "source": r.source_text(),
                 "not_evaluated": self.not_evaluated.get(r.name),
