@@ -20,7 +20,7 @@ from ..models.waveforms import Waveform
 from ..solvers.records import Absent
 from ..solvers.result import CaseResult
 
-__all__ = ["CEM43_GRID_STEP", "FigureSet", "energy_per_pulse_mJ_per_A2", "figure_set", "net_dc_uA"]
+__all__ = ["CEM43_GRID_STEP", "FigureSet", "energy_per_pulse_mJ_per_A2", "figure_set", "net_dc_uA", "upper_envelope"]
 
 #: Relative step of the thermal-scale grid on which CEM43 is tabulated (upper-bound lookup).
 CEM43_GRID_STEP = 1.01
@@ -88,6 +88,35 @@ def _worst(mapping: object, current_A: float) -> float:
     return max(abs(float(v)) for v in mapping.values()) / current_A
 
 
+def upper_envelope(T0: np.ndarray, rise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lines T0 + s rise that reach the maximum over all of them for some s >= 0.
+
+    max_k (T0_k + s rise_k) is the upper envelope of lines in s, convex and piecewise linear: the
+    lines off it never give the maximum, so dropping them changes no value (exact), and the skin
+    temperature rule then evaluates a handful of lines per level instead of every skin point.
+    """
+    T0, rise = np.asarray(T0, float), np.asarray(rise, float)
+    keep = np.isfinite(T0)
+    T0, rise = T0[keep], rise[keep]
+    if len(T0) == 0:
+        return np.array([-np.inf]), np.array([0.0])
+    hull: list[int] = []
+    for i in np.lexsort((T0, rise)):  # by slope, then intercept (both ascending)
+        while hull and rise[hull[-1]] == rise[i]:
+            hull.pop()  # same slope, lower intercept
+        while hull and T0[hull[-1]] <= T0[i]:
+            hull.pop()  # a steeper line no lower at s = 0 is above it for every s >= 0
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # b is useless when i overtakes a no later than b does
+            if (T0[a] - T0[i]) * (rise[b] - rise[a]) <= (T0[a] - T0[b]) * (rise[i] - rise[a]):
+                hull.pop()
+            else:
+                break
+        hull.append(int(i))
+    return T0[hull], rise[hull]
+
+
 def net_dc_uA(waveform: Waveform, current_A: float) -> float:
     """|Net d.c.| of the output at peak current I: mean over the whole cycle (envelope included) [uA].
 
@@ -108,7 +137,7 @@ def _cem43_grid(result: CaseResult, reference: np.ndarray) -> tuple[np.ndarray, 
     from ..solvers.thermal import _trapezoid_cem43
 
     th = result.thermal
-    n = int(math.ceil(math.log(1.0 / _CEM43_GRID_MIN) / math.log(CEM43_GRID_STEP))) + 1
+    n = math.ceil(math.log(1.0 / _CEM43_GRID_MIN) / math.log(CEM43_GRID_STEP)) + 1
     s = np.geomspace(_CEM43_GRID_MIN, 1.0, n)
     p = th._probes
     tissue = p["tissue"]
@@ -156,7 +185,7 @@ def figure_set(
         else:
             basal.append(th.skin_temperature_basal_C)
             f = r.thermal._skin_front
-            fronts.append((np.asarray(f["T0"], float), np.asarray(f["rise"], float)))
+            fronts.append(upper_envelope(f["T0"], f["rise"]))
             s_grid, cem = _cem43_grid(r, ref)
             grids.append(cem)
         a = m.activation
@@ -180,7 +209,7 @@ def figure_set(
         s_grid = np.array([1.0])
     else:
         grid = np.vstack(grids)
-    arr = lambda v: np.asarray(v, float)  # noqa: E731
+    arr = lambda v: np.asarray(v, float)
     return FigureSet(
         labels=tuple(labels), compliance_voltage_V=compliance_voltage_V,
         rms_ratio=float(w.rms(1.0)), energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),

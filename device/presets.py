@@ -47,11 +47,11 @@ from ..errors import CaseFileError, InputError
 from ..models.waveforms import Waveform
 
 __all__ = [
-    "LEVEL_RANGE_uA",
     "MAX_LEVELS",
     "MAX_PRESETS",
     "WAVEFORMS",
     "Device",
+    "LEVEL_RANGE_uA",
     "Preset",
     "PresetsFile",
     "Validation",

@@ -1,5 +1,7 @@
-"""Write a validation: ``validation.json``, ``validation.html`` (one row per level, binding rule
-highlighted, the picture of each preset's worst case) and the worst-case skin pictures.
+"""Write a validation: ``validation.json``, ``validation.html`` and the worst-case pictures.
+
+``validation.html`` has one row per level with the binding rule highlighted, and the skin
+current-density picture of each preset's worst anatomy case at its top level.
 
 Files are written atomically (temporary file, then rename).
 """

@@ -66,31 +66,31 @@ LIMITS: Mapping[str, Limit] = {
     "rms_current_density_mA_per_cm2": Limit(
         2.0, "mA/cm^2", "IEC 60601-2-10: electrodes above 2 mA/cm^2 r.m.s. need the operator's special attention; "
         "applied to the simulated local peak at the pad rim (1 mm disc), not only the pad mean",
-    ),  # fmt: skip
+    ),
     "net_dc_uA": Limit(
         1.0, "uA", "policy: facial presets must be charge balanced (IEC 60601-2-10 requires the d.c. component "
         "declared; a net d.c. current electrolyses the skin under the pad). Raise [limits] net_dc_uA to allow a "
         "declared d.c. component",
-    ),  # fmt: skip
+    ),
     "average_power_density_W_per_cm2": Limit(
         0.25, "W/cm^2", "FDA guidance for powered muscle stimulators (1999): maximum average power density"
     ),
     "skin_temperature_C": Limit(
         41.0, "C", "IEC 60601-1 applied part not intended to supply heat: 41 C (43 C for >= 10 min quoted from "
         "memory, unverified: the lower value is used); the safety factor applies to the rise above basal",
-    ),  # fmt: skip
+    ),
     "cem43_min": Limit(
         1.0, "min", "policy (unverified): thermal dose CEM43 kept below 1 min, far below the doses reported for "
         "skin damage; CEM43 = sum dt R^(43 - T) (shared/PHYSICS.md)",
-    ),  # fmt: skip
+    ),
     "charge_per_phase_uC": Limit(
         math.inf, "uC", "no standard limit for transcutaneous stimulation (reported as in a 510(k) table); set "
         "[limits] charge_per_phase_uC to enforce one",
-    ),  # fmt: skip
+    ),
     "shannon_k": Limit(
         1.85, "-", "Shannon 1992: log10(D) = k - log10(Q), damage at k >= 1.85 for implanted neural tissue only "
         "(shared/PHYSICS.md): reported, never decides skin safety",
-    ),  # fmt: skip
+    ),
 }
 LIMIT_KEYS = tuple(LIMITS)
 

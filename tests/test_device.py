@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import struct
@@ -14,7 +15,14 @@ from device_helpers import PRESETS_TOML, synthetic_figures
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from emsim.device.export import FIELD_HASH, RECORD_SIZE, ExportRefused, export_files, precheck, write_export
+from emsim.device.export import (
+    FIELD_HASH,
+    RECORD_SIZE,
+    ExportRefused,
+    export_files,
+    precheck,
+    write_export,
+)
 from emsim.device.presets import parse_presets
 from emsim.device.validate import evaluate, group_key
 from emsim.errors import InputError
@@ -56,7 +64,7 @@ def test_inconsistent_presets_are_named_before_any_physics(changes, field, words
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.integers(10, 100_000), min_size=2, max_size=16).filter(lambda v: any(b <= a for a, b in zip(v, v[1:]))))
+@given(st.lists(st.integers(10, 100_000), min_size=2, max_size=16).filter(lambda v: any(b <= a for a, b in itertools.pairwise(v))))
 def test_any_level_table_that_is_not_strictly_increasing_is_rejected(levels):
     with pytest.raises(InputError, match="strictly increasing"):
         _presets(levels_uA=levels)
@@ -150,3 +158,15 @@ def test_margins_are_vectorised_over_levels_and_agree_with_the_per_level_path():
     j = [r.name for r in RULES].index("rms_current_density")
     for k, lv in enumerate(report.presets[0].levels):
         assert m[j, :, k].min() == pytest.approx(lv.rules["rms_current_density"]["margin"], abs=1e-6)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.floats(30, 40), st.floats(0, 5)), min_size=1, max_size=40))
+def test_upper_envelope_keeps_the_maximum_of_every_line_for_every_scale(lines):
+    from emsim.device.figures import upper_envelope
+
+    T0, rise = np.array([a for a, _ in lines]), np.array([b for _, b in lines])
+    t, r = upper_envelope(T0, rise)
+    s = np.concatenate([np.linspace(0, 2, 201), [10.0, 1e3]])
+    full = (T0[None, :] + s[:, None] * rise[None, :]).max(axis=1)
+    np.testing.assert_allclose((t[None, :] + s[:, None] * r[None, :]).max(axis=1), full, rtol=0, atol=1e-9)
