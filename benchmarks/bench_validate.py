@@ -19,7 +19,13 @@ import time
 import numpy as np
 
 import emsim  # noqa: F401
-from emsim.device.figures import CEM43_GRID_STEP, FigureSet, energy_per_pulse_mJ_per_A2, net_dc_uA, upper_envelope
+from emsim.device.figures import (
+    CEM43_GRID_STEP,
+    FigureSet,
+    energy_per_pulse_mJ_per_A2,
+    net_dc_uA,
+    upper_envelope,
+)
 from emsim.device.presets import parse_presets
 from emsim.device.rules import RULES, RuleContext
 from emsim.device.validate import evaluate, evaluate_margins, group_key

@@ -207,7 +207,7 @@ def evaluate_margins(F: FigureSet, current_A: np.ndarray, ctx: RuleContext, sf: 
         m = 1.0 - (k / (limit - base)) * (values - base)
         if r.level_independent:
             m = m.min(axis=-1, keepdims=True)
-        out[j] = np.where(m == m, m, -np.inf)  # a value that cannot be computed (NaN) fails
+        out[j] = np.where(np.isnan(m), -np.inf, m)  # a value that cannot be computed (NaN) fails
     return out
 
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import small_cheek_table
 
 from emsim.device.presets import read_presets
 from emsim.device.validate import group_key, validate
 from emsim.models.toml import dumps as to_toml
 from emsim.solvers import linear
+
+from conftest import small_cheek_table
 
 PRESETS = """
 [device]
