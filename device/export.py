@@ -248,11 +248,11 @@ def write_export(files: ExportFiles, into: str | Path) -> list[Path]:
     try:
         for name, data in contents.items():
             tmp = into / f".{name}.tmp-{os.getpid()}"
+            temps.append((tmp, into / name))
             with open(tmp, "wb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            temps.append((tmp, into / name))
     except BaseException:
         for tmp, _ in temps:
             tmp.unlink(missing_ok=True)

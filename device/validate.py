@@ -333,7 +333,7 @@ def solve_groups(
             done += 1
             progress(f"solve {done}/{n}: presets {', '.join(str(p.id) for p in members)} on {a.label}")
             case = parse_case(head_case_table(head, a, members[0], reference))
-            results[(key, i)] = solve_case(case, comm=comm)
+            results[(key, i)] = solve_case(case, comm=comm, progress=lambda t, a=a: progress(f"  {a.label}: {t}"))
             solved.append(results[(key, i)])
         figures[key] = figure_set([a.label for a in cases], solved, reference, pf.device.compliance_voltage_V)
     return figures, results, cases
