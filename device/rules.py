@@ -129,6 +129,9 @@ class Rule:
         level_independent: decided by the waveform or the device: a failure fails the export.
         not_evaluated: figures -> a reason when the rule cannot be evaluated, else None.
         higher_is_better: report rules whose value should exceed the limit (efficacy).
+        per_unit: for a value that is a power of the current, figures -> its coefficient
+            (value = per_unit x I^power, per anatomy case): lets the fast path stack such rules.
+        power: that power (1: currents, charges, voltages; 2: energies, powers).
     """
 
     name: str
@@ -144,6 +147,8 @@ class Rule:
     level_independent: bool = False
     not_evaluated: Callable[[FigureSet], str | None] | None = None
     higher_is_better: bool = False
+    per_unit: Callable[[FigureSet], Any] | None = None
+    power: int = 1
 
     def source_text(self) -> str:
         """The rule's source and clause."""
@@ -219,25 +224,28 @@ def _sensory_absent(F: FigureSet) -> str | None:
 #: The rules, in the order reports list them.
 RULES: tuple[Rule, ...] = (
     Rule("iec_rms_current", "r.m.s. output current into 500 ohm (whole cycle) by frequency band", "mA",
-         "rms_current_le_400Hz_mA", "limit", lambda F, i: _outer(F.rms_ratio * 1e3, i), _rms_band_limit,
+         "rms_current_le_400Hz_mA", "limit", lambda F, i: _outer(F.rms_ratio * 1e3, i), _rms_band_limit, per_unit=lambda F: F.rms_ratio * 1e3,
          source=_IEC_2_10 + ": 50 mA up to 400 Hz, 80 mA up to 1500 Hz, 100 mA above"),
     Rule("iec_energy_per_pulse", "energy of one pulse into 500 ohm", "mJ", "energy_per_pulse_mJ", "limit",
-         lambda F, i: _outer(F.energy_mJ_per_A2, i, 2), lambda c: c.limit("energy_per_pulse_mJ")),
+         lambda F, i: _outer(F.energy_mJ_per_A2, i, 2), lambda c: c.limit("energy_per_pulse_mJ"),
+         per_unit=lambda F: F.energy_mJ_per_A2, power=2),
     Rule("iec_open_circuit_voltage", "peak open-circuit voltage: the compliance voltage", "V",
          "open_circuit_voltage_V", "limit",
          lambda F, i: np.full((F.n, len(i)), F.compliance_voltage_V), lambda c: c.limit("open_circuit_voltage_V"),
          uses_safety_factor=False, level_independent=True),
     Rule("rms_current_density", "r.m.s. current density at the skin, simulated local peak (pad rim)", "mA/cm^2",
          "rms_current_density_mA_per_cm2", "limit", lambda F, i: _outer(F.rms_density_peak_mA_per_cm2_per_A, i),
-         lambda c: c.limit("rms_current_density_mA_per_cm2")),
+         lambda c: c.limit("rms_current_density_mA_per_cm2"), per_unit=lambda F: F.rms_density_peak_mA_per_cm2_per_A),
     Rule("charge_per_phase", "charge per phase under a pad", "uC", "charge_per_phase_uC", "limit",
-         lambda F, i: _outer(F.charge_per_phase_uC_per_A, i), lambda c: c.limit("charge_per_phase_uC")),
+         lambda F, i: _outer(F.charge_per_phase_uC_per_A, i), lambda c: c.limit("charge_per_phase_uC"),
+         per_unit=lambda F: F.charge_per_phase_uC_per_A),
     Rule("net_dc_current", "net d.c. output current (mean over the whole cycle, envelope included)", "uA", "net_dc_uA", "limit",
          lambda F, i: np.abs(_outer(F.net_dc_uA_per_A, i)), lambda c: c.limit("net_dc_uA"),
          uses_safety_factor=False, level_independent=True),
     Rule("average_power_density", "cycle-mean electrical power over the pad area", "W/cm^2",
          "average_power_density_W_per_cm2", "limit", lambda F, i: _outer(F.power_density_W_per_cm2_per_A2, i, 2),
-         lambda c: c.limit("average_power_density_W_per_cm2")),
+         lambda c: c.limit("average_power_density_W_per_cm2"), per_unit=lambda F: F.power_density_W_per_cm2_per_A2,
+         power=2),
     Rule("skin_temperature", "peak skin temperature over the session (Pennes)", "C", "skin_temperature_C", "limit",
          _skin_temperature, lambda c: c.limit("skin_temperature_C"), base=lambda F: F.skin_basal_C[:, None],
          not_evaluated=_thermal_absent),
@@ -249,6 +257,7 @@ RULES: tuple[Rule, ...] = (
          not_evaluated=_exclusion_absent),
     Rule("compliance_voltage", "simulated peak electrode voltage within the compliance voltage", "V", None, "limit",
          lambda F, i: _outer(F.peak_voltage_V_per_A, i), lambda c: c.device.compliance_voltage_V,
+         per_unit=lambda F: F.peak_voltage_V_per_A,
          source="the device's output stage: above its compliance voltage the current is not delivered as set"),
     Rule("efficacy", "target muscle volume activated: level current / current for the target volume", "-", None,
          "report", lambda F, i: _outer(1.0 / F.current_for_target_A, i),
