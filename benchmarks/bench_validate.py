@@ -57,7 +57,7 @@ def _figures(pf, n_cases: int = 5) -> FigureSet:
     for i, (t, r) in enumerate(lines):
         T0[i, : len(t)], rise[i, : len(r)] = t, r
     return FigureSet(
-        labels=tuple(f"case{i}" for i in range(n_cases)), compliance_voltage_V=60.0, rms_ratio=w.rms(1.0),
+        labels=tuple(f"case{i}" for i in range(n_cases)), compliance_voltage_V=60.0, rms_ratio=w.rms_pulse_train(1.0),
         energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),
         rms_density_peak_mA_per_cm2_per_A=46.3 * spread, rms_density_mean_mA_per_cm2_per_A=44.2 * spread,
         charge_per_phase_uC_per_A=np.full(n_cases, 250.0), charge_density_uC_per_cm2_per_A=141.5 * spread,

@@ -35,10 +35,11 @@ class FigureSet:
     Attributes:
         labels: anatomy case labels.
         compliance_voltage_V: the device's compliance voltage [V].
-        rms_ratio: whole-cycle I_rms / I_peak of the waveform (pulses, on/off, ramps) [-].
+        rms_ratio: I_rms / I_peak of the pulse train at the plateau (IEC 60601-2-10's figure) [-].
         energy_mJ_per_A2: energy of one pulse into 500 ohm per A^2 of peak current [mJ/A^2].
-        rms_density_peak_mA_per_cm2_per_A: worst pad's local-peak r.m.s. current density per A.
-        rms_density_mean_mA_per_cm2_per_A: worst pad's mean r.m.s. current density per A.
+        rms_density_peak_mA_per_cm2_per_A: worst pad's local-peak r.m.s. current density per A
+            (plateau r.m.s.).
+        rms_density_mean_mA_per_cm2_per_A: worst pad's mean r.m.s. current density per A (plateau).
         charge_per_phase_uC_per_A: worst pad's charge per phase per A [uC/A].
         charge_density_uC_per_cm2_per_A: worst pad's charge density per phase per A.
         net_dc_uA_per_A: |net d.c.| of the output per A of peak current [uA/A] (the waveform's).
@@ -159,6 +160,9 @@ def figure_set(
         compliance_voltage_V: the device's compliance voltage [V].
     """
     w = results[0].case.waveform
+    # r.m.s. figures at the plateau of the on/off cycle (the pulse train's r.m.s., the figure IEC
+    # 60601-2-10 limits): the solver's IEC record averages over the whole cycle, off time included
+    plateau = w.rms_pulse_train(1.0) / w.rms(1.0)
     peak, mean, q, qd, dc, pw, vp, basal, fronts, grids, target = ([] for _ in range(11))
     thermal_absent = activation_absent = exclusion_absent = None
     s_grid = np.array([1.0])
@@ -166,8 +170,8 @@ def figure_set(
         ref = np.full(len(r.channels), reference_A)
         m = r.at(ref)
         iec = m.iec
-        peak.append(_worst(iec.rms_current_density_local_peak_mA_per_cm2, reference_A))
-        mean.append(_worst(iec.rms_current_density_mA_per_cm2, reference_A))
+        peak.append(_worst(iec.rms_current_density_local_peak_mA_per_cm2, reference_A) * plateau)
+        mean.append(_worst(iec.rms_current_density_mA_per_cm2, reference_A) * plateau)
         q.append(_worst(iec.charge_per_phase_uC, reference_A))
         qd.append(_worst(iec.charge_density_per_phase_uC_per_cm2, reference_A))
         dc.append(net_dc_uA(w, 1.0))
@@ -212,7 +216,7 @@ def figure_set(
     arr = lambda v: np.asarray(v, float)
     return FigureSet(
         labels=tuple(labels), compliance_voltage_V=compliance_voltage_V,
-        rms_ratio=float(w.rms(1.0)), energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),
+        rms_ratio=float(w.rms_pulse_train(1.0)), energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),
         rms_density_peak_mA_per_cm2_per_A=arr(peak), rms_density_mean_mA_per_cm2_per_A=arr(mean),
         charge_per_phase_uC_per_A=arr(q), charge_density_uC_per_cm2_per_A=arr(qd), net_dc_uA_per_A=arr(dc),
         power_density_W_per_cm2_per_A2=arr(pw), peak_voltage_V_per_A=arr(vp), thermal_reference_A=reference_A,

@@ -223,7 +223,7 @@ def _sensory_absent(F: FigureSet) -> str | None:
 
 #: The rules, in the order reports list them.
 RULES: tuple[Rule, ...] = (
-    Rule("iec_rms_current", "r.m.s. output current into 500 ohm (whole cycle) by frequency band", "mA",
+    Rule("iec_rms_current", "r.m.s. output current into 500 ohm at the plateau (pulse train) by frequency band", "mA",
          "rms_current_le_400Hz_mA", "limit", lambda F, i: _outer(F.rms_ratio * 1e3, i), _rms_band_limit, per_unit=lambda F: F.rms_ratio * 1e3,
          source=_IEC_2_10 + ": 50 mA up to 400 Hz, 80 mA up to 1500 Hz, 100 mA above"),
     Rule("iec_energy_per_pulse", "energy of one pulse into 500 ohm", "mJ", "energy_per_pulse_mJ", "limit",
@@ -233,7 +233,7 @@ RULES: tuple[Rule, ...] = (
          "open_circuit_voltage_V", "limit",
          lambda F, i: np.full((F.n, len(i)), F.compliance_voltage_V), lambda c: c.limit("open_circuit_voltage_V"),
          uses_safety_factor=False, level_independent=True),
-    Rule("rms_current_density", "r.m.s. current density at the skin, simulated local peak (pad rim)", "mA/cm^2",
+    Rule("rms_current_density", "r.m.s. current density at the skin at the plateau, simulated local peak (pad rim)", "mA/cm^2",
          "rms_current_density_mA_per_cm2", "limit", lambda F, i: _outer(F.rms_density_peak_mA_per_cm2_per_A, i),
          lambda c: c.limit("rms_current_density_mA_per_cm2"), per_unit=lambda F: F.rms_density_peak_mA_per_cm2_per_A),
     Rule("charge_per_phase", "charge per phase under a pad", "uC", "charge_per_phase_uC", "limit",

@@ -41,7 +41,7 @@ def synthetic_figures(preset: Preset, *, peak_density=(0.05, 0.08), volts_per_A=
     """Two anatomy cases with chosen per-unit figures (mA/cm^2 per mA for the local peak)."""
     w = preset.waveform_model()
     n = len(peak_density)
-    rms = w.rms(1.0)
+    rms = w.rms_pulse_train(1.0)
     return FigureSet(
         labels=tuple(f"case{i}" for i in range(n)), compliance_voltage_V=60.0, rms_ratio=rms,
         energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),

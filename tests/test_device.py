@@ -80,6 +80,10 @@ def test_rms_energy_and_charge_rules_match_closed_forms():
         assert lv.rules["iec_rms_current"]["value"] == pytest.approx(i * math.sqrt(2 * pw * 50) * 1e3, rel=1e-5)
         assert lv.rules["iec_energy_per_pulse"]["value"] == pytest.approx(500 * i * i * 2 * pw * 1e3, rel=1e-5, abs=1e-6)
         assert lv.rules["charge_per_phase"]["value"] == pytest.approx(i * pw * 1e6, rel=1e-5)
+    # with on/off and ramps the IEC figure is the plateau's r.m.s., never diluted by the off time
+    lv = report.presets[1].levels[-1]
+    expected = lv.current_uA * 1e-6 * math.sqrt(2 * 300e-6 * 80) * 1e3
+    assert lv.rules["iec_rms_current"]["value"] == pytest.approx(expected, rel=1e-5)
     row = report.presets[0].output_table
     i = row["level_current_uA"] * 1e-6
     assert row["max_phase_charge_500ohm_uC"] == pytest.approx(i * 200e-6 * 1e6, rel=1e-6)
