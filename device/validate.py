@@ -165,7 +165,7 @@ def _finite(x: float) -> float | str:
         return "nan"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    return round(float(x), 6)
+    return float(f"{float(x):.9g}")  # 9 significant digits: small figures keep their precision
 
 
 def _rule_margins(r: Rule, F: FigureSet, current_A: np.ndarray, ctx: RuleContext, sf: float):
