@@ -84,7 +84,7 @@ def main() -> None:
     t0 = time.perf_counter()
     for _ in range(args.repeat):
         m = evaluate_margins(F, currents, ctx, 1.5)
-        passed = np.nan_to_num(m, nan=np.inf).min(axis=(0, 1)) >= 0
+        passed = np.fmin.reduce(m.reshape(-1, m.shape[-1]), axis=0) >= 0  # NaN rows: not evaluated
     dt = time.perf_counter() - t0
     checks = args.repeat * F.n * len(currents)
     print(f"fast path: {checks} level checks ({F.n} anatomy cases x {len(currents)} levels x {args.repeat}, "

@@ -180,9 +180,13 @@ def _rms_band_limit(c: RuleContext) -> float:
 
 def _skin_temperature(F: FigureSet, current_A: np.ndarray) -> np.ndarray:
     s = (np.asarray(current_A, float) / F.thermal_reference_A) ** 2
-    # max over each case's non-dominated skin points of T0 + s rise: exact (ThermalResult.at)
-    t = F.skin_T0_C[:, None, :] + s[None, :, None] * F.skin_rise_K[:, None, :]
-    return t.max(axis=2)
+    # max over the lines T0 + s rise of each case's skin front (its upper envelope): exact
+    # (ThermalResult.at); a loop over the few lines beats a reduction over a short last axis
+    T0, rise = F.skin_T0_C, F.skin_rise_K
+    t = T0[:, 0, None] + rise[:, 0, None] * s[None, :]
+    for k in range(1, T0.shape[1]):
+        np.maximum(t, T0[:, k, None] + rise[:, k, None] * s[None, :], out=t)
+    return t
 
 
 def _cem43(F: FigureSet, current_A: np.ndarray) -> np.ndarray:
