@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 import emsim
 from emsim.cli import main
 
@@ -41,3 +43,28 @@ def test_the_samples_parse_and_pass_the_physics_free_prechecks_only_where_expect
     assert precheck(strong) == []
     mono = read_presets(SAMPLES / "monophasic.toml")
     assert len(precheck(mono)) == 1
+
+
+def test_the_corner_design_builds_a_valid_case_for_every_site_corner_and_contact():
+    from emsim.device.anatomy import anatomy_cases, head_case_table
+    from emsim.device.presets import head_case_text, parse_presets
+    from emsim.models.case_file import parse_case, parse_toml
+    from emsim.models.sites import site
+
+    raw = {"device": {"name": "d", "electrode_head": "cheek-two-pads", "compliance_voltage_V": 60,
+                      "sites": ["cheek", "jaw"]},
+           "preset": [{"id": 1, "name": "a", "waveform": "biphasic_symmetric", "pulse_width_us": 200,
+                       "interphase_gap_us": 50, "frequency_Hz": 50, "levels_uA": [1000, 2000], "session_min": 5}]}  # fmt: skip
+    pf = parse_presets(raw)
+    cases = anatomy_cases(pf.device, pf.validation)
+    assert len(cases) == 2 * (1 + 2 * 2)  # per site: nominal + {min, max} x {x0.5, x2}
+    head = parse_toml(*head_case_text("cheek-two-pads"))
+    for a in cases:
+        case = parse_case(head_case_table(head, a, pf.presets[0], 0.002))
+        s = site(a.site)
+        k = {"nominal": None, "min": 0, "max": 1}[a.thickness]
+        want = [layer.thickness_m if k is None else layer.range_m[k] for layer in s.layers]
+        assert [layer.thickness_m for layer in case.layers] == pytest.approx(want)
+        assert case.electrodes[0].contact.resistance_ohm_m2 == pytest.approx(2900.0e-4 * a.contact_factor)
+        assert case.channels[0].current_A == pytest.approx(0.002)
+        assert case.thermal.session_s == 300.0
