@@ -44,6 +44,8 @@ def _parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="validate, then export the safe preset table (C header, binary, JSON)")
     exp.add_argument("presets", help="presets file (TOML)")
     exp.add_argument("--into", required=True, help="folder for ems_presets.h, ems_presets.bin, ems_presets.json")
+    exp.add_argument("--from", dest="from_dir", metavar="DIR",
+                     help="evaluate from the figures cached by `emsim validate --out DIR` (same inputs) instead of solving")
     sites = sub.add_parser("sites", help="print the built-in facial sites: layers, thicknesses, ranges, sources")
     sites.add_argument("--json", action="store_true", help="print the library as JSON")
     return p
@@ -291,7 +293,13 @@ def _export(args, comm) -> int:
         reasons = precheck(pf)  # level-independent rules decidable without physics
         if reasons:
             raise ExportRefused("export refused, nothing written: " + "; ".join(reasons))
-        report, _ = validate(pf, progress=progress, comm=comm)
+        if args.from_dir:
+            from .device.figures import load_figures
+            from .device.validate import evaluate
+
+            report = evaluate(pf, load_figures(Path(args.from_dir) / "figures.npz", pf.digest_sha256))
+        else:
+            report, _ = validate(pf, progress=progress, comm=comm)
         files = export_files(report)
     except ExportRefused as err:
         if comm.rank == 0:

@@ -10,9 +10,13 @@ solvers already give.
 
 from __future__ import annotations
 
+import json
 import math
+import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +24,7 @@ from ..models.waveforms import Waveform
 from ..solvers.records import Absent
 from ..solvers.result import CaseResult
 
-__all__ = ["CEM43_GRID_STEP", "FigureSet", "energy_per_pulse_mJ_per_A2", "figure_set", "net_dc_uA", "upper_envelope"]
+__all__ = ["CEM43_GRID_STEP", "FigureSet", "energy_per_pulse_mJ_per_A2", "figure_set", "load_figures", "net_dc_uA", "save_figures", "upper_envelope"]
 
 #: Relative step of the thermal-scale grid on which CEM43 is tabulated (upper-bound lookup).
 CEM43_GRID_STEP = 1.01
@@ -224,3 +228,52 @@ def figure_set(
         current_for_target_A=arr(target), thermal_absent=thermal_absent, activation_absent=activation_absent,
         exclusion_absent=exclusion_absent,
     )  # fmt: skip
+
+
+def save_figures(path: str | Path, figures: dict[str, FigureSet], digest: str) -> None:
+    """Cache the figure sets of a validation (``figures.npz``), keyed by the inputs' digest.
+
+    ``emsim export --from DIR`` evaluates the levels from it without solving again.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"digest_sha256": digest, "groups": []}
+    for g, (key, F) in enumerate(figures.items()):
+        scalars: dict[str, Any] = {"key": key}
+        for f in fields(F):
+            value = getattr(F, f.name)
+            if isinstance(value, np.ndarray):
+                arrays[f"{g}.{f.name}"] = value
+            else:
+                scalars[f.name] = list(value) if isinstance(value, tuple) else value
+        meta["groups"].append(scalars)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    os.replace(tmp, path)
+
+
+def load_figures(path: str | Path, digest: str) -> dict[str, FigureSet]:
+    """The figure sets cached by :func:`save_figures`.
+
+    Raises:
+        InputError: no cache there, or one made from other inputs (another digest).
+    """
+    from ..errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("--from", str(path.parent), "a folder written by emsim validate (with figures.npz)")
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        if meta["digest_sha256"] != digest:
+            raise InputError("--from", str(path.parent), "a validation of these same inputs (the presets file or "
+                             "the head changed since: run emsim validate again)")  # fmt: skip
+        out = {}
+        for g, scalars in enumerate(meta["groups"]):
+            kw = {k: v for k, v in scalars.items() if k != "key"}
+            kw["labels"] = tuple(kw["labels"])
+            for f in fields(FigureSet):
+                if f"{g}.{f.name}" in data:
+                    kw[f.name] = data[f"{g}.{f.name}"]
+            out[scalars["key"]] = FigureSet(**kw)
+    return out

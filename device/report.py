@@ -100,6 +100,10 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
                 log.warning("picture of preset %s not drawn: %s", check.preset.id, err)
     report.worst_pictures = pictures
     write_json_atomic(out / "validation.json", body)
+    if report.figures:
+        from .figures import save_figures
+
+        save_figures(out / "figures.npz", report.figures, report.presets_file.digest_sha256)
     presets: list[dict[str, Any]] = []
     for p in body["presets"]:
         presets.append({**p, "picture": pictures.get(p["id"])})

@@ -105,6 +105,7 @@ class ValidationReport:
     not_evaluated: dict[str, str]
     seconds: float = 0.0
     worst_pictures: dict[int, str] = field(default_factory=dict)
+    figures: dict[str, FigureSet] = field(default_factory=dict, repr=False)
 
     @property
     def passed(self) -> bool:
@@ -360,6 +361,7 @@ def validate(pf: PresetsFile, *, progress: Progress = _nothing, comm: Any = None
     t0 = time.perf_counter()
     figures, results, _ = solve_groups(pf, progress=progress, comm=comm)
     report = evaluate(pf, figures, solves=len(results))
+    report.figures = figures
     report.seconds = time.perf_counter() - t0
     return report, results
 

@@ -174,3 +174,15 @@ def test_upper_envelope_keeps_the_maximum_of_every_line_for_every_scale(lines):
     s = np.concatenate([np.linspace(0, 2, 201), [10.0, 1e3]])
     full = (T0[None, :] + s[:, None] * rise[None, :]).max(axis=1)
     np.testing.assert_allclose((t[None, :] + s[:, None] * r[None, :]).max(axis=1), full, rtol=0, atol=1e-9)
+
+
+def test_cached_figures_reload_to_the_same_export_and_refuse_other_inputs(tmp_path):
+    from emsim.device.figures import load_figures, save_figures
+
+    pf = _presets()
+    figures = {group_key(p): synthetic_figures(p, volts_per_A=(100.0, 100.0)) for p in pf.presets}
+    save_figures(tmp_path / "figures.npz", figures, pf.digest_sha256)
+    again = load_figures(tmp_path / "figures.npz", pf.digest_sha256)
+    assert export_files(evaluate(pf, again)).binary == export_files(evaluate(pf, figures)).binary
+    with pytest.raises(InputError, match="same inputs"):
+        load_figures(tmp_path / "figures.npz", _presets(session_min=9).digest_sha256)
