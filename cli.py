@@ -38,6 +38,14 @@ def _parser() -> argparse.ArgumentParser:
     ver = sub.add_parser("verify", help="run the verification cases and print error vs tolerance")
     ver.add_argument("--quality", choices=("coarse", "default", "fine"), default="default")
     ver.add_argument("--only", action="append", help="run only the named verification case(s)")
+    val = sub.add_parser("validate", help="validate a presets file: every level against every rule over the anatomy spread")
+    val.add_argument("presets", help="presets file (TOML)")
+    val.add_argument("--out", help="output folder (default: out/validate-<presets file name>)")
+    exp = sub.add_parser("export", help="validate, then export the safe preset table (C header, binary, JSON)")
+    exp.add_argument("presets", help="presets file (TOML)")
+    exp.add_argument("--into", required=True, help="folder for ems_presets.h, ems_presets.bin, ems_presets.json")
+    exp.add_argument("--from", dest="from_dir", metavar="DIR",
+                     help="evaluate from the figures cached by `emsim validate --out DIR` (same inputs) instead of solving")
     sites = sub.add_parser("sites", help="print the built-in facial sites: layers, thicknesses, ranges, sources")
     sites.add_argument("--json", action="store_true", help="print the library as JSON")
     return p
@@ -237,7 +245,83 @@ def _sites(args, comm) -> int:
     return 0
 
 
-_COMMANDS = {"run": _run, "report": _report, "verify": _verify, "sites": _sites}
+def _validation_table(console, report) -> None:
+    """One row per level: current, result, binding rule, margin, worst anatomy."""
+    from rich.table import Table
+
+    for p in report.presets:
+        t = Table(title=f"preset {p.preset.id} {p.preset.name}: max safe level {p.max_safe_level} of "
+                        f"{len(p.levels)} ({p.max_safe_current_uA} uA)", title_justify="left")  # fmt: skip
+        for col in ("level", "current uA", "result", "binding rule", "margin", "worst anatomy"):
+            t.add_column(col)
+        for lv in p.levels:
+            t.add_row(str(lv.level), str(lv.current_uA), "[green]pass[/]" if lv.passed else "[red]FAIL[/]",
+                      lv.binding_rule, f"{lv.margin:.3f}", lv.worst_anatomy)  # fmt: skip
+        console.print(t)
+        if p.level_independent_failures:
+            console.print(f"  [red]level-independent failure[/]: {', '.join(p.level_independent_failures)}")
+    for name, reason in report.not_evaluated.items():
+        console.print(f"  {name}: {reason}")
+
+
+def _validate(args, comm) -> int:
+    """Validate a presets file; exit 0 when every level passes, 1 when some level fails."""
+    from .device.presets import read_presets
+    from .device.report import write_validation
+    from .device.validate import validate
+
+    progress, console = _progress_printer(comm.rank)
+    pf = read_presets(args.presets)  # every consistency check before any physics
+    out = Path(args.out) if args.out else Path("out") / f"validate-{Path(args.presets).stem}"
+    report, results = validate(pf, progress=progress, comm=comm)
+    if comm.rank == 0:
+        files = write_validation(report, out, results)
+        _validation_table(console, report)
+        console.print(f"{report.solves} solves in {report.seconds:.0f} s; wrote " + ", ".join(str(f) for f in files[:2]))
+    return 0 if report.passed else 1
+
+
+def _export(args, comm) -> int:
+    """Validate, then export the safe table; exit 1 (nothing written) when the export is refused."""
+    from .device.export import ExportRefused, export_files, precheck, write_export
+    from .device.presets import read_presets
+    from .device.validate import validate
+
+    progress, console = _progress_printer(comm.rank)
+    pf = read_presets(args.presets)
+    try:
+        reasons = precheck(pf)  # level-independent rules decidable without physics
+        if reasons:
+            raise ExportRefused("export refused, nothing written: " + "; ".join(reasons))
+        if args.from_dir:
+            from .device.figures import load_figures
+            from .device.validate import evaluate
+
+            report = evaluate(pf, load_figures(Path(args.from_dir) / "figures.npz", pf.digest_sha256))
+        else:
+            report, _ = validate(pf, progress=progress, comm=comm)
+        files = export_files(report)
+    except ExportRefused as err:
+        if comm.rank == 0:
+            print(f"emsim: {err}", file=sys.stderr)
+        return 1
+    if comm.rank == 0:
+        written = write_export(files, args.into)
+        _validation_table(console, report)
+        for check in report.presets:
+            dropped = check.levels[check.max_safe_level:]
+            if dropped:
+                lv = dropped[0]
+                console.print(f"preset {check.preset.id} ({check.preset.name}): dropped levels "
+                              f"{', '.join(str(d.level) for d in dropped)} ({', '.join(str(d.current_uA) for d in dropped)} uA): "
+                              f"level {lv.level} fails {lv.binding_rule} (margin {lv.margin:.3f}) on {lv.worst_anatomy}")  # fmt: skip
+        console.print("wrote " + ", ".join(str(f) for f in written))
+    return 0
+
+
+_COMMANDS = {
+    "run": _run, "report": _report, "verify": _verify, "sites": _sites, "validate": _validate, "export": _export,
+}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

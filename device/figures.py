@@ -1,0 +1,279 @@
+"""Per-unit-current figures of a solved electrode head, stacked over the anatomy cases.
+
+The physics is solved once per head, anatomy case and distinct waveform (with its session); every
+level is then evaluated from these figures by linearity (:mod:`emsim.device.rules`): currents,
+charges, current densities and voltages scale with the level current I, energies and powers with
+I^2, temperature rises with I^2 along the case's own current ratios (every channel at the same
+current here). Reads :class:`~emsim.solvers.result.CaseMetrics` records; recomputes nothing the
+solvers already give.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..models.waveforms import Waveform
+from ..solvers.records import Absent
+from ..solvers.result import CaseResult
+
+__all__ = ["CEM43_GRID_STEP", "FigureSet", "energy_per_pulse_mJ_per_A2", "figure_set", "load_figures", "net_dc_uA", "save_figures", "upper_envelope"]
+
+#: Relative step of the thermal-scale grid on which CEM43 is tabulated (upper-bound lookup).
+CEM43_GRID_STEP = 1.01
+_CEM43_GRID_MIN = 1e-4  # (I / I_ref)^2 below this: rises of 1e-4 x the reference, no dose
+_TEST_LOAD_OHM = 500.0  # IEC 60601-2-10 output figures are stated into 500 ohm
+
+
+@dataclass(frozen=True)
+class FigureSet:
+    """Per-unit-current figures of one head and waveform over its anatomy cases (axis 0).
+
+    Attributes:
+        labels: anatomy case labels.
+        compliance_voltage_V: the device's compliance voltage [V].
+        rms_ratio: I_rms / I_peak of the pulse train at the plateau (IEC 60601-2-10's figure) [-].
+        energy_mJ_per_A2: energy of one pulse into 500 ohm per A^2 of peak current [mJ/A^2].
+        rms_density_peak_mA_per_cm2_per_A: worst pad's local-peak r.m.s. current density per A
+            (plateau r.m.s.).
+        rms_density_mean_mA_per_cm2_per_A: worst pad's mean r.m.s. current density per A (plateau).
+        charge_per_phase_uC_per_A: worst pad's charge per phase per A [uC/A].
+        charge_density_uC_per_cm2_per_A: worst pad's charge density per phase per A.
+        net_dc_uA_per_A: |net d.c.| of the output per A of peak current [uA/A] (the waveform's).
+        power_density_W_per_cm2_per_A2: worst pad's cycle-mean power density per A^2.
+        peak_voltage_V_per_A: peak electrode voltage per A (every channel) [V/A].
+        thermal_reference_A: the current the heating was solved at [A].
+        skin_basal_C: basal skin temperature (max) per case [C].
+        skin_T0_C: basal temperature of the skin points that can be hottest (padded with -inf).
+        skin_rise_K: their peak rise at the reference current [K] (padded with 0).
+        cem43_s_grid: thermal scales s = (I / I_ref)^2 at which CEM43 is tabulated.
+        cem43_min_grid: CEM43 [min] at each scale, per case.
+        current_for_target_A: current activating the stated target volume [A] (inf: none).
+        thermal_absent, activation_absent, exclusion_absent: why a rule cannot be evaluated.
+    """
+
+    labels: tuple[str, ...]
+    compliance_voltage_V: float
+    rms_ratio: float
+    energy_mJ_per_A2: float
+    rms_density_peak_mA_per_cm2_per_A: np.ndarray
+    rms_density_mean_mA_per_cm2_per_A: np.ndarray
+    charge_per_phase_uC_per_A: np.ndarray
+    charge_density_uC_per_cm2_per_A: np.ndarray
+    net_dc_uA_per_A: np.ndarray
+    power_density_W_per_cm2_per_A2: np.ndarray
+    peak_voltage_V_per_A: np.ndarray
+    thermal_reference_A: float
+    skin_basal_C: np.ndarray
+    skin_T0_C: np.ndarray
+    skin_rise_K: np.ndarray
+    cem43_s_grid: np.ndarray
+    cem43_min_grid: np.ndarray
+    current_for_target_A: np.ndarray
+    thermal_absent: str | None = None
+    activation_absent: str | None = None
+    exclusion_absent: str | None = None
+
+    @property
+    def n(self) -> int:
+        """Number of anatomy cases."""
+        return len(self.labels)
+
+
+def _worst(mapping: object, current_A: float) -> float:
+    if isinstance(mapping, Absent) or not mapping:
+        return 0.0
+    return max(abs(float(v)) for v in mapping.values()) / current_A
+
+
+def upper_envelope(T0: np.ndarray, rise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The lines T0 + s rise that reach the maximum over all of them for some s >= 0.
+
+    max_k (T0_k + s rise_k) is the upper envelope of lines in s, convex and piecewise linear: the
+    lines off it never give the maximum, so dropping them changes no value (exact), and the skin
+    temperature rule then evaluates a handful of lines per level instead of every skin point.
+    """
+    T0, rise = np.asarray(T0, float), np.asarray(rise, float)
+    keep = np.isfinite(T0)
+    T0, rise = T0[keep], rise[keep]
+    if len(T0) == 0:
+        return np.array([-np.inf]), np.array([0.0])
+    hull: list[int] = []
+    for i in np.lexsort((T0, rise)):  # by slope, then intercept (both ascending)
+        while hull and rise[hull[-1]] == rise[i]:
+            hull.pop()  # same slope, lower intercept
+        while hull and T0[hull[-1]] <= T0[i]:
+            hull.pop()  # a steeper line no lower at s = 0 is above it for every s >= 0
+        while len(hull) >= 2:
+            a, b = hull[-2], hull[-1]
+            # b is useless when i overtakes a no later than b does
+            if (T0[a] - T0[i]) * (rise[b] - rise[a]) <= (T0[a] - T0[b]) * (rise[i] - rise[a]):
+                hull.pop()
+            else:
+                break
+        hull.append(int(i))
+    return T0[hull], rise[hull]
+
+
+def net_dc_uA(waveform: Waveform, current_A: float) -> float:
+    """|Net d.c.| of the output at peak current I: mean over the whole cycle (envelope included) [uA].
+
+    Physics-free (the waveform alone), so the export can refuse a net-d.c. preset before solving.
+    """
+    if waveform.shape == "dc":
+        return abs(current_A) * waveform.mean_envelope * 1e6
+    mean = waveform.net_charge_per_period_C(1.0) / waveform.period_s * waveform.mean_envelope
+    return abs(mean * current_A) * 1e6
+
+
+def energy_per_pulse_mJ_per_A2(waveform: Waveform) -> float:
+    """Energy of one pulse into 500 ohm per A^2: R sum_phases a^2 (t_end - t_start) [mJ/A^2]."""
+    return _TEST_LOAD_OHM * sum(a * a * (t1 - t0) for t0, t1, a in waveform.phases()) * 1e3
+
+
+def _cem43_grid(result: CaseResult, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from ..solvers.thermal import _trapezoid_cem43
+
+    th = result.thermal
+    n = math.ceil(math.log(1.0 / _CEM43_GRID_MIN) / math.log(CEM43_GRID_STEP)) + 1
+    s = np.geomspace(_CEM43_GRID_MIN, 1.0, n)
+    p = th._probes
+    tissue = p["tissue"]
+    T0, rise = p["T0"][tissue], p["history"][:, tissue] - p["T0"][tissue]
+    cem = np.array([float(_trapezoid_cem43(T0 + si * rise, th.time_step_s).max(initial=0.0)) for si in s[:-1]])
+    top = th.at(reference)  # exact at the reference current
+    return s, np.append(cem, top.cem43_max_min if top is not None else np.inf)
+
+
+def figure_set(
+    labels: Sequence[str], results: Sequence[CaseResult], reference_A: float, compliance_voltage_V: float
+) -> FigureSet:
+    """Stack the per-unit figures of one head and waveform over its anatomy cases.
+
+    Args:
+        labels: the anatomy case labels.
+        results: the solved cases (every channel at ``reference_A``), one per label.
+        reference_A: the channel current the cases were solved at [A].
+        compliance_voltage_V: the device's compliance voltage [V].
+    """
+    w = results[0].case.waveform
+    # r.m.s. figures at the plateau of the on/off cycle (the pulse train's r.m.s., the figure IEC
+    # 60601-2-10 limits): the solver's IEC record averages over the whole cycle, off time included
+    plateau = w.rms_pulse_train(1.0) / w.rms(1.0)
+    peak, mean, q, qd, dc, pw, vp, basal, fronts, grids, target = ([] for _ in range(11))
+    thermal_absent = activation_absent = exclusion_absent = None
+    s_grid = np.array([1.0])
+    for r in results:
+        ref = np.full(len(r.channels), reference_A)
+        m = r.at(ref)
+        iec = m.iec
+        peak.append(_worst(iec.rms_current_density_local_peak_mA_per_cm2, reference_A) * plateau)
+        mean.append(_worst(iec.rms_current_density_mA_per_cm2, reference_A) * plateau)
+        q.append(_worst(iec.charge_per_phase_uC, reference_A))
+        qd.append(_worst(iec.charge_density_per_phase_uC_per_cm2, reference_A))
+        dc.append(net_dc_uA(w, 1.0))
+        pw.append(_worst(iec.average_power_density_W_per_cm2, reference_A) / reference_A)
+        by_channel = m.waveform.waveform_by_channel if m.waveform is not None else {}
+        volts = [abs(float(c["electrode_voltage_peak_V"])) for c in by_channel.values()] if by_channel else [0.0]
+        vp.append(max(volts) / reference_A)
+        th = m.thermal
+        if th is None or isinstance(th, Absent):
+            thermal_absent = "not evaluated: the head case has no heating ([thermal])" if th is None else \
+                f"not evaluated: {th.reason}"  # fmt: skip
+            basal.append(math.nan)
+            fronts.append((np.array([-np.inf]), np.array([0.0])))
+            grids.append(np.array([np.inf]))
+        else:
+            basal.append(th.skin_temperature_basal_C)
+            f = r.thermal._skin_front
+            fronts.append(upper_envelope(f["T0"], f["rise"]))
+            s_grid, cem = _cem43_grid(r, ref)
+            grids.append(cem)
+        a = m.activation
+        if a is None or isinstance(a, Absent):
+            activation_absent = "not evaluated: " + (a.reason if isinstance(a, Absent) else "no activation record")
+            target.append(math.inf)
+        else:
+            t = a.current_for_target_volume_A
+            target.append(math.inf if isinstance(t, Absent) else float(t))
+        if getattr(m, "exclusion", None) is None:
+            exclusion_absent = "not evaluated: the case has no exclusion zone"
+        else:  # HOOK: helper-anat's CaseMetrics.exclusion records; wire their per-unit field here
+            exclusion_absent = "not evaluated: exclusion records exist but are not wired into the rule yet"
+    width = max(len(t0) for t0, _ in fronts)
+    T0 = np.full((len(results), width), -np.inf)
+    rise = np.zeros((len(results), width))
+    for i, (t0, dr) in enumerate(fronts):
+        T0[i, : len(t0)], rise[i, : len(dr)] = t0, dr
+    if thermal_absent is not None:
+        grid = np.full((len(results), 1), np.inf)
+        s_grid = np.array([1.0])
+    else:
+        grid = np.vstack(grids)
+    arr = lambda v: np.asarray(v, float)
+    return FigureSet(
+        labels=tuple(labels), compliance_voltage_V=compliance_voltage_V,
+        rms_ratio=float(w.rms_pulse_train(1.0)), energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),
+        rms_density_peak_mA_per_cm2_per_A=arr(peak), rms_density_mean_mA_per_cm2_per_A=arr(mean),
+        charge_per_phase_uC_per_A=arr(q), charge_density_uC_per_cm2_per_A=arr(qd), net_dc_uA_per_A=arr(dc),
+        power_density_W_per_cm2_per_A2=arr(pw), peak_voltage_V_per_A=arr(vp), thermal_reference_A=reference_A,
+        skin_basal_C=arr(basal), skin_T0_C=T0, skin_rise_K=rise, cem43_s_grid=s_grid, cem43_min_grid=grid,
+        current_for_target_A=arr(target), thermal_absent=thermal_absent, activation_absent=activation_absent,
+        exclusion_absent=exclusion_absent,
+    )  # fmt: skip
+
+
+def save_figures(path: str | Path, figures: dict[str, FigureSet], digest: str) -> None:
+    """Cache the figure sets of a validation (``figures.npz``), keyed by the inputs' digest.
+
+    ``emsim export --from DIR`` evaluates the levels from it without solving again.
+    """
+    arrays: dict[str, np.ndarray] = {}
+    meta: dict[str, Any] = {"digest_sha256": digest, "groups": []}
+    for g, (key, F) in enumerate(figures.items()):
+        scalars: dict[str, Any] = {"key": key}
+        for f in fields(F):
+            value = getattr(F, f.name)
+            if isinstance(value, np.ndarray):
+                arrays[f"{g}.{f.name}"] = value
+            else:
+                scalars[f.name] = list(value) if isinstance(value, tuple) else value
+        meta["groups"].append(scalars)
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
+    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
+    os.replace(tmp, path)
+
+
+def load_figures(path: str | Path, digest: str) -> dict[str, FigureSet]:
+    """The figure sets cached by :func:`save_figures`.
+
+    Raises:
+        InputError: no cache there, or one made from other inputs (another digest).
+    """
+    from ..errors import InputError
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("--from", str(path.parent), "a folder written by emsim validate (with figures.npz)")
+    with np.load(path, allow_pickle=False) as data:
+        meta = json.loads(str(data["meta"]))
+        if meta["digest_sha256"] != digest:
+            raise InputError("--from", str(path.parent), "a validation of these same inputs (the presets file or "
+                             "the head changed since: run emsim validate again)")  # fmt: skip
+        out = {}
+        for g, scalars in enumerate(meta["groups"]):
+            kw = {k: v for k, v in scalars.items() if k != "key"}
+            kw["labels"] = tuple(kw["labels"])
+            for f in fields(FigureSet):
+                if f"{g}.{f.name}" in data:
+                    kw[f.name] = data[f"{g}.{f.name}"]
+            out[scalars["key"]] = FigureSet(**kw)
+    return out

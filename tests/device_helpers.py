@@ -1,0 +1,58 @@
+"""Synthetic per-unit figures for device tests that need no physics (values chosen, not solved)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from emsim.device.figures import FigureSet, energy_per_pulse_mJ_per_A2, net_dc_uA
+from emsim.device.presets import Preset
+
+PRESETS_TOML = """
+[device]
+name = "test-device"
+electrode_head = "cheek-two-pads"
+compliance_voltage_V = 60
+[validation]
+safety_factor = 1.5
+spread = "nominal"
+[[preset]]
+id = 7
+name = "lift"
+waveform = "biphasic_symmetric"
+pulse_width_us = 200
+interphase_gap_us = 50
+frequency_Hz = 50
+levels_uA = [2000, 4000, 6000, 8000, 10000, 20000]
+session_min = 10
+[[preset]]
+id = 9
+name = "tone"
+waveform = "biphasic_symmetric"
+pulse_width_us = 300
+interphase_gap_us = 50
+frequency_Hz = 80
+levels_uA = [1000, 3000, 5000]
+session_min = 5
+burst = { on_s = 5.0, off_s = 5.0, ramp_s = 1.0 }
+"""
+
+
+def synthetic_figures(preset: Preset, *, peak_density=(0.05, 0.08), volts_per_A=(2000.0, 3000.0)) -> FigureSet:
+    """Two anatomy cases with chosen per-unit figures (mA/cm^2 per mA for the local peak)."""
+    w = preset.waveform_model()
+    n = len(peak_density)
+    rms = w.rms_pulse_train(1.0)
+    return FigureSet(
+        labels=tuple(f"case{i}" for i in range(n)), compliance_voltage_V=60.0, rms_ratio=rms,
+        energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),
+        rms_density_peak_mA_per_cm2_per_A=np.array(peak_density) * 1e3,  # per mA of peak -> per A
+        rms_density_mean_mA_per_cm2_per_A=np.array(peak_density) * 0.9e3,
+        charge_per_phase_uC_per_A=np.full(n, w.charge_per_phase_C(1.0) * 1e6),
+        charge_density_uC_per_cm2_per_A=np.full(n, w.charge_per_phase_C(1.0) * 1e6 / 1.767),
+        net_dc_uA_per_A=np.full(n, net_dc_uA(w, 1.0)),
+        power_density_W_per_cm2_per_A2=np.full(n, 1.0),
+        peak_voltage_V_per_A=np.array(volts_per_A), thermal_reference_A=max(preset.levels_A),
+        skin_basal_C=np.full(n, 34.0), skin_T0_C=np.array([[34.0, 33.5]] * n), skin_rise_K=np.array([[0.5, 1.0]] * n),
+        cem43_s_grid=np.geomspace(1e-4, 1.0, 20), cem43_min_grid=np.tile(np.geomspace(1e-6, 1e-3, 20), (n, 1)),
+        current_for_target_A=np.full(n, 0.009),
+    )  # fmt: skip

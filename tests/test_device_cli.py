@@ -1,0 +1,70 @@
+"""emsim validate / export on the command line: exit codes and the files they leave (no physics)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import emsim
+from emsim.cli import main
+
+SAMPLES = Path(emsim.__file__).parent / "device" / "samples"
+
+
+def test_monophasic_sample_export_is_refused_with_nothing_written_and_old_files_untouched(tmp_path, capsys):
+    into = tmp_path / "driver"
+    into.mkdir()
+    (into / "ems_presets.h").write_text("/* old */\n")
+    assert main(["export", str(SAMPLES / "monophasic.toml"), "--into", str(into)]) == 1
+    err = capsys.readouterr().err
+    assert "nothing written" in err and "preset 2 (galvanic)" in err and "net d.c." in err
+    assert sorted(p.name for p in into.iterdir()) == ["ems_presets.h"]
+    assert (into / "ems_presets.h").read_text() == "/* old */\n"
+
+
+def test_a_levels_table_in_mA_is_bad_input_exit_2(tmp_path, capsys):
+    text = (SAMPLES / "facial-ems-1.toml").read_text().replace(
+        "levels_uA = [2000, 4000, 6000, 8000, 10000, 14000, 20000]", "levels_uA = [2, 4, 6, 8, 10, 14, 20]"
+    )
+    path = tmp_path / "p.toml"
+    path.write_text(text.replace('"cheek-two-pads"', '"cheek-two-pads"'))
+    assert main(["validate", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "preset[0].levels_uA[0] = 2: below 10 uA" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_samples_parse_and_pass_the_physics_free_prechecks_only_where_expected():
+    from emsim.device.export import precheck
+    from emsim.device.presets import read_presets
+
+    strong = read_presets(SAMPLES / "facial-ems-1.toml")
+    assert [p.id for p in strong.presets] == [1, 2]
+    assert precheck(strong) == []
+    mono = read_presets(SAMPLES / "monophasic.toml")
+    assert len(precheck(mono)) == 1
+
+
+def test_the_corner_design_builds_a_valid_case_for_every_site_corner_and_contact():
+    from emsim.device.anatomy import anatomy_cases, head_case_table
+    from emsim.device.presets import head_case_text, parse_presets
+    from emsim.models.case_file import parse_case, parse_toml
+    from emsim.models.sites import site
+
+    raw = {"device": {"name": "d", "electrode_head": "cheek-two-pads", "compliance_voltage_V": 60,
+                      "sites": ["cheek", "jaw"]},
+           "preset": [{"id": 1, "name": "a", "waveform": "biphasic_symmetric", "pulse_width_us": 200,
+                       "interphase_gap_us": 50, "frequency_Hz": 50, "levels_uA": [1000, 2000], "session_min": 5}]}  # fmt: skip
+    pf = parse_presets(raw)
+    cases = anatomy_cases(pf.device, pf.validation)
+    assert len(cases) == 2 * (1 + 2 * 2)  # per site: nominal + {min, max} x {x0.5, x2}
+    head = parse_toml(*head_case_text("cheek-two-pads"))
+    for a in cases:
+        case = parse_case(head_case_table(head, a, pf.presets[0], 0.002))
+        s = site(a.site)
+        k = {"nominal": None, "min": 0, "max": 1}[a.thickness]
+        want = [layer.thickness_m if k is None else layer.range_m[k] for layer in s.layers]
+        assert [layer.thickness_m for layer in case.layers] == pytest.approx(want)
+        assert case.electrodes[0].contact.resistance_ohm_m2 == pytest.approx(2900.0e-4 * a.contact_factor)
+        assert case.channels[0].current_A == pytest.approx(0.002)
+        assert case.thermal.session_s == 300.0
