@@ -156,20 +156,21 @@ class MeshSettings:
 
     Attributes:
         quality: one of :data:`QUALITIES`.
-        degree: polynomial degree of the potential (1 or 2; default 2: degree 1 underestimates
-            the peak skin current density by several per cent at the default mesh).
+        degree: polynomial degree of the potential (1, 2 or 3; default 2: degree 1
+            underestimates the peak skin current density by several per cent at the default
+            mesh; 3 pays on the edge-graded meshes of the finer qualities, see docs/performance.md).
         size_factor: multiplies every target element size (tests use > 1 for cheaper meshes).
     """
 
     quality: str = "default"
-    degree: int = quantity("degree", low=1, low_open=False, high=2, integer=True, default=2)
+    degree: int = quantity("degree", low=1, low_open=False, high=3, integer=True, default=2)
     size_factor: float = quantity("size_factor", low=0.0, high=20.0, default=1.0)
 
     def __post_init__(self) -> None:
         """Check the choices and ranges."""
         _choice(self.quality, QUALITIES, "mesh.quality")
-        if self.degree not in (1, 2) or isinstance(self.degree, bool):
-            raise InputError("mesh.degree", self.degree, "1 or 2")
+        if self.degree not in (1, 2, 3) or isinstance(self.degree, bool):
+            raise InputError("mesh.degree", self.degree, "1, 2 or 3")
         check_fields(self, "mesh")
 
 

@@ -56,7 +56,7 @@ def disk_on_slab_case(
 
     Returns:
         The case (1 mA into the disk) and the reference resistance [ohm]
-        (:func:`emsim.solvers.analytic.disk_on_grounded_slab_resistance`).
+        (:func:`emsim.solvers.analytic.disk_on_grounded_slab_resistance_exact`).
     """
     width_mm = 5 * depth_m * 1e3
     table = {
@@ -68,7 +68,7 @@ def disk_on_slab_case(
         "channel": {"anode": "disk", "cathode": "ground", "current_mA": 1.0},
         "mesh": {"quality": quality, "size_factor": size_factor, "degree": degree},
     }
-    return parse_case(table), analytic.disk_on_grounded_slab_resistance(sigma_S_per_m, radius_m, depth_m)
+    return parse_case(table), analytic.disk_on_grounded_slab_resistance_exact(sigma_S_per_m, radius_m, depth_m)
 
 
 def pad_interface_case(*, gel: bool, quality: str = "default", size_factor: float = 1.0) -> Case:
