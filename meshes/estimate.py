@@ -24,10 +24,10 @@ from ..models.case import Case
 from ..models.electrodes import Electrode
 from .patch import (
     _GRADING,
-    _PER_LAYER,
-    _PER_PAD,
     _pad_levels,
     _sizes,
+    layer_box_size,
+    pad_box_size,
 )
 
 __all__ = [
@@ -151,13 +151,13 @@ def estimate_mesh(case: Case) -> MeshEstimate:
     z_top = 0.0
     for layer in case.layers:
         z_bot = z_top - layer.thickness_m
-        slabs.append((z_bot, z_top, min(h_max, layer.thickness_m / _PER_LAYER), None))
+        slabs.append((z_bot, z_top, layer_box_size(sizes, layer.thickness_m), None))
         z_top = z_bot
     for e in case.electrodes:
         if e.name in levels:
             zs = levels[e.name]
             dz = min(b - a for a, b in itertools.pairwise(zs))
-            slabs.append((0.0, zs[-1], min(h_max, max(dz / _PER_PAD, 0.5 * h_edge)), e.name))
+            slabs.append((0.0, zs[-1], pad_box_size(sizes, dz), e.name))
     cells = 0.0
     for z0, z1, h_box, pad in slabs:
         if pad is None:

@@ -49,9 +49,10 @@ contact_sublayer_fraction = 0.5
 _H_EDGE = 0.4e-3  # at electrode outlines, where the current density peaks
 _H_EDGE_REL = 1.0 / 12.0  # ... and at most this fraction of the electrode's half extent
 _GRADING = 0.3  # size growth per metre of distance from an electrode outline
-_H_SURFACE = 1.5e-3  # on the skin surface away from electrodes
-_PER_LAYER = 2.0  # elements across each tissue layer, at least
-_PER_PAD = 2.0  # elements across each gel pad sublayer, at least
+_H_SURFACE = 8e-3  # on the skin surface away from electrodes (weak current there; thin skin has its layer box)
+_PER_DEEPEST = 2.0  # elements across the thickest layer: the largest size
+_PER_LAYER = 1.0  # elements across each tissue layer, at least (coarse: half that)
+_PER_PAD = 1.0  # elements across each gel pad sublayer, at least (never below the edge size)
 _MU = 0.5  # grading exponent toward outlines: h ~ d^(1 - mu) (see edge_size)
 _TIP = 0.05  # smallest size at an outline, as a fraction of the edge size
 
@@ -124,7 +125,7 @@ def _sizes(case: Case) -> dict[str, float]:
     s = QUALITY_SCALE[case.mesh.quality] * case.mesh.size_factor
     half = min(min(e.half_extent_m) for e in case.electrodes)
     h_edge = s * min(_H_EDGE, _H_EDGE_REL * half)
-    h_max = s * max(layer.thickness_m for layer in case.layers) / _PER_LAYER
+    h_max = s * max(layer.thickness_m for layer in case.layers) / _PER_DEEPEST
     h_max = max(h_max, 2 * h_edge)
     return {
         "edge": h_edge,
@@ -133,7 +134,22 @@ def _sizes(case: Case) -> dict[str, float]:
         "surface": max(s * _H_SURFACE, h_edge),
         "max": h_max,
         "grading_per_m": _GRADING,
+        "scale": s,
     }
+
+
+def layer_box_size(sizes: dict[str, float], thickness_m: float) -> float:
+    """Largest size [m] inside a tissue layer: about one element across it (two at coarse).
+
+    Thin layers need elements no thicker than themselves (else gmsh makes slivers); more than
+    one across pays nowhere but at the outlines, which the graded field refines anyway.
+    """
+    return min(sizes["max"], max(sizes["scale"], 1.0) * thickness_m / _PER_LAYER)
+
+
+def pad_box_size(sizes: dict[str, float], sublayer_m: float) -> float:
+    """Largest size [m] inside a gel pad whose thinnest sublayer is ``sublayer_m`` thick."""
+    return min(sizes["max"], max(sublayer_m / _PER_PAD, sizes["edge"]))
 
 
 def edge_size(sizes: dict[str, float], distance_m: Any) -> Any:
@@ -376,7 +392,7 @@ def _mesh_with_size_fields(
     fields.append(surf)
     for layer, (z0, z1) in zip(case.layers, layer_z, strict=True):
         box = fld.add("Box")
-        fld.setNumber(box, "VIn", min(h_max, layer.thickness_m / _PER_LAYER))
+        fld.setNumber(box, "VIn", layer_box_size(sizes, layer.thickness_m))
         fld.setNumber(box, "VOut", h_max)
         for k, v in zip(
             ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
@@ -392,7 +408,7 @@ def _mesh_with_size_fields(
         dz = min(b - a for a, b in itertools.pairwise(zs))
         (cx, cy), (hx, hy) = e.center_m, e.half_extent_m
         box = fld.add("Box")
-        fld.setNumber(box, "VIn", min(h_max, max(dz / _PER_PAD, 0.5 * h_edge)))
+        fld.setNumber(box, "VIn", pad_box_size(sizes, dz))
         fld.setNumber(box, "VOut", h_max)
         for k, v in zip(
             ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
@@ -506,7 +522,7 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         quality_min=qmin,
         quality_p01=qp01,
         quality_mean=qmean,
-        target_sizes_m={k: v for k, v in sizes.items() if k not in ("grading_per_m", "mu")},
+        target_sizes_m={k: v for k, v in sizes.items() if k not in ("grading_per_m", "mu", "scale")},
     )
     log.info("mesh %s: %d cells, %d vertices, h_min %.3g m", case.name, cells, vertices, hmin)
     return PatchMesh(
