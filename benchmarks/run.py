@@ -38,6 +38,7 @@ CASES: dict[str, tuple[str, dict]] = {
     "disk-3d-coarse-p3": ("disk-3d", {"quality": "coarse", "degree": 3}),
     "disk-3d-default-p3": ("disk-3d", {"quality": "default", "degree": 3}),
     "disk-3d-fine-p3": ("disk-3d", {"quality": "fine", "degree": 3}),
+    "disk-3d-default-p3-gamg": ("disk-3d", {"quality": "default", "degree": 3, "method": "cg-gamg"}),
     "disk-3d-default-p2": ("disk-3d", {"quality": "default", "degree": 2}),
     "disk-3d-default-p1": ("disk-3d", {"quality": "default", "degree": 1}),
     "disk-hand-default-p3": ("disk-hand", {"quality": "default", "degree": 3}),
@@ -57,11 +58,16 @@ LARGE = {"disk-3d-large-p3": ("disk-3d", {"quality": "fine", "degree": 3, "size_
 
 
 def _disk_case(opts: dict):
+    import dataclasses
+
     from emsim.studies.verification import disk_on_slab_case
 
-    return disk_on_slab_case(
+    case, ref = disk_on_slab_case(
         **DISK, quality=opts["quality"], degree=opts["degree"], size_factor=opts.get("size_factor", 1.0)
     )
+    if "method" in opts:
+        case = dataclasses.replace(case, solver=dataclasses.replace(case.solver, method=opts["method"]))
+    return case, ref
 
 
 def _run_disk_3d(opts: dict) -> dict:
@@ -139,7 +145,7 @@ def _run_disk_hand(opts: dict) -> dict:
     fpetsc.set_bc(b, [bc])
     assembly_s = time.perf_counter() - t0
     dofs = V.dofmap.index_map.size_global
-    method = resolve_method("auto", dofs)
+    method = resolve_method("auto", dofs, degree=opts["degree"])
     t0 = time.perf_counter()
     ksp = PETSc.KSP().create(comm)
     ksp.setOperators(A)

@@ -35,12 +35,20 @@ from ..models.case import Case
 from ..models.electrodes import Electrode
 from ..models.shapes import Disk, RoundedRectangle
 
-__all__ = ["QUALITY_SCALE", "MeshReport", "PatchMesh", "build_patch_mesh", "contact_sublayer_fraction"]
+__all__ = [
+    "QUALITY_ACCURACY",
+    "QUALITY_SCALE",
+    "MeshReport", "PatchMesh", "build_patch_mesh", "contact_sublayer_fraction"]
 
 log = logging.getLogger(__name__)
 
 #: Multiplier of every target element size per mesh quality.
 QUALITY_SCALE = {"coarse": 2.0, "default": 1.0, "fine": 0.5}
+#: What each quality level buys: the relative error bound of the resistance of the benchmark
+#: disk (a = 4 mm on a grounded slab, D = 40 mm) at degree 3, measured 0.25 %, 0.12 % and
+#: 0.06 % (docs/performance.md; degree 2 has about 2.5x these errors). ``emsim verify``
+#: checks the disk against these bounds.
+QUALITY_ACCURACY = {"coarse": 0.005, "default": 0.0025, "fine": 0.0012}
 
 #: Fraction of a gel pad's thickness given to the contact sublayer.
 contact_sublayer_fraction = 0.5

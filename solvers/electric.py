@@ -118,7 +118,7 @@ class ElectricProblem:
         #: Wall time [s] of the matrix assembly, the solver setup (factorisation or
         #: preconditioner) and the unit solves, once they have run (for the benchmarks).
         self.timings_s: dict[str, float] = {}
-        self.method = resolve_method(case.solver.method, self.dofs)
+        self.method = resolve_method(case.solver.method, self.dofs, degree=case.mesh.degree)
 
     def energy(self, u: Any, v: Any) -> Any:
         """The UFL form sum over volumes of (S grad u) . grad v dx."""
