@@ -337,17 +337,24 @@ def _table(records: list[dict]) -> str:
 
 
 def _overhead(records: list[dict]) -> str | None:
-    """Toolkit over the hand-written script, electric stages only (same mesh, same solver)."""
+    """Toolkit over the hand-written script on the same mesh and solver.
+
+    The solve path (forms, assembly, solver setup, solve) does the same work in both; the
+    toolkit's post-processing computes every metric of the case (skin current density discs,
+    percentiles, layer powers, conservation), the script one current: it is reported apart.
+    """
     by = {(r["case"], r["ranks"]): r for r in records if "failed" not in r}
     tool, hand = by.get(("disk-3d-default-p3", 1)), by.get(("disk-hand-default-p3", 1))
     if not (tool and hand):
         return None
-    keys = ("forms_s", "assembly_s", "solver_setup_s", "unit_solves_s", "postprocess_s")
+    keys = ("forms_s", "assembly_s", "solver_setup_s", "unit_solves_s")
     t = sum(tool["stages_s"].get(k, 0.0) for k in keys)
     h = sum(hand["stages_s"].get(k, 0.0) for k in keys)
     return (
-        f"toolkit {t:.2f} s against the hand-written DOLFINx script {h:.2f} s on the same mesh "
-        f"(forms, assembly, solver setup, solve, post-processing): overhead {100 * (t / h - 1):+.1f} %"
+        f"solve path (forms, assembly, solver setup, solve) on the same mesh: toolkit {t:.2f} s, "
+        f"hand-written DOLFINx script {h:.2f} s, overhead {100 * (t / h - 1):+.1f} %; post-processing "
+        f"(all metrics) {tool['stages_s'].get('postprocess_s', 0.0):.2f} s against one current "
+        f"{hand['stages_s'].get('postprocess_s', 0.0):.2f} s"
     )
 
 

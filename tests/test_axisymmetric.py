@@ -85,6 +85,7 @@ def _layered_disk_table(degree: int) -> dict:
     }  # fmt: skip
 
 
+@pytest.mark.slow
 def test_axisymmetric_and_3d_paths_agree_on_a_layered_disk():
     """Same layers and disk; the 3-D box (100 mm square) against a cylinder of the same area."""
     case = parse_case(_layered_disk_table(degree=3))
