@@ -63,6 +63,8 @@ _PER_LAYER = 1.0  # elements across each tissue layer, at least (coarse: half th
 _PER_PAD = 1.0  # elements across each gel pad sublayer, at least (never below the edge size)
 _MU = 0.5  # grading exponent toward outlines: h ~ d^(1 - mu) (see edge_size)
 _TIP = 0.05  # smallest size at an outline, as a fraction of the edge size
+_ALGORITHM_3D = 1  # gmsh 3-D algorithm: 1 Delaunay, 10 HXT
+_OPTIMIZE = 1  # gmsh tetrahedron optimisation pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -434,8 +436,8 @@ def _mesh_with_size_fields(
     gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
     gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
     gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay for surfaces
-    gmsh.option.setNumber("Mesh.Algorithm3D", 1)  # Delaunay
-    gmsh.option.setNumber("Mesh.Optimize", 1)
+    gmsh.option.setNumber("Mesh.Algorithm3D", _ALGORITHM_3D)
+    gmsh.option.setNumber("Mesh.Optimize", _OPTIMIZE)
     gmsh.option.setNumber("General.NumThreads", 1)  # deterministic meshes
     gmsh.option.setNumber("Mesh.RandomSeed", 1)
     gmsh.model.mesh.generate(3)
