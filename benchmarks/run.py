@@ -3,6 +3,7 @@
     .venv/bin/python benchmarks/run.py              # the fixed set (also: make bench)
     .venv/bin/python benchmarks/run.py --large      # plus the 1M-dof memory case
     .venv/bin/python benchmarks/run.py --only disk-3d-coarse-p3 --ranks 1
+    .venv/bin/python benchmarks/run.py --repeat 3  # each time the minimum of 3 runs (shared machines)
 
 Per case: dofs, wall time per stage (mesh, assembly, solver setup, solve, post-processing,
 thermal, waveform), CPU time, peak RSS of the process (and per dof), Krylov iterations, and the
@@ -307,6 +308,23 @@ def _run_child(name: str, ranks: int) -> dict:
     return record
 
 
+def _best(runs: list[dict]) -> dict:
+    """One record of repeated runs: each time (stage, wall, CPU) at its minimum over the runs.
+
+    On a shared machine the other processes only ever add time; the minimum is the estimate
+    of the case's own cost (as timeit does).
+    """
+    ok = [r for r in runs if "failed" not in r]
+    if not ok:
+        return runs[-1]
+    out = dict(min(ok, key=lambda r: r["process_wall_s"]))
+    out["stages_s"] = {k: min(r["stages_s"].get(k, float("inf")) for r in ok) for k in ok[0]["stages_s"]}
+    for key in ("wall_s", "cpu_s", "process_wall_s"):
+        out[key] = min(r[key] for r in ok)
+    out["repeats"] = len(ok)
+    return out
+
+
 def _table(records: list[dict]) -> str:
     head = (
         "| case | ranks | dofs | method | it. | mesh s | assembly s | solver setup s | solve s | post s | "
@@ -364,6 +382,7 @@ def main() -> None:
     p.add_argument("--only", nargs="*", help="case names (default: the fixed set)")
     p.add_argument("--ranks", type=int, nargs="*", help="rank counts (default 1, and 2 for the MPI cases)")
     p.add_argument("--large", action="store_true", help="add the 1M-dof memory case")
+    p.add_argument("--repeat", type=int, default=1, help="run each case N times, keep the fastest times")
     p.add_argument("--json", default=str(HERE / "results.json"), help="where to write the results")
     p.add_argument("--child", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -387,7 +406,7 @@ def main() -> None:
     records = []
     for n, ranks in runs:
         print(f"running {n} on {ranks} rank(s) ...", file=sys.stderr, flush=True)
-        records.append(_run_child(n, ranks))
+        records.append(_best([_run_child(n, ranks) for _ in range(args.repeat)]))
     machine["load_average_after"] = os.getloadavg()
     table = _table(records)
     overhead = _overhead(records)
