@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.emsim-installed
 NP ?= 2
 
-.PHONY: setup run test test-fast verify lint clean
+.PHONY: setup run test test-fast verify bench lint clean
 
 setup: $(STAMP)
 
@@ -32,6 +32,10 @@ test-fast: setup
 
 verify: setup
 	$(VENV)/bin/emsim verify
+
+# The benchmark set (docs/performance.md): a table on stdout, benchmarks/results.json.
+bench: setup
+	$(PY) benchmarks/run.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

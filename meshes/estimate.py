@@ -23,11 +23,11 @@ from ..errors import InputError
 from ..models.case import Case
 from ..models.electrodes import Electrode
 from .patch import (
-    _GRADING,
-    _PER_LAYER,
-    _PER_PAD,
     _pad_levels,
     _sizes,
+    edge_size,
+    layer_box_size,
+    pad_box_size,
 )
 
 __all__ = [
@@ -37,6 +37,7 @@ __all__ = [
     "C_TET",
     "DEFAULT_MAX_DOFS",
     "EDGES_PER_CELL",
+    "FACES_PER_CELL",
     "MeshEstimate",
     "check_resources",
     "estimate_mesh",
@@ -44,11 +45,15 @@ __all__ = [
 
 #: Mean tetrahedron volume over h^3 for the gmsh Delaunay mesh of a target size h (a regular
 #: tetrahedron of edge h has 0.118 h^3). Calibrated: see tests/test_estimate.py.
-C_TET = 0.115
+C_TET = 0.167  # (0.115 before the d^(1/2) grading and one-element layers; recalibrated)
 #: Tetrahedra per vertex of these meshes (about 5.5 in the bulk; thin layers and pads lower it).
-CELLS_PER_VERTEX = 4.9
+CELLS_PER_VERTEX = 3.4
 #: Edges per tetrahedron (Euler: edges ~ vertices + cells in the bulk; boundary adds some).
-EDGES_PER_CELL = 1.28
+EDGES_PER_CELL = 1.45
+#: Size growth per distance a gmsh mesh realises near an outline (see _realised_edge_size).
+_BETA = 1.0
+#: Triangular faces per tetrahedron (each interior face is shared by two of its four).
+FACES_PER_CELL = 2.1
 #: The estimate is within this factor of the real mesh for the calibration cases (measured 0.87 .. 1.10).
 CALIBRATED_FACTOR = 1.3
 #: Peak memory per dof [bytes] of a whole ``emsim run``. Measured with ``/usr/bin/time -v emsim
@@ -86,22 +91,43 @@ class MeshEstimate:
 
 
 def _graded_axis(
-    lo: float, hi: float, intervals: list[tuple[float, float]], h_fine: float, h_coarse: float, max_steps: int
+    lo: float, hi: float, intervals: list[tuple[float, float]], sizes: dict[str, float], h_coarse: float, max_steps: int
 ) -> np.ndarray:
     """Sample points on [lo, hi], spaced h/2 with h graded from ``intervals`` like the size field.
 
-    The spacing is h_fine / 2 on the intervals, grows with the grading away from them up to
-    h_coarse / 2, and is never finer than (hi - lo) / max_steps.
+    The spacing is half the edge-graded size (:func:`emsim.meshes.patch.edge_size`) at the
+    distance from the intervals, at most h_coarse / 2, and never finer than (hi - lo) / max_steps.
     """
     floor = (hi - lo) / max_steps
     pts = [lo]
     x = lo
     while x < hi:
         d = min((max(a - x, x - b, 0.0) for a, b in intervals), default=math.inf)
-        h = min(h_fine + _GRADING * d, h_coarse)
+        h = min(float(_realised_edge_size(sizes, d)), h_coarse) if math.isfinite(d) else h_coarse
         x = min(x + max(0.5 * h, floor), hi)
         pts.append(x)
     return np.asarray(pts)
+
+
+def _realised_edge_size(sizes: dict[str, float], d: object) -> object:
+    """The size a tetrahedral mesh realises at a distance d from an outline.
+
+    An element cannot be much larger than its distance to the outline where sizes are small
+    (its neighbours there are small), so the mesh follows min(target, tip + BETA d) rather
+    than the target :func:`emsim.meshes.patch.edge_size`, which grows like d^(1/2).
+    """
+    return np.minimum(edge_size(sizes, d), sizes["tip"] + _BETA * np.asarray(d))
+
+
+def _reach(sizes: dict[str, float], h_max: float) -> float:
+    """Distance [m] beyond which the edge-graded size exceeds h_max (it grows monotonically)."""
+    lo, hi = 0.0, 1.0
+    while edge_size(sizes, hi) < h_max:
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if edge_size(sizes, mid) < h_max else (lo, mid)
+    return hi
 
 
 def _lateral_distance(e: Electrode, x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -114,10 +140,10 @@ def estimate_mesh(case: Case) -> MeshEstimate:
 
     The target size h(x, y, z) is the minimum of the fields of
     :func:`emsim.meshes.patch.build_patch_mesh`: graded from the electrode outlines
-    (``h_edge + grading * distance``), graded from the skin surface, per layer and per pad
+    (:func:`emsim.meshes.patch.edge_size` of the distance), graded from the skin surface, per layer and per pad
     boxes, and the global maximum. The cell count integrates ``1 / (C_TET h^3)`` over the
     tissue and the pads with the midpoint rule on a tensor grid graded like h; where the
-    outlines do not reach (``h_edge + grading * distance >= h_max``) h depends on z only and
+    outlines do not reach (the graded size exceeds h_max) h depends on z only and
     the lateral integral is exact.
 
     Args:
@@ -128,14 +154,14 @@ def estimate_mesh(case: Case) -> MeshEstimate:
     """
     sizes = _sizes(case)
     h_edge, h_surface, h_max = sizes["edge"], sizes["surface"], sizes["max"]
-    g = _GRADING
-    reach = (h_max - h_edge) / g  # beyond this distance from every outline h ignores them
+    g = sizes["grading_per_m"]
+    reach = _reach(sizes, h_max)  # beyond this distance from every outline h ignores them
     width, length = case.patch.width_m, case.patch.length_m
     levels = _pad_levels(case)
     xi = [(e.center_m[0] - e.half_extent_m[0], e.center_m[0] + e.half_extent_m[0]) for e in case.electrodes]
     yi = [(e.center_m[1] - e.half_extent_m[1], e.center_m[1] + e.half_extent_m[1]) for e in case.electrodes]
-    x = _graded_axis(-width / 2, width / 2, xi, h_edge, h_max, 400)
-    y = _graded_axis(-length / 2, length / 2, yi, h_edge, h_max, 400)
+    x = _graded_axis(-width / 2, width / 2, xi, sizes, h_max, 400)
+    y = _graded_axis(-length / 2, length / 2, yi, sizes, h_max, 400)
     X, Y = np.meshgrid(0.5 * (x[1:] + x[:-1]), 0.5 * (y[1:] + y[:-1]), indexing="ij")
     area = np.outer(np.diff(x), np.diff(y))
     lateral = {e.name: _lateral_distance(e, X, Y) for e in case.electrodes}
@@ -151,35 +177,40 @@ def estimate_mesh(case: Case) -> MeshEstimate:
     z_top = 0.0
     for layer in case.layers:
         z_bot = z_top - layer.thickness_m
-        slabs.append((z_bot, z_top, min(h_max, layer.thickness_m / _PER_LAYER), None))
+        slabs.append((z_bot, z_top, layer_box_size(sizes, layer.thickness_m), None))
         z_top = z_bot
     for e in case.electrodes:
         if e.name in levels:
             zs = levels[e.name]
             dz = min(b - a for a, b in itertools.pairwise(zs))
-            slabs.append((0.0, zs[-1], min(h_max, max(dz / _PER_PAD, 0.5 * h_edge)), e.name))
+            slabs.append((0.0, zs[-1], pad_box_size(sizes, dz), e.name))
+    h_floor = sizes["tip"] if sizes["tip"] > 0 else 0.25 * h_edge  # gmsh's Mesh.MeshSizeMin
     cells = 0.0
     for z0, z1, h_box, pad in slabs:
+        thickness = z1 - z0
         if pad is None:
-            z = -_graded_axis(-z1, -z0, [(0.0, 0.0)], h_edge, h_box, 200)[::-1]
+            z = -_graded_axis(-z1, -z0, [(0.0, 0.0)], sizes, h_box, 200)[::-1]
             weight, far_area = near_area, width * length - float(near_area.sum())
         else:
-            z = _graded_axis(z0, z1, [(z0, z1)], h_edge, h_box, 200)
+            z = _graded_axis(z0, z1, [(z0, z1)], sizes, h_box, 200)
             inside = lateral[pad][near] < 0
             weight = np.where(inside, near_area, 0.0)
             far_area = float(np.sum(area[~near & (lateral[pad] < 0)]))
         for za, zb in itertools.pairwise(z):
             zc = 0.5 * (za + zb)
-            h_far = max(min(h_box, h_surface + g * abs(zc)), 0.25 * h_edge)
+            h_far = max(min(h_box, h_surface + g * abs(zc)), h_floor)
             h = np.full(near_area.shape, h_far)
             for d, tops in outlines:
                 dz = min(abs(zc - t) for t in tops)
-                np.minimum(h, h_edge + g * np.sqrt(d * d + dz * dz), out=h)
-            np.maximum(h, 0.25 * h_edge, out=h)
-            cells += (float(np.sum(weight / h**3)) + far_area / h_far**3) * (zb - za) / C_TET
+                np.minimum(h, _realised_edge_size(sizes, np.sqrt(d * d + dz * dz)), out=h)
+            np.maximum(h, h_floor, out=h)
+            # A slab thinner than h holds one layer of flat tetrahedra: h^2 T per cell, not h^3.
+            hz, hz_far = np.minimum(h, thickness), min(h_far, thickness)
+            cells += (float(np.sum(weight / (h * h * hz))) + far_area / (h_far * h_far * hz_far)) * (zb - za) / C_TET
     vertices = cells / CELLS_PER_VERTEX
-    # Degree 2: one dof per vertex and one per edge.
-    dofs = vertices if case.mesh.degree == 1 else vertices + EDGES_PER_CELL * cells
+    # Lagrange degree p: one dof per vertex, p - 1 per edge, (p - 1)(p - 2)/2 per face.
+    p = case.mesh.degree
+    dofs = vertices + (p - 1) * EDGES_PER_CELL * cells + (p - 1) * (p - 2) // 2 * FACES_PER_CELL * cells
     return MeshEstimate(cells=cells, vertices=vertices, dofs=dofs, memory_bytes=dofs * BYTES_PER_DOF)
 
 

@@ -39,6 +39,7 @@ from ..models.shapes import Disk, RoundedRectangle
 from .curvature import SurfaceMap, surface_map
 
 __all__ = [
+    "QUALITY_ACCURACY",
     "QUALITY_SCALE",
     "MeshReport",
     "PatchMesh",
@@ -51,6 +52,11 @@ log = logging.getLogger(__name__)
 
 #: Multiplier of every target element size per mesh quality.
 QUALITY_SCALE = {"coarse": 2.0, "default": 1.0, "fine": 0.5}
+#: What each quality level buys: the relative error bound of the resistance of the benchmark
+#: disk (a = 4 mm on a grounded slab, D = 40 mm) at degree 3, measured 0.25 %, 0.12 % and
+#: 0.06 % (docs/performance.md; degree 2 has about 2.5x these errors). ``emsim verify``
+#: checks the disk against these bounds.
+QUALITY_ACCURACY = {"coarse": 0.005, "default": 0.0025, "fine": 0.0012}
 
 #: Fraction of a gel pad's thickness given to the contact sublayer.
 contact_sublayer_fraction = 0.5
@@ -59,9 +65,14 @@ contact_sublayer_fraction = 0.5
 _H_EDGE = 0.4e-3  # at electrode outlines, where the current density peaks
 _H_EDGE_REL = 1.0 / 12.0  # ... and at most this fraction of the electrode's half extent
 _GRADING = 0.3  # size growth per metre of distance from an electrode outline
-_H_SURFACE = 1.5e-3  # on the skin surface away from electrodes
-_PER_LAYER = 2.0  # elements across each tissue layer, at least
-_PER_PAD = 2.0  # elements across each gel pad sublayer, at least
+_H_SURFACE = 8e-3  # on the skin surface away from electrodes (weak current there; thin skin has its layer box)
+_PER_DEEPEST = 2.0  # elements across the thickest layer: the largest size
+_PER_LAYER = 1.0  # elements across each tissue layer, at least (coarse: half that)
+_PER_PAD = 1.0  # elements across each gel pad sublayer, at least (never below the edge size)
+_MU = 0.5  # grading exponent toward outlines: h ~ d^(1 - mu) (see edge_size)
+_TIP = 0.05  # smallest size at an outline, as a fraction of the edge size
+_ALGORITHM_3D = 1  # gmsh 3-D algorithm: 1 Delaunay, 10 HXT
+_OPTIMIZE = 1  # gmsh tetrahedron optimisation pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,14 +146,79 @@ def _sizes(case: Case) -> dict[str, float]:
     s = QUALITY_SCALE[case.mesh.quality] * case.mesh.size_factor
     half = min(min(e.half_extent_m) for e in case.electrodes)
     h_edge = s * min(_H_EDGE, _H_EDGE_REL * half)
-    h_max = s * max(layer.thickness_m for layer in case.layers) / _PER_LAYER
+    h_max = s * max(layer.thickness_m for layer in case.layers) / _PER_DEEPEST
     h_max = max(h_max, 2 * h_edge)
     return {
         "edge": h_edge,
+        "tip": _TIP * h_edge,
+        "mu": _MU,
         "surface": max(s * _H_SURFACE, h_edge),
         "max": h_max,
         "grading_per_m": _GRADING,
+        "scale": s,
     }
+
+
+def layer_box_size(sizes: dict[str, float], thickness_m: float) -> float:
+    """Largest size [m] inside a tissue layer: about one element across it (two at coarse).
+
+    Thin layers need elements no thicker than themselves (else gmsh makes slivers); more than
+    one across pays nowhere but at the outlines, which the graded field refines anyway.
+    """
+    return min(sizes["max"], max(sizes["scale"], 1.0) * thickness_m / _PER_LAYER)
+
+
+def pad_box_size(sizes: dict[str, float], sublayer_m: float) -> float:
+    """Largest size [m] inside a gel pad whose thinnest sublayer is ``sublayer_m`` thick."""
+    return min(sizes["max"], max(sublayer_m / _PER_PAD, sizes["edge"]))
+
+
+def edge_size(sizes: dict[str, float], distance_m: Any) -> Any:
+    """Target size [m] at a distance [m] from the nearest electrode or pad outline.
+
+    h(d) = h_tip + h_edge (d / h_edge)^(1 - mu) + g d: the potential near the rim of an
+    equipotential disk behaves like r^(1/2) (the current density like r^(-1/2)), and a mesh
+    whose size grows like d^(1 - mu) toward it recovers the convergence rate a smooth solution
+    would have when mu is small enough (graded meshes for corner singularities: Babuska,
+    Kellogg & Pitkaranta 1979, Numer Math 33:447; Apel 1999, "Anisotropic finite elements",
+    ch. 3). ``h_tip`` bounds the smallest elements; ``g`` keeps the growth going far away.
+    """
+    d = np.asarray(distance_m, dtype=float)
+    he = sizes["edge"]
+    return sizes["tip"] + he * (d / he) ** (1.0 - sizes["mu"]) + sizes["grading_per_m"] * d
+
+
+def edge_size_expression(sizes: dict[str, float], distance: str) -> str:
+    """:func:`edge_size` as a gmsh MathEval expression of the field ``distance`` (e.g. ``F1``)."""
+    he = sizes["edge"]
+    return (
+        f"{sizes['tip']:.9g} + {he:.9g}*({distance}/{he:.9g})^{1.0 - sizes['mu']:.9g}"
+        f" + {sizes['grading_per_m']:.9g}*{distance}"
+    )
+
+
+def _pos(a: str) -> str:
+    """max(a, 0) in gmsh's MathEval syntax (which has abs but no max)."""
+    return f"(0.5*(({a})+abs({a})))"
+
+
+def _outline_distance_expression(e: Electrode, z_m: float) -> str:
+    """Distance [m] from (x, y, z) to electrode e's outline at height z_m, as a MathEval expression."""
+    cx, cy = e.center_m
+    dx, dy = f"(x-({cx:.12g}))", f"(y-({cy:.12g}))"
+    shape = e.shape
+    if isinstance(shape, Disk):
+        lateral = f"(sqrt({dx}^2+{dy}^2)-{shape.diameter_m / 2:.12g})"
+    elif isinstance(shape, RoundedRectangle):
+        # Signed distance of a rounded box (as RoundedRectangle.signed_distance).
+        hx, hy = shape.half_extent_m
+        r = shape.corner_radius_m
+        qx, qy = f"(abs({dx})-{hx - r:.12g})", f"(abs({dy})-{hy - r:.12g})"
+        larger = f"(0.5*({qx}+{qy}+abs({qx}-{qy})))"
+        lateral = f"(sqrt({_pos(qx)}^2+{_pos(qy)}^2)-{_pos(f'-{larger}')}-{r:.12g})"
+    else:
+        raise MeshError(f"electrode {e.name}: no distance expression for shape {shape.kind!r}")
+    return f"sqrt({lateral}^2+(z-({z_m:.12g}))^2)"
 
 
 def _pad_levels(case: Case) -> dict[str, list[float]]:
@@ -321,34 +397,23 @@ def _mesh_with_size_fields(
 
     W, L = case.patch.width_m, case.patch.length_m
     fld = gmsh.model.mesh.field
-    outline_curves = set()
-    for _, tag in gmsh.model.getEntities(1):
-        lo, hi = gmsh.model.getParametrizationBounds(1, tag)
-        ts = np.linspace(lo[0], hi[0], 7)
-        pts = np.asarray(gmsh.model.getValue(1, tag, ts)).reshape(-1, 3)
-        if np.ptp(pts[:, 2]) > _TOL_M:
-            continue
-        for e in case.electrodes:
-            top = levels[e.name][-1] if e.name in levels else 0.0
-            on_level = abs(pts[0, 2] - top) < _TOL_M or abs(pts[0, 2]) < _TOL_M
-            if on_level and all(abs(e.signed_distance(px, py)) < 10 * _TOL_M for px, py, _ in pts):
-                outline_curves.add(tag)
     fields = []
     h_edge, h_max = sizes["edge"], sizes["max"]
-    if outline_curves:
-        dist = fld.add("Distance")
-        fld.setNumbers(dist, "CurvesList", sorted(outline_curves))
-        fld.setNumber(dist, "Sampling", 400)
-        graded = fld.add("MathEval")
-        fld.setString(graded, "F", f"{h_edge:.9g} + {sizes['grading_per_m']:.9g}*F{dist}")
-        fields.append(graded)
+    # Graded toward every electrode and pad outline (on the skin and at the pad top). The exact
+    # distance as an expression: a gmsh Distance field samples the curves, and the sampling that
+    # resolves the smallest elements made the 1-D meshing alone take seconds.
+    for e in case.electrodes:
+        for z_level in sorted({0.0, levels[e.name][-1] if e.name in levels else 0.0}):
+            graded = fld.add("MathEval")
+            fld.setString(graded, "F", edge_size_expression(sizes, _outline_distance_expression(e, z_level)))
+            fields.append(graded)
     # Skin surface: refine toward z = 0 from below.
     surf = fld.add("MathEval")
     fld.setString(surf, "F", f"{sizes['surface']:.9g} + {sizes['grading_per_m']:.9g}*abs(z)")
     fields.append(surf)
     for layer, (z0, z1) in zip(case.layers, layer_z, strict=True):
         box = fld.add("Box")
-        fld.setNumber(box, "VIn", min(h_max, layer.thickness_m / _PER_LAYER))
+        fld.setNumber(box, "VIn", layer_box_size(sizes, layer.thickness_m))
         fld.setNumber(box, "VOut", h_max)
         for k, v in zip(
             ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
@@ -364,7 +429,7 @@ def _mesh_with_size_fields(
         dz = min(b - a for a, b in itertools.pairwise(zs))
         (cx, cy), (hx, hy) = e.center_m, e.half_extent_m
         box = fld.add("Box")
-        fld.setNumber(box, "VIn", min(h_max, max(dz / _PER_PAD, 0.5 * h_edge)))
+        fld.setNumber(box, "VIn", pad_box_size(sizes, dz))
         fld.setNumber(box, "VOut", h_max)
         for k, v in zip(
             ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
@@ -377,13 +442,13 @@ def _mesh_with_size_fields(
     fld.setNumbers(fmin, "FieldsList", fields)
     fld.setAsBackgroundMesh(fmin)
     gmsh.option.setNumber("Mesh.MeshSizeMax", h_max)
-    gmsh.option.setNumber("Mesh.MeshSizeMin", 0.25 * h_edge)
+    gmsh.option.setNumber("Mesh.MeshSizeMin", min(0.25 * h_edge, sizes["tip"]) if sizes["tip"] > 0 else 0.25 * h_edge)
     gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
     gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
     gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
     gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay for surfaces
-    gmsh.option.setNumber("Mesh.Algorithm3D", 1)  # Delaunay
-    gmsh.option.setNumber("Mesh.Optimize", 1)
+    gmsh.option.setNumber("Mesh.Algorithm3D", _ALGORITHM_3D)
+    gmsh.option.setNumber("Mesh.Optimize", _OPTIMIZE)
     gmsh.option.setNumber("General.NumThreads", 1)  # deterministic meshes
     gmsh.option.setNumber("Mesh.RandomSeed", 1)
     gmsh.model.mesh.generate(3)
@@ -514,7 +579,7 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         quality_min=qmin,
         quality_p01=qp01,
         quality_mean=qmean,
-        target_sizes_m={k: v for k, v in sizes.items() if k != "grading_per_m"},
+        target_sizes_m={k: v for k, v in sizes.items() if k not in ("grading_per_m", "mu", "scale")},
     )
     log.info("mesh %s: %d cells, %d vertices, h_min %.3g m", case.name, cells, vertices, hmin)
     return PatchMesh(

@@ -287,8 +287,8 @@ def _settings(
     m = _table(raw, "mesh", "mesh", required=False)
     _check_keys(m, ("quality", "degree", "size_factor", "file", "tags", "file_sha256"), "mesh")
     degree = m.get("degree", 2)
-    if degree not in (1, 2) or isinstance(degree, bool):
-        raise InputError("mesh.degree", degree, "1 or 2")
+    if degree not in (1, 2, 3) or isinstance(degree, bool):
+        raise InputError("mesh.degree", degree, "1, 2 or 3")
     quality = m.get("quality", "default")
     if quality not in QUALITIES:
         raise InputError("mesh.quality", quality, f"one of {', '.join(QUALITIES)}")

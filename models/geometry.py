@@ -113,8 +113,9 @@ class MeshSettings:
 
     Attributes:
         quality: one of :data:`QUALITIES`.
-        degree: polynomial degree of the potential (1 or 2; default 2: degree 1 underestimates
-            the peak skin current density by several per cent at the default mesh).
+        degree: polynomial degree of the potential (1, 2 or 3; default 2: degree 1
+            underestimates the peak skin current density by several per cent at the default
+            mesh; 3 pays on the edge-graded meshes of the finer qualities, see docs/performance.md).
         size_factor: multiplies every target element size (tests use > 1 for cheaper meshes).
         file: a tagged gmsh ``.msh`` file to use instead of the built patch (case file
             ``[mesh] file``, relative to the case file; stored resolved), or None.
@@ -126,7 +127,7 @@ class MeshSettings:
     """
 
     quality: str = "default"
-    degree: int = quantity("degree", low=1, low_open=False, high=2, integer=True, default=2)
+    degree: int = quantity("degree", low=1, low_open=False, high=3, integer=True, default=2)
     size_factor: float = quantity("size_factor", low=0.0, high=20.0, default=1.0)
     file: str | None = None
     tags: Mapping[str, tuple[str | int, ...]] = field(default_factory=dict)
@@ -135,8 +136,8 @@ class MeshSettings:
     def __post_init__(self) -> None:
         """Check the choices and ranges, and read the imported file's digest."""
         _choice(self.quality, QUALITIES, "mesh.quality")
-        if self.degree not in (1, 2) or isinstance(self.degree, bool):
-            raise InputError("mesh.degree", self.degree, "1 or 2")
+        if self.degree not in (1, 2, 3) or isinstance(self.degree, bool):
+            raise InputError("mesh.degree", self.degree, "1, 2 or 3")
         check_fields(self, "mesh")
         if self.file is None:
             if self.tags:

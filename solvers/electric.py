@@ -19,6 +19,7 @@ set of channel currents is a superposition of those, with no further solve.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -116,7 +117,10 @@ class ElectricProblem:
         self._unit: dict[str, Any] | None = None
         self._Y: np.ndarray | None = None
         self.iterations: list[int] = []
-        self.method = resolve_method(case.solver.method, self.dofs)
+        #: Wall time [s] of the matrix assembly, the solver setup (factorisation or
+        #: preconditioner) and the unit solves, once they have run (for the benchmarks).
+        self.timings_s: dict[str, float] = {}
+        self.method = resolve_method(case.solver.method, self.dofs, degree=case.mesh.degree)
 
     def energy(self, u: Any, v: Any) -> Any:
         """The UFL form sum over volumes of (S grad u) . grad v dx."""
@@ -133,10 +137,14 @@ class ElectricProblem:
         """Assemble the matrix and set up the KSP and its preconditioner, once."""
         from dolfinx.fem import petsc as fpetsc
 
+        t0 = time.perf_counter()
         self._A = fpetsc.assemble_matrix(self._a, bcs=[self._bc])
         self._A.assemble()
+        t1 = time.perf_counter()
         self._ksp = create_ksp(self._A, method=self.method, rtol=self.case.solver.rtol, name="emsim_electric")
         self._b = fpetsc.create_vector(self.V)
+        self.timings_s["assembly_s"] = t1 - t0
+        self.timings_s["solver_setup_s"] = time.perf_counter() - t1
         log.info("electric: %d dofs, %s", self.dofs, self.method)
 
     def _solve_unit(self, k: str) -> Any:
@@ -159,7 +167,9 @@ class ElectricProblem:
         if self._unit is None:
             if self._ksp is None:
                 self._setup()
+            t0 = time.perf_counter()
             self._unit = {k: self._solve_unit(k) for k in self.names}
+            self.timings_s["unit_solves_s"] = time.perf_counter() - t0
             for c in self._robin_weight.values():
                 c.value = 0.0
         return self._unit

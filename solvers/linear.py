@@ -22,6 +22,7 @@ from ..errors import InputError
 __all__ = [
     "METHODS",
     "MUMPS_MAX_DOFS",
+    "MUMPS_MAX_DOFS_BY_DEGREE",
     "SOLVES",
     "assemble_lifted_rhs",
     "create_ksp",
@@ -32,6 +33,10 @@ __all__ = [
 #: Above this many global dofs, method "auto" uses CG + GAMG instead of MUMPS
 #: (measured on the default case at degree 2: GAMG 12 s against MUMPS 20 s on 2 cores).
 MUMPS_MAX_DOFS = 200_000
+#: The same switch per Lagrange degree. Degree 3 couples more dofs per row (about 3x the
+#: nonzeros of degree 2) and GAMG's aggregation suits it less (84 CG iterations against 26),
+#: while the edge-graded meshes keep its dofs few: measured in docs/performance.md.
+MUMPS_MAX_DOFS_BY_DEGREE = {1: MUMPS_MAX_DOFS, 2: MUMPS_MAX_DOFS, 3: MUMPS_MAX_DOFS}
 #: Methods a problem may ask for.
 METHODS = ("auto", "mumps", "cg-gamg")
 
@@ -39,18 +44,21 @@ METHODS = ("auto", "mumps", "cg-gamg")
 SOLVES: dict[str, int] = {}
 
 
-def resolve_method(method: str, dofs: int, *, iterative: str = "cg-gamg") -> str:
+def resolve_method(method: str, dofs: int, *, iterative: str = "cg-gamg", degree: int | None = None) -> str:
     """The concrete method for ``method``: "mumps" or ``iterative`` ("auto" picks by size).
 
     Args:
         method: one of :data:`METHODS`.
         dofs: global number of unknowns.
         iterative: the problem's iterative method ("cg-gamg", or "presb" for the block form).
+        degree: Lagrange degree of the unknowns ("auto" switches at
+            :data:`MUMPS_MAX_DOFS_BY_DEGREE`; default :data:`MUMPS_MAX_DOFS`).
     """
     if method not in METHODS:
         raise InputError("solver.method", method, f"one of {', '.join(METHODS)}")
     if method == "auto":
-        method = "mumps" if dofs <= MUMPS_MAX_DOFS else "cg-gamg"
+        limit = MUMPS_MAX_DOFS_BY_DEGREE.get(degree, MUMPS_MAX_DOFS) if degree is not None else MUMPS_MAX_DOFS
+        method = "mumps" if dofs <= limit else "cg-gamg"
     return "mumps" if method == "mumps" else iterative
 
 

@@ -70,7 +70,7 @@ def test_user_material_inline_is_usable_as_a_layer():
     [
         (lambda t: t.pop("patch"), "patch", "missing"),
         (lambda t: t["mesh"].update(quality="ultra"), "mesh.quality", "coarse, default, fine"),
-        (lambda t: t["mesh"].update(degree=3), "mesh.degree", "1 or 2"),
+        (lambda t: t["mesh"].update(degree=4), "mesh.degree", "1, 2 or 3"),
         (lambda t: t.update(solver={"waveform_frequencies": 3}), "solver.waveform_frequencies", "7 to 200"),
         (lambda t: t["channel"].update(anode="B"), "channel.cathode", "anode and cathode"),
         (lambda t: t["channel"].update(current_mA=0), "channel.current_mA", "> 0"),
