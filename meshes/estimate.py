@@ -23,8 +23,8 @@ from ..errors import InputError
 from ..models.case import Case
 from ..models.electrodes import Electrode
 from .patch import (
+    _ACROSS_LAYER,
     _GRADING,
-    _PER_LAYER,
     _PER_PAD,
     _pad_levels,
     _sizes,
@@ -151,7 +151,7 @@ def estimate_mesh(case: Case) -> MeshEstimate:
     z_top = 0.0
     for layer in case.layers:
         z_bot = z_top - layer.thickness_m
-        slabs.append((z_bot, z_top, min(h_max, layer.thickness_m / _PER_LAYER), None))
+        slabs.append((z_bot, z_top, min(h_max, layer.thickness_m / _ACROSS_LAYER), None))
         z_top = z_bot
     for e in case.electrodes:
         if e.name in levels:

@@ -51,6 +51,10 @@ _H_EDGE_REL = 1.0 / 12.0  # ... and at most this fraction of the electrode's hal
 _GRADING = 0.3  # size growth per metre of distance from an electrode outline
 _H_SURFACE = 1.5e-3  # on the skin surface away from electrodes
 _PER_LAYER = 2.0  # elements across each tissue layer, at least
+# Target size inside a layer: thickness / 2.25. A size of thickness / 2 let gmsh place tetrahedra
+# spanning a whole thin layer (one cell across a 1 mm platysma or the 1.9 mm skin); at / 2.25 no
+# cell of the built-in sites spans more than 0.75 of its layer (tests/test_anatomy.py measures it).
+_ACROSS_LAYER = 2.25
 _PER_PAD = 2.0  # elements across each gel pad sublayer, at least
 
 
@@ -335,7 +339,7 @@ def _mesh_with_size_fields(
     fields.append(surf)
     for layer, (z0, z1) in zip(case.layers, layer_z, strict=True):
         box = fld.add("Box")
-        fld.setNumber(box, "VIn", min(h_max, layer.thickness_m / _PER_LAYER))
+        fld.setNumber(box, "VIn", min(h_max, layer.thickness_m / _ACROSS_LAYER))
         fld.setNumber(box, "VOut", h_max)
         for k, v in zip(
             ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
