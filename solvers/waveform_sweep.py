@@ -261,7 +261,8 @@ def _assemble(
     weights = syn.power_weights(w.rms_pulse_train(1.0) ** 2)
     mez = np.tensordot(weights, np.array([s.MEz for s in samples]), axes=1)
     mjz = np.tensordot(weights, np.array([s.MJz for s in samples]), axes=1)
-    zparts = comm.allgather((ez, jz, mez.reshape(len(sampler.zone_cells), -1), mjz.reshape(len(sampler.zone_cells), -1)))
+    n_z = len(sampler.zone_cells)
+    zparts = comm.allgather((ez, jz, mez.reshape(n_z, len(pairs)), mjz.reshape(n_z, len(pairs))))
     sparts = comm.allgather((es, vol[sampler.dermis_cells]))
     return {
         "waveform": w,
