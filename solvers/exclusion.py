@@ -154,6 +154,7 @@ class ZoneLeadField:
         else:
             e_p = j_p = e_rms = j_rms = None
         block: dict[str, Any] = {}
+        compared: dict[str, float] = {}
         all_pass, worst = True, 0.0
         for k, z in enumerate(self.zones):
             m = self.member[:, k]
@@ -174,6 +175,7 @@ class ZoneLeadField:
                 row["current_density_rms_max_A_per_m2"] = float(j_rms[m].max())
             e_cmp = row["field_rms_max_V_per_m"] if pulse else row["field_max_dc_V_per_m"]
             j_cmp = row["current_density_rms_max_A_per_m2"] if pulse else row["current_density_max_dc_A_per_m2"]
+            compared[z.name] = e_cmp
             ok = True
             ratios = []
             if z.field_max_V_per_m is not None:
@@ -193,7 +195,10 @@ class ZoneLeadField:
             all_pass &= bool(ok)
             worst = max(worst, row["limit_ratio"])
             block[z.name] = row
-        return ExclusionMetrics(exclusion=block, exclusion_pass=bool(all_pass), exclusion_limit_ratio_max=worst)
+        return ExclusionMetrics(
+            exclusion=block, exclusion_field_max_V_per_m=compared, exclusion_pass=bool(all_pass),
+            exclusion_limit_ratio_max=worst,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,10 @@ class ExclusionMetrics:
         "zone at d.c. (field_max_dc, current_density_max_dc), at the pulse instants (..._pulse) and as "
         "r.m.s. over the pulse train at the plateau (..._rms_max); the limits, the values compared with "
         "them (compared), the largest value/limit (limit_ratio) and pass",
+    )  # fmt: skip
+    exclusion_field_max_V_per_m: Mapping[str, Any] = metric(
+        "V/m", "per zone, the largest |E| over its cells that its limit is compared with: r.m.s. over the "
+        "pulse train at the plateau with a waveform, the d.c. value without", label="exclusion zone |E|",
     )  # fmt: skip
     exclusion_pass: bool = metric(
         "-", "every exclusion zone passes its limits", label="exclusion zones pass"
