@@ -254,3 +254,20 @@ def test_comfort_is_absent_with_a_reason_for_a_dc_case():
     body = result.to_json()
     assert "pulse width" in body["absent"]["comfort"]
     assert "sensory_threshold_current_A" not in body
+
+
+# ----------------------------------------------------------------------------- the three-site example
+
+
+def test_the_three_site_study_takes_each_site_s_layers_and_target():
+    from pathlib import Path
+
+    from emsim.studies.study import load_study
+
+    path = Path(__file__).resolve().parent.parent / "studies" / "examples" / "three-sites.toml"
+    study = load_study(path)
+    targets = {p.params["site"]: p.case.target_layers() for p in study.points}
+    assert targets == {"forehead": ["frontalis"], "cheek": ["zygomaticus"], "jaw": ["masseter"]}
+    depths = {p.params["site"]: p.case.depth_m for p in study.points}
+    assert depths == pytest.approx({"forehead": 11.4e-3, "cheek": 20.1e-3, "jaw": 18.2e-3})
+    assert all(p.case.exclusions[0].name == "eye_contour" for p in study.points)
