@@ -142,6 +142,12 @@ def skin_current_picture(result: CaseResult, path: Path, currents_A: Currents = 
         plotter.add_mesh(pv.lines_from_points(pts), color="cyan", line_width=2)
         cx, cy = (c * 1e3 for c in e.center_m)
         plotter.add_point_labels([[cx, cy, 0.1]], [e.name], font_size=20, text_color="cyan", shape=None)
+    for z in result.case.exclusions:  # exclusion zones: their footprint on the skin
+        a = np.linspace(0.0, 2 * np.pi, 97)
+        cx, cy, r = z.center_m[0] * 1e3, z.center_m[1] * 1e3, z.radius_m * 1e3
+        pts = np.column_stack([cx + r * np.cos(a), cy + r * np.sin(a), np.full(len(a), 0.05)])
+        plotter.add_mesh(pv.lines_from_points(pts), color="lime", line_width=2)
+        plotter.add_point_labels([[cx, cy, 0.1]], [z.name], font_size=14, text_color="lime", shape=None)
     m = (result.metrics if currents_A is None else result.at(current)).electric  # cached at the case currents
     plotter.add_text(
         f"{result.case.name}: I = {m.current_requested_A * 1e3:.3g} mA, Z = {m.impedance_ohm:.4g} ohm, "
