@@ -187,6 +187,8 @@ def _summary(console, result, out: Path) -> None:
     for name, value, unit in result.summary_rows():
         if isinstance(value, str):
             text = value
+        elif isinstance(value, bool):
+            text = "yes" if value else "NO"
         else:
             text = f"{value:d}" if isinstance(value, int) else f"{value:.5g}"
         t.add_row(name, text, unit)

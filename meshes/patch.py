@@ -67,7 +67,11 @@ _H_EDGE_REL = 1.0 / 12.0  # ... and at most this fraction of the electrode's hal
 _GRADING = 0.3  # size growth per metre of distance from an electrode outline
 _H_SURFACE = 8e-3  # on the skin surface away from electrodes (weak current there; thin skin has its layer box)
 _PER_DEEPEST = 2.0  # elements across the thickest layer: the largest size
-_PER_LAYER = 1.0  # elements across each tissue layer, at least (coarse: half that)
+# Target size inside a layer: thickness / 2.25 (issue 9: at least two cells across every layer).
+# A size of thickness / 2 let gmsh place tetrahedra spanning a whole thin layer (one cell across a
+# 1 mm platysma or the 1.9 mm skin); at / 2.25 no cell of the built-in sites spans more than 0.75
+# of its layer (tests/test_anatomy.py measures it).
+_ACROSS_LAYER = 2.25
 _PER_PAD = 1.0  # elements across each gel pad sublayer, at least (never below the edge size)
 _MU = 0.5  # grading exponent toward outlines: h ~ d^(1 - mu) (see edge_size)
 _TIP = 0.05  # smallest size at an outline, as a fraction of the edge size
@@ -160,12 +164,12 @@ def _sizes(case: Case) -> dict[str, float]:
 
 
 def layer_box_size(sizes: dict[str, float], thickness_m: float) -> float:
-    """Largest size [m] inside a tissue layer: about one element across it (two at coarse).
+    """Largest size [m] inside a tissue layer: thickness / 2.25, so at least two cells across it.
 
-    Thin layers need elements no thicker than themselves (else gmsh makes slivers); more than
-    one across pays nowhere but at the outlines, which the graded field refines anyway.
+    A thin target muscle or bone must be resolved (issue 9); the graded field refines further at
+    the outlines. The same at every quality: the layer's own scale sets it, not the mesh's.
     """
-    return min(sizes["max"], max(sizes["scale"], 1.0) * thickness_m / _PER_LAYER)
+    return min(sizes["max"], thickness_m / _ACROSS_LAYER)
 
 
 def pad_box_size(sizes: dict[str, float], sublayer_m: float) -> float:

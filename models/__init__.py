@@ -6,6 +6,7 @@ Nothing here imports DOLFINx, gmsh or any other part of emsim but :mod:`emsim.er
 from .case import Case, Layer, MeshSettings, Patch, Probe, SolverSettings, ThermalSettings
 from .case_file import load_case, parse_case, parse_case_text, read_case_table
 from .electrodes import Channel, Contact, Electrode, GelPad
+from .exclusion import ExclusionZone
 from .shapes import Disk, RoundedRectangle, Shape
 from .tissues import ThermalProperties, Tissue, library
 from .waveforms import Waveform
@@ -16,6 +17,7 @@ __all__ = [
     "Contact",
     "Disk",
     "Electrode",
+    "ExclusionZone",
     "GelPad",
     "Layer",
     "MeshSettings",

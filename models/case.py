@@ -22,6 +22,7 @@ import numpy as np
 from ..errors import InputError
 from .anisotropy import conductivity_tensor, fibre_conductivities
 from .electrodes import Channel, Electrode
+from .exclusion import ExclusionZone
 from .geometry import (
     MAX_DEPTH_FRACTION,
     MAX_HALF_ANGLE_RAD,
@@ -210,9 +211,22 @@ class ActivationSettings:
             [m^3] (case file ``[activation] target_volume_cm3``, default 0.5 cm^3: about a third
             of a facial mimetic muscle's belly, e.g. a zygomaticus major 2 mm x 10 mm x 50 mm; a
             reporting choice, not a physiological threshold).
+        onset_volume_m3: the volume above threshold at which a response is said to BEGIN [m^3]
+            (case file ``onset_volume_mm3``, default 1 mm^3): the motor threshold current is the
+            smallest current putting this volume of target muscle above its fibre-field
+            threshold, the sensory threshold current the smallest putting this volume of dermis
+            above the sensory threshold (:mod:`emsim.solvers.sensory`). The same volume for
+            both, so that their ratio compares like with like; a reporting choice.
+        sensory_rheobase_field_V_per_m: rheobase field of the cutaneous afferent terminals in
+            the dermis [V/m] (case file ``sensory_rheobase_field_V_per_m``, default 8.3): an
+            ESTIMATE, see :data:`emsim.solvers.sensory.DEFAULT_SENSORY_RHEOBASE_FIELD_V_PER_M`.
     """
 
     target_volume_m3: float = quantity("target_volume_cm3", to_si=1e-6, low=0.0, high=1000.0, default=0.5e-6)
+    onset_volume_m3: float = quantity("onset_volume_mm3", to_si=1e-9, low=0.0, high=1e6, default=1e-9)
+    sensory_rheobase_field_V_per_m: float = quantity(
+        "sensory_rheobase_field_V_per_m", low=0.0, high=1e4, default=8.3
+    )
 
     def __post_init__(self) -> None:
         """Check the range."""
@@ -264,6 +278,8 @@ class Case:
         activation: what the activation estimate reports.
         site: the built-in facial site (``emsim.models.sites``) the layers were taken from, or
             "" when the case file states its layers itself.
+        exclusions: exclusion zones (``[[exclusion]]``, :mod:`emsim.models.exclusion`): tissue
+            where the field must stay below a limit; no electrode may overlap one.
     """
 
     name: str
@@ -281,6 +297,7 @@ class Case:
     channel_timing: str | None = None
     activation: ActivationSettings = ActivationSettings()
     site: str = ""
+    exclusions: tuple[ExclusionZone, ...] = ()
 
     def __post_init__(self) -> None:
         """Check what ties the parts together: names, positions, terminals, materials."""
@@ -312,6 +329,7 @@ class Case:
         if self.channel_timing == "interleaved" and self.waveform is None and len(self.channels) > 1:
             raise InputError("channel.timing", "interleaved", "needs a [waveform]: d.c. channels flow together")
         self._check_probes()
+        self._check_exclusions()
         self._check_materials()
         if not self.materials:  # derived: the materials the layers and gels use
             object.__setattr__(self, "materials", self.used_materials())
@@ -381,6 +399,38 @@ class Case:
                     f"y in [{-l2 * 1e3:g}, {l2 * 1e3:g}] mm, z in [{-depth * 1e3:g}, 0] mm "
                     "(tissue; skin surface z = 0), or z > 0 inside a gel pad",
                 )
+
+    def _check_exclusions(self) -> None:
+        w2, l2 = self.patch.width_m / 2, self.patch.length_m / 2
+        seen: set[str] = set()
+        for z in self.exclusions:
+            if not isinstance(z, ExclusionZone):
+                raise InputError("exclusion", z, "ExclusionZone objects")
+            if z.name in seen:
+                raise InputError("exclusion.name", z.name, "exclusion zone names must be unique")
+            seen.add(z.name)
+            (cx, cy), r = z.center_m, z.radius_m
+            if cx - r < -w2 - _TOL_M or cx + r > w2 + _TOL_M or cy - r < -l2 - _TOL_M or cy + r > l2 + _TOL_M:
+                raise InputError(
+                    f"exclusion[{z.name}].center_mm", [file_value(c, 1e-3) for c in z.center_m],
+                    f"the zone (radius {file_value(r, 1e-3)} mm) must lie on the patch, x in "
+                    f"[{-w2 * 1e3:g}, {w2 * 1e3:g}] mm and y in [{-l2 * 1e3:g}, {l2 * 1e3:g}] mm; "
+                    "enlarge [patch] to hold it",
+                )  # fmt: skip
+            if z.depth_m > self.depth_m + _TOL_M:
+                raise InputError(
+                    f"exclusion[{z.name}].depth_mm", file_value(z.depth_m, 1e-3),
+                    f"at most the tissue depth, {self.depth_m * 1e3:g} mm",
+                )  # fmt: skip
+            for e in self.electrodes:
+                # Distance from the zone's centre to the electrode's (and its gel pad's) outline.
+                d = float(e.signed_distance(cx, cy))
+                if d <= r + 1e-6:
+                    raise InputError(
+                        f"exclusion[{z.name}].center_mm", [file_value(c, 1e-3) for c in z.center_m],
+                        f"the zone overlaps electrode {e.name} and its pad (gap {(d - r) * 1e3:.3g} mm): "
+                        "an electrode must not touch an exclusion zone; move the zone or the electrode",
+                    )  # fmt: skip
 
     def _check_materials(self) -> None:
         if self.thermal is None:
@@ -501,6 +551,8 @@ class Case:
         if self.waveform is not None:
             out["waveform"] = self.waveform.to_table()
         out["activation"] = numbers_to_table(self.activation)
+        if self.exclusions:
+            out["exclusion"] = [z.to_table() for z in self.exclusions]
         if self.probes:
             out["probe"] = [
                 {"name": p.name, "point_mm": [file_value(c, 1e-3) for c in p.point_m]} for p in self.probes

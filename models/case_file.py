@@ -40,6 +40,7 @@ from .electrodes import (
     Electrode,
     GelPad,
 )
+from .exclusion import ExclusionZone
 from .quantity import numbers_from_table, renamed
 from .shapes import shape_from_table
 from .sites import site_layer_rows
@@ -49,7 +50,7 @@ __all__ = ["load_case", "parse_case", "parse_case_text", "parse_toml", "read_cas
 
 _TOP_KEYS = (
     "name", "description", "patch", "layer", "electrode", "channel", "material", "mesh",
-    "solver", "thermal", "waveform", "probe", "activation", "site",
+    "solver", "thermal", "waveform", "probe", "activation", "site", "exclusion",
 )  # fmt: skip
 _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _ELECTRODE_KEYS = (
@@ -259,6 +260,24 @@ def _probes(raw: Mapping[str, Any]) -> tuple[tuple[Probe, ...], dict[str, str]]:
     return tuple(probes), where_of
 
 
+def _exclusions(raw: Mapping[str, Any]) -> tuple[ExclusionZone, ...]:
+    rows = _rows(raw, "exclusion", "[[exclusion]] tables (name, center_mm, radius_mm, depth_mm, limits)", required=False)
+    keys = ("name", "center_mm", "radius_mm", "depth_mm", "field_max_V_per_m", "current_density_max_A_per_m2", "source")
+    zones = []
+    for i, row in enumerate(rows):
+        where = f"exclusion[{i}]"
+        _check_keys(row, keys, where)
+        name = _string(row, "name", where)
+        center = _points(row.get("center_mm"), 2, f"exclusion[{name}].center_mm", "a list of two numbers [x_mm, y_mm]")
+        _required(row, ("radius_mm", "depth_mm"), f"exclusion[{name}]")
+        source = row.get("source", "")
+        zones.append(ExclusionZone(
+            name=name, center_m=center, source=source,
+            **numbers_from_table(ExclusionZone, row, f"exclusion[{name}]"),
+        ))  # fmt: skip
+    return tuple(zones)
+
+
 def _mesh_file(m: Mapping[str, Any], base_dir: Path | None) -> dict[str, Any]:
     """``file`` (resolved against the case file's folder), ``tags`` and ``file_sha256`` of [mesh]."""
     if "file" not in m:
@@ -349,7 +368,7 @@ def parse_case(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
     probes, probe_where = _probes(raw)
     mesh, solver, thermal = _settings(raw, None if base_dir is None else Path(base_dir))
     a = _table(raw, "activation", "activation", required=False)
-    _check_keys(a, ("target_volume_cm3",), "activation")
+    _check_keys(a, ("target_volume_cm3", "onset_volume_mm3", "sensory_rheobase_field_V_per_m"), "activation")
     activation = ActivationSettings(**numbers_from_table(ActivationSettings, a, "activation"))
     waveform = None
     if "waveform" in raw:
@@ -360,6 +379,7 @@ def parse_case(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
         "name": name, "description": description, "patch": patch, "layers": layers, "electrodes": electrodes,
         "channels": channels, "mesh": mesh, "solver": solver, "thermal": thermal, "waveform": waveform,
         "probes": probes, "channel_timing": timing, "activation": activation, "site": site,
+        "exclusions": _exclusions(raw),
     }  # fmt: skip
     try:
         return Case(**case_kwargs)

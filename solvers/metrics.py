@@ -24,6 +24,7 @@ from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from .electric import ChannelSolution, ElectricProblem
 from .electrodes import cell_gradients, current_density
+from .exclusion import ZoneLeadField, zone_cells
 from .heat import current_vector, firing_groups
 from .records import Absent, metric
 from .skin import (
@@ -129,6 +130,7 @@ class ElectricLeadField:
         muscle_volumes_m3: (n_cells,) volumes of those cells.
         power_W_per_A2: per volume, (n_channels, n_channels) Joule power coupling [W/A^2].
         dofs: global dofs of the potential.
+        zones: the exclusion zones' cell fields (:mod:`emsim.solvers.exclusion`), or None.
         timing: ``"simultaneous"`` channels superpose; ``"interleaved"`` ones never flow together,
             so peaks, means and fields are the largest over the channels alone and powers add
             (electrode voltages and currents are those of all channels at once, a bound).
@@ -152,6 +154,7 @@ class ElectricLeadField:
     power_W_per_A2: dict[str, np.ndarray]
     dofs: int
     timing: str = "simultaneous"
+    zones: ZoneLeadField | None = None
 
     @classmethod
     def build(cls, problem: ElectricProblem, solutions: Mapping[str, ChannelSolution]) -> ElectricLeadField:
@@ -162,11 +165,15 @@ class ElectricLeadField:
         sols = list(solutions.values())
         skin = skin_facets(case, patch, problem.robin)
         jn, fields = [], []
+        zcells, zmember = zone_cells(case, patch)
+        zE, zJ = [], []
         for sol in sols:
             E = cell_gradients(patch.mesh, [sol.potential])[0]
             J = current_density(patch, E, problem.sigma)
             jn.append(skin.normal_current_density(J, _robin_flux(problem, skin, sol)))
             fields.append(E)
+            zE.append(E[zcells])
+            zJ.append(J[zcells])
         tri, area, under, jn_all = gather_facets(comm, skin, np.column_stack(jn) if jn else np.zeros((0, 0)))
         n_owned = patch.mesh.topology.index_map(3).size_local
         labels = target_layers(case)
@@ -175,6 +182,7 @@ class ElectricLeadField:
         )
         cells = np.sort(cells[cells < n_owned])
         vol = cell_volumes(patch)
+        zones = ZoneLeadField.gather(comm, case, zmember, vol[zcells], zE, zJ) if case.exclusions else None
         local_e = np.stack([E[cells] for E in fields], axis=-1) if fields else np.zeros((len(cells), 3, 0))
         parts = comm.allgather((local_e, vol[cells]))
         muscle_e = np.concatenate([p[0] for p in parts])
@@ -217,6 +225,7 @@ class ElectricLeadField:
             power_W_per_A2=power,
             dofs=problem.dofs,
             timing=case.timing,
+            zones=zones,
         )
 
     def currents_vector(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:

@@ -21,6 +21,7 @@ import numpy as np
 from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from .electric import ChannelSolution, ElectricProblem
+from .exclusion import ExclusionMetrics, ZoneLeadField
 from .iec import IECFigures, iec_figures
 from .metrics import ElectricLeadField, ElectricMetrics
 from .records import (
@@ -31,6 +32,7 @@ from .records import (
     record_values,
     summary_rows,
 )
+from .sensory import ComfortMetrics
 from .thermal import ThermalMetrics, ThermalResult
 from .waveform import ActivationMetrics, WaveformLeadField, WaveformMetrics
 
@@ -51,6 +53,9 @@ class CaseMetrics:
         thermal: heating over the session (None without ``[thermal]``, :class:`Absent` off the
             case's current ratios).
         iec: the output figures per electrode (IEC 60601-2-10, FDA 510(k) table).
+        comfort: sensory and motor thresholds and their ratio (:mod:`emsim.solvers.sensory`;
+            :class:`Absent` for a d.c. case).
+        exclusion: the exclusion-zone fields and pass (None without ``[[exclusion]]``).
     """
 
     electric: ElectricMetrics
@@ -58,10 +63,13 @@ class CaseMetrics:
     activation: ActivationMetrics | Absent | None = None
     thermal: ThermalMetrics | Absent | None = None
     iec: IECFigures | None = None
+    comfort: ComfortMetrics | Absent | None = None
+    exclusion: ExclusionMetrics | None = None
 
     def records(self) -> dict[str, Any]:
         """The records present in this case, by name (absent ones as :class:`Absent`)."""
         parts = {"electric": self.electric, "waveform": self.waveform, "activation": self.activation}
+        parts |= {"comfort": self.comfort, "exclusion": self.exclusion}
         parts |= {"thermal": self.thermal, "iec": self.iec}
         return {k: v for k, v in parts.items() if v is not None}
 
@@ -151,7 +159,25 @@ class CaseResult:
         else:
             power = {n: z * i * i for (n, z), i in zip(electric.impedance_by_channel_ohm.items(), current, strict=True)}
         iec = iec_figures(self.case, self.electric, current, power)
-        return CaseMetrics(electric, waveform, activation, thermal, iec)
+        comfort: ComfortMetrics | Absent = Absent(
+            "a d.c. case has no pulse width for the strength-duration thresholds (add a [waveform])"
+        )
+        if self.waveform is not None:
+            comfort = self.waveform.comfort(current)
+        zones = self.zones
+        exclusion = zones.at(current) if zones is not None else None
+        return CaseMetrics(electric, waveform, activation, thermal, iec, comfort, exclusion)
+
+    @cached_property
+    def zones(self) -> ZoneLeadField | None:
+        """The exclusion zones' per-unit-current record (d.c., with the waveform's pulse data)."""
+        zones, w = self.electric.zones, self.waveform
+        if zones is None or w is None or w.zone_pulse_field_per_A is None:
+            return zones
+        return zones.with_pulse(
+            w.zone_pulse_field_per_A, w.zone_pulse_current_density_per_A, w.zone_field_ms_per_A2,
+            w.zone_current_density_ms_per_A2, w.pairs,
+        )  # fmt: skip
 
     @cached_property
     def metrics(self) -> CaseMetrics:

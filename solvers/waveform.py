@@ -206,6 +206,15 @@ class WaveformLeadField:
             (n_times, n_probes, 3, n_channels).
         heat: the cycle-averaged Joule heat per channel pair.
         target_volume_m3: the volume whose activation current is reported [m^3].
+        zone_pulse_field_per_A, zone_pulse_current_density_per_A: (n_instants, n_zone_cells, 3,
+            n_channels) exclusion-zone E and J at the pulse instants (cells in the order of
+            :class:`emsim.solvers.exclusion.ZoneLeadField`); ``zone_field_ms_per_A2``,
+            ``zone_current_density_ms_per_A2``: (n_zone_cells, n_pairs) their mean squares over
+            the pulse train at the plateau per channel pair (``pairs``).
+        dermis_field_per_A: (n_instants, n_dermis_cells, 3, n_channels) field in the skin layers
+            (:mod:`emsim.solvers.sensory`); ``dermis_volumes_m3`` their volumes.
+        onset_volume_m3: the volume at which a response begins [m^3]; ``sensory``: the sensory
+            strength-duration model.
         strength_duration: the activation threshold model.
         method: how the sweep went (frequencies added, tolerance, harmonics).
     """
@@ -238,6 +247,15 @@ class WaveformLeadField:
     strength_duration: act.StrengthDuration
     method: Mapping[str, Any]
     target_volume_m3: float = 0.5e-6
+    zone_pulse_field_per_A: np.ndarray | None = None
+    zone_pulse_current_density_per_A: np.ndarray | None = None
+    zone_field_ms_per_A2: np.ndarray | None = None
+    zone_current_density_ms_per_A2: np.ndarray | None = None
+    pairs: tuple[tuple[int, int], ...] = ()
+    dermis_field_per_A: np.ndarray | None = None
+    dermis_volumes_m3: np.ndarray | None = None
+    onset_volume_m3: float = 1e-9
+    sensory: act.StrengthDuration | None = None
 
     def _current(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
         return current_vector(self.channels, currents_A)
@@ -333,6 +351,38 @@ class WaveformLeadField:
         )
         return metrics, self._activation(current)
 
+    def fibre_field(self, current: np.ndarray) -> np.ndarray:
+        """Per target-muscle cell, the largest |E . f| [V/m] over the pulse instants and firing groups."""
+        return np.max([
+            np.max(np.abs(np.einsum("icj,cj->ic", self.muscle_field_per_A @ g, self.fibre)), axis=0)
+            for g in self.groups(current)
+        ], axis=0)  # fmt: skip
+
+    def dermis_field(self, current: np.ndarray) -> np.ndarray | None:
+        """Per dermis cell, the largest |E| [V/m] over the pulse instants and firing groups (None: no skin layer)."""
+        if self.dermis_field_per_A is None or not self.dermis_field_per_A.shape[1]:
+            return None
+        return np.max(
+            [np.linalg.norm(self.dermis_field_per_A @ g, axis=2).max(axis=0) for g in self.groups(current)], axis=0
+        )
+
+    def comfort(self, currents_A: Mapping[str, float] | Sequence[float]) -> Any:
+        """Sensory and motor thresholds and their ratio (:mod:`emsim.solvers.sensory`), or Absent."""
+        from .sensory import comfort_metrics
+
+        current = self._current(currents_A)
+        if self.waveform.shape == "dc":
+            return Absent("a d.c. waveform has no pulse width for the strength-duration thresholds")
+        target = self.has_target and self.muscle_field_per_A.shape[1]
+        return comfort_metrics(
+            pulse_width_s=self.waveform.pulse_width_s, first_current_A=float(current[0]),
+            dermis_field_A=self.dermis_field(current),
+            dermis_volumes_m3=self.dermis_volumes_m3 if self.dermis_volumes_m3 is not None else np.zeros(0),
+            fibre_field_A=self.fibre_field(current) if target else None, muscle_volumes_m3=self.muscle_volumes_m3,
+            onset_volume_m3=self.onset_volume_m3, sensory=self.sensory or act.StrengthDuration(),
+            motor=self.strength_duration,
+        )  # fmt: skip
+
     def _activation(self, current: np.ndarray) -> Any:
         w = self.waveform
         if not (self.has_target and self.muscle_field_per_A.shape[1]):
@@ -340,10 +390,7 @@ class WaveformLeadField:
         if w.shape == "dc":
             return Absent("a d.c. waveform has no pulse width for the strength-duration threshold")
         # A cell is activated when any firing group drives its fibre field over the threshold.
-        ef = np.max([
-            np.max(np.abs(np.einsum("icj,cj->ic", self.muscle_field_per_A @ g, self.fibre)), axis=0)
-            for g in self.groups(current)
-        ], axis=0)  # fmt: skip
+        ef = self.fibre_field(current)
         threshold = self.strength_duration.threshold_field_V_per_m(w.pulse_width_s)
         v = self.muscle_volumes_m3
         total = float(v.sum())

@@ -22,11 +22,13 @@ from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from . import activation as act
 from .electrodes import channel_potentials
+from .exclusion import zone_cells
 from .frequency import FrequencyProblem
 from .heat import CycleHeat, channel_pairs, pair_products
 from .metrics import ElectricLeadField, cell_volumes
 from .points import locate_points, point_volumes
 from .presb import SweepState
+from .sensory import dermis_cells, sensory_model
 from .skin import PEAK_AVERAGING_RADIUS_M, DiscAverage, SkinFacets, gather_facets, skin_facets
 from .synthesis import Spectrum, Synthesis
 from .waveform import DEFAULT_N_FREQUENCIES, WaveformLeadField, pulse_instants
@@ -48,6 +50,11 @@ class _Sample:
     P: np.ndarray  # (6 n_probes, n_c) probe E and J
     Q: np.ndarray  # (n_owned_cells, n_pairs) Re(J . conj E)
     R: np.ndarray  # (n_robin, n_pairs) Re(G) Re(dV_c conj dV_d)
+    Ez: np.ndarray  # (n_zone, 3, n_c) exclusion-zone field
+    Jz: np.ndarray  # (n_zone, 3, n_c) exclusion-zone current density
+    Es: np.ndarray  # (n_dermis, 3, n_c) field in the dermis (sensory estimate)
+    MEz: np.ndarray  # (n_zone, n_pairs) Re(E_c . conj E_d) in the zone
+    MJz: np.ndarray  # (n_zone, n_pairs) Re(J_c . conj J_d) in the zone
 
 
 class _Sampler:
@@ -80,13 +87,15 @@ class _Sampler:
         )
         self.probe_volumes = point_volumes(patch, self.probe_cells) if found else []
         self.robin_pts, self.robin_cells, self.robin_owner = skin.robin_points()
+        self.zone_cells, self.zone_member = zone_cells(case, patch)
+        self.dermis_cells = dermis_cells(case, patch)
         self.sweep = SweepState()  # one matrix, preconditioner and KSP for all samples
 
     def sample(self, f: float) -> _Sample:
         """Solve at ``f`` and extract every per-ampere quantity of every channel."""
         prob = FrequencyProblem(self.case, self.patch, f, sweep=self.sweep)
         Y = prob.admittance(self.needed)
-        out: dict[str, list] = {k: [] for k in ("H", "Em", "Af", "Jn", "P", "E", "J", "dV")}
+        out: dict[str, list] = {k: [] for k in ("H", "Em", "Af", "Jn", "P", "E", "J", "dV", "Ez", "Jz", "Es")}
         for ch in self.case.channels:
             h = channel_potentials(Y, self.names, ch, 1.0)
             phi = prob.combine(h)
@@ -115,6 +124,9 @@ class _Sampler:
             out["E"].append(E[: self.n_owned])
             out["J"].append(J[: self.n_owned])
             out["dV"].append(dv)
+            out["Ez"].append(E[self.zone_cells])
+            out["Jz"].append(J[self.zone_cells])
+            out["Es"].append(E[self.dermis_cells])
         g_re = np.array([prob.robin[o].real for o in self.robin_owner])
         robin_heat = pair_products(out["dV"], out["dV"], self.pairs) * g_re[:, None] if len(g_re) else None
         prob.close()
@@ -123,6 +135,8 @@ class _Sampler:
             Jn=np.stack(out["Jn"], axis=-1), P=np.stack(out["P"], axis=-1),
             Q=pair_products(out["J"], out["E"], self.pairs),
             R=robin_heat if robin_heat is not None else np.zeros((0, len(self.pairs))),
+            Ez=np.stack(out["Ez"], axis=-1), Jz=np.stack(out["Jz"], axis=-1), Es=np.stack(out["Es"], axis=-1),
+            MEz=pair_products(out["Ez"], out["Ez"], self.pairs), MJz=pair_products(out["Jz"], out["Jz"], self.pairs),
         )  # fmt: skip
 
     def close(self) -> None:
@@ -247,6 +261,14 @@ def _assemble(
         tri, area, _, carries = gather_facets(comm, skin, np.any(jn_local != 0, axis=(0, 2)))
         disc = DiscAverage(tri.mean(axis=1), area, carries, PEAK_AVERAGING_RADIUS_M)
     index = {n: i for i, n in enumerate(names)}
+    # Exclusion zones and dermis: fields at the pulse instants; zones also the plateau mean squares.
+    ez, jz, es = at_instants("Ez"), at_instants("Jz"), at_instants("Es")
+    weights = syn.power_weights(w.rms_pulse_train(1.0) ** 2)
+    mez = np.tensordot(weights, np.array([s.MEz for s in samples]), axes=1)
+    mjz = np.tensordot(weights, np.array([s.MJz for s in samples]), axes=1)
+    n_z = len(sampler.zone_cells)
+    zparts = comm.allgather((ez, jz, mez.reshape(n_z, len(pairs)), mjz.reshape(n_z, len(pairs))))
+    sparts = comm.allgather((es, vol[sampler.dermis_cells]))
     return {
         "waveform": w,
         "timing": case.timing,
@@ -274,6 +296,15 @@ def _assemble(
         "heat": _cycle_heat(case, patch, skin, sampler, syn, samples, pairs, vol),
         "strength_duration": sd or act.StrengthDuration(),
         "target_volume_m3": case.activation.target_volume_m3,
+        "zone_pulse_field_per_A": np.concatenate([p[0] for p in zparts], axis=1),
+        "zone_pulse_current_density_per_A": np.concatenate([p[1] for p in zparts], axis=1),
+        "zone_field_ms_per_A2": np.concatenate([p[2] for p in zparts]),
+        "zone_current_density_ms_per_A2": np.concatenate([p[3] for p in zparts]),
+        "pairs": pairs,
+        "dermis_field_per_A": np.concatenate([p[0] for p in sparts], axis=1),
+        "dermis_volumes_m3": np.concatenate([p[1] for p in sparts]),
+        "onset_volume_m3": case.activation.onset_volume_m3,
+        "sensory": sensory_model(case),
     }
 
 

@@ -255,6 +255,13 @@ def skin_current_picture(result: CaseResult, path: Path, currents_A: Currents = 
         plotter.add_mesh(pv.lines_from_points(pts), color="cyan", line_width=2)
         label = _on_skin_mm(result.mesh.surface, [e.center_m], 0.1e-3)
         plotter.add_point_labels(label, [e.name], font_size=20, text_color="cyan", shape=None)
+    for z in result.case.exclusions:  # exclusion zones: their footprint on the skin
+        a = np.linspace(0.0, 2 * np.pi, 97)
+        ring = np.column_stack([z.center_m[0] + z.radius_m * np.cos(a), z.center_m[1] + z.radius_m * np.sin(a)])
+        pts = _on_skin_mm(result.mesh.surface, ring, 0.05e-3)
+        plotter.add_mesh(pv.lines_from_points(pts), color="lime", line_width=2)
+        label = _on_skin_mm(result.mesh.surface, [z.center_m], 0.1e-3)
+        plotter.add_point_labels(label, [z.name], font_size=14, text_color="lime", shape=None)
     m = (result.metrics if currents_A is None else result.at(current)).electric  # cached at the case currents
     plotter.add_text(
         f"{result.case.name}: I = {m.current_requested_A * 1e3:.3g} mA, Z = {m.impedance_ohm:.4g} ohm, "

@@ -32,7 +32,14 @@ MAIN_METRICS = (
     "skin_current_density_peak_pulse_A_per_m2",
     "current_for_target_volume_A",
     "skin_temperature_peak_C",
+    "muscle_field_max_V_per_m",
+    "sensory_threshold_current_A",
+    "motor_threshold_current_A",
+    "motor_to_sensory_threshold_ratio",
+    "exclusion_limit_ratio_max",
 )
+#: Metrics by name prefix (one column per zone, electrode ...) that the report plots too.
+MAIN_METRIC_PREFIXES = ("exclusion_field_max_V_per_m[",)
 
 
 def _flatten(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -159,7 +166,8 @@ def _plots(folder: Path, axes: list[str], rows: list[dict[str, Any]]) -> list[di
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metrics = [m for m in MAIN_METRICS if any(isinstance(r.get(m), (int, float)) for r in rows)]
+    named = list(MAIN_METRICS) + sorted({k for r in rows for k in r if k.startswith(MAIN_METRIC_PREFIXES)})
+    metrics = [m for m in named if any(isinstance(r.get(m), (int, float)) for r in rows)]
     if not metrics or not rows:
         return []
     out_dir = folder / "report"

@@ -194,6 +194,12 @@ def set_path(table: dict[str, Any], path: str, value: Any) -> None:
     Raises:
         InputError: the path addresses nothing in the table (naming the path).
     """
+    if path == "site":
+        # A site brings its own layers (emsim.models.sites): the table's resolved layers, which
+        # belong to the former site or to the file, are dropped (layer paths apply after it).
+        table["site"] = copy.deepcopy(value)
+        table.pop("layer", None)
+        return
     parts = _split(path)
     targets: list[Any] = [table]
     for depth, part in enumerate(parts):
@@ -310,7 +316,7 @@ def parse_study(raw: Mapping[str, Any], folder: str | Path = ".", *, name: str =
     fixed = raw.get("set", {})
     if not isinstance(fixed, dict):
         raise InputError("set", fixed, 'a table of "path" = value')
-    for path, value in fixed.items():
+    for path, value in sorted(fixed.items(), key=lambda kv: kv[0] != "site"):  # the site first
         set_path(base, path, value)
     if fixed:
         try:
@@ -331,7 +337,7 @@ def parse_study(raw: Mapping[str, Any], folder: str | Path = ".", *, name: str =
     seen: set[str] = set()
     for i, params in enumerate(rows):
         table = copy.deepcopy(base)
-        for path, value in params.items():
+        for path, value in sorted(params.items(), key=lambda kv: kv[0] != "site"):  # the site first
             if isinstance(value, (dict,)):
                 raise InputError(f"sweep.{path}", value, "a value (number, string, boolean or list)")
             set_path(table, path, value)

@@ -28,7 +28,7 @@ quality = "coarse"
 size_factor = 1
 
 [patch]
-length_mm = 40.0
+length_mm = 60.0
 width_mm = 60
 
 [[layer]]
@@ -85,6 +85,15 @@ session_min = 10.0
 
 [activation]
 target_volume_cm3 = 0.5
+onset_volume_mm3 = 1
+
+[[exclusion]]
+field_max_V_per_m = 2e-2
+depth_mm = 10
+radius_mm = 5
+center_mm = [-15, 20]
+name = "eye_contour"
+source = "ICNIRP 2010 (Health Phys 99:818) basic restriction, CNS tissue of the head, general public, 4e-4 f V/m r.m.s. at f = 50 Hz; protects against phosphenes"
 """
 
 

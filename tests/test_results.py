@@ -194,9 +194,10 @@ def test_metrics_json_is_generated_from_the_records_with_units_and_definitions(s
         assert key in body and defs[key].startswith("[")
     assert defs["impedance_ohm"].startswith("[ohm]") and defs["skin_current_density_peak_A_per_m2"].startswith("[A/m^2]")
     assert body["case_digest_sha256"] == result.case.digest()
-    assert body["absent"] == {  # a d.c. case: no phases, so no charge per phase
+    assert body["absent"] == {  # a d.c. case: no phases, so no charge per phase, no thresholds
         "charge_per_phase_uC": "a d.c. case has no phases",
         "charge_density_per_phase_uC_per_cm2": "a d.c. case has no phases",
+        "comfort": "a d.c. case has no pulse width for the strength-duration thresholds (add a [waveform])",
     }
     labels = [row[0] for row in result.summary_rows()]
     assert "impedance" in labels and "skin J peak (1 mm disc)" in labels

@@ -1,0 +1,233 @@
+"""Fields in the exclusion zones, held per unit current of each channel.
+
+A zone (:class:`emsim.models.exclusion.ExclusionZone`) is the tissue within ``radius_m`` of its
+centre along the skin and down to ``depth_m``: the cells of the tissue layers whose CENTROID lies
+in that cylinder (the mesh does not imprint the zone, so its boundary is resolved to one cell;
+gel pads are never part of it). Every zone cell keeps its field E = -grad phi and current
+density J = S E per ampere of each channel (:class:`ZoneLeadField`), so that the zone metrics
+follow at any channel currents with no solve:
+
+* d.c.: max over the zone's cells of |E| and |J| (simultaneous channels superposed; interleaved
+  channels each alone, the largest);
+* with a waveform (:mod:`emsim.solvers.waveform`): the same at the pulse instants (dense at the
+  phase edges), and the r.m.s. of |E| and |J| over the pulse train at the plateau of the on/off
+  cycle, per cell, from the waveform's spectrum by Parseval (mean-square products per channel
+  pair, interleaved channels adding without cross terms), the max over the cells.
+
+The limits are compared with the r.m.s. value (the d.c. value for a d.c. case): the zone passes
+when the largest r.m.s. |E| and |J| over its cells are at most ``field_max_V_per_m`` and
+``current_density_max_A_per_m2`` (those it states). See :mod:`emsim.models.exclusion` for what the
+built-in cases' limit protects against and how conservative its use is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..models.case import Case
+from .heat import firing_groups
+from .records import Absent, metric
+
+__all__ = ["ExclusionMetrics", "ZoneLeadField", "zone_cells"]
+
+
+def zone_cells(case: Case, patch: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Owned tissue cells in any zone (sorted local indices) and their (n, n_zones) membership.
+
+    A cell belongs to a zone when its centroid lies in the zone's cylinder and it is a cell of a
+    tissue layer. On a curved patch the cylinder is taken on the flat map (centre and radius along
+    the skin, depth along the normal) (``layer:*`` volumes; gel pads and contact sublayers excluded).
+    """
+    mesh = patch.mesh
+    n_owned = mesh.topology.index_map(3).size_local
+    if not case.exclusions:
+        return np.empty(0, np.int32), np.zeros((0, 0), bool)
+    tissue = np.concatenate(
+        [patch.cell_tags.find(t) for n, t in patch.volumes.items() if n.startswith("layer:")] or [np.empty(0, np.int32)]
+    )
+    tissue = np.sort(tissue[tissue < n_owned])
+    from dolfinx import mesh as dmesh
+
+    mid = dmesh.compute_midpoints(mesh, 3, tissue.astype(np.int32))
+    if getattr(patch, "surface", None) is not None:  # a curved patch: the zone is drawn on the flat map
+        mid = patch.surface.to_flat(mid)
+    member = np.column_stack([z.contains(mid[:, 0], mid[:, 1], mid[:, 2]) for z in case.exclusions])
+    keep = member.any(axis=1)
+    return tissue[keep], member[keep]
+
+
+def _mag(v: np.ndarray) -> np.ndarray:
+    return np.linalg.norm(v, axis=-1)
+
+
+@dataclass(frozen=True)
+class ZoneLeadField:
+    """Per-unit-current fields in the zone cells of every zone, identical on every rank.
+
+    Attributes:
+        names: zone names; ``zones``: the zones themselves (limits).
+        member: (n_cells, n_zones) which zone each cell belongs to.
+        volumes_m3: (n_cells,) cell volumes.
+        field_per_A: (n_cells, 3, n_channels) d.c. field [V/m per A].
+        current_density_per_A: (n_cells, 3, n_channels) d.c. current density [A/m^2 per A].
+        timing: ``"simultaneous"`` or ``"interleaved"`` channels.
+        pulse_field_per_A: (n_instants, n_cells, 3, n_channels) field at the pulse instants, or
+            None (d.c. case).
+        pulse_current_density_per_A: the same for J.
+        field_ms_per_A2: (n_cells, n_pairs) mean square of |E| over the pulse train per channel
+            pair [V^2/m^2 per A^2] (pairs of :func:`emsim.solvers.heat.channel_pairs`), or None.
+        current_density_ms_per_A2: the same for |J| [A^2/m^4 per A^2].
+        pairs: the channel pairs of the mean-square products.
+    """
+
+    zones: tuple[Any, ...]
+    member: np.ndarray
+    volumes_m3: np.ndarray
+    field_per_A: np.ndarray
+    current_density_per_A: np.ndarray
+    timing: str
+    pulse_field_per_A: np.ndarray | None = None
+    pulse_current_density_per_A: np.ndarray | None = None
+    field_ms_per_A2: np.ndarray | None = None
+    current_density_ms_per_A2: np.ndarray | None = None
+    pairs: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Zone names, in case order."""
+        return tuple(z.name for z in self.zones)
+
+    @classmethod
+    def gather(
+        cls, comm: Any, case: Case, member: np.ndarray, volumes: np.ndarray, E: Sequence[np.ndarray],
+        J: Sequence[np.ndarray],
+    ) -> ZoneLeadField:  # fmt: skip
+        """Gather the zone cells' d.c. data of every rank (collective; rank order).
+
+        Args:
+            comm: the mesh communicator.
+            case: the case.
+            member: local (n, n_zones) membership of the local zone cells.
+            volumes: local (n,) volumes.
+            E: per channel, the local (n, 3) field per ampere in the zone cells.
+            J: per channel, the local (n, 3) current density per ampere.
+        """
+        n_c = len(E)
+        e = np.stack(E, axis=-1) if n_c else np.zeros((len(volumes), 3, 0))
+        j = np.stack(J, axis=-1) if n_c else np.zeros((len(volumes), 3, 0))
+        parts = comm.allgather((member.reshape(len(volumes), len(case.exclusions)), volumes, e, j))
+        return cls(
+            zones=tuple(case.exclusions),
+            member=np.concatenate([p[0] for p in parts]),
+            volumes_m3=np.concatenate([p[1] for p in parts]),
+            field_per_A=np.concatenate([p[2] for p in parts]),
+            current_density_per_A=np.concatenate([p[3] for p in parts]),
+            timing=case.timing,
+        )
+
+    def with_pulse(self, pulse_E: np.ndarray, pulse_J: np.ndarray, ms_E: np.ndarray, ms_J: np.ndarray,
+                   pairs: tuple[tuple[int, int], ...]) -> ZoneLeadField:  # fmt: skip
+        """This record with the waveform data (gathered arrays, cells in this record's order)."""
+        from dataclasses import replace
+
+        return replace(
+            self, pulse_field_per_A=pulse_E, pulse_current_density_per_A=pulse_J, field_ms_per_A2=ms_E,
+            current_density_ms_per_A2=ms_J, pairs=pairs,
+        )  # fmt: skip
+
+    def _rms(self, ms: np.ndarray, current: np.ndarray) -> np.ndarray:
+        p = np.array([current[c] * current[d] for c, d in self.pairs])
+        return np.sqrt(np.maximum(ms @ p, 0.0))
+
+    def at(self, current: np.ndarray) -> ExclusionMetrics:
+        """The zone metrics at channel (peak) currents [A] (a vector in channel order)."""
+        groups = firing_groups(np.asarray(current, float), self.timing)
+        e_dc = np.max([_mag(self.field_per_A @ g) for g in groups], axis=0)
+        j_dc = np.max([_mag(self.current_density_per_A @ g) for g in groups], axis=0)
+        pulse = self.pulse_field_per_A is not None
+        if pulse:
+            e_p = np.max([_mag(np.abs(self.pulse_field_per_A @ g)).max(axis=0) for g in groups], axis=0)
+            j_p = np.max([_mag(np.abs(self.pulse_current_density_per_A @ g)).max(axis=0) for g in groups], axis=0)
+            e_rms = self._rms(self.field_ms_per_A2, current)
+            j_rms = self._rms(self.current_density_ms_per_A2, current)
+        else:
+            e_p = j_p = e_rms = j_rms = None
+        block: dict[str, Any] = {}
+        compared: dict[str, float] = {}
+        all_pass, worst = True, 0.0
+        for k, z in enumerate(self.zones):
+            m = self.member[:, k]
+            if not m.any():
+                block[z.name] = {"cells": 0, "pass": False, "note": "no tissue cell centroid lies in the zone: refine the mesh"}
+                all_pass = False
+                continue
+            row: dict[str, Any] = {
+                "cells": int(m.sum()),
+                "volume_cm3": float(self.volumes_m3[m].sum() * 1e6),
+                "field_max_dc_V_per_m": float(e_dc[m].max()),
+                "current_density_max_dc_A_per_m2": float(j_dc[m].max()),
+            }
+            if pulse:
+                row["field_max_pulse_V_per_m"] = float(e_p[m].max())
+                row["current_density_max_pulse_A_per_m2"] = float(j_p[m].max())
+                row["field_rms_max_V_per_m"] = float(e_rms[m].max())
+                row["current_density_rms_max_A_per_m2"] = float(j_rms[m].max())
+            e_cmp = row["field_rms_max_V_per_m"] if pulse else row["field_max_dc_V_per_m"]
+            j_cmp = row["current_density_rms_max_A_per_m2"] if pulse else row["current_density_max_dc_A_per_m2"]
+            compared[z.name] = e_cmp
+            ok = True
+            ratios = []
+            if z.field_max_V_per_m is not None:
+                row["field_limit_V_per_m"] = z.field_max_V_per_m
+                ratios.append(e_cmp / z.field_max_V_per_m)
+                ok &= e_cmp <= z.field_max_V_per_m
+            if z.current_density_max_A_per_m2 is not None:
+                row["current_density_limit_A_per_m2"] = z.current_density_max_A_per_m2
+                ratios.append(j_cmp / z.current_density_max_A_per_m2)
+                ok &= j_cmp <= z.current_density_max_A_per_m2
+            row["compared"] = (
+                "r.m.s. over the pulse train at the plateau (field_rms_max, current_density_rms_max)" if pulse
+                else "d.c. values (field_max_dc, current_density_max_dc)"
+            )  # fmt: skip
+            row["limit_ratio"] = float(max(ratios))
+            row["pass"] = bool(ok)
+            all_pass &= bool(ok)
+            worst = max(worst, row["limit_ratio"])
+            block[z.name] = row
+        return ExclusionMetrics(
+            exclusion=block, exclusion_field_max_V_per_m=compared, exclusion_pass=bool(all_pass),
+            exclusion_limit_ratio_max=worst,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ExclusionMetrics:
+    """The exclusion-zone metrics at given channel currents."""
+
+    exclusion: Mapping[str, Any] = metric(
+        "-", "per [[exclusion]] zone (tissue cells whose centroid lies in the cylinder of radius_mm "
+        "around center_mm, down to depth_mm): cells, volume_cm3, max |E| [V/m] and |J| [A/m^2] over the "
+        "zone at d.c. (field_max_dc, current_density_max_dc), at the pulse instants (..._pulse) and as "
+        "r.m.s. over the pulse train at the plateau (..._rms_max); the limits, the values compared with "
+        "them (compared), the largest value/limit (limit_ratio) and pass",
+    )  # fmt: skip
+    exclusion_field_max_V_per_m: Mapping[str, Any] = metric(
+        "V/m", "per zone, the largest |E| over its cells that its limit is compared with: r.m.s. over the "
+        "pulse train at the plateau with a waveform, the d.c. value without", label="exclusion zone |E|",
+    )  # fmt: skip
+    exclusion_pass: bool = metric(
+        "-", "every exclusion zone passes its limits", label="exclusion zones pass"
+    )
+    exclusion_limit_ratio_max: float = metric(
+        "-", "largest compared value / limit over the zones (above 1: a zone fails)",
+        label="exclusion zone value / limit, max",
+    )  # fmt: skip
+
+
+def no_zone() -> Absent:
+    """The reason when a case has no exclusion zone."""
+    return Absent("the case has no [[exclusion]] zone")
