@@ -56,7 +56,11 @@ class FigureSet:
         cem43_s_grid: thermal scales s = (I / I_ref)^2 at which CEM43 is tabulated.
         cem43_min_grid: CEM43 [min] at each scale, per case.
         current_for_target_A: current activating the stated target volume [A] (inf: none).
-        thermal_absent, activation_absent, exclusion_absent: why a rule cannot be evaluated.
+        exclusion_ratio_per_A: largest value / limit over the head's exclusion zones per A of
+            peak current (the zones' plateau r.m.s. field and current density are linear in I).
+        sensory_threshold_A: current at which sensation begins (solvers/sensory.py) [A] (inf: none).
+        thermal_absent, activation_absent, exclusion_absent, comfort_absent: why a rule cannot
+            be evaluated.
     """
 
     labels: tuple[str, ...]
@@ -77,9 +81,12 @@ class FigureSet:
     cem43_s_grid: np.ndarray
     cem43_min_grid: np.ndarray
     current_for_target_A: np.ndarray
+    exclusion_ratio_per_A: np.ndarray | None = None
+    sensory_threshold_A: np.ndarray | None = None
     thermal_absent: str | None = None
     activation_absent: str | None = None
     exclusion_absent: str | None = None
+    comfort_absent: str | None = None
 
     @property
     def n(self) -> int:
@@ -167,8 +174,8 @@ def figure_set(
     # r.m.s. figures at the plateau of the on/off cycle (the pulse train's r.m.s., the figure IEC
     # 60601-2-10 limits): the solver's IEC record averages over the whole cycle, off time included
     plateau = w.rms_pulse_train(1.0) / w.rms(1.0)
-    peak, mean, q, qd, dc, pw, vp, basal, fronts, grids, target = ([] for _ in range(11))
-    thermal_absent = activation_absent = exclusion_absent = None
+    peak, mean, q, qd, dc, pw, vp, basal, fronts, grids, target, zone, sensory = ([] for _ in range(13))
+    thermal_absent = activation_absent = exclusion_absent = comfort_absent = None
     s_grid = np.array([1.0])
     for r in results:
         ref = np.full(len(r.channels), reference_A)
@@ -203,10 +210,23 @@ def figure_set(
         else:
             t = a.current_for_target_volume_A
             target.append(math.inf if isinstance(t, Absent) else float(t))
-        if getattr(m, "exclusion", None) is None:
-            exclusion_absent = "not evaluated: the case has no exclusion zone"
-        else:  # HOOK: helper-anat's CaseMetrics.exclusion records; wire their per-unit field here
-            exclusion_absent = "not evaluated: exclusion records exist but are not wired into the rule yet"
+        x = m.exclusion
+        if x is None:
+            exclusion_absent = "not evaluated: the head case has no [[exclusion]] zone"
+            zone.append(math.nan)
+        else:
+            empty = [name for name, row in x.exclusion.items() if not row.get("cells")]
+            if empty:
+                exclusion_absent = f"not evaluated: no tissue cell lies in zone(s) {', '.join(empty)}: refine the mesh"
+            zone.append(x.exclusion_limit_ratio_max / reference_A)  # r.m.s. (or d.c.) values: linear in I
+        c = m.comfort
+        t = getattr(c, "sensory_threshold_current_A", None)
+        if c is None or isinstance(c, Absent) or isinstance(t, Absent) or t is None:
+            why = c.reason if isinstance(c, Absent) else (t.reason if isinstance(t, Absent) else "no comfort record")
+            comfort_absent = f"not evaluated: {why}"
+            sensory.append(math.inf)
+        else:
+            sensory.append(float(t))
     width = max(len(t0) for t0, _ in fronts)
     T0 = np.full((len(results), width), -np.inf)
     rise = np.zeros((len(results), width))
@@ -225,8 +245,9 @@ def figure_set(
         charge_per_phase_uC_per_A=arr(q), charge_density_uC_per_cm2_per_A=arr(qd), net_dc_uA_per_A=arr(dc),
         power_density_W_per_cm2_per_A2=arr(pw), peak_voltage_V_per_A=arr(vp), thermal_reference_A=reference_A,
         skin_basal_C=arr(basal), skin_T0_C=T0, skin_rise_K=rise, cem43_s_grid=s_grid, cem43_min_grid=grid,
-        current_for_target_A=arr(target), thermal_absent=thermal_absent, activation_absent=activation_absent,
-        exclusion_absent=exclusion_absent,
+        current_for_target_A=arr(target), exclusion_ratio_per_A=arr(zone), sensory_threshold_A=arr(sensory),
+        thermal_absent=thermal_absent, activation_absent=activation_absent, exclusion_absent=exclusion_absent,
+        comfort_absent=comfort_absent,
     )  # fmt: skip
 
 

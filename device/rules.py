@@ -19,7 +19,7 @@ failing makes the preset fail the export.
 Limits come from :data:`LIMITS` (shared/PHYSICS.md, with source and clause) and can be overridden
 in a presets file's ``[limits]`` table by key.
 
-To add a rule (e.g. the exclusion-zone field once ``CaseMetrics.exclusion`` exists): extract its
+To add a rule: extract its
 per-unit figure in :mod:`emsim.device.figures` and append one :class:`Rule` to :data:`RULES`.
 """
 
@@ -210,10 +210,6 @@ def _activation_absent(F: FigureSet) -> str | None:
     return F.activation_absent
 
 
-def _exclusion_absent(F: FigureSet) -> str | None:
-    return F.exclusion_absent
-
-
 def _shannon(F: FigureSet, current_A: np.ndarray) -> np.ndarray:
     q = _outer(F.charge_per_phase_uC_per_A, current_A)
     d = _outer(F.charge_density_uC_per_cm2_per_A, current_A)
@@ -222,7 +218,21 @@ def _shannon(F: FigureSet, current_A: np.ndarray) -> np.ndarray:
 
 
 def _sensory_absent(F: FigureSet) -> str | None:
-    return "not evaluated: no sensory-threshold record in this version (comfort is reported, never a failure)"
+    if F.sensory_threshold_A is None:  # a figure cache written before the comfort record existed
+        return "not evaluated: no sensory-threshold figure in these figures (validate again)"
+    return F.comfort_absent
+
+
+def _figure(F: FigureSet, name: str) -> np.ndarray:
+    """An optional per-anatomy figure; NaN where a cache predates it (its rule is then not evaluated)."""
+    v = getattr(F, name)
+    return np.full(F.n, np.nan) if v is None else np.asarray(v, float)
+
+
+def _exclusion_or_cache_absent(F: FigureSet) -> str | None:
+    if F.exclusion_ratio_per_A is None:
+        return "not evaluated: no exclusion figure in these figures (validate again)"
+    return F.exclusion_absent
 
 
 #: The rules, in the order reports list them.
@@ -255,10 +265,12 @@ RULES: tuple[Rule, ...] = (
          not_evaluated=_thermal_absent),
     Rule("cem43", "thermal dose CEM43 over the session, hottest tissue point", "min", "cem43_min", "limit",
          _cem43, lambda c: c.limit("cem43_min"), not_evaluated=_thermal_absent),
-    Rule("exclusion_zone", "field in the exclusion zones (eye, ...)", "-", None, "limit",
-         lambda F, i: np.full((F.n, len(i)), np.nan), lambda c: math.nan,
-         source="exclusion zones (shared/PHYSICS.md, ICNIRP 2010): hook for CaseMetrics.exclusion",
-         not_evaluated=_exclusion_absent),
+    Rule("exclusion_zone", "exclusion zones (eye contour, ...): largest zone value / its limit", "-", None, "limit",
+         lambda F, i: _outer(_figure(F, "exclusion_ratio_per_A"), i), lambda c: 1.0,
+         per_unit=lambda F: _figure(F, "exclusion_ratio_per_A"),
+         source="the head case's [[exclusion]] zones and their limits (each zone names its source; the built-in "
+         "eye contour: ICNIRP 2010 basic restriction, phosphenes); values as solvers/exclusion.py compares them",
+         not_evaluated=_exclusion_or_cache_absent),
     Rule("compliance_voltage", "simulated peak electrode voltage within the compliance voltage", "V", None, "limit",
          lambda F, i: _outer(F.peak_voltage_V_per_A, i), lambda c: c.device.compliance_voltage_V,
          per_unit=lambda F: F.peak_voltage_V_per_A,
@@ -267,8 +279,10 @@ RULES: tuple[Rule, ...] = (
          "report", lambda F, i: _outer(1.0 / F.current_for_target_A, i),
          lambda c: 1.0, source="activation estimate (solvers/activation.py): reported, not a failure",
          not_evaluated=_activation_absent, higher_is_better=True),
-    Rule("comfort", "sensory threshold", "-", None, "report", lambda F, i: np.full((F.n, len(i)), np.nan),
-         lambda c: math.nan, source="sensory threshold: reported, not a failure", not_evaluated=_sensory_absent),
+    Rule("comfort", "level current / sensory threshold current (above 1: felt)", "-", None, "report",
+         lambda F, i: _outer(1.0 / _figure(F, "sensory_threshold_A"), i), lambda c: 1.0,
+         source="sensory threshold in the dermis (solvers/sensory.py; rheobase an estimate): reported, not a failure",
+         not_evaluated=_sensory_absent),
     Rule("shannon", "Shannon k = log10(D) + log10(Q) (charge density and charge per phase)", "-", "shannon_k",
          "report", _shannon, lambda c: c.limit("shannon_k")),
 )  # fmt: skip

@@ -186,3 +186,27 @@ def test_cached_figures_reload_to_the_same_export_and_refuse_other_inputs(tmp_pa
     assert export_files(evaluate(pf, again)).binary == export_files(evaluate(pf, figures)).binary
     with pytest.raises(InputError, match="same inputs"):
         load_figures(tmp_path / "figures.npz", _presets(session_min=9).digest_sha256)
+
+
+def test_exclusion_zone_binds_by_linearity_and_comfort_is_reported_never_failing():
+    from dataclasses import replace
+
+    pf = _presets()
+    p = pf.presets[0]
+    # zone value/limit 0.1 per mA in the worst case: x1.5 <= 1 -> I <= 6.67 mA; sensation at 1 mA
+    base = synthetic_figures(p, volts_per_A=(100.0, 100.0))
+    figures = {group_key(q): replace(synthetic_figures(q, volts_per_A=(100.0, 100.0)), exclusion_ratio_per_A=np.array([50.0, 100.0]),
+                                     sensory_threshold_A=np.array([1e-3, 1.2e-3])) for q in pf.presets}  # fmt: skip
+    report = evaluate(pf, figures)
+    check = report.presets[0]
+    expect = sum(1 for v in p.levels_uA if 1.5 * 0.1 * v / 1e3 <= 1.0)
+    assert check.max_safe_level == expect == 3
+    failing = check.levels[expect]
+    assert failing.binding_rule == "exclusion_zone" and failing.worst_anatomy == "case1"
+    assert failing.margin == pytest.approx(1 - 1.5 * 0.1 * p.levels_uA[expect] / 1e3, rel=1e-9)
+    comfort = failing.rules["comfort"]
+    assert comfort["value"] == pytest.approx(p.levels_uA[expect] / 1e3, rel=1e-9)  # worst: lowest threshold
+    # without the figures (a head with no zone): the rule says why, it never passes silently
+    plain = evaluate(pf, {group_key(q): base for q in pf.presets})
+    assert "not evaluated" in plain.not_evaluated["exclusion_zone"]
+    assert "not evaluated" in plain.not_evaluated["comfort"]
