@@ -359,7 +359,7 @@ class FrequencyResponse:
         """How the response was sampled and modelled."""
         m = self.model
         return {
-            "method": "set-valued AAA rational model (mirrored: conjugate symmetric), leave-one-out error estimate",
+            "method": "set-valued AAA rational model (mirrored: conjugate symmetric); error estimate: against the model one support point before",
             "band_Hz": list(self.band) if self.band else [],
             "support_frequencies_Hz": sorted(float(m.frequencies_Hz[i]) for i in m.support) if m else [],
             "right_half_plane_poles": m.right_half_plane_poles() if m else 0,
