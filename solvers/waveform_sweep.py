@@ -31,7 +31,8 @@ it needed 15 solves for the same case.
 Fitted quantities. Every per-frequency quantity is linear in the same common-denominator model,
 so the support points and weights are fitted on a handful of functions only: the electrode
 potentials, the probe fields and, for the large per-cell and per-facet arrays (skin normal
-current density, muscle field, activating function, cell fields E and J, contact voltages),
+current density, muscle field, cell fields E and J, contact voltages; the activating function is
+a recovered second derivative of the same potential, noise where the field is uniform),
 :data:`SKETCHES` fixed weighted sums each (weights cos(k . x + p) of the entity's position with
 fixed pseudo-random k, p: independent of the mesh partition, so serial and MPI runs fit the same
 model) and the :data:`TOP_ENTRIES` entries that vary most with frequency (a sum over many cells
@@ -155,8 +156,8 @@ class _Sampler:
         """The sketches of the large arrays (same on every rank)."""
         pieces = [
             np.tensordot(w, getattr(s, a), axes=1).ravel()
-            for a, w in (("Jn", self.w_facets), ("Em", self.w_muscle), ("Af", self.w_muscle),
-                         ("E", self.w_cells), ("J", self.w_cells), ("dV", self.w_robin))
+            for a, w in (("Jn", self.w_facets), ("Em", self.w_muscle), ("E", self.w_cells), ("J", self.w_cells),
+                         ("dV", self.w_robin))
         ]  # fmt: skip
         self.sketch_sizes = [len(p) for p in pieces]
         # Zero-padded to one length per array, so that the blocks split evenly in fit_matrix.
@@ -187,8 +188,8 @@ class _Sampler:
         sk = np.array([s.sketch for s in samples]).reshape(len(samples), len(self.sketch_sizes), -1)
         for i in range(sk.shape[1]):
             add(sk[:, i], float(np.max(np.abs(sk[:, i]), initial=0.0)))
-        # Not the activating function: a recovered second derivative, its largest variations are
-        # discretisation noise where the field is uniform (a 1-D column); its sketches stay.
+        # Not the activating function: a recovered second derivative of phi (whose fields are
+        # fitted), it is discretisation noise where the field is uniform (a 1-D column).
         for attr in ("Jn", "Em", "E", "J", "dV"):
             X = np.array([getattr(s, attr).ravel() for s in samples])
             v = np.max(np.abs(X - X[-1]), axis=0) if X.shape[1] else np.zeros(0)
