@@ -155,11 +155,11 @@ class SolverSettings:
         rtol: relative residual tolerance of the iterative solver.
         quasi_static_frequency_Hz: frequency [Hz] at which dispersive (Cole-Cole) tissues are
             evaluated for the quasi-static solve.
-        waveform_frequencies: number of frequencies the waveform response samples first with
-            3-D solves (log-spaced; the rest of the spectrum is interpolated).
-        waveform_tolerance: the sweep adds frequencies (halving the log spacing) until its
-            interpolation error estimate (a spline through every other sample against the
-            samples left out, about 16 x the error of the full spline) is below this.
+        waveform_frequencies: most frequencies (3-D solves) the waveform sweep may sample; it
+            stops with an error naming this past it (emsim.solvers.waveform_sweep).
+        waveform_tolerance: the sweep adds frequencies, one where its rational (AAA) model is
+            least certain, until its error estimate (the model against the model one support
+            point before) is below this.
     """
 
     method: str = "auto"

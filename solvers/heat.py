@@ -6,9 +6,9 @@ For a waveform with unit-peak Fourier coefficients c_k the cycle-averaged Joule 
 
 with J and E the phasor fields per unit current at the harmonic f_k (dispersive tissues and the
 capacitive contact at that frequency) and <e^2> the mean square of the on/off envelope (ramps
-included). q(x, f) is smooth in log f: it is sampled where the waveform sweep solves and
-interpolated to every harmonic through the same cubic spline
-(:meth:`emsim.solvers.synthesis.Synthesis.power_weights`). The capacitance of a contact stores
+included). J and E at every harmonic are those of the sweep's rational model (linear in the
+sampled fields), so the sum is a Gram form of the sampled fields: the product of the modelled
+fields, not a model of the product (:meth:`emsim.solvers.synthesis.Synthesis.power_gram`). The capacitance of a contact stores
 and returns energy: only Re(y_c) dissipates, so a contact sublayer heats with
 Re(1 / sigma_n) and a bare electrode's Robin contact with Re(G) |V_e - phi|^2 per area.
 

@@ -1,8 +1,9 @@
 r"""Fourier synthesis of sampled frequency responses into the periodic steady state.
 
-The transfer X(f) of any linear response is sampled at a few frequencies, interpolated to every
-harmonic by a cubic spline in log f, and synthesised over one period with the high-frequency
-limit split off (see :mod:`emsim.solvers.waveform` for the method and its error terms).
+The transfer X(f) of any linear response is sampled at a few frequencies, evaluated at every
+harmonic through a rational model (:mod:`emsim.solvers.rational`, linear in the samples), and
+synthesised over one period with the high-frequency limit split off (see
+:mod:`emsim.solvers.waveform` for the method and its error terms).
 """
 
 from __future__ import annotations
@@ -25,16 +26,6 @@ log = logging.getLogger(__name__)
 MAX_HARMONICS = 2**19
 #: Default truncation frequency x shortest phase width: f_N = 500 / PW.
 TRUNCATION_FACTOR = 500.0
-
-
-def _spline(x: np.ndarray, y: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """Cubic spline of complex rows ``y`` over ``x`` (real and imaginary parts)."""
-    from scipy.interpolate import CubicSpline
-
-    if len(x) < 4:
-        raise InputError("n_frequencies", len(x), "a cubic spline needs >= 4 samples")
-    re, im = CubicSpline(x, y.real, axis=0), CubicSpline(x, y.imag, axis=0)
-    return lambda xx: re(xx) + 1j * im(xx)
 
 
 @dataclass(frozen=True)
@@ -73,9 +64,18 @@ class Spectrum:
 
 
 class Synthesis:
-    """Fourier synthesis of sampled transfers, over the period and at chosen instants."""
+    """Fourier synthesis of sampled transfers, over the period and at chosen instants.
 
-    def __init__(self, spec: Spectrum, w: Any, instants: np.ndarray) -> None:
+    Args:
+        spec: the waveform's harmonics.
+        w: the waveform.
+        instants: instants [s] where :meth:`at_instants` synthesises.
+        cardinal: the frequency model: ``cardinal(f_Hz)`` is the (len(f), n_x) matrix that
+            evaluates the model at f from the extended samples X~ (n_x rows; see
+            :mod:`emsim.solvers.rational`). None for a d.c. waveform.
+    """
+
+    def __init__(self, spec: Spectrum, w: Any, instants: np.ndarray, cardinal: Callable | None = None) -> None:
         from scipy import fft
 
         self.spec, self.w = spec, w
@@ -83,76 +83,74 @@ class Synthesis:
         if spec.dc_shape:
             self.t = np.array([0.0])
             return
+        if cardinal is None:
+            raise InputError("cardinal", None, "a frequency model for a pulsed waveform")
         T, N = spec.period_s, spec.n_harmonics
-        self.x = np.log(spec.fs)
-        self.xk = np.log(np.arange(1, N + 1) / T)
+        self.cardinal = cardinal
+        self.ref = cardinal(np.array([N / T]))[0]  # the model at f_N
         self.M = fft.next_fast_len(max(2 * N + 2, 4096), real=True)
         self.t = np.arange(self.M) * (T / self.M)
-        # Cardinal spline weights of each sample at each instant, and the harmonics' tail.
-        cardinal = _spline(self.x, np.eye(len(self.x)))
-        self.weights = np.zeros((len(instants), len(self.x)), dtype=complex)
+        n_x = len(self.ref)
+        # Cardinal weights of each extended sample at each instant, and the harmonics' tail.
+        self.weights = np.zeros((len(instants), n_x), dtype=complex)
         tail = np.zeros(len(instants))
-        chunk = 65536
-        for k0 in range(0, N, chunk):
-            k = np.arange(k0 + 1, min(k0 + chunk, N) + 1)
-            L = cardinal(np.log(k / T))
+        for k in self._chunks():
+            L = cardinal(k / T)
             g = spec.ck[k - 1][None, :] * np.exp(2j * np.pi * np.outer(instants, k) / T)
             self.weights += g @ L
             tail += 2 * g.sum(axis=1).real
         self.r = w.sample(1.0, instants) - spec.c0 - tail
 
+    def _chunks(self, size: int = 32768) -> Any:
+        for k0 in range(0, self.spec.n_harmonics, size):
+            yield np.arange(k0 + 1, min(k0 + size, self.spec.n_harmonics) + 1)
+
     def series(self, X: np.ndarray, X0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """X(t) on the period grid from samples X (n_s, m) (and the d.c. sample): (n_t, m), i(t)."""
+        """X(t) on the period grid from extended samples X (n_x, m) (and d.c. X0): (n_t, m), i(t)."""
         from scipy import fft
 
         if self.spec.dc_shape:
             return X0.real[None, :], np.array([1.0])
         spec = self.spec
-        Xk = _spline(self.x, X)(self.xk)
-        Xref = X[-1].real
+        Xref = (self.ref @ X).real
         D = np.zeros((self.M // 2 + 1, X.shape[1]), dtype=complex)
-        D[1 : spec.n_harmonics + 1] = spec.ck[:, None] * (Xk - Xref)
+        for k in self._chunks():
+            D[k] = spec.ck[k - 1, None] * (self.cardinal(k / spec.period_s) @ X - Xref)
         if spec.need_dc:
             D[0] = spec.c0 * (X0 - Xref)
         i_unit = self.w.sample(1.0, self.t)
         return Xref[None, :] * i_unit[:, None] + self.M * fft.irfft(D, n=self.M, axis=0), i_unit
 
     def at_instants(self, X: np.ndarray, X0: np.ndarray | None) -> np.ndarray:
-        """X at the instants from samples X (n_s, m): (n_instants, m) real."""
+        """X at the instants from extended samples X (n_x, m): (n_instants, m) real."""
         if self.spec.dc_shape:
             return X0.real[None, :]
-        Xref = X[-1].real
+        Xref = (self.ref @ X).real
         base = self.spec.c0 * (X0.real if self.spec.need_dc else Xref)
         return self.r[:, None] * Xref[None, :] + base[None, :] + 2 * (self.weights @ X).real
 
-    def power_weights(self, mean_square: float) -> np.ndarray:
-        """Weights w_s of the samples (the d.c. one first) for the mean of a product over a period.
+    def power_gram(self, mean_square: float) -> tuple[np.ndarray, float]:
+        """Gram matrix G (n_x, n_x) and d.c. weight g0 for the mean of a product over a period.
 
-        For responses A, B with sampled transfers A_s, B_s, the mean over one period of a(t) b(t)
-        at unit peak current is sum_s w_s Re(A_s conj(B_s)): the two-sided sum
-        c_0^2 A_0 B_0 + 2 sum_k |c_k|^2 Re(A_k conj(B_k)) with the transfers interpolated by the
-        cubic spline in log f, and the harmonics beyond N at f_N (their weight is the unit
-        train's ``mean_square`` less the harmonics kept, by Parseval).
+        For responses a, b with extended samples A~, B~ (and d.c. samples A0, B0), the mean over
+        one period of a(t) b(t) at unit peak current is Re(sum_ij G_ij A~_i conj B~_j) +
+        g0 A0 B0: the two-sided sum c_0^2 A_0 B_0 + 2 sum_k |c_k|^2 Re(A(f_k) conj B(f_k)) with
+        A(f_k), B(f_k) the model's values at the harmonics (the product of the modelled
+        transfers, not a model of the product), and the harmonics beyond N at f_N (their weight
+        is the unit train's ``mean_square`` less the harmonics kept, by Parseval). Without a
+        d.c. sample a negligible d.c. part is taken at the first harmonic.
         """
         spec = self.spec
         if spec.dc_shape:
-            return np.array([1.0])
-        cardinal = _spline(self.x, np.eye(len(self.x)))
-        w = np.zeros(len(self.x))
-        chunk = 65536
-        for k0 in range(0, spec.n_harmonics, chunk):
-            k = np.arange(k0 + 1, min(k0 + chunk, spec.n_harmonics) + 1)
-            w += 2 * (np.abs(spec.ck[k - 1]) ** 2) @ cardinal(np.log(k / spec.period_s)).real
+            return np.zeros((0, 0)), 1.0
+        n_x = len(self.ref)
+        G = np.zeros((n_x, n_x), dtype=complex)
+        for k in self._chunks():
+            L = self.cardinal(k / spec.period_s)
+            G += L.T @ ((2 * np.abs(spec.ck[k - 1]) ** 2)[:, None] * L.conj())
         kept = spec.c0**2 + 2 * float(np.sum(np.abs(spec.ck) ** 2))
-        w[-1] += max(mean_square - kept, 0.0)
+        G += max(mean_square - kept, 0.0) * np.outer(self.ref, self.ref.conj())
         if spec.need_dc:
-            return np.concatenate([[spec.c0**2], w])
-        w[0] += spec.c0**2  # a negligible d.c. part, at the lowest sample
-        return w
-
-    def interpolation_error(self, H: np.ndarray) -> float:
-        """Relative error estimate of the transfer spline (every other sample left out)."""
-        if self.spec.dc_shape:
-            return 0.0
-        coarse = _spline(self.x[::2], H[::2])(self.x[1::2])
-        return float(np.max(np.abs(coarse - H[1::2])) / max(np.max(np.abs(H)), 1e-300))
+            return G, spec.c0**2
+        first = self.cardinal(np.array([1.0 / spec.period_s]))[0]
+        return G + spec.c0**2 * np.outer(first, first.conj()), 0.0

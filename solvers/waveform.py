@@ -3,12 +3,11 @@ r"""The periodic steady-state response to a waveform, held per unit peak current
 Periodic steady state. For a waveform with period T and two-sided Fourier coefficients c_k
 (:meth:`emsim.models.waveforms.Waveform.spectrum`), any linear response X (electrode potential,
 cell field, current density) is X(t) = sum_k c_k X(f_k) exp(j 2 pi f_k t), X(-f) = conj X(f).
-The transfer X(f) is smooth in log f, so it is sampled by 3-D solves
-(:class:`~emsim.solvers.frequency.FrequencyProblem`) at ``n_frequencies`` log-spaced frequencies
-from 1/T to the truncation frequency f_N = N/T and interpolated to every harmonic by a cubic
-spline in log f (real and imaginary parts). The interpolation error is estimated without extra
-solves: a spline through every other sample is compared with the samples left out; this
-overestimates the error of the full spline (about 16 x for a cubic).
+The transfer X(f) is sampled by 3-D solves (:class:`~emsim.solvers.frequency.FrequencyProblem`)
+at a few frequencies of a band holding 1/T to the truncation frequency f_N = N/T, and evaluated
+at every harmonic through a set-valued AAA rational model (:mod:`emsim.solvers.rational`; the
+adaptive choice of frequencies and the error estimate are in
+:mod:`emsim.solvers.waveform_sweep`).
 
 The response of resistive paths jumps with the current, and a truncated Fourier series of a jump
 rings (Gibbs). The synthesis therefore splits off the high-frequency limit X_ref = Re X(f_N):
@@ -23,7 +22,7 @@ time grid the remainder is one inverse real FFT per quantity.
 
 Fields at the pulse: the skin current density (per skin facet, :mod:`emsim.solvers.skin`), the
 muscle field and the activating function are synthesised the same way at chosen instants of the
-first pulse, through the cardinal spline weights.
+first pulse, through the cardinal weights of the rational model.
 
 Probes: at the case's ``[[probe]]`` points the field E = -grad phi and the current density
 J = S* E are synthesised over the whole period like the electrode potentials (see
@@ -67,10 +66,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: Default number of sampled frequencies (3-D solves per electrode): about 4-5 per decade over
-#: the usual 5 decades (1/T to 500/PW). The (conservative, half-density) interpolation error
-#: estimate is 1.1e-2 on the default cheek mesh with a 250 us, 50 Hz biphasic train (measured
-#: in the waveform benchmark); cases raise it with [solver] waveform_frequencies.
+#: Former default number of sampled frequencies of the cubic-spline sweep (kept for callers; the
+#: rational sweep starts from :data:`emsim.solvers.waveform_sweep.INITIAL_FREQUENCIES` and
+#: ``[solver] waveform_frequencies`` caps it).
 DEFAULT_N_FREQUENCIES = 24
 
 

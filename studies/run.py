@@ -38,8 +38,9 @@ def default_case_path() -> Path:
 
 
 def solve_case(
-    case: Case, *, comm: Any = None, progress: Progress = _nothing, max_dofs: float | None = None
-) -> CaseResult:
+    case: Case, *, comm: Any = None, progress: Progress = _nothing, max_dofs: float | None = None,
+    reuse: dict[str, Any] | None = None,
+) -> CaseResult:  # fmt: skip
     """Mesh and solve a case: per-unit-current records of every solver (no files written).
 
     One assembly and one preconditioner per problem; one unit solve per electrode; every
@@ -51,6 +52,12 @@ def solve_case(
         progress: called with a short text at the start of each step.
         max_dofs: refuse the case (InputError, before meshing) when its estimated dofs exceed
             this; default :data:`emsim.meshes.estimate.DEFAULT_MAX_DOFS`.
+        reuse: a cache (a dict the caller keeps) of the waveform-independent work by
+            :func:`emsim.studies.study.response_key`: the mesh, the electric lead fields and the
+            frequency response. A case whose key is there adds no mesh, no electric solve and
+            no 3-D frequency solve (unless its waveform needs a wider band or a d.c. sample);
+            the case must have the same channel currents as the one that filled the entry (the
+            runner passes unit cases).
     """
     from mpi4py import MPI
 
@@ -62,32 +69,49 @@ def solve_case(
     comm = comm or MPI.COMM_WORLD
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    max_dofs = DEFAULT_MAX_DOFS if max_dofs is None else max_dofs
-    if case.mesh.file is None:
-        estimate = check_resources(case, max_dofs)  # before the first progress line
-        progress(f"meshing (estimate {estimate.text()})")
-    else:  # an imported mesh is what it is: no estimate from the nominal patch
-        progress(f"reading {Path(case.mesh.file).name}")
-    patch = build_patch_mesh(case, comm, max_dofs=max_dofs)
-    timings["mesh_s"] = time.perf_counter() - t0
-    progress(f"electric solve ({patch.report.cells} cells)")
-    t1 = time.perf_counter()
-    problem = ElectricProblem(case, patch)
-    solutions = problem.channel_unit_solutions()
-    timings["electric_s"] = time.perf_counter() - t1
-    progress("post-processing")
-    t1 = time.perf_counter()
-    electric = ElectricLeadField.build(problem, solutions)
-    timings["postprocess_s"] = time.perf_counter() - t1
+    key = None
+    if reuse is not None:
+        from .study import response_key
+
+        key = response_key(case)
+    cached = reuse.get(key) if reuse is not None else None
+    if cached is None:
+        max_dofs = DEFAULT_MAX_DOFS if max_dofs is None else max_dofs
+        if case.mesh.file is None:
+            estimate = check_resources(case, max_dofs)  # before the first progress line
+            progress(f"meshing (estimate {estimate.text()})")
+        else:  # an imported mesh is what it is: no estimate from the nominal patch
+            progress(f"reading {Path(case.mesh.file).name}")
+        patch = build_patch_mesh(case, comm, max_dofs=max_dofs)
+        timings["mesh_s"] = time.perf_counter() - t0
+        progress(f"electric solve ({patch.report.cells} cells)")
+        t1 = time.perf_counter()
+        problem = ElectricProblem(case, patch)
+        solutions = problem.channel_unit_solutions()
+        timings["electric_s"] = time.perf_counter() - t1
+        progress("post-processing")
+        t1 = time.perf_counter()
+        electric = ElectricLeadField.build(problem, solutions)
+        timings["postprocess_s"] = time.perf_counter() - t1
+        cached = {"patch": patch, "problem": problem, "solutions": solutions, "electric": electric, "response": None}
+        if reuse is not None:
+            reuse[key] = cached
+    else:
+        progress("reusing the mesh, electric lead fields and frequency response of the same geometry")
+    patch, problem, solutions, electric = cached["patch"], cached["problem"], cached["solutions"], cached["electric"]
     waveform = None
     if case.waveform is not None:
-        from ..solvers.waveform_sweep import waveform_response
+        from ..solvers.waveform_sweep import FrequencyResponse, waveform_response
 
         progress("waveform response (frequency sweep)")
         t1 = time.perf_counter()
-        waveform = waveform_response(
-            case, patch, n_frequencies=case.solver.waveform_frequencies, electric=electric, progress=progress
-        )
+        response = cached["response"]
+        if response is None:
+            response = FrequencyResponse(case, patch, max_frequencies=case.solver.waveform_frequencies)
+        waveform = waveform_response(case, patch, electric=electric, progress=progress, response=response)
+        response.close()  # the samples and the model stay; solver objects are rebuilt if extended
+        if reuse is not None:
+            cached["response"] = response
         timings["waveform_s"] = time.perf_counter() - t1
     thermal = None
     if case.thermal is not None:

@@ -28,6 +28,11 @@ anything runs; an error names the axis path and the point.
 Every point is identified by the digest of its fully resolved case. Points that differ only in
 channel currents (amplitude axes) share one geometry key (:func:`geometry_key`): the runner
 solves each geometry once per unit current and evaluates every amplitude from that result.
+Points that differ only in their waveform and currents (waveform axes: ``waveform.pulse_width_us``,
+``waveform.frequency_Hz``, ...) share one response key (:func:`response_key`), the runner's unit
+of work: the mesh, the electric lead fields and the frequency response (per unit current,
+independent of the waveform) are computed once for them, and each waveform is synthesised from
+that response without a further 3-D solve.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ __all__ = [
     "is_study_table",
     "load_study",
     "parse_study",
+    "response_key",
     "set_path",
     "unit_case",
 ]
@@ -72,7 +78,9 @@ class StudyPoint:
         params: the swept values by axis path (case-file units, as written in the study).
         case: the fully resolved, checked case.
         digest: SHA-256 of the case's canonical form: the case's identity in the ledger.
-        group: geometry key: points with the same key differ only in channel currents.
+        group: response key (:func:`response_key`): points with the same key differ only in
+            channel currents and waveform, and share one mesh, electric solve and frequency
+            response.
     """
 
     index: int
@@ -104,7 +112,7 @@ class Study:
 
     @property
     def groups(self) -> dict[str, list[StudyPoint]]:
-        """Points by geometry key, in sweep order: one solve per group."""
+        """Points by response key, in sweep order: one mesh, electric solve and frequency response per group."""
         out: dict[str, list[StudyPoint]] = {}
         for p in self.points:
             out.setdefault(p.group, []).append(p)
@@ -135,6 +143,16 @@ def unit_case(case: Case) -> Case:
 def geometry_key(case: Case) -> str:
     """Digest of :func:`unit_case`: equal for cases that differ only in their amplitudes."""
     return unit_case(case).digest()
+
+
+def response_key(case: Case) -> str:
+    """Digest of :func:`unit_case` without the waveform: equal when only amplitudes and waveform differ.
+
+    Such cases have the same mesh, electric lead fields and frequency response per unit current.
+    """
+    import dataclasses
+
+    return dataclasses.replace(unit_case(case), waveform=None).digest()
 
 
 # ----------------------------------------------------------------------------- paths
@@ -352,7 +370,7 @@ def parse_study(raw: Mapping[str, Any], folder: str | Path = ".", *, name: str =
         if digest in seen:
             continue
         seen.add(digest)
-        points.append(StudyPoint(len(points), dict(params), case, digest, geometry_key(case)))
+        points.append(StudyPoint(len(points), dict(params), case, digest, response_key(case)))
     study_name = raw.get("name", name)
     if not isinstance(study_name, str) or not study_name:
         raise InputError("name", study_name, "a non-empty study name")

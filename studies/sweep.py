@@ -2,8 +2,10 @@
 
 :func:`run_study` registers the study's cases in the ledger (:mod:`emsim.studies.ledger`), then
 each worker (one MPI rank, or a group of ``ranks_per_case`` ranks on a sub-communicator) claims
-the next pending geometry group, solves it once per unit current (:func:`emsim.solve`) and
-evaluates every case of the group from that result with :meth:`CaseResult.at` semantics (the
+the next pending response group (:func:`emsim.studies.study.response_key`), meshes and solves
+its geometry once (electric lead fields and frequency response, :func:`solve_group`),
+synthesises each of its waveforms from that response (a waveform axis adds no 3-D solve), and
+evaluates every case from the result of its unit case with :meth:`CaseResult.at` semantics (the
 result is re-labelled with each case, so metrics and pictures are at that case's currents: an
 amplitude axis adds no solve). Each case's folder is written to a temporary folder and renamed
 into place before its ledger row is marked done; a case interrupted anywhere (kill -9 included)
@@ -29,7 +31,7 @@ from typing import Any
 from ..solvers.result import CaseResult
 from .ledger import Ledger
 from .outputs import skin_current_picture, write_json_atomic, write_outputs
-from .study import Study, StudyPoint, load_study, unit_case
+from .study import Study, StudyPoint, geometry_key, load_study, unit_case
 
 __all__ = ["StudySummary", "case_folder_name", "run_study", "solve_group", "write_case_folder"]
 
@@ -74,14 +76,25 @@ def case_folder_name(digest: str) -> str:
     return f"cases/{digest[:16]}"
 
 
-def solve_group(points: list[StudyPoint], *, comm: Any = None) -> CaseResult:
-    """Solve a geometry group once (its case at unit currents, see :func:`geometry_key`).
+def solve_group(points: list[StudyPoint], *, comm: Any = None) -> dict[str, CaseResult]:
+    """Solve a response group: each of its unit cases (:func:`unit_case`), by geometry key.
 
-    The case solved depends only on the group, never on which of its points a rank holds.
+    The points of a group differ only in currents and waveform (:func:`response_key`): the
+    mesh, the electric lead fields and the frequency response are computed for the first unit
+    case and reused by the others (each waveform is synthesised from the response, with no
+    further 3-D solve). The cases solved depend only on the group, never on which of its points
+    a rank holds.
     """
-    from .. import solve
+    from .run import solve_case
 
-    return solve(unit_case(points[0].case), comm=comm)
+    reuse: dict[str, Any] = {}
+    out: dict[str, CaseResult] = {}
+    for p in points:
+        unit = unit_case(p.case)
+        key = geometry_key(p.case)
+        if key not in out:
+            out[key] = solve_case(unit, comm=comm, reuse=reuse)
+    return out
 
 
 def case_metrics(result: CaseResult) -> dict[str, Any]:
@@ -203,10 +216,10 @@ def run_study(
             _, claimed = claim
             points = [by_digest[d] for d in claimed]
             try:
-                result = solve_group(points, comm=sub)
+                results = solve_group(points, comm=sub)
                 solves += 1
                 for p in points:
-                    r = dataclasses.replace(result, case=p.case)
+                    r = dataclasses.replace(results[geometry_key(p.case)], case=p.case)
                     folder = case_folder_name(p.digest)
                     write_case_folder(r, out / folder, fields=study.fields, comm=sub)
                     if ledger is not None:

@@ -298,3 +298,89 @@ def test_readme_example_study_parses():
     study = load_study(ROOT / "studies" / "examples" / "cheek-pad-sweep.toml")
     assert len(study.points) == 18 and len(study.groups) == 6
     assert all(p.case.mesh.quality == "coarse" and p.case.mesh.degree == 1 for p in study.points)
+
+
+# ----------------------------------------------------------------------------- waveform axes
+
+
+def pulse_table() -> dict:
+    """The tiny cheek with a capacitive contact and a biphasic train, at a coarser mesh."""
+    table = small_cheek_table(size_factor=6.0)
+    table["name"] = "tiny-pulse"
+    for e in table["electrode"]:
+        e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}
+    table["waveform"] = {"shape": "biphasic_symmetric", "pulse_width_us": 250.0, "frequency_Hz": 50.0,
+                         "interphase_gap_us": 50.0}  # fmt: skip
+    return table
+
+
+def frequency_solves() -> int:
+    from emsim.solvers.linear import SOLVES
+
+    return sum(n for k, n in SOLVES.items() if "frequency" in k)
+
+
+def test_waveform_axis_adds_no_3d_frequency_solve(tmp_path):
+    """Issue 11: a waveform-only axis reuses the geometry's frequency response."""
+    from emsim.studies.sweep import run_study
+
+    widths = [150, 250, 400]
+    study = parse_study({"case": pulse_table(), "sweep": {"waveform.pulse_width_us": widths}})
+    assert len(study.points) == 3 and len(study.groups) == 1
+    before = frequency_solves()
+    summary = run_study(study, tmp_path / "out", write_results=False)
+    in_study = frequency_solves() - before
+    assert summary.computed == 3 and summary.solves == 1
+    rows = Ledger(tmp_path / "out").rows()
+    per_case = []
+    for point, row in zip(study.points, rows, strict=True):
+        start = frequency_solves()
+        direct = emsim.solve(point.case).metrics.waveform
+        per_case.append(frequency_solves() - start)
+        assert row.params["waveform.pulse_width_us"] == point.params["waveform.pulse_width_us"]
+        for key in ("electrode_voltage_peak_V", "skin_current_density_peak_pulse_A_per_m2", "joule_power_mean_W",
+                    "muscle_field_peak_V_per_m"):  # fmt: skip
+            assert row.metrics[key] == pytest.approx(getattr(direct, key), rel=1e-9), key
+    assert in_study == per_case[0] > 0  # three waveforms cost the frequency solves of one
+    # The widths change the answer (the contact charges longer): the reuse is not a copy.
+    peaks = [r.metrics["electrode_voltage_peak_V"] for r in rows]
+    assert peaks[0] < peaks[1] < peaks[2]
+
+
+@pytest.mark.mpi
+def test_ranks_per_case_2_under_mpirun_gives_the_serial_results_table(tmp_path):
+    """One case on a 2-rank sub-communicator: the same table as the serial run, to rounding."""
+    import csv
+
+    from conftest import run_cli
+
+    (tmp_path / "base.toml").write_text(to_toml(pulse_table()), "utf-8")
+    study = tmp_path / "study.toml"
+    study.write_text('base = "base.toml"\n[sweep]\n"waveform.pulse_width_us" = [200, 300]\n'
+                     '"channel.current_mA" = [5, 10]\n', "utf-8")  # fmt: skip
+    r1 = run_cli("run", str(study), "--out", str(tmp_path / "serial"), cwd=tmp_path)
+    assert r1.returncode == 0, r1.stderr
+    r2 = run_cli("run", str(study), "--out", str(tmp_path / "mpi"), "--ranks-per-case", "2", cwd=tmp_path, mpi=2)
+    assert r2.returncode == 0, r2.stderr
+
+    def table(name: str) -> list[dict]:
+        with open(tmp_path / name / "results.csv", newline="") as f:
+            return list(csv.DictReader(f))
+
+    serial, spread = table("serial"), table("mpi")
+    assert len(serial) == len(spread) == 4
+    assert [r.keys() for r in serial] == [r.keys() for r in spread]
+    compared = 0
+    for a, b in zip(serial, spread, strict=True):
+        for key, value in a.items():
+            try:
+                x, y = float(value), float(b[key])
+            except ValueError:
+                if key not in ("seconds", "ended", "rank") and "time" not in key:
+                    assert value == b[key], key
+                continue
+            if any(s in key for s in ("seconds", "timings", "_s]", "rank", "iterations")):
+                continue
+            assert y == pytest.approx(x, rel=1e-6, abs=1e-12 * max(1.0, abs(x))), key
+            compared += 1
+    assert compared > 40
