@@ -216,7 +216,7 @@ class _Sampler:
         """Solve at ``f`` and extract every per-ampere quantity of every channel."""
         prob = FrequencyProblem(self.case, self.patch, f, sweep=self.sweep)
         Y = prob.admittance(self.needed)
-        out: dict[str, list] = {k: [] for k in ("H", "Em", "Af", "Jn", "P", "E", "J", "dV", "Ez", "Jz", "Es")}
+        out: dict[str, list] = {k: [] for k in ("H", "Em", "Af", "Jn", "P", "E", "J", "dV")}
         for ch in self.case.channels:
             h = channel_potentials(Y, self.names, ch, 1.0)
             phi = prob.combine(h)
