@@ -55,7 +55,7 @@ session_min = 1
 @pytest.mark.slow
 def test_validation_solves_once_per_waveform_and_levels_scale_by_linearity(tmp_path):
     head = small_cheek_table(thermal=True, size_factor=2.5)
-    head["solver"] = {"waveform_frequencies": 7}
+    head["solver"] = {"waveform_frequencies": 12, "waveform_tolerance": 0.05}
     head["thermal"] = {"session_min": 1.0, "time_step_s": 30.0}
     for e in head["electrode"]:
         e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}

@@ -60,7 +60,9 @@ def test_estimate_grows_with_refinement_and_degree():
     fine = estimate_mesh(parse_case(t))
     t["mesh"]["degree"] = 2
     fine2 = estimate_mesh(parse_case(t))
-    assert fine.cells > 4 * coarse.cells
+    # thin layers are two cells across at every quality (issue 9), so refinement grows the count
+    # less than h^-3: the graded outlines and the deep layers refine
+    assert fine.cells > 2 * coarse.cells
     assert 5 < fine2.dofs / fine.dofs < 9  # P2: a dof per vertex and per edge, about 6 per vertex here
     assert fine2.memory_bytes > fine.memory_bytes
 
