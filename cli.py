@@ -12,6 +12,8 @@ import logging
 import sys
 from pathlib import Path
 
+from rich.markup import escape
+
 from .errors import EmsimError
 
 __all__ = ["main"]
@@ -73,7 +75,7 @@ def _progress_printer(rank: int):
 
     def progress(text: str) -> None:
         if rank == 0:
-            err.print(f"[bold cyan]emsim[/] {text} ...")
+            err.print(f"[bold cyan]emsim[/] {escape(text)} ...")
 
     return progress, out
 
@@ -243,7 +245,7 @@ def _sites(args, comm) -> int:
                 f"{layer.range_m[0] * 1e3:g}-{layer.range_m[1] * 1e3:g}", "yes" if layer.target else "", layer.source,
             )  # fmt: skip
         console.print(table)
-        console.print(f"  sources: {s.source}\n")
+        console.print(f"  sources: {escape(s.source)}\n")
     return 0
 
 
@@ -263,7 +265,7 @@ def _validation_table(console, report) -> None:
         if p.level_independent_failures:
             console.print(f"  [red]level-independent failure[/]: {', '.join(p.level_independent_failures)}")
     for name, reason in report.not_evaluated.items():
-        console.print(f"  {name}: {reason}")
+        console.print(f"  {name}: {escape(reason)}")
 
 
 def _validate(args, comm) -> int:
