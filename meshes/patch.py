@@ -46,6 +46,7 @@ __all__ = [
     "build_gmsh_model",
     "build_patch_mesh",
     "contact_sublayer_fraction",
+    "gmsh_model_to_mesh",
 ]
 
 log = logging.getLogger(__name__)
@@ -511,6 +512,26 @@ def _quality() -> tuple[int, int, float, float, float, float, float]:
     )
 
 
+def gmsh_model_to_mesh(comm: Any, error: str | None, *, gdim: int) -> Any:
+    """Rank 0's current gmsh model as a distributed DOLFINx mesh (collective); the model is removed.
+
+    ``error`` is rank 0's meshing failure (None on success, ignored on other ranks): every rank
+    then raises it as a :class:`~emsim.errors.MeshError`.
+    """
+    import gmsh
+    from dolfinx.io import gmsh as gmshio
+
+    error = comm.bcast(error, root=0)
+    if error is not None:
+        if comm.rank == 0:
+            gmsh.model.remove()
+        raise MeshError(error)
+    data = gmshio.model_to_mesh(gmsh.model if comm.rank == 0 else None, comm, 0, gdim=gdim)
+    if comm.rank == 0:
+        gmsh.model.remove()
+    return data
+
+
 def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = None) -> PatchMesh:
     """Build, tag and distribute the mesh of a case's patch.
 
@@ -532,7 +553,6 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         MeshError: gmsh failed or a surface could not be identified.
     """
     import gmsh
-    from dolfinx.io import gmsh as gmshio
     from mpi4py import MPI
 
     from .estimate import DEFAULT_MAX_DOFS, check_resources
@@ -562,15 +582,8 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
             error = str(err)
         except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)
             error = f"gmsh failed: {err}"
-    error = comm.bcast(error, root=0)
-    if error is not None:
-        if comm.rank == 0:
-            gmsh.model.remove()
-        raise MeshError(error)
     stats = comm.bcast(stats, root=0)
-    data = gmshio.model_to_mesh(gmsh.model if comm.rank == 0 else None, comm, 0, gdim=3)
-    if comm.rank == 0:
-        gmsh.model.remove()
+    data = gmsh_model_to_mesh(comm, error, gdim=3)
     volumes, surfaces = {}, {}
     for name, group in data.physical_groups.items():
         (volumes if group.dim == 3 else surfaces)[name] = int(group.tag)

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, MeshError
+from ..errors import InputError
 
 __all__ = ["AXISYMMETRIC_QUALITY", "AxisymmetricResult", "Ring", "solve_axisymmetric"]
 
@@ -121,9 +121,8 @@ def _check(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_r
 def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_radius_m: float, quality: str, comm: Any):
     """(r, z) mesh with layer cell tags (1..) and facet tags: 1 bottom, 10 + i electrode i."""
     import gmsh
-    from dolfinx.io import gmsh as gmshio
 
-    from ..meshes.patch import edge_size_expression
+    from ..meshes.patch import edge_size_expression, gmsh_model_to_mesh
 
     width = min(r.r_outer_m - r.r_inner_m for r in rings)
     h_edge = AXISYMMETRIC_QUALITY[quality] * width
@@ -198,15 +197,7 @@ def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_ra
             gmsh.model.mesh.generate(2)
         except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)
             error = f"gmsh failed on the axisymmetric section: {err}"
-    error = comm.bcast(error, root=0)
-    if error is not None:
-        if comm.rank == 0:
-            gmsh.model.remove()
-        raise MeshError(error)
-    data = gmshio.model_to_mesh(gmsh.model if comm.rank == 0 else None, comm, 0, gdim=2)
-    if comm.rank == 0:
-        gmsh.model.remove()
-    return data
+    return gmsh_model_to_mesh(comm, error, gdim=2)
 
 
 def solve_axisymmetric(

@@ -63,9 +63,19 @@ def gram_products(
 
 def cycle_heat(
     case: Case, patch: PatchMesh, response: FrequencyResponse, syn: Synthesis, pairs: tuple, vol: np.ndarray,
-    dc: _Sample | None,
+    dc: _Sample | None, stacked: dict[str, np.ndarray] | None = None,
 ) -> CycleHeat:  # fmt: skip
-    """The cycle-averaged heat (module :mod:`emsim.solvers.heat`) of the modelled fields."""
+    """The cycle-averaged heat (module :mod:`emsim.solvers.heat`) of the modelled fields.
+
+    ``stacked``: the response's stacked samples the caller already holds (``"E"``, ``"J"``), so
+    that the large cell arrays are not stacked a second time.
+    """
+    stacked = stacked or {}
+
+    def samples(attr: str) -> np.ndarray:
+        got = stacked.get(attr)
+        return response.stacked(attr) if got is None else got
+
     w = case.waveform
     skin, sampler = response.skin, response.sampler
     unit_ms = w.rms_pulse_train(1.0) ** 2
@@ -78,8 +88,9 @@ def cycle_heat(
         G, g0 = syn.power_gram(unit_ms)
         G, g0 = G * envelope, g0 * envelope
         J0, E0, V0 = (dc.J, dc.E, dc.dV) if dc is not None else (None, None, None)
-        Q = gram_products(G, g0, response.stacked("J"), response.stacked("E"), J0, E0, pairs)
-        R = gram_products(G, g0, response.stacked("dV"), response.stacked("dV"), V0, V0, pairs)
+        Q = gram_products(G, g0, samples("J"), samples("E"), J0, E0, pairs)
+        dV = samples("dV")
+        R = gram_products(G, g0, dV, dV, V0, V0, pairs)
     robin_g = _robin_conductance(response)
     R = R * robin_g[:, None] if len(robin_g) else np.zeros((0, len(pairs)))
     n_owned = sampler.n_owned

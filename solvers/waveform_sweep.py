@@ -532,6 +532,7 @@ def _assemble(
     else:
         mez = gram_products(G, g0, E_all[:, zc], E_all[:, zc], E0z, E0z, pairs)
         mjz = gram_products(G, g0, J_all[:, zc], J_all[:, zc], J0z, J0z, pairs)
+    heat = cycle_heat(case, patch, response, syn, pairs, vol, dc, stacked={"E": E_all, "J": J_all})
     del E_all, J_all
     n_z = len(zc)
     zparts = comm.allgather((ez, jz, mez.reshape(n_z, len(pairs)), mjz.reshape(n_z, len(pairs))))
@@ -564,7 +565,7 @@ def _assemble(
         "probes": tuple(p.name for p in case.probes),
         "probe_field_per_A": series[:, n_h:].reshape(n_t, 2, len(case.probes), 3, n_c)[:, 0],
         "probe_current_density_per_A": series[:, n_h:].reshape(n_t, 2, len(case.probes), 3, n_c)[:, 1],
-        "heat": cycle_heat(case, patch, response, syn, pairs, vol, dc),
+        "heat": heat,
         "strength_duration": sd or act.StrengthDuration(),
         "target_volume_m3": case.activation.target_volume_m3,
         "zone_pulse_field_per_A": np.concatenate([p[0] for p in zparts], axis=1),
