@@ -37,6 +37,7 @@ from ..models.case import Case
 from ..models.electrodes import Electrode
 from ..models.shapes import Disk, RoundedRectangle
 from .curvature import SurfaceMap, surface_map
+from .distribute import gmsh_model_to_mesh
 
 __all__ = [
     "QUALITY_ACCURACY",
@@ -46,7 +47,6 @@ __all__ = [
     "build_gmsh_model",
     "build_patch_mesh",
     "contact_sublayer_fraction",
-    "gmsh_model_to_mesh",
 ]
 
 log = logging.getLogger(__name__)
@@ -510,26 +510,6 @@ def _quality() -> tuple[int, int, float, float, float, float, float]:
         float(np.percentile(q, 1)),
         float(q.mean()),
     )
-
-
-def gmsh_model_to_mesh(comm: Any, error: str | None, *, gdim: int) -> Any:
-    """Rank 0's current gmsh model as a distributed DOLFINx mesh (collective); the model is removed.
-
-    ``error`` is rank 0's meshing failure (None on success, ignored on other ranks): every rank
-    then raises it as a :class:`~emsim.errors.MeshError`.
-    """
-    import gmsh
-    from dolfinx.io import gmsh as gmshio
-
-    error = comm.bcast(error, root=0)
-    if error is not None:
-        if comm.rank == 0:
-            gmsh.model.remove()
-        raise MeshError(error)
-    data = gmshio.model_to_mesh(gmsh.model if comm.rank == 0 else None, comm, 0, gdim=gdim)
-    if comm.rank == 0:
-        gmsh.model.remove()
-    return data
 
 
 def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = None) -> PatchMesh:

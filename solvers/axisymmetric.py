@@ -122,7 +122,8 @@ def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_ra
     """(r, z) mesh with layer cell tags (1..) and facet tags: 1 bottom, 10 + i electrode i."""
     import gmsh
 
-    from ..meshes.patch import edge_size_expression, gmsh_model_to_mesh
+    from ..meshes.distribute import gmsh_model_to_mesh
+    from ..meshes.patch import edge_size_expression
 
     width = min(r.r_outer_m - r.r_inner_m for r in rings)
     h_edge = AXISYMMETRIC_QUALITY[quality] * width
