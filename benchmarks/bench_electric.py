@@ -14,8 +14,8 @@ import time
 import emsim  # noqa: F401
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case, read_case_table
-from emsim.solvers.electric import ElectricProblem
-from emsim.solvers.metrics import ElectricLeadField
+from emsim.solvers.electric.metrics import ElectricLeadField
+from emsim.solvers.electric.problem import ElectricProblem
 from emsim.studies.run import default_case_path
 
 

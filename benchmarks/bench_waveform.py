@@ -19,7 +19,7 @@ import emsim  # noqa: F401
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case, read_case_table
 from emsim.solvers.records import record_values
-from emsim.solvers.waveform_sweep import waveform_response
+from emsim.solvers.spectral.sweep import waveform_response
 from emsim.studies.run import default_case_path
 
 WAVEFORM = {"shape": "biphasic_symmetric", "pulse_width_us": 250, "frequency_Hz": 50, "interphase_gap_us": 50}

@@ -8,7 +8,7 @@
 Per case: dofs, wall time per stage (mesh, assembly, solver setup, solve, post-processing,
 thermal, waveform), CPU time, peak RSS of the process (and per dof), Krylov iterations, and the
 error against the closed form where one exists (the disk on a grounded slab: the exact
-Fredholm value of :func:`emsim.solvers.analytic.disk_on_grounded_slab_resistance_exact`).
+Fredholm value of :func:`emsim.solvers.reference.electric.disk_on_grounded_slab_resistance_exact`).
 The hand-written DOLFINx script (same mesh, same solver, no emsim objects in the solve) runs
 next to the toolkit on the same case, and the MPI cases run on 1 and 2 ranks, in the same run.
 The machine (CPU, cores, load average before and after) is recorded with the results: the
@@ -75,8 +75,8 @@ def _run_disk_3d(opts: dict) -> dict:
     from mpi4py import MPI
 
     from emsim.meshes.patch import build_patch_mesh
-    from emsim.solvers.electric import ElectricProblem
-    from emsim.solvers.metrics import ElectricLeadField
+    from emsim.solvers.electric.metrics import ElectricLeadField
+    from emsim.solvers.electric.problem import ElectricProblem
 
     case, ref = _disk_case(opts)
     comm = MPI.COMM_WORLD
@@ -115,7 +115,7 @@ def _run_disk_hand(opts: dict) -> dict:
     from petsc4py import PETSc
 
     from emsim.meshes.patch import build_patch_mesh
-    from emsim.solvers.linear import resolve_method
+    from emsim.solvers.linalg.ksp import resolve_method
 
     case, ref = _disk_case(opts)
     comm = MPI.COMM_WORLD
@@ -191,8 +191,8 @@ def _run_disk_hand(opts: dict) -> dict:
 
 
 def _run_disk_axi(opts: dict) -> dict:
-    from emsim.solvers.analytic import disk_on_grounded_slab_resistance_exact
-    from emsim.solvers.axisymmetric import Ring, solve_axisymmetric
+    from emsim.solvers.electric.axisymmetric import Ring, solve_axisymmetric
+    from emsim.solvers.reference.electric import disk_on_grounded_slab_resistance_exact
 
     ref = disk_on_grounded_slab_resistance_exact(DISK["sigma_S_per_m"], DISK["radius_m"], DISK["depth_m"])
     t0 = time.perf_counter()

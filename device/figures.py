@@ -58,7 +58,7 @@ class FigureSet:
         current_for_target_A: current activating the stated target volume [A] (inf: none).
         exclusion_ratio_per_A: largest value / limit over the head's exclusion zones per A of
             peak current (the zones' plateau r.m.s. field and current density are linear in I).
-        sensory_threshold_A: current at which sensation begins (solvers/sensory.py) [A] (inf: none).
+        sensory_threshold_A: current at which sensation begins (solvers/physiology/sensory.py) [A] (inf: none).
         thermal_absent, activation_absent, exclusion_absent, comfort_absent: why a rule cannot
             be evaluated.
     """
@@ -146,7 +146,7 @@ def energy_per_pulse_mJ_per_A2(waveform: Waveform) -> float:
 
 
 def _cem43_grid(result: CaseResult, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from ..solvers.thermal import _trapezoid_cem43
+    from ..solvers.thermal.session import _trapezoid_cem43
 
     th = result.thermal
     n = math.ceil(math.log(1.0 / _CEM43_GRID_MIN) / math.log(CEM43_GRID_STEP)) + 1

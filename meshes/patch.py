@@ -6,7 +6,7 @@ electrode as the pad's top face. An electrode without gel is a patch imprinted o
 surface. A curved patch (``[patch] shape = "cylinder" | "sphere"``) is this flat mesh with its
 node coordinates mapped onto the curved skin after meshing (:mod:`emsim.meshes.curvature`), so
 every tag below survives. When an electrode has both a gel pad and a contact impedance, its pad is split into a
-lower *contact sublayer* and the gel above it (see :mod:`emsim.solvers.electric`).
+lower *contact sublayer* and the gel above it (see :mod:`emsim.solvers.electric.problem`).
 
 Every volume and surface is a named physical group:
 

@@ -156,7 +156,7 @@ class SolverSettings:
         quasi_static_frequency_Hz: frequency [Hz] at which dispersive (Cole-Cole) tissues are
             evaluated for the quasi-static solve.
         waveform_frequencies: most frequencies (3-D solves) the waveform sweep may sample; it
-            stops with an error naming this past it (emsim.solvers.waveform_sweep).
+            stops with an error naming this past it (emsim.solvers.spectral.sweep).
         waveform_tolerance: the sweep adds frequencies, one where its rational (AAA) model is
             least certain, until its error estimate (the model against the model one support
             point before) is below this.
@@ -215,11 +215,11 @@ class ActivationSettings:
             (case file ``onset_volume_mm3``, default 1 mm^3): the motor threshold current is the
             smallest current putting this volume of target muscle above its fibre-field
             threshold, the sensory threshold current the smallest putting this volume of dermis
-            above the sensory threshold (:mod:`emsim.solvers.sensory`). The same volume for
+            above the sensory threshold (:mod:`emsim.solvers.physiology.sensory`). The same volume for
             both, so that their ratio compares like with like; a reporting choice.
         sensory_rheobase_field_V_per_m: rheobase field of the cutaneous afferent terminals in
             the dermis [V/m] (case file ``sensory_rheobase_field_V_per_m``, default 8.3): an
-            ESTIMATE, see :data:`emsim.solvers.sensory.DEFAULT_SENSORY_RHEOBASE_FIELD_V_PER_M`.
+            ESTIMATE, see :data:`emsim.solvers.physiology.sensory.DEFAULT_SENSORY_RHEOBASE_FIELD_V_PER_M`.
     """
 
     target_volume_m3: float = quantity("target_volume_cm3", to_si=1e-6, low=0.0, high=1000.0, default=0.5e-6)

@@ -4,7 +4,7 @@ A zone (case file ``[[exclusion]]``) is a CYLINDER of tissue: the points within 
 (measured along the skin, from ``center_mm`` on the skin surface) and from the skin surface down
 to ``depth_mm``. Gel pads are not part of it. Its limits ``field_max_V_per_m`` and
 ``current_density_max_A_per_m2`` (at least one) are compared, by
-:mod:`emsim.solvers.exclusion`, with the largest r.m.s. value over the zone's cells: the d.c.
+:mod:`emsim.solvers.electric.exclusion`, with the largest r.m.s. value over the zone's cells: the d.c.
 value for a d.c. case, the r.m.s. over the pulse train at the plateau of the on/off cycle for a
 waveform (the peak values at the pulse are reported beside it).
 

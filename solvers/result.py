@@ -20,10 +20,11 @@ import numpy as np
 
 from ..meshes.patch import PatchMesh
 from ..models.case import Case
-from .electric import ChannelSolution, ElectricProblem
-from .exclusion import ExclusionMetrics, ZoneLeadField
-from .iec import IECFigures, iec_figures
-from .metrics import ElectricLeadField, ElectricMetrics
+from .electric.exclusion import ExclusionMetrics, ZoneLeadField
+from .electric.iec import IECFigures, iec_figures
+from .electric.metrics import ElectricLeadField, ElectricMetrics
+from .electric.problem import ChannelSolution, ElectricProblem
+from .physiology.sensory import ComfortMetrics
 from .records import (
     Absent,
     is_present,
@@ -32,9 +33,8 @@ from .records import (
     record_values,
     summary_rows,
 )
-from .sensory import ComfortMetrics
-from .thermal import ThermalMetrics, ThermalResult
-from .waveform import ActivationMetrics, WaveformLeadField, WaveformMetrics
+from .spectral.waveform import ActivationMetrics, WaveformLeadField, WaveformMetrics
+from .thermal.session import ThermalMetrics, ThermalResult
 
 __all__ = ["CaseMetrics", "CaseResult"]
 
@@ -53,7 +53,7 @@ class CaseMetrics:
         thermal: heating over the session (None without ``[thermal]``, :class:`Absent` off the
             case's current ratios).
         iec: the output figures per electrode (IEC 60601-2-10, FDA 510(k) table).
-        comfort: sensory and motor thresholds and their ratio (:mod:`emsim.solvers.sensory`;
+        comfort: sensory and motor thresholds and their ratio (:mod:`emsim.solvers.physiology.sensory`;
             :class:`Absent` for a d.c. case).
         exclusion: the exclusion-zone fields and pass (None without ``[[exclusion]]``).
     """
@@ -199,7 +199,7 @@ class CaseResult:
         body = m.to_json()
         definitions, absent = body.pop("definitions"), body.pop("absent")
         from .. import __version__
-        from .conductivity import conductivity_summary
+        from .electric.conductivity import conductivity_summary
 
         out: dict[str, Any] = {
             "case": self.case.name,

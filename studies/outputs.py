@@ -28,7 +28,7 @@ import numpy as np
 from ..models import Case
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
-from ..solvers.thermal import ThermalResult
+from ..solvers.thermal.session import ThermalResult
 
 __all__ = [
     "geometry_picture",
@@ -70,7 +70,7 @@ def write_electric_fields(result: CaseResult, folder: Path, currents_A: Currents
     """``electric.xdmf``: mesh, volume tags, potential (P1) [V], E [V/m], J [A/m^2]; collective."""
     from dolfinx import fem, io
 
-    from ..solvers.electrodes import cell_gradients, current_density
+    from ..solvers.electric.electrodes import cell_gradients, current_density
 
     mesh = result.mesh.mesh
     phi = result.potential(currents_A)

@@ -63,8 +63,8 @@ def solve_case(
 
     from ..meshes.estimate import DEFAULT_MAX_DOFS, check_resources
     from ..meshes.patch import build_patch_mesh
-    from ..solvers.electric import ElectricProblem
-    from ..solvers.metrics import ElectricLeadField
+    from ..solvers.electric.metrics import ElectricLeadField
+    from ..solvers.electric.problem import ElectricProblem
 
     comm = comm or MPI.COMM_WORLD
     timings: dict[str, float] = {}
@@ -101,7 +101,7 @@ def solve_case(
     patch, problem, solutions, electric = cached["patch"], cached["problem"], cached["solutions"], cached["electric"]
     waveform = None
     if case.waveform is not None:
-        from ..solvers.waveform_sweep import FrequencyResponse, waveform_response
+        from ..solvers.spectral.sweep import FrequencyResponse, waveform_response
 
         progress("waveform response (frequency sweep)")
         t1 = time.perf_counter()
@@ -115,7 +115,7 @@ def solve_case(
         timings["waveform_s"] = time.perf_counter() - t1
     thermal = None
     if case.thermal is not None:
-        from ..solvers.thermal import session_heating
+        from ..solvers.thermal.session import session_heating
 
         progress("heating (Pennes bioheat over the session)")
         t1 = time.perf_counter()

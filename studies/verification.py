@@ -1,7 +1,7 @@
 """Verification cases: emsim's electric solver against closed-form solutions.
 
 Each case is an ordinary case table (so it exercises the same path as a user's case) with a
-reference value from :mod:`emsim.solvers.analytic` and a tolerance.
+reference value from :mod:`emsim.solvers.reference.electric` and a tolerance.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError, VerificationError
 from ..models import Case, parse_case
-from ..solvers import analytic
+from ..solvers.reference import electric as analytic
 
 __all__ = ["VERIFICATION_CASES", "VerificationRow", "column_case", "disk_on_slab_case", "run_verification"]
 
@@ -56,7 +56,7 @@ def disk_on_slab_case(
 
     Returns:
         The case (1 mA into the disk) and the reference resistance [ohm]
-        (:func:`emsim.solvers.analytic.disk_on_grounded_slab_resistance_exact`).
+        (:func:`emsim.solvers.reference.electric.disk_on_grounded_slab_resistance_exact`).
     """
     width_mm = 5 * depth_m * 1e3
     table = {
@@ -107,7 +107,7 @@ def column_case(*, gel: bool = True, quality: str = "default", size_factor: floa
 
     Returns:
         The case and the reference series resistance [ohm]
-        (:func:`emsim.solvers.analytic.series_resistance`).
+        (:func:`emsim.solvers.reference.electric.series_resistance`).
     """
     table = _column_table(
         "verify-column" + ("-gel" if gel else "-bare"),
@@ -184,8 +184,8 @@ def _rc_column(quality: str, comm) -> list[VerificationRow]:
     import numpy as np
 
     from ..meshes.patch import build_patch_mesh
-    from ..solvers.analytic import rc_contact_periodic_voltage
-    from ..solvers.waveform_sweep import waveform_response
+    from ..solvers.reference.electric import rc_contact_periodic_voltage
+    from ..solvers.spectral.sweep import waveform_response
 
     case, r_tissue, r_contact, c_contact = rc_column_case(gel=True)
     current = case.channels[0].current_A
@@ -199,8 +199,8 @@ def _rc_column(quality: str, comm) -> list[VerificationRow]:
 
 def _rc_heat(quality: str, comm) -> list[VerificationRow]:
     from ..meshes.patch import build_patch_mesh
-    from ..solvers.analytic import rc_contact_mean_power
-    from ..solvers.waveform_sweep import waveform_response
+    from ..solvers.reference.electric import rc_contact_mean_power
+    from ..solvers.spectral.sweep import waveform_response
 
     case, _, r_contact, c_contact = rc_column_case(gel=False)
     current = case.channels[0].current_A
@@ -224,7 +224,7 @@ def _disk(quality: str, comm) -> list[VerificationRow]:
 
 def _disk_axisymmetric(quality: str, comm) -> list[VerificationRow]:
     """The disk on a slab by the axisymmetric (r, z) solver: 0.1 % at any quality."""
-    from ..solvers.axisymmetric import Ring, solve_axisymmetric
+    from ..solvers.electric.axisymmetric import Ring, solve_axisymmetric
 
     case, ref = disk_on_slab_case()
     radius = case.electrodes[0].half_extent_m[0]

@@ -11,8 +11,8 @@ from test_frequency import AREA_M2, BIPHASIC, LAYERS, SIGMA, column_table
 from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case
-from emsim.solvers import activation as act
-from emsim.solvers.waveform_sweep import waveform_response
+from emsim.solvers.physiology import activation as act
+from emsim.solvers.spectral.sweep import waveform_response
 from emsim.studies.run import solve_case
 
 from conftest import small_cheek_table

@@ -12,8 +12,8 @@ from mpi4py import MPI
 from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case
-from emsim.solvers import sensory
-from emsim.solvers.activation import DEFAULT_CHRONAXIE_S, DEFAULT_RHEOBASE_FIELD_V_PER_M
+from emsim.solvers.physiology import sensory
+from emsim.solvers.physiology.activation import DEFAULT_CHRONAXIE_S, DEFAULT_RHEOBASE_FIELD_V_PER_M
 from emsim.solvers.records import Absent
 from emsim.studies.run import solve_case
 
@@ -69,7 +69,7 @@ def test_site_metrics_report_the_target_muscle_not_the_deepest_layer():
     volume = lead.muscle_volumes_m3.sum()
     assert volume == pytest.approx(0.040 * 0.030 * 0.002, rel=1e-9)
     # The field there is larger than in the masseter 9 mm deeper (independently recomputed).
-    from emsim.solvers.electrodes import cell_gradients
+    from emsim.solvers.electric.electrodes import cell_gradients
 
     E = cell_gradients(result.mesh.mesh, [result.potential()])[0]
     n_owned = result.mesh.mesh.topology.index_map(3).size_local

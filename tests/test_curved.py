@@ -74,7 +74,7 @@ def test_curved_mesh_puts_layers_pads_and_facet_normals_on_the_radial_surfaces()
     from dolfinx import mesh as dmesh
 
     from emsim.meshes.patch import build_patch_mesh
-    from emsim.solvers.skin import skin_facets
+    from emsim.solvers.electric.skin import skin_facets
 
     case = parse_case(small_two_pad_table("sphere", 40.0))
     patch = build_patch_mesh(case)
@@ -141,8 +141,8 @@ def test_contact_sublayers_conduct_across_the_curved_pad_and_fibres_follow_the_s
     from dolfinx import mesh as dmesh
 
     from emsim.meshes.patch import build_patch_mesh
-    from emsim.solvers.activation import cell_fibres
-    from emsim.solvers.conductivity import cell_tensors, pad_normals, volume_admittivities
+    from emsim.solvers.electric.conductivity import cell_tensors, pad_normals, volume_admittivities
+    from emsim.solvers.physiology.activation import cell_fibres
 
     case = parse_case(small_two_pad_table("cylinder", 40.0))
     patch = build_patch_mesh(case)

@@ -9,7 +9,7 @@ import pytest
 from emsim.device.presets import read_presets
 from emsim.device.validate import group_key, validate
 from emsim.models.toml import dumps as to_toml
-from emsim.solvers import linear
+from emsim.solvers.linalg import ksp as linear
 
 from conftest import small_cheek_table
 

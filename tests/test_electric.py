@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from emsim.models import parse_case
-from emsim.solvers import analytic
+from emsim.solvers.reference import electric as analytic
 from emsim.studies.run import solve_case
 from emsim.studies.verification import column_case, disk_on_slab_case
 
@@ -171,7 +171,7 @@ def test_muscle_tensor_splits_gabriels_mixed_value_about_its_geometric_mean():
     # Issue 8.2: Gabriel's 0.20 S/m (10 Hz) is a mixed value, not the across value. With the
     # default low-frequency ratio 5: 0.090 across, 0.45 along (before: 0.20 across, 0.81 along).
     from emsim.models.dispersion import GABRIEL_1996
-    from emsim.solvers.conductivity import volume_admittivities
+    from emsim.solvers.electric.conductivity import volume_admittivities
 
     case = _fibrous_cheek()
     sigma = float(GABRIEL_1996["muscle"].conductivity_S_per_m(10.0))
@@ -186,7 +186,7 @@ def test_muscle_tensor_splits_gabriels_mixed_value_about_its_geometric_mean():
 
 def test_muscle_anisotropy_falls_toward_1_near_1_MHz_also_for_complex_admittivities():
     from emsim.models.dispersion import GABRIEL_1996
-    from emsim.solvers.conductivity import volume_admittivities
+    from emsim.solvers.electric.conductivity import volume_admittivities
 
     case = _fibrous_cheek(anisotropy_ratio=8.0)
     for f, low, high in ((1e4, 7.9, 8.0), (1e6, 1.0, 1.08)):

@@ -11,12 +11,12 @@ import pytest
 from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case
-from emsim.solvers.analytic import rc_contact_periodic_voltage
-from emsim.solvers.electric import ElectricProblem
-from emsim.solvers.electrodes import channel_potentials
-from emsim.solvers.frequency import FrequencyProblem
-from emsim.solvers.points import locate_points, point_gradients, point_volumes
-from emsim.solvers.waveform_sweep import waveform_response
+from emsim.solvers.electric.electrodes import channel_potentials
+from emsim.solvers.electric.points import locate_points, point_gradients, point_volumes
+from emsim.solvers.electric.problem import ElectricProblem
+from emsim.solvers.reference.electric import rc_contact_periodic_voltage
+from emsim.solvers.spectral.frequency import FrequencyProblem
+from emsim.solvers.spectral.sweep import waveform_response
 
 from conftest import small_cheek_table
 
@@ -141,7 +141,7 @@ def test_purely_resistive_case_responds_as_the_dc_solution_scaled_by_the_current
     i = resp.channel_current_A["1"]
     v = resp.channel_voltage_V["1"]
     assert np.max(np.abs(v - z_dc / 0.01 * i)) < 1e-6 * np.max(np.abs(v))
-    from emsim.solvers.metrics import ElectricLeadField
+    from emsim.solvers.electric.metrics import ElectricLeadField
 
     m_dc = ElectricLeadField.build(dc, dc.channel_unit_solutions()).at([0.01])
     m_pulse, _ = lead.at([0.01])
@@ -350,7 +350,7 @@ def test_first_phase_peak_after_a_quiet_interval_is_the_dc_peak_without_contact_
     """A capacitive contact is a short at t = 0+: the current crowds at the pad rim then."""
     import dataclasses
 
-    from emsim.solvers.metrics import ElectricLeadField
+    from emsim.solvers.electric.metrics import ElectricLeadField
 
     table = _resistive_two_pad_case()
     for e in table["electrode"]:
@@ -379,7 +379,7 @@ def test_first_phase_peak_after_a_quiet_interval_is_the_dc_peak_without_contact_
 @pytest.mark.parametrize("gel", [False, True], ids=["bare-robin-contact", "gel-thin-layer-contact"])
 def test_cycle_mean_heat_in_the_rc_column_is_the_closed_form_periodic_rc_power(gel):
     """Issue 8.3: the heat comes from the waveform's spectrum through the capacitive contact."""
-    from emsim.solvers.analytic import rc_contact_mean_power
+    from emsim.solvers.reference.electric import rc_contact_mean_power
 
     case = parse_case(column_table(gel=gel, waveform=BIPHASIC))
     lead = waveform_response(case, build_patch_mesh(case), n_frequencies=24)
@@ -504,8 +504,8 @@ def test_aaa_sweep_from_at_most_10_solves_matches_a_dense_direct_sweep():
     """
     from scipy.interpolate import CubicSpline
 
-    from emsim.solvers.rational import extend
-    from emsim.solvers.waveform_sweep import FrequencyResponse
+    from emsim.solvers.spectral.rational import extend
+    from emsim.solvers.spectral.sweep import FrequencyResponse
 
     case = parse_case(_cheek_pulse_case(6.0))
     patch = build_patch_mesh(case)

@@ -144,7 +144,7 @@ def test_the_curved_example_mesh_from_the_script_runs_and_conserves_current(tmp_
     e = res.metrics.electric
     assert e.current_conservation_error < 1e-9
     # The skin is curved: the skin surfaces lie on the sphere of radius 40 mm about (0, 0, -40 mm).
-    from emsim.solvers.skin import skin_facets
+    from emsim.solvers.electric.skin import skin_facets
 
     skin = skin_facets(case, res.mesh, {})
     r = np.linalg.norm(skin.triangles_m - np.array([0.0, 0.0, -0.04]), axis=2)

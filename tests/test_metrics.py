@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emsim.solvers.skin import disc_averaged_max
+from emsim.solvers.electric.skin import disc_averaged_max
 
 
 def test_disc_average_of_a_step_finds_the_disc_with_most_of_the_hot_side():

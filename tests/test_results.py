@@ -17,7 +17,7 @@ from emsim.models import (
     Patch,
     library,
 )
-from emsim.solvers import linear
+from emsim.solvers.linalg import ksp as linear
 from emsim.solvers.records import Absent
 
 SIGMA = {"skin": 0.465, "fat": 0.04, "muscle": 0.2}

@@ -111,7 +111,7 @@ def test_bad_study_stops_cli_before_anything_runs(tmp_path):
 
 
 def test_amplitude_axis_adds_no_solve(tmp_path):
-    from emsim.solvers.linear import SOLVES
+    from emsim.solvers.linalg.ksp import SOLVES
     from emsim.studies.sweep import run_study
 
     study = parse_study({"case": tiny_table(), "sweep": {"channel.current_mA": [2, 5, 10, 20]}})
@@ -315,7 +315,7 @@ def pulse_table() -> dict:
 
 
 def frequency_solves() -> int:
-    from emsim.solvers.linear import SOLVES
+    from emsim.solvers.linalg.ksp import SOLVES
 
     return sum(n for k, n in SOLVES.items() if "frequency" in k)
 

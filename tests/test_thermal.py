@@ -1,6 +1,6 @@
-"""Specification of the heating solver (emsim.solvers.thermal): Pennes bioheat over a session.
+"""Specification of the heating solver (emsim.solvers.thermal.session): Pennes bioheat over a session.
 
-Closed forms are in emsim.solvers.analytic_thermal; material numbers are the library's (IT'IS
+Closed forms are in emsim.solvers.reference.bioheat; material numbers are the library's (IT'IS
 v4.0). EMSIM_CI=1 only shrinks the convergence studies; nothing is skipped.
 """
 
@@ -23,12 +23,16 @@ import emsim  # noqa: F401  (orders MPI before dolfinx)
 from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import library, parse_case
-from emsim.solvers.analytic_thermal import finite_slab_rise_K, finite_slab_steady_C, uniform_rise_K
-from emsim.solvers.bioheat import PennesMaterial, blood_heat_capacity_J_per_m3K, cem43_rate
-from emsim.solvers.electric import ElectricProblem
-from emsim.solvers.pennes import PennesProblem
+from emsim.solvers.electric.problem import ElectricProblem
 from emsim.solvers.records import record_values
-from emsim.solvers.thermal import case_pennes_problem, session_heating
+from emsim.solvers.reference.bioheat import finite_slab_rise_K, finite_slab_steady_C, uniform_rise_K
+from emsim.solvers.thermal.pennes import PennesProblem
+from emsim.solvers.thermal.pennes_data import (
+    PennesMaterial,
+    blood_heat_capacity_J_per_m3K,
+    cem43_rate,
+)
+from emsim.solvers.thermal.session import case_pennes_problem, session_heating
 
 CI = os.environ.get("EMSIM_CI", "") not in ("", "0")
 MUSCLE = library()["muscle"].thermal
@@ -390,8 +394,8 @@ sys.path.insert(0, {tests!r})
 import test_thermal as t
 from emsim.models import parse_case
 from emsim.meshes.patch import build_patch_mesh
-from emsim.solvers.electric import ElectricProblem
-from emsim.solvers.thermal import session_heating
+from emsim.solvers.electric.problem import ElectricProblem
+from emsim.solvers.thermal.session import session_heating
 from emsim.solvers.records import record_values
 problem = t.slab_problem(20, source_W_per_m3=2e4)
 run = problem.run(problem.steady_state(), 1.0, 300.0, 10.0)
@@ -450,7 +454,7 @@ def _min():
 
 def test_heat_from_the_waveform_spectrum_equals_the_dc_heat_times_the_mean_square_when_resistive(tiny) -> None:
     """Issue 8.3: with resistive tissue and contact the spectral heat is the d.c. heat x <i^2>."""
-    from emsim.solvers.waveform_sweep import waveform_response
+    from emsim.solvers.spectral.sweep import waveform_response
 
     _, patch, _, _, _ = tiny
     table = copy.deepcopy(TINY)

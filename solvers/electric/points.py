@@ -6,8 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SolverError
-from ..meshes.patch import PatchMesh
+from ...errors import SolverError
+from ...meshes.patch import PatchMesh
 
 __all__ = ["locate_points", "point_gradients", "point_volumes"]
 

@@ -3,11 +3,11 @@ r"""The periodic steady-state response to a waveform, held per unit peak current
 Periodic steady state. For a waveform with period T and two-sided Fourier coefficients c_k
 (:meth:`emsim.models.waveforms.Waveform.spectrum`), any linear response X (electrode potential,
 cell field, current density) is X(t) = sum_k c_k X(f_k) exp(j 2 pi f_k t), X(-f) = conj X(f).
-The transfer X(f) is sampled by 3-D solves (:class:`~emsim.solvers.frequency.FrequencyProblem`)
+The transfer X(f) is sampled by 3-D solves (:class:`~emsim.solvers.spectral.frequency.FrequencyProblem`)
 at a few frequencies of a band holding 1/T to the truncation frequency f_N = N/T, and evaluated
-at every harmonic through a set-valued AAA rational model (:mod:`emsim.solvers.rational`; the
+at every harmonic through a set-valued AAA rational model (:mod:`emsim.solvers.spectral.rational`; the
 adaptive choice of frequencies and the error estimate are in
-:mod:`emsim.solvers.waveform_sweep`).
+:mod:`emsim.solvers.spectral.sweep`).
 
 The response of resistive paths jumps with the current, and a truncated Fourier series of a jump
 rings (Gibbs). The synthesis therefore splits off the high-frequency limit X_ref = Re X(f_N):
@@ -20,13 +20,13 @@ phase) makes that truncation error for a contact of time constant tau about
 1 / (pi^2 f_N tau) of its voltage at most (0.1 % at tau = 100 us, PW = 200 us). On the uniform
 time grid the remainder is one inverse real FFT per quantity.
 
-Fields at the pulse: the skin current density (per skin facet, :mod:`emsim.solvers.skin`), the
+Fields at the pulse: the skin current density (per skin facet, :mod:`emsim.solvers.electric.skin`), the
 muscle field and the activating function are synthesised the same way at chosen instants of the
 first pulse, through the cardinal weights of the rational model.
 
 Probes: at the case's ``[[probe]]`` points the field E = -grad phi and the current density
 J = S* E are synthesised over the whole period like the electrode potentials (see
-:mod:`emsim.solvers.points` for how a point is located).
+:mod:`emsim.solvers.electric.points` for how a point is located).
 
 Linearity. Every quantity is held per unit peak current of each channel (the last axis), so
 that :meth:`WaveformLeadField.at` gives the metrics at any channel currents without a solve.
@@ -37,7 +37,7 @@ plateau of the on/off cycle (the envelope is slow against the pulses and scales 
 r.m.s. figures and the heat include it); the tissue and the skin contact are linear (Panescu
 1994: the skin is not, at high current density).
 
-The sweep that computes all this is :func:`emsim.solvers.waveform_sweep.waveform_response`.
+The sweep that computes all this is :func:`emsim.solvers.spectral.sweep.waveform_response`.
 """
 
 from __future__ import annotations
@@ -50,10 +50,11 @@ from typing import Any
 
 import numpy as np
 
-from . import activation as act
-from .heat import CycleHeat, current_vector, firing_groups
-from .records import Absent, metric
-from .skin import PEAK_AVERAGING_RADIUS_M, DiscAverage
+from ..channels import current_vector, firing_groups
+from ..electric.skin import PEAK_AVERAGING_RADIUS_M, DiscAverage
+from ..physiology import activation as act
+from ..records import Absent, metric
+from .joule import CycleHeat
 
 __all__ = [
     "DEFAULT_N_FREQUENCIES",
@@ -67,7 +68,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Former default number of sampled frequencies of the cubic-spline sweep (kept for callers; the
-#: rational sweep starts from :data:`emsim.solvers.waveform_sweep.INITIAL_FREQUENCIES` and
+#: rational sweep starts from :data:`emsim.solvers.spectral.sweep.INITIAL_FREQUENCIES` and
 #: ``[solver] waveform_frequencies`` caps it).
 DEFAULT_N_FREQUENCIES = 24
 
@@ -206,11 +207,11 @@ class WaveformLeadField:
         target_volume_m3: the volume whose activation current is reported [m^3].
         zone_pulse_field_per_A, zone_pulse_current_density_per_A: (n_instants, n_zone_cells, 3,
             n_channels) exclusion-zone E and J at the pulse instants (cells in the order of
-            :class:`emsim.solvers.exclusion.ZoneLeadField`); ``zone_field_ms_per_A2``,
+            :class:`emsim.solvers.electric.exclusion.ZoneLeadField`); ``zone_field_ms_per_A2``,
             ``zone_current_density_ms_per_A2``: (n_zone_cells, n_pairs) their mean squares over
             the pulse train at the plateau per channel pair (``pairs``).
         dermis_field_per_A: (n_instants, n_dermis_cells, 3, n_channels) field in the skin layers
-            (:mod:`emsim.solvers.sensory`); ``dermis_volumes_m3`` their volumes.
+            (:mod:`emsim.solvers.physiology.sensory`); ``dermis_volumes_m3`` their volumes.
         onset_volume_m3: the volume at which a response begins [m^3]; ``sensory``: the sensory
             strength-duration model.
         strength_duration: the activation threshold model.
@@ -259,7 +260,7 @@ class WaveformLeadField:
         return current_vector(self.channels, currents_A)
 
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
-        """The channel currents that flow together (:func:`emsim.solvers.heat.firing_groups`)."""
+        """The channel currents that flow together (:func:`emsim.solvers.channels.firing_groups`)."""
         return firing_groups(current, self.timing)
 
     def time_course(self, currents_A: Mapping[str, float] | Sequence[float]) -> TimeCourse:
@@ -365,8 +366,8 @@ class WaveformLeadField:
         )
 
     def comfort(self, currents_A: Mapping[str, float] | Sequence[float]) -> Any:
-        """Sensory and motor thresholds and their ratio (:mod:`emsim.solvers.sensory`), or Absent."""
-        from .sensory import comfort_metrics
+        """Sensory and motor thresholds and their ratio (:mod:`emsim.solvers.physiology.sensory`), or Absent."""
+        from ..physiology.sensory import comfort_metrics
 
         current = self._current(currents_A)
         if self.waveform.shape == "dc":
@@ -434,6 +435,6 @@ class WaveformLeadField:
                 "model": self.strength_duration.model,
                 "rheobase_field_V_per_m": self.strength_duration.rheobase_field_V_per_m,
                 "chronaxie_s": self.strength_duration.chronaxie_s,
-                "note": "field thresholds are estimates (factor 2); see emsim.solvers.activation",
+                "note": "field thresholds are estimates (factor 2); see emsim.solvers.physiology.activation",
             },
         }

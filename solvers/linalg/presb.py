@@ -1,14 +1,14 @@
 """The PRESB preconditioner of the real 2x2 block form and the solver state a frequency sweep shares.
 
-These sit beside :mod:`emsim.solvers.linear`: they are linear-solver machinery, independent of
-the physics of :mod:`emsim.solvers.frequency` that uses them.
+These sit beside :mod:`emsim.solvers.linalg.ksp`: they are linear-solver machinery, independent of
+the physics of :mod:`emsim.solvers.spectral.frequency` that uses them.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from .linear import create_ksp
+from .ksp import create_ksp
 
 __all__ = ["PresbPreconditioner", "SweepState"]
 

@@ -16,7 +16,7 @@ perfusion and no metabolism.
 
 Boundaries. The problem takes its convective faces, its Dirichlet faces and its heat sources
 as tags and UFL expressions: which faces of a case are which is set up by
-:func:`emsim.solvers.thermal.case_pennes_problem`.
+:func:`emsim.solvers.thermal.session.case_pennes_problem`.
 
 Time scheme. BDF2 with a fixed step, started by a Richardson-extrapolated backward-Euler step
 (``2 BE(dt/2)^2 - BE(dt)``, second order, so that even the first minutes are second-order
@@ -26,7 +26,7 @@ instead of ringing as under Crank-Nicolson (amplification -> -1), so the tracked
 temperature and the thermal dose see no spurious oscillations. Each step solves for the
 increment, ``(a M / dt + K) dT = F - K T^n [+ (M / (2 dt)) (T^n - T^(n-1))]`` (a = 2 and 1 for
 the start, 3/2 for BDF2), with the increment zero on the Dirichlet face, so three matrices are
-assembled and factorised (MUMPS) or preconditioned (CG + GAMG above ``emsim.solvers.linear.MUMPS_MAX_DOFS``) once
+assembled and factorised (MUMPS) or preconditioned (CG + GAMG above ``emsim.solvers.linalg.ksp.MUMPS_MAX_DOFS``) once
 and reused at every step, and the basal steady state is an exact fixed point.
 
 Thermal dose (Sapareto & Dewey 1984, Int J Radiat Oncol Biol Phys 10:787):
@@ -43,10 +43,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, SolverError
-from .bioheat import PennesMaterial, PennesRun, cem43_rate
-from .bioheat import blood_heat_capacity_J_per_m3K as library_blood_heat_capacity
-from .linear import create_ksp, resolve_method, solve_checked
+from ...errors import InputError, SolverError
+from ..linalg.ksp import create_ksp, resolve_method, solve_checked
+from .pennes_data import PennesMaterial, PennesRun, cem43_rate
+from .pennes_data import blood_heat_capacity_J_per_m3K as library_blood_heat_capacity
 
 __all__ = ["PennesProblem"]
 
@@ -84,7 +84,7 @@ class PennesProblem:
         skin_tags: facet tags whose nodes form the monitored skin surface.
         monitor_cell_tags: cell tags over which rises and thermal dose are tracked (default:
             every volume).
-        method: "auto" (MUMPS up to ``emsim.solvers.linear.MUMPS_MAX_DOFS`` dofs, CG + GAMG above), "mumps" or
+        method: "auto" (MUMPS up to ``emsim.solvers.linalg.ksp.MUMPS_MAX_DOFS`` dofs, CG + GAMG above), "mumps" or
             "cg-gamg".
         rtol: relative residual tolerance of CG.
 

@@ -34,9 +34,9 @@ from typing import Any
 
 import numpy as np
 
-from ..meshes.patch import PatchMesh, contact_sublayer_fraction
-from ..models.case import Case
-from ..models.dispersion import GABRIEL_1996
+from ...meshes.patch import PatchMesh, contact_sublayer_fraction
+from ...models.case import Case
+from ...models.dispersion import GABRIEL_1996
 
 __all__ = [
     "SUBLAYER_SIDEWAYS_FRACTION",

@@ -1,9 +1,9 @@
 r"""Fourier synthesis of sampled frequency responses into the periodic steady state.
 
 The transfer X(f) of any linear response is sampled at a few frequencies, evaluated at every
-harmonic through a rational model (:mod:`emsim.solvers.rational`, linear in the samples), and
+harmonic through a rational model (:mod:`emsim.solvers.spectral.rational`, linear in the samples), and
 synthesised over one period with the high-frequency limit split off (see
-:mod:`emsim.solvers.waveform` for the method and its error terms).
+:mod:`emsim.solvers.spectral.waveform` for the method and its error terms).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
 
 __all__ = ["MAX_HARMONICS", "TRUNCATION_FACTOR", "Spectrum", "Synthesis"]
 
@@ -72,7 +72,7 @@ class Synthesis:
         instants: instants [s] where :meth:`at_instants` synthesises.
         cardinal: the frequency model: ``cardinal(f_Hz)`` is the (len(f), n_x) matrix that
             evaluates the model at f from the extended samples X~ (n_x rows; see
-            :mod:`emsim.solvers.rational`). None for a d.c. waveform.
+            :mod:`emsim.solvers.spectral.rational`). None for a d.c. waveform.
     """
 
     def __init__(self, spec: Spectrum, w: Any, instants: np.ndarray, cardinal: Callable | None = None) -> None:

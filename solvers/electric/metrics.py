@@ -8,7 +8,7 @@ evaluates the metrics at any channel currents with no solve and no communication
 currents and fields superpose linearly, Joule powers are quadratic forms.
 
 Definitions (all SI) are the ``metric`` metadata of :class:`ElectricMetrics`; see also
-:mod:`emsim.solvers.skin` for the skin current density and its disc-averaged peak.
+:mod:`emsim.solvers.electric.skin` for the skin current density and its disc-averaged peak.
 """
 
 from __future__ import annotations
@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SolverError
-from ..meshes.patch import PatchMesh
-from ..models.case import Case
-from .electric import ChannelSolution, ElectricProblem
+from ...errors import SolverError
+from ...meshes.patch import PatchMesh
+from ...models.case import Case
+from ..channels import current_vector, firing_groups
+from ..records import Absent, metric
 from .electrodes import cell_gradients, current_density
 from .exclusion import ZoneLeadField, zone_cells
-from .heat import current_vector, firing_groups
-from .records import Absent, metric
+from .problem import ChannelSolution, ElectricProblem
 from .skin import (
     PEAK_AVERAGING_RADIUS_M,
     DiscAverage,
@@ -130,7 +130,7 @@ class ElectricLeadField:
         muscle_volumes_m3: (n_cells,) volumes of those cells.
         power_W_per_A2: per volume, (n_channels, n_channels) Joule power coupling [W/A^2].
         dofs: global dofs of the potential.
-        zones: the exclusion zones' cell fields (:mod:`emsim.solvers.exclusion`), or None.
+        zones: the exclusion zones' cell fields (:mod:`emsim.solvers.electric.exclusion`), or None.
         timing: ``"simultaneous"`` channels superpose; ``"interleaved"`` ones never flow together,
             so peaks, means and fields are the largest over the channels alone and powers add
             (electrode voltages and currents are those of all channels at once, a bound).
@@ -229,7 +229,7 @@ class ElectricLeadField:
         )
 
     def currents_vector(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
-        """Channel currents [A] as a vector in channel order (:func:`emsim.solvers.heat.current_vector`)."""
+        """Channel currents [A] as a vector in channel order (:func:`emsim.solvers.channels.current_vector`)."""
         return current_vector(self.channels, currents_A)
 
     def electrode_potentials(self, current: np.ndarray) -> np.ndarray:
@@ -289,7 +289,7 @@ class ElectricLeadField:
         )
 
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
-        """The channel currents that flow together (:func:`emsim.solvers.heat.firing_groups`)."""
+        """The channel currents that flow together (:func:`emsim.solvers.channels.firing_groups`)."""
         return firing_groups(current, self.timing)
 
     def skin_picture(self, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ...errors import InputError
 
 __all__ = ["AXISYMMETRIC_QUALITY", "AxisymmetricResult", "Ring", "solve_axisymmetric"]
 
@@ -122,8 +122,8 @@ def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_ra
     """(r, z) mesh with layer cell tags (1..) and facet tags: 1 bottom, 10 + i electrode i."""
     import gmsh
 
-    from ..meshes.distribute import gmsh_model_to_mesh
-    from ..meshes.patch import edge_size_expression
+    from ...meshes.distribute import gmsh_model_to_mesh
+    from ...meshes.patch import edge_size_expression
 
     width = min(r.r_outer_m - r.r_inner_m for r in rings)
     h_edge = AXISYMMETRIC_QUALITY[quality] * width
@@ -235,7 +235,7 @@ def solve_axisymmetric(
     from mpi4py import MPI
     from petsc4py import PETSc
 
-    from .linear import create_ksp, solve_checked
+    from ..linalg.ksp import create_ksp, solve_checked
 
     _check(layers, rings, outer_radius_m)
     if quality not in AXISYMMETRIC_QUALITY:

@@ -1,7 +1,7 @@
 r"""Joule heating of a case over its treatment session: sources, boundaries, rescaling.
 
 The Pennes problem itself (physics, time scheme, thermal dose) is
-:class:`emsim.solvers.pennes.PennesProblem`; this module sets it up for a case.
+:class:`emsim.solvers.thermal.pennes.PennesProblem`; this module sets it up for a case.
 
 Joule heat. Q_J is the time average of ``J . E``: for a quasi-static field it is
 ``grad(phi) . S grad(phi)`` of the unit-current field times the mean square current, so
@@ -12,7 +12,7 @@ d.c. A bare electrode with a contact impedance r_c [ohm m^2] also dissipates
 Temperature rises scale with I_rms^2, i.e. with I^2 at a fixed waveform: one solve per case
 serves every amplitude (:meth:`ThermalResult.at`). With a waveform the heat is instead the
 cycle mean from the waveform's own spectrum through the dispersive tissues and the capacitive
-contact (:mod:`emsim.solvers.heat`); it scales with I^2 all the same.
+contact (:mod:`emsim.solvers.spectral.joule`); it scales with I^2 all the same.
 
 Boundaries. The skin and the pads lose heat to the air, ``-k dT/dn = h (T - T_air)``
 (convection plus radiation, h about 10 W/(m^2 K)), on ``skin_exposed``, every ``pad_side:E``
@@ -33,15 +33,15 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, SolverError
-from ..meshes.patch import PatchMesh
-from ..models.case import Case, ThermalSettings
-from .bioheat import cem43_rate
-from .conductivity import cell_tensors
-from .electric import ChannelSolution, ElectricProblem
-from .heat import CycleHeat
+from ...errors import InputError, SolverError
+from ...meshes.patch import PatchMesh
+from ...models.case import Case, ThermalSettings
+from ..electric.conductivity import cell_tensors
+from ..electric.problem import ChannelSolution, ElectricProblem
+from ..records import metric
+from ..spectral.joule import CycleHeat
 from .pennes import PennesProblem
-from .records import metric
+from .pennes_data import cem43_rate
 
 __all__ = [
     "ThermalMetrics",
@@ -512,7 +512,7 @@ def session_heating(
 
     From the basal steady state (the steady state with current only picks the probe nodes of
     :meth:`ThermalResult.at`). The heat is ``heat`` at the case's currents (a waveform case:
-    :mod:`emsim.solvers.heat`), else the d.c. ``(I_rms / I)^2 grad(phi) . S grad(phi)`` of
+    :mod:`emsim.solvers.spectral.joule`), else the d.c. ``(I_rms / I)^2 grad(phi) . S grad(phi)`` of
     ``solution`` plus the contact film of bare electrodes. Metrics: :class:`ThermalMetrics`.
 
     Args:

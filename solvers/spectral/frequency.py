@@ -4,7 +4,7 @@ Physics. At angular frequency w the potential phasor phi = u_re + j u_im solves
 div(S* grad phi) = 0 with the complex admittivity S* = S_re + j S_im [S/m] of every volume
 (Gabriel 1996 Cole-Cole tissues, sigma* = j w eps0 eps*(w); constant-conductivity materials
 are real; contact sublayers carry the gel and the stratum corneum R_c || C_c in series along
-z, see :func:`emsim.solvers.conductivity.volume_admittivities`). Bare electrodes with a contact
+z, see :func:`emsim.solvers.electric.conductivity.volume_admittivities`). Bare electrodes with a contact
 take the Robin condition S* grad phi . n = G (V_e - phi) with G = 1/r_c + j w c_c [S/m^2].
 
 Real 2x2 block form. PETSc is real here, so the complex problem is written for the pair
@@ -16,20 +16,20 @@ Real 2x2 block form. PETSc is real here, so the complex problem is written for t
 (plus the same pattern for the Robin terms), which is exactly the real and imaginary parts of the
 complex weak form. The matrix is not symmetric. Small problems factorise it once per frequency
 by MUMPS LU and reuse the factorisation for every electrode's unit right-hand side; large ones
-(above :data:`emsim.solvers.linear.MUMPS_MAX_DOFS`, or ``solver.method = "cg-gamg"``) use FGMRES with the
+(above :data:`emsim.solvers.linalg.ksp.MUMPS_MAX_DOFS`, or ``solver.method = "cg-gamg"``) use FGMRES with the
 PRESB block preconditioner (two CG + GAMG solves with K_r + K_i per application; see
-:class:`~emsim.solvers.presb.PresbPreconditioner`), set up once per frequency; a waveform sweep
+:class:`~emsim.solvers.linalg.presb.PresbPreconditioner`), set up once per frequency; a waveform sweep
 shares the matrix, the preconditioner (GAMG interpolation reused) and the KSP across its
 frequencies and starts every solve from the previous frequency's field
-(:class:`~emsim.solvers.presb.SweepState`). Unit fields,
+(:class:`~emsim.solvers.linalg.presb.SweepState`). Unit fields,
 consistent currents and the complex admittance matrix Y(f) [S] follow the d.c. problem (lead
-fields, :mod:`emsim.solvers.electrodes`: one unit solve per electrode, any channel set by
+fields, :mod:`emsim.solvers.electric.electrodes`: one unit solve per electrode, any channel set by
 superposition). Frequency 0 means d.c.: the
 real conductivities at ``solver.quasi_static_frequency_Hz`` and G = 1/r_c (the capacitance
 blocks nothing at d.c., the resistive path carries it).
 
 The periodic steady-state response to a waveform, built on these problems, is in
-:mod:`emsim.solvers.waveform`.
+:mod:`emsim.solvers.spectral.waveform`.
 """
 
 from __future__ import annotations
@@ -41,20 +41,20 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, SolverError
-from ..meshes.patch import PatchMesh
-from ..models.case import Case
-from .conductivity import (
+from ...errors import InputError, SolverError
+from ...meshes.patch import PatchMesh
+from ...models.case import Case
+from ..electric.conductivity import (
     form_metadata,
     form_tensor,
     pad_normals,
     point_tensors,
     volume_admittivities,
 )
-from .electrodes import ElectrodeSystem, cell_gradients, current_density
-from .linear import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
-from .points import point_gradients
-from .presb import PresbPreconditioner, SweepState
+from ..electric.electrodes import ElectrodeSystem, cell_gradients, current_density
+from ..electric.points import point_gradients
+from ..linalg.ksp import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
+from ..linalg.presb import PresbPreconditioner, SweepState
 
 __all__ = ["FrequencyProblem"]
 
@@ -68,7 +68,7 @@ class FrequencyProblem:
         case: the case.
         patch: its tagged mesh.
         frequency_Hz: frequency [Hz], >= 0 (0: d.c., see the module doc).
-        sweep: optional :class:`~emsim.solvers.presb.SweepState` shared by the problems of one
+        sweep: optional :class:`~emsim.solvers.linalg.presb.SweepState` shared by the problems of one
             frequency sweep: they then share the function space, the pad normals, the matrix
             (same sparsity, re-assembled in place), the PRESB preconditioner and the KSPs, and
             start each unit solve from the previous frequency's unit field. ``close`` leaves
@@ -328,7 +328,7 @@ class FrequencyProblem:
             phi: a blocked (re, im) phasor Function.
             points_m: (n, 3) points [m].
             cells: their cells from :func:`locate_points`.
-            volumes: their volume names (:func:`~emsim.solvers.points.point_volumes`).
+            volumes: their volume names (:func:`~emsim.solvers.electric.points.point_volumes`).
         """
         g = point_gradients(self.patch.mesh, [phi[0], phi[1]], self.case.mesh.degree, points_m, cells)
         E = g[0] + 1j * g[1]

@@ -8,7 +8,7 @@ with J and E the phasor fields per unit current at the harmonic f_k (dispersive 
 capacitive contact at that frequency) and <e^2> the mean square of the on/off envelope (ramps
 included). J and E at every harmonic are those of the sweep's rational model (linear in the
 sampled fields), so the sum is a Gram form of the sampled fields: the product of the modelled
-fields, not a model of the product (:meth:`emsim.solvers.synthesis.Synthesis.power_gram`). The capacitance of a contact stores
+fields, not a model of the product (:meth:`emsim.solvers.spectral.synthesis.Synthesis.power_gram`). The capacitance of a contact stores
 and returns energy: only Re(y_c) dissipates, so a contact sublayer heats with
 Re(1 / sigma_n) and a bare electrode's Robin contact with Re(G) |V_e - phi|^2 per area.
 
@@ -20,54 +20,15 @@ currents as a quadratic form.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..meshes.patch import PatchMesh
+from ...meshes.patch import PatchMesh
 
-__all__ = ["CycleHeat", "channel_pairs", "current_vector", "firing_groups", "pair_products"]
-
-
-def current_vector(channels: Sequence[str], currents_A: Any) -> np.ndarray:
-    """Channel currents [A] as a vector in channel order, checked.
-
-    Args:
-        channels: the channel names, in case order.
-        currents_A: a mapping by channel name (channels left out are at 0 A) or one value per
-            channel in case order.
-
-    Raises:
-        InputError: an unknown channel name, or a vector of the wrong length.
-    """
-    from ..errors import InputError
-
-    if isinstance(currents_A, Mapping):
-        unknown = set(currents_A) - set(channels)
-        if unknown:
-            raise InputError("channel", sorted(unknown), f"one of {', '.join(channels)}")
-        return np.array([float(currents_A.get(c, 0.0)) for c in channels])
-    vec = np.asarray(currents_A, dtype=float).reshape(-1)
-    if len(vec) != len(channels):
-        raise InputError("channel_currents_A", vec.tolist(), f"{len(channels)} values, one per channel")
-    return vec
-
-
-def firing_groups(current: np.ndarray, timing: str) -> list[np.ndarray]:
-    """The channel currents that flow together: all when simultaneous, one by one interleaved."""
-    if timing == "simultaneous" or len(current) == 1:
-        return [current]
-    return [np.where(np.arange(len(current)) == c, current, 0.0) for c in range(len(current))]
-
-
-def channel_pairs(n_channels: int, timing: str) -> tuple[tuple[int, int], ...]:
-    """The channel pairs whose products heat: (c, c), and (c, d), c < d, for simultaneous channels."""
-    pairs = [(c, c) for c in range(n_channels)]
-    if timing == "simultaneous":
-        pairs += [(c, d) for c in range(n_channels) for d in range(c + 1, n_channels)]
-    return tuple(pairs)
+__all__ = ["CycleHeat", "pair_products"]
 
 
 def pair_products(a: Sequence[np.ndarray], b: Sequence[np.ndarray], pairs: Sequence[tuple[int, int]]) -> np.ndarray:

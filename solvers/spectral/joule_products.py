@@ -1,7 +1,7 @@
 """Cycle-mean products of the modelled fields of a frequency response: Joule heat, mean squares.
 
-Split from :mod:`emsim.solvers.waveform_sweep`: the heat of a waveform is the period mean of
-products of the modelled transfers (:meth:`emsim.solvers.synthesis.Synthesis.power_gram`), never
+Split from :mod:`emsim.solvers.spectral.sweep`: the heat of a waveform is the period mean of
+products of the modelled transfers (:meth:`emsim.solvers.spectral.synthesis.Synthesis.power_gram`), never
 a model of the product.
 """
 
@@ -11,13 +11,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .heat import CycleHeat, pair_products
+from .joule import CycleHeat, pair_products
 
 if TYPE_CHECKING:
-    from ..meshes.patch import PatchMesh
-    from ..models.case import Case
+    from ...meshes.patch import PatchMesh
+    from ...models.case import Case
+    from .sweep import FrequencyResponse, _Sample
     from .synthesis import Synthesis
-    from .waveform_sweep import FrequencyResponse, _Sample
 
 __all__ = ["cycle_heat", "gram_products"]
 
@@ -29,8 +29,8 @@ def gram_products(
     """Period means of products a_c . b_d per entity and channel pair, from the samples.
 
     Re(sum_ij G_ij A~_i . conj B~_j) + g0 Re(A0 . conj B0) with A~ = [A; conj A] the extended
-    samples (:meth:`~emsim.solvers.synthesis.Synthesis.power_gram`); a cross pair gets both
-    orders, as :func:`emsim.solvers.heat.pair_products`.
+    samples (:meth:`~emsim.solvers.spectral.synthesis.Synthesis.power_gram`); a cross pair gets both
+    orders, as :func:`emsim.solvers.spectral.joule.pair_products`.
 
     Args:
         G: (2 m, 2 m) Gram matrix.
@@ -65,7 +65,7 @@ def cycle_heat(
     case: Case, patch: PatchMesh, response: FrequencyResponse, syn: Synthesis, pairs: tuple, vol: np.ndarray,
     dc: _Sample | None, stacked: dict[str, np.ndarray] | None = None,
 ) -> CycleHeat:  # fmt: skip
-    """The cycle-averaged heat (module :mod:`emsim.solvers.heat`) of the modelled fields.
+    """The cycle-averaged heat (module :mod:`emsim.solvers.spectral.joule`) of the modelled fields.
 
     ``stacked``: the response's stacked samples the caller already holds (``"E"``, ``"J"``), so
     that the large cell arrays are not stacked a second time.

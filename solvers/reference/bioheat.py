@@ -1,4 +1,4 @@
-r"""Closed-form Pennes bioheat solutions used to verify :mod:`emsim.solvers.thermal`.
+r"""Closed-form Pennes bioheat solutions used to verify :mod:`emsim.solvers.thermal.session`.
 
 All functions are plain numpy (no DOLFINx) and SI: lengths in m, times in s, temperatures in
 C (only differences matter), heat sources in W/m^3.

@@ -9,7 +9,7 @@ follow at any channel currents with no solve:
 
 * d.c.: max over the zone's cells of |E| and |J| (simultaneous channels superposed; interleaved
   channels each alone, the largest);
-* with a waveform (:mod:`emsim.solvers.waveform`): the same at the pulse instants (dense at the
+* with a waveform (:mod:`emsim.solvers.spectral.waveform`): the same at the pulse instants (dense at the
   phase edges), and the r.m.s. of |E| and |J| over the pulse train at the plateau of the on/off
   cycle, per cell, from the waveform's spectrum by Parseval (mean-square products per channel
   pair, interleaved channels adding without cross terms), the max over the cells.
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from ..models.case import Case
-from .heat import firing_groups
-from .records import Absent, metric
+from ...models.case import Case
+from ..channels import firing_groups
+from ..records import Absent, metric
 
 __all__ = ["ExclusionMetrics", "ZoneLeadField", "zone_cells"]
 
@@ -79,7 +79,7 @@ class ZoneLeadField:
             None (d.c. case).
         pulse_current_density_per_A: the same for J.
         field_ms_per_A2: (n_cells, n_pairs) mean square of |E| over the pulse train per channel
-            pair [V^2/m^2 per A^2] (pairs of :func:`emsim.solvers.heat.channel_pairs`), or None.
+            pair [V^2/m^2 per A^2] (pairs of :func:`emsim.solvers.channels.channel_pairs`), or None.
         current_density_ms_per_A2: the same for |J| [A^2/m^4 per A^2].
         pairs: the channel pairs of the mean-square products.
     """

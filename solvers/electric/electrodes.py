@@ -27,9 +27,9 @@ from typing import Any
 
 import numpy as np
 
-from ..meshes.patch import PatchMesh
-from ..models.case import Case
-from ..models.electrodes import Channel
+from ...meshes.patch import PatchMesh
+from ...models.case import Case
+from ...models.electrodes import Channel
 
 __all__ = [
     "ElectrodeSystem",
@@ -168,7 +168,7 @@ def current_density(patch: PatchMesh, E: np.ndarray, admittivity: Mapping[str, n
     """J = S E per cell [A/m^2] from the field E [V/m] and the admittivity tensor of each volume.
 
     On a curved patch each cell's tensor is rotated into its local frame at the cell centroid
-    (:func:`emsim.solvers.conductivity.cell_tensors`).
+    (:func:`emsim.solvers.electric.conductivity.cell_tensors`).
     """
     from .conductivity import cell_tensors
 

@@ -1,11 +1,11 @@
 r"""Electro-quasistatic current flow with equipotential electrodes, by linearity.
 
 Physics. In the tissue, gel and contact sublayers the potential phi [V] satisfies
-div(S grad phi) = 0 with S the conductivity tensor [S/m] (:mod:`emsim.solvers.conductivity`);
+div(S grad phi) = 0 with S the conductivity tensor [S/m] (:mod:`emsim.solvers.electric.conductivity`);
 outer faces are insulated (S grad phi . n = 0) except the metal electrodes and, for a grounded
 channel, the deep face (phi = 0).
 
-Electrodes (:mod:`emsim.solvers.electrodes`): equipotential metal, a Dirichlet face on a gel pad
+Electrodes (:mod:`emsim.solvers.electric.electrodes`): equipotential metal, a Dirichlet face on a gel pad
 or bare without contact, a Robin condition for a bare electrode with a contact impedance; under
 a gel pad the contact impedance is a *thin layer*, the contact sublayer, conducting only across it (exact normal resistance,
 verified by the 1-D column; it tends to the interface condition as h / (pad size) -> 0).
@@ -26,13 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import SolverError
-from ..meshes.patch import PatchMesh
-from ..models.case import Case
-from ..models.electrodes import Channel
+from ...errors import SolverError
+from ...meshes.patch import PatchMesh
+from ...models.case import Case
+from ...models.electrodes import Channel
+from ..linalg.ksp import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
 from .conductivity import form_metadata, form_tensor, pad_normals, volume_admittivities
 from .electrodes import ElectrodeSystem, channel_potentials
-from .linear import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
 
 __all__ = ["ChannelSolution", "ElectricProblem"]
 

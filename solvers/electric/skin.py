@@ -31,8 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from ..meshes.patch import PatchMesh
-from ..models.case import Case
+from ...meshes.patch import PatchMesh
+from ...models.case import Case
 
 __all__ = [
     "PEAK_AVERAGING_RADIUS_M",

@@ -1,7 +1,7 @@
 r"""Comfort: where the skin feels the pulse before the muscle contracts.
 
 Facial stimulation is limited by what the skin feels before the target muscle contracts. Next to
-the motor estimate (:mod:`emsim.solvers.activation`) this module estimates when the cutaneous
+the motor estimate (:mod:`emsim.solvers.physiology.activation`) this module estimates when the cutaneous
 afferents in the dermis begin to fire, and reports both thresholds and their ratio
 (:class:`ComfortMetrics`): a design with a lower motor / sensory threshold ratio reaches the
 muscle with less sensation, i.e. is the better electrode.
@@ -24,12 +24,12 @@ Physics and assumptions.
   properties), and that the sensory axons' longer time constant (their larger persistent Na
   conductance, the explanation Mogyoros et al. give) lowers their rheobase in proportion:
   E_rh,s = E_rh,m c_m / c_s = 12 x 460 / 665 = 8.3 V/m, with the motor rheobase field estimate of
-  :data:`emsim.solvers.activation.DEFAULT_RHEOBASE_FIELD_V_PER_M` (itself about a factor 2
+  :data:`emsim.solvers.physiology.activation.DEFAULT_RHEOBASE_FIELD_V_PER_M` (itself about a factor 2
   uncertain). At 250 us this gives 30 V/m sensory against 34 V/m motor.
 * Onset: a response BEGINS when a stated small volume (``[activation] onset_volume_mm3``,
   default 1 mm^3, the same for both) is above its threshold. Fields are linear in the current,
   so the threshold current is E_th / q with q the field per ampere at which the cumulative volume
-  of the cells, strongest first, reaches that volume (:func:`emsim.solvers.activation.
+  of the cells, strongest first, reaches that volume (:func:`emsim.solvers.physiology.activation.
   current_for_volume_A`); the field is the largest over the pulse instants (dense at the phase
   edges, where a capacitive contact crowds the current at the pad rim). The motor threshold uses
   the field ALONG the fibres of the target muscle, as the activation estimate does.
@@ -48,10 +48,10 @@ from typing import Any
 
 import numpy as np
 
-from ..models.case import Case
-from ..models.tissues import library
+from ...models.case import Case
+from ...models.tissues import library
+from ..records import Absent, metric
 from . import activation as act
-from .records import Absent, metric
 
 __all__ = [
     "DEFAULT_SENSORY_CHRONAXIE_S",

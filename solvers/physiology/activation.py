@@ -42,8 +42,8 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..models.case import Case
+from ...errors import InputError
+from ...models.case import Case
 
 __all__ = [
     "DEFAULT_CHRONAXIE_S",
@@ -214,7 +214,7 @@ def _l2_projection(mesh, Q, m_form, b_form):
     A.destroy()
     b.destroy()
     if reason < 0:
-        from ..errors import SolverError
+        from ...errors import SolverError
 
         raise SolverError(f"activating function: projection did not converge (PETSc reason {reason})")
     g.x.scatter_forward()

@@ -2,11 +2,11 @@
 
 :class:`FrequencyResponse` is the case's response per unit current of each channel at any
 frequency, independent of the waveform: 3-D solves of the frequency problem
-(:class:`~emsim.solvers.frequency.FrequencyProblem`) at a few frequencies, and one set-valued AAA
-rational model (:mod:`emsim.solvers.rational`) of every sampled quantity over a wide band.
-:func:`waveform_response` synthesises every quantity of :class:`~emsim.solvers.waveform.
-WaveformLeadField` for a waveform from it (method: :mod:`emsim.solvers.waveform`,
-:mod:`emsim.solvers.synthesis`, :mod:`emsim.solvers.heat`); another waveform on the same
+(:class:`~emsim.solvers.spectral.frequency.FrequencyProblem`) at a few frequencies, and one set-valued AAA
+rational model (:mod:`emsim.solvers.spectral.rational`) of every sampled quantity over a wide band.
+:func:`waveform_response` synthesises every quantity of :class:`~emsim.solvers.spectral.waveform.
+WaveformLeadField` for a waveform from it (method: :mod:`emsim.solvers.spectral.waveform`,
+:mod:`emsim.solvers.spectral.synthesis`, :mod:`emsim.solvers.spectral.joule`); another waveform on the same
 geometry reuses the response without a 3-D solve (the band is extended, with solves, only when
 the waveform's spectrum reaches beyond it).
 
@@ -50,21 +50,28 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, SolverError
-from ..meshes.patch import PatchMesh
-from ..models.case import Case
-from . import activation as act
-from .electrodes import channel_potentials
-from .exclusion import zone_cells
+from ...errors import InputError, SolverError
+from ...meshes.patch import PatchMesh
+from ...models.case import Case
+from ..channels import channel_pairs
+from ..electric.electrodes import channel_potentials
+from ..electric.exclusion import zone_cells
+from ..electric.metrics import ElectricLeadField, cell_volumes
+from ..electric.points import locate_points, point_volumes
+from ..electric.skin import (
+    PEAK_AVERAGING_RADIUS_M,
+    DiscAverage,
+    SkinFacets,
+    gather_facets,
+    skin_facets,
+)
+from ..linalg.presb import SweepState
+from ..physiology import activation as act
+from ..physiology.sensory import dermis_cells, sensory_model
 from .frequency import FrequencyProblem
-from .heat import channel_pairs, pair_products
-from .metrics import ElectricLeadField, cell_volumes
-from .points import locate_points, point_volumes
-from .presb import SweepState
+from .joule import pair_products
+from .joule_products import cycle_heat, gram_products
 from .rational import RationalModel, extend, fit_set_valued_aaa
-from .response_heat import cycle_heat, gram_products
-from .sensory import dermis_cells, sensory_model
-from .skin import PEAK_AVERAGING_RADIUS_M, DiscAverage, SkinFacets, gather_facets, skin_facets
 from .synthesis import TRUNCATION_FACTOR, Spectrum, Synthesis
 from .waveform import WaveformLeadField, pulse_instants
 

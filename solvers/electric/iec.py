@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..models.case import Case
+from ...models.case import Case
+from ..records import Absent, metric
 from .metrics import ElectricLeadField
-from .records import Absent, metric
 
 __all__ = ["IECFigures", "iec_figures"]
 

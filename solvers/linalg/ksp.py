@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import InputError
+from ...errors import InputError
 
 __all__ = [
     "METHODS",
@@ -152,7 +152,7 @@ def solve_checked(ksp: Any, b: Any, x: Any, what: str) -> int:
     Returns:
         The iteration count.
     """
-    from ..errors import SolverError
+    from ...errors import SolverError
 
     key = (ksp.getOptionsPrefix() or "").rstrip("_")
     SOLVES[key] = SOLVES.get(key, 0) + 1

@@ -1,0 +1,54 @@
+"""The channels of a case as the solvers see them: current vectors, firing groups, heating pairs.
+
+Channels either fire together (``simultaneous``: their fields add, so products of two channels'
+fields have cross terms) or one after another (``interleaved``: never overlapping in time, so
+their heats add with no cross terms).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError
+
+__all__ = ["channel_pairs", "current_vector", "firing_groups"]
+
+
+def current_vector(channels: Sequence[str], currents_A: Any) -> np.ndarray:
+    """Channel currents [A] as a vector in channel order, checked.
+
+    Args:
+        channels: the channel names, in case order.
+        currents_A: a mapping by channel name (channels left out are at 0 A) or one value per
+            channel in case order.
+
+    Raises:
+        InputError: an unknown channel name, or a vector of the wrong length.
+    """
+    if isinstance(currents_A, Mapping):
+        unknown = set(currents_A) - set(channels)
+        if unknown:
+            raise InputError("channel", sorted(unknown), f"one of {', '.join(channels)}")
+        return np.array([float(currents_A.get(c, 0.0)) for c in channels])
+    vec = np.asarray(currents_A, dtype=float).reshape(-1)
+    if len(vec) != len(channels):
+        raise InputError("channel_currents_A", vec.tolist(), f"{len(channels)} values, one per channel")
+    return vec
+
+
+def firing_groups(current: np.ndarray, timing: str) -> list[np.ndarray]:
+    """The channel currents that flow together: all when simultaneous, one by one interleaved."""
+    if timing == "simultaneous" or len(current) == 1:
+        return [current]
+    return [np.where(np.arange(len(current)) == c, current, 0.0) for c in range(len(current))]
+
+
+def channel_pairs(n_channels: int, timing: str) -> tuple[tuple[int, int], ...]:
+    """The channel pairs whose products heat: (c, c), and (c, d), c < d, for simultaneous channels."""
+    pairs = [(c, c) for c in range(n_channels)]
+    if timing == "simultaneous":
+        pairs += [(c, d) for c in range(n_channels) for d in range(c + 1, n_channels)]
+    return tuple(pairs)
