@@ -433,7 +433,8 @@ def test_the_case_file_reference_names_every_key_the_parser_allows():
         finally:
             del table["zzz_unknown"]
         for key in keys:
-            named = f"`{key}`" in text or f"`{key}." in text  # gel = {...} is documented as gel.material, ...
+            # gel = {...} is documented as gel.material, gel.thickness_mm, ...
+            named = any(f"`{k}" in text for k in (f"{key}`", f"{key}.", f"{name}.{key}`"))
             assert named, f"docs/case-file.md does not name the {name or 'top-level'} key {key}"
 
 
@@ -452,3 +453,14 @@ def _no_stray_outputs():
     before = set(os.listdir(ROOT))
     yield
     assert set(os.listdir(ROOT)) - before <= {".pytest_cache"}
+
+
+def test_the_device_page_lists_every_rule_and_every_limit_with_its_default():
+    from emsim.device.rules import LIMITS, RULES
+
+    text = (ROOT / "docs" / "device.md").read_text("utf-8")
+    for rule in RULES:
+        assert f"| `{rule.name}` | {rule.kind}" in text, f"docs/device.md: rule {rule.name} ({rule.kind}) missing"
+    for key, limit in LIMITS.items():
+        row = f"| `{key}` | {limit.value:g} | {limit.unit} |"
+        assert row in text, f"docs/device.md: no row {row!r}"
