@@ -174,21 +174,34 @@ def _make_targets() -> set[str]:
     return set(re.findall(r"^([A-Za-z][\w-]*):", text, re.MULTILINE))
 
 
-def _commands(text: str) -> list[list[str]]:
-    """The commands of a shell block: prompts, comments and continuation lines handled."""
-    joined = re.sub(r"\\\n", " ", text)
-    out = []
-    for line in joined.splitlines():
-        line = line.strip()
-        line = line.removeprefix("$ ")
-        if not line or line.startswith("#"):
+def _session(text: str) -> list[tuple[list[str], list[str]]]:
+    """The commands of a shell block, each with the output lines shown after it.
+
+    In a block with ``$ `` prompts only the prompted lines are commands and the lines after one
+    are its output (an excerpt); without prompts every line is a command. Comments and
+    continuation lines are handled.
+    """
+    prompted = any(line.lstrip().startswith("$ ") for line in text.splitlines())
+    out: list[tuple[list[str], list[str]]] = []
+    for line in re.sub(r"\\\n", " ", text).splitlines():
+        stripped = line.strip()
+        if prompted and not stripped.startswith("$ "):
+            if stripped and out:
+                out[-1][1].append(stripped)
             continue
-        words = shlex.split(line, comments=True)
+        stripped = stripped.removeprefix("$ ")
+        if not stripped or stripped.startswith("#"):
+            continue
+        words = shlex.split(stripped, comments=True)
         while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):  # VAR=value prefixes
             words = words[1:]
         if words:
-            out.append(words)
+            out.append((words, []))
     return out
+
+
+def _commands(text: str) -> list[list[str]]:
+    return [words for words, _ in _session(text)]
 
 
 def _strip_launcher(words: list[str]) -> list[str]:
@@ -260,11 +273,14 @@ def test_shell_block_marked_run_exits_zero(block, tmp_path):
 
     if MPI.COMM_WORLD.size > 1:
         pytest.skip("the documented commands run serially here")
-    for words in _commands(block.text):
+    for words, shown in _session(block.text):
         assert Path(words[0]).name == "emsim", f"{block.id}: only emsim commands run"
         proc = subprocess.run([sys.executable, "-m", "emsim.cli", *words[1:]], cwd=tmp_path, capture_output=True,
                               text=True, timeout=600, check=False)  # fmt: skip
         assert proc.returncode == 0, f"{' '.join(words)}: exit {proc.returncode}\n{proc.stderr[-2000:]}"
+        printed = " ".join((proc.stdout + proc.stderr).split())
+        for line in shown:  # the output the page shows is the output the command prints
+            assert " ".join(line.split()) in printed, f"{block.id}: {line!r} not in the output\n{proc.stdout}"
 
 
 # ----------------------------------------------------------------------------- python
