@@ -13,6 +13,7 @@ The pages are README.md and docs/*.md. Fenced blocks are taken by their language
   parser, with the input files it names (case, study, presets) loaded and checked; ``make T``
   needs the target, ``python X.py`` and ``cc ... X.c`` need their files. A block preceded by
   ``<!-- test: run -->`` is also run (in a temporary folder) and must exit 0.
+- ``json``: parsed as JSON (an excerpt of an output file must still be valid JSON).
 - ``text``: not code (an equation, a file layout); nothing to run.
 
 A block preceded by ``<!-- no-test: REASON -->`` is skipped: keep those rare.
@@ -21,6 +22,7 @@ A block preceded by ``<!-- no-test: REASON -->`` is skipped: keep those rare.
 from __future__ import annotations
 
 import copy
+import json
 import os
 import re
 import shlex
@@ -37,7 +39,7 @@ from emsim.errors import InputError
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-LANGUAGES = ("python", "toml", "console", "sh", "text")
+LANGUAGES = ("python", "toml", "console", "sh", "json", "text")
 _FENCE = re.compile(r"^```([A-Za-z]*)[ \t]*\n(.*?)^```[ \t]*$", re.DOTALL | re.MULTILINE)
 _MARKER = re.compile(r"<!--\s*(no-test|test|toml)\s*:\s*(.*?)\s*-->\s*$")
 
@@ -164,6 +166,11 @@ def load_toml_block(block: Block, tmp: Path):
 def test_toml_block_loads_through_the_emsim_loader(block, tmp_path):
     loaded = load_toml_block(block, tmp_path)
     assert loaded is not None
+
+
+@pytest.mark.parametrize("block", _tested("json"), ids=lambda b: b.id)
+def test_json_block_is_valid_json(block):
+    assert json.loads(block.text) is not None
 
 
 # ----------------------------------------------------------------------------- console / sh
