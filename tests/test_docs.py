@@ -8,7 +8,7 @@ The pages are README.md and docs/*.md. Fenced blocks are taken by their language
 - ``toml``: parsed, then loaded through emsim's own loader, which checks it: a study (it has
   ``[sweep]``), a presets file (``[device]``) or a case. A block preceded by
   ``<!-- toml: fragment of X -->`` is merged onto X (a built-in case name or a file of the
-  repository) first.
+  repository) first; one preceded by ``<!-- toml: same as X -->`` must equal the file X.
 - ``console``/``sh``: every command is parsed: ``emsim ...`` by the command line's own argument
   parser, with the input files it names (case, study, presets) loaded and checked; ``make T``
   needs the target, ``python X.py`` and ``cc ... X.c`` need their files. A block preceded by
@@ -143,9 +143,11 @@ def load_toml_block(block: Block, tmp: Path):
     table = tomllib.loads(block.text)
     folder = ROOT
     if block.marker and block.marker[0] == "toml":
-        kind, _, base = block.marker[1].partition("fragment of")
-        assert not kind.strip() and base.strip(), f"{block.id}: write <!-- toml: fragment of BASE -->"
+        kind, _, base = re.sub(r"^(fragment of|same as)", r"\1|", block.marker[1]).partition("|")
+        assert kind in ("fragment of", "same as") and base.strip(), f"{block.id}: <!-- toml: fragment of X --> or same as X"
         base_table, folder = _base_table(base.strip())
+        if kind == "same as":  # a copy of a file of the repository: it must still be that file
+            assert table == base_table, f"{block.id}: differs from {base.strip()}"
         table = _deep_merge(base_table, table)
     if "sweep" in table:
         return parse_study(table, folder)
