@@ -489,3 +489,13 @@ def test_the_device_page_lists_every_rule_and_every_limit_with_its_default():
     for key, limit in LIMITS.items():
         row = f"| `{key}` | {limit.value:g} | {limit.unit} |"
         assert row in text, f"docs/device.md: no row {row!r}"
+
+
+def test_every_file_of_the_repository_the_pages_name_exists():
+    """A renamed or moved module shows up here, not in a reader's search."""
+    for page in PAGES:
+        text = page.read_text("utf-8")
+        for path in re.findall(r"`((?:[\w.-]+/)+[\w.-]+\.(?:py|toml|c|h|md))`", text):
+            if path.startswith(("out/", "DIR/", "/")):
+                continue  # outputs of a run
+            assert (ROOT / path).exists() or (page.parent / path).exists(), f"{page.name}: {path} does not exist"
