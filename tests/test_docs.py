@@ -108,10 +108,19 @@ def test_the_pages_link_to_each_other_and_the_links_resolve():
                  "files-and-guarantees.md"):  # fmt: skip
         assert f"docs/{page}" in readme, f"README.md does not link docs/{page}"
     for page in PAGES:
-        for target in re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", page.read_text("utf-8")):
+        for target, anchor in re.findall(r"\]\(([^)#\s]*)(?:#([^)\s]*))?\)", page.read_text("utf-8")):
             if "://" in target or target.endswith("files-and-guarantees.md"):
                 continue  # web addresses; the page another change adds
-            assert (page.parent / target).exists(), f"{page.name}: link to {target} does not resolve"
+            linked = page.parent / target if target else page
+            assert linked.exists(), f"{page.name}: link to {target} does not resolve"
+            if anchor:
+                assert anchor in _anchors(linked), f"{page.name}: {target}#{anchor}: no such heading"
+
+
+def _anchors(page: Path) -> set[str]:
+    """GitHub's heading anchors of a page: lower case, punctuation dropped, spaces as -."""
+    headings = re.findall(r"^#+ (.+)$", page.read_text("utf-8"), re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
 
 
 # ----------------------------------------------------------------------------- toml
