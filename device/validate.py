@@ -323,10 +323,11 @@ def evaluate(
             else:
                 holds = None
             per_rule[r.name] = {"values": values, "at_sf": at_sf, "limit": limit, "i_safe": i_safe, "holds": holds,
-                                "a": a}  # fmt: skip
+                                "a": a, "i_lim": i_lim}  # fmt: skip
             same = bool(np.all(i_safe == i_safe[0]))
+            key = "max_safe_current_uA" if r.kind == "limit" else "threshold_current_uA"
             by_rule[r.name] = {
-                "max_safe_current_uA": _number(i_safe[a] * 1e6),
+                key: _number((i_safe if r.kind == "limit" else i_lim)[a] * 1e6),
                 "anatomy": "every case (independent of the anatomy)" if same and F.n > 1 else F.labels[a],
                 "kind": r.kind, "scales_with_current": _safety(r),
             }  # fmt: skip
@@ -352,20 +353,21 @@ def evaluate(
                     if h < worst_h or jb is None:
                         worst_h, jb, ab = h, r.name, a
                     status = "pass" if ok else "FAIL"
-                else:
-                    a = d["a"]
-                    h = d["i_safe"][a] / i - 1.0
-                    v = d["values"][a, k]
-                    status = "reported: " + ("above" if (v >= d["limit"]) != r.higher_is_better else "below") + \
-                        (" (desired)" if r.higher_is_better else " the threshold")  # fmt: skip
+                    rules_out[r.name] = {
+                        "value": _number(d["values"][a, k]), "value_at_safety_factor": _number(d["at_sf"][a, k]),
+                        "limit": _number(d["limit"]), "unit": r.unit, "max_safe_current_uA": _number(d["i_safe"][a] * 1e6),
+                        "headroom": _number(h, HEADROOM_DIGITS), "anatomy": F.labels[a], "status": status,
+                    }  # fmt: skip
+                    continue
+                # a reported figure: its worst case (the highest value; the lowest for efficacy) and the
+                # current at which it crosses its threshold (no safety factor: it decides nothing)
                 v = d["values"][:, k]
-                vw = int(np.nanargmax(np.where(np.isnan(v), -np.inf, v))) if not r.higher_is_better else int(np.argmin(v))
-                if r.kind == "limit":
-                    vw = a
+                vw = int(np.argmin(v)) if r.higher_is_better else int(np.nanargmax(np.where(np.isnan(v), -np.inf, v)))
+                above = bool(v[vw] >= d["limit"])
                 rules_out[r.name] = {
-                    "value": _number(d["values"][vw, k]), "value_at_safety_factor": _number(d["at_sf"][vw, k]),
-                    "limit": _number(d["limit"]), "unit": r.unit, "max_safe_current_uA": _number(d["i_safe"][a] * 1e6),
-                    "headroom": _number(h, HEADROOM_DIGITS), "anatomy": F.labels[vw], "status": status,
+                    "value": _number(v[vw]), "threshold": _number(d["limit"]), "unit": r.unit,
+                    "threshold_current_uA": _number(d["i_lim"][vw] * 1e6), "anatomy": F.labels[vw],
+                    "status": f"reported: {'at or above' if above else 'below'} the threshold",
                 }  # fmt: skip
             levels.append(LevelCheck(k + 1, cur, passed, jb or "", float(worst_h), F.labels[ab], rules_out))
         safe = 0
