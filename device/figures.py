@@ -374,5 +374,9 @@ def load_figures(path: str | Path, digest: str) -> dict[str, FigureSet]:
             for f in fields(FigureSet):
                 if f"{g}.{f.name}" in data:
                     kw[f.name] = data[f"{g}.{f.name}"]
-            out[scalars["key"]] = FigureSet(**kw)
+            try:
+                out[scalars["key"]] = FigureSet(**kw)
+            except TypeError:  # written by an emsim whose figures had other fields
+                raise InputError("--from", str(path.parent), "figures written by this emsim version (run emsim "
+                                 "validate again)") from None  # fmt: skip
     return out

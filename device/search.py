@@ -15,12 +15,15 @@ layers beneath. So the worst corner is searched, per objective (one per preset a
    effect on each objective is known from 2N solves, not 2^k.
 3. **Prediction**: for each objective, the corner that puts every factor on the side its main
    effect says is worse; solved if new.
-4. **Local search**: from each objective's worst corner so far, every corner one factor away is
-   solved (once: evaluations are shared across objectives) and the search moves to the worst
-   while it improves (steepest ascent in the Hamming graph of the corners). It stops at a corner
-   no single flip improves: a local maximum, which is the global one when each factor's effect
-   keeps its sign whatever the others do (sign-monotone objectives, the case the screening
-   assumes); where that fails the local search still climbs out of the predicted corner.
+4. **Local search**: from each objective's worst corner so far, every corner one relevant factor
+   away is solved (once: evaluations are shared across objectives) and the search moves to the
+   worst while it improves (steepest ascent in the Hamming graph of the corners). It stops at a
+   corner no single flip improves: a local maximum, which is the global one when each factor's
+   effect keeps its sign whatever the others do (sign-monotone objectives, the case the screening
+   assumes); where that fails the local search still climbs out of the predicted corner. A
+   factor whose main effect on an objective is below 1e-3 of that objective's largest effect is
+   not flipped for it, and an objective equal on every screening run (a rule that does not
+   depend on the anatomy) is not searched at all.
 
 What the search guarantees is stated, not assumed: the test suite runs it against brute force on
 a small case whose objectives have interactions and a mixed worst corner
@@ -124,19 +127,25 @@ def worst_corners(
     Y = np.array(runs)  # (runs, objectives)
     m = Y.shape[1]
     X = np.where(design, 1.0, -1.0)
+    relevant: list[list[int]] = [[] for _ in range(m)]
+    active = []
     for j in range(m):
         y = Y[:, j]
         ok = ~np.isnan(y)
-        if not ok.any():
-            continue
-        effect = X[ok].T @ (y[ok] - y[ok].mean())  # sign of each main effect (orthogonal design)
+        if not ok.any() or np.ptp(y[ok]) <= 1e-12 * np.abs(y[ok]).max():
+            continue  # NaN or the same on every screening run: independent of the anatomy, nothing to search
+        effect = X[ok].T @ (y[ok] - y[ok].mean())  # main effects (orthogonal design, free of 2-factor interactions)
+        # the local search flips only the factors that matter to this objective (an effect above
+        # 1e-3 of its largest): a factor without effect on any of the 2N runs is left where it is
+        relevant[j] = [f for f in range(k) if abs(effect[f]) > 1e-3 * np.abs(effect).max()]
+        active.append(j)
         at(tuple(effect > 0))
-    for j in range(m):
+    for j in active:
         corner, top = best(j)
         for _ in range(max_steps):
             if corner is None:
                 break
-            moves = [tuple(not v if i == f else v for i, v in enumerate(corner)) for f in range(k)]
+            moves = [tuple(not v if i == f else v for i, v in enumerate(corner)) for f in relevant[j]]
             scores = [at(c)[j] for c in moves]
             finite = [(s, c) for s, c in zip(scores, moves, strict=True) if not math.isnan(s)]
             if not finite:
