@@ -521,10 +521,23 @@ def solve_groups(
             continue
         solved: dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]] = {}
 
-        def evaluate_corner(levels: tuple[bool, ...], nominal=nominal, solved=solved) -> np.ndarray:
+        seen: dict[tuple[bool, ...], np.ndarray] = {}
+
+        def evaluate_corner(levels: tuple[bool, ...], nominal=nominal, solved=solved, seen=seen) -> np.ndarray:
             figs, res = solver(corner_case(nominal, levels))
+            seen[levels] = y = _severities(pf, figs)
             solved[levels] = (figs, res)
-            return _severities(pf, figs)
+            # hold the solved fields (meshes, functions: the pictures' source) only of the corners that
+            # are the worst so far for some objective: memory stays a few cases, not every corner
+            keep = set()
+            for j in range(len(y)):
+                col = {c: v[j] for c, v in seen.items() if not np.isnan(v[j])}
+                if col:
+                    keep.add(max(col, key=col.get))
+            for c, (f, r) in solved.items():
+                if r and c not in keep:
+                    solved[c] = (f, {})
+            return y
 
         found = worst_corners(k, evaluate_corner)
         worst = {c for c in found.worst if c is not None}
