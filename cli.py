@@ -285,8 +285,8 @@ def _validation_table(console, report) -> None:
             if "max_safe_current_uA" not in m:
                 r.add_row(rule.name, rule.basis, "-", escape(m["status"]), "")
                 continue
-            r.add_row(rule.name, rule.basis, str(m["max_safe_current_uA"]), m["scales_with_current"].split(":")[0],
-                      escape(m["anatomy"]))  # fmt: skip
+            how = m.get("note") or m["scales_with_current"].split(":")[0]  # an "inf" or 0 says why
+            r.add_row(rule.name, rule.basis, str(m["max_safe_current_uA"]), escape(how), escape(m["anatomy"]))
         console.print(r)
         if p.level_independent_failures:
             console.print(f"  [red]level-independent failure[/]: {', '.join(p.level_independent_failures)}")
