@@ -250,18 +250,44 @@ def _sites(args, comm) -> int:
 
 
 def _validation_table(console, report) -> None:
-    """One row per level: current, result, binding rule, margin, worst anatomy."""
+    """Print the verdict: per level its binding rule, headroom and anatomy; per rule its largest safe current.
+
+    The meaning of the safety factor, the headroom and I_max_safe is printed first.
+    """
     from rich.table import Table
 
+    from .device.rules import RULES
+
+    sf = report.presets_file.validation.safety_factor
+    console.print(f"A level passes a rule when the rule holds at {sf:g} x its current (safety factor). "
+                  "headroom = I_max_safe / I - 1: how far the level current could rise before the rule fails "
+                  "(< 0 fails); I_max_safe = the current at which the rule reaches its limit / the safety factor, "
+                  "in the worst anatomy case.")  # fmt: skip
+    for s in report.search:
+        console.print(f"anatomy, site {s['site'] or 'head stack'}: {s['method']}, {s['solves']} of {s['corners_total']} "
+                      f"corners solved" + (f" (factors: {', '.join(f['name'] for f in s['factors'])})" if s["factors"] else ""))  # fmt: skip
     for p in report.presets:
         t = Table(title=f"preset {p.preset.id} {p.preset.name}: max safe level {p.max_safe_level} of "
                         f"{len(p.levels)} ({p.max_safe_current_uA} uA)", title_justify="left")  # fmt: skip
-        for col in ("level", "current uA", "result", "binding rule", "margin", "worst anatomy"):
-            t.add_column(col)
+        for col in ("level", "current uA", "result", "binding rule", "headroom", "binding anatomy"):
+            t.add_column(col, overflow="fold")
         for lv in p.levels:
             t.add_row(str(lv.level), str(lv.current_uA), "[green]pass[/]" if lv.passed else "[red]FAIL[/]",
-                      lv.binding_rule, f"{lv.margin:.3f}", lv.worst_anatomy)  # fmt: skip
+                      lv.binding_rule, f"{lv.headroom:+.3g}", escape(lv.worst_anatomy))  # fmt: skip
         console.print(t)
+        r = Table(title=f"preset {p.preset.id}: largest safe current per limit rule", title_justify="left")
+        for col in ("rule", "basis", "I_max_safe uA", "scales with I", "binding anatomy"):
+            r.add_column(col, overflow="fold")
+        for rule in RULES:
+            if rule.kind != "limit":
+                continue
+            m = p.max_safe_current[rule.name]
+            if "max_safe_current_uA" not in m:
+                r.add_row(rule.name, rule.basis, "-", escape(m["status"]), "")
+                continue
+            how = m.get("note") or m["scales_with_current"].split(":")[0]  # an "inf" or 0 says why
+            r.add_row(rule.name, rule.basis, str(m["max_safe_current_uA"]), escape(how), escape(m["anatomy"]))
+        console.print(r)
         if p.level_independent_failures:
             console.print(f"  [red]level-independent failure[/]: {', '.join(p.level_independent_failures)}")
     for name, reason in report.not_evaluated.items():
@@ -281,7 +307,7 @@ def _validate(args, comm) -> int:
     if comm.rank == 0:
         files = write_validation(report, out, results)
         _validation_table(console, report)
-        console.print(f"{report.solves} solves in {report.seconds:.0f} s; wrote " + ", ".join(str(f) for f in files[:2]))
+        console.print(f"{report.solves} anatomy cases solved in {report.seconds:.0f} s; wrote " + ", ".join(str(f) for f in files[:2]))
     return 0 if report.passed else 1
 
 
@@ -318,7 +344,7 @@ def _export(args, comm) -> int:
                 lv = dropped[0]
                 console.print(f"preset {check.preset.id} ({check.preset.name}): dropped levels "
                               f"{', '.join(str(d.level) for d in dropped)} ({', '.join(str(d.current_uA) for d in dropped)} uA): "
-                              f"level {lv.level} fails {lv.binding_rule} (margin {lv.margin:.3f}) on {lv.worst_anatomy}")  # fmt: skip
+                              f"level {lv.level} fails {lv.binding_rule} (headroom {lv.headroom:+.3g}) on {lv.worst_anatomy}")  # fmt: skip
         console.print("wrote " + ", ".join(str(f) for f in written))
     return 0
 

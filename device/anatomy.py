@@ -1,89 +1,206 @@
-"""The anatomy spread a preset is validated over: a small designed set of head cases.
+"""The anatomy spread a preset is validated over: factors with ranges, and the cases built from them.
 
-For each site the head is used on (``[device] sites``; none: the head case's own stack):
+For each site the head is used on (``[device] sites``; none: the head case's own stack) the
+spread has one two-level factor per quantity that varies across people, each with its range and
+source:
 
-* the nominal case (every layer at its site's nominal thickness, the contact as in the head);
-* with ``spread = "corners"``, the 2 x 2 corners {every layer at its minimum, every layer at its
-  maximum} x {contact resistance x ``contact_factors``} (x0.5 and x2 by default).
+* every layer thickness of the site, at its min and max independently (``models/data/sites.toml``);
+* the skin contact's specific resistance R and capacitance C at the ends of their measured ranges
+  (``models/data/contact.toml``, chosen by ``[validation] contact``);
+* tissue conductivities at the ends of their published ranges where ``models/data`` gives them
+  (it gives none today: no conductivity factor is built, and the report says so).
 
-Why these corners. Thin layers put the pads' current closer to the target and the skin surface
-current crowds more at the pad rim (the current density rule); thick layers raise the path
-resistance and so the electrode voltage (the compliance rule) and the Joule heat in the skin.
-A lower contact resistance lets the current crowd at the pad rim (the contact no longer evens
-the current out over the pad: the local-peak rule is worst there); a higher one raises the
-electrode voltage and the heat dissipated in the contact (compliance, temperature). No single
-direction is worst for every rule, so both levels of both factors are kept and the worst case is
-taken per rule and level. Layer thicknesses are varied together, not one at a time: thickness
-spread across faces is dominated by age, sex and body fat, which move the layers together
-(a full 2^k design over every layer would cost 2^k solves per site); the report names the case
-that bound each level, so a one-layer-at-a-time refinement can be added where it matters.
+An anatomy case (:class:`AnatomyCase`) is one setting of every factor: the nominal case, or a
+corner (every factor at its min or max). Which corners are solved is the worst-case search's
+business (:mod:`emsim.device.search`); this module only builds them and turns one into a head
+case table (:func:`head_case_table`).
 """
 
 from __future__ import annotations
 
 import copy
+import tomllib
 from dataclasses import dataclass
+from functools import cache
+from importlib import resources
 from typing import Any
 
+from ..errors import InputError
 from ..models.sites import site as site_named
 from .presets import Device, Preset, Validation
 
-__all__ = ["AnatomyCase", "anatomy_cases", "head_case_table"]
+__all__ = [
+    "CONDUCTIVITY_RANGES_NOTE",
+    "AnatomyCase",
+    "ContactRange",
+    "Factor",
+    "contact_range",
+    "contact_ranges",
+    "corner_case",
+    "head_case_table",
+    "nominal_case",
+    "spread_factors",
+]
+
+#: Why no tissue conductivity is a factor of the spread (said in every validation).
+CONDUCTIVITY_RANGES_NOTE = (
+    "tissue conductivities are not varied: models/data gives no published range for them (skin 0.465 S/m "
+    "and the Gabriel 1996 dispersions of fat and muscle are single curves); add a range there to search it"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRange:
+    """The measured range of a skin contact (thin-layer R || C per area).
+
+    Attributes:
+        name: key in ``models/data/contact.toml``.
+        resistance_ohm_cm2: (min, max) specific resistance [ohm cm^2].
+        capacitance_uF_per_cm2: (min, max) specific capacitance [uF/cm^2].
+        resistance_source, capacitance_source: where each range comes from.
+    """
+
+    name: str
+    resistance_ohm_cm2: tuple[float, float]
+    capacitance_uF_per_cm2: tuple[float, float]
+    resistance_source: str
+    capacitance_source: str
+
+
+@cache
+def contact_ranges() -> dict[str, ContactRange]:
+    """The contact ranges of ``models/data/contact.toml``, by name."""
+    text = resources.files("emsim.models.data").joinpath("contact.toml").read_text("utf-8")
+    out = {}
+    for name, row in tomllib.loads(text).items():
+        out[name] = ContactRange(
+            name, tuple(float(v) for v in row["resistance_ohm_cm2"]), tuple(float(v) for v in row["capacitance_uF_per_cm2"]),
+            row["resistance_source"], row["capacitance_source"],
+        )  # fmt: skip
+    return out
+
+
+def contact_range(name: str) -> ContactRange:
+    """The contact range ``name``.
+
+    Raises:
+        InputError: naming ``validation.contact`` when there is none by that name.
+    """
+    ranges = contact_ranges()
+    if name not in ranges:
+        raise InputError("validation.contact", name, f"one of {', '.join(sorted(ranges))} (models/data/contact.toml)")
+    return ranges[name]
+
+
+@dataclass(frozen=True, slots=True)
+class Factor:
+    """One two-level factor of the spread.
+
+    Attributes:
+        name: short name, unique in the site (a layer label, ``contact_R`` or ``contact_C``).
+        kind: ``"thickness"``, ``"contact_resistance"`` or ``"contact_capacitance"``.
+        low, high: the range ends, in ``unit``.
+        unit: ``"mm"``, ``"ohm cm^2"`` or ``"uF/cm^2"``.
+        source: where the range comes from.
+    """
+
+    name: str
+    kind: str
+    low: float
+    high: float
+    unit: str
+    source: str
 
 
 @dataclass(frozen=True, slots=True)
 class AnatomyCase:
-    """One anatomy case.
+    """One anatomy case: a site and a setting of every factor of its spread.
 
     Attributes:
         site: the site name (None: the head case's own tissue stack).
-        thickness: ``"nominal"``, ``"min"`` or ``"max"`` (every layer of the site).
-        contact_factor: factor on every pad's contact specific resistance.
+        factors: the site's factors, in order.
+        levels: per factor ``False`` (min) or ``True`` (max); None: the nominal case.
     """
 
     site: str | None
-    thickness: str
-    contact_factor: float
+    factors: tuple[Factor, ...]
+    levels: tuple[bool, ...] | None = None
 
     @property
     def label(self) -> str:
-        """A short readable name, e.g. ``cheek/min/contact x0.5``."""
+        """A short readable name: ``cheek/nominal`` or ``cheek/skin+ fat- ... R+ C-`` (+ max, - min)."""
         where = self.site or "head stack"
-        return f"{where}/{self.thickness}/contact x{self.contact_factor:g}"
+        if self.levels is None:
+            return f"{where}/nominal"
+        return f"{where}/" + " ".join(f"{f.name}{'+' if up else '-'}" for f, up in zip(self.factors, self.levels, strict=True))
+
+    def values(self) -> dict[str, float]:
+        """Each factor's value in this case, in its unit (the nominal case: empty)."""
+        if self.levels is None:
+            return {}
+        return {f.name: (f.high if up else f.low) for f, up in zip(self.factors, self.levels, strict=True)}
+
+    def describe(self) -> dict[str, Any]:
+        """The case as a JSON record: site, label and each factor's value, unit and level."""
+        factors: dict[str, Any] | str = "nominal (the site's nominal thicknesses, the head's own contact)"
+        if self.levels is not None:
+            factors = {f.name: {"value": f.high if up else f.low, "unit": f.unit, "level": "max" if up else "min"}
+                       for f, up in zip(self.factors, self.levels, strict=True)}  # fmt: skip
+        return {"label": self.label, "site": self.site, "factors": factors}
 
 
-def anatomy_cases(device: Device, validation: Validation) -> list[AnatomyCase]:
-    """The designed anatomy cases, nominal first for each site."""
-    cases: list[AnatomyCase] = []
-    for s in device.sites or (None,):
-        cases.append(AnatomyCase(s, "nominal", 1.0))
-        if validation.spread == "corners":
-            levels = ("min", "max") if s is not None else ("nominal",)
-            for t in levels:
-                for f in validation.contact_factors:
-                    cases.append(AnatomyCase(s, t, f))
-    return cases
+def spread_factors(device: Device, validation: Validation, site: str | None) -> tuple[Factor, ...]:
+    """The two-level factors of one site: its layer thicknesses, then the contact's R and C."""
+    out: list[Factor] = []
+    if site is not None:
+        for layer in site_named(site).layers:
+            lo, hi = (v * 1e3 for v in layer.range_m)
+            if hi > lo:
+                out.append(Factor(layer.label, "thickness", lo, hi, "mm", f"models/data/sites.toml [{site}] {layer.label}: {layer.source}"))
+    if validation.contact != "head":
+        c = contact_range(validation.contact)
+        out.append(Factor("R", "contact_resistance", *c.resistance_ohm_cm2, "ohm cm^2", c.resistance_source))
+        out.append(Factor("C", "contact_capacitance", *c.capacitance_uF_per_cm2, "uF/cm^2", c.capacitance_source))
+    return tuple(out)
+
+
+def nominal_case(device: Device, validation: Validation, site: str | None) -> AnatomyCase:
+    """The nominal case of a site (every layer nominal, the head's own contact)."""
+    return AnatomyCase(site, spread_factors(device, validation, site))
+
+
+def corner_case(nominal: AnatomyCase, levels: tuple[bool, ...]) -> AnatomyCase:
+    """The corner of ``nominal``'s spread at ``levels`` (one bool per factor: True = max)."""
+    if len(levels) != len(nominal.factors):
+        raise ValueError(f"{len(levels)} levels for {len(nominal.factors)} factors")
+    return AnatomyCase(nominal.site, nominal.factors, tuple(bool(v) for v in levels))
 
 
 def head_case_table(head: dict[str, Any], anatomy: AnatomyCase, preset: Preset, reference_A: float) -> dict[str, Any]:
     """The head's case table for one anatomy case and one preset's waveform and session.
 
-    The head's ``[[layer]]`` tables are replaced by the site's (with every layer at its min or max
-    for a corner); each pad's contact resistance is scaled; every channel drives
+    The head's ``[[layer]]`` tables are replaced by the site's (each thickness factor at its level
+    in a corner); every pad's contact gets the corner's R and C; every channel drives
     ``reference_A``; the waveform and the session length are the preset's.
     """
     t = copy.deepcopy(head)
+    values = anatomy.values()
+    kinds = {f.name: f.kind for f in anatomy.factors}
     if anatomy.site is not None:
         t["site"] = anatomy.site
         t.pop("layer", None)
-        if anatomy.thickness != "nominal":
-            k = 0 if anatomy.thickness == "min" else 1
-            t["layer"] = [{"label": layer.label, "thickness_mm": layer.range_m[k] * 1e3}
+        if values:
+            t["layer"] = [{"label": layer.label, "thickness_mm": values.get(layer.label, layer.thickness_m * 1e3)}
                           for layer in site_named(anatomy.site).layers]  # fmt: skip
-    for e in t.get("electrode", []):
-        contact = e.get("contact")
-        if isinstance(contact, dict) and "resistance_ohm_cm2" in contact:
-            e["contact"] = {**contact, "resistance_ohm_cm2": contact["resistance_ohm_cm2"] * anatomy.contact_factor}
+    contact = {}
+    for name, v in values.items():
+        if kinds[name] == "contact_resistance":
+            contact["resistance_ohm_cm2"] = v
+        elif kinds[name] == "contact_capacitance":
+            contact["capacitance_uF_per_cm2"] = v
+    if contact:
+        for e in t.get("electrode", []):
+            e["contact"] = {**(e.get("contact") or {}), **contact}
     channels = t.get("channel")
     for row in [channels] if isinstance(channels, dict) else (channels or []):
         row["current_mA"] = reference_A * 1e3

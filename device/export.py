@@ -32,7 +32,8 @@ from ..errors import EmsimError
 from .figures import net_dc_uA
 from .presets import MAX_LEVELS, WAVEFORMS, PresetsFile
 from .rules import LIMITS
-from .validate import PresetCheck, ValidationReport
+from .validate import HEADROOM_DIGITS, PresetCheck, ValidationReport
+from .validate import number_text as number
 
 __all__ = [
     "FIELDS",
@@ -181,7 +182,7 @@ def _manifest(report: ValidationReport, records: list[dict[str, Any]]) -> str:
     for check in report.presets:
         dropped[str(check.preset.id)] = [
             {"level": lv.level, "current_uA": lv.current_uA, "binding_rule": lv.binding_rule,
-             "margin": round(lv.margin, 6), "worst_anatomy": lv.worst_anatomy}
+             "headroom": number(lv.headroom, HEADROOM_DIGITS), "worst_anatomy": lv.worst_anatomy}
             for lv in check.levels[check.max_safe_level:]
         ]  # fmt: skip
     body = {
@@ -193,10 +194,10 @@ def _manifest(report: ValidationReport, records: list[dict[str, Any]]) -> str:
             "inputs_digest_sha256": pf.digest_sha256,
             "device": pf.device.name,
             "electrode_head": Path(pf.device.electrode_head).name,
-            "compliance_voltage_V": pf.device.compliance_voltage_V,
+            "compliance_voltage_V": number(pf.device.compliance_voltage_V),
             "sites": list(pf.device.sites),
             "anatomy_cases": report.anatomy,
-            "safety_factor": pf.validation.safety_factor,
+            "safety_factor": number(pf.validation.safety_factor),
             "rules": report.rules_table(),
         },
         "presets": [{"name": c.preset.name, **r, "output_table_510k": c.output_table}
@@ -230,7 +231,7 @@ def export_files(report: ValidationReport) -> ExportFiles:
         elif c.max_safe_level == 0:
             lv = c.levels[0]
             problems.append(f"preset {c.preset.id} ({c.preset.name}): no safe level (level 1, {lv.current_uA} uA, "
-                            f"fails {lv.binding_rule}, margin {lv.margin:.3g}, on {lv.worst_anatomy})")  # fmt: skip
+                            f"fails {lv.binding_rule}, headroom {lv.headroom:.3g} of its current, on {lv.worst_anatomy})")  # fmt: skip
     if problems:
         raise ExportRefused("export refused, nothing written: " + "; ".join(problems))
     records = _records(report)

@@ -24,11 +24,18 @@ from ..models.waveforms import Waveform
 from ..solvers.records import Absent
 from ..solvers.result import CaseResult
 
-__all__ = ["CEM43_GRID_STEP", "FigureSet", "energy_per_pulse_mJ_per_A2", "figure_set", "load_figures", "net_dc_uA", "save_figures", "upper_envelope"]
+__all__ = [
+    "FigureSet",
+    "dc_ratio",
+    "energy_per_pulse_mJ_per_A2",
+    "figure_set",
+    "load_figures",
+    "net_dc_uA",
+    "save_figures",
+    "stack_figures",
+    "upper_envelope",
+]
 
-#: Relative step of the thermal-scale grid on which CEM43 is tabulated (upper-bound lookup).
-CEM43_GRID_STEP = 1.01
-_CEM43_GRID_MIN = 1e-4  # (I / I_ref)^2 below this: rises of 1e-4 x the reference, no dose
 _TEST_LOAD_OHM = 500.0  # IEC 60601-2-10 output figures are stated into 500 ohm
 
 
@@ -39,11 +46,16 @@ class FigureSet:
     Attributes:
         labels: anatomy case labels.
         compliance_voltage_V: the device's compliance voltage [V].
-        rms_ratio: I_rms / I_peak of the pulse train at the plateau (IEC 60601-2-10's figure) [-].
+        rms_ratio: I_rms / I_peak of the pulse train at the plateau (the whole output, a.c. and d.c.) [-].
+        ac_rms_ratio: r.m.s. of the a.c. component / I_peak at the plateau, sqrt(rms^2 - dc^2) [-].
+        dc_ratio: |mean output current| / I_peak at the plateau (the d.c. component) [-].
+        pad_area_min_cm2: the smallest pad (gel footprint) area of the head [cm^2].
         energy_mJ_per_A2: energy of one pulse into 500 ohm per A^2 of peak current [mJ/A^2].
-        rms_density_peak_mA_per_cm2_per_A: worst pad's local-peak r.m.s. current density per A
-            (plateau r.m.s.).
-        rms_density_mean_mA_per_cm2_per_A: worst pad's mean r.m.s. current density per A (plateau).
+        rms_density_peak_mA_per_cm2_per_A: worst pad's local-peak (1 mm disc at the rim) r.m.s.
+            current density per A of peak current, r.m.s. at the plateau (the one definition the
+            device rules, the 510(k) table and the reports use).
+        rms_density_mean_mA_per_cm2_per_A: worst pad's pad-mean r.m.s. current density per A
+            (plateau r.m.s.), reported beside it.
         charge_per_phase_uC_per_A: worst pad's charge per phase per A [uC/A].
         charge_density_uC_per_cm2_per_A: worst pad's charge density per phase per A.
         net_dc_uA_per_A: |net d.c.| of the output per A of peak current [uA/A] (the waveform's).
@@ -53,8 +65,9 @@ class FigureSet:
         skin_basal_C: basal skin temperature (max) per case [C].
         skin_T0_C: basal temperature of the skin points that can be hottest (padded with -inf).
         skin_rise_K: their peak rise at the reference current [K] (padded with 0).
-        cem43_s_grid: thermal scales s = (I / I_ref)^2 at which CEM43 is tabulated.
-        cem43_min_grid: CEM43 [min] at each scale, per case.
+        cem43_T0_C: basal temperature of the solver's CEM43 probes, per case (padded with -inf).
+        cem43_rise_K: their rise histories at the reference current, (case, time, probe) [K].
+        cem43_dt_s: the time step of those histories [s].
         current_for_target_A: current activating the stated target volume [A] (inf: none).
         exclusion_ratio_per_A: largest value / limit over the head's exclusion zones per A of
             peak current (the zones' plateau r.m.s. field and current density are linear in I).
@@ -78,9 +91,13 @@ class FigureSet:
     skin_basal_C: np.ndarray
     skin_T0_C: np.ndarray
     skin_rise_K: np.ndarray
-    cem43_s_grid: np.ndarray
-    cem43_min_grid: np.ndarray
+    cem43_T0_C: np.ndarray
+    cem43_rise_K: np.ndarray
+    cem43_dt_s: float
     current_for_target_A: np.ndarray
+    ac_rms_ratio: float = 0.0
+    dc_ratio: float = 0.0
+    pad_area_min_cm2: float = math.nan
     exclusion_ratio_per_A: np.ndarray | None = None
     sensory_threshold_A: np.ndarray | None = None
     thermal_absent: str | None = None
@@ -145,18 +162,24 @@ def energy_per_pulse_mJ_per_A2(waveform: Waveform) -> float:
     return _TEST_LOAD_OHM * sum(a * a * (t1 - t0) for t0, t1, a in waveform.phases()) * 1e3
 
 
-def _cem43_grid(result: CaseResult, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from ..solvers.thermal.session import _trapezoid_cem43
+def dc_ratio(waveform: Waveform) -> float:
+    """|Mean output current| / I_peak at the plateau: |sum_phases a (t_end - t_start)| x pulse rate [-]."""
+    if waveform.shape == "dc":
+        return 1.0
+    phases = waveform.phases()
+    net = sum(a * (t1 - t0) for t0, t1, a in phases)
+    if abs(net) <= 1e-9 * sum(abs(a) * (t1 - t0) for t0, t1, a in phases):
+        return 0.0  # charge balanced by construction: the residue is the phases' float rounding
+    return abs(net) * waveform.pulse_rate_Hz
 
+
+def _cem43_probes(result: CaseResult) -> tuple[np.ndarray, np.ndarray, float]:
+    """The solver's CEM43 probes: basal temperatures and rise histories at the reference current."""
     th = result.thermal
-    n = math.ceil(math.log(1.0 / _CEM43_GRID_MIN) / math.log(CEM43_GRID_STEP)) + 1
-    s = np.geomspace(_CEM43_GRID_MIN, 1.0, n)
     p = th._probes
     tissue = p["tissue"]
-    T0, rise = p["T0"][tissue], p["history"][:, tissue] - p["T0"][tissue]
-    cem = np.array([float(_trapezoid_cem43(T0 + si * rise, th.time_step_s).max(initial=0.0)) for si in s[:-1]])
-    top = th.at(reference)  # exact at the reference current
-    return s, np.append(cem, top.cem43_max_min if top is not None else np.inf)
+    T0 = p["T0"][tissue]
+    return T0, p["history"][:, tissue] - T0[None, :], th.time_step_s
 
 
 def figure_set(
@@ -171,18 +194,17 @@ def figure_set(
         compliance_voltage_V: the device's compliance voltage [V].
     """
     w = results[0].case.waveform
-    # r.m.s. figures at the plateau of the on/off cycle (the pulse train's r.m.s., the figure IEC
-    # 60601-2-10 limits): the solver's IEC record averages over the whole cycle, off time included
-    plateau = w.rms_pulse_train(1.0) / w.rms(1.0)
-    peak, mean, q, qd, dc, pw, vp, basal, fronts, grids, target, zone, sensory = ([] for _ in range(13))
+    # r.m.s. current densities at the plateau of the on/off cycle (the pulse train while on): the
+    # solver's IEC record (solvers/electric/iec.py) gives them so, the one definition of both
+    peak, mean, q, qd, dc, pw, vp, basal, fronts, probes, target, zone, sensory = ([] for _ in range(13))
     thermal_absent = activation_absent = exclusion_absent = comfort_absent = None
-    s_grid = np.array([1.0])
+    dt = 0.0
     for r in results:
         ref = np.full(len(r.channels), reference_A)
         m = r.at(ref)
         iec = m.iec
-        peak.append(_worst(iec.rms_current_density_local_peak_mA_per_cm2, reference_A) * plateau)
-        mean.append(_worst(iec.rms_current_density_mA_per_cm2, reference_A) * plateau)
+        peak.append(_worst(iec.rms_current_density_local_peak_mA_per_cm2, reference_A))
+        mean.append(_worst(iec.rms_current_density_mA_per_cm2, reference_A))
         q.append(_worst(iec.charge_per_phase_uC, reference_A))
         qd.append(_worst(iec.charge_density_per_phase_uC_per_cm2, reference_A))
         dc.append(net_dc_uA(w, 1.0))
@@ -196,13 +218,13 @@ def figure_set(
                 f"not evaluated: {th.reason}"  # fmt: skip
             basal.append(math.nan)
             fronts.append((np.array([-np.inf]), np.array([0.0])))
-            grids.append(np.array([np.inf]))
+            probes.append((np.array([-np.inf]), np.zeros((1, 1))))
         else:
             basal.append(th.skin_temperature_basal_C)
             f = r.thermal._skin_front
             fronts.append(upper_envelope(f["T0"], f["rise"]))
-            s_grid, cem = _cem43_grid(r, ref)
-            grids.append(cem)
+            t0, rise, dt = _cem43_probes(r)
+            probes.append((t0, rise))
         a = m.activation
         if a is None or isinstance(a, Absent):
             activation_absent = "not evaluated: " + (a.reason if isinstance(a, Absent) else "no activation record")
@@ -232,23 +254,78 @@ def figure_set(
     rise = np.zeros((len(results), width))
     for i, (t0, dr) in enumerate(fronts):
         T0[i, : len(t0)], rise[i, : len(dr)] = t0, dr
-    if thermal_absent is not None:
-        grid = np.full((len(results), 1), np.inf)
-        s_grid = np.array([1.0])
-    else:
-        grid = np.vstack(grids)
+    c_T0, c_rise = _pad_probes(probes)
+    pads = [e for e in results[0].case.electrodes]
     arr = lambda v: np.asarray(v, float)
+    rms = float(w.rms_pulse_train(1.0))
+    dcr = dc_ratio(w)
     return FigureSet(
         labels=tuple(labels), compliance_voltage_V=compliance_voltage_V,
-        rms_ratio=float(w.rms_pulse_train(1.0)), energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),
+        rms_ratio=rms, ac_rms_ratio=math.sqrt(max(rms * rms - dcr * dcr, 0.0)), dc_ratio=dcr,
+        pad_area_min_cm2=min(e.area_m2 for e in pads) * 1e4, energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),
         rms_density_peak_mA_per_cm2_per_A=arr(peak), rms_density_mean_mA_per_cm2_per_A=arr(mean),
         charge_per_phase_uC_per_A=arr(q), charge_density_uC_per_cm2_per_A=arr(qd), net_dc_uA_per_A=arr(dc),
         power_density_W_per_cm2_per_A2=arr(pw), peak_voltage_V_per_A=arr(vp), thermal_reference_A=reference_A,
-        skin_basal_C=arr(basal), skin_T0_C=T0, skin_rise_K=rise, cem43_s_grid=s_grid, cem43_min_grid=grid,
+        skin_basal_C=arr(basal), skin_T0_C=T0, skin_rise_K=rise, cem43_T0_C=c_T0, cem43_rise_K=c_rise, cem43_dt_s=dt,
         current_for_target_A=arr(target), exclusion_ratio_per_A=arr(zone), sensory_threshold_A=arr(sensory),
         thermal_absent=thermal_absent, activation_absent=activation_absent, exclusion_absent=exclusion_absent,
         comfort_absent=comfort_absent,
     )  # fmt: skip
+
+
+def _pad_probes(probes: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack per-case probe sets: T0 padded with -inf (no dose), rises with 0, times with the last."""
+    width = max(len(t0) for t0, _ in probes)
+    times = max(r.shape[0] for _, r in probes)
+    T0 = np.full((len(probes), width), -np.inf)
+    rise = np.zeros((len(probes), times, width))
+    for i, (t0, r) in enumerate(probes):
+        T0[i, : len(t0)] = t0
+        rise[i, : r.shape[0], : r.shape[1]] = r
+        rise[i, r.shape[0] :, : r.shape[1]] = r[-1]  # equal time grids in practice (one session)
+    return T0, rise
+
+
+def stack_figures(sets: Sequence[FigureSet]) -> FigureSet:
+    """One figure set over the anatomy cases of several (same head, waveform and reference current).
+
+    Per-case arrays are concatenated along the anatomy axis (the skin fronts and the CEM43 probes
+    padded so that the padding never gives the maximum); scalars must agree.
+
+    Raises:
+        ValueError: the sets differ in a scalar (another waveform, reference current or head).
+    """
+    first = sets[0]
+    if len(sets) == 1:
+        return first
+    kw: dict[str, Any] = {"labels": tuple(label for F in sets for label in F.labels)}
+    for f in fields(FigureSet):
+        if f.name in ("labels", "skin_T0_C", "skin_rise_K", "cem43_T0_C", "cem43_rise_K"):
+            continue
+        values = [getattr(F, f.name) for F in sets]
+        if isinstance(values[0], np.ndarray):
+            kw[f.name] = np.concatenate(values)
+        elif f.name.endswith("_absent"):
+            kw[f.name] = next((v for v in values if v), None)
+        elif values[0] is None:
+            kw[f.name] = None if all(v is None for v in values) else np.concatenate(
+                [np.full(F.n, np.nan) if v is None else v for F, v in zip(sets, values, strict=True)])  # fmt: skip
+        else:
+            if any(v != values[0] and not (isinstance(v, float) and math.isnan(v)) for v in values):
+                raise ValueError(f"figure sets differ in {f.name}: {values}")
+            kw[f.name] = values[0]
+    width = max(F.skin_T0_C.shape[1] for F in sets)
+    T0 = np.full((sum(F.n for F in sets), width), -np.inf)
+    rise = np.zeros_like(T0)
+    i = 0
+    for F in sets:
+        T0[i : i + F.n, : F.skin_T0_C.shape[1]] = F.skin_T0_C
+        rise[i : i + F.n, : F.skin_rise_K.shape[1]] = F.skin_rise_K
+        i += F.n
+    kw["skin_T0_C"], kw["skin_rise_K"] = T0, rise
+    probes = [(F.cem43_T0_C[a], F.cem43_rise_K[a]) for F in sets for a in range(F.n)]
+    kw["cem43_T0_C"], kw["cem43_rise_K"] = _pad_probes(probes)
+    return FigureSet(**kw)
 
 
 def save_figures(path: str | Path, figures: dict[str, FigureSet], digest: str) -> None:
@@ -296,5 +373,9 @@ def load_figures(path: str | Path, digest: str) -> dict[str, FigureSet]:
             for f in fields(FigureSet):
                 if f"{g}.{f.name}" in data:
                     kw[f.name] = data[f"{g}.{f.name}"]
-            out[scalars["key"]] = FigureSet(**kw)
+            try:
+                out[scalars["key"]] = FigureSet(**kw)
+            except TypeError:  # written by an emsim whose figures had other fields
+                raise InputError("--from", str(path.parent), "figures written by this emsim version (run emsim "
+                                 "validate again)") from None  # fmt: skip
     return out

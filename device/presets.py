@@ -11,8 +11,8 @@ used on, and one ``[[preset]]`` table per preset::
     sites = ["cheek", "jaw"]              # optional
     [validation]                          # optional
     safety_factor = 1.5                   # figures x this must stay within each limit
-    spread = "corners"                    # or "nominal"
-    contact_factors = [0.5, 2.0]          # contact resistance spread (x nominal)
+    spread = "corners"                    # the worst corner, searched; or "nominal"
+    contact = "gel_on_unprepared_skin"    # contact R, C ranges (models/data/contact.toml), or "head"
     [limits]                              # optional overrides of the rules' limits (see rules.py)
     net_dc_uA = 1.0
     [[preset]]
@@ -76,7 +76,7 @@ _SESSION_RANGE_min = (0.0, 120.0)
 _COMPLIANCE_RANGE_V = (1.0, 1000.0)
 
 _DEVICE_KEYS = ("name", "electrode_head", "compliance_voltage_V", "sites")
-_VALIDATION_KEYS = ("safety_factor", "spread", "contact_factors")
+_VALIDATION_KEYS = ("safety_factor", "spread", "contact")
 _PRESET_KEYS = (
     "id", "name", "waveform", "pulse_width_us", "interphase_gap_us", "asymmetry_ratio", "frequency_Hz",
     "levels_uA", "session_min", "burst",
@@ -107,15 +107,17 @@ class Validation:
     """How the presets are validated over the people who will use the device.
 
     Attributes:
-        safety_factor: every figure times this must stay within its limit (>= 1).
-        spread: ``"corners"`` (nominal + each site's layers all at min / all at max x the contact
-            factors) or ``"nominal"`` (the nominal anatomy only).
-        contact_factors: factors on the skin contact's specific resistance for the corners.
+        safety_factor: a level passes when every rule holds at this times its current (>= 1).
+        spread: ``"corners"`` (the worst corner of each site's spread, searched per rule: every
+            layer thickness and the contact R and C at their range ends, :mod:`emsim.device.search`)
+            or ``"nominal"`` (the nominal anatomy only).
+        contact: the contact range of the corners (a name in ``models/data/contact.toml``), or
+            ``"head"`` (the head's own contact, not varied).
     """
 
     safety_factor: float = 1.5
     spread: str = "corners"
-    contact_factors: tuple[float, ...] = (0.5, 2.0)
+    contact: str = "gel_on_unprepared_skin"
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,13 +323,15 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
         sites=tuple(sites),
     )  # fmt: skip
     v = _keys(raw.get("validation", {}), _VALIDATION_KEYS, "validation")
-    factors = v.get("contact_factors", [0.5, 2.0])
-    if not isinstance(factors, list) or not factors:
-        raise InputError("validation.contact_factors", factors, "a non-empty list of factors in 0.05..20")
+    contact = v.get("contact", "gel_on_unprepared_skin")
+    if contact != "head":
+        from .anatomy import contact_range
+
+        contact_range(contact)  # an unknown name is an InputError naming validation.contact
     validation = Validation(
         safety_factor=_real("validation.safety_factor", v.get("safety_factor", 1.5), 1.0, 10.0),
         spread=v.get("spread", "corners"),
-        contact_factors=tuple(_real(f"validation.contact_factors[{j}]", f, 0.05, 20.0) for j, f in enumerate(factors)),
+        contact=contact,
     )  # fmt: skip
     if validation.spread not in ("corners", "nominal"):
         raise InputError("validation.spread", validation.spread, "one of corners, nominal")

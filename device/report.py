@@ -1,6 +1,7 @@
 """Write a validation: ``validation.json``, ``validation.html`` and the worst-case pictures.
 
-``validation.html`` has one row per level with the binding rule highlighted, and the skin
+``validation.html`` has, per preset, a level x limit-rule table of headroom in current (the
+binding rule highlighted) with each rule's I_max_safe, the anatomy spread searched, and the skin
 current-density picture of each preset's worst anatomy case at its top level.
 
 Files are written atomically (temporary file, then rename).
@@ -28,29 +29,37 @@ td, th { border: 1px solid #bbb; padding: 3px 7px; font-size: 13px; } th { backg
 .small { color: #555; font-size: 12px; }
 </style></head><body>
 <h1>Preset validation: {{ device }}</h1>
-<p>Electrode head <code>{{ head }}</code>; compliance voltage {{ compliance }} V; safety factor {{ sf }}
-(every figure x {{ sf }} within its limit; the skin temperature: its rise above basal);
-{{ solves }} solves over {{ anatomy|length }} anatomy cases: {{ anatomy|join(", ") }}.
-Overall: <b>{{ "PASS" if passed else "FAIL (some levels exceed a limit)" }}</b>.</p>
+<p>Electrode head <code>{{ head }}</code>; compliance voltage {{ compliance }} V; safety factor {{ sf }}:
+a level passes a rule when the rule holds at {{ sf }} x the level current.
+Headroom = I_max_safe / I - 1, the fraction by which the level current could rise before the rule fails
+(I_max_safe: the current at which the rule reaches its limit, divided by the safety factor, worst anatomy case);
+&lt; 0 fails. {{ solves }} anatomy cases solved. Overall: <b>{{ "PASS" if passed else "FAIL (some levels exceed a limit)" }}</b>.</p>
 <p class="small">inputs sha256 {{ digest }}; emsim {{ version }}</p>
 {% for p in presets %}
 <h2>Preset {{ p.id }}: {{ p.name }} (max safe level {{ p.max_safe_level }} of {{ p.levels|length }},
 {{ p.max_safe_current_uA }} uA)</h2>
 {% if p.level_independent_failures %}<p class="fail">Breaks a level-independent rule:
 {{ p.level_independent_failures|join(", ") }}: the export refuses this file.</p>{% endif %}
-<table><tr><th>level</th><th>current uA</th><th>result</th><th>binding rule</th><th>margin</th><th>worst anatomy</th>
-{% for r in rule_names %}<th>{{ r }}</th>{% endfor %}</tr>
+<table><tr><th>level</th><th>current uA</th><th>result</th><th>binding rule</th><th>headroom</th><th>binding anatomy</th>
+{% for r in limit_rules %}<th>{{ r }}</th>{% endfor %}</tr>
+<tr class="small"><td colspan="6">I_max_safe, uA (anatomy)</td>{% for r in limit_rules %}{% set m = p.max_safe_current_by_rule[r] %}
+<td>{% if m.max_safe_current_uA is defined %}{{ m.max_safe_current_uA }}{% else %}{{ m.status }}{% endif %}</td>{% endfor %}</tr>
 {% for lv in p.levels %}<tr class="{{ 'pass' if lv.pass else 'fail' }}"><td>{{ lv.level }}</td><td>{{ lv.current_uA }}</td>
-<td>{{ "pass" if lv.pass else "FAIL" }}</td><td>{{ lv.binding_rule }}</td><td>{{ lv.margin }}</td><td>{{ lv.worst_anatomy }}</td>
-{% for r in rule_names %}{% set c = lv.rules[r] %}<td class="{{ 'binding' if r == lv.binding_rule else '' }}">
-{% if c.value is defined %}{{ c.value }} / {{ c.limit }} {{ c.unit }}{% if c.margin is not none %} (m {{ c.margin }}){% endif %}
-{% else %}<span class="small">{{ c.status }}</span>{% endif %}</td>{% endfor %}</tr>{% endfor %}
+<td>{{ "pass" if lv.pass else "FAIL" }}</td><td>{{ lv.binding_rule }}</td><td>{{ lv.headroom }}</td><td>{{ lv.binding_anatomy.label }}</td>
+{% for r in limit_rules %}{% set c = lv.rules[r] %}<td class="{{ 'binding' if r == lv.binding_rule else '' }}">
+{% if c.headroom is defined %}{{ c.headroom }}{% else %}<span class="small">{{ c.status }}</span>{% endif %}</td>{% endfor %}</tr>{% endfor %}
 </table>
-{% if p.picture %}<p>Worst case at the top level ({{ p.levels[-1].worst_anatomy }}):<br>
+{% if p.picture %}<p>Worst case at the top level ({{ p.levels[-1].binding_anatomy.label }}):<br>
 <img src="{{ p.picture }}" alt="skin current density, worst case" width="720"></p>{% endif %}
 {% endfor %}
+<h2>Anatomy spread</h2>
+{% for s in search %}<p>Site {{ s.site or "head stack" }}: {{ s.method }}; {{ s.solves }} of {{ s.corners_total }} corners solved.</p>
+{% if s.factors %}<table><tr><th>factor</th><th>min</th><th>max</th><th>unit</th><th>source</th></tr>
+{% for f in s.factors %}<tr><td>{{ f.name }}</td><td>{{ f.min }}</td><td>{{ f.max }}</td><td>{{ f.unit }}</td><td class="small">{{ f.source }}</td></tr>{% endfor %}
+</table>{% endif %}{% endfor %}
+<p class="small">{{ conductivity }}</p>
 <h2>Rules</h2><table><tr><th>rule</th><th>what</th><th>kind</th><th>limit</th><th>unit</th><th>source</th><th>note</th></tr>
-{% for r in rules %}<tr><td>{{ r.rule }}</td><td>{{ r.title }}</td><td>{{ r.kind }}{{ ", level-independent" if r.level_independent else "" }}</td>
+{% for r in rules %}<tr><td>{{ r.rule }}</td><td>{{ r.title }}</td><td>{{ r.kind }} ({{ r.basis }}, {{ r.scales_with_current }}){{ ", level-independent" if r.level_independent else "" }}</td>
 <td>{{ r.limit if r.limit is not none else "device" }}</td><td>{{ r.unit }}</td><td class="small">{{ r.source }}</td>
 <td class="small">{{ r.not_evaluated or "" }}</td></tr>{% endfor %}</table>
 </body></html>
@@ -85,6 +94,8 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
 
         for check in report.presets:
             top = check.levels[-1]
+            if top.worst_anatomy not in report.anatomy:
+                continue
             key = (group_key(check.preset), report.anatomy.index(top.worst_anatomy))
             result = results.get(key)
             if result is None:
@@ -111,7 +122,8 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
         device=body["device"], head=Path(body["electrode_head"]).name, compliance=report.presets_file.device.compliance_voltage_V,
         sf=body["safety_factor"], solves=body["solves"], anatomy=body["anatomy_cases"], passed=body["passed"],
         digest=body["inputs_digest_sha256"], version=__version__, presets=presets,
-        rule_names=[r["rule"] for r in body["rules"]], rules=body["rules"],
+        limit_rules=[r["rule"] for r in body["rules"] if r["kind"] == "limit"], rules=body["rules"],
+        search=body["anatomy_search"], conductivity=body["conductivity_spread"],
     )  # fmt: skip
     _write_text(out / "validation.html", html)
     return [out / "validation.json", out / "validation.html", *(out / n for n in pictures.values())]

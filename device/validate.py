@@ -1,11 +1,12 @@
 """Validate every level of every preset against every rule, over the anatomy spread.
 
-The physics is solved once per (anatomy case, distinct waveform and session) of the head
-(:func:`solve_groups`: solves = heads x anatomy cases x distinct waveforms); every level is then
-evaluated from the per-unit-current figures by linearity (:func:`evaluate`, numpy over anatomy
-cases and levels at once, no solve). A level passes when every evaluated limit rule has a margin
->= 0 in every anatomy case (margins in :mod:`emsim.device.rules`); a preset's ``max_safe_level``
-is the number of its leading levels that pass.
+The physics is solved once per anatomy case (:class:`AnatomySolver`: one mesh, one electric
+solve and one frequency response, every preset group's waveform and heating from it); which
+anatomy cases are solved is the worst-case search's choice (:func:`solve_groups`). Every level is
+then evaluated from the per-unit-current figures by linearity (:func:`evaluate`, no solve): a level
+passes when every evaluated limit rule holds at safety factor x its current in every anatomy
+case; its headroom per rule is I_max_safe / I - 1 (:mod:`emsim.device.rules`); a preset's
+``max_safe_level`` is the number of its leading levels that pass.
 """
 
 from __future__ import annotations
@@ -20,17 +21,31 @@ from typing import Any
 
 import numpy as np
 
-from .anatomy import AnatomyCase, anatomy_cases, head_case_table
-from .figures import FigureSet, figure_set
+from .anatomy import (
+    CONDUCTIVITY_RANGES_NOTE,
+    AnatomyCase,
+    corner_case,
+    head_case_table,
+    nominal_case,
+)
+from .figures import FigureSet, figure_set, stack_figures
 from .presets import Preset, PresetsFile, head_case_text
 from .rules import LIMITS, RULES, Rule, RuleContext
+from .search import worst_corners
 
 __all__ = [
+    "DEFINITIONS",
+    "HEADROOM_DIGITS",
+    "VALUE_DIGITS",
+    "AnatomySolver",
     "LevelCheck",
     "PresetCheck",
     "ValidationReport",
     "evaluate",
     "group_key",
+    "guidance_power_density_W_per_cm2",
+    "max_safe_currents",
+    "number_text",
     "output_table",
     "solve_groups",
     "validate",
@@ -57,18 +72,20 @@ class LevelCheck:
     Attributes:
         level: level number, from 1.
         current_uA: its peak current [uA].
-        passed: every evaluated limit rule has margin >= 0 in every anatomy case.
-        binding_rule: the limit rule with the smallest margin.
-        margin: that margin (1 - safety_factor x value / limit; < 0 fails).
+        passed: every evaluated limit rule holds at safety factor x this current in every
+            anatomy case (equivalently: every headroom >= 0).
+        binding_rule: the limit rule with the smallest headroom.
+        headroom: that headroom, I_max_safe / I - 1 (a fraction of the level current; < 0 fails).
         worst_anatomy: the anatomy case where the binding rule is worst.
-        rules: per rule: value (worst case), limit, unit, margin, anatomy, status.
+        rules: per rule: value at the level current and at safety factor x it (worst case),
+            limit, unit, I_max_safe [uA], headroom, anatomy, status, how it scales with I.
     """
 
     level: int
     current_uA: int
     passed: bool
     binding_rule: str
-    margin: float
+    headroom: float
     worst_anatomy: str
     rules: dict[str, dict[str, Any]]
 
@@ -82,6 +99,7 @@ class PresetCheck:
     max_safe_level: int
     level_independent_failures: list[str]
     output_table: dict[str, Any]
+    max_safe_current: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def max_safe_current_uA(self) -> int:
@@ -106,6 +124,8 @@ class ValidationReport:
     seconds: float = 0.0
     worst_pictures: dict[int, str] = field(default_factory=dict)
     figures: dict[str, FigureSet] = field(default_factory=dict, repr=False)
+    anatomy_cases: dict[str, dict[str, Any]] = field(default_factory=dict)
+    search: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -113,16 +133,15 @@ class ValidationReport:
         return all(lv.passed for p in self.presets for lv in p.levels)
 
     def rules_table(self) -> list[dict[str, Any]]:
-        """Every rule with its kind, unit, default limit and source."""
+        """Every rule with its kind, basis, unit, default limit, scaling and source."""
         rows = []
         for r in RULES:
             limit = LIMITS[r.limit_key].value if r.limit_key else None
             override = self.presets_file.limits.get(r.limit_key) if r.limit_key else None
             rows.append({
-                "rule": r.name, "title": r.title, "kind": r.kind, "unit": r.unit,
-                "limit": _finite(override if override is not None else limit) if r.limit_key else None,
-                "limit_key": r.limit_key,
-                "safety_factor_applies": r.uses_safety_factor and r.kind == "limit",
+                "rule": r.name, "title": r.title, "kind": r.kind, "basis": r.basis, "unit": r.unit,
+                "limit": _number(override if override is not None else limit) if r.limit_key else None,
+                "limit_key": r.limit_key, "scales_with_current": r.scaling,
                 "level_independent": r.level_independent, "source": r.source_text(),
                 "not_evaluated": self.not_evaluated.get(r.name),
             })  # fmt: skip
@@ -140,7 +159,10 @@ class ValidationReport:
             "inputs_digest_sha256": pf.digest_sha256,
             "passed": self.passed,
             "safety_factor": pf.validation.safety_factor,
+            "definitions": DEFINITIONS,
             "anatomy_cases": self.anatomy,
+            "anatomy_search": self.search,
+            "conductivity_spread": CONDUCTIVITY_RANGES_NOTE,
             "solves": self.solves,
             "rules": self.rules_table(),
             "presets": [
@@ -148,11 +170,13 @@ class ValidationReport:
                     "id": p.preset.id, "name": p.preset.name, "max_safe_level": p.max_safe_level,
                     "max_safe_current_uA": p.max_safe_current_uA, "exportable": p.exportable,
                     "level_independent_failures": p.level_independent_failures,
+                    "max_safe_current_by_rule": p.max_safe_current,
                     "output_table_510k": p.output_table,
                     "levels": [
                         {"level": lv.level, "current_uA": lv.current_uA, "pass": lv.passed,
-                         "binding_rule": lv.binding_rule, "margin": _finite(lv.margin),
-                         "worst_anatomy": lv.worst_anatomy, "rules": lv.rules}
+                         "binding_rule": lv.binding_rule, "headroom": _number(lv.headroom, HEADROOM_DIGITS),
+                         "binding_anatomy": self.anatomy_cases.get(lv.worst_anatomy, {"label": lv.worst_anatomy}),
+                         "rules": lv.rules}
                         for lv in p.levels
                     ],
                 }
@@ -161,104 +185,107 @@ class ValidationReport:
         }  # fmt: skip
 
 
-def _finite(x: float) -> float | str:
+#: Significant digits of every figure written (values, limits, currents): enough for a figure
+#: solved to about 1e-4, few enough that a re-solve's last-digit noise never shows (byte-identical).
+VALUE_DIGITS = 6
+#: Significant digits of a headroom (a fraction of current: 3-4 digits are what it deserves).
+HEADROOM_DIGITS = 4
+
+#: What the figures of a validation mean (written into validation.json).
+DEFINITIONS = {
+    "safety_factor": "a level passes a rule when the rule holds at safety_factor x the level current",
+    "max_safe_current_uA": "per rule, the largest level current that passes it: the current at which the rule's "
+    "value reaches its limit, divided by the safety factor (worst anatomy case). 'inf': the rule never binds "
+    "(independent of the current and within its limit, a zero coefficient, or no finite limit)",
+    "headroom": "max_safe_current / level current - 1: the fraction by which the level current could rise before "
+    "the rule fails (>= 0 passes, < 0 fails), comparable across rules whatever their power law",
+    "rms_current_density": "r.m.s. at the plateau of the on/off cycle (the pulse train while on), at the simulated "
+    "local peak (1 mm disc at the pad rim) of the worst pad; the pad mean is reported in the 510(k) table",
+    "value": "the rule's figure at the level current (worst anatomy case); value_at_safety_factor at safety_factor "
+    "x the level current, the figure the limit is compared with",
+}
+
+
+def _number(x: Any, digits: int = VALUE_DIGITS) -> float | str | None:
+    """A float rounded to ``digits`` significant digits (repr-stable), or "inf"/"-inf"/"nan"."""
+    if x is None:
+        return None
+    x = float(x)
     if math.isnan(x):
         return "nan"
     if math.isinf(x):
         return "inf" if x > 0 else "-inf"
-    return float(f"{float(x):.9g}")  # 9 significant digits: small figures keep their precision
+    return float(f"{x:.{digits}g}") + 0.0
 
 
-def _rule_margins(r: Rule, F: FigureSet, current_A: np.ndarray, ctx: RuleContext, sf: float):
-    """(values, limit, margins) of one rule; margins None when it is not evaluated or reported."""
-    values = np.broadcast_to(r.values(F, current_A), (F.n, len(current_A)))  # anatomy-independent rules
-    limit = r.limit(ctx)
-    if r.kind != "limit" or math.isnan(limit) or (r.not_evaluated and r.not_evaluated(F)):
-        return values, limit, None
-    base = r.base(F) if r.base is not None else 0.0
-    k = sf if r.uses_safety_factor else 1.0
-    with np.errstate(invalid="ignore", divide="ignore"):
+number_text = _number  # public: the export writes its floats the same way
+
+
+def _safety(r: Rule) -> str:
+    return {
+        "linear": "value proportional to I: I_limit = limit / coefficient",
+        "quadratic": "value proportional to I^2: I_limit = sqrt(limit / coefficient)",
+        "monotone": "value increasing in I: solved for I (closed form or bisection)",
+        "none": "independent of the current: holds at every level or at none",
+    }[r.scaling]
+
+
+def _unbounded_reason(r: Rule, F: FigureSet, limit: float, i_safe: float) -> str | None:
+    """Why a rule's I_max_safe is inf or 0 (a reader must never meet a bare "inf")."""
+    if math.isinf(i_safe):
         if math.isinf(limit):
-            margins = np.where(np.isfinite(values), 1.0, -np.inf)
-        else:
-            margins = 1.0 - k * (values - base) / (limit - base)
-    margins = np.where(np.isnan(margins), -np.inf, margins)  # a value that cannot be computed fails
-    if r.level_independent:
-        margins = np.broadcast_to(margins.min(axis=1, keepdims=True), margins.shape)
-    return values, limit, margins
+            return "inf: no finite limit is set (reported only; set one in [limits] to enforce it)"
+        if r.scaling == "none":
+            return "inf: independent of the current and within its limit at every level"
+        return "inf: the figure is 0 at every current (e.g. no d.c. component in a charge-balanced waveform)"
+    if i_safe == 0.0:
+        if r.scaling == "none":
+            return "0: independent of the current and above its limit: fails at every level"
+        return "0: above the limit at any current (or not computable)"
+    return None
 
 
-def evaluate_margins(F: FigureSet, current_A: np.ndarray, ctx: RuleContext, sf: float) -> np.ndarray:
-    """Margins of every limit rule, shape (rule, anatomy, level); NaN for rules not evaluated.
+def rule_limit_currents(r: Rule, F: FigureSet, ctx: RuleContext) -> np.ndarray | None:
+    """I_limit [A] per anatomy case (the current at which the value reaches the limit); None: not evaluated."""
+    if r.not_evaluated is not None and r.not_evaluated(F):
+        return None
+    limit = r.limit(ctx)
+    if math.isnan(limit):
+        return None
+    out = r.limit_current_A(F, limit)
+    return np.where(np.isnan(out), 0.0, out)  # a figure that cannot be computed (NaN) gives no safe current
 
-    The fast path (no per-rule records, report rules skipped): rules whose value is a power of
-    the current are stacked into one product per power, margin = 1 - (k / limit) c I^p; the
-    others are evaluated one by one. This is what the benchmark times.
-    """
-    current_A = np.asarray(current_A, float)
-    out = np.full((len(RULES), F.n, len(current_A)), np.nan)
-    stacked: dict[int, tuple[list[int], list[Any]]] = {}
+
+def max_safe_currents(F: FigureSet, ctx: RuleContext, sf: float) -> np.ndarray:
+    """I_max_safe [A] of every rule per anatomy case, shape (rule, anatomy); NaN where not evaluated."""
+    out = np.full((len(RULES), F.n), np.nan)
     for j, r in enumerate(RULES):
-        if r.kind != "limit" or (r.not_evaluated is not None and r.not_evaluated(F)):
-            continue
-        limit = r.limit(ctx)
-        if math.isnan(limit) or math.isinf(limit):
-            if not math.isnan(limit):
-                out[j] = 1.0  # no finite limit: never binding (a reported figure such as charge per phase)
-            continue
-        k = sf if r.uses_safety_factor else 1.0
-        if r.per_unit is not None and not r.level_independent and r.base is None:
-            rows, coefs = stacked.setdefault(r.power, ([], []))
-            rows.append(j)
-            coefs.append(np.broadcast_to(np.asarray(r.per_unit(F), float) * (k / limit), (F.n,)))
-            continue
-        values = r.values(F, current_A)
-        base = r.base(F) if r.base is not None else 0.0
-        m = 1.0 - (k / (limit - base)) * (values - base)
-        if r.level_independent:
-            m = m.min(axis=-1, keepdims=True)
-        out[j] = np.where(np.isnan(m), -np.inf, m)  # a value that cannot be computed (NaN) fails
-    for power, (rows, coefs) in stacked.items():
-        c = np.asarray(coefs)  # (rules, anatomy)
-        out[rows] = 1.0 - c[:, :, None] * (current_A**power)[None, None, :]
+        i = rule_limit_currents(r, F, ctx)
+        if i is not None:
+            out[j] = i / sf
     return out
 
 
-def output_table(preset: Preset, current_uA: int, F: FigureSet, compliance_V: float) -> dict[str, Any]:
-    """The 510(k) output table row (FDA 1999 guidance, shared/PHYSICS.md) at one level, worst case.
-
-    Current control: into a load R the current is the set current while I R is within the
-    compliance voltage, else compliance / R.
-    """
-    w = preset.waveform_model()
-    i = current_uA * 1e-6
-    row: dict[str, Any] = {"waveform": preset.waveform, "level_current_uA": current_uA}
-    for r_ohm, key in ((500, "500ohm"), (2000, "2kohm"), (10000, "10kohm")):
-        v = min(i * r_ohm, compliance_V)
-        row[f"max_voltage_{key}_V"] = round(v, 6)
-        row[f"max_current_{key}_mA"] = round(v / r_ohm * 1e3, 6)
-    phases = w.phases()
-    row["pulse_duration_us"] = round((phases[-1][1] - phases[0][0]) * 1e6, 6)
-    row["phase_width_us"] = preset.pulse_width_us
-    row["frequency_Hz"] = preset.frequency_Hz
-    row["net_charge_per_pulse_uC"] = round(i * sum(a * (t1 - t0) for t0, t1, a in phases) * 1e6, 6) + 0.0
-    i500 = min(i, compliance_V / 500.0)
-    row["max_phase_charge_500ohm_uC"] = round(i500 * (phases[0][1] - phases[0][0]) * 1e6, 6)
-    row["max_rms_current_density_mA_per_cm2"] = round(float(F.rms_density_peak_mA_per_cm2_per_A.max() * i), 6)
-    row["mean_rms_current_density_mA_per_cm2"] = round(float(F.rms_density_mean_mA_per_cm2_per_A.max() * i), 6)
-    mean_abs = i * w.pulse_rate_Hz * sum(abs(a) * (t1 - t0) for t0, t1, a in phases) * w.mean_envelope
-    row["max_average_current_mA"] = round(mean_abs * 1e3, 6)
-    row["max_average_power_density_W_per_cm2"] = round(float(F.power_density_W_per_cm2_per_A2.max() * i * i), 9)
-    return row
-
-
-def evaluate(pf: PresetsFile, figures: dict[str, FigureSet], *, solves: int = 0) -> ValidationReport:
+def evaluate(
+    pf: PresetsFile,
+    figures: dict[str, FigureSet],
+    *,
+    solves: int = 0,
+    anatomy_cases: dict[str, dict[str, Any]] | None = None,
+    search: list[dict[str, Any]] | None = None,
+) -> ValidationReport:
     """Evaluate every level of every preset from the per-unit figures of its group (no solve).
+
+    A level passes a limit rule when the rule's value at safety factor x the level current is
+    within the limit in every anatomy case (a direct check); its headroom is I_max_safe / I - 1
+    with I_max_safe = I_limit / safety factor (the tests hold the two to each other).
 
     Args:
         pf: the presets file.
         figures: the figure set of each group (:func:`group_key`).
-        solves: how many head cases were solved (reported).
+        solves: how many anatomy cases were solved (reported).
+        anatomy_cases: each anatomy label's description (factor values), for the report.
+        search: the worst-case search per site, for the report.
     """
     sf = pf.validation.safety_factor
     checks: list[PresetCheck] = []
@@ -270,97 +297,277 @@ def evaluate(pf: PresetsFile, figures: dict[str, FigureSet], *, solves: int = 0)
         ctx = RuleContext(pf.device, p, pf.limits)
         current = np.asarray(p.levels_A)
         per_rule: dict[str, dict[str, Any]] = {}
-        margins = np.full((len(RULES), F.n, len(current)), np.nan)
-        for j, r in enumerate(RULES):
-            values, limit, m = _rule_margins(r, F, current, ctx, sf)
+        by_rule: dict[str, dict[str, Any]] = {}
+        for r in RULES:
             reason = r.not_evaluated(F) if r.not_evaluated else None
             if reason:
                 not_evaluated[r.name] = reason
-            if m is not None:
-                margins[j] = m
-            per_rule[r.name] = {"values": values, "limit": limit, "margins": m, "reason": reason}
+                per_rule[r.name] = {"reason": reason}
+                by_rule[r.name] = {"status": reason}
+                continue
+            limit = r.limit(ctx)
+            i_lim = rule_limit_currents(r, F, ctx)
+            if i_lim is None:
+                reason = f"not evaluated: no limit value ({limit})"
+                not_evaluated[r.name] = reason
+                per_rule[r.name] = {"reason": reason}
+                by_rule[r.name] = {"status": reason}
+                continue
+            values = r.evaluate(F, current)
+            at_sf = r.evaluate(F, current * sf)
+            i_safe = i_lim / sf
+            a = int(np.argmin(i_safe)) if not r.higher_is_better else int(np.argmax(i_safe))
+            if r.kind == "limit":
+                with np.errstate(invalid="ignore"):
+                    holds = np.where(np.isnan(at_sf), False, at_sf <= limit)
+            else:
+                holds = None
+            per_rule[r.name] = {"values": values, "at_sf": at_sf, "limit": limit, "i_safe": i_safe, "holds": holds,
+                                "a": a, "i_lim": i_lim}  # fmt: skip
+            same = bool(np.all(i_safe == i_safe[0]))
+            key = "max_safe_current_uA" if r.kind == "limit" else "threshold_current_uA"
+            by_rule[r.name] = {
+                key: _number((i_safe if r.kind == "limit" else i_lim)[a] * 1e6),
+                "anatomy": "every case (independent of the anatomy)" if same and F.n > 1 else F.labels[a],
+                "kind": r.kind, "scales_with_current": _safety(r),
+            }  # fmt: skip
+            why = _unbounded_reason(r, F, limit, i_safe[a])
+            if why:
+                by_rule[r.name]["note"] = why
         levels = []
         for k, cur in enumerate(p.levels_uA):
-            col = margins[:, :, k]
-            evaluated = ~np.isnan(col[:, 0])
-            worst = np.where(evaluated, np.nanmin(np.where(np.isnan(col), np.inf, col), axis=1), np.inf)
-            jb = int(np.argmin(worst))
-            ab = int(np.argmin(col[jb])) if evaluated[jb] else 0
-            rules_out = {}
-            for j, r in enumerate(RULES):
+            rules_out: dict[str, dict[str, Any]] = {}
+            worst_h, jb, ab = math.inf, None, 0
+            passed = True
+            for r in RULES:
                 d = per_rule[r.name]
-                v = d["values"][:, k]
-                if d["reason"]:
+                if "reason" in d:
                     rules_out[r.name] = {"status": d["reason"]}
                     continue
-                if d["margins"] is not None:
-                    a = int(np.argmin(d["margins"][:, k]))
-                    status = "pass" if d["margins"][a, k] >= 0 else "FAIL"
-                    marg = _finite(d["margins"][a, k])
-                else:
-                    a = int(np.argmin(v)) if r.higher_is_better else int(np.nanargmax(np.where(np.isnan(v), -np.inf, v)))
-                    status, marg = "reported", None
-                rules_out[r.name] = {"value": _finite(v[a]), "limit": _finite(d["limit"]), "unit": r.unit,
-                                     "margin": marg, "anatomy": F.labels[a], "status": status}  # fmt: skip
-            levels.append(LevelCheck(k + 1, cur, bool(worst[jb] >= 0), RULES[jb].name, float(worst[jb]),
-                                     F.labels[ab], rules_out))  # fmt: skip
+                i = cur * 1e-6
+                if r.kind == "limit":
+                    a = int(np.argmin(d["i_safe"]))
+                    h = d["i_safe"][a] / i - 1.0
+                    ok = bool(d["holds"][:, k].all())
+                    passed &= ok
+                    if h < worst_h or jb is None:
+                        worst_h, jb, ab = h, r.name, a
+                    status = "pass" if ok else "FAIL"
+                    rules_out[r.name] = {
+                        "value": _number(d["values"][a, k]), "value_at_safety_factor": _number(d["at_sf"][a, k]),
+                        "limit": _number(d["limit"]), "unit": r.unit, "max_safe_current_uA": _number(d["i_safe"][a] * 1e6),
+                        "headroom": _number(h, HEADROOM_DIGITS), "anatomy": F.labels[a], "status": status,
+                    }  # fmt: skip
+                    continue
+                # a reported figure: its worst case (the highest value; the lowest for efficacy) and the
+                # current at which it crosses its threshold (no safety factor: it decides nothing)
+                v = d["values"][:, k]
+                vw = int(np.argmin(v)) if r.higher_is_better else int(np.nanargmax(np.where(np.isnan(v), -np.inf, v)))
+                above = bool(v[vw] >= d["limit"])
+                rules_out[r.name] = {
+                    "value": _number(v[vw]), "threshold": _number(d["limit"]), "unit": r.unit,
+                    "threshold_current_uA": _number(d["i_lim"][vw] * 1e6), "anatomy": F.labels[vw],
+                    "status": f"reported: {'at or above' if above else 'below'} the threshold",
+                }  # fmt: skip
+            levels.append(LevelCheck(k + 1, cur, passed, jb or "", float(worst_h), F.labels[ab], rules_out))
         safe = 0
         for lv in levels:
             if not lv.passed:
                 break
             safe += 1
-        independent = sorted({r.name for j, r in enumerate(RULES)
-                              if r.level_independent and per_rule[r.name]["margins"] is not None
-                              and (per_rule[r.name]["margins"] < 0).any()})  # fmt: skip
+        independent = sorted({r.name for r in RULES if r.level_independent and r.kind == "limit"
+                              and "holds" in per_rule[r.name] and not per_rule[r.name]["holds"].all()})  # fmt: skip
         top = p.levels_uA[safe - 1] if safe else p.levels_uA[0]
-        checks.append(PresetCheck(p, levels, safe, independent, output_table(p, top, F, pf.device.compliance_voltage_V)))
-    return ValidationReport(pf, labels, checks, solves, not_evaluated)
+        checks.append(PresetCheck(p, levels, safe, independent, output_table(p, top, F, pf.device.compliance_voltage_V),
+                                  by_rule))  # fmt: skip
+    return ValidationReport(pf, labels, checks, solves, not_evaluated, anatomy_cases=dict(anatomy_cases or {}),
+                            search=list(search or []))  # fmt: skip
+
+
+def output_table(preset: Preset, current_uA: int, F: FigureSet, compliance_V: float) -> dict[str, Any]:
+    """The 510(k) output table row (FDA 1999 guidance, shared/PHYSICS.md) at one level, worst case.
+
+    Current control: into a load R the current is the set current while I R is within the
+    compliance voltage, else compliance / R. The average power density is the guidance's figure,
+    I_rms^2 x 500 ohm / the smallest pad area (r.m.s. at the plateau); the simulated one (the
+    model's cycle-mean Joule power over the worst pad's area) is given beside it.
+    """
+    w = preset.waveform_model()
+    i = current_uA * 1e-6
+    n = _number
+    row: dict[str, Any] = {"waveform": preset.waveform, "level_current_uA": current_uA}
+    for r_ohm, key in ((500, "500ohm"), (2000, "2kohm"), (10000, "10kohm")):
+        v = min(i * r_ohm, compliance_V)
+        row[f"max_voltage_{key}_V"] = n(v)
+        row[f"max_current_{key}_mA"] = n(v / r_ohm * 1e3)
+    phases = w.phases()
+    row["pulse_duration_us"] = n((phases[-1][1] - phases[0][0]) * 1e6)
+    row["phase_width_us"] = preset.pulse_width_us
+    row["frequency_Hz"] = preset.frequency_Hz
+    row["net_charge_per_pulse_uC"] = n(i * sum(a * (t1 - t0) for t0, t1, a in phases) * 1e6 + 0.0)
+    i500 = min(i, compliance_V / 500.0)
+    row["max_phase_charge_500ohm_uC"] = n(i500 * (phases[0][1] - phases[0][0]) * 1e6)
+    row["max_rms_current_density_mA_per_cm2"] = n(float(F.rms_density_peak_mA_per_cm2_per_A.max() * i))
+    row["mean_rms_current_density_mA_per_cm2"] = n(float(F.rms_density_mean_mA_per_cm2_per_A.max() * i))
+    mean_abs = i * w.pulse_rate_Hz * sum(abs(a) * (t1 - t0) for t0, t1, a in phases) * w.mean_envelope
+    row["max_average_current_mA"] = n(mean_abs * 1e3)
+    row["max_average_power_density_W_per_cm2"] = n(guidance_power_density_W_per_cm2(F, i))
+    row["simulated_average_power_density_W_per_cm2"] = n(float(F.power_density_W_per_cm2_per_A2.max() * i * i))
+    return row
+
+
+def guidance_power_density_W_per_cm2(F: FigureSet, current_A: float) -> float:
+    """The FDA guidance's average power density: I_rms^2 x 500 ohm / the smallest pad area [W/cm^2]."""
+    return (F.rms_ratio * current_A) ** 2 * 500.0 / F.pad_area_min_cm2
+
+
+class AnatomySolver:
+    """Solve one anatomy case of a head for every preset group: ``solver(case) -> {group key: FigureSet}``.
+
+    One mesh, one electric solve and one frequency response per anatomy case (the response per
+    unit current does not depend on the waveform: every group's waveform is synthesised from it
+    through :func:`emsim.studies.run.solve_case`'s ``reuse``), then each group's heating. Every
+    group is solved at the same reference current (the largest level of the file), so the cached
+    response is valid for all of them; rises at other currents scale by (I / I_ref)^2 (exact).
+    This callable is the unit the worst-case search evaluates; a morphed mesh or a heat basis
+    plugs in here.
+    """
+
+    def __init__(self, pf: PresetsFile, *, comm: Any = None, progress: Progress = _nothing, keep_results: bool = True):
+        from ..models.case_file import parse_toml
+
+        text, path = head_case_text(pf.device.electrode_head)
+        self.head = parse_toml(text, path)
+        self.pf = pf
+        self.comm = comm
+        self.progress = progress
+        self.keep_results = keep_results
+        self.groups: dict[str, list[Preset]] = {}
+        for p in pf.presets:
+            self.groups.setdefault(group_key(p), []).append(p)
+        self.reference_A = max(max(p.levels_A) for p in pf.presets)
+        self.solves = 0
+        self.seconds: list[float] = []
+
+    def __call__(self, anatomy: AnatomyCase) -> tuple[dict[str, FigureSet], dict[str, Any]]:
+        """(figure set by group key, CaseResult by group key) of one anatomy case."""
+        from ..models.case_file import parse_case
+        from ..studies.run import solve_case
+
+        t0 = time.perf_counter()
+        self.solves += 1
+        self.progress(f"solve {self.solves}: {anatomy.label}")
+        reuse: dict[str, Any] = {}
+        figures, results = {}, {}
+        for key, members in self.groups.items():
+            case = parse_case(head_case_table(self.head, anatomy, members[0], self.reference_A))
+            r = solve_case(case, comm=self.comm, reuse=reuse,
+                           progress=lambda t, a=anatomy: self.progress(f"  {a.label}: {t}"))  # fmt: skip
+            figures[key] = figure_set([anatomy.label], [r], self.reference_A, self.pf.device.compliance_voltage_V)
+            if self.keep_results:
+                results[key] = r
+        self.seconds.append(time.perf_counter() - t0)
+        return figures, results
+
+
+def _severities(pf: PresetsFile, figures: dict[str, FigureSet]) -> np.ndarray:
+    """The search objectives of one anatomy case: 1 / I_limit per (preset, limit rule); larger is worse."""
+    out = []
+    for p in pf.presets:
+        F = figures[group_key(p)]
+        ctx = RuleContext(pf.device, p, pf.limits)
+        for r in RULES:
+            if r.kind != "limit":
+                continue
+            i = rule_limit_currents(r, F, ctx)
+            with np.errstate(divide="ignore"):
+                out.append(math.nan if i is None else min(float(1.0 / i[0]), 1e300))
+    return np.array(out)
 
 
 def solve_groups(
-    pf: PresetsFile, *, progress: Progress = _nothing, comm: Any = None
-) -> tuple[dict[str, FigureSet], dict[tuple[str, int], Any], list[AnatomyCase]]:
-    """Solve the head once per anatomy case and distinct (waveform, session); figures per group.
+    pf: PresetsFile, *, progress: Progress = _nothing, comm: Any = None, solver: Any = None
+) -> tuple[dict[str, FigureSet], dict[tuple[str, int], Any], list[AnatomyCase], list[dict[str, Any]]]:
+    """Solve the anatomy cases the spread needs and stack each group's figures over them.
+
+    With ``spread = "nominal"``: each site's nominal case. With ``"corners"``: each site's worst
+    corner per (preset, limit rule), searched (:func:`emsim.device.search.worst_corners`); every
+    corner solved on the way is kept in the figures (the evaluation takes the worst over them).
+
+    Args:
+        pf: the presets file.
+        progress: called with a short text at the start of each solve.
+        comm: MPI communicator.
+        solver: the anatomy solve (default :class:`AnatomySolver`): ``solver(case) -> (figures
+            by group, results by group)``.
 
     Returns:
-        (figures by group key, CaseResult by (group key, anatomy index), the anatomy cases).
+        (figures by group key, CaseResult by (group key, anatomy index) for the worst corners,
+        the anatomy cases in figure order, the search record per site).
     """
-    from ..models.case_file import parse_case, parse_toml
-    from ..studies.run import solve_case
+    solver = solver or AnatomySolver(pf, comm=comm, progress=progress)
+    cases: list[AnatomyCase] = []
+    per_case: list[dict[str, FigureSet]] = []
+    results_by_case: list[dict[str, Any]] = []
+    record: list[dict[str, Any]] = []
+    for site in pf.device.sites or (None,):
+        nominal = nominal_case(pf.device, pf.validation, site)
+        k = len(nominal.factors)
+        if pf.validation.spread == "nominal":
+            figs, res = solver(nominal)
+            cases.append(nominal), per_case.append(figs), results_by_case.append(res)
+            record.append({"site": site, "method": "nominal only (spread = \"nominal\"): no worst case searched",
+                           "factors": [], "corners_total": 1, "solves": 1})  # fmt: skip
+            continue
+        solved: dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]] = {}
 
-    text, path = head_case_text(pf.device.electrode_head)
-    head = parse_toml(text, path)
-    cases = anatomy_cases(pf.device, pf.validation)
-    groups: dict[str, list[Preset]] = {}
-    for p in pf.presets:
-        groups.setdefault(group_key(p), []).append(p)
-    figures: dict[str, FigureSet] = {}
-    results: dict[tuple[str, int], Any] = {}
-    n = len(groups) * len(cases)
-    done = 0
-    for key, members in groups.items():
-        # heating is solved at the group's top level: rises at lower levels scale by (I/I_ref)^2 <= 1
-        reference = max(max(p.levels_A) for p in members)
-        solved = []
-        for i, a in enumerate(cases):
-            done += 1
-            progress(f"solve {done}/{n}: presets {', '.join(str(p.id) for p in members)} on {a.label}")
-            case = parse_case(head_case_table(head, a, members[0], reference))
-            results[(key, i)] = solve_case(case, comm=comm, progress=lambda t, a=a: progress(f"  {a.label}: {t}"))
-            solved.append(results[(key, i)])
-        figures[key] = figure_set([a.label for a in cases], solved, reference, pf.device.compliance_voltage_V)
-    return figures, results, cases
+        seen: dict[tuple[bool, ...], np.ndarray] = {}
+
+        def evaluate_corner(levels: tuple[bool, ...], nominal=nominal, solved=solved, seen=seen) -> np.ndarray:
+            figs, res = solver(corner_case(nominal, levels))
+            seen[levels] = y = _severities(pf, figs)
+            solved[levels] = (figs, res)
+            # hold the solved fields (meshes, functions: the pictures' source) only of the corners that
+            # are the worst so far for some objective: memory stays a few cases, not every corner
+            keep = set()
+            for j in range(len(y)):
+                col = {c: v[j] for c, v in seen.items() if not np.isnan(v[j])}
+                if col:
+                    keep.add(max(col, key=col.get))
+            for c, (f, r) in solved.items():
+                if r and c not in keep:
+                    solved[c] = (f, {})
+            return y
+
+        found = worst_corners(k, evaluate_corner)
+        worst = {c for c in found.worst if c is not None}
+        for levels, (figs, res) in solved.items():
+            cases.append(corner_case(nominal, levels))
+            per_case.append(figs)
+            results_by_case.append(res if levels in worst else {})
+        record.append({
+            "site": site, "method": found.method, "corners_total": 2**k, "solves": found.evaluations,
+            "factors": [{"name": f.name, "kind": f.kind, "min": _number(f.low), "max": _number(f.high), "unit": f.unit,
+                         "source": f.source} for f in nominal.factors],
+            "worst_corner_by_rule": {f"preset {p.id} {r.name}": corner_case(nominal, c).label
+                                     for (p, r), c in zip(((p, r) for p in pf.presets for r in RULES if r.kind == "limit"),
+                                                          found.worst, strict=True) if c is not None},
+        })  # fmt: skip
+    figures = {key: stack_figures([f[key] for f in per_case]) for key in per_case[0]}
+    results = {(key, i): r for i, res in enumerate(results_by_case) for key, r in res.items()}
+    return figures, results, cases, record
 
 
-def validate(pf: PresetsFile, *, progress: Progress = _nothing, comm: Any = None) -> tuple[ValidationReport, dict]:
+def validate(pf: PresetsFile, *, progress: Progress = _nothing, comm: Any = None, solver: Any = None) -> tuple[ValidationReport, dict]:
     """Solve the head over the anatomy spread and evaluate every level of every preset.
 
     Returns:
-        (the report, the solved CaseResults by (group key, anatomy index)).
+        (the report, the solved CaseResults of the worst corners by (group key, anatomy index)).
     """
     t0 = time.perf_counter()
-    figures, results, _ = solve_groups(pf, progress=progress, comm=comm)
-    report = evaluate(pf, figures, solves=len(results))
+    figures, results, cases, record = solve_groups(pf, progress=progress, comm=comm, solver=solver)
+    described = {a.label: a.describe() for a in cases}
+    report = evaluate(pf, figures, solves=len(cases), anatomy_cases=described, search=record)
     report.figures = figures
     report.seconds = time.perf_counter() - t0
     return report, results

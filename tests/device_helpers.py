@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from emsim.device.figures import FigureSet, energy_per_pulse_mJ_per_A2, net_dc_uA
+from emsim.device.figures import FigureSet, dc_ratio, energy_per_pulse_mJ_per_A2, net_dc_uA
 from emsim.device.presets import Preset
 
 PRESETS_TOML = """
@@ -42,8 +42,13 @@ def synthetic_figures(preset: Preset, *, peak_density=(0.05, 0.08), volts_per_A=
     w = preset.waveform_model()
     n = len(peak_density)
     rms = w.rms_pulse_train(1.0)
+    dc = dc_ratio(w)
+    # CEM43 probes: two probes per case, a basal 37 / 36 C and a rise history growing to 1 / 2 K
+    # at the reference current over 20 steps of 30 s (no dose near 1 min below 2x the reference)
+    hist = np.linspace(0.0, 1.0, 21)[:, None] * np.array([1.0, 2.0])[None, :]
     return FigureSet(
         labels=tuple(f"case{i}" for i in range(n)), compliance_voltage_V=60.0, rms_ratio=rms,
+        ac_rms_ratio=float(np.sqrt(rms * rms - dc * dc)), dc_ratio=dc, pad_area_min_cm2=1.767,
         energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),
         rms_density_peak_mA_per_cm2_per_A=np.array(peak_density) * 1e3,  # per mA of peak -> per A
         rms_density_mean_mA_per_cm2_per_A=np.array(peak_density) * 0.9e3,
@@ -53,6 +58,6 @@ def synthetic_figures(preset: Preset, *, peak_density=(0.05, 0.08), volts_per_A=
         power_density_W_per_cm2_per_A2=np.full(n, 1.0),
         peak_voltage_V_per_A=np.array(volts_per_A), thermal_reference_A=max(preset.levels_A),
         skin_basal_C=np.full(n, 34.0), skin_T0_C=np.array([[34.0, 33.5]] * n), skin_rise_K=np.array([[0.5, 1.0]] * n),
-        cem43_s_grid=np.geomspace(1e-4, 1.0, 20), cem43_min_grid=np.tile(np.geomspace(1e-6, 1e-3, 20), (n, 1)),
+        cem43_T0_C=np.tile([37.0, 36.0], (n, 1)), cem43_rise_K=np.tile(hist, (n, 1, 1)), cem43_dt_s=30.0,
         current_for_target_A=np.full(n, 0.009),
     )  # fmt: skip

@@ -116,7 +116,9 @@ def test_safe_level_follows_the_worst_anatomy_case_and_the_safety_factor():
     failing = check.levels[expect]
     assert failing.binding_rule == "rms_current_density"
     assert failing.worst_anatomy == "case1"
-    assert failing.margin == pytest.approx(1 - 1.5 * 0.08 * 20.0 / 2.0, rel=1e-6)
+    # headroom in current: I_max_safe = 2 / (1.5 x 0.08) mA, so at 20 mA it is I_max_safe / 20 - 1 < 0
+    assert failing.headroom == pytest.approx(limit_mA / 20.0 - 1.0, rel=1e-9)
+    assert check.max_safe_current["rms_current_density"]["max_safe_current_uA"] == pytest.approx(limit_mA * 1e3, rel=1e-5)  # 6 digits
 
 
 def test_export_is_byte_identical_drops_unsafe_levels_and_matches_the_json(tmp_path):
@@ -150,18 +152,18 @@ def test_refused_export_writes_nothing_and_leaves_existing_files(tmp_path):
     assert (into / "ems_presets.bin").read_bytes() == b"old"
 
 
-def test_margins_are_vectorised_over_levels_and_agree_with_the_per_level_path():
+def test_max_safe_currents_agree_with_the_per_level_headroom():
     from emsim.device.rules import RULES, RuleContext
-    from emsim.device.validate import evaluate_margins
+    from emsim.device.validate import max_safe_currents
 
     pf = _presets()
     p = pf.presets[0]
     F = synthetic_figures(p)
-    m = evaluate_margins(F, np.asarray(p.levels_A), RuleContext(pf.device, p, pf.limits), 1.5)
+    m = max_safe_currents(F, RuleContext(pf.device, p, pf.limits), 1.5)
     report = _report(pf)
     j = [r.name for r in RULES].index("rms_current_density")
-    for k, lv in enumerate(report.presets[0].levels):
-        assert m[j, :, k].min() == pytest.approx(lv.rules["rms_current_density"]["margin"], abs=1e-6)
+    for lv in report.presets[0].levels:
+        assert m[j].min() / (lv.current_uA * 1e-6) - 1 == pytest.approx(lv.rules["rms_current_density"]["headroom"], rel=1e-3)
 
 
 @settings(max_examples=60, deadline=None)
@@ -203,7 +205,7 @@ def test_exclusion_zone_binds_by_linearity_and_comfort_is_reported_never_failing
     assert check.max_safe_level == expect == 3
     failing = check.levels[expect]
     assert failing.binding_rule == "exclusion_zone" and failing.worst_anatomy == "case1"
-    assert failing.margin == pytest.approx(1 - 1.5 * 0.1 * p.levels_uA[expect] / 1e3, rel=1e-9)
+    assert failing.headroom == pytest.approx((1.0 / (1.5 * 0.1)) / (p.levels_uA[expect] / 1e3) - 1.0, rel=1e-9)
     comfort = failing.rules["comfort"]
     assert comfort["value"] == pytest.approx(p.levels_uA[expect] / 1e3, rel=1e-9)  # worst: lowest threshold
     # without the figures (a head with no zone): the rule says why, it never passes silently

@@ -45,8 +45,8 @@ def test_the_samples_parse_and_pass_the_physics_free_prechecks_only_where_expect
     assert len(precheck(mono)) == 1
 
 
-def test_the_corner_design_builds_a_valid_case_for_every_site_corner_and_contact():
-    from emsim.device.anatomy import anatomy_cases, head_case_table
+def test_every_corner_of_the_spread_builds_a_valid_case_with_each_factor_at_its_own_end():
+    from emsim.device.anatomy import contact_range, corner_case, head_case_table, nominal_case
     from emsim.device.presets import head_case_text, parse_presets
     from emsim.models.case_file import parse_case, parse_toml
     from emsim.models.sites import site
@@ -56,15 +56,23 @@ def test_the_corner_design_builds_a_valid_case_for_every_site_corner_and_contact
            "preset": [{"id": 1, "name": "a", "waveform": "biphasic_symmetric", "pulse_width_us": 200,
                        "interphase_gap_us": 50, "frequency_Hz": 50, "levels_uA": [1000, 2000], "session_min": 5}]}  # fmt: skip
     pf = parse_presets(raw)
-    cases = anatomy_cases(pf.device, pf.validation)
-    assert len(cases) == 2 * (1 + 2 * 2)  # per site: nominal + {min, max} x {x0.5, x2}
     head = parse_toml(*head_case_text("cheek-two-pads"))
-    for a in cases:
-        case = parse_case(head_case_table(head, a, pf.presets[0], 0.002))
-        s = site(a.site)
-        k = {"nominal": None, "min": 0, "max": 1}[a.thickness]
-        want = [layer.thickness_m if k is None else layer.range_m[k] for layer in s.layers]
+    c = contact_range(pf.validation.contact)
+    assert c.resistance_ohm_cm2 == (1e4, 1e6)  # Rosell et al. 1988: 10 kohm - 1 Mohm cm^2 at 1 Hz
+    for name in ("cheek", "jaw"):
+        nominal = nominal_case(pf.device, pf.validation, name)
+        s = site(name)
+        assert [f.name for f in nominal.factors] == [layer.label for layer in s.layers] + ["R", "C"]
+        k = len(nominal.factors)
+        # a mixed corner (alternating min / max): every layer at its own end, not all together
+        levels = tuple(i % 2 == 0 for i in range(k))
+        case = parse_case(head_case_table(head, corner_case(nominal, levels), pf.presets[0], 0.002))
+        want = [layer.range_m[1 if levels[i] else 0] for i, layer in enumerate(s.layers)]
         assert [layer.thickness_m for layer in case.layers] == pytest.approx(want)
-        assert case.electrodes[0].contact.resistance_ohm_m2 == pytest.approx(2900.0e-4 * a.contact_factor)
+        r = c.resistance_ohm_cm2[1 if levels[k - 2] else 0]
+        cap = c.capacitance_uF_per_cm2[1 if levels[k - 1] else 0]
+        assert case.electrodes[0].contact.resistance_ohm_m2 == pytest.approx(r * 1e-4)
+        assert case.electrodes[1].contact.capacitance_F_per_m2 == pytest.approx(cap * 1e-2)
         assert case.channels[0].current_A == pytest.approx(0.002)
         assert case.thermal.session_s == 300.0
+        assert corner_case(nominal, levels).label.startswith(f"{name}/skin+ ")

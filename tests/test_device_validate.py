@@ -1,5 +1,6 @@
-"""Preset validation on a solved head: one solve per (anatomy case, distinct waveform), and the
-vectorised level figures agree with the solver's own metrics at the level current."""
+"""Preset validation on a solved head: one mesh, electric solve and frequency response per anatomy
+case (every waveform from it), and the level figures agree with the solver's own metrics at the
+level current."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ electrode_head = "head.toml"
 compliance_voltage_V = 60
 [validation]
 spread = "nominal"
+contact = "head"
 safety_factor = 1.0
 [[preset]]
 id = 1
@@ -53,7 +55,7 @@ session_min = 1
 
 
 @pytest.mark.slow
-def test_validation_solves_once_per_waveform_and_levels_scale_by_linearity(tmp_path):
+def test_validation_solves_once_per_anatomy_case_and_levels_scale_by_linearity(tmp_path):
     head = small_cheek_table(thermal=True, size_factor=2.5)
     head["solver"] = {"waveform_frequencies": 12, "waveform_tolerance": 0.05}
     head["thermal"] = {"session_min": 1.0, "time_step_s": 30.0}
@@ -64,23 +66,28 @@ def test_validation_solves_once_per_waveform_and_levels_scale_by_linearity(tmp_p
     pf = read_presets(tmp_path / "presets.toml")
     before = linear.SOLVES.get("emsim_electric", 0)
     report, results = validate(pf)
-    # presets 1 and 2 share a waveform and session: 2 distinct waveforms x 1 anatomy case = 2 head solves
-    assert report.solves == len(results) == 2
-    assert linear.SOLVES["emsim_electric"] - before == 2 * len(head["electrode"])  # one unit solve per pad
+    # one anatomy case: one mesh and one electric solve per pad, whatever the number of waveforms
+    # (presets 1 and 2 share a waveform; preset 3 is synthesised from the same frequency response)
+    assert report.solves == 1
+    assert len(results) == 2  # a result per distinct waveform and session, from the one response
+    assert linear.SOLVES["emsim_electric"] - before == len(head["electrode"])
     p = report.presets[0]
     r = results[(group_key(pf.presets[0]), 0)]
     for lv in p.levels:
         i = lv.current_uA * 1e-6
         m = r.at([i])
         peak = max(m.iec.rms_current_density_local_peak_mA_per_cm2.values())
+        # the solver's record and the rule share one definition (plateau r.m.s., local peak)
         assert lv.rules["rms_current_density"]["value"] == pytest.approx(peak, rel=1e-5)
         assert lv.rules["compliance_voltage"]["value"] == pytest.approx(m.waveform.electrode_voltage_peak_V, rel=1e-5)
-        assert lv.rules["skin_temperature"]["value"] == pytest.approx(m.thermal.skin_temperature_peak_C, abs=1e-5)
-        assert lv.rules["cem43"]["value"] >= m.thermal.cem43_max_min * (1 - 1e-9)  # tabulated upper bound
-        assert lv.rules["cem43"]["value"] <= m.thermal.cem43_max_min * 1.2 + 1e-9
+        assert lv.rules["skin_temperature"]["value"] == pytest.approx(m.thermal.skin_temperature_peak_C, abs=1e-4)
+        if lv.current_uA < 50000:  # the solver's own CEM43 at other currents is the same probe formula
+            assert lv.rules["cem43"]["value"] == pytest.approx(m.thermal.cem43_max_min, rel=1e-5, abs=1e-12)
+        else:  # at the reference current the solver's value is the full field's: the probes bound it from below
+            assert lv.rules["cem43"]["value"] <= m.thermal.cem43_max_min * (1 + 1e-5)
     # 50 mA drives more than 60 V through 2.9 kohm cm^2 pads: the compliance rule binds it
     assert not p.levels[-1].passed
     assert p.max_safe_level == 2
     assert p.levels[-1].binding_rule in {"compliance_voltage", "rms_current_density"}
     v = np.array([lv.rules["compliance_voltage"]["value"] for lv in p.levels])
-    np.testing.assert_allclose(v / v[0], np.array(pf.presets[0].levels_uA) / 2000, rtol=1e-8)  # JSON figures: 9 digits
+    np.testing.assert_allclose(v / v[0], np.array(pf.presets[0].levels_uA) / 2000, rtol=1e-5)  # JSON figures: 6 digits

@@ -404,7 +404,7 @@ def test_iec_figures_per_electrode_in_the_column_equal_their_closed_forms():
     wave = {"shape": "monophasic", "pulse_width_us": 200.0, "frequency_Hz": 1000.0}
     case = parse_case(column_table(waveform=wave))
     iec = solve_case(case).metrics.iec
-    i_rms = case.waveform.rms(0.01)  # 0.01 sqrt(0.2)
+    i_rms = case.waveform.rms_pulse_train(0.01)  # 0.01 sqrt(0.2): plateau r.m.s. (no on/off here: also the whole cycle's)
     area_cm2 = AREA_M2 * 1e4
     assert iec.rms_current_density_mA_per_cm2["E"] == pytest.approx(i_rms * 1e3 / area_cm2, rel=1e-9)
     assert iec.rms_current_density_local_peak_mA_per_cm2["E"] == pytest.approx(i_rms * 1e3 / area_cm2, rel=1e-3)

@@ -3,11 +3,13 @@
 Per electrode E, from its share s_E of its channel's current (the consistent d.c. split between
 tied electrodes, s = 1 for a lone anode or cathode; electrodes no channel drives are left out):
 
-* ``rms_current_density_mA_per_cm2``: s I_rms / A_E, I_rms over the whole cycle (pulses, bursts,
-  on/off, ramps), A_E the footprint area (IEC 60601-2-10 asks for attention above 2 mA/cm^2);
+* ``rms_current_density_mA_per_cm2``: s I_rms / A_E, I_rms at the plateau of the on/off cycle (the
+  pulse train while on: the output IEC 60601-2-10 assesses, never diluted by the off time), A_E
+  the footprint area (IEC 60601-2-10's instructions for use advise attention above 2 mA/cm^2);
+  the one definition the device rules use too (``emsim.device.rules``);
 * ``rms_current_density_local_peak_mA_per_cm2``: the disc-averaged peak of the normal current
-  density under E's footprint (1 mm disc, d.c. distribution) x I_rms / I: where the r.m.s. current
-  density is highest, at the pad rim;
+  density under E's footprint (1 mm disc, d.c. distribution) x I_rms / I (plateau): where the
+  r.m.s. current density is highest, at the pad rim;
 * ``charge_per_phase_uC`` and ``charge_density_per_phase_uC_per_cm2``: s Q_phase and / A_E;
 * ``average_power_density_W_per_cm2``: the cycle-mean electrical power of E's channel over A_E
   (FDA powered muscle stimulator guidance: the maximum average power density; a pad shares its
@@ -40,11 +42,12 @@ class IECFigures:
     """Output figures per electrode (by electrode name) at given channel currents."""
 
     rms_current_density_mA_per_cm2: Mapping[str, Any] = metric(
-        "mA/cm^2", "per electrode: its share of the r.m.s. current (whole cycle) over its footprint area",
+        "mA/cm^2", "per electrode: its share of the r.m.s. current at the plateau (the pulse train while on) over its "
+        "footprint area",
         label="r.m.s. current density",
     )  # fmt: skip
     rms_current_density_local_peak_mA_per_cm2: Mapping[str, Any] = metric(
-        "mA/cm^2", "per electrode: disc-averaged (1 mm) peak normal current density under it x I_rms / I",
+        "mA/cm^2", "per electrode: disc-averaged (1 mm) peak normal current density under it x I_rms / I (plateau)",
         label="r.m.s. current density, local peak",
     )  # fmt: skip
     charge_per_phase_uC: Mapping[str, Any] | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
@@ -75,7 +78,7 @@ def iec_figures(
     """
     w = case.waveform
     pulsed = w is not None and w.shape != "dc"
-    rms_ratio = w.rms(1.0) if w is not None else 1.0  # I_rms / I over the whole cycle
+    rms_ratio = w.rms_pulse_train(1.0) if w is not None else 1.0  # I_rms / I at the plateau
     if pulsed:
         mean_ratio = w.net_charge_per_period_C(1.0) / w.period_s * w.mean_envelope
     else:

@@ -1,0 +1,157 @@
+"""The worst corner of a two-level spread, per objective, with few evaluations.
+
+The anatomy spread of a site has k two-level factors (layer thicknesses, contact R and C), so
+2^k corners: 128 on the cheek. Each corner costs a 3-D solve, and no single corner is worst for
+every rule (thin skin crowds the current at the pad rim; thick layers raise the electrode
+voltage and the heat; a high contact resistance raises the voltage but evens the current out
+under the pad). Nor can we prove the figures monotone, let alone additive, in every factor: the
+rim peak of a capacitive contact, for one, depends on R and C through their product and on the
+layers beneath. So the worst corner is searched, per objective (one per preset and rule):
+
+1. **Brute force** when 2^k is at most ``brute_force_up_to`` corners (every corner, exact).
+2. Otherwise **screening**: a two-level fold-over design built on a Sylvester Hadamard matrix
+   (N >= k + 1 runs, N a power of 2, then its mirror: 2N runs). Each factor's main effect is
+   estimated free of every two-factor interaction (resolution IV), so the sign of each factor's
+   effect on each objective is known from 2N solves, not 2^k.
+3. **Prediction**: for each objective, the corner that puts every factor on the side its main
+   effect says is worse; solved if new.
+4. **Local search**: from each objective's worst corner so far, every corner one relevant factor
+   away is solved (once: evaluations are shared across objectives) and the search moves to the
+   worst while it improves (steepest ascent in the Hamming graph of the corners). It stops at a
+   corner no single flip improves: a local maximum, which is the global one when each factor's
+   effect keeps its sign whatever the others do (sign-monotone objectives, the case the screening
+   assumes); where that fails the local search still climbs out of the predicted corner. A
+   factor whose main effect on an objective is below 1e-3 of that objective's largest effect is
+   not flipped for it, and an objective equal on every screening run (a rule that does not
+   depend on the anatomy) is not searched at all.
+
+What the search guarantees is stated, not assumed: the test suite runs it against brute force on
+a small case whose objectives have interactions and a mixed worst corner
+(``tests/test_device_search.py``), and a validation reports which corners were solved.
+
+The evaluation is a callable ``corner -> objectives`` (a vector, larger is worse, NaN where an
+objective does not apply), so the anatomy solve behind it (re-meshing, or morphing one mesh) is
+the caller's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["SearchResult", "foldover_design", "worst_corners"]
+
+Corner = tuple[bool, ...]
+
+
+def foldover_design(k: int) -> np.ndarray:
+    """A two-level resolution IV design for k factors: 2N runs (N the power of 2 >= k + 1), True = max.
+
+    Columns 1..k of a Sylvester Hadamard matrix of order N (column 0, all ones, is skipped), then
+    the same runs mirrored: main effects are orthogonal to each other and to every two-factor
+    interaction.
+    """
+    n = 1
+    while n < k + 1:
+        n *= 2
+    h = np.array([[1]])
+    while h.shape[0] < n:
+        h = np.block([[h, h], [h, -h]])
+    base = h[:, 1 : k + 1] > 0
+    return np.vstack([base, ~base])
+
+
+@dataclass
+class SearchResult:
+    """The outcome of a worst-corner search.
+
+    Attributes:
+        worst: per objective, the worst corner found (None where every value was NaN).
+        values: every evaluated corner's objective vector, in evaluation order.
+        method: ``"brute force"`` or ``"fold-over screening + local search"``.
+        evaluations: number of corners evaluated.
+    """
+
+    worst: list[Corner | None]
+    values: dict[Corner, np.ndarray] = field(default_factory=dict)
+    method: str = ""
+
+    @property
+    def evaluations(self) -> int:
+        """Number of corners evaluated."""
+        return len(self.values)
+
+
+def worst_corners(
+    k: int, evaluate: Callable[[Corner], np.ndarray], *, brute_force_up_to: int = 16, max_steps: int = 64
+) -> SearchResult:
+    """The worst corner of each objective over the 2^k corners (larger objective = worse).
+
+    Args:
+        k: number of two-level factors.
+        evaluate: corner (k bools, True = max) -> objective vector (same length every call; NaN
+            where an objective does not apply). Called once per distinct corner.
+        brute_force_up_to: evaluate every corner when 2^k is at most this.
+        max_steps: bound on the local-search moves per objective.
+    """
+    values: dict[Corner, np.ndarray] = {}
+
+    def at(c: Corner) -> np.ndarray:
+        c = tuple(bool(v) for v in c)
+        if c not in values:
+            values[c] = np.asarray(evaluate(c), float)
+        return values[c]
+
+    def best(j: int) -> tuple[Corner | None, float]:
+        # ties keep the first evaluated corner (deterministic)
+        out, top = None, -math.inf
+        for c, v in values.items():
+            if not math.isnan(v[j]) and v[j] > top:
+                out, top = c, float(v[j])
+        return out, top
+
+    if k == 0:
+        at(())
+        return SearchResult([() for _ in range(len(values[()]))], values, "single case")
+    if 2**k <= brute_force_up_to:
+        for c in itertools.product((False, True), repeat=k):
+            at(c)
+        m = len(next(iter(values.values())))
+        return SearchResult([best(j)[0] for j in range(m)], values, "brute force")
+    design = foldover_design(k)
+    runs = [at(tuple(row)) for row in design]
+    Y = np.array(runs)  # (runs, objectives)
+    m = Y.shape[1]
+    X = np.where(design, 1.0, -1.0)
+    relevant: list[list[int]] = [[] for _ in range(m)]
+    active = []
+    for j in range(m):
+        y = Y[:, j]
+        ok = ~np.isnan(y)
+        if not ok.any() or np.ptp(y[ok]) <= 1e-12 * np.abs(y[ok]).max():
+            continue  # NaN or the same on every screening run: independent of the anatomy, nothing to search
+        effect = X[ok].T @ (y[ok] - y[ok].mean())  # main effects (orthogonal design, free of 2-factor interactions)
+        # the local search flips only the factors that matter to this objective (an effect above
+        # 1e-3 of its largest): a factor without effect on any of the 2N runs is left where it is
+        relevant[j] = [f for f in range(k) if abs(effect[f]) > 1e-3 * np.abs(effect).max()]
+        active.append(j)
+        at(tuple(effect > 0))
+    for j in active:
+        corner, top = best(j)
+        for _ in range(max_steps):
+            if corner is None:
+                break
+            moves = [tuple(not v if i == f else v for i, v in enumerate(corner)) for f in relevant[j]]
+            scores = [at(c)[j] for c in moves]
+            finite = [(s, c) for s, c in zip(scores, moves, strict=True) if not math.isnan(s)]
+            if not finite:
+                break
+            s, c = max(finite, key=lambda t: t[0])
+            if s <= top:
+                break
+            corner, top = c, s
+    return SearchResult([best(j)[0] for j in range(m)], values, "fold-over screening + local search")

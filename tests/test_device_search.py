@@ -1,0 +1,140 @@
+"""The worst-corner search against brute force (no physics: a lumped model of the head per corner).
+
+The lumped model is a small case with the structure the search must cope with: every factor
+matters to some rule, the factors interact (the rim crowding depends on skin and fat together and
+on the contact's R C against the pulse), and the worst corner is a mixed one for some rules (thin
+skin, thick fat, thin muscle), not a diagonal.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import tomllib
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from device_helpers import PRESETS_TOML, synthetic_figures
+
+from emsim.device.anatomy import AnatomyCase, Factor, corner_case
+from emsim.device.presets import parse_presets
+from emsim.device.rules import RULES
+from emsim.device.search import foldover_design, worst_corners
+from emsim.device.validate import evaluate, group_key, solve_groups
+
+FACTORS = (
+    Factor("skin", "thickness", 1.5, 2.7, "mm", "test"),
+    Factor("fat", "thickness", 2.0, 5.0, "mm", "test"),
+    Factor("zygomaticus", "thickness", 1.5, 3.0, "mm", "test"),
+    Factor("buccal_fat", "thickness", 2.0, 6.0, "mm", "test"),
+    Factor("masseter", "thickness", 6.0, 12.5, "mm", "test"),
+    Factor("R", "contact_resistance", 1e4, 1e6, "ohm cm^2", "test"),
+    Factor("C", "contact_capacitance", 0.0086, 0.0155, "uF/cm^2", "test"),
+)
+
+
+def lumped(values: dict[str, float], pw_s: float = 250e-6) -> dict[str, float]:
+    """Per-unit figures of a two-pad head from its layer thicknesses [mm] and contact (a lumped model)."""
+    skin, fat, zyg, bfat, mass = (values[f.name] for f in FACTORS[:5])
+    r, c = values["R"] * 1e-4, values["C"] * 1e-2  # ohm m^2, F/m^2
+    area = 1.767e-4
+    tau = r * c
+    # pulse voltage of two RC contacts at the end of a phase, plus the tissue path (series layers)
+    contact = 2 * (r / area) * (1 - math.exp(-pw_s / tau))
+    tissue = (skin / 0.465 + fat / 0.04 + zyg / 0.2 + bfat / 0.04 + mass / 0.2) * 1e-3 / area * 0.3
+    # rim crowding: thin skin over thick fat crowds more; a capacitive contact (short tau) crowds more
+    crowd = (1 + 0.6 * (2.7 - skin) * fat / 5.0) * (1 + 0.4 * pw_s / tau / (1 + pw_s / tau))
+    # field in the eye zone: through thin skin and thin muscle, over thick fat (mixed corner)
+    zone = (1.0 / skin) * (fat / 3.0) ** 0.5 / (0.5 + zyg) * (1 + 0.1 * (mass - 9.0) / 6.5 * (fat - 3.5))
+    # heat in the skin: grows with the contact voltage and the skin thickness, less with deep fat
+    rise = 0.002 * contact / 1000 * (1 + 0.2 * skin) / (1 + 0.05 * bfat) + 0.5 * crowd
+    return {"volts": contact + tissue, "crowd": crowd, "zone": zone, "rise": rise}
+
+
+def _brute_force(k, f):
+    values = {c: np.asarray(f(c)) for c in itertools.product((False, True), repeat=k)}
+    m = len(next(iter(values.values())))
+    return [max(values, key=lambda c: values[c][j]) for j in range(m)], values
+
+
+def _objectives(levels):
+    v = lumped({f.name: (f.high if up else f.low) for f, up in zip(FACTORS, levels, strict=True)})
+    return np.array([v["volts"], v["crowd"], v["zone"], v["rise"], -v["volts"], -v["zone"]])
+
+
+def test_foldover_design_keeps_main_effects_orthogonal_to_each_other_and_to_two_factor_interactions():
+    for k in (3, 5, 7, 10):
+        X = np.where(foldover_design(k), 1.0, -1.0)
+        assert X.shape[0] <= 4 * (k + 1)
+        np.testing.assert_allclose(X.T @ X, X.shape[0] * np.eye(k))  # main effects orthogonal
+        for a, b in itertools.combinations(range(k), 2):
+            np.testing.assert_allclose(X.T @ (X[:, a] * X[:, b]), 0.0)  # resolution IV
+
+
+def test_search_finds_the_brute_force_worst_corner_of_every_objective_with_fewer_solves():
+    k = len(FACTORS)
+    want, values = _brute_force(k, _objectives)
+    found = worst_corners(k, _objectives, brute_force_up_to=0)
+    assert found.method.startswith("fold-over")
+    for j, corner in enumerate(want):
+        # the worst value exactly (factors an objective does not depend on leave ties between corners)
+        assert values[found.worst[j]][j] == values[corner][j], f"objective {j}"
+    assert found.evaluations < 2**k / 2
+    # the diagonal corners miss the worst of the eye-zone field: its worst corner is a mixed one
+    zone_worst = want[2]
+    assert zone_worst not in {(False,) * k, (True,) * k}
+    assert values[zone_worst][2] > 1.05 * max(values[(False,) * k][2], values[(True,) * k][2])
+
+
+def _fake_solver(pf):
+    """An anatomy solve from the lumped model: synthetic per-unit figures of every group at one corner."""
+    calls = []
+
+    def solve(case: AnatomyCase):
+        calls.append(case.label)
+        v = lumped(case.values()) if case.levels is not None else lumped({f.name: (f.low + f.high) / 2 for f in FACTORS})
+        out = {}
+        for p in pf.presets:
+            F = synthetic_figures(p, peak_density=(0.02 * v["crowd"],), volts_per_A=(v["volts"],))
+            out[group_key(p)] = replace(
+                F, labels=(case.label,), exclusion_ratio_per_A=np.array([10.0 * v["zone"]]),
+                skin_rise_K=F.skin_rise_K * v["rise"], cem43_rise_K=F.cem43_rise_K * v["rise"],
+            )  # fmt: skip
+        return out, {}
+
+    solve.calls = calls
+    return solve
+
+
+def test_validation_binds_each_level_on_the_brute_force_worst_corner_for_every_rule(monkeypatch):
+    raw = tomllib.loads(PRESETS_TOML)
+    raw["validation"] = {"safety_factor": 1.5, "spread": "corners"}
+    raw["device"]["sites"] = ["cheek"]
+    pf = parse_presets(raw, text=json.dumps(raw))
+    import emsim.device.validate as validate_module
+
+    monkeypatch.setattr(validate_module, "nominal_case", lambda device, validation, site: AnatomyCase(site, FACTORS))
+    solver = _fake_solver(pf)
+    figures, _, cases, record = solve_groups(pf, solver=solver)
+    assert record[0]["method"].startswith("fold-over") and record[0]["corners_total"] == 2 ** len(FACTORS)
+    assert record[0]["solves"] == len(cases) == len(solver.calls) < 2 ** len(FACTORS) / 2
+    report = evaluate(pf, figures)
+    # brute force: every corner, the same evaluation
+    every = [corner_case(AnatomyCase("cheek", FACTORS), c) for c in itertools.product((False, True), repeat=len(FACTORS))]
+    brute_sets = [solver(a)[0] for a in every]
+    from emsim.device.figures import stack_figures
+
+    brute = evaluate(pf, {key: stack_figures([b[key] for b in brute_sets]) for key in brute_sets[0]})
+    for p, q in zip(report.presets, brute.presets, strict=True):
+        for rule in RULES:
+            if rule.kind != "limit":
+                continue
+            # the same worst current: the corner found is the brute-force worst one (or ties with it:
+            # a rule that does not depend on a factor has equal values at both of its levels)
+            got, want = p.max_safe_current[rule.name], q.max_safe_current[rule.name]
+            assert got.get("max_safe_current_uA") == want.get("max_safe_current_uA"), rule.name
+        assert [lv.binding_rule for lv in p.levels] == [lv.binding_rule for lv in q.levels]
+        assert [lv.headroom for lv in p.levels] == pytest.approx([lv.headroom for lv in q.levels], rel=1e-12)
+        assert p.max_safe_level == q.max_safe_level
