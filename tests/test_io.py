@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from device_helpers import PRESETS_TOML, synthetic_figures
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import emsim
@@ -154,7 +154,7 @@ def test_a_hand_made_name_gives_one_safe_folder_inside_out(tmp_path, name):
     assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", folder.name), folder.name
 
 
-@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=300, deadline=None, derandomize=True)
 @given(st.text(alphabet=st.characters(codec="utf-8"), max_size=120) | st.text(alphabet=string.printable, max_size=60))
 def test_no_name_makes_emsim_write_outside_the_folder_it_was_given(tmp_path_factory, name):
     base = tmp_path_factory.mktemp("names")
