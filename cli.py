@@ -305,7 +305,7 @@ def _validate(args, comm) -> int:
     progress, console = _progress_printer(comm.rank)
     pf = read_presets(args.presets)  # every consistency check before any physics
     given = args.out is not None
-    out = Path(args.out) if given else default_output_folder(Path(args.presets).stem, prefix="validate-")
+    out = Path(args.out) if given else default_output_folder(Path(args.presets).stem, prefix="validate-", fallback="presets")
     replace = _may_replace(out, "validation", "--out", overwrite=args.overwrite, given=given)
     report, results = validate(pf, progress=progress, comm=comm)
     if comm.rank == 0:
