@@ -33,7 +33,6 @@ __all__ = [
     "atomic_file",
     "clean_stale",
     "exchange",
-    "is_temporary",
     "swap_in",
     "temp_sibling",
     "write_bytes",
@@ -56,11 +55,6 @@ def temp_sibling(path: Path, kind: str = "tmp") -> Path:
         raise ValueError(f"kind = {kind!r}: 'tmp' or 'old'")
     path = Path(path)
     return path.parent / f".{path.name}.{kind}-{os.getpid()}.{_HOST}{path.suffix}"
-
-
-def is_temporary(name: str) -> bool:
-    """True when ``name`` is an emsim temporary (:func:`temp_sibling`)."""
-    return _TEMP.match(name) is not None
 
 
 def _alive(pid: int, host: str) -> bool:
