@@ -76,11 +76,18 @@ def solve(case: Case, *, comm: Any = None, progress: Callable[[str], None] | Non
     return solve_case(case, comm=comm, **({"progress": progress} if progress else {}))
 
 
-def write_outputs(result: CaseResult, folder: str | Path, *, source_text: str | None = None) -> Path:
-    """Write a result's files into ``folder`` (replaced atomically; see :mod:`emsim.studies.outputs`)."""
+def write_outputs(
+    result: CaseResult, folder: str | Path, *, source_text: str | None = None, overwrite: bool = False
+) -> Path:
+    """Write a result's files into ``folder``, switched into place when complete.
+
+    ``folder`` may be missing or empty; an earlier emsim output there is replaced only with
+    ``overwrite``; a folder emsim did not write is never replaced (see
+    :mod:`emsim.studies.outputs` and docs/files-and-guarantees.md).
+    """
     from .studies.outputs import write_outputs as _write
 
-    return _write(result, folder, source_text=source_text)
+    return _write(result, folder, source_text=source_text, overwrite=overwrite)
 
 
 def __getattr__(name: str) -> Any:

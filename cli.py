@@ -19,6 +19,23 @@ from .errors import EmsimError
 __all__ = ["main"]
 
 
+_OVERWRITE_HELP = ("replace an earlier emsim output in --out (a folder emsim did not write is never replaced; "
+                   "a study folder is resumed)")
+
+
+def _may_replace(folder: Path, kind: str, field: str, *, overwrite: bool, given: bool) -> bool:
+    """Check an output folder before any solve; True when it is emsim's and may be replaced.
+
+    A folder given on the command line is replaced only with ``--overwrite``; the default
+    folder (``out/<name>``) also when it holds an earlier output of the same kind (a rerun).
+    Raises InputError for a file, a link, a folder emsim did not write (docs/files-and-guarantees.md).
+    """
+    from .io import check_output_folder
+
+    state = check_output_folder(folder, kind=kind, field=field, overwrite=overwrite, rerun=not given)
+    return state == "replace"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emsim", description="Simulate EMS electrodes in layered tissue.")
     p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
@@ -26,6 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a case file (default: the built-in cheek case)")
     run.add_argument("case", nargs="?", help="case file (TOML); omit for the built-in default case")
     run.add_argument("--out", help="output folder (default: out/<case name>, out/default for the default)")
+    run.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
     run.add_argument("--quality", choices=("coarse", "default", "fine"), help="override [mesh] quality")
     run.add_argument(
         "--max-dofs", type=_positive, metavar="N",
@@ -43,9 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     val = sub.add_parser("validate", help="validate a presets file: every level against every rule over the anatomy spread")
     val.add_argument("presets", help="presets file (TOML)")
     val.add_argument("--out", help="output folder (default: out/validate-<presets file name>)")
+    val.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
     exp = sub.add_parser("export", help="validate, then export the safe preset table (C header, binary, JSON)")
     exp.add_argument("presets", help="presets file (TOML)")
     exp.add_argument("--into", required=True, help="folder for ems_presets.h, ems_presets.bin, ems_presets.json")
+    exp.add_argument("--overwrite", action="store_true", help="replace an earlier package emsim exported there")
     exp.add_argument("--from", dest="from_dir", metavar="DIR",
                      help="evaluate from the figures cached by `emsim validate --out DIR` (same inputs) instead of solving")
     sites = sub.add_parser("sites", help="print the built-in facial sites: layers, thicknesses, ranges, sources")
@@ -81,6 +101,7 @@ def _progress_printer(rank: int):
 
 
 def _run(args, comm) -> int:
+    from .io import default_output_folder
     from .models.case_file import parse_case, parse_toml, read_case_text
     from .studies.run import default_case_path, run_case
 
@@ -95,9 +116,12 @@ def _run(args, comm) -> int:
         if isinstance(table["mesh"], dict):
             table["mesh"]["quality"] = args.quality
     case = parse_case(table, base_dir=path.parent)  # every input error surfaces here, before anything is written
-    out = Path(args.out) if args.out else Path("out") / ("default" if not args.case else case.name)
+    # The name is a label: the default folder is a safe name under out/ (never outside it).
+    out = Path(args.out) if args.out else default_output_folder("default" if not args.case else case.name)
+    replace = _may_replace(out, "case", "--out", overwrite=args.overwrite, given=args.out is not None)
     # The file's own text is kept as case.toml; with --quality the metrics record the override.
-    result = run_case(case, out, comm=comm, progress=progress, source_text=text, max_dofs=args.max_dofs)
+    result = run_case(case, out, comm=comm, progress=progress, source_text=text, max_dofs=args.max_dofs,
+                      overwrite=replace)  # fmt: skip
     if comm.rank == 0:
         _summary(console, result, out)
     return 0
@@ -105,6 +129,7 @@ def _run(args, comm) -> int:
 
 def _run_study(args, comm, path: Path, table: dict) -> int:
     """Run a study file: every case once (resumable), then results tables and report.html."""
+    from .io import default_output_folder
     from .studies.study import parse_study
     from .studies.sweep import run_study
 
@@ -113,9 +138,11 @@ def _run_study(args, comm, path: Path, table: dict) -> int:
 
         raise InputError("--quality", args.quality, 'not for a study file: sweep "mesh.quality" or set it in the base')
     study = parse_study(table, path.parent, name=path.stem)  # every input error before anything runs
-    out = Path(args.out) if args.out else Path("out") / study.name
+    out = Path(args.out) if args.out else default_output_folder(study.name, fallback="study")
+    replace = _may_replace(out, "study", "--out", overwrite=args.overwrite, given=args.out is not None)
     with _study_progress(comm.rank) as progress:
-        summary = run_study(study, out, comm=comm, ranks_per_case=args.ranks_per_case, progress=progress)
+        summary = run_study(study, out, comm=comm, ranks_per_case=args.ranks_per_case, progress=progress,
+                            overwrite=replace)  # fmt: skip
     if comm.rank == 0:
         if summary.nothing_to_do:
             print(f"emsim: study {study.name}: all {summary.total} cases were already done in {out}; "
@@ -299,13 +326,16 @@ def _validate(args, comm) -> int:
     from .device.presets import read_presets
     from .device.report import write_validation
     from .device.validate import validate
+    from .io import default_output_folder
 
     progress, console = _progress_printer(comm.rank)
     pf = read_presets(args.presets)  # every consistency check before any physics
-    out = Path(args.out) if args.out else Path("out") / f"validate-{Path(args.presets).stem}"
+    given = args.out is not None
+    out = Path(args.out) if given else default_output_folder(Path(args.presets).stem, prefix="validate-", fallback="presets")
+    replace = _may_replace(out, "validation", "--out", overwrite=args.overwrite, given=given)
     report, results = validate(pf, progress=progress, comm=comm)
     if comm.rank == 0:
-        files = write_validation(report, out, results)
+        files = write_validation(report, out, results, overwrite=replace)
         _validation_table(console, report)
         console.print(f"{report.solves} anatomy cases solved in {report.seconds:.0f} s; wrote " + ", ".join(str(f) for f in files[:2]))
     return 0 if report.passed else 1
@@ -323,6 +353,8 @@ def _export(args, comm) -> int:
         reasons = precheck(pf)  # level-independent rules decidable without physics
         if reasons:
             raise ExportRefused("export refused, nothing written: " + "; ".join(reasons))
+        into = Path(args.into)
+        replace = _may_replace(into, "driver", "--into", overwrite=args.overwrite, given=True)  # before any solve
         if args.from_dir:
             from .device.figures import load_figures
             from .device.validate import evaluate
@@ -336,7 +368,7 @@ def _export(args, comm) -> int:
             print(f"emsim: {err}", file=sys.stderr)
         return 1
     if comm.rank == 0:
-        written = write_export(files, args.into)
+        written = write_export(files, into, overwrite=replace)
         _validation_table(console, report)
         for check in report.presets:
             dropped = check.levels[check.max_safe_level:]

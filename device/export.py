@@ -14,14 +14,19 @@ Files (byte-identical on re-export: no timestamps, sorted keys, fixed formats):
 
 Levels above a preset's safe maximum are dropped (and listed with their binding rule). A preset
 that breaks a level-independent rule, or has no safe level, refuses the whole export
-(:class:`ExportRefused`): nothing is written and existing files are untouched. The three files
-are written all-or-nothing: each into a temporary file beside its target, then renamed.
+(:class:`ExportRefused`): nothing is written and existing files are untouched.
+
+The three files are one unit, the driver package folder: this module decides their bytes, and
+:func:`emsim.io.folders.staged_folder` writes them into a new folder beside the target and
+switches it into place in one atomic step, so the folder holds the old package or the new one,
+never a mix. Names are ASCII in the header: a non-ASCII character of a device or preset name
+becomes ``_`` in its C comment (the JSON manifest keeps the name exactly, as JSON unicode
+escapes).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import struct
 import zlib
 from dataclasses import dataclass
@@ -29,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import EmsimError
+from ..io import staged_folder, write_bytes
 from .figures import net_dc_uA
 from .presets import MAX_LEVELS, WAVEFORMS, PresetsFile
 from .rules import LIMITS
@@ -139,7 +145,8 @@ def _binary(report: ValidationReport) -> bytes:
 
 
 def _c_comment(text: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in " -_.,()" else "_" for ch in text)
+    """``text`` safe inside a C comment: ASCII letters, digits and `` -_.,()``; anything else ``_``."""
+    return "".join(ch if (ch.isascii() and ch.isalnum()) or ch in " -_.,()" else "_" for ch in text)
 
 
 def _header(report: ValidationReport, records: list[dict[str, Any]]) -> str:
@@ -239,25 +246,21 @@ def export_files(report: ValidationReport) -> ExportFiles:
     return ExportFiles(_header(report, records), _binary(report), _manifest(report, records), dropped)
 
 
-def write_export(files: ExportFiles, into: str | Path) -> list[Path]:
-    """Write the three files all-or-nothing: temporaries first, renamed only when all are written."""
+def write_export(files: ExportFiles, into: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Write the driver package into the folder ``into`` as one unit (old or new, never a mix).
+
+    The bytes are made first (nothing is written if that fails), then the three files go into a
+    new folder beside ``into`` that replaces it in one atomic switch; temporaries of killed
+    exports are removed. ``into`` may be missing or empty; an earlier package (emsim's marker)
+    is replaced only with ``overwrite``; a folder emsim did not write is never replaced.
+
+    Returns:
+        The three files (their final paths).
+    """
     into = Path(into)
-    into.mkdir(parents=True, exist_ok=True)
     contents = {"ems_presets.h": files.header.encode("ascii"), "ems_presets.bin": files.binary,
                 "ems_presets.json": files.manifest.encode("utf-8")}  # fmt: skip
-    temps: list[tuple[Path, Path]] = []
-    try:
+    with staged_folder(into, kind="driver", overwrite=overwrite, field="--into") as tmp:
         for name, data in contents.items():
-            tmp = into / f".{name}.tmp-{os.getpid()}"
-            temps.append((tmp, into / name))
-            with open(tmp, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-    except BaseException:
-        for tmp, _ in temps:
-            tmp.unlink(missing_ok=True)
-        raise
-    for tmp, target in temps:
-        os.replace(tmp, target)
-    return [target for _, target in temps]
+            write_bytes(tmp / name, data)
+    return [into / name for name in contents]

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..io import write_npz
 from ..models.waveforms import Waveform
 from ..solvers.records import Absent
 from ..solvers.result import CaseResult
@@ -344,10 +344,7 @@ def save_figures(path: str | Path, figures: dict[str, FigureSet], digest: str) -
             else:
                 scalars[f.name] = list(value) if isinstance(value, tuple) else value
         meta["groups"].append(scalars)
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    np.savez(tmp, meta=np.array(json.dumps(meta)), **arrays)
-    os.replace(tmp, path)
+    write_npz(path, {"meta": np.array(json.dumps(meta)), **arrays})
 
 
 def load_figures(path: str | Path, digest: str) -> dict[str, FigureSet]:

@@ -4,16 +4,19 @@
 binding rule highlighted) with each rule's I_max_safe, the anatomy spread searched, and the skin
 current-density picture of each preset's worst anatomy case at its top level.
 
-Files are written atomically (temporary file, then rename).
+The folder is built beside its target and switched into place when complete
+(:func:`emsim.io.folders.staged_folder`): a validation folder is never half-written, and a
+folder emsim did not write is never replaced.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Any
 
+from ..io import staged_folder, write_json, write_text
+from ..solvers.records import jsonable
 from .validate import ValidationReport, group_key
 
 __all__ = ["write_validation"]
@@ -66,64 +69,62 @@ Headroom = I_max_safe / I - 1, the fraction by which the level current could ris
 """
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
-
-
-def write_validation(report: ValidationReport, out: str | Path, results: dict | None = None) -> list[Path]:
-    """Write ``validation.json``, ``validation.html`` and the worst-case pictures into ``out``.
+def write_validation(
+    report: ValidationReport, out: str | Path, results: dict | None = None, *, overwrite: bool = False
+) -> list[Path]:
+    """Write ``validation.json``, ``validation.html``, the worst-case pictures and ``figures.npz``.
 
     Args:
         report: the validation.
-        out: the output folder (created).
+        out: the output folder: missing, empty, or (with ``overwrite``) an earlier emsim output;
+            a folder emsim did not write is never replaced (:mod:`emsim.io.folders`).
         results: the solved cases by (group key, anatomy index), for the pictures (optional).
+        overwrite: replace an earlier emsim output in ``out``.
+
+    Returns:
+        The files written (their final paths).
     """
     import jinja2
 
     from .. import __version__
-    from ..studies.outputs import write_json_atomic
 
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
     body = report.to_json()
     pictures: dict[int, str] = {}
-    if results:
-        from ..studies.outputs import skin_current_picture
+    with staged_folder(out, kind="validation", overwrite=overwrite, field="out") as tmp:
+        if results:
+            from ..studies.outputs import skin_current_picture
 
-        for check in report.presets:
-            top = check.levels[-1]
-            if top.worst_anatomy not in report.anatomy:
-                continue
-            key = (group_key(check.preset), report.anatomy.index(top.worst_anatomy))
-            result = results.get(key)
-            if result is None:
-                continue
-            name = f"worst_preset_{check.preset.id}.png"
-            try:
-                current = [top.current_uA * 1e-6] * len(result.channels)
-                tmp = out / f".{name}.tmp-{os.getpid()}.png"
-                skin_current_picture(result, tmp, current)
-                os.replace(tmp, out / name)
-                pictures[check.preset.id] = name
-            except Exception as err:  # noqa: BLE001  (a picture must not lose the report)
-                log.warning("picture of preset %s not drawn: %s", check.preset.id, err)
-    report.worst_pictures = pictures
-    write_json_atomic(out / "validation.json", body)
-    if report.figures:
-        from .figures import save_figures
+            for check in report.presets:
+                top = check.levels[-1]
+                if top.worst_anatomy not in report.anatomy:
+                    continue
+                key = (group_key(check.preset), report.anatomy.index(top.worst_anatomy))
+                result = results.get(key)
+                if result is None:
+                    continue
+                name = f"worst_preset_{check.preset.id}.png"
+                try:
+                    current = [top.current_uA * 1e-6] * len(result.channels)
+                    skin_current_picture(result, tmp / name, current)
+                    pictures[check.preset.id] = name
+                except Exception as err:  # noqa: BLE001  (a picture must not lose the report)
+                    log.warning("picture of preset %s not drawn: %s", check.preset.id, err)
+        report.worst_pictures = pictures
+        write_json(tmp / "validation.json", jsonable(body))
+        if report.figures:
+            from .figures import save_figures
 
-        save_figures(out / "figures.npz", report.figures, report.presets_file.digest_sha256)
-    presets: list[dict[str, Any]] = []
-    for p in body["presets"]:
-        presets.append({**p, "picture": pictures.get(p["id"])})
-    html = jinja2.Environment(autoescape=True).from_string(_TEMPLATE).render(
-        device=body["device"], head=Path(body["electrode_head"]).name, compliance=report.presets_file.device.compliance_voltage_V,
-        sf=body["safety_factor"], solves=body["solves"], anatomy=body["anatomy_cases"], passed=body["passed"],
-        digest=body["inputs_digest_sha256"], version=__version__, presets=presets,
-        limit_rules=[r["rule"] for r in body["rules"] if r["kind"] == "limit"], rules=body["rules"],
-        search=body["anatomy_search"], conductivity=body["conductivity_spread"],
-    )  # fmt: skip
-    _write_text(out / "validation.html", html)
+            save_figures(tmp / "figures.npz", report.figures, report.presets_file.digest_sha256)
+        presets: list[dict[str, Any]] = []
+        for p in body["presets"]:
+            presets.append({**p, "picture": pictures.get(p["id"])})
+        html = jinja2.Environment(autoescape=True).from_string(_TEMPLATE).render(
+            device=body["device"], head=Path(body["electrode_head"]).name, compliance=report.presets_file.device.compliance_voltage_V,
+            sf=body["safety_factor"], solves=body["solves"], anatomy=body["anatomy_cases"], passed=body["passed"],
+            digest=body["inputs_digest_sha256"], version=__version__, presets=presets,
+            limit_rules=[r["rule"] for r in body["rules"] if r["kind"] == "limit"], rules=body["rules"],
+            search=body["anatomy_search"], conductivity=body["conductivity_spread"],
+        )  # fmt: skip
+        write_text(tmp / "validation.html", html)
     return [out / "validation.json", out / "validation.html", *(out / n for n in pictures.values())]

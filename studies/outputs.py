@@ -1,9 +1,10 @@
 """Every file emsim writes for a case: JSON, XDMF fields, PNG pictures and plots, CSV tables.
 
 The solvers write nothing; this module turns a :class:`~emsim.solvers.result.CaseResult` into
-files. :func:`write_outputs` fills a temporary folder beside the output folder and moves it into
-place only when complete, so an output folder is never half-written. JSON files are written
-through a temporary file and an atomic rename.
+files; :mod:`emsim.io` writes them. :func:`write_outputs` fills a temporary folder beside the
+output folder and switches it into place only when complete
+(:func:`emsim.io.folders.staged_folder`), so an output folder is never half-written, and never
+replaces a folder emsim did not write.
 
 Files: ``metrics.json`` (every metric with its unit in the key, ``definitions`` and ``absent``),
 ``mesh_report.json``, ``case.toml`` (the input as given, or the canonical form of a case built
@@ -16,15 +17,22 @@ volume tags), ``skin_current_density.png``; for a curved patch or an imported me
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..io import (
+    save_figure,
+    save_screenshot,
+    staged_folder,
+    write_csv_array,
+    write_json,
+    write_text,
+    write_xdmf,
+)
 from ..models import Case
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
@@ -38,9 +46,7 @@ __all__ = [
     "plot_waveform_response",
     "skin_current_picture",
     "waveform_time_course_table",
-    "write_csv_atomic",
     "write_electric_fields",
-    "write_json_atomic",
     "write_outputs",
     "write_thermal_fields",
     "write_thermal_files",
@@ -49,26 +55,12 @@ __all__ = [
 Currents = Mapping[str, float] | Sequence[float] | None
 
 
-def write_json_atomic(path: Path, data: object) -> None:
-    """Write JSON to ``path`` through a temporary file and an atomic rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(jsonable(data), indent=2) + "\n", "utf-8")
-    os.replace(tmp, path)
-
-
-def write_csv_atomic(path: Path, header: Sequence[str], rows: np.ndarray) -> None:
-    """Write a CSV table (header line, %.10g values) through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    np.savetxt(tmp, rows, fmt="%.10g", delimiter=",", header=",".join(header), comments="")
-    os.replace(tmp, path)
-
-
 # ----------------------------------------------------------------------------- fields
 
 
 def write_electric_fields(result: CaseResult, folder: Path, currents_A: Currents = None) -> Path:
     """``electric.xdmf``: mesh, volume tags, potential (P1) [V], E [V/m], J [A/m^2]; collective."""
-    from dolfinx import fem, io
+    from dolfinx import fem
 
     from ..solvers.electric.electrodes import cell_gradients, current_density
 
@@ -85,30 +77,15 @@ def write_electric_fields(result: CaseResult, folder: Path, currents_A: Currents
         out.interpolate(phi)
     else:
         out = phi
-    path = folder / "electric.xdmf"
-    with io.XDMFFile(mesh.comm, str(path), "w") as f:
-        f.write_mesh(mesh)
-        mesh.topology.create_connectivity(2, 3)
-        result.mesh.cell_tags.name = "volume_tags"
-        f.write_meshtags(result.mesh.cell_tags, mesh.geometry)
-        f.write_function(out)
-        f.write_function(E)
-        f.write_function(J)
-    return path
+    result.mesh.cell_tags.name = "volume_tags"
+    return write_xdmf(folder / "electric.xdmf", mesh, meshtags=result.mesh.cell_tags, functions=(out, E, J))
 
 
 def write_thermal_fields(thermal: ThermalResult, folder: Path) -> Path:
     """``thermal.xdmf`` (basal, final, rise, peak rise, CEM43, Joule heat); collective."""
-    from dolfinx import io
-
     fields = thermal.fields
     mesh = next(iter(fields.values())).function_space.mesh
-    path = folder / "thermal.xdmf"
-    with io.XDMFFile(mesh.comm, str(path), "w") as f:
-        f.write_mesh(mesh)
-        for fn in fields.values():
-            f.write_function(fn)
-    return path
+    return write_xdmf(folder / "thermal.xdmf", mesh, functions=tuple(fields.values()))
 
 
 # ----------------------------------------------------------------------------- pictures
@@ -226,7 +203,7 @@ def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path
     plotter.view_vector((1.0, -1.6, 1.1), viewup=(0.0, 0.0, 1.0))
     plotter.camera.zoom(1.1)
     plotter.show_bounds(xtitle="x [mm]", ytitle="y [mm]", ztitle="z [mm]", font_size=9)
-    plotter.screenshot(str(path))
+    save_screenshot(plotter, path)
     plotter.close()
 
 
@@ -270,7 +247,7 @@ def skin_current_picture(result: CaseResult, path: Path, currents_A: Currents = 
     )
     plotter.view_xy()
     plotter.show_bounds(xtitle="x [mm]", ytitle="y [mm]", show_zaxis=False, show_zlabels=False, font_size=10)
-    plotter.screenshot(str(path))
+    save_screenshot(plotter, path)
     plotter.close()
 
 
@@ -314,7 +291,7 @@ def plot_waveform_response(result: CaseResult, path: Path, currents_A: Currents 
         ax.set_title("field at the probes, first pulse")
         ax.grid(True, alpha=0.3)
         ax.legend(loc="upper right", fontsize=8)
-    fig.savefig(path, dpi=120)
+    save_figure(fig, path, dpi=120)
 
 
 def waveform_time_course_table(result: CaseResult, currents_A: Currents = None) -> tuple[list[str], np.ndarray]:
@@ -343,7 +320,7 @@ def write_thermal_files(case: Case, thermal: ThermalResult, folder: Path) -> Non
     Uses the skin data gathered on rank 0: call it there.
     """
     h = thermal.history
-    write_csv_atomic(folder / "temperature_history.csv", list(h), np.column_stack(list(h.values())))
+    write_csv_array(folder / "temperature_history.csv", list(h), np.column_stack(list(h.values())))
     plot_peak_temperature(case, thermal, folder / "peak_temperature_vs_time.png")
     plot_skin_temperature_rise(case, thermal, folder / "skin_temperature_rise.png")
 
@@ -375,7 +352,7 @@ def plot_peak_temperature(case: Case, th: ThermalResult, path: Path) -> None:
     lines = ax.get_lines()[:1] + ax2.get_lines()
     ax.legend(lines, [ln.get_label() for ln in lines], loc="lower right")
     ax.grid(alpha=0.3)
-    fig.savefig(path)
+    save_figure(fig, path)
 
 
 def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> None:
@@ -414,7 +391,7 @@ def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> Non
         f"(peak skin {m.skin_temperature_peak_C:.2f} C, max tissue rise {m.tissue_temperature_rise_max_K:.3g} K)",
         fontsize=10,
     )
-    fig.savefig(path)
+    save_figure(fig, path)
 
 
 # ----------------------------------------------------------------------------- the folder
@@ -426,60 +403,44 @@ def write_outputs(
     *,
     source_text: str | None = None,
     comm: Any = None,
+    overwrite: bool = False,
 ) -> Path:
-    """Write every output of a result into ``out_dir`` (replaced atomically when complete).
+    """Write every output of a result into ``out_dir``, switched into place when complete.
 
     Collective over the mesh's communicator: fields are written by every rank, the rest by
-    rank 0.
+    rank 0. ``out_dir`` may be missing or empty; a folder emsim wrote before (its marker, see
+    :mod:`emsim.io.folders`) is replaced only with ``overwrite``; any other folder or file is
+    never replaced (:class:`~emsim.errors.InputError`, nothing written).
 
     Args:
         result: the solved case.
         out_dir: the output folder (replaced as a whole).
         source_text: the case file's text, kept as ``case.toml`` (default: the canonical form).
         comm: MPI communicator (default: the mesh's).
+        overwrite: replace an earlier emsim output folder.
 
     Returns:
         The output folder.
     """
     comm = comm or result.mesh.mesh.comm
     out_dir = Path(out_dir)
-    tmp = None
-    if comm.rank == 0:
-        out_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        (tmp / "fields").mkdir(parents=True)
-    tmp = Path(comm.bcast(str(tmp) if tmp else None, root=0))
-    try:
-        write_electric_fields(result, tmp / "fields")
+    with staged_folder(out_dir, kind="case", overwrite=overwrite, field="out_dir", comm=comm) as tmp:
+        fields = tmp / "fields"
+        write_electric_fields(result, fields)
         shows_geometry = result.mesh.surface is not None or result.case.mesh.file is not None
         triangles = geometry_triangles(result.mesh) if shows_geometry else None  # collective
         if result.thermal is not None:
-            write_thermal_fields(result.thermal, tmp / "fields")
+            write_thermal_fields(result.thermal, fields)
         if comm.rank == 0:
-            write_json_atomic(tmp / "metrics.json", result.to_json())
-            write_json_atomic(tmp / "mesh_report.json", result.mesh.report.as_dict())
-            (tmp / "case.toml").write_text(source_text if source_text is not None else result.case.to_toml(), "utf-8")
+            write_json(tmp / "metrics.json", jsonable(result.to_json()))
+            write_json(tmp / "mesh_report.json", jsonable(result.mesh.report.as_dict()))
+            write_text(tmp / "case.toml", source_text if source_text is not None else result.case.to_toml())
             skin_current_picture(result, tmp / "skin_current_density.png")
             if triangles is not None:
                 geometry_picture(result.case, triangles, tmp / "geometry.png", result.mesh.surface)
             if result.waveform is not None:
                 plot_waveform_response(result, tmp / "waveform_response.png")
-                write_csv_atomic(tmp / "waveform_time_course.csv", *waveform_time_course_table(result))
+                write_csv_array(tmp / "waveform_time_course.csv", *waveform_time_course_table(result))
             if result.thermal is not None:
                 write_thermal_files(result.case, result.thermal, tmp)
-        comm.barrier()
-        if comm.rank == 0:
-            old = None
-            if out_dir.exists():
-                old = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}"
-                os.replace(out_dir, old)
-            os.replace(tmp, out_dir)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        if comm.rank == 0:
-            shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    comm.barrier()
     return out_dir

@@ -5,20 +5,19 @@ done case, in study order: ``case_digest_sha256``, ``case_index``, the swept par
 axis paths, which carry the unit: ``electrode.A.diameter_mm``), then every metric with its unit
 in the name (per-channel and per-electrode values as ``name[key]``). The report plots the main
 metrics against each swept parameter (matplotlib PNGs in ``DIR/report/``), shows the per-case
-skin current density pictures and a sortable table. Files are written through a temporary file
-and an atomic rename.
+skin current density pictures and a sortable table. :mod:`emsim.io` writes the files (each
+through a temporary file and an atomic rename).
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..io import save_figure, write_csv_rows, write_parquet, write_text
 from .ledger import LEDGER_NAME, Ledger
 
 __all__ = ["MAIN_METRICS", "results_table", "write_report", "write_results"]
@@ -99,53 +98,16 @@ def results_table(folder: str | Path) -> tuple[list[str], list[dict[str, Any]], 
     return columns, rows, meta
 
 
-def _atomic(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def _column_type(values: Sequence[Any]):
-    import pyarrow as pa
-
-    present = [v for v in values if v is not None]
-    if present and all(isinstance(v, bool) for v in present):
-        return pa.bool_()
-    if present and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-        return pa.float64() if any(isinstance(v, float) for v in present) else pa.int64()
-    return pa.string()
-
-
 def write_results(folder: str | Path, *, report: bool = True) -> list[Path]:
     """Write ``results.csv``, ``results.parquet`` (and ``report.html``) from the ledger.
 
     Returns:
         The files written.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     folder = Path(folder)
     columns, rows, meta = results_table(folder)
-    csv_path = folder / "results.csv"
-    tmp = _atomic(csv_path)
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(columns)
-        for r in rows:
-            w.writerow(["" if r.get(c) is None else (repr(r[c]) if isinstance(r[c], float) else r[c]) for c in columns])
-    os.replace(tmp, csv_path)
-    arrays = {}
-    for c in columns:
-        values = [r.get(c) for r in rows]
-        kind = _column_type(values)
-        if kind == pa.string():
-            values = [None if v is None else str(v) for v in values]
-        elif kind == pa.float64():
-            values = [None if v is None else float(v) for v in values]
-        arrays[c] = pa.array(values, type=kind)
-    pq_path = folder / "results.parquet"
-    tmp = _atomic(pq_path)
-    pq.write_table(pa.table(arrays), tmp)
-    os.replace(tmp, pq_path)
+    csv_path = write_csv_rows(folder / "results.csv", columns, ([r.get(c) for c in columns] for r in rows))
+    pq_path = write_parquet(folder / "results.parquet", {c: [r.get(c) for r in rows] for c in columns})
     written = [csv_path, pq_path]
     if report:
         written.append(write_report(folder, columns=columns, rows=rows, meta=meta))
@@ -170,8 +132,7 @@ def _plots(folder: Path, axes: list[str], rows: list[dict[str, Any]]) -> list[di
     metrics = [m for m in named if any(isinstance(r.get(m), (int, float)) for r in rows)]
     if not metrics or not rows:
         return []
-    out_dir = folder / "report"
-    out_dir.mkdir(exist_ok=True)
+    out_dir = folder / "report"  # created by the first picture saved into it
     plots = []
     for i, axis in enumerate(axes):
         xs_all = [r.get(axis) for r in rows]
@@ -205,11 +166,8 @@ def _plots(folder: Path, axes: list[str], rows: list[dict[str, Any]]) -> list[di
             axs.ravel()[0].legend(fontsize=7)
         fig.suptitle(f"main metrics vs {axis}")
         fig.tight_layout()
-        path = out_dir / f"metrics_vs_axis{i}.png"
-        tmp = _atomic(path)
-        fig.savefig(tmp, dpi=90, format="png")
+        path = save_figure(fig, out_dir / f"metrics_vs_axis{i}.png", dpi=90)
         plt.close(fig)
-        os.replace(tmp, path)
         plots.append({"axis": axis, "src": f"report/{path.name}"})
     return plots
 
@@ -325,9 +283,5 @@ def write_report(
         base=meta.get("base", ""), mode=meta.get("mode", ""), axes=axes, plots=plots, gallery=gallery,
         columns=["case (digest)", *shown], table=table,
     )  # fmt: skip
-    path = folder / "report.html"
-    tmp = _atomic(path)
-    tmp.write_text(text, "utf-8")
-    os.replace(tmp, path)
-    return path
+    return write_text(folder / "report.html", text)
 

@@ -13,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ..io import check_output_folder
 from ..models import Case
 from ..models.case_file import parse_case_text, read_case_text
 from ..solvers.result import CaseResult
@@ -145,8 +146,9 @@ def run_case(
     progress: Progress = _nothing,
     source_text: str | None = None,
     max_dofs: float | None = None,
+    overwrite: bool = False,
 ) -> CaseResult:
-    """Solve a case and write its outputs into ``out_dir`` (replaced atomically when complete).
+    """Solve a case and write its outputs into ``out_dir`` (switched into place when complete).
 
     Args:
         case: a :class:`~emsim.models.Case` or the path of a case file (read once).
@@ -157,11 +159,14 @@ def run_case(
             the canonical form of a case built in Python).
         max_dofs: refuse the case (InputError, nothing written) when its estimated dofs exceed
             this; default :data:`emsim.meshes.estimate.DEFAULT_MAX_DOFS`.
+        overwrite: replace an earlier emsim output in ``out_dir`` (a folder emsim did not
+            write is never replaced; :mod:`emsim.io.folders`).
     """
     if not isinstance(case, Case):
         source_text = read_case_text(case)
         case = parse_case_text(source_text, case)
+    check_output_folder(out_dir, kind="case", field="out_dir", overwrite=overwrite)  # before any solve
     result = solve_case(case, comm=comm, progress=progress, max_dofs=max_dofs)
     progress("writing outputs")
-    write_outputs(result, out_dir, source_text=source_text, comm=comm)
+    write_outputs(result, out_dir, source_text=source_text, comm=comm, overwrite=overwrite)
     return result

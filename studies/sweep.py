@@ -20,17 +20,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import os
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..io import (
+    check_output_folder,
+    clean_stale,
+    prepare_study_folder,
+    staged_folder,
+    write_json,
+    write_text,
+)
+from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
 from .ledger import Ledger
-from .outputs import skin_current_picture, write_json_atomic, write_outputs
+from .outputs import skin_current_picture, write_outputs
 from .study import Study, StudyPoint, geometry_key, load_study, unit_case
 
 __all__ = ["StudySummary", "case_folder_name", "run_study", "solve_group", "write_case_folder"]
@@ -110,36 +117,16 @@ def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: A
     With ``fields`` every output of :func:`emsim.write_outputs`; else ``metrics.json``,
     ``case.toml`` and ``skin_current_density.png``.
     """
+    # A case folder is the study's own: one left by a run killed before its ledger row was
+    # marked done is replaced (it carries emsim's marker; anything else there is refused).
     if fields:
-        write_outputs(result, folder, comm=comm)
+        write_outputs(result, folder, comm=comm, overwrite=True)
         return
-    if comm.rank == 0:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir()
-        try:
-            write_json_atomic(tmp / "metrics.json", result.to_json())
-            (tmp / "case.toml").write_text(result.case.to_toml(), "utf-8")
+    with staged_folder(folder, kind="case", overwrite=True, comm=comm) as tmp:
+        if comm.rank == 0:
+            write_json(tmp / "metrics.json", jsonable(result.to_json()))
+            write_text(tmp / "case.toml", result.case.to_toml())
             skin_current_picture(result, tmp / "skin_current_density.png")
-            if folder.exists():
-                old = folder.parent / f".{folder.name}.old-{os.getpid()}"
-                os.replace(folder, old)
-                shutil.rmtree(old, ignore_errors=True)
-            os.replace(tmp, folder)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    comm.barrier()
-
-
-def _clean_stale(out: Path) -> None:
-    """Remove temporary folders a killed run left behind (they never count as results)."""
-    cases = out / "cases"
-    if cases.is_dir():
-        for p in cases.iterdir():
-            if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name):
-                shutil.rmtree(p, ignore_errors=True)
 
 
 def run_study(
@@ -150,6 +137,7 @@ def run_study(
     ranks_per_case: int = 1,
     progress: StudyProgress = _nothing,
     write_results: bool = True,
+    overwrite: bool = False,
 ) -> StudySummary:
     """Run every case of a study not yet done, then write the results tables and report.
 
@@ -164,6 +152,9 @@ def run_study(
         ranks_per_case: ranks that solve one case together (1: one case per rank).
         progress: called on rank 0 as ``progress(done, total, text)``.
         write_results: write ``results.csv``, ``results.parquet`` and ``report.html`` at the end.
+        overwrite: ``out_dir`` may be an earlier emsim output of another kind (a case folder),
+            replaced by a new study folder. A study folder (emsim's marker) is always resumed;
+            a folder emsim did not write is never used (:mod:`emsim.io.folders`).
 
     Returns:
         A :class:`StudySummary` (the same on every rank).
@@ -181,13 +172,14 @@ def run_study(
     by_digest = {p.digest: p for p in study.points}
     total = len(digests)
     reset = 0
+    check_output_folder(out, kind="study", field="out_dir", overwrite=overwrite)  # every rank: same verdict
     if comm.rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_study_folder(out, overwrite=overwrite, field="out_dir")
         ledger = Ledger(out)
         meta = {"name": study.name, "axes": list(study.axes), "mode": study.mode, "digests": digests,
                 "base": study.base_name, "fields": study.fields}  # fmt: skip
         reset = ledger.register(((p.digest, p.index, p.group, p.params) for p in study.points), meta)
-        _clean_stale(out)
+        clean_stale(out / "cases")  # temporaries of killed runs never count as results
         already = ledger.counts(digests)["done"]
         ledger.close()
     else:
