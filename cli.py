@@ -121,10 +121,14 @@ def _run_study(args, comm, path: Path, table: dict) -> int:
             print(f"emsim: study {study.name}: all {summary.total} cases were already done in {out}; "
                   "nothing recomputed", file=sys.stderr)  # fmt: skip
         else:
-            print(f"emsim: study {study.name}: {summary.computed} case(s) computed, {summary.already_done} "
-                  f"already done, {summary.total} in all ({summary.seconds:.1f} s); results in "
-                  f"{out}/results.csv, results.parquet, report.html", file=sys.stderr)  # fmt: skip
-    return 0
+            others = f", {summary.by_others} by another run" if summary.by_others else ""
+            print(f"emsim: study {study.name}: {summary.computed} case(s) computed by this run{others}, "
+                  f"{summary.already_done} already done, {summary.total} in all ({summary.seconds:.1f} s); "
+                  f"results in {out}/results.csv, results.parquet, report.html", file=sys.stderr)  # fmt: skip
+        if summary.not_done:
+            print(f"emsim: study {study.name}: incomplete: {summary.not_done} of {summary.total} case(s) not done; "
+                  "run it again to finish", file=sys.stderr)  # fmt: skip
+    return 1 if summary.not_done else 0
 
 
 class _study_progress:

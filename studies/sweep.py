@@ -9,7 +9,13 @@ evaluates every case from the result of its unit case with :meth:`CaseResult.at`
 result is re-labelled with each case, so metrics and pictures are at that case's currents: an
 amplitude axis adds no solve). Each case's folder is written to a temporary folder and renamed
 into place before its ledger row is marked done; a case interrupted anywhere (kill -9 included)
-is redone on the next run. The solved case of a group is the same whatever the rank count, so
+is redone on the next run.
+
+Two runs on one folder cooperate as MPI workers do: each claims groups the other has not, a run
+takes over the cases of a run that is gone (:func:`emsim.studies.ledger.owner_alive`), and a run
+that has nothing left to claim waits for the cases another live run is computing, so that both
+end with the whole study done. The summary counts what this run computed itself (from the
+ledger's event log), what other runs computed meanwhile, and what is still not done. The solved case of a group is the same whatever the rank count, so
 serial and MPI runs give identical results.
 
 Finally rank 0 writes ``results.csv``, ``results.parquet`` and ``report.html``
@@ -29,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..solvers.result import CaseResult
-from .ledger import Ledger
+from .ledger import Ledger, Owner, owner_alive
 from .outputs import skin_current_picture, write_json_atomic, write_outputs
 from .study import Study, StudyPoint, geometry_key, load_study, unit_case
 
@@ -56,6 +62,8 @@ class StudySummary:
         reset: interrupted cases found running and reset to pending.
         solves: geometry groups solved by this rank.
         seconds: wall time of the run.
+        by_others: cases other runs on the same folder finished while this one ran.
+        not_done: cases not done when this run ended (pending, or running in another run).
     """
 
     total: int
@@ -64,6 +72,8 @@ class StudySummary:
     reset: int
     solves: int
     seconds: float
+    by_others: int = 0
+    not_done: int = 0
 
     @property
     def nothing_to_do(self) -> bool:
@@ -134,12 +144,47 @@ def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: A
 
 
 def _clean_stale(out: Path) -> None:
-    """Remove temporary folders a killed run left behind (they never count as results)."""
+    """Remove temporary folders a killed run left behind (they never count as results).
+
+    A temporary folder whose process (the number after ``.tmp-`` / ``.old-``) is alive belongs
+    to another run writing into this folder now: it is left alone.
+    """
+    import socket
+
     cases = out / "cases"
     if cases.is_dir():
         for p in cases.iterdir():
             if p.name.startswith(".") and (".tmp-" in p.name or ".old-" in p.name):
+                pid = p.name.rsplit("-", 1)[-1]
+                if pid.isdigit() and int(pid) != os.getpid() and owner_alive(socket.gethostname(), int(pid), None, None):
+                    continue
                 shutil.rmtree(p, ignore_errors=True)
+
+
+#: Seconds between looks at the ledger while another run computes the last cases.
+WAIT_POLL_S = 0.5
+
+
+def _next_claim(ledger: Ledger, digests: list[str], rank: int, progress: StudyProgress, total: int):
+    """The next group to compute; while only other live runs' cases remain, wait for them.
+
+    Returns None when no case is pending or running in another run (the study is done, or
+    only this run's own other workers are still busy).
+    """
+    waiting = False
+    while True:
+        claim = ledger.claim_group(digests, rank)
+        if claim is not None:
+            return claim
+        others = ledger.running_elsewhere(digests)
+        if not others:
+            return None
+        if not waiting and rank == 0:
+            owners = sorted({f"{r.owner_host} pid {r.owner_pid}" for r in others})
+            progress(ledger.counts(digests)["done"], total,
+                     f"waiting for {len(others)} case(s) another run is computing ({', '.join(owners)})")  # fmt: skip
+        waiting = True
+        time.sleep(WAIT_POLL_S)
 
 
 def run_study(
@@ -181,9 +226,10 @@ def run_study(
     by_digest = {p.digest: p for p in study.points}
     total = len(digests)
     reset = 0
+    run = comm.bcast(Owner.this_process().run if comm.rank == 0 else None, root=0)  # one id for every rank
     if comm.rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-        ledger = Ledger(out)
+        ledger = Ledger(out, owner=Owner.this_process(run))
         meta = {"name": study.name, "axes": list(study.axes), "mode": study.mode, "digests": digests,
                 "base": study.base_name, "fields": study.fields}  # fmt: skip
         reset = ledger.register(((p.digest, p.index, p.group, p.params) for p in study.points), meta)
@@ -207,9 +253,9 @@ def run_study(
     sub = comm.Split(color=comm.rank // ranks_per_case, key=comm.rank)
     solves = 0
     try:
-        ledger = Ledger(out) if sub.rank == 0 else None
+        ledger = Ledger(out, owner=Owner.this_process(run)) if sub.rank == 0 else None
         while already < total:
-            claim = ledger.claim_group(digests, comm.rank) if ledger is not None else None
+            claim = _next_claim(ledger, digests, comm.rank, progress, total) if ledger is not None else None
             claim = sub.bcast(claim, root=0)
             if claim is None:
                 break
@@ -237,19 +283,21 @@ def run_study(
             ledger.close()
     finally:
         sub.Free()
-    computed = 0
+    computed = by_others = not_done = 0
     comm.barrier()
     if comm.rank == 0:
-        ledger = Ledger(out)
+        ledger = Ledger(out, owner=Owner.this_process(run))
         done = ledger.counts(digests)["done"]
+        computed = ledger.finished_by_run(digests, run)
         ledger.close()
-        computed = done - already
+        by_others = done - already - computed
+        not_done = total - done
         if write_results and (already < total or not (out / "results.csv").exists()):
             from .report import write_results as _write_results
 
             _write_results(out)
-    computed = comm.bcast(computed, root=0)
-    return StudySummary(total, already, computed, reset, solves, time.perf_counter() - t0)
+    computed, by_others, not_done = comm.bcast((computed, by_others, not_done), root=0)
+    return StudySummary(total, already, computed, reset, solves, time.perf_counter() - t0, by_others, not_done)
 
 
 def _describe(p: StudyPoint) -> str:
