@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -343,7 +344,14 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     try:
-        return _COMMANDS[args.command](args, comm)
+        status = _COMMANDS[args.command](args, comm)
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`emsim sites --json | head`): the Python docs' recipe, point
+        # stdout at devnull so that the final flush at exit cannot raise again; no traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except EmsimError as err:
         if comm.rank == 0:
             print(f"emsim: error: {err}", file=sys.stderr)

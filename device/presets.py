@@ -40,10 +40,12 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import CaseFileError, InputError
+from ..models.case_file import parse_case, parse_toml, read_text_file
 from ..models.waveforms import Waveform
 
 __all__ = [
@@ -55,8 +57,11 @@ __all__ = [
     "Preset",
     "PresetsFile",
     "Validation",
+    "check_head",
+    "head_case_text",
     "parse_presets",
     "read_presets",
+    "resolve_head",
 ]
 
 #: Waveform shapes a preset may use (the firmware's waveform codes follow this order, from 1).
@@ -192,10 +197,10 @@ class PresetsFile:
 
 
 def _integer(where: str, value: Any, lo: int, hi: int, unit: str) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(value, float) and math.isfinite(value) and value == int(value):
-        ok, value = True, int(value)
-    if not ok or not (lo <= value <= hi):
+    # The range is checked before a whole float becomes an int, so that 1e308 is echoed as
+    # 1e+308 and not as its 309 integer digits.
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (lo <= value <= hi) or value != int(value):
         raise InputError(where, value, f"a whole number of {unit} in {lo}..{hi}")
     return int(value)
 
@@ -312,9 +317,7 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     for j, s in enumerate(sites):
         if s not in library():
             raise InputError(f"device.sites[{j}]", s, f"one of {', '.join(library())}")
-    head = d["electrode_head"]
-    if head.endswith(".toml") and base is not None and not Path(head).is_absolute():
-        head = str((base / head).resolve())
+    head = resolve_head(d["electrode_head"], base)
     device = Device(
         name=d["name"], electrode_head=head,
         compliance_voltage_V=_real("device.compliance_voltage_V", d["compliance_voltage_V"], *_COMPLIANCE_RANGE_V),
@@ -348,22 +351,85 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     return PresetsFile(device, validation, limits, presets, digest)
 
 
+def _is_path(head: str) -> bool:
+    """A head that names a file (a folder part, a ``.toml`` suffix, ``~``) rather than a built-in."""
+    return head.endswith(".toml") or "/" in head or "\\" in head or head.startswith(("~", "."))
+
+
+def _builtin_cases() -> Path:
+    return Path(str(resources.files("emsim.studies").joinpath("cases")))
+
+
+def resolve_head(head: str, base: Path | None) -> str:
+    """An ``electrode_head`` as given: a path (relative to the presets file) or a built-in name.
+
+    A path may leave out ``.toml`` (``../samples/cheek-head``) when the file has it. Built-in
+    names are plain names (``cheek-two-pads``); anything with a folder part is a path.
+    """
+    if not _is_path(head):
+        return head
+    path = Path(head).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    if not path.exists() and path.suffix != ".toml" and path.with_name(path.name + ".toml").exists():
+        path = path.with_name(path.name + ".toml")
+    return str(path.resolve())
+
+
 def head_case_text(head: str) -> tuple[str, Path]:
     """The text and path of an electrode head: a case file, or a built-in case by name.
 
     Raises:
-        InputError: naming ``device.electrode_head`` when neither exists.
+        InputError: naming ``device.electrode_head`` when neither exists, or when the file
+            is not a UTF-8 case file of bounded size.
     """
-    from importlib import resources
+    if _is_path(head):
+        path = Path(head)
+        if not path.exists():
+            raise InputError("device.electrode_head", head, "a case file (relative to the presets file): no such file")
+    else:
+        path = _builtin_cases() / f"{head}.toml"
+        if not path.is_file():
+            names = sorted(p.stem for p in _builtin_cases().glob("*.toml"))
+            raise InputError("device.electrode_head", head, f"a case file (a path, e.g. heads/cheek.toml) or a "
+                                                            f"built-in case: one of {', '.join(names)}")  # fmt: skip
+    try:
+        return read_text_file(path, "electrode head"), path
+    except CaseFileError as err:
+        raise InputError("device.electrode_head", head, str(err)) from None
 
-    path = Path(head)
-    if not path.is_file():
-        builtin = Path(str(resources.files("emsim.studies").joinpath(f"cases/{head}.toml")))
-        if not builtin.is_file():
-            names = sorted(p.stem for p in builtin.parent.glob("*.toml"))
-            raise InputError("device.electrode_head", head, f"a case file or a built-in case ({', '.join(names)})")
-        path = builtin
-    return path.read_text("utf-8"), path
+
+def check_head(pf: PresetsFile) -> None:
+    """Check the electrode head as a case before any physics: it must be a case file.
+
+    The head is checked as the validation will solve it: the first anatomy case with the first
+    preset's waveform at its top level (a head may leave its layers to the presets' sites).
+
+    Raises:
+        InputError: naming ``device.electrode_head`` when the head is a presets file (or any
+            other TOML that is not a case), or when its case is invalid (the case's own error
+            follows).
+    """
+    # device.anatomy imports this module (Preset, Device): imported here to avoid the cycle.
+    from .anatomy import anatomy_cases, head_case_table
+
+    head = pf.device.electrode_head
+    text, path = head_case_text(head)
+    try:
+        table = parse_toml(text, path)
+    except CaseFileError as err:
+        raise InputError("device.electrode_head", head, str(err)) from None
+    if "device" in table or "preset" in table:
+        raise InputError("device.electrode_head", head, "is a presets file, not a case file: the head must be a "
+                                                        "case file (patch, layers, electrodes, channel)")  # fmt: skip
+    if "sweep" in table:
+        raise InputError("device.electrode_head", head, "is a study file, not a case file")
+    first = pf.presets[0]
+    try:
+        parse_case(head_case_table(table, anatomy_cases(pf.device, pf.validation)[0], first, max(first.levels_A)),
+                   base_dir=path.parent)  # fmt: skip
+    except InputError as err:
+        raise InputError("device.electrode_head", head, f"not a valid case: {err}") from None
 
 
 def read_presets(path: str | Path) -> PresetsFile:
@@ -374,14 +440,16 @@ def read_presets(path: str | Path) -> PresetsFile:
         InputError: an inconsistent field.
     """
     path = Path(path)
+    text = read_text_file(path, "presets file")
     try:
-        text = path.read_text("utf-8")
         raw = tomllib.loads(text)
-    except (OSError, UnicodeDecodeError) as err:
-        raise CaseFileError(f"presets file {str(path)!r}: cannot be read ({err})") from None
     except tomllib.TOMLDecodeError as err:
         raise CaseFileError(f"presets file {str(path)!r}: not valid TOML ({err})") from None
+    if "sweep" in raw or ("device" not in raw and any(k in raw for k in ("patch", "layer", "electrode", "channel"))):
+        kind = "a study file" if "sweep" in raw else "a case file"
+        raise CaseFileError(f"presets file {str(path)!r}: is {kind}, not a presets file ([device] and [[preset]] tables)")
     first = parse_presets(raw, base=path.parent, text=text)
+    check_head(first)  # a presets file or a broken case as the head: now, before any solve
     head_text, _ = head_case_text(first.device.electrode_head)
     out = parse_presets(raw, base=path.parent, head_text=head_text, text=text)
     return PresetsFile(out.device, out.validation, out.limits, out.presets, out.digest_sha256, path)
