@@ -46,6 +46,8 @@ from typing import Any
 
 from ..errors import CaseFileError, InputError
 from ..models.case_file import parse_case, parse_toml, read_text_file
+from ..models.dispersion import QUASI_STATIC_MAX_HZ
+from ..models.waveform_checks import TRUNCATION_FACTOR
 from ..models.waveforms import Waveform
 
 __all__ = [
@@ -53,7 +55,9 @@ __all__ = [
     "MAX_PRESETS",
     "WAVEFORMS",
     "Device",
+    "FREQUENCY_RANGE_Hz",
     "LEVEL_RANGE_uA",
+    "PULSE_WIDTH_RANGE_us",
     "Preset",
     "PresetsFile",
     "Validation",
@@ -75,8 +79,13 @@ MAX_PRESETS = 32
 #: the ceiling is the largest r.m.s. output IEC 60601-2-10 allows at any frequency (100 mA), so a
 #: table written in nA, or x1000 by mistake, is caught too.
 LEVEL_RANGE_uA = (10, 100_000)
-_PW_RANGE_us = (1, 10_000)
-_FREQ_RANGE_Hz = (1, 10_000)
+#: Allowed pulse widths [us]. The floor is the band the models hold over: a phase shorter than
+#: 500 / 10 MHz = 50 us needs its spectrum beyond emsim.models.dispersion.QUASI_STATIC_MAX_HZ
+#: (the waveform's own check refuses it, with that reason). The driver's default device limits
+#: (device/driver/ems_table.h, EMS_DEVICE_*) are these ranges.
+PULSE_WIDTH_RANGE_us = (math.ceil(TRUNCATION_FACTOR / QUASI_STATIC_MAX_HZ * 1e6), 10_000)
+#: Allowed pulse frequencies [Hz].
+FREQUENCY_RANGE_Hz = (1, 10_000)
 _SESSION_RANGE_min = (0.0, 120.0)
 _COMPLIANCE_RANGE_V = (1.0, 1000.0)
 
@@ -269,9 +278,10 @@ def _preset(i: int, row: Any) -> Preset:
         id=_integer(f"{where}.id", row["id"], 1, 65535, "(id)"),
         name=name,
         waveform=shape,
-        pulse_width_us=_integer(f"{where}.pulse_width_us", row["pulse_width_us"], *_PW_RANGE_us, "us"),
+        # below the floor: the waveform's band check below refuses it and says why
+        pulse_width_us=_integer(f"{where}.pulse_width_us", row["pulse_width_us"], 1, PULSE_WIDTH_RANGE_us[1], "us"),
         interphase_gap_us=_integer(f"{where}.interphase_gap_us", row.get("interphase_gap_us", 0), 0, 100_000, "us"),
-        frequency_Hz=_integer(f"{where}.frequency_Hz", row["frequency_Hz"], *_FREQ_RANGE_Hz, "Hz"),
+        frequency_Hz=_integer(f"{where}.frequency_Hz", row["frequency_Hz"], *FREQUENCY_RANGE_Hz, "Hz"),
         levels_uA=_levels(f"{where}.levels_uA", row["levels_uA"]),
         session_min=_real(f"{where}.session_min", row["session_min"], *_SESSION_RANGE_min, lo_open=True),
         asymmetry_ratio=_real(f"{where}.asymmetry_ratio", row.get("asymmetry_ratio", 1.0), 1.0, 20.0),
@@ -396,7 +406,7 @@ def head_case_text(head: str) -> tuple[str, Path]:
     try:
         return read_text_file(path, "electrode head"), path
     except CaseFileError as err:
-        raise InputError("device.electrode_head", head, str(err)) from None
+        raise InputError("device.electrode_head", head, getattr(err, "reason", str(err))) from None
 
 
 def check_head(pf: PresetsFile) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from .anisotropy import conductivity_tensor, fibre_conductivities
+from .dispersion import QUASI_STATIC_MAX_HZ
 from .electrodes import Channel, Electrode
 from .exclusion import ExclusionZone
 from .geometry import (
@@ -164,7 +165,7 @@ class SolverSettings:
 
     method: str = "auto"
     rtol: float = quantity("rtol", low=0.0, high=1e-3, default=1e-10)
-    quasi_static_frequency_Hz: float = quantity("quasi_static_frequency_Hz", low=0.0, high=1e9, default=10.0)
+    quasi_static_frequency_Hz: float = quantity("quasi_static_frequency_Hz", low=0.0, high=QUASI_STATIC_MAX_HZ, default=10.0)
     waveform_frequencies: int = quantity(
         "waveform_frequencies", low=7, low_open=False, high=200, integer=True, default=24
     )

@@ -417,7 +417,9 @@ def read_text_file(path: str | Path, what: str = "case file") -> str:
         CaseFileError: one line naming the file (``what``) and why it cannot be read.
     """
     def refuse(reason: str) -> CaseFileError:
-        return CaseFileError(f"{what} {str(path)!r}: cannot be read ({reason})")
+        err = CaseFileError(f"{what} {str(path)!r}: cannot be read ({reason})")
+        err.reason = f"cannot be read ({reason})"  # the message without the file, for callers that name it
+        return err
 
     try:
         info = os.stat(path)
