@@ -350,7 +350,8 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     limits = {k: _real(f"limits.{k}", x, 0.0, 1e9, lo_open=True) for k, x in lim.items()}
     rows = raw.get("preset")
     if not isinstance(rows, list) or not rows or len(rows) > MAX_PRESETS:
-        raise InputError("preset", rows if rows is None else len(rows), f"1..{MAX_PRESETS} [[preset]] tables")
+        shown = f"{len(rows)} tables" if isinstance(rows, list) and rows else rows  # the count, not 33 tables in full
+        raise InputError("preset", shown, f"1..{MAX_PRESETS} [[preset]] tables")
     presets = tuple(_preset(i, row) for i, row in enumerate(rows))
     seen: dict[int, int] = {}
     for i, p in enumerate(presets):
