@@ -123,6 +123,8 @@ def _run_study(args, comm, path: Path, table: dict) -> int:
                   "nothing recomputed", file=sys.stderr)  # fmt: skip
         else:
             others = f", {summary.by_others} by another run" if summary.by_others else ""
+            if summary.reset:
+                others += f" ({summary.reset} interrupted case(s) redone)"
             print(f"emsim: study {study.name}: {summary.computed} case(s) computed by this run{others}, "
                   f"{summary.already_done} already done, {summary.total} in all ({summary.seconds:.1f} s); "
                   f"results in {out}/results.csv, results.parquet, report.html", file=sys.stderr)  # fmt: skip

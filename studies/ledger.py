@@ -169,6 +169,8 @@ class Ledger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.owner = owner or Owner.this_process()
         self._beat: threading.Thread | None = None
+        #: Cases this connection reset because their owner was gone (at registration or a claim).
+        self.taken_over = 0
         self._stop = threading.Event()
         # Two runs opening a new ledger together: switching it to WAL and creating the tables
         # can meet the other's lock in states where SQLite answers "database is locked" without
@@ -265,6 +267,7 @@ class Ledger:
                     (digest, position, group, json.dumps(params)),
                 )
             reset = len(self._reset_orphans())
+            self.taken_over += reset
             for key, value in meta.items():
                 self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, json.dumps(value)))
             self.db.execute("COMMIT")
@@ -292,7 +295,7 @@ class Ledger:
         o = self.owner
         self.db.execute("BEGIN IMMEDIATE")
         try:
-            self._reset_orphans(set(digests))
+            self.taken_over += len(self._reset_orphans(set(digests)))
             marks = ",".join("?" * len(digests))
             row = self.db.execute(
                 f"SELECT grp FROM cases WHERE status = 'pending' AND digest IN ({marks}) ORDER BY position LIMIT 1",

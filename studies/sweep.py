@@ -59,7 +59,8 @@ class StudySummary:
         total: cases in the study.
         already_done: cases done before this run started (not recomputed).
         computed: cases this run computed (on every rank).
-        reset: interrupted cases found running and reset to pending.
+        reset: interrupted cases (their run gone) reset to pending: at the start, or taken over
+            while this run ran.
         solves: geometry groups solved by this rank.
         seconds: wall time of the run.
         by_others: cases other runs on the same folder finished while this one ran.
@@ -279,10 +280,13 @@ def run_study(
                 if ledger is not None:
                     ledger.release(claimed)
                 raise
+        taken = 0
         if ledger is not None:
+            taken = ledger.taken_over
             ledger.close()
     finally:
         sub.Free()
+    reset += comm.allreduce(taken)  # cases taken over from a run that stopped while this one ran
     computed = by_others = not_done = 0
     comm.barrier()
     if comm.rank == 0:
