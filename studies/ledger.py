@@ -399,7 +399,7 @@ class Ledger:
         return out
 
     def running_elsewhere(self, digests: Sequence[str]) -> list[LedgerRow]:
-        """Rows among ``digests`` running under another run whose owner is alive."""
+        """Rows among ``digests`` running under another run (a claim just before reset the dead ones)."""
         return [r for r in self.rows(digests) if r.status == "running"
                 and self._owner_run(r.digest) != self.owner.run]  # fmt: skip
 
