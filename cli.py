@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -148,10 +149,16 @@ def _run_study(args, comm, path: Path, table: dict) -> int:
             print(f"emsim: study {study.name}: all {summary.total} cases were already done in {out}; "
                   "nothing recomputed", file=sys.stderr)  # fmt: skip
         else:
-            print(f"emsim: study {study.name}: {summary.computed} case(s) computed, {summary.already_done} "
-                  f"already done, {summary.total} in all ({summary.seconds:.1f} s); results in "
-                  f"{out}/results.csv, results.parquet, report.html", file=sys.stderr)  # fmt: skip
-    return 0
+            others = f", {summary.by_others} by another run" if summary.by_others else ""
+            if summary.reset:
+                others += f" ({summary.reset} interrupted case(s) redone)"
+            print(f"emsim: study {study.name}: {summary.computed} case(s) computed by this run{others}, "
+                  f"{summary.already_done} already done, {summary.total} in all ({summary.seconds:.1f} s); "
+                  f"results in {out}/results.csv, results.parquet, report.html", file=sys.stderr)  # fmt: skip
+        if summary.not_done:
+            print(f"emsim: study {study.name}: incomplete: {summary.not_done} of {summary.total} case(s) not done; "
+                  "run it again to finish", file=sys.stderr)  # fmt: skip
+    return 1 if summary.not_done else 0
 
 
 class _study_progress:
@@ -397,7 +404,14 @@ def main(argv: list[str] | None = None) -> int:
 
     comm = MPI.COMM_WORLD
     try:
-        return _COMMANDS[args.command](args, comm)
+        status = _COMMANDS[args.command](args, comm)
+        sys.stdout.flush()  # a closed pipe surfaces here, not at interpreter exit
+        return status
+    except BrokenPipeError:
+        # The reader went away (`emsim sites --json | head`): the Python docs' recipe, point
+        # stdout at devnull so that the final flush at exit cannot raise again; no traceback.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
     except EmsimError as err:
         if comm.rank == 0:
             print(f"emsim: error: {err}", file=sys.stderr)

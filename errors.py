@@ -13,6 +13,7 @@ __all__ = [
     "MeshError",
     "SolverError",
     "VerificationError",
+    "echo",
 ]
 
 
@@ -31,7 +32,33 @@ class InputError(EmsimError, ValueError):
         self.field = field
         self.value = value
         self.allowed = allowed
-        super().__init__(f"{field} = {value!r}: {allowed}")
+        super().__init__(f"{field} = {echo(value)}: {allowed}")
+
+
+#: Longest value an error message repeats in full [characters]; a longer one is summarised.
+ECHO_CHARS = 200
+#: Items of a long list (or keys of a long table) an error message shows before the count.
+ECHO_ITEMS = 5
+
+
+def echo(value: object) -> str:
+    """``repr(value)`` for an error message, summarised when long.
+
+    A 10,000-item list is shown as its first items and its length, a long string as its start
+    and its length, so that one bad value cannot make a 59 kB error line.
+    """
+    text = repr(value)
+    if len(text) <= ECHO_CHARS:
+        return text
+    if isinstance(value, (list, tuple)):
+        head = ", ".join(echo(v)[: ECHO_CHARS // ECHO_ITEMS] for v in value[:ECHO_ITEMS])
+        return f"[{head}, ... ({len(value)} items)]"
+    if isinstance(value, dict):
+        keys = ", ".join(repr(k)[: ECHO_CHARS // ECHO_ITEMS] for k in list(value)[:ECHO_ITEMS])
+        return f"{{{keys}, ... ({len(value)} keys)}}"
+    if isinstance(value, str):
+        return f"{value[: ECHO_CHARS - 40]!r}... ({len(value)} characters)"
+    return text[: ECHO_CHARS - 3] + "..."
 
 
 class CaseFileError(EmsimError):

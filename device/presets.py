@@ -40,10 +40,14 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from ..errors import CaseFileError, InputError
+from ..models.case_file import parse_case, parse_toml, read_text_file
+from ..models.dispersion import QUASI_STATIC_MAX_HZ
+from ..models.waveform_checks import TRUNCATION_FACTOR
 from ..models.waveforms import Waveform
 
 __all__ = [
@@ -51,12 +55,17 @@ __all__ = [
     "MAX_PRESETS",
     "WAVEFORMS",
     "Device",
+    "FREQUENCY_RANGE_Hz",
     "LEVEL_RANGE_uA",
+    "PULSE_WIDTH_RANGE_us",
     "Preset",
     "PresetsFile",
     "Validation",
+    "check_head",
+    "head_case_text",
     "parse_presets",
     "read_presets",
+    "resolve_head",
 ]
 
 #: Waveform shapes a preset may use (the firmware's waveform codes follow this order, from 1).
@@ -70,8 +79,13 @@ MAX_PRESETS = 32
 #: the ceiling is the largest r.m.s. output IEC 60601-2-10 allows at any frequency (100 mA), so a
 #: table written in nA, or x1000 by mistake, is caught too.
 LEVEL_RANGE_uA = (10, 100_000)
-_PW_RANGE_us = (1, 10_000)
-_FREQ_RANGE_Hz = (1, 10_000)
+#: Allowed pulse widths [us]. The floor is the band the models hold over: a phase shorter than
+#: 500 / 10 MHz = 50 us needs its spectrum beyond emsim.models.dispersion.QUASI_STATIC_MAX_HZ
+#: (the waveform's own check refuses it, with that reason). The driver's default device limits
+#: (device/driver/ems_table.h, EMS_DEVICE_*) are these ranges.
+PULSE_WIDTH_RANGE_us = (math.ceil(TRUNCATION_FACTOR / QUASI_STATIC_MAX_HZ * 1e6), 10_000)
+#: Allowed pulse frequencies [Hz].
+FREQUENCY_RANGE_Hz = (1, 10_000)
 _SESSION_RANGE_min = (0.0, 120.0)
 _COMPLIANCE_RANGE_V = (1.0, 1000.0)
 
@@ -194,10 +208,10 @@ class PresetsFile:
 
 
 def _integer(where: str, value: Any, lo: int, hi: int, unit: str) -> int:
-    ok = isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(value, float) and math.isfinite(value) and value == int(value):
-        ok, value = True, int(value)
-    if not ok or not (lo <= value <= hi):
+    # The range is checked before a whole float becomes an int, so that 1e308 is echoed as
+    # 1e+308 and not as its 309 integer digits.
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not ok or not (lo <= value <= hi) or value != int(value):
         raise InputError(where, value, f"a whole number of {unit} in {lo}..{hi}")
     return int(value)
 
@@ -266,9 +280,10 @@ def _preset(i: int, row: Any) -> Preset:
         id=_integer(f"{where}.id", row["id"], 1, 65535, "(id)"),
         name=name,
         waveform=shape,
-        pulse_width_us=_integer(f"{where}.pulse_width_us", row["pulse_width_us"], *_PW_RANGE_us, "us"),
+        # below the floor: the waveform's band check below refuses it and says why
+        pulse_width_us=_integer(f"{where}.pulse_width_us", row["pulse_width_us"], 1, PULSE_WIDTH_RANGE_us[1], "us"),
         interphase_gap_us=_integer(f"{where}.interphase_gap_us", row.get("interphase_gap_us", 0), 0, 100_000, "us"),
-        frequency_Hz=_integer(f"{where}.frequency_Hz", row["frequency_Hz"], *_FREQ_RANGE_Hz, "Hz"),
+        frequency_Hz=_integer(f"{where}.frequency_Hz", row["frequency_Hz"], *FREQUENCY_RANGE_Hz, "Hz"),
         levels_uA=_levels(f"{where}.levels_uA", row["levels_uA"]),
         session_min=_real(f"{where}.session_min", row["session_min"], *_SESSION_RANGE_min, lo_open=True),
         asymmetry_ratio=_real(f"{where}.asymmetry_ratio", row.get("asymmetry_ratio", 1.0), 1.0, 20.0),
@@ -314,9 +329,7 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     for j, s in enumerate(sites):
         if s not in library():
             raise InputError(f"device.sites[{j}]", s, f"one of {', '.join(library())}")
-    head = d["electrode_head"]
-    if head.endswith(".toml") and base is not None and not Path(head).is_absolute():
-        head = str((base / head).resolve())
+    head = resolve_head(d["electrode_head"], base)
     device = Device(
         name=d["name"], electrode_head=head,
         compliance_voltage_V=_real("device.compliance_voltage_V", d["compliance_voltage_V"], *_COMPLIANCE_RANGE_V),
@@ -341,7 +354,8 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     limits = {k: _real(f"limits.{k}", x, 0.0, 1e9, lo_open=True) for k, x in lim.items()}
     rows = raw.get("preset")
     if not isinstance(rows, list) or not rows or len(rows) > MAX_PRESETS:
-        raise InputError("preset", rows if rows is None else len(rows), f"1..{MAX_PRESETS} [[preset]] tables")
+        shown = f"{len(rows)} tables" if isinstance(rows, list) and rows else rows  # the count, not 33 tables in full
+        raise InputError("preset", shown, f"1..{MAX_PRESETS} [[preset]] tables")
     presets = tuple(_preset(i, row) for i, row in enumerate(rows))
     seen: dict[int, int] = {}
     for i, p in enumerate(presets):
@@ -352,22 +366,85 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     return PresetsFile(device, validation, limits, presets, digest)
 
 
+def _is_path(head: str) -> bool:
+    """A head that names a file (a folder part, a ``.toml`` suffix, ``~``) rather than a built-in."""
+    return head.endswith(".toml") or "/" in head or "\\" in head or head.startswith(("~", "."))
+
+
+def _builtin_cases() -> Path:
+    return Path(str(resources.files("emsim.studies").joinpath("cases")))
+
+
+def resolve_head(head: str, base: Path | None) -> str:
+    """An ``electrode_head`` as given: a path (relative to the presets file) or a built-in name.
+
+    A path may leave out ``.toml`` (``../samples/cheek-head``) when the file has it. Built-in
+    names are plain names (``cheek-two-pads``); anything with a folder part is a path.
+    """
+    if not _is_path(head):
+        return head
+    path = Path(head).expanduser()
+    if not path.is_absolute() and base is not None:
+        path = base / path
+    if not path.exists() and path.suffix != ".toml" and path.with_name(path.name + ".toml").exists():
+        path = path.with_name(path.name + ".toml")
+    return str(path.resolve())
+
+
 def head_case_text(head: str) -> tuple[str, Path]:
     """The text and path of an electrode head: a case file, or a built-in case by name.
 
     Raises:
-        InputError: naming ``device.electrode_head`` when neither exists.
+        InputError: naming ``device.electrode_head`` when neither exists, or when the file
+            is not a UTF-8 case file of bounded size.
     """
-    from importlib import resources
+    if _is_path(head):
+        path = Path(head)
+        if not path.exists():
+            raise InputError("device.electrode_head", head, "a case file (relative to the presets file): no such file")
+    else:
+        path = _builtin_cases() / f"{head}.toml"
+        if not path.is_file():
+            names = sorted(p.stem for p in _builtin_cases().glob("*.toml"))
+            raise InputError("device.electrode_head", head, f"a case file (a path, e.g. heads/cheek.toml) or a "
+                                                            f"built-in case: one of {', '.join(names)}")  # fmt: skip
+    try:
+        return read_text_file(path, "electrode head"), path
+    except CaseFileError as err:
+        raise InputError("device.electrode_head", head, getattr(err, "reason", str(err))) from None
 
-    path = Path(head)
-    if not path.is_file():
-        builtin = Path(str(resources.files("emsim.studies").joinpath(f"cases/{head}.toml")))
-        if not builtin.is_file():
-            names = sorted(p.stem for p in builtin.parent.glob("*.toml"))
-            raise InputError("device.electrode_head", head, f"a case file or a built-in case ({', '.join(names)})")
-        path = builtin
-    return path.read_text("utf-8"), path
+
+def check_head(pf: PresetsFile) -> None:
+    """Check the electrode head as a case before any physics: it must be a case file.
+
+    The head is checked as the validation will solve it: the first anatomy case with the first
+    preset's waveform at its top level (a head may leave its layers to the presets' sites).
+
+    Raises:
+        InputError: naming ``device.electrode_head`` when the head is a presets file (or any
+            other TOML that is not a case), or when its case is invalid (the case's own error
+            follows).
+    """
+    # device.anatomy imports this module (Preset, Device): imported here to avoid the cycle.
+    from .anatomy import anatomy_cases, head_case_table
+
+    head = pf.device.electrode_head
+    text, path = head_case_text(head)
+    try:
+        table = parse_toml(text, path)
+    except CaseFileError as err:
+        raise InputError("device.electrode_head", head, str(err)) from None
+    if "device" in table or "preset" in table:
+        raise InputError("device.electrode_head", head, "is a presets file, not a case file: the head must be a "
+                                                        "case file (patch, layers, electrodes, channel)")  # fmt: skip
+    if "sweep" in table:
+        raise InputError("device.electrode_head", head, "is a study file, not a case file")
+    first = pf.presets[0]
+    try:
+        parse_case(head_case_table(table, anatomy_cases(pf.device, pf.validation)[0], first, max(first.levels_A)),
+                   base_dir=path.parent)  # fmt: skip
+    except InputError as err:
+        raise InputError("device.electrode_head", head, f"not a valid case: {err}") from None
 
 
 def read_presets(path: str | Path) -> PresetsFile:
@@ -378,14 +455,16 @@ def read_presets(path: str | Path) -> PresetsFile:
         InputError: an inconsistent field.
     """
     path = Path(path)
+    text = read_text_file(path, "presets file")
     try:
-        text = path.read_text("utf-8")
         raw = tomllib.loads(text)
-    except (OSError, UnicodeDecodeError) as err:
-        raise CaseFileError(f"presets file {str(path)!r}: cannot be read ({err})") from None
     except tomllib.TOMLDecodeError as err:
         raise CaseFileError(f"presets file {str(path)!r}: not valid TOML ({err})") from None
+    if "sweep" in raw or ("device" not in raw and any(k in raw for k in ("patch", "layer", "electrode", "channel"))):
+        kind = "a study file" if "sweep" in raw else "a case file"
+        raise CaseFileError(f"presets file {str(path)!r}: is {kind}, not a presets file ([device] and [[preset]] tables)")
     first = parse_presets(raw, base=path.parent, text=text)
+    check_head(first)  # a presets file or a broken case as the head: now, before any solve
     head_text, _ = head_case_text(first.device.electrode_head)
     out = parse_presets(raw, base=path.parent, head_text=head_text, text=text)
     return PresetsFile(out.device, out.validation, out.limits, out.presets, out.digest_sha256, path)

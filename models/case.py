@@ -21,6 +21,7 @@ import numpy as np
 
 from ..errors import InputError
 from .anisotropy import conductivity_tensor, fibre_conductivities
+from .dispersion import QUASI_STATIC_MAX_HZ
 from .electrodes import Channel, Electrode
 from .exclusion import ExclusionZone
 from .geometry import (
@@ -164,7 +165,7 @@ class SolverSettings:
 
     method: str = "auto"
     rtol: float = quantity("rtol", low=0.0, high=1e-3, default=1e-10)
-    quasi_static_frequency_Hz: float = quantity("quasi_static_frequency_Hz", low=0.0, high=1e9, default=10.0)
+    quasi_static_frequency_Hz: float = quantity("quasi_static_frequency_Hz", low=0.0, high=QUASI_STATIC_MAX_HZ, default=10.0)
     waveform_frequencies: int = quantity(
         "waveform_frequencies", low=7, low_open=False, high=200, integer=True, default=24
     )
@@ -353,12 +354,16 @@ class Case:
             for b in self.electrodes[i + 1 :]:
                 gap = a.distance_to_outline(b)
                 if gap <= 1e-6:
+                    centres = math.dist(a.center_m, b.center_m)
+                    # The gap's magnitude when negative is the depth of one outline inside the
+                    # other, not an overlap width: the message gives the centres' distance.
+                    how = "overlaps" if gap < -1e-9 else "touches"
                     raise InputError(
                         f"electrode[{b.name}].center_mm",
                         [file_value(c, 1e-3) for c in b.center_m],
-                        f"overlaps or touches electrode {a.name} (gap {gap * 1e3:.3g} mm); "
-                        "electrodes must be at least 0.001 mm apart",
-                    )
+                        f"{how} electrode {a.name} (centres {centres * 1e3:.3g} mm apart); the footprints "
+                        "must be at least 0.001 mm apart, edge to edge",
+                    )  # fmt: skip
 
     def _check_channels(self) -> None:
         if not self.channels:

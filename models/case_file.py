@@ -9,7 +9,9 @@ dataclasses' own field specifications, and names errors as the file has them (``
 from __future__ import annotations
 
 import math
+import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -46,7 +48,13 @@ from .shapes import shape_from_table
 from .sites import site_layer_rows
 from .tissues import Tissue, library, tissue_from_table
 
-__all__ = ["load_case", "parse_case", "parse_case_text", "parse_toml", "read_case_table", "read_case_text"]
+__all__ = [
+    "MAX_INPUT_FILE_BYTES", "load_case", "parse_case", "parse_case_text", "parse_toml", "read_case_table",
+    "read_case_text", "read_text_file",
+]  # fmt: skip
+
+#: Largest case, study or presets file read [bytes] (the largest real one is a few kB).
+MAX_INPUT_FILE_BYTES = 16 * 1024**2
 
 _TOP_KEYS = (
     "name", "description", "patch", "layer", "electrode", "channel", "material", "mesh",
@@ -399,17 +407,43 @@ def read_case_table(path: str | Path) -> dict[str, Any]:
     return parse_toml(read_case_text(path), path)
 
 
+def read_text_file(path: str | Path, what: str = "case file") -> str:
+    """The UTF-8 text of an input file (case, study or presets file), read with a bound.
+
+    Only a regular file is read (``/dev/zero``, a pipe or a folder is refused), and at most
+    :data:`MAX_INPUT_FILE_BYTES`, so a wrong path cannot exhaust memory.
+
+    Raises:
+        CaseFileError: one line naming the file (``what``) and why it cannot be read.
+    """
+    def refuse(reason: str) -> CaseFileError:
+        err = CaseFileError(f"{what} {str(path)!r}: cannot be read ({reason})")
+        err.reason = f"cannot be read ({reason})"  # the message without the file, for callers that name it
+        return err
+
+    try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise refuse("not a regular file")
+        with open(path, "rb") as f:
+            data = f.read(MAX_INPUT_FILE_BYTES + 1)
+    except OSError as err:
+        raise refuse(err.strerror or str(err)) from None
+    if len(data) > MAX_INPUT_FILE_BYTES:
+        raise refuse(f"larger than {MAX_INPUT_FILE_BYTES // 1024**2} MiB: not a {what}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise refuse(f"not UTF-8 text: byte 0x{data[err.start]:02x} at offset {err.start}") from None
+
+
 def read_case_text(path: str | Path) -> str:
     """The text of a case file.
 
     Raises:
-        CaseFileError: the file is missing or cannot be read as UTF-8.
+        CaseFileError: the file is missing, not a regular file, too large or not UTF-8.
     """
-    try:
-        return Path(path).read_text("utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        reason = getattr(err, "strerror", None) or str(err)
-        raise CaseFileError(f"case file {str(path)!r}: cannot be read ({reason})") from None
+    return read_text_file(path, "case file")
 
 
 def parse_toml(text: str, path: str | Path = "<text>") -> dict[str, Any]:

@@ -26,7 +26,22 @@ from ..errors import InputError
 if TYPE_CHECKING:
     import numpy.typing as npt
 
-__all__ = ["EPSILON_0_F_PER_M", "GABRIEL_1996", "ColeCole"]
+__all__ = ["COLE_COLE_DATA_HZ", "EPSILON_0_F_PER_M", "GABRIEL_1996", "QUASI_STATIC_MAX_HZ", "ColeCole"]
+
+#: The frequency band [Hz] of the measurements Gabriel, Lau & Gabriel 1996 fitted their
+#: Cole-Cole parameters to (10 Hz to 20 GHz; below about 1 kHz few data: an extrapolation).
+COLE_COLE_DATA_HZ = (10.0, 20e9)
+#: The highest frequency [Hz] emsim's models are valid for. The solvers are electro-quasi-static
+#: (no induction, no wave propagation), which holds while the current paths (tens of mm on a
+#: face) are small against the wavelength and the skin depth in tissue. From this module's own
+#: muscle row at 10 MHz (0.62 S/m, eps_r 171): skin depth 0.22 m, wavelength 1.18 m, so
+#: (|k| L)^2, the relative size of the neglected terms, is about 0.04 over L = 30 mm; it grows
+#: as f, so beyond 10 MHz the fields of a facial patch are no longer quasi-static. This bound,
+#: not the Cole-Cole data (up to 20 GHz), is the binding one. Below 10 Hz the dispersion tends to
+#: its ionic d.c. value (an extrapolation of the fits; pulse trains of 1-10 Hz have harmonics
+#: there and are accepted). A waveform whose synthesised spectrum (to 500 / pulse width, see
+#: :data:`emsim.models.waveform_checks.TRUNCATION_FACTOR`) reaches beyond this is refused.
+QUASI_STATIC_MAX_HZ = 10e6
 
 #: Vacuum permittivity in F/m (CODATA 2018).
 EPSILON_0_F_PER_M = 8.8541878128e-12

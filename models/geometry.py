@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
+import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
@@ -18,6 +19,7 @@ from .quantity import check_fields, file_value, quantity
 __all__ = [
     "MAX_DEPTH_FRACTION",
     "MAX_HALF_ANGLE_RAD",
+    "MAX_MESH_FILE_BYTES",
     "MESH_SURFACE_ROLES",
     "MESH_VOLUME_ROLES",
     "MIN_LENGTH_MM",
@@ -26,6 +28,7 @@ __all__ = [
     "MeshSettings",
     "Patch",
     "check_mesh_tags",
+    "mesh_file_digest",
 ]
 
 #: Patch shapes: flat, or curved onto a cylinder (axis along y) or a sphere.
@@ -153,13 +156,41 @@ class MeshSettings:
                 raise InputError(f"mesh.tags.{role}", list(groups), "a physical group name or number, or a list of them")
             tags[str(role)] = groups
         object.__setattr__(self, "tags", dict(sorted(tags.items())))
-        try:
-            digest = hashlib.sha256(Path(self.file).read_bytes()).hexdigest()
-        except OSError as err:
-            raise InputError("mesh.file", self.file, f"a readable gmsh .msh file ({err.strerror or err})") from None
+        digest = mesh_file_digest(self.file)
         if self.file_sha256 and self.file_sha256 != digest:
             raise InputError("mesh.file_sha256", self.file_sha256, f"the file's own digest {digest} (it has changed)")
         object.__setattr__(self, "file_sha256", digest)
+
+
+#: Largest imported mesh file read [bytes]: far above any tagged anatomy .msh a patch solve can
+#: handle, and a bound on what ``[mesh] file = "/dev/zero"`` or a wrong, huge file costs to hash.
+MAX_MESH_FILE_BYTES = 2 * 1024**3
+
+
+def mesh_file_digest(file: str) -> str:
+    """SHA-256 of an imported mesh file, read in chunks up to :data:`MAX_MESH_FILE_BYTES`.
+
+    Raises:
+        InputError: naming ``mesh.file`` when it is not a regular file (a device, a pipe, a
+            folder), cannot be read, or is larger than the bound.
+    """
+    try:
+        info = os.stat(file)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError("mesh.file", file, "a regular gmsh .msh file (not a device, pipe or folder)")
+        if info.st_size > MAX_MESH_FILE_BYTES:
+            raise InputError("mesh.file", file, f"at most {MAX_MESH_FILE_BYTES / 1024**3:g} GiB "
+                                                f"(the file has {info.st_size / 1024**3:.3g} GiB)")  # fmt: skip
+        h, read = hashlib.sha256(), 0
+        with open(file, "rb") as f:
+            while chunk := f.read(1 << 20):
+                read += len(chunk)
+                if read > MAX_MESH_FILE_BYTES:  # grew while being read
+                    raise InputError("mesh.file", file, f"at most {MAX_MESH_FILE_BYTES / 1024**3:g} GiB")
+                h.update(chunk)
+    except OSError as err:
+        raise InputError("mesh.file", file, f"a readable gmsh .msh file ({err.strerror or err})") from None
+    return h.hexdigest()
 
 
 def check_mesh_tags(

@@ -14,8 +14,12 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError
+from .dispersion import QUASI_STATIC_MAX_HZ
 
-__all__ = ["BIPHASIC", "CASE_KEYS", "CASE_UNITS", "FIT_RTOL", "SHAPES", "SI_UNITS", "Naming", "pulses_per_burst", "real", "validate"]
+__all__ = [
+    "BIPHASIC", "CASE_KEYS", "CASE_UNITS", "FIT_RTOL", "SHAPES", "SI_UNITS", "TRUNCATION_FACTOR", "Naming",
+    "pulses_per_burst", "real", "validate",
+]  # fmt: skip
 
 SHAPES = ("dc", "biphasic_symmetric", "biphasic_asymmetric", "monophasic", "microcurrent")
 
@@ -36,6 +40,11 @@ CASE_KEYS: Mapping[str, tuple[str, float, str]] = {
     "ramp_down_s": ("ramp_down_s", 1.0, "s"),
     "polarity_period_s": ("polarity_period_s", 1.0, "s"),
 }
+
+#: The synthesis's truncation frequency times the shortest phase: f_N = 500 / PW. A pulse's
+#: spectrum is sampled and synthesised up to f_N (:mod:`emsim.solvers.spectral.synthesis`), so
+#: f_N is the band a waveform needs the models to hold over.
+TRUNCATION_FACTOR = 500.0
 
 # Relative slack on "fits in" comparisons, so that e.g. 2 x 5 ms fits in 1/(100 Hz) exactly.
 FIT_RTOL = 1e-9
@@ -163,6 +172,21 @@ class _Checker:
             duration_s = pw
         return duration_s
 
+    def band(self, shape: str) -> None:
+        """The spectrum the synthesis needs stays within the band the models hold over."""
+        if shape == "dc":
+            return
+        pw = self.v["pulse_width_s"]
+        if TRUNCATION_FACTOR / pw > QUASI_STATIC_MAX_HZ * (1.0 + FIT_RTOL):
+            shortest = TRUNCATION_FACTOR / QUASI_STATIC_MAX_HZ
+            raise self.names.error(
+                "pulse_width_s",
+                f"must be >= {self.names.amount('pulse_width_s', shortest)}: the pulse's spectrum is needed up to "
+                f"{TRUNCATION_FACTOR:g} / pulse width = {TRUNCATION_FACTOR / pw:.3g} Hz, beyond "
+                f"{QUASI_STATIC_MAX_HZ:.3g} Hz, the band where the models hold (electro-quasi-static fields; "
+                "see emsim.models.dispersion.QUASI_STATIC_MAX_HZ)",
+            )
+
     def microcurrent(self, shape: str) -> None:
         """The polarity period of microcurrent."""
         pulse_period_s = 1.0 / self.v["frequency_Hz"] if shape != "dc" else math.inf
@@ -237,6 +261,7 @@ def validate(v: Mapping[str, Any], names: Naming) -> None:
                 raise names.error(field, exc.allowed) from None
     check = _Checker(v, names)
     duration_s = check.pulse(shape)
+    check.band(shape)
     check.microcurrent(shape)
     check.bursts(shape, duration_s)
     check.envelope()

@@ -9,7 +9,13 @@ evaluates every case from the result of its unit case with :meth:`CaseResult.at`
 result is re-labelled with each case, so metrics and pictures are at that case's currents: an
 amplitude axis adds no solve). Each case's folder is written to a temporary folder and renamed
 into place before its ledger row is marked done; a case interrupted anywhere (kill -9 included)
-is redone on the next run. The solved case of a group is the same whatever the rank count, so
+is redone on the next run.
+
+Two runs on one folder cooperate as MPI workers do: each claims groups the other has not, a run
+takes over the cases of a run that is gone (:func:`emsim.studies.ledger.owner_alive`), and a run
+that has nothing left to claim waits for the cases another live run is computing, so that both
+end with the whole study done. The summary counts what this run computed itself (from the
+ledger's event log), what other runs computed meanwhile, and what is still not done. The solved case of a group is the same whatever the rank count, so
 serial and MPI runs give identical results.
 
 Finally rank 0 writes ``results.csv``, ``results.parquet`` and ``report.html``
@@ -36,7 +42,7 @@ from ..io import (
 )
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
-from .ledger import Ledger
+from .ledger import Ledger, Owner
 from .outputs import skin_current_picture, write_outputs
 from .study import Study, StudyPoint, geometry_key, load_study, unit_case
 
@@ -60,9 +66,12 @@ class StudySummary:
         total: cases in the study.
         already_done: cases done before this run started (not recomputed).
         computed: cases this run computed (on every rank).
-        reset: interrupted cases found running and reset to pending.
+        reset: interrupted cases (their run gone) reset to pending: at the start, or taken over
+            while this run ran.
         solves: geometry groups solved by this rank.
         seconds: wall time of the run.
+        by_others: cases other runs on the same folder finished while this one ran.
+        not_done: cases not done when this run ended (pending, or running in another run).
     """
 
     total: int
@@ -71,6 +80,8 @@ class StudySummary:
     reset: int
     solves: int
     seconds: float
+    by_others: int = 0
+    not_done: int = 0
 
     @property
     def nothing_to_do(self) -> bool:
@@ -129,6 +140,32 @@ def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: A
             skin_current_picture(result, tmp / "skin_current_density.png")
 
 
+#: Seconds between looks at the ledger while another run computes the last cases.
+WAIT_POLL_S = 0.5
+
+
+def _next_claim(ledger: Ledger, digests: list[str], rank: int, progress: StudyProgress, total: int):
+    """The next group to compute; while only other live runs' cases remain, wait for them.
+
+    Returns None when no case is pending or running in another run (the study is done, or
+    only this run's own other workers are still busy).
+    """
+    waiting = False
+    while True:
+        claim = ledger.claim_group(digests, rank)
+        if claim is not None:
+            return claim
+        others = ledger.running_elsewhere(digests)
+        if not others:
+            return None
+        if not waiting and rank == 0:
+            owners = sorted({f"{r.owner_host} pid {r.owner_pid}" for r in others})
+            progress(ledger.counts(digests)["done"], total,
+                     f"waiting for {len(others)} case(s) another run is computing ({', '.join(owners)})")  # fmt: skip
+        waiting = True
+        time.sleep(WAIT_POLL_S)
+
+
 def run_study(
     study: Study | str | Path,
     out_dir: str | Path,
@@ -173,9 +210,10 @@ def run_study(
     total = len(digests)
     reset = 0
     check_output_folder(out, kind="study", field="out_dir", overwrite=overwrite)  # every rank: same verdict
+    run = comm.bcast(Owner.this_process().run if comm.rank == 0 else None, root=0)  # one id for every rank
     if comm.rank == 0:
         prepare_study_folder(out, overwrite=overwrite, field="out_dir")
-        ledger = Ledger(out)
+        ledger = Ledger(out, owner=Owner.this_process(run))
         meta = {"name": study.name, "axes": list(study.axes), "mode": study.mode, "digests": digests,
                 "base": study.base_name, "fields": study.fields}  # fmt: skip
         reset = ledger.register(((p.digest, p.index, p.group, p.params) for p in study.points), meta)
@@ -199,9 +237,9 @@ def run_study(
     sub = comm.Split(color=comm.rank // ranks_per_case, key=comm.rank)
     solves = 0
     try:
-        ledger = Ledger(out) if sub.rank == 0 else None
+        ledger = Ledger(out, owner=Owner.this_process(run)) if sub.rank == 0 else None
         while already < total:
-            claim = ledger.claim_group(digests, comm.rank) if ledger is not None else None
+            claim = _next_claim(ledger, digests, comm.rank, progress, total) if ledger is not None else None
             claim = sub.bcast(claim, root=0)
             if claim is None:
                 break
@@ -225,23 +263,28 @@ def run_study(
                 if ledger is not None:
                     ledger.release(claimed)
                 raise
+        taken = 0
         if ledger is not None:
+            taken = ledger.taken_over
             ledger.close()
     finally:
         sub.Free()
-    computed = 0
+    reset += comm.allreduce(taken)  # cases taken over from a run that stopped while this one ran
+    computed = by_others = not_done = 0
     comm.barrier()
     if comm.rank == 0:
-        ledger = Ledger(out)
+        ledger = Ledger(out, owner=Owner.this_process(run))
         done = ledger.counts(digests)["done"]
+        computed = ledger.finished_by_run(digests, run)
         ledger.close()
-        computed = done - already
+        by_others = done - already - computed
+        not_done = total - done
         if write_results and (already < total or not (out / "results.csv").exists()):
             from .report import write_results as _write_results
 
             _write_results(out)
-    computed = comm.bcast(computed, root=0)
-    return StudySummary(total, already, computed, reset, solves, time.perf_counter() - t0)
+    computed, by_others, not_done = comm.bcast((computed, by_others, not_done), root=0)
+    return StudySummary(total, already, computed, reset, solves, time.perf_counter() - t0, by_others, not_done)
 
 
 def _describe(p: StudyPoint) -> str:

@@ -6,6 +6,12 @@ tissue, absurd size, waveform nonsense, probe outside, ...), writes it as TOML a
 In-process, every one must raise InputError / CaseFileError from parsing, or (absurd but
 well-typed sizes) from the a-priori resource check, before any meshing. A sample also goes
 through ``emsim.cli.main``: exit status 2, exactly one stderr line, no output folder.
+
+Presets files and study files get the same treatment (issue 19): corruptions of every table,
+read with :func:`emsim.device.presets.read_presets` / :func:`emsim.studies.study.load_study`
+(parse and check only, no solve), and a sample through ``emsim validate`` / ``export`` /
+``run``: exit 2, one line, and the folder holds exactly what it held (nothing written, nothing
+deleted). Every suite is derandomized (a fixed seed), so CI runs the same examples.
 """
 
 from __future__ import annotations
@@ -404,3 +410,400 @@ def test_sizes_beyond_the_geometry_tolerance_or_absurdly_deep_are_refused_by_the
         parse_case(tomllib.loads(to_toml(table)))
     assert err.value.field == field
     assert "0.01" in err.value.allowed or "1000" in err.value.allowed
+
+
+# ============================================================================= presets files
+# Issue 19: the same generated bad input for presets files. Each example takes a valid presets
+# file (the sample's head copied beside it), applies one corruption, writes it, and reads it
+# with read_presets: every consistency check and the head's own check, no physics. It must
+# raise InputError / CaseFileError in one line naming the corrupted part.
+
+PRESET_OK = {
+    "id": 1, "name": "lift", "waveform": "biphasic_symmetric", "pulse_width_us": 250, "interphase_gap_us": 50,
+    "frequency_Hz": 50, "levels_uA": [2000, 4000, 6000], "session_min": 10,
+    "burst": {"on_s": 5.0, "off_s": 5.0, "ramp_s": 1.0},
+}  # fmt: skip
+PRESETS_OK = {
+    "device": {"name": "facial-ems-1", "electrode_head": "head.toml", "compliance_voltage_V": 60, "sites": ["cheek"]},
+    "validation": {"safety_factor": 1.5, "spread": "corners", "contact_factors": [0.5, 2.0]},
+    "limits": {"net_dc_uA": 1.0},
+    "preset": [PRESET_OK, {**PRESET_OK, "id": 2, "name": "tone", "frequency_Hz": 30}],
+}
+HEAD_TEXT = (Path(__file__).parent.parent / "device" / "samples" / "cheek-head.toml").read_text("utf-8")
+#: Values no count, size or time in a presets file may take.
+junk = st.one_of(st.just(0), finite_negative, non_finite, text, st.booleans(), st.lists(st.integers(0, 3), max_size=2))
+
+
+def _p_device(t, draw):
+    d = t["device"]
+    kind = draw(st.sampled_from(["missing", "type", "compliance", "sites", "head", "unknown"]))
+    if kind == "missing":
+        del d[draw(st.sampled_from(["name", "electrode_head", "compliance_voltage_V"]))]
+    elif kind == "type":
+        d[draw(st.sampled_from(["name", "electrode_head"]))] = draw(st.one_of(st.just(""), st.just("  "), st.integers(),
+                                                                              st.booleans(), st.lists(text, max_size=2)))  # fmt: skip
+    elif kind == "compliance":
+        d["compliance_voltage_V"] = draw(st.one_of(junk, st.floats(1e3 + 1, 1e12), st.floats(0.0, 0.99)))
+    elif kind == "sites":
+        d["sites"] = draw(st.one_of(st.just(["cheek", "cheek"]), st.lists(text.filter(lambda s: s not in ("cheek", "jaw",
+                          "forehead", "chin", "temple")), min_size=1, max_size=2), st.integers(), text))  # fmt: skip
+    elif kind == "head":
+        d["electrode_head"] = draw(st.sampled_from(["no-such-head", "missing.toml", "./none/head", "p.toml",
+                                                    "notutf8.toml", "/dev/zero", "broken.toml"]))  # fmt: skip
+    else:
+        d[draw(bare_key.filter(lambda k: k not in ("name", "electrode_head", "compliance_voltage_V", "sites")))] = 1
+    return "device"
+
+
+def _p_validation(t, draw):
+    v = t["validation"]
+    kind = draw(st.sampled_from(["safety", "spread", "factors", "unknown", "type"]))
+    if kind == "safety":
+        v["safety_factor"] = draw(st.one_of(junk, st.floats(0.0, 0.999), st.floats(10.001, 1e9)))
+    elif kind == "spread":
+        v["spread"] = draw(st.one_of(text.filter(lambda s: s not in ("corners", "nominal")), st.integers()))
+    elif kind == "factors":
+        v["contact_factors"] = draw(st.one_of(st.just([]), junk.filter(lambda x: not isinstance(x, list)),
+                                              st.lists(st.one_of(st.floats(20.01, 1e6), st.floats(0.0, 0.049), non_finite),
+                                                       min_size=1, max_size=3)))  # fmt: skip
+    elif kind == "unknown":
+        v[draw(bare_key.filter(lambda k: k not in ("safety_factor", "spread", "contact_factors")))] = 1.0
+    else:
+        t["validation"] = draw(st.one_of(st.integers(), text, st.lists(st.integers(), max_size=2)))
+    return "validation"
+
+
+def _p_limits(t, draw):
+    from emsim.device.rules import LIMIT_KEYS
+
+    if draw(st.booleans()):
+        t["limits"] = {draw(bare_key.filter(lambda k: k not in LIMIT_KEYS)): 1.0}
+    else:
+        t["limits"] = {draw(st.sampled_from(LIMIT_KEYS)): draw(st.one_of(junk, st.floats(1e9 + 1, 1e15)))}
+    return "limits"
+
+
+def _p_preset(t, draw):
+    i = draw(st.integers(0, 1))
+    p = t["preset"][i]
+    kind = draw(st.sampled_from(["missing", "id", "name", "waveform", "pw", "freq", "fit", "gap", "ratio", "levels",
+                                 "session", "burst", "unknown", "band"]))  # fmt: skip
+    if kind == "missing":
+        del p[draw(st.sampled_from(["id", "name", "waveform", "pulse_width_us", "frequency_Hz", "levels_uA",
+                                    "session_min"]))]  # fmt: skip
+    elif kind == "id":
+        p["id"] = draw(st.one_of(st.integers(max_value=0), st.integers(min_value=65536), st.floats(1.5, 9.5).filter(
+            lambda x: x != int(x)), st.booleans(), text, st.just(t["preset"][1 - i]["id"])))  # fmt: skip
+    elif kind == "name":
+        p["name"] = draw(st.one_of(st.just(""), st.just("   "), st.integers(), st.booleans()))
+    elif kind == "waveform":
+        p["waveform"] = draw(st.one_of(text.filter(lambda s: not s.startswith(("biphasic", "mono"))), st.integers()))
+    elif kind == "pw":
+        p["pulse_width_us"] = draw(st.one_of(junk, st.integers(10_001, 10**12), st.floats(50.5, 99.5).filter(
+            lambda x: x != int(x))))  # fmt: skip
+    elif kind == "freq":
+        p["frequency_Hz"] = draw(st.one_of(junk, st.integers(10_001, 10**12), st.just(1e308)))
+    elif kind == "fit":  # both phases and the gap no longer fit in one period
+        p["frequency_Hz"] = draw(st.integers(1820, 10_000))  # 2 x 250 us + 50 us > 1e6 / 1818 us
+    elif kind == "gap":
+        p["waveform"] = "monophasic"
+        p.pop("burst", None)
+    elif kind == "ratio":
+        p["asymmetry_ratio"] = draw(st.floats(1.0, 20.0))
+    elif kind == "levels":
+        p["levels_uA"] = draw(st.one_of(
+            st.just([]), st.lists(st.integers(10, 100_000), min_size=17, max_size=40).map(sorted),
+            st.lists(st.integers(1, 9), min_size=1, max_size=5),  # a table in mA
+            st.just([3000, 2000]), st.just([2000, 2000]), st.lists(st.integers(100_001, 10**9), min_size=1, max_size=3),
+            st.lists(junk.filter(lambda x: not isinstance(x, list)), min_size=1, max_size=3),
+            st.just(list(range(10, 10_010))), junk.filter(lambda x: not isinstance(x, list)),
+        ))  # fmt: skip
+    elif kind == "session":
+        p["session_min"] = draw(st.one_of(junk, st.floats(120.01, 1e9)))
+    elif kind == "burst":
+        b = draw(st.sampled_from(["no_on", "ramp", "junk", "unknown", "type"]))
+        if b == "no_on":
+            p["burst"] = {"off_s": 5.0}
+        elif b == "ramp":
+            p["burst"] = {"on_s": 2.0, "off_s": 1.0, "ramp_s": draw(st.floats(1.01, 1e3))}
+        elif b == "junk":
+            p["burst"] = {"on_s": draw(junk), "off_s": 5.0}
+        elif b == "unknown":
+            p["burst"] = {"on_s": 2.0, "off_s": 1.0, draw(bare_key.filter(lambda k: k not in _BURST)): 1.0}
+        else:
+            p["burst"] = draw(st.one_of(st.integers(), text))
+    elif kind == "band":  # a phase too short for the band the models hold over (50 us)
+        p["pulse_width_us"] = draw(st.integers(1, 49))
+    else:
+        p[draw(bare_key.filter(lambda k: k not in PRESET_OK and k != "asymmetry_ratio"))] = 1
+    return "preset"
+
+
+_BURST = ("on_s", "off_s", "ramp_s")
+
+
+def _p_top(t, draw):
+    kind = draw(st.sampled_from(["unknown", "no_device", "no_preset", "too_many", "preset_type", "device_type",
+                                 "case_instead"]))  # fmt: skip
+    if kind == "unknown":
+        key = draw(bare_key.filter(lambda k: k not in ("device", "validation", "limits", "preset", "sweep", "patch",
+                                                       "layer", "electrode", "channel")))  # fmt: skip
+        t[key] = 1
+        return key
+    if kind == "no_device":
+        del t["device"]
+        return "device"
+    if kind == "no_preset":
+        del t["preset"]
+        return "preset"
+    if kind == "too_many":
+        t["preset"] = [{**PRESET_OK, "id": k + 1} for k in range(draw(st.integers(33, 60)))]
+        return "preset"
+    if kind == "preset_type":
+        t["preset"] = draw(st.one_of(st.integers(), text, st.lists(st.integers(), min_size=1, max_size=2)))
+        return "preset"
+    if kind == "device_type":
+        t["device"] = draw(st.one_of(st.integers(), text, st.lists(st.integers(), max_size=2)))
+        return "device"
+    t.clear()  # a case file given as the presets file
+    t.update(small_cheek_table())
+    return "file"
+
+
+P_CORRUPTIONS = [_p_device, _p_validation, _p_limits, _p_preset, _p_top]
+
+
+@st.composite
+def bad_presets(draw):
+    """A (corrupted presets table, acceptable field roots, corruption name)."""
+    table = copy.deepcopy(PRESETS_OK)
+    corruption = draw(st.sampled_from(P_CORRUPTIONS))
+    roots = corruption(table, draw)
+    return table, (roots if isinstance(roots, tuple) else (roots,)), corruption.__name__
+
+
+def _presets_folder(folder: Path, table: dict) -> Path:
+    """The presets file, its head and the odd heads some corruptions name, in ``folder``."""
+    (folder / "head.toml").write_text(HEAD_TEXT, "utf-8")
+    (folder / "notutf8.toml").write_bytes(b'name = "x"\n\xff\n')
+    (folder / "broken.toml").write_text(HEAD_TEXT.replace("[patch]", "[patch]\nwidth_mm = -3\n[patchx]"), "utf-8")
+    path = folder / "p.toml"
+    path.write_text(to_toml(table), "utf-8")
+    return path
+
+
+def _one_clean_line(err: Exception, roots: tuple[str, ...]) -> None:
+    message = str(err)
+    assert "\n" not in message and len(message) < 1000, message
+    if isinstance(err, InputError):
+        assert message.startswith(f"{err.field} = "), message
+        root = err.field.split(".")[0].split("[")[0].split(" ")[0]
+        assert root in roots, (roots, message)
+    else:
+        assert "file" in roots or "device" in roots, message  # unreadable / not this kind of file
+
+
+def test_the_valid_presets_table_reads():
+    from emsim.device.presets import read_presets
+
+    with tempfile.TemporaryDirectory() as folder:
+        assert len(read_presets(_presets_folder(Path(folder), PRESETS_OK)).presets) == 2
+
+
+p_seen_kinds: set[str] = set()
+
+
+@settings(max_examples=300, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(bad_presets())
+def test_every_generated_bad_presets_file_is_refused_with_one_line_naming_the_part(example):
+    from emsim.device.presets import read_presets
+
+    table, roots, kind = example
+    p_seen_kinds.add(kind)
+    with tempfile.TemporaryDirectory() as folder, pytest.raises((InputError, CaseFileError)) as err:
+        read_presets(_presets_folder(Path(folder), table))
+    _one_clean_line(err.value, roots)
+
+
+def test_the_presets_generator_covered_every_corruption():
+    assert p_seen_kinds == {c.__name__ for c in P_CORRUPTIONS}
+
+
+def _cli_refuses(capsys, argv: list[str], folder: Path, kind: str) -> None:
+    """exit 2, one stderr line, nothing on stdout; the folder holds exactly what it held."""
+    from emsim.cli import main
+
+    (folder / "mine.txt").write_text("the user's own file\n", "utf-8")
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    capsys.readouterr()
+    status = main(argv)
+    out, err = capsys.readouterr()
+    assert status == 2, (kind, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("emsim: error: "), (kind, err)
+    assert "Traceback" not in err and out == ""
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before  # nothing written, nothing deleted
+
+
+@settings(max_examples=12, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@given(bad_presets(), st.sampled_from(["validate", "export"]))
+def test_cli_refuses_bad_presets_with_exit_2_one_line_and_writes_nothing(capsys, example, command):
+    table, _, kind = example
+    with tempfile.TemporaryDirectory() as folder:
+        path = _presets_folder(Path(folder), table)
+        where = ["--out", str(Path(folder) / "out")] if command == "validate" else ["--into", str(Path(folder) / "drv")]
+        _cli_refuses(capsys, [command, str(path), *where], Path(folder), kind)
+
+
+# ============================================================================= study files
+# The same for study files: parse_study resolves and checks every point as a case before
+# anything runs; a corrupted study is refused in one line naming the study key or axis.
+
+STUDY_OK = {
+    "name": "s", "base": "base.toml", "set": {"mesh.quality": "coarse"},
+    "sweep": {"mode": "grid", "electrode.*.diameter_mm": [10, 12], "channel.current_mA": [5, 10]},
+    "outputs": {"fields": False},
+}  # fmt: skip
+
+
+def _s_top(t, draw):
+    kind = draw(st.sampled_from(["unknown", "name", "no_sweep", "sweep_type", "outputs", "fields"]))
+    if kind == "unknown":
+        key = draw(bare_key.filter(lambda k: k not in STUDY_OK and k != "case"))
+        t[key] = 1
+        return key
+    if kind == "name":
+        t["name"] = draw(st.one_of(st.just(""), st.integers(), st.booleans(), st.lists(st.integers(), max_size=2)))
+        return "name"
+    if kind == "no_sweep":
+        del t["sweep"]
+        return "sweep"
+    if kind == "sweep_type":
+        t["sweep"] = draw(st.one_of(st.integers(), text, st.lists(st.integers(), max_size=2)))
+        return "sweep"
+    if kind == "outputs":
+        t["outputs"] = draw(st.one_of(st.integers(), text, st.just({"fields": True, "pictures": 1})))
+        return "outputs"
+    t["outputs"] = {"fields": draw(st.one_of(st.integers(), text, st.floats()))}
+    return "outputs"
+
+
+def _s_base(t, draw):
+    kind = draw(st.sampled_from(["missing", "type", "unknown", "both", "case_type", "bad_case", "not_utf8", "device"]))
+    if kind == "missing":
+        del t["base"]
+    elif kind == "type":
+        t["base"] = draw(st.one_of(st.just(""), st.integers(), st.booleans(), st.lists(text, max_size=2)))
+    elif kind == "unknown":
+        t["base"] = draw(text.filter(lambda s: s.strip() and s not in ("cheek-dc", "cheek-two-pads", "base.toml")))
+    elif kind == "both":
+        t["case"] = small_cheek_table()
+    elif kind == "case_type":
+        del t["base"]
+        t["case"] = draw(st.one_of(st.integers(), text, st.lists(st.integers(), max_size=2)))
+        return "case"
+    elif kind == "bad_case":
+        del t["base"]
+        t["case"] = copy.deepcopy(BASE)
+        t["case"]["patch"]["width_mm"] = draw(bad_size)
+        return "patch"
+    elif kind == "not_utf8":
+        t["base"] = "notutf8.toml"
+        return ("base", "file")
+    else:
+        t["base"] = "/dev/zero"
+        return ("base", "file")
+    return ("base", "case")
+
+
+def _s_axis(t, draw):
+    sweep = t["sweep"]
+    kind = draw(st.sampled_from(["mode", "values", "path", "table", "range", "type", "zip", "list", "set"]))
+    if kind == "mode":
+        sweep["mode"] = draw(st.one_of(text.filter(lambda s: s not in ("grid", "zip", "list")), st.integers()))
+    elif kind == "values":
+        sweep["channel.current_mA"] = draw(st.one_of(st.just([]), st.integers(), text, st.booleans()))
+    elif kind == "path":  # the error names the axis path itself
+        path = draw(st.sampled_from(["electrode.Z.diameter_mm", "layer.bone.thickness_mm", "nosuch.key",
+                                     "patch.colour", "channel.X.current_mA", "electrode[9].diameter_mm"]))  # fmt: skip
+        sweep[path] = [1, 2]
+        return ("sweep", path.split(".")[0].split("[")[0])
+    elif kind == "table":
+        sweep["channel.current_mA"] = [{"value": 1}]
+    elif kind == "range":
+        sweep["electrode.*.diameter_mm"] = [10, draw(st.one_of(st.floats(61.0, 1e9), st.floats(-1e9, 0.0)))]
+    elif kind == "type":
+        sweep["channel.current_mA"] = [5, draw(st.one_of(text, st.booleans(), st.just([1, 2])))]
+    elif kind == "zip":
+        sweep["mode"] = "zip"
+        sweep["channel.current_mA"] = [5, 10, 15]
+    elif kind == "list":
+        t["sweep"] = {"mode": "list", "point": draw(st.one_of(st.just([]), st.just([{}]), st.integers(),
+                                                                st.just([{"channel.current_mA": -1}])))}  # fmt: skip
+    else:
+        t["set"] = draw(st.one_of(st.integers(), st.just({"nosuch.key": 1}), st.just({"mesh.degree": 7}),
+                                  st.just({"patch.width_mm": -5})))  # fmt: skip
+        return ("set", "nosuch")  # an unknown path is named as written in [set]
+    return "sweep"
+
+
+S_CORRUPTIONS = [_s_top, _s_base, _s_axis]
+
+
+@st.composite
+def bad_studies(draw):
+    """A (corrupted study table, acceptable field roots, corruption name)."""
+    table = copy.deepcopy(STUDY_OK)
+    corruption = draw(st.sampled_from(S_CORRUPTIONS))
+    roots = corruption(table, draw)
+    return table, (roots if isinstance(roots, tuple) else (roots,)), corruption.__name__
+
+
+def _study_folder(folder: Path, table: dict) -> Path:
+    (folder / "base.toml").write_text(to_toml(BASE), "utf-8")
+    (folder / "notutf8.toml").write_bytes(b'name = "x"\n\xff\n')
+    path = folder / "study.toml"
+    path.write_text(to_toml(table), "utf-8")
+    return path
+
+
+def test_the_valid_study_reads():
+    from emsim.studies.study import load_study
+
+    with tempfile.TemporaryDirectory() as folder:
+        assert len(load_study(_study_folder(Path(folder), STUDY_OK)).points) == 4
+
+
+s_seen_kinds: set[str] = set()
+
+
+@settings(max_examples=200, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(bad_studies())
+def test_every_generated_bad_study_is_refused_with_one_line_naming_the_key(example):
+    from emsim.studies.study import load_study
+
+    table, roots, kind = example
+    s_seen_kinds.add(kind)
+    with tempfile.TemporaryDirectory() as folder, pytest.raises((InputError, CaseFileError)) as err:
+        load_study(_study_folder(Path(folder), table))
+    message = str(err.value)
+    assert "\n" not in message and len(message) < 1500, message
+    if isinstance(err.value, InputError):
+        assert message.startswith(f"{err.value.field} = "), message
+        root = err.value.field.split(".")[0].split("[")[0].split(" ")[0]
+        assert root in roots, (kind, roots, message)
+
+
+def test_the_study_generator_covered_every_corruption():
+    assert s_seen_kinds == {c.__name__ for c in S_CORRUPTIONS}
+
+
+@settings(max_examples=10, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])  # fmt: skip
+@given(bad_studies())
+def test_cli_refuses_bad_studies_with_exit_2_one_line_and_writes_nothing(capsys, example):
+    table, _, kind = example  # without [sweep] it is read as a case file, and refused as such
+    with tempfile.TemporaryDirectory() as folder:
+        path = _study_folder(Path(folder), table)
+        _cli_refuses(capsys, ["run", str(path), "--out", str(Path(folder) / "out")], Path(folder), kind)

@@ -98,3 +98,68 @@ def test_out_of_range_requests_are_rejected(exported):
     assert "unknown -8" in text
     assert "null -1" in text
     assert "top 0" in text
+
+
+# ----------------------------------------------------------------------------- device limits (issue 19, item 7)
+
+RECORD_AT = 16  # header bytes; a record: u16 id, u8 waveform, u8 n_levels, 7 x u32 (pulse width first), levels
+LEVELS_AT = 4 + 7 * 4
+
+
+def _forged(blob: bytes, offset: int, value: int) -> bytes:
+    """The blob with the u32 at ``offset`` set to ``value`` and its CRC recomputed: integrity holds."""
+    import struct
+    import zlib
+
+    body = bytearray(blob[:-4])
+    struct.pack_into("<I", body, offset, value)
+    return bytes(body) + struct.pack("<I", zlib.crc32(body))
+
+
+def _load_status(exe: Path, blob: bytes, tmp: Path) -> str:
+    path = tmp / "forged.bin"
+    path.write_bytes(blob)
+    r = subprocess.run([str(exe), str(path), "dump"], check=False, capture_output=True, text=True, timeout=60)
+    return r.stdout.strip() if r.returncode else "loaded"
+
+
+def test_the_driver_limits_are_emsims_input_ranges():
+    from emsim.device.presets import FREQUENCY_RANGE_Hz, LEVEL_RANGE_uA, PULSE_WIDTH_RANGE_us
+
+    text = (DRIVER / "ems_table.h").read_text()
+
+    def limit(name: str) -> int:
+        return int(re.search(rf"#define EMS_DEVICE_{name} (\d+)u", text).group(1))
+
+    assert (limit("MIN_LEVEL_uA"), limit("MAX_LEVEL_uA")) == LEVEL_RANGE_uA
+    assert (limit("MIN_PULSE_WIDTH_us"), limit("MAX_PULSE_WIDTH_us")) == PULSE_WIDTH_RANGE_us == (50, 10_000)
+    assert (limit("MIN_FREQUENCY_Hz"), limit("MAX_FREQUENCY_Hz")) == FREQUENCY_RANGE_Hz
+
+
+@pytest.mark.parametrize(
+    ("offset", "value", "what"),
+    [
+        (RECORD_AT + LEVELS_AT + 4 * 4, 2_000_000, "a 2 A top level (5th of 5)"),
+        (RECORD_AT + 4, 10, "a 10 us pulse width"),
+        (RECORD_AT + 4, 20_000, "a 20 ms pulse width"),
+        (RECORD_AT + 4 + 8, 20_000, "a 20 kHz frequency"),
+        (RECORD_AT + 4 + 8, 4_000, "a 4 kHz frequency: 2 x 200 us + gap no longer fit in 250 us"),
+    ],
+)
+def test_a_record_beyond_the_device_limits_is_rejected_despite_a_valid_crc(exported, tmp_path, offset, value, what):
+    out, exe = exported
+    blob = (out / "ems_presets.bin").read_bytes()
+    same = int.from_bytes(blob[offset : offset + 4], "little")
+    assert same == {RECORD_AT + LEVELS_AT + 16: 10_000, RECORD_AT + 4: 200, RECORD_AT + 12: 50}[offset]  # the layout
+    assert _load_status(exe, _forged(blob, offset, same), tmp_path) == "loaded"
+    assert _load_status(exe, _forged(blob, offset, value), tmp_path) == "load -10", what
+
+
+def test_a_firmware_with_a_smaller_output_stage_rejects_a_table_beyond_it(exported, tmp_path):
+    out, _ = exported
+    exe = tmp_path / "small_device"
+    cmd = [_compiler(), *FLAGS, "-DEMS_DEVICE_MAX_LEVEL_uA=5000u", f"-I{DRIVER}",
+           str(DRIVER / "test_ems_table.c"), str(DRIVER / "ems_table.c"), "-o", str(exe)]  # fmt: skip
+    build = subprocess.run(cmd, check=False, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr
+    assert _load_status(exe, (out / "ems_presets.bin").read_bytes(), tmp_path) == "load -10"  # top level 10 mA

@@ -31,6 +31,25 @@ static void clear(ems_table_t *table)
     }
 }
 
+/* The record's physical values within the device limits (levels are increasing: the first and the
+ * last bound them all), and its pulse (both phases and the gap of a biphasic pulse; the second
+ * phase of an asymmetric one is not in the record) within one period 1e6 / frequency_Hz us. */
+static int in_device_limits(const ems_table_preset_t *p)
+{
+    uint64_t pulse_us = (uint64_t)p->pulse_width_us;
+    if (p->levels_uA[0] < EMS_DEVICE_MIN_LEVEL_uA || p->levels_uA[p->n_levels - 1u] > EMS_DEVICE_MAX_LEVEL_uA ||
+        p->pulse_width_us < EMS_DEVICE_MIN_PULSE_WIDTH_us || p->pulse_width_us > EMS_DEVICE_MAX_PULSE_WIDTH_us ||
+        p->frequency_Hz < EMS_DEVICE_MIN_FREQUENCY_Hz || p->frequency_Hz > EMS_DEVICE_MAX_FREQUENCY_Hz) {
+        return 0;
+    }
+    if (p->waveform == 1u) {
+        pulse_us = 2u * pulse_us + p->interphase_gap_us;
+    } else if (p->waveform == 2u) {
+        pulse_us = pulse_us + p->interphase_gap_us;
+    }
+    return pulse_us * (uint64_t)p->frequency_Hz <= 1000000u;
+}
+
 static int decode(const uint8_t *r, ems_table_preset_t *out)
 {
     size_t k;
@@ -71,7 +90,7 @@ static int decode(const uint8_t *r, ems_table_preset_t *out)
             return EMS_TABLE_E_RECORD;
         }
     }
-    return EMS_TABLE_OK;
+    return in_device_limits(out) ? EMS_TABLE_OK : EMS_TABLE_E_RANGE;
 }
 
 int ems_table_load(const uint8_t *blob, size_t len, ems_table_t *table)

@@ -4,6 +4,13 @@
  * u16 zero, u32 field-list hash, u32 record count, count x EMS_TABLE_RECORD_SIZE bytes of records,
  * u32 CRC-32 (IEEE 802.3, as zlib.crc32) of every byte before it. A table that loads holds only
  * the levels validation showed safe; ems_table_level_current_uA never yields anything else.
+ *
+ * The CRC proves integrity, not sense: a blob built by hand with a recomputed CRC passes it. So
+ * every record is also bounded by the device's physical limits below (compile-time; a firmware
+ * defines its own before including this header, or with -D): level current, pulse width,
+ * frequency, and the pulse fitting in its period. A record beyond them fails with
+ * EMS_TABLE_E_RANGE and nothing loads. The defaults are emsim's own input ranges
+ * (emsim.device.presets: LEVEL_RANGE_uA, PULSE_WIDTH_RANGE_us, FREQUENCY_RANGE_Hz).
  */
 #ifndef EMS_TABLE_H
 #define EMS_TABLE_H
@@ -20,6 +27,30 @@
 #define EMS_TABLE_RECORD_SIZE 140u
 #define EMS_TABLE_TRAILER_SIZE 4u
 
+/* Device limits (inclusive). Level current: 100 mA is the largest r.m.s. output IEC 60601-2-10
+ * allows at any frequency; 10 uA is below any stimulator level (a table in mA is caught). Pulse
+ * width: 50 us is the shortest phase whose spectrum (to 500 / width) stays within the 10 MHz
+ * band emsim's electro-quasi-static models hold over. A device whose output stage is smaller
+ * lowers these. */
+#ifndef EMS_DEVICE_MIN_LEVEL_uA
+#define EMS_DEVICE_MIN_LEVEL_uA 10u
+#endif
+#ifndef EMS_DEVICE_MAX_LEVEL_uA
+#define EMS_DEVICE_MAX_LEVEL_uA 100000u
+#endif
+#ifndef EMS_DEVICE_MIN_PULSE_WIDTH_us
+#define EMS_DEVICE_MIN_PULSE_WIDTH_us 50u
+#endif
+#ifndef EMS_DEVICE_MAX_PULSE_WIDTH_us
+#define EMS_DEVICE_MAX_PULSE_WIDTH_us 10000u
+#endif
+#ifndef EMS_DEVICE_MIN_FREQUENCY_Hz
+#define EMS_DEVICE_MIN_FREQUENCY_Hz 1u
+#endif
+#ifndef EMS_DEVICE_MAX_FREQUENCY_Hz
+#define EMS_DEVICE_MAX_FREQUENCY_Hz 10000u
+#endif
+
 /* Errors (all negative). */
 #define EMS_TABLE_OK 0
 #define EMS_TABLE_E_ARG (-1)        /* NULL pointer */
@@ -31,6 +62,7 @@
 #define EMS_TABLE_E_RECORD (-7)     /* a record breaks an invariant (levels, counts, ids) */
 #define EMS_TABLE_E_PRESET (-8)     /* unknown preset id */
 #define EMS_TABLE_E_LEVEL (-9)      /* level 0 or above the preset's safe maximum */
+#define EMS_TABLE_E_RANGE (-10)     /* a record beyond the device limits (EMS_DEVICE_*) */
 
 typedef struct ems_table_preset {
     uint16_t preset_id;
@@ -62,7 +94,7 @@ typedef struct ems_table {
     ems_table_preset_t presets[EMS_TABLE_MAX_PRESETS];
 } ems_table_t;
 
-/* Checks the whole blob (size, magic, version, field hash, CRC, record invariants) and fills
+/* Checks the whole blob (size, magic, version, field hash, CRC, record invariants, device limits) and fills
  * *table. Returns 0, or a negative EMS_TABLE_E_* error; on error *table is left empty. */
 int ems_table_load(const uint8_t *blob, size_t len, ems_table_t *table);
 

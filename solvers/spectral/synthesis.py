@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
+from ...models.waveform_checks import TRUNCATION_FACTOR
 
 __all__ = ["MAX_HARMONICS", "TRUNCATION_FACTOR", "Spectrum", "Synthesis"]
 
@@ -24,8 +25,6 @@ log = logging.getLogger(__name__)
 
 #: Largest number of harmonics synthesised (the FFT holds 2 x this many points per period).
 MAX_HARMONICS = 2**19
-#: Default truncation frequency x shortest phase width: f_N = 500 / PW.
-TRUNCATION_FACTOR = 500.0
 
 
 @dataclass(frozen=True)
