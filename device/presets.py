@@ -426,7 +426,7 @@ def check_head(pf: PresetsFile) -> None:
             follows).
     """
     # device.anatomy imports this module (Preset, Device): imported here to avoid the cycle.
-    from .anatomy import anatomy_cases, head_case_table
+    from .anatomy import head_case_table, nominal_case
 
     head = pf.device.electrode_head
     text, path = head_case_text(head)
@@ -441,7 +441,8 @@ def check_head(pf: PresetsFile) -> None:
         raise InputError("device.electrode_head", head, "is a study file, not a case file")
     first = pf.presets[0]
     try:
-        parse_case(head_case_table(table, anatomy_cases(pf.device, pf.validation)[0], first, max(first.levels_A)),
+        parse_case(head_case_table(table, nominal_case(pf.device, pf.validation, pf.device.sites[0] if pf.device.sites else None),
+                                        first, max(first.levels_A)),
                    base_dir=path.parent)  # fmt: skip
     except InputError as err:
         raise InputError("device.electrode_head", head, f"not a valid case: {err}") from None

@@ -241,6 +241,12 @@ def prepare_study_folder(target: str | Path, *, overwrite: bool = False, field: 
     if state == "resume":
         clean_stale(target.parent, target.name)
         return state
-    with staged_folder(target, kind="study", overwrite=overwrite, field=field):
-        pass
+    try:
+        with staged_folder(target, kind="study", overwrite=overwrite, field=field):
+            pass
+    except InputError:
+        # Two runs started together: the other one published the study folder first; resume it.
+        if check_output_folder(target, kind="study", field=field) == "resume":
+            return "resume"
+        raise
     return state

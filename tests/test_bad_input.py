@@ -425,7 +425,7 @@ PRESET_OK = {
 }  # fmt: skip
 PRESETS_OK = {
     "device": {"name": "facial-ems-1", "electrode_head": "head.toml", "compliance_voltage_V": 60, "sites": ["cheek"]},
-    "validation": {"safety_factor": 1.5, "spread": "corners", "contact_factors": [0.5, 2.0]},
+    "validation": {"safety_factor": 1.5, "spread": "corners", "contact": "gel_on_unprepared_skin"},
     "limits": {"net_dc_uA": 1.0},
     "preset": [PRESET_OK, {**PRESET_OK, "id": 2, "name": "tone", "frequency_Hz": 30}],
 }
@@ -463,11 +463,9 @@ def _p_validation(t, draw):
     elif kind == "spread":
         v["spread"] = draw(st.one_of(text.filter(lambda s: s not in ("corners", "nominal")), st.integers()))
     elif kind == "factors":
-        v["contact_factors"] = draw(st.one_of(st.just([]), junk.filter(lambda x: not isinstance(x, list)),
-                                              st.lists(st.one_of(st.floats(20.01, 1e6), st.floats(0.0, 0.049), non_finite),
-                                                       min_size=1, max_size=3)))  # fmt: skip
+        v["contact"] = draw(st.one_of(text.filter(lambda s: s not in ("gel_on_unprepared_skin", "head")), st.integers()))
     elif kind == "unknown":
-        v[draw(bare_key.filter(lambda k: k not in ("safety_factor", "spread", "contact_factors")))] = 1.0
+        v[draw(bare_key.filter(lambda k: k not in ("safety_factor", "spread", "contact")))] = 1.0
     else:
         t["validation"] = draw(st.one_of(st.integers(), text, st.lists(st.integers(), max_size=2)))
     return "validation"

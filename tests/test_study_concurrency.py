@@ -13,6 +13,7 @@ import os
 import random
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -114,15 +115,16 @@ def test_opening_the_ledger_waits_out_a_database_is_locked(tmp_path, monkeypatch
 
 
 def test_a_temporary_case_folder_of_a_live_run_is_left_alone(tmp_path):
-    from emsim.studies.sweep import _clean_stale
+    from emsim.io import clean_stale
 
     other = _sleeper()
     try:
-        live = tmp_path / "cases" / f".abc.tmp-{other.pid}"
-        dead = tmp_path / "cases" / ".abd.tmp-999999999"
+        host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())
+        live = tmp_path / "cases" / f".abc.tmp-{other.pid}.{host}"
+        dead = tmp_path / "cases" / f".abd.tmp-999999999.{host}"
         live.mkdir(parents=True)
         dead.mkdir()
-        _clean_stale(tmp_path)
+        clean_stale(tmp_path / "cases")
         assert live.is_dir() and not dead.exists()
     finally:
         other.kill()
