@@ -20,15 +20,20 @@ run: setup
 	$(VENV)/bin/emsim run
 
 # The solver tests also run on 2 MPI ranks (one case distributed; the slow physics cases run
-# serially only, to keep the suite near 20 minutes on 2 cores); then the whole suite serially.
+# serially only); then the whole suite on both cores (pytest-xdist, one process per core,
+# tests handed out as workers free up), with the 15 slowest tests listed. One BLAS/OpenMP
+# thread per process: the cores are the workers'.
 MPI_TESTS := tests/test_electric.py tests/test_thermal.py tests/test_frequency.py tests/test_activation.py
+XDIST ?= 2
+TEST_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+PYTEST := $(TEST_ENV) $(PY) -m pytest -p no:cacheprovider
 
 test: setup
-	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(MPI_TESTS)
-	$(PY) -m pytest
+	$(TEST_ENV) $(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(MPI_TESTS)
+	$(PYTEST) -n $(XDIST) --dist worksteal --durations=15
 
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not mpi"
+	$(PYTEST) -n $(XDIST) --dist worksteal --durations=15 -m "not slow and not mpi"
 
 verify: setup
 	$(VENV)/bin/emsim verify
