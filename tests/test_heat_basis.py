@@ -9,13 +9,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-import emsim  # noqa: F401  (orders MPI before dolfinx)
+import emsim  # (first: orders MPI before dolfinx)
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case
 from emsim.solvers.electric.problem import ElectricProblem
 from emsim.solvers.spectral.sweep import FrequencyResponse, waveform_response
 from emsim.solvers.thermal.basis import HeatBasis
 from emsim.solvers.thermal.session import session_heating
+from emsim.studies.ledger import Ledger
+from emsim.studies.study import parse_study
+from emsim.studies.sweep import run_study
 
 #: Temperatures of the basis and of the direct run agree to this [K] (the issue's bound).
 TOL_K = 1e-6
@@ -130,3 +133,34 @@ def test_a_case_with_other_thermal_settings_is_refused(anatomy) -> None:
     other = dataclasses.replace(case, thermal=dataclasses.replace(case.thermal, time_step_s=10.0))
     with pytest.raises(SolverError, match="thermal settings"):
         basis.heating(other, heat_of(case, patch, response))
+
+
+def thermal_solves() -> int:
+    from emsim.solvers.linalg.ksp import SOLVES
+
+    return sum(n for k, n in SOLVES.items() if "thermal" in k)
+
+
+def test_a_study_over_on_off_envelopes_heats_from_one_basis_and_matches_a_case_solved_alone(tmp_path) -> None:
+    """A waveform axis with [thermal]: one session run for the group, the direct answer per case."""
+    table = {**CASE, "name": "basis-study", "waveform": {**NARROW, "on_s": 2.0, "off_s": 4.0}}
+    study = parse_study({"case": table, "sweep": {"waveform.on_s": [2.0, 6.0, 12.0]}})
+    assert len(study.points) == 3 and len(study.groups) == 1
+    before = thermal_solves()
+    run_study(study, tmp_path / "out", write_results=False)
+    in_study = thermal_solves() - before
+    rows = Ledger(tmp_path / "out").rows()
+    start = thermal_solves()
+    direct = emsim.solve(study.points[-1].case).thermal.reference  # session_heating, no basis
+    alone = thermal_solves() - start
+    for key in ("skin_temperature_peak_C", "tissue_temperature_rise_max_K"):
+        assert abs(rows[-1].metrics[key] - getattr(direct, key)) <= TOL_K, key
+    assert rows[-1].metrics["cem43_max_min"] == pytest.approx(direct.cem43_max_min, rel=1e-9, abs=1e-12)
+    # Envelopes scale one cycle-mean heat: one basal state and one session run for three cases
+    # (alone: a basal state, a steady state with current and a run per case).
+    assert in_study < 1.5 * alone
+    peaks = [r.metrics["tissue_temperature_rise_max_K"] for r in rows]
+    assert peaks[0] < peaks[1] < peaks[2]  # the duty cycles change the answer: not a copy
+    # The superposition's rises are those of the duty cycles: on / (on + off) for one heat.
+    duty = np.array([2.0, 6.0, 12.0]) / np.array([6.0, 10.0, 16.0])
+    assert np.array(peaks) / peaks[-1] == pytest.approx(duty / duty[-1], rel=1e-6)
