@@ -1,6 +1,11 @@
 """Shared helpers for the test suite.
 
 EMSIM_CI=1 (set by .ci/run) makes the slow physics cases run with fewer dofs; it never skips one.
+
+Sharing: :func:`solved` solves a case table once per test process (``make test`` runs two
+pytest-xdist workers, each with its own cache; under mpirun every rank runs the same tests in
+the same order, so the collective solves stay matched) and hands the same result to every test
+that asks for the same case (by its digest). Tests read a shared result, never modify it.
 """
 
 from __future__ import annotations
@@ -14,12 +19,15 @@ from pathlib import Path
 import pytest
 
 import emsim  # noqa: F401  (orders MPI before dolfinx, as every user import does)
-from emsim.models import read_case_table
+from emsim.models import parse_case, read_case_table
 from emsim.models.toml import dumps as to_toml
 from emsim.studies.run import default_case_path
 
 CI = os.environ.get("EMSIM_CI", "") not in ("", "0")
 BIN = Path(sys.executable).parent
+
+#: Solved cases of this test process, by case digest (see :func:`solved`).
+_SOLVED: dict[str, object] = {}
 
 
 def small_cheek_table(*, thermal: bool = False, degree: int = 1, size_factor: float = 2.0) -> dict:
@@ -70,3 +78,19 @@ def write_toml(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def solved():
+    """Solve a case table (or Case) once per test process: the CaseResult, shared by digest."""
+    from emsim.models import Case
+    from emsim.studies.run import solve_case
+
+    def solve(table):
+        case = table if isinstance(table, Case) else parse_case(table)
+        key = case.digest()
+        if key not in _SOLVED:
+            _SOLVED[key] = solve_case(case)
+        return _SOLVED[key]
+
+    return solve
