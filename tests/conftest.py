@@ -6,11 +6,21 @@ Sharing: :func:`solved` solves a case table once per test process (``make test``
 pytest-xdist workers, each with its own cache; under mpirun every rank runs the same tests in
 the same order, so the collective solves stay matched) and hands the same result to every test
 that asks for the same case (by its digest). Tests read a shared result, never modify it.
+
+Selection (``make test``, ``make test-fast``):
+
+* ``EMSIM_MPI_PASSED`` (space-separated test files): those files' tests that are neither
+  ``slow`` nor ``mpi`` already ran, every assertion, in ``make test``'s ``mpirun -n 2`` pass;
+  the serial pass leaves them out instead of running them a second time.
+* ``--fast``: leaves out the tests that took 3 s or more when last measured
+  (``tests/durations.json``: seconds of setup and call, serial, ``EMSIM_CI=1``, on a loaded
+  2-core machine), for ``make test-fast``; ``make test`` runs them all.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -25,6 +35,10 @@ from emsim.studies.run import default_case_path
 
 CI = os.environ.get("EMSIM_CI", "") not in ("", "0")
 BIN = Path(sys.executable).parent
+
+#: Tests at or above this measured duration [s] are left out by ``--fast``.
+FAST_LIMIT_S = 3.0
+DURATIONS = Path(__file__).with_name("durations.json")
 
 #: Solved cases of this test process, by case digest (see :func:`solved`).
 _SOLVED: dict[str, object] = {}
@@ -94,3 +108,28 @@ def solved():
         return _SOLVED[key]
 
     return solve
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fast", action="store_true", default=False,
+        help=f"leave out the tests measured at {FAST_LIMIT_S:g} s or more (tests/durations.json)",
+    )  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect what ran in the MPI pass (EMSIM_MPI_PASSED) and, with --fast, the slow tests."""
+    passed = {Path(p).name for p in os.environ.get("EMSIM_MPI_PASSED", "").split()}
+    measured = json.loads(DURATIONS.read_text("utf-8")) if config.getoption("--fast") else {}
+    keep, drop = [], []
+    for item in items:
+        in_mpi_pass = (
+            item.path.name in passed
+            and item.get_closest_marker("slow") is None
+            and item.get_closest_marker("mpi") is None
+        )
+        too_slow = measured.get(f"tests/{item.path.name}::{item.name}", 0.0) >= FAST_LIMIT_S
+        (drop if in_mpi_pass or too_slow else keep).append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep
