@@ -40,6 +40,12 @@ BIN = Path(sys.executable).parent
 FAST_LIMIT_S = 3.0
 DURATIONS = Path(__file__).with_name("durations.json")
 
+#: Tests that read what another test of their module left behind (module state, file order),
+#: by name: ``--fast`` leaves them out with the test they depend on.
+DEPENDS_ON = {
+    "test_the_generator_covered_every_corruption": "test_every_generated_bad_case_is_refused_with_one_line_naming_the_field",
+}
+
 #: Solved cases of this test process, by case digest (see :func:`solved`).
 _SOLVED: dict[str, object] = {}
 
@@ -130,6 +136,11 @@ def pytest_collection_modifyitems(config, items):
         )
         too_slow = measured.get(f"tests/{item.path.name}::{item.name}", 0.0) >= FAST_LIMIT_S
         (drop if in_mpi_pass or too_slow else keep).append(item)
+    gone = {(item.path.name, item.originalname) for item in drop}
+    for item in list(keep):
+        if (item.path.name, DEPENDS_ON.get(item.originalname)) in gone:
+            keep.remove(item)
+            drop.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
         items[:] = keep
