@@ -19,16 +19,26 @@ $(STAMP): pyproject.toml
 run: setup
 	$(VENV)/bin/emsim run
 
-# The solver tests also run on 2 MPI ranks (one case distributed; the slow physics cases run
-# serially only, to keep the suite near 20 minutes on 2 cores); then the whole suite serially.
+# The solver tests run on 2 MPI ranks (one case distributed; the slow physics cases run
+# serially only); then the rest of the suite on both cores (pytest-xdist, one process per core,
+# whole files handed out as workers free up: a file's tests keep their order and module
+# fixtures), with the 15 slowest tests listed. The serial pass leaves
+# out what the MPI pass ran (EMSIM_MPI_PASSED: those files' tests that are neither slow nor
+# mpi-marked; tests/conftest.py), so no assertion runs twice. One BLAS/OpenMP thread per process:
+# the cores are the workers'.
 MPI_TESTS := tests/test_electric.py tests/test_thermal.py tests/test_frequency.py tests/test_activation.py
+XDIST ?= 2
+TEST_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+PYTEST := $(TEST_ENV) $(PY) -m pytest -p no:cacheprovider
 
 test: setup
-	$(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(MPI_TESTS)
-	$(PY) -m pytest
+	$(TEST_ENV) $(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(MPI_TESTS)
+	EMSIM_MPI_PASSED="$(MPI_TESTS)" $(PYTEST) -n $(XDIST) --dist loadfile --durations=15
 
+# The quick check while editing: no slow, no mpirun, nothing measured at 3 s or more
+# (tests/durations.json), on both cores.
 test-fast: setup
-	$(PY) -m pytest -m "not slow and not mpi"
+	$(PYTEST) -n $(XDIST) --dist loadfile --durations=15 -m "not slow and not mpi" --fast
 
 verify: setup
 	$(VENV)/bin/emsim verify

@@ -54,8 +54,8 @@ def solve_case(
         max_dofs: refuse the case (InputError, before meshing) when its estimated dofs exceed
             this; default :data:`emsim.meshes.estimate.DEFAULT_MAX_DOFS`.
         reuse: a cache (a dict the caller keeps) of the waveform-independent work by
-            :func:`emsim.studies.study.response_key`: the mesh, the electric lead fields and the
-            frequency response. A case whose key is there adds no mesh, no electric solve and
+            :func:`emsim.studies.study.response_key`: the mesh, the electric lead fields, the
+            frequency response and the heat basis (``"heat_basis"``, closed by the caller). A case whose key is there adds no mesh, no electric solve and
             no 3-D frequency solve (unless its waveform needs a wider band or a d.c. sample);
             the case must have the same channel currents as the one that filled the entry (the
             runner passes unit cases).
@@ -121,7 +121,16 @@ def solve_case(
         progress("heating (Pennes bioheat over the session)")
         t1 = time.perf_counter()
         heat = waveform.heat if waveform is not None else None
-        thermal = session_heating(case, patch, problem, problem.solve(), heat=heat, progress=progress)
+        if heat is not None and reuse is not None:
+            # One heat basis per geometry group: each waveform and level is a combination of
+            # the session runs it holds (emsim.solvers.thermal.basis), no run of its own.
+            from ..solvers.thermal.basis import HeatBasis
+
+            if cached.get("heat_basis") is None:
+                cached["heat_basis"] = HeatBasis(case, patch, progress=progress)
+            thermal = cached["heat_basis"].heating(case, heat, progress=progress)
+        else:
+            thermal = session_heating(case, patch, problem, problem.solve(), heat=heat, progress=progress)
         timings["thermal_s"] = time.perf_counter() - t1
     solver = {
         "method": problem.method,

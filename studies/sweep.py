@@ -98,9 +98,10 @@ def solve_group(points: list[StudyPoint], *, comm: Any = None) -> dict[str, Case
     """Solve a response group: each of its unit cases (:func:`unit_case`), by geometry key.
 
     The points of a group differ only in currents and waveform (:func:`response_key`): the
-    mesh, the electric lead fields and the frequency response are computed for the first unit
-    case and reused by the others (each waveform is synthesised from the response, with no
-    further 3-D solve). The cases solved depend only on the group, never on which of its points
+    mesh, the electric lead fields, the frequency response and the heat basis are computed for
+    the first unit case and reused by the others (each waveform is synthesised from the
+    response, with no further 3-D solve, and heated as a combination of the basis's session
+    runs). The cases solved depend only on the group, never on which of its points
     a rank holds.
     """
     from .run import solve_case
@@ -112,6 +113,9 @@ def solve_group(points: list[StudyPoint], *, comm: Any = None) -> dict[str, Case
         key = geometry_key(p.case)
         if key not in out:
             out[key] = solve_case(unit, comm=comm, reuse=reuse)
+    for entry in reuse.values():
+        if entry.get("heat_basis") is not None:
+            entry["heat_basis"].close()
     return out
 
 

@@ -1,11 +1,26 @@
 """Shared helpers for the test suite.
 
 EMSIM_CI=1 (set by .ci/run) makes the slow physics cases run with fewer dofs; it never skips one.
+
+Sharing: :func:`solved` solves a case table once per test process (``make test`` runs two
+pytest-xdist workers, each with its own cache; under mpirun every rank runs the same tests in
+the same order, so the collective solves stay matched) and hands the same result to every test
+that asks for the same case (by its digest). Tests read a shared result, never modify it.
+
+Selection (``make test``, ``make test-fast``):
+
+* ``EMSIM_MPI_PASSED`` (space-separated test files): those files' tests that are neither
+  ``slow`` nor ``mpi`` already ran, every assertion, in ``make test``'s ``mpirun -n 2`` pass;
+  the serial pass leaves them out instead of running them a second time.
+* ``--fast``: leaves out the tests that took 3 s or more when last measured
+  (``tests/durations.json``: seconds of setup and call, serial, ``EMSIM_CI=1``, on a loaded
+  2-core machine), for ``make test-fast``; ``make test`` runs them all.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import os
 import subprocess
 import sys
@@ -14,12 +29,25 @@ from pathlib import Path
 import pytest
 
 import emsim  # noqa: F401  (orders MPI before dolfinx, as every user import does)
-from emsim.models import read_case_table
+from emsim.models import parse_case, read_case_table
 from emsim.models.toml import dumps as to_toml
 from emsim.studies.run import default_case_path
 
 CI = os.environ.get("EMSIM_CI", "") not in ("", "0")
 BIN = Path(sys.executable).parent
+
+#: Tests at or above this measured duration [s] are left out by ``--fast``.
+FAST_LIMIT_S = 3.0
+DURATIONS = Path(__file__).with_name("durations.json")
+
+#: Tests that read what another test of their module left behind (module state, file order),
+#: by name: ``--fast`` leaves them out with the test they depend on.
+DEPENDS_ON = {
+    "test_the_generator_covered_every_corruption": "test_every_generated_bad_case_is_refused_with_one_line_naming_the_field",
+}
+
+#: Solved cases of this test process, by case digest (see :func:`solved`).
+_SOLVED: dict[str, object] = {}
 
 
 def small_cheek_table(*, thermal: bool = False, degree: int = 1, size_factor: float = 2.0) -> dict:
@@ -70,3 +98,49 @@ def write_toml(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def solved():
+    """Solve a case table (or Case) once per test process: the CaseResult, shared by digest."""
+    from emsim.models import Case
+    from emsim.studies.run import solve_case
+
+    def solve(table):
+        case = table if isinstance(table, Case) else parse_case(table)
+        key = case.digest()
+        if key not in _SOLVED:
+            _SOLVED[key] = solve_case(case)
+        return _SOLVED[key]
+
+    return solve
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--fast", action="store_true", default=False,
+        help=f"leave out the tests measured at {FAST_LIMIT_S:g} s or more (tests/durations.json)",
+    )  # fmt: skip
+
+
+def pytest_collection_modifyitems(config, items):
+    """Deselect what ran in the MPI pass (EMSIM_MPI_PASSED) and, with --fast, the slow tests."""
+    passed = {Path(p).name for p in os.environ.get("EMSIM_MPI_PASSED", "").split()}
+    measured = json.loads(DURATIONS.read_text("utf-8")) if config.getoption("--fast") else {}
+    keep, drop = [], []
+    for item in items:
+        in_mpi_pass = (
+            item.path.name in passed
+            and item.get_closest_marker("slow") is None
+            and item.get_closest_marker("mpi") is None
+        )
+        too_slow = measured.get(f"tests/{item.path.name}::{item.name}", 0.0) >= FAST_LIMIT_S
+        (drop if in_mpi_pass or too_slow else keep).append(item)
+    gone = {(item.path.name, item.originalname) for item in drop}
+    for item in list(keep):
+        if (item.path.name, DEPENDS_ON.get(item.originalname)) in gone:
+            keep.remove(item)
+            drop.append(item)
+    if drop:
+        config.hook.pytest_deselected(items=drop)
+        items[:] = keep

@@ -64,19 +64,17 @@ def test_disk_resistance_converges_faster_than_uniform_refinement_on_the_edge_gr
     assert rate > 0.6
 
 
-def test_joule_power_equals_the_power_the_electrodes_deliver():
-    case = parse_case(small_cheek_table())
-    res = solve_case(case)
+def test_joule_power_equals_the_power_the_electrodes_deliver(solved):
+    res = solved(small_cheek_table())
     m = res.metrics.electric
     delivered = sum(m.electrode_voltage_V[n] * m.electrode_current_A[n] for n in m.electrode_voltage_V)
     assert m.total_joule_power_W == pytest.approx(delivered, rel=1e-9)
     assert m.total_joule_power_W == pytest.approx(m.impedance_ohm * 0.01**2, rel=1e-9)
 
 
-def test_impedance_exceeds_the_two_pads_in_series_and_field_scales_with_current():
-    table = small_cheek_table()
-    case = parse_case(table)
-    res = solve_case(case)
+def test_impedance_exceeds_the_two_pads_in_series_and_field_scales_with_current(solved):
+    res = solved(small_cheek_table())
+    case = res.case
     m = res.metrics.electric
     e = case.electrodes[0]
     pad = (e.gel.thickness_m / 0.05 + e.contact.resistance_ohm_m2) / e.area_m2

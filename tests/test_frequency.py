@@ -411,11 +411,12 @@ def test_iec_figures_per_electrode_in_the_column_equal_their_closed_forms():
     assert iec.charge_per_phase_uC["E"] == pytest.approx(0.01 * 200e-6 * 1e6, rel=1e-9)
     assert iec.charge_density_per_phase_uC_per_cm2["E"] == pytest.approx(2.0, rel=1e-9)
     assert iec.net_dc_current_uA["E"] == pytest.approx(0.01 * 200e-6 * 1000.0 * 1e6, rel=1e-9)  # 2 mA
-    dc = solve_case(parse_case(column_table())).metrics.iec
+    dc_result = solve_case(parse_case(column_table()))
+    dc = dc_result.metrics.iec
     assert dc.net_dc_current_uA["E"] == pytest.approx(1e4, rel=1e-9)
     r_total = series_resistance_ohm(False) + R_C_OHM_M2 / AREA_M2
     assert dc.average_power_density_W_per_cm2["E"] == pytest.approx(0.01**2 * r_total / area_cm2, rel=1e-6)
-    body = solve_case(parse_case(column_table())).to_json()
+    body = dc_result.to_json()
     assert "charge_per_phase_uC" not in body and "no phases" in body["absent"]["charge_per_phase_uC"]
 
 

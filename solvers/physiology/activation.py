@@ -48,6 +48,7 @@ from ...models.case import Case
 __all__ = [
     "DEFAULT_CHRONAXIE_S",
     "DEFAULT_RHEOBASE_FIELD_V_PER_M",
+    "FibreSecondDerivative",
     "StrengthDuration",
     "activated_fraction",
     "activated_volume_m3",
@@ -164,6 +165,104 @@ def fibre_second_derivative(patch, phi, directions: dict[str, np.ndarray]) -> np
         cells = patch.cell_tags.find(patch.volumes[f"layer:{label}"])
         out[cells] = np.einsum("ni,ni->n", G[cells], cell_fibres(patch, cells, f))
     return out
+
+
+class FibreSecondDerivative:
+    """:func:`fibre_second_derivative` of many potentials of one space: forms, mass matrix and KSP once.
+
+    A frequency sweep evaluates the activating function of two components per channel at every
+    frequency; rebuilding the forms and the mass matrix each time was most of its cost.
+
+    Args:
+        patch: the tagged mesh.
+        V: the (possibly blocked) Lagrange space of the potentials.
+        directions: unit fibre direction by muscle layer label (:func:`fibre_directions`).
+    """
+
+    def __init__(self, patch: Any, V: Any, directions: dict[str, np.ndarray]) -> None:
+        import ufl
+        from dolfinx import fem
+        from petsc4py import PETSc
+
+        mesh = patch.mesh
+        self.patch, self.directions = patch, directions
+        blocked = V.dofmap.index_map_bs > 1
+        parts = [V.sub(i).collapse() for i in range(V.dofmap.index_map_bs)] if blocked else [(V, None)]
+        self._maps = [m for _, m in parts]
+        self._u = fem.Function(parts[0][0])  # the scalar potential being differentiated
+        dx = ufl.Measure("dx", domain=mesh, subdomain_data=patch.cell_tags)
+        Q = fem.functionspace(mesh, ("Lagrange", 1))
+        p, q = ufl.TrialFunction(Q), ufl.TestFunction(Q)
+        m_form, b_form = 0, 0
+        for label, f in directions.items():
+            tag = patch.volumes[f"layer:{label}"]
+            fc = fem.Constant(mesh, np.asarray(f, dtype=float))
+            if patch.surface is not None:
+                fc = ufl.dot(patch.surface.frame_ufl(ufl.SpatialCoordinate(mesh)), fc)
+            m_form = m_form + p * q * dx(tag)
+            b_form = b_form + ufl.dot(ufl.grad(self._u), fc) * q * dx(tag)
+        n_cells = mesh.topology.index_map(3).size_local + mesh.topology.index_map(3).num_ghosts
+        self._n_cells = n_cells
+        self._ksp = None
+        if not directions:
+            return
+        from dolfinx.fem import petsc as fpetsc
+
+        vol = mesh.comm.allreduce(fem.assemble_scalar(fem.form(fem.Constant(mesh, 1.0) * ufl.dx)))
+        eps = fem.Constant(mesh, 1e-12)  # as _l2_projection: regular rows outside the muscle
+        self._A = fpetsc.assemble_matrix(fem.form(m_form + eps * p * q * ufl.dx))
+        self._A.assemble()
+        self._b_form = fem.form(b_form)
+        self._b = fpetsc.create_vector(Q)
+        ksp = PETSc.KSP().create(mesh.comm)
+        ksp.setOperators(self._A)
+        ksp.setType("cg")
+        ksp.getPC().setType("jacobi")
+        ksp.setTolerances(rtol=1e-12, atol=1e-30 * vol, max_it=5000)
+        self._ksp = ksp
+        self._g = fem.Function(Q)
+        W = fem.functionspace(mesh, ("DG", 0, (3,)))
+        self._grad = fem.Function(W)
+        self._grad_expr = fem.Expression(ufl.grad(self._g), W.element.interpolation_points)
+        self._fibres = {}
+        for label, f in directions.items():
+            cells = patch.cell_tags.find(patch.volumes[f"layer:{label}"])
+            self._fibres[label] = (cells, cell_fibres(patch, cells, f))
+
+    def __call__(self, phi: Any, component: int = 0) -> np.ndarray:
+        """d^2 phi/ds^2 [V/m^2] per local cell of one component of ``phi`` (a Function on V)."""
+        from dolfinx.fem import petsc as fpetsc
+        from petsc4py import PETSc
+
+        out = np.zeros(self._n_cells)
+        if self._ksp is None:
+            return out
+        m = self._maps[component]
+        self._u.x.array[:] = phi.x.array if m is None else phi.x.array[m]
+        with self._b.localForm() as local:
+            local.set(0.0)
+        fpetsc.assemble_vector(self._b, self._b_form)
+        self._b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        self._g.x.petsc_vec.set(0.0)
+        self._ksp.solve(self._b, self._g.x.petsc_vec)
+        reason = self._ksp.getConvergedReason()
+        if reason < 0:
+            from ...errors import SolverError
+
+            raise SolverError(f"activating function: projection did not converge (PETSc reason {reason})")
+        self._g.x.scatter_forward()
+        self._grad.interpolate(self._grad_expr)
+        G = self._grad.x.array.reshape(-1, 3)
+        for cells, fibres in self._fibres.values():
+            out[cells] = np.einsum("ni,ni->n", G[cells], fibres)
+        return out
+
+    def close(self) -> None:
+        """Free the PETSc objects."""
+        if self._ksp is not None:
+            for obj in (self._ksp, self._A, self._b):
+                obj.destroy()
+            self._ksp = None
 
 
 def cell_fibres(patch: Any, cells: Any, direction: Any) -> np.ndarray:

@@ -170,7 +170,9 @@ class FrequencyProblem:
     def _setup(self) -> None:
         from dolfinx.fem import petsc as fpetsc
 
-        sweep = self._sweep if self.method == "presb" else None
+        # MUMPS shares the matrix and its factorisation's analysis between the frequencies > 0
+        # of a sweep only (the d.c. operator is real: its block pattern may be smaller).
+        sweep = self._sweep if self.method == "presb" or self.frequency_Hz > 0 else None
         if sweep is not None and sweep.A is not None:
             self._A = sweep.A  # same sparsity at every frequency: re-assemble in place
             self._A.zeroEntries()
@@ -197,7 +199,8 @@ class FrequencyProblem:
         diag.destroy()
         if sweep is not None and sweep.ksp is not None:
             self._presb = sweep.presb
-            self._presb.update(self._A)
+            if self._presb is not None:
+                self._presb.update(self._A)
             ksp = sweep.ksp
             ksp.setOperators(self._A)
         elif self.method == "presb":
@@ -209,7 +212,11 @@ class FrequencyProblem:
             if sweep is not None:
                 sweep.A, sweep.presb, sweep.ksp = self._A, self._presb, ksp
         else:
+            # MUMPS: within a sweep the matrix keeps its sparsity, so the KSP set up on it
+            # refactorises numerically only (the ordering and symbolic analysis are reused).
             ksp = create_ksp(self._A, method="mumps", name="emsim_frequency")
+            if sweep is not None:
+                sweep.A, sweep.ksp = self._A, ksp
         self._ksp = ksp
         if sweep is not None and sweep.b is None:
             sweep.b = fpetsc.create_vector(self.V)
@@ -340,7 +347,7 @@ class FrequencyProblem:
 
     def close(self) -> None:
         """Free the PETSc objects (those shared with a sweep stay for the next frequency)."""
-        if self._sweep is not None and self._ksp is self._sweep.ksp:
+        if self._sweep is not None and self._ksp is not None and self._ksp is self._sweep.ksp:
             self._ksp = self._presb = None
         if self._ksp is not None:
             self._ksp.destroy()

@@ -132,6 +132,7 @@ class PennesProblem:
         self.h_W_per_m2K = float(h_W_per_m2K)
         self.air_temperature_C = float(air_temperature_C)
         self.rtol = rtol
+        self._facet_tags = facet_tags
 
         tdim = mesh.topology.dim
         self.V = fem.functionspace(mesh, ("Lagrange", 1))
@@ -284,16 +285,48 @@ class PennesProblem:
         out.set(0.0)
         self.iterations.append(solve_checked(ksp, rhs, out, "thermal solve"))
 
-    def _rhs(self, source_scale: float):
-        """F = F_basal + source_scale * F_heat (a new vector)."""
+    def _rhs(self, source_scale: float, heat_vector: Any = None):
+        """F = F_basal + source_scale * F_heat (a new vector); F_heat is ``heat_vector`` if given."""
         F = self._F0.copy()
-        if self._FJ is not None and source_scale != 0.0:
-            F.axpy(source_scale, self._FJ)
+        heat = self._FJ if heat_vector is None else heat_vector
+        if heat is not None and source_scale != 0.0:
+            F.axpy(source_scale, heat)
         return F
+
+    def heat_vector(self, source: Any = None, surface_sources: Mapping[int, Any] | None = None) -> Any:
+        """Assemble the load vector [W] of a heat source, for ``heat_vector=`` of a solve.
+
+        The heat enters every solve only through this vector, ``int Q v dx + sum int q v ds``,
+        so that one problem (one assembly, one factorisation per step size) serves many
+        sources (:mod:`emsim.solvers.thermal.basis`).
+
+        Args:
+            source: volumetric heat source [W/m^3] (UFL expression or Function), or None.
+            surface_sources: surface heat sources [W/m^2] by facet tag (of the ``facet_tags``
+                given to the problem).
+
+        Returns:
+            A PETSc vector (owned entries summed over the ranks); the caller destroys it.
+        """
+        import ufl
+        from dolfinx import fem
+        from dolfinx.fem import petsc as fpetsc
+        from petsc4py import PETSc
+
+        v = ufl.TestFunction(self.V)
+        ds = ufl.Measure("ds", domain=self.mesh, subdomain_data=self._facet_tags)
+        form = fem.Constant(self.mesh, 0.0) * v * ufl.dx(domain=self.mesh)
+        if source is not None:
+            form = form + source * v * ufl.dx(domain=self.mesh)
+        for tag, q in (surface_sources or {}).items():
+            form = form + q * v * ds(int(tag))
+        vec = fpetsc.assemble_vector(fem.form(form))
+        vec.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
+        return vec
 
     # ------------------------------------------------------------------ public interface
 
-    def steady_state(self, source_scale: float = 0.0) -> Any:
+    def steady_state(self, source_scale: float = 0.0, *, heat_vector: Any = None) -> Any:
         """Solve the steady Pennes temperature [C] with the source times ``source_scale``.
 
         ``source_scale = 0`` gives the basal state (metabolism, perfusion, convection and the
@@ -301,6 +334,8 @@ class PennesProblem:
 
         Args:
             source_scale: multiplies the volume and surface sources.
+            heat_vector: a load vector of :meth:`heat_vector` used instead of the problem's
+                own sources.
 
         Returns:
             The temperature, a Function named ``temperature_C``.
@@ -320,7 +355,7 @@ class PennesProblem:
         T = fem.Function(self.V, name="temperature_C")
         T.x.array[:] = self.arterial_temperature_C
         T.x.array[self._bc_dofs] = self.dirichlet_temperature_C
-        r = self._rhs(source_scale)
+        r = self._rhs(source_scale, heat_vector)
         w = fpetsc.create_vector(self.V)
         self._K.mult(T.x.petsc_vec, w)
         r.axpy(-1.0, w)
@@ -341,6 +376,7 @@ class PennesProblem:
         *,
         progress: Progress | None = None,
         probes: np.ndarray | None = None,
+        heat_vector: Any = None,
     ) -> PennesRun:
         """Step from ``T0`` over ``session_s`` with the source times ``source_scale`` (BDF2).
 
@@ -352,6 +388,8 @@ class PennesProblem:
             time_step_s: requested step [s]; shortened so that whole steps fill the session.
             progress: called with a short text about every 10 % of the steps.
             probes: owned local dof indices whose temperature history to record.
+            heat_vector: a load vector of :meth:`heat_vector` used instead of the problem's
+                own sources.
 
         Returns:
             The run's record.
@@ -365,7 +403,7 @@ class PennesProblem:
         self._assemble()
         n = max(1, math.ceil(session_s / time_step_s - 1e-9))
         dt = session_s / n
-        stepper = _Stepper(self, dt, self._rhs(source_scale), bdf2=n > 1)
+        stepper = _Stepper(self, dt, self._rhs(source_scale, heat_vector), bdf2=n > 1)
         T = fem.Function(self.V, name="temperature_C")
         T.x.array[:] = T0.x.array
         no = self.n_owned

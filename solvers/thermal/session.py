@@ -49,6 +49,8 @@ __all__ = [
     "case_pennes_problem",
     "joule_heat_factor",
     "session_heating",
+    "session_probes",
+    "session_result",
 ]
 
 log = logging.getLogger(__name__)
@@ -528,8 +530,7 @@ def session_heating(
 
     """
     settings = case.thermal or ThermalSettings()
-    comm = patch.mesh.comm
-    factor, i_rms = joule_heat_factor(case)
+    factor, _ = joule_heat_factor(case)
     if heat is not None:
         source, surface = heat.sources(patch, np.array([c.current_A for c in case.channels]))
     else:
@@ -541,15 +542,56 @@ def session_heating(
     with_current = pennes.steady_state(1.0)
     no = pennes.n_owned
     T0 = basal.x.array[:no]
-    theta_ss = with_current.x.array[:no] - T0
-    probes = np.union1d(
-        _select_probes(T0, theta_ss, pennes.skin_dofs),
-        _select_probes(T0, theta_ss, pennes.monitor_dofs),
-    ).astype(np.int32)
+    probes = session_probes(pennes, T0, with_current.x.array[:no] - T0)
     run = pennes.run(
         basal, 1.0, settings.session_s, settings.time_step_s, progress=progress, probes=probes
     )
+    result = session_result(
+        case, patch, pennes, basal, run, probes, source, surface, from_waveform=heat is not None
+    )
+    pennes.close()
+    return result
 
+
+def session_probes(pennes: PennesProblem, T0: np.ndarray, rise_steady_K: np.ndarray) -> np.ndarray:
+    """Owned dofs whose histories :meth:`ThermalResult.at` keeps (its CEM43 at other currents).
+
+    The skin and tissue nodes that are the hottest of ``T0 + s rise`` for scales
+    s = 0.01 .. 100 (and s = 0, inf).
+
+    Args:
+        pennes: the problem.
+        T0: the basal temperature at the owned dofs [C].
+        rise_steady_K: the steady-state rise with the current at the owned dofs [K].
+    """
+    return np.union1d(
+        _select_probes(T0, rise_steady_K, pennes.skin_dofs),
+        _select_probes(T0, rise_steady_K, pennes.monitor_dofs),
+    ).astype(np.int32)
+
+
+def session_result(
+    case: Case, patch: PatchMesh, pennes: PennesProblem, basal: Any, run: Any, probes: np.ndarray,
+    source: Any, surface: Mapping[int, Any], *, from_waveform: bool,
+) -> ThermalResult:  # fmt: skip
+    """The :class:`ThermalResult` of a session run from the basal state (collective).
+
+    Args:
+        case: the case (settings, channel currents, waveform).
+        patch: its tagged mesh.
+        pennes: the problem that ran (its dofs, skin and monitored nodes).
+        basal: the basal steady state [C] (a Function).
+        run: the run's record (:class:`~emsim.solvers.thermal.pennes_data.PennesRun`, or one
+            with the same attributes), with its ``probe_history_C`` at ``probes``.
+        probes: owned dofs of :func:`session_probes`.
+        source: the volumetric heat [W/m^3] of the run (UFL), for the Joule power and field.
+        surface: the surface heats [W/m^2] by facet tag.
+        from_waveform: the heat is the waveform's cycle mean (else the d.c. field's).
+    """
+    settings = case.thermal or ThermalSettings()
+    comm = patch.mesh.comm
+    _, i_rms = joule_heat_factor(case)
+    T0 = basal.x.array[: pennes.n_owned]
     hottest, skin_front, probes_all = _rescaling_data(pennes, run, T0, probes)
     basal_skin = comm.allreduce(float(T0[pennes.skin_dofs].max(initial=-math.inf)), op=_mpi_max())
     peak_i = int(np.argmax(skin_front["T0"] + skin_front["rise"])) if len(skin_front["T0"]) else None
@@ -557,7 +599,7 @@ def session_heating(
     metrics = _session_metrics(case, settings, run, pennes, {
         "basal_skin": basal_skin, "peak_location": _point(skin_front["xyz"][peak_i]) if peak_i is not None else None,
         "hottest": hottest[1], "i_rms": i_rms, "joule": joule,
-        "joule_from": "the waveform's spectrum (cycle mean)" if heat is not None else "d.c. field x (I_rms / I)^2",
+        "joule_from": "the waveform's spectrum (cycle mean)" if from_waveform else "d.c. field x (I_rms / I)^2",
     })  # fmt: skip
     history = {
         "time_s": run.times_s,
@@ -569,7 +611,6 @@ def session_heating(
     skin_tags = [t for n, t in patch.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")]
     skin_tags += [patch.surfaces[f"electrode:{e.name}"] for e in case.electrodes if e.gel is None]
     picture = _skin_picture_data(pennes, patch, skin_tags, fields["rise"].x.array)
-    pennes.close()
     log.info(
         "heating: %d dofs, %d steps of %.3g s, peak skin %.3f C, max rise %.4g K, CEM43 %.3g min",
         pennes.dofs, len(run.times_s) - 1, run.time_step_s, metrics.skin_temperature_peak_C,
