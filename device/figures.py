@@ -58,6 +58,8 @@ class FigureSet:
         current_for_target_A: current activating the stated target volume [A] (inf: none).
         exclusion_ratio_per_A: largest value / limit over the head's exclusion zones per A of
             peak current (the zones' plateau r.m.s. field and current density are linear in I).
+        placement_gap_mm: per case, the smallest gap between a gel footprint and an exclusion
+            zone's edge [mm] (inf: no zone); geometric, the same at every level.
         sensory_threshold_A: current at which sensation begins (solvers/physiology/sensory.py) [A] (inf: none).
         thermal_absent, activation_absent, exclusion_absent, comfort_absent: why a rule cannot
             be evaluated.
@@ -87,6 +89,7 @@ class FigureSet:
     activation_absent: str | None = None
     exclusion_absent: str | None = None
     comfort_absent: str | None = None
+    placement_gap_mm: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -174,7 +177,7 @@ def figure_set(
     # r.m.s. figures at the plateau of the on/off cycle (the pulse train's r.m.s., the figure IEC
     # 60601-2-10 limits): the solver's IEC record averages over the whole cycle, off time included
     plateau = w.rms_pulse_train(1.0) / w.rms(1.0)
-    peak, mean, q, qd, dc, pw, vp, basal, fronts, grids, target, zone, sensory = ([] for _ in range(13))
+    peak, mean, q, qd, dc, pw, vp, basal, fronts, grids, target, zone, sensory, gap = ([] for _ in range(14))
     thermal_absent = activation_absent = exclusion_absent = comfort_absent = None
     s_grid = np.array([1.0])
     for r in results:
@@ -214,11 +217,17 @@ def figure_set(
         if x is None:
             exclusion_absent = "not evaluated: the head case has no [[exclusion]] zone"
             zone.append(math.nan)
+            gap.append(math.inf)
         else:
+            gap.append(x.exclusion_placement_gap_min_mm)
             empty = [name for name, row in x.exclusion.items() if not row.get("cells")]
-            if empty:
-                exclusion_absent = f"not evaluated: no tissue cell lies in zone(s) {', '.join(empty)}: refine the mesh"
-            zone.append(x.exclusion_limit_ratio_max / reference_A)  # r.m.s. (or d.c.) values: linear in I
+            if isinstance(x.exclusion_limit_ratio_max, Absent):  # placement-only zones
+                exclusion_absent = f"not evaluated: {x.exclusion_limit_ratio_max.reason}"
+                zone.append(math.nan)
+            else:
+                if empty:
+                    exclusion_absent = f"not evaluated: no tissue cell lies in zone(s) {', '.join(empty)}: refine the mesh"
+                zone.append(x.exclusion_limit_ratio_max / reference_A)  # r.m.s. (or d.c.) values: linear in I
         c = m.comfort
         t = getattr(c, "sensory_threshold_current_A", None)
         if c is None or isinstance(c, Absent) or isinstance(t, Absent) or t is None:
@@ -247,7 +256,7 @@ def figure_set(
         skin_basal_C=arr(basal), skin_T0_C=T0, skin_rise_K=rise, cem43_s_grid=s_grid, cem43_min_grid=grid,
         current_for_target_A=arr(target), exclusion_ratio_per_A=arr(zone), sensory_threshold_A=arr(sensory),
         thermal_absent=thermal_absent, activation_absent=activation_absent, exclusion_absent=exclusion_absent,
-        comfort_absent=comfort_absent,
+        comfort_absent=comfort_absent, placement_gap_mm=arr(gap),
     )  # fmt: skip
 
 

@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import eye_rules as _eye
+
 if TYPE_CHECKING:
     from .figures import FigureSet
     from .presets import Device, Preset
@@ -87,6 +89,7 @@ LIMITS: Mapping[str, Limit] = {
         math.inf, "uC", "no standard limit for transcutaneous stimulation (reported as in a 510(k) table); set "
         "[limits] charge_per_phase_uC to enforce one",
     ),
+    "zone_min_distance_mm": Limit(*_eye.PLACEMENT_LIMIT_MM),
     "shannon_k": Limit(
         1.85, "-", "Shannon 1992: log10(D) = k - log10(Q), damage at k >= 1.85 for implanted neural tissue only "
         "(shared/PHYSICS.md): reported, never decides skin safety",
@@ -271,6 +274,10 @@ RULES: tuple[Rule, ...] = (
          source="the head case's [[exclusion]] zones and their limits (each zone names its source; the built-in "
          "eye contour: ICNIRP 2010 basic restriction, phosphenes); values as solvers/electric/exclusion.py compares them",
          not_evaluated=_exclusion_or_cache_absent),
+    Rule("zone_placement", "pad placement (policy): 10 mm / smallest gap between a gel footprint and an exclusion "
+         "zone's edge; limit 10 mm / zone_min_distance_mm", "-", "zone_min_distance_mm", "limit",
+         _eye.placement_ratio, lambda c: _eye.PLACEMENT_LIMIT_MM[0] / c.limit("zone_min_distance_mm"),
+         uses_safety_factor=False, level_independent=True, not_evaluated=_eye.placement_absent),
     Rule("compliance_voltage", "simulated peak electrode voltage within the compliance voltage", "V", None, "limit",
          lambda F, i: _outer(F.peak_voltage_V_per_A, i), lambda c: c.device.compliance_voltage_V,
          per_unit=lambda F: F.peak_voltage_V_per_A,
