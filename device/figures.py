@@ -144,8 +144,12 @@ def net_dc_uA(waveform: Waveform, current_A: float) -> float:
 
 
 def energy_per_pulse_mJ_per_A2(waveform: Waveform) -> float:
-    """Energy of one pulse into 500 ohm per A^2: R sum_phases a^2 (t_end - t_start) [mJ/A^2]."""
-    return _TEST_LOAD_OHM * sum(a * a * (t1 - t0) for t0, t1, a in waveform.phases()) * 1e3
+    """Energy of one pulse into 500 ohm per A^2: R x integral of i^2 over the pulse [mJ/A^2].
+
+    ``R sum_phases a^2 (t_end - t_start)`` for ideal steps; with the output rise time the exact
+    integral of the trapezoidal pulse (:meth:`emsim.models.waveforms.Waveform.pulse_square_integral_s`).
+    """
+    return _TEST_LOAD_OHM * waveform.pulse_square_integral_s() * 1e3
 
 
 def _cem43_grid(result: CaseResult, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

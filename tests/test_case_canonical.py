@@ -76,6 +76,7 @@ on_s = 5
 off_s = 10
 ramp_down_s = 1
 ramp_up_s = 1.0
+rise_time_us = 2
 
 [solver]
 method = "auto"

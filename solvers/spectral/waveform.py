@@ -173,12 +173,21 @@ def pulse_instants(waveform: Any) -> np.ndarray:
     """Instants [s] of the first pulse where fields are synthesised: dense at each phase's start.
 
     A capacitive contact is a short at the start of a phase, so the current crowds at the pad
-    rim exactly then and relaxes over the contact's time constant: each phase is sampled at
-    start + w x (1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 0.6) and just before its end (w its
-    width).
+    rim exactly then and relaxes over the contact's time constant. The edge is the output
+    stage's ramp of ``rise_time_s`` (t_r): the current reaches the phase's amplitude at
+    start + t_r, where the crowding is largest, so each phase is sampled on its ramp (start +
+    t_r x (0.5, 1)) and then at start + t_r + (w - t_r) x (1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3,
+    0.6) and just before its end (w its width). With t_r = 0 (an ideal step) the onset spike is
+    as sharp as the model of the contact makes it.
     """
     fractions = np.array([1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 0.6, 1 - 1e-3])
-    return np.concatenate([start + (end - start) * fractions for start, end, _ in waveform.phases()])
+    tr = float(getattr(waveform, "rise_time_s", 0.0) or 0.0)
+    out = []
+    for start, end, _ in waveform.phases():
+        if tr > 0.0:
+            out.append(start + tr * np.array([0.5, 1.0]))
+        out.append(start + tr + (end - start - tr) * fractions)
+    return np.concatenate(out)
 
 
 @dataclass(frozen=True)
