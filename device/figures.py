@@ -159,11 +159,11 @@ def _cem43_grid(result: CaseResult, reference: np.ndarray) -> tuple[np.ndarray, 
     n = math.ceil(math.log(1.0 / _CEM43_GRID_MIN) / math.log(CEM43_GRID_STEP)) + 1
     s = np.geomspace(_CEM43_GRID_MIN, 1.0, n)
     p = th._probes
-    tissue = p["tissue"]
-    T0, rise = p["T0"][tissue], p["history"][:, tissue] - p["T0"][tissue]
+    heated = p["heated"]  # CEM43 where the heating is (solvers/thermal/session.py, HEATED_FRACTION)
+    T0, rise = p["T0"][heated], p["history"][:, heated] - p["T0"][heated]
     cem = np.array([float(_trapezoid_cem43(T0 + si * rise, th.time_step_s).max(initial=0.0)) for si in s[:-1]])
     top = th.at(reference)  # exact at the reference current
-    return s, np.append(cem, top.cem43_max_min if top is not None else np.inf)
+    return s, np.append(cem, top.cem43_heated_max_min if top is not None else np.inf)
 
 
 def figure_set(

@@ -266,7 +266,7 @@ RULES: tuple[Rule, ...] = (
     Rule("skin_temperature", "peak skin temperature over the session (Pennes)", "C", "skin_temperature_C", "limit",
          _skin_temperature, lambda c: c.limit("skin_temperature_C"), base=lambda F: F.skin_basal_C[:, None],
          not_evaluated=_thermal_absent),
-    Rule("cem43", "thermal dose CEM43 over the session, hottest tissue point", "min", "cem43_min", "limit",
+    Rule("cem43", "thermal dose CEM43 over the session, max over the heated region (basal temperature + local rise)", "min", "cem43_min", "limit",
          _cem43, lambda c: c.limit("cem43_min"), not_evaluated=_thermal_absent),
     Rule("exclusion_zone", "exclusion zones (eye contour, ...): largest zone value / its limit", "-", None, "limit",
          lambda F, i: _outer(_figure(F, "exclusion_ratio_per_A"), i), lambda c: 1.0,

@@ -109,13 +109,13 @@ class WaveformMetrics:
     current_rms_pulse_train_A: float = metric("A", "r.m.s. current of the pulse train at the plateau, first channel")
     probe_field_peak_V_per_m: Mapping[str, Any] = metric("V/m", "per [[probe]]: max over one period of |E(t)| at the point")
     probe_current_density_peak_A_per_m2: Mapping[str, Any] = metric("A/m^2", "per [[probe]]: max over one period of |J(t)|")
-    layer_joule_power_mean_W: Mapping[str, Any] = metric(
+    layer_joule_power_cycle_mean_W: Mapping[str, Any] = metric(
         "W", "Joule power averaged over the whole cycle (pulses, gaps, bursts, on/off, ramps) from the "
         "waveform's spectrum through the dispersive tissues and the capacitive contact, per volume label "
         "and per bare electrode's contact (contact:E); interleaved channels add without cross terms",
     )  # fmt: skip
-    joule_power_mean_W: float = metric(
-        "W", "sum of layer_joule_power_mean_W: the heat the session deposits per second", label="Joule power, cycle mean",
+    joule_power_cycle_mean_W: float = metric(
+        "W", "sum of layer_joule_power_cycle_mean_W: the heat the session deposits per second", label="Joule power, cycle mean",
     )  # fmt: skip
 
 
@@ -354,8 +354,8 @@ class WaveformLeadField:
             current_rms_pulse_train_A=w.rms_pulse_train(i0),
             probe_field_peak_V_per_m=probes if self.probes else no_probe,
             probe_current_density_peak_A_per_m2=probes_j if self.probes else no_probe,
-            layer_joule_power_mean_W=heat,
-            joule_power_mean_W=sum(heat.values()),
+            layer_joule_power_cycle_mean_W=heat,
+            joule_power_cycle_mean_W=sum(heat.values()),
         )
         return metrics, self._activation(current)
 
