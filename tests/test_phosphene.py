@@ -32,7 +32,7 @@ def test_the_cns_limits_are_the_icnirp_2010_values_at_20_and_60_hz():
 @pytest.mark.parametrize("tier", ["occupational", "public"])
 def test_the_filter_gain_is_one_over_root2_times_the_limit_on_every_asymptote(tier):
     lim = TIERS[tier]
-    ratio = lambda f: np.abs(lim.weight_per_V_per_m(f)) * math.sqrt(2) * lim.rms_V_per_m(f)  # noqa: E731
+    ratio = lambda f: np.abs(lim.weight_per_V_per_m(f)) * math.sqrt(2) * lim.rms_V_per_m(f)
     # a decade or more from every corner the first-order sections meet their asymptotes
     for f in (1.0, 1e5, 1e6):
         assert ratio(f) == pytest.approx(1.0, abs=0.01), f

@@ -149,7 +149,7 @@ POPULATION_FACTOR = lognormal_fraction(*NAYCHEVA_2012_THRESHOLD_A, -1.6448536269
 def weighted_peak_index(
     f_Hz: np.ndarray, coefficients: np.ndarray, times_s: np.ndarray, *, tier: str = "occupational"
 ) -> float:
-    """max over ``times_s`` of the weighted-peak exposure index EI(t) of a periodic field.
+    """Max over ``times_s`` of the weighted-peak exposure index EI(t) of a periodic field.
 
     Args:
         f_Hz: the positive harmonic frequencies f_k [Hz] (the d.c. term is weighted by 0).
