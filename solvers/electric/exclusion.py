@@ -257,10 +257,10 @@ class ExclusionMetrics:
     )  # fmt: skip
     exclusion_placement_gap_min_mm: float = metric(
         "mm", "smallest gap between a gel footprint and an exclusion zone's edge (placement rule, policy: at "
-        "least each zone's min_distance_mm, default 10 mm)", label="pad gap to exclusion zone, min",
+        "least each zone's min_distance_mm, default 10 mm)", label="pad gap to exclusion zone, min (policy: >= min_distance_mm, default 10)",
     )  # fmt: skip
     exclusion_placement_pass: bool = metric(
-        "-", "every gel footprint keeps each zone's min_distance_mm (policy)", label="exclusion placement pass"
+        "-", "every gel footprint keeps each zone's min_distance_mm (policy)", label="exclusion zone placement (policy) passes"
     )
 
 
