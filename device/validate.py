@@ -38,6 +38,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
+#: Which registered rules are decided by the head or the waveform, not by the level's current.
+_LEVEL_INDEPENDENT = np.array([r.level_independent for r in RULES])
+
 Progress = Callable[[str], None]
 
 
@@ -284,7 +287,10 @@ def evaluate(pf: PresetsFile, figures: dict[str, FigureSet], *, solves: int = 0)
             col = margins[:, :, k]
             evaluated = ~np.isnan(col[:, 0])
             worst = np.where(evaluated, np.nanmin(np.where(np.isnan(col), np.inf, col), axis=1), np.inf)
-            jb = int(np.argmin(worst))
+            # a passing level-independent rule (decided by the head or the waveform, e.g. the pad
+            # placement) never binds a level: the level's current does not move its margin
+            ranked = np.where(_LEVEL_INDEPENDENT & (worst >= 0), np.inf, worst)
+            jb = int(np.argmin(ranked)) if np.isfinite(ranked).any() else int(np.argmin(worst))
             ab = int(np.argmin(col[jb])) if evaluated[jb] else 0
             rules_out = {}
             for j, r in enumerate(RULES):

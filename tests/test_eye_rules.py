@@ -60,3 +60,9 @@ def test_without_a_zone_the_placement_rule_says_it_was_not_evaluated():
     assert "not evaluated" in report.not_evaluated["zone_placement"]
     none = _evaluate(pf, [np.inf, np.inf])
     assert "no [[exclusion]] zone" in none.not_evaluated["zone_placement"]
+
+
+def test_a_passing_placement_never_binds_a_level():
+    far = _evaluate(_presets(), [12.5, 12.5]).presets[0]
+    assert all(lv.binding_rule != "zone_placement" for lv in far.levels)
+    assert far.levels[0].rules["zone_placement"]["status"] == "pass"
