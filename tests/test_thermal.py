@@ -261,6 +261,10 @@ def test_cem43_is_taken_where_the_heating_is_not_at_the_face_held_at_the_core_te
     hotter = ref.at(3 * 3e-3)
     assert hotter.cem43_heated_max_min > 1.5 * m.cem43_heated_max_min
     assert ref.at(1e-6).cem43_heated_max_min < m.cem43_heated_max_min
+    # below the reference current the probes of the heated region give the direct solve's dose
+    case, patch, problem, _, _ = tiny
+    half = session_heating(at_current(case, 1.5e-3), patch, problem, problem.solve(scale=0.5))
+    assert ref.at(1.5e-3).cem43_heated_max_min == pytest.approx(half.reference.cem43_heated_max_min, rel=1e-6)
 
 
 def test_joule_heat_follows_the_waveform_mean_square_including_on_off_and_ramps(tiny) -> None:

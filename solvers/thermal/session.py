@@ -571,9 +571,14 @@ def session_heating(
     no = pennes.n_owned
     T0 = basal.x.array[:no]
     theta_ss = with_current.x.array[:no] - T0
+    mon = pennes.monitor_dofs
+    # the heated region of the steady state stands for the session's (known after the run): its
+    # own probes hold the CEM43 there at every scale, not only the deep nodes near the core
+    theta_max = comm.allreduce(float(theta_ss[mon].max(initial=0.0)), op=_mpi_max())
+    heated_ss = mon[theta_ss[mon] >= HEATED_FRACTION * theta_max] if theta_max > 0 else mon
     probes = np.union1d(
-        _select_probes(T0, theta_ss, pennes.skin_dofs),
-        _select_probes(T0, theta_ss, pennes.monitor_dofs),
+        np.union1d(_select_probes(T0, theta_ss, pennes.skin_dofs), _select_probes(T0, theta_ss, mon)),
+        _select_probes(T0, theta_ss, heated_ss),
     ).astype(np.int32)
     run = pennes.run(
         basal, 1.0, settings.session_s, settings.time_step_s, progress=progress, probes=probes
