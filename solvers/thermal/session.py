@@ -57,11 +57,15 @@ log = logging.getLogger(__name__)
 _PROBE_SCALES = np.geomspace(1e-2, 1e2, 17)
 #: Probe points per scale and per rank (see :func:`session_heating`).
 _PROBES_PER_SCALE = 16
-#: The heated region: the tissue nodes whose peak rise over the session is at least this fraction
-#: of the largest. The rise scales uniformly with I^2, so the region is the same at every current;
+#: The heated region: the tissue nodes whose steady-state rise (the heating's own pattern, known
+#: before the run) is at least this fraction of the largest. The rise scales uniformly with I^2,
+#: so the region is the same at every current; every one of its nodes is a probe (up to
+#: :data:`_HEATED_PROBES_MAX` per rank), so the rescaled CEM43 is exact there at any current;
 #: CEM43 is taken there (basal temperature + local rise), not at the deep face held at the core
 #: temperature, whose 37 C alone gives 10 min x 0.25^6 = 0.0024 min for any current.
 HEATED_FRACTION = 0.5
+#: Most heated-region nodes per rank kept as probes (beyond it, the hottest per scale).
+_HEATED_PROBES_MAX = 20_000
 
 Progress = Callable[[str], None]
 
@@ -263,8 +267,8 @@ class ThermalMetrics:
     )
     cem43_heated_max_min: float = metric(
         "min", "thermal dose sum dt R^(43 - T), R = 0.5 at >= 43 C, 0.25 below (Sapareto & Dewey 1984), of the local "
-        "temperature T = T_basal + rise at each node, max over the heated region (tissue nodes whose peak rise is "
-        f"at least {HEATED_FRACTION:g} x the largest)", label="thermal dose CEM43, heated region max",
+        "temperature T = T_basal + rise at each node, max over the heated region (tissue nodes whose steady-state "
+        f"rise is at least {HEATED_FRACTION:g} x the largest)", label="thermal dose CEM43, heated region max",
     )  # fmt: skip
     cem43_skin_max_min: float = metric(
         "min", "the same thermal dose, max over the skin surface nodes (under and around the pads)",
@@ -343,9 +347,9 @@ class ThermalResult:
         (from the running maximum of the rise per node, reduced to the points that are not
         dominated in (basal temperature, peak rise)). CEM43, being non-linear in T, is
         recomputed from the temperature histories kept at probe nodes chosen, before the run,
-        as the hottest for a range of scales s = 0.01 .. 100 of the steady-state rise, those in
-        the heated region (and those on the skin); it is exact at s = 1 and a lower bound
-        otherwise.
+        as the hottest for a range of scales s = 0.01 .. 100 of the steady-state rise (on the
+        skin and in the tissue) and every node of the heated region: exact there and at s = 1,
+        a lower bound on the skin otherwise.
         """
         s = self.scale(currents_A)
         if s is None:
@@ -430,7 +434,7 @@ def _skin_picture_data(
     }
 
 
-def _rescaling_data(pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.ndarray) -> tuple:
+def _rescaling_data(pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.ndarray, heated: np.ndarray) -> tuple:
     """What :meth:`ThermalResult.at` needs, gathered on every rank.
 
     Returns:
@@ -453,7 +457,6 @@ def _rescaling_data(pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.
     fr, ft, fx = _gather_all(comm, (rise_peak[front], T0[front], xyz[front].reshape(-1, 3)))
     keep = _pareto(fr, ft)
     skin_front = {"rise": fr[keep], "T0": ft[keep], "xyz": fx[keep]}
-    heated = mon[rise_peak[mon] >= HEATED_FRACTION * hottest[0]] if hottest[0] > 0 else mon
     ph, pt0, pskin, ptissue, pheated = _gather_all(
         comm, (run.probe_history_C.T, T0[probes], np.isin(probes, skin), np.isin(probes, mon), np.isin(probes, heated))
     )
@@ -572,19 +575,19 @@ def session_heating(
     T0 = basal.x.array[:no]
     theta_ss = with_current.x.array[:no] - T0
     mon = pennes.monitor_dofs
-    # the heated region of the steady state stands for the session's (known after the run): its
-    # own probes hold the CEM43 there at every scale, not only the deep nodes near the core
+    # the heated region (HEATED_FRACTION): every node a probe, so its CEM43 rescales exactly
     theta_max = comm.allreduce(float(theta_ss[mon].max(initial=0.0)), op=_mpi_max())
-    heated_ss = mon[theta_ss[mon] >= HEATED_FRACTION * theta_max] if theta_max > 0 else mon
+    heated = mon[theta_ss[mon] >= HEATED_FRACTION * theta_max] if theta_max > 0 else mon
+    heated_probes = heated if len(heated) <= _HEATED_PROBES_MAX else _select_probes(T0, theta_ss, heated)
     probes = np.union1d(
         np.union1d(_select_probes(T0, theta_ss, pennes.skin_dofs), _select_probes(T0, theta_ss, mon)),
-        _select_probes(T0, theta_ss, heated_ss),
+        heated_probes,
     ).astype(np.int32)
     run = pennes.run(
         basal, 1.0, settings.session_s, settings.time_step_s, progress=progress, probes=probes
     )
 
-    hottest, skin_front, probes_all, doses = _rescaling_data(pennes, run, T0, probes)
+    hottest, skin_front, probes_all, doses = _rescaling_data(pennes, run, T0, probes, heated)
     basal_skin = comm.allreduce(float(T0[pennes.skin_dofs].max(initial=-math.inf)), op=_mpi_max())
     peak_i = int(np.argmax(skin_front["T0"] + skin_front["rise"])) if len(skin_front["T0"]) else None
     joule = _total_power_W(patch, source, surface)
