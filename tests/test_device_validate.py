@@ -76,7 +76,7 @@ def test_validation_solves_once_per_waveform_and_levels_scale_by_linearity(tmp_p
         assert lv.rules["rms_current_density"]["value"] == pytest.approx(peak, rel=1e-5)
         assert lv.rules["compliance_voltage"]["value"] == pytest.approx(m.waveform.electrode_voltage_peak_V, rel=1e-5)
         assert lv.rules["skin_temperature"]["value"] == pytest.approx(m.thermal.skin_temperature_peak_C, abs=1e-5)
-        assert lv.rules["cem43"]["value"] >= m.thermal.cem43_heated_max_min * (1 - 1e-9)  # tabulated upper bound
+        assert lv.rules["cem43"]["value"] >= m.thermal.cem43_heated_max_min * (1 - 5e-9)  # tabulated upper bound (JSON: 9 digits)
         assert lv.rules["cem43"]["value"] <= m.thermal.cem43_heated_max_min * 1.2 + 1e-9
     # 50 mA drives more than 60 V through 2.9 kohm cm^2 pads: the compliance rule binds it
     assert not p.levels[-1].passed
