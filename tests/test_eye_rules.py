@@ -41,11 +41,17 @@ def test_pads_12_mm_from_the_zone_pass_and_7_mm_fail_the_export_at_every_level()
     check = near.presets[0]
     assert "zone_placement" in check.level_independent_failures
     assert not check.exportable
-    row = check.levels[0].rules["zone_placement"]
-    assert row["value"] == pytest.approx(10.0 / 7.5, rel=1e-8) and row["limit"] == pytest.approx(1.0)
+    for lv in check.levels:  # the same verdict at every level: the current does not move it
+        row = lv.rules["zone_placement"]
+        assert row["value"] == pytest.approx(10.0 / 7.5, rel=1e-5) and row["limit"] == 1.0  # JSON: 6 digits
+        assert row["status"] == "FAIL" and row["max_safe_current_uA"] == 0.0 and row["headroom"] == -1.0
+    safe = check.max_safe_current["zone_placement"]
+    assert safe["max_safe_current_uA"] == 0.0 and "fails at every level" in safe["note"]
     far = _evaluate(pf, [12.5, 12.5]).presets[0]
     assert "zone_placement" not in far.level_independent_failures
-    assert far.levels[0].rules["zone_placement"]["value"] == pytest.approx(0.8, rel=1e-8)
+    assert far.levels[0].rules["zone_placement"]["value"] == pytest.approx(0.8, rel=1e-5)
+    safe = far.max_safe_current["zone_placement"]
+    assert safe["max_safe_current_uA"] == "inf" and "within its limit at every level" in safe["note"]
 
 
 def test_a_presets_file_may_change_the_distance():
