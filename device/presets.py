@@ -12,7 +12,7 @@ used on, and one ``[[preset]]`` table per preset::
     rise_time_us = 2.0                    # optional: output rise time of a pulse edge (default 2 us,
                                           # an assumption: see DEFAULT_RISE_TIME_US)
     [validation]                          # optional
-    safety_factor = 1.5                   # figures x this must stay within each limit
+    safety_factor = 1.5                   # a level passes when every rule holds at 1.5 x its current
     spread = "corners"                    # the worst corner, searched; or "nominal"
     contact = "gel_on_unprepared_skin"    # contact R, C ranges (models/data/contact.toml), or "head"
     [limits]                              # optional overrides of the rules' limits (see rules.py)
