@@ -457,7 +457,8 @@ RULES: tuple[Rule, ...] = (
     Rule("exclusion_zone", "exclusion zones (eye contour, ...): largest zone value / its limit", "-", None, "limit",
          lambda c: 1.0, basis="dosimetric", per_unit=lambda F: _figure(F, "exclusion_ratio_per_A"),
          source="the head case's [[exclusion]] zones and their limits (each zone names its source; the built-in "
-         "eye contour: ICNIRP 2010 basic restriction, phosphenes); values as solvers/electric/exclusion.py compares them",
+         "eye contour states none: the ICNIRP 2010 restriction protects the retina, not the periorbital tissue of a "
+         "layered patch; it is judged by zone_placement); values as solvers/electric/exclusion.py compares them",
          not_evaluated=_exclusion_or_cache_absent),
     Rule("zone_placement", "pad placement (policy): 10 mm / smallest gap between a gel footprint and an exclusion "
          "zone's edge; limit 10 mm / zone_min_distance_mm", "-", "zone_min_distance_mm", "limit",
