@@ -65,12 +65,15 @@ class FigureSet:
         skin_basal_C: basal skin temperature (max) per case [C].
         skin_T0_C: basal temperature of the skin points that can be hottest (padded with -inf).
         skin_rise_K: their peak rise at the reference current [K] (padded with 0).
-        cem43_T0_C: basal temperature of the solver's CEM43 probes, per case (padded with -inf).
+        cem43_T0_C: basal temperature of the solver's heated-region probes (every node whose
+            steady-state rise is at least HEATED_FRACTION of the largest), per case (padded with -inf).
         cem43_rise_K: their rise histories at the reference current, (case, time, probe) [K].
         cem43_dt_s: the time step of those histories [s].
         current_for_target_A: current activating the stated target volume [A] (inf: none).
         exclusion_ratio_per_A: largest value / limit over the head's exclusion zones per A of
             peak current (the zones' plateau r.m.s. field and current density are linear in I).
+        placement_gap_mm: per case, the smallest gap between a gel footprint and an exclusion
+            zone's edge [mm] (inf: no zone); geometric, the same at every level.
         sensory_threshold_A: current at which sensation begins (solvers/physiology/sensory.py) [A] (inf: none).
         thermal_absent, activation_absent, exclusion_absent, comfort_absent: why a rule cannot
             be evaluated.
@@ -104,6 +107,7 @@ class FigureSet:
     activation_absent: str | None = None
     exclusion_absent: str | None = None
     comfort_absent: str | None = None
+    placement_gap_mm: np.ndarray | None = None
 
     @property
     def n(self) -> int:
@@ -158,8 +162,12 @@ def net_dc_uA(waveform: Waveform, current_A: float) -> float:
 
 
 def energy_per_pulse_mJ_per_A2(waveform: Waveform) -> float:
-    """Energy of one pulse into 500 ohm per A^2: R sum_phases a^2 (t_end - t_start) [mJ/A^2]."""
-    return _TEST_LOAD_OHM * sum(a * a * (t1 - t0) for t0, t1, a in waveform.phases()) * 1e3
+    """Energy of one pulse into 500 ohm per A^2: R x integral of i^2 over the pulse [mJ/A^2].
+
+    ``R sum_phases a^2 (t_end - t_start)`` for ideal steps; with the output rise time the exact
+    integral of the trapezoidal pulse (:meth:`emsim.models.waveforms.Waveform.pulse_square_integral_s`).
+    """
+    return _TEST_LOAD_OHM * waveform.pulse_square_integral_s() * 1e3
 
 
 def dc_ratio(waveform: Waveform) -> float:
@@ -177,9 +185,12 @@ def _cem43_probes(result: CaseResult) -> tuple[np.ndarray, np.ndarray, float]:
     """The solver's CEM43 probes: basal temperatures and rise histories at the reference current."""
     th = result.thermal
     p = th._probes
-    tissue = p["tissue"]
-    T0 = p["T0"][tissue]
-    return T0, p["history"][:, tissue] - T0[None, :], th.time_step_s
+    # CEM43 where the heating is: the heated region (solvers/thermal/session.py, HEATED_FRACTION),
+    # every node of it a probe, so the rescaled dose is exact there at any current; not the
+    # tissue probes, whose max is the deep face held at the core temperature
+    heated = p["heated"]
+    T0 = p["T0"][heated]
+    return T0, p["history"][:, heated] - T0[None, :], th.time_step_s
 
 
 def figure_set(
@@ -196,7 +207,7 @@ def figure_set(
     w = results[0].case.waveform
     # r.m.s. current densities at the plateau of the on/off cycle (the pulse train while on): the
     # solver's IEC record (solvers/electric/iec.py) gives them so, the one definition of both
-    peak, mean, q, qd, dc, pw, vp, basal, fronts, probes, target, zone, sensory = ([] for _ in range(13))
+    peak, mean, q, qd, dc, pw, vp, basal, fronts, probes, target, zone, sensory, gap = ([] for _ in range(14))
     thermal_absent = activation_absent = exclusion_absent = comfort_absent = None
     dt = 0.0
     for r in results:
@@ -236,11 +247,17 @@ def figure_set(
         if x is None:
             exclusion_absent = "not evaluated: the head case has no [[exclusion]] zone"
             zone.append(math.nan)
+            gap.append(math.inf)
         else:
+            gap.append(x.exclusion_placement_gap_min_mm)
             empty = [name for name, row in x.exclusion.items() if not row.get("cells")]
-            if empty:
-                exclusion_absent = f"not evaluated: no tissue cell lies in zone(s) {', '.join(empty)}: refine the mesh"
-            zone.append(x.exclusion_limit_ratio_max / reference_A)  # r.m.s. (or d.c.) values: linear in I
+            if isinstance(x.exclusion_limit_ratio_max, Absent):  # placement-only zones
+                exclusion_absent = f"not evaluated: {x.exclusion_limit_ratio_max.reason}"
+                zone.append(math.nan)
+            else:
+                if empty:
+                    exclusion_absent = f"not evaluated: no tissue cell lies in zone(s) {', '.join(empty)}: refine the mesh"
+                zone.append(x.exclusion_limit_ratio_max / reference_A)  # r.m.s. (or d.c.) values: linear in I
         c = m.comfort
         t = getattr(c, "sensory_threshold_current_A", None)
         if c is None or isinstance(c, Absent) or isinstance(t, Absent) or t is None:
@@ -269,7 +286,7 @@ def figure_set(
         skin_basal_C=arr(basal), skin_T0_C=T0, skin_rise_K=rise, cem43_T0_C=c_T0, cem43_rise_K=c_rise, cem43_dt_s=dt,
         current_for_target_A=arr(target), exclusion_ratio_per_A=arr(zone), sensory_threshold_A=arr(sensory),
         thermal_absent=thermal_absent, activation_absent=activation_absent, exclusion_absent=exclusion_absent,
-        comfort_absent=comfort_absent,
+        comfort_absent=comfort_absent, placement_gap_mm=arr(gap),
     )  # fmt: skip
 
 

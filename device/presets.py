@@ -9,8 +9,10 @@ used on, and one ``[[preset]]`` table per preset::
     electrode_head = "cheek-two-pads"     # a case file (relative to this file) or a built-in case
     compliance_voltage_V = 60
     sites = ["cheek", "jaw"]              # optional
+    rise_time_us = 2.0                    # optional: output rise time of a pulse edge (default 2 us,
+                                          # an assumption: see DEFAULT_RISE_TIME_US)
     [validation]                          # optional
-    safety_factor = 1.5                   # figures x this must stay within each limit
+    safety_factor = 1.5                   # a level passes when every rule holds at 1.5 x its current
     spread = "corners"                    # the worst corner, searched; or "nominal"
     contact = "gel_on_unprepared_skin"    # contact R, C ranges (models/data/contact.toml), or "head"
     [limits]                              # optional overrides of the rules' limits (see rules.py)
@@ -89,7 +91,11 @@ FREQUENCY_RANGE_Hz = (1, 10_000)
 _SESSION_RANGE_min = (0.0, 120.0)
 _COMPLIANCE_RANGE_V = (1.0, 1000.0)
 
-_DEVICE_KEYS = ("name", "electrode_head", "compliance_voltage_V", "sites")
+_DEVICE_KEYS = ("name", "electrode_head", "compliance_voltage_V", "sites", "rise_time_us")
+#: Default output rise time of a pulse edge [us] (``[device] rise_time_us``). ASSUMPTION, no
+#: datasheet value verified: a constant-current output stage into a skin load slews in about
+#: 1-5 us; 2 us is the fast end, the conservative side for the onset spike at the pad rim.
+DEFAULT_RISE_TIME_US = 2.0
 _VALIDATION_KEYS = ("safety_factor", "spread", "contact")
 _PRESET_KEYS = (
     "id", "name", "waveform", "pulse_width_us", "interphase_gap_us", "asymmetry_ratio", "frequency_Hz",
@@ -108,12 +114,16 @@ class Device:
         electrode_head: case file path (resolved) or built-in case name.
         compliance_voltage_V: largest voltage the output stage can drive [V].
         sites: facial sites the head is used on (empty: the head case's own tissue stack).
+        rise_time_us: output rise time of every pulse edge [us] (default
+            :data:`DEFAULT_RISE_TIME_US`, an assumption stated there); every preset's waveform
+            carries it.
     """
 
     name: str
     electrode_head: str
     compliance_voltage_V: float
     sites: tuple[str, ...] = ()
+    rise_time_us: float = DEFAULT_RISE_TIME_US
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +159,7 @@ class Preset:
         levels_uA: peak current of each level [uA], strictly increasing.
         session_min: session length [min].
         on_s, off_s, ramp_s: the on/off cycle with linear ramps [s] (None: continuous).
+        rise_time_us: the device's output rise time [us] (``[device] rise_time_us``; 0: ideal steps).
     """
 
     id: int
@@ -163,6 +174,7 @@ class Preset:
     on_s: float | None = None
     off_s: float | None = None
     ramp_s: float | None = None
+    rise_time_us: float = 0.0
 
     def waveform_table(self) -> dict[str, Any]:
         """The case file's ``[waveform]`` table of this preset."""
@@ -174,6 +186,8 @@ class Preset:
             t["asymmetry_ratio"] = self.asymmetry_ratio
         if self.on_s is not None:
             t |= {"on_s": self.on_s, "off_s": self.off_s, "ramp_up_s": self.ramp_s, "ramp_down_s": self.ramp_s}
+        if self.rise_time_us:
+            t["rise_time_us"] = self.rise_time_us
         return t
 
     def waveform_model(self) -> Waveform:
@@ -249,7 +263,7 @@ def _levels(where: str, value: Any) -> tuple[int, ...]:
     return levels
 
 
-def _preset(i: int, row: Any) -> Preset:
+def _preset(i: int, row: Any, rise_time_us: float = 0.0) -> Preset:
     where = f"preset[{i}]"
     row = _keys(row, _PRESET_KEYS, where)
     for key in ("id", "name", "waveform", "pulse_width_us", "frequency_Hz", "levels_uA", "session_min"):
@@ -287,14 +301,14 @@ def _preset(i: int, row: Any) -> Preset:
         levels_uA=_levels(f"{where}.levels_uA", row["levels_uA"]),
         session_min=_real(f"{where}.session_min", row["session_min"], *_SESSION_RANGE_min, lo_open=True),
         asymmetry_ratio=_real(f"{where}.asymmetry_ratio", row.get("asymmetry_ratio", 1.0), 1.0, 20.0),
-        on_s=on, off_s=off, ramp_s=ramp,
+        on_s=on, off_s=off, ramp_s=ramp, rise_time_us=rise_time_us,
     )  # fmt: skip
     try:  # the waveform model's own checks: phases fit in one period, ramps fit in the on time
         preset.waveform_model()
     except InputError as err:
         key = err.field.removeprefix("waveform.")
         key = {"ramp_up_s": "burst.ramp_s", "ramp_down_s": "burst.ramp_s", "on_s": "burst.on_s",
-               "off_s": "burst.off_s", "shape": "waveform"}.get(key, key)  # fmt: skip
+               "off_s": "burst.off_s", "shape": "waveform", "rise_time_us": "(device.rise_time_us)"}.get(key, key)  # fmt: skip
         raise InputError(f"{where}.{key}", err.value, err.allowed) from None
     return preset
 
@@ -334,6 +348,7 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
         name=d["name"], electrode_head=head,
         compliance_voltage_V=_real("device.compliance_voltage_V", d["compliance_voltage_V"], *_COMPLIANCE_RANGE_V),
         sites=tuple(sites),
+        rise_time_us=_real("device.rise_time_us", d.get("rise_time_us", DEFAULT_RISE_TIME_US), 0.0, 100.0),
     )  # fmt: skip
     v = _keys(raw.get("validation", {}), _VALIDATION_KEYS, "validation")
     contact = v.get("contact", "gel_on_unprepared_skin")
@@ -356,7 +371,7 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     if not isinstance(rows, list) or not rows or len(rows) > MAX_PRESETS:
         shown = f"{len(rows)} tables" if isinstance(rows, list) and rows else rows  # the count, not 33 tables in full
         raise InputError("preset", shown, f"1..{MAX_PRESETS} [[preset]] tables")
-    presets = tuple(_preset(i, row) for i, row in enumerate(rows))
+    presets = tuple(_preset(i, row, device.rise_time_us) for i, row in enumerate(rows))
     seen: dict[int, int] = {}
     for i, p in enumerate(presets):
         if p.id in seen:

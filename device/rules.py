@@ -10,14 +10,16 @@ scales with the current:
 * ``"quadratic"``: value = c I^2 (energies and powers);
 * ``"monotone"``: increasing in I, solved for I (the skin temperature from its lines
   T0 + (I / I_ref)^2 rise in closed form, CEM43 by bisection on the scale (I / I_ref)^2);
-* ``"none"``: a device constant, independent of the current (``I_limit`` is inf when it holds,
-  0 when it fails: said so in the reports, never a silent null).
+* ``"none"``: a device or geometry constant, independent of the current (the open-circuit
+  voltage, the pad placement against the exclusion zones): ``I_limit`` is inf when it holds, 0
+  when it fails (said so in the reports, never a silent null).
 
 **One meaning of the safety factor SF.** A level at current I passes a rule when the rule holds
 at SF x I. So the largest safe level current of a rule is ``I_max_safe = I_limit / SF`` and the
 headroom of a level, ``I_max_safe / I - 1``, is a fraction of current, the same for every rule
 whatever its power law (a level passes a rule exactly when its headroom is >= 0). The binding
-rule of a level is the one with the smallest headroom over the anatomy cases.
+rule of a level is the one with the smallest headroom over the anatomy cases (a passing constant
+has infinite headroom: it never binds a level; a failing one has headroom -1, the lowest there is).
 
 Kinds: ``"limit"`` rules decide pass/fail; ``"report"`` rules (efficacy, comfort, Shannon, the
 simulated power density, output-indicator and disclosure thresholds) are shown and never fail a
@@ -25,8 +27,8 @@ level. ``basis`` says where a limit comes from: ``"standard"`` (a clause of a st
 guidance), ``"policy"`` (this project's choice, with its reason), ``"device"`` (the device's own
 output stage), ``"dosimetric"`` (a physical threshold with its source). A rule that cannot be
 evaluated for a head says why (:attr:`Rule.not_evaluated`): never a silent pass.
-``level_independent`` rules are decided by the waveform or the device, not the level: one failing
-makes the preset fail the export.
+``level_independent`` rules are decided by the waveform, the device or the electrode head, not the
+level: one failing makes the preset fail the export.
 
 Limits come from :data:`LIMITS` (with source and clause) and can be overridden in a presets
 file's ``[limits]`` table by key. Every limit whose clause was not verified against the text of
@@ -45,6 +47,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+from . import eye_rules as _eye
 
 if TYPE_CHECKING:
     from .figures import FigureSet
@@ -123,6 +127,7 @@ LIMITS: Mapping[str, Limit] = {
         math.inf, "uC", "no standard limit for transcutaneous stimulation (reported as in a 510(k) table); set "
         "[limits] charge_per_phase_uC to enforce one",
     ),
+    "zone_min_distance_mm": Limit(*_eye.PLACEMENT_LIMIT_MM),
     "shannon_k": Limit(
         1.85, "-", "Shannon 1992: log10(D) = k - log10(Q), damage at k >= 1.85 for implanted neural tissue only "
         "(shared/PHYSICS.md): reported, never decides skin safety",
@@ -170,7 +175,8 @@ class Rule:
             per anatomy case, for ``"monotone"`` and ``"none"`` rules.
         scaling: one of :data:`SCALINGS` (default from ``power``).
         source: the source, when not that of ``limit_key``.
-        level_independent: decided by the waveform or the device: a failure fails the export.
+        level_independent: decided by the waveform, the device or the electrode head: a failure
+            fails the export.
         not_evaluated: figures -> a reason when the rule cannot be evaluated, else None.
         higher_is_better: report rules whose value should exceed the limit (efficacy).
     """
@@ -281,11 +287,13 @@ def _skin_temperature_current(F: FigureSet, limit: float) -> np.ndarray:
 
 
 def cem43_at_scale(F: FigureSet, case: int, s: float) -> float:
-    """CEM43 [min] of anatomy case ``case`` at the thermal scale s = (I / I_ref)^2, hottest probe.
+    """CEM43 [min] of anatomy case ``case`` at the thermal scale s = (I / I_ref)^2, max over the heated region.
 
     From the probe temperature histories T0 + s rise(t) (Pennes is linear in its source: exact at
-    the probes), trapezoidal rule in time; probes chosen by the solver as the hottest for scales
-    0.01-100 of the steady rise (a lower bound where the hottest point is not a probe).
+    the probes), trapezoidal rule in time. The probes are the heated region's nodes (steady-state
+    rise at least HEATED_FRACTION of the largest, solvers/thermal/session.py): the same region at
+    every current and every node of it a probe, so the value is exact there at any scale (up to
+    the solver's per-rank cap on probes; beyond it the hottest per scale, a lower bound).
     """
     from ..solvers.thermal.pennes_data import cem43_rate
 
@@ -376,19 +384,29 @@ def _exclusion_or_cache_absent(F: FigureSet) -> str | None:
     return F.exclusion_absent
 
 
-def _constant(value: Callable[[FigureSet], float]) -> tuple[Values, Callable[[FigureSet, float], np.ndarray]]:
-    """Values and limit_current of a device constant: inf when it holds, 0 when it fails."""
+def _constant(value: Callable[[FigureSet], Any]) -> tuple[Values, Callable[[FigureSet, float], np.ndarray]]:
+    """Values and limit_current of a device constant (a number, or one per anatomy case).
+
+    Its largest safe current is inf where it holds, 0 where it fails (NaN where it cannot be
+    computed: no safe current, :func:`~emsim.device.validate.rule_limit_currents`).
+    """
+
+    def per_case(F: FigureSet) -> np.ndarray:
+        return np.broadcast_to(np.asarray(value(F), float), (F.n,))
 
     def values(F: FigureSet, i: np.ndarray) -> np.ndarray:
-        return np.full((F.n, len(i)), value(F))
+        return np.repeat(per_case(F)[:, None], len(i), axis=1)
 
     def current(F: FigureSet, limit: float) -> np.ndarray:
-        return np.full(F.n, math.inf if value(F) <= limit else 0.0)
+        v = per_case(F)
+        return np.where(np.isnan(v), np.nan, np.where(v <= limit, math.inf, 0.0))
 
     return values, current
 
 
 _voc_values, _voc_current = _constant(lambda F: F.compliance_voltage_V)
+# the pad placement is geometric: decided by the electrode head, not by the level's current
+_placement_values, _placement_current = _constant(_eye.placement_ratio)
 _PLATEAU = "at the plateau of the on/off cycle (the pulse train while on, ramps and off time excluded)"
 
 #: The rules, in the order reports list them.
@@ -433,14 +451,20 @@ RULES: tuple[Rule, ...] = (
          "threshold", "C", "skin_temperature_disclosure_C", "report", lambda c: c.limit("skin_temperature_disclosure_C"),
          values=_skin_temperature, limit_current=_skin_temperature_current, scaling="monotone",
          not_evaluated=_thermal_absent),
-    Rule("cem43", "thermal dose CEM43 over the session, hottest tissue probe", "min", "cem43_min", "limit",
-         lambda c: c.limit("cem43_min"), basis="policy", values=_cem43, limit_current=_cem43_current,
-         scaling="monotone", not_evaluated=_thermal_absent),
+    Rule("cem43", "thermal dose CEM43 over the session, max over the heated region (basal temperature + local "
+         "rise)", "min", "cem43_min", "limit", lambda c: c.limit("cem43_min"), basis="policy", values=_cem43,
+         limit_current=_cem43_current, scaling="monotone", not_evaluated=_thermal_absent),
     Rule("exclusion_zone", "exclusion zones (eye contour, ...): largest zone value / its limit", "-", None, "limit",
          lambda c: 1.0, basis="dosimetric", per_unit=lambda F: _figure(F, "exclusion_ratio_per_A"),
          source="the head case's [[exclusion]] zones and their limits (each zone names its source; the built-in "
-         "eye contour: ICNIRP 2010 basic restriction, phosphenes); values as solvers/electric/exclusion.py compares them",
+         "eye contour states none: the ICNIRP 2010 restriction protects the retina, not the periorbital tissue of a "
+         "layered patch; it is judged by zone_placement); values as solvers/electric/exclusion.py compares them",
          not_evaluated=_exclusion_or_cache_absent),
+    Rule("zone_placement", "pad placement (policy): 10 mm / smallest gap between a gel footprint and an exclusion "
+         "zone's edge; limit 10 mm / zone_min_distance_mm", "-", "zone_min_distance_mm", "limit",
+         lambda c: _eye.PLACEMENT_LIMIT_MM[0] / c.limit("zone_min_distance_mm"), basis="policy",
+         values=_placement_values, limit_current=_placement_current, scaling="none", level_independent=True,
+         not_evaluated=_eye.placement_absent),
     Rule("compliance_voltage", "simulated peak electrode voltage within the compliance voltage", "V", None, "limit",
          lambda c: c.device.compliance_voltage_V, basis="device", per_unit=lambda F: F.peak_voltage_V_per_A,
          source="the device's output stage: above its compliance voltage the current is not delivered as set"),

@@ -338,6 +338,7 @@ def evaluate(
         for k, cur in enumerate(p.levels_uA):
             rules_out: dict[str, dict[str, Any]] = {}
             worst_h, jb, ab = math.inf, None, 0
+            jb_constant = False  # the binding rule so far is a passing current-independent one
             passed = True
             for r in RULES:
                 d = per_rule[r.name]
@@ -350,8 +351,12 @@ def evaluate(
                     h = d["i_safe"][a] / i - 1.0
                     ok = bool(d["holds"][:, k].all())
                     passed &= ok
-                    if h < worst_h or jb is None:
-                        worst_h, jb, ab = h, r.name, a
+                    # the smallest headroom binds; a passing current-independent rule (the pad
+                    # placement, the open-circuit voltage: headroom inf) only when nothing else is
+                    # evaluated, since the level's current does not move it
+                    constant = ok and r.scaling == "none"
+                    if jb is None or h < worst_h or (h == worst_h and jb_constant and not constant):
+                        worst_h, jb, ab, jb_constant = h, r.name, a, constant
                     status = "pass" if ok else "FAIL"
                     rules_out[r.name] = {
                         "value": _number(d["values"][a, k]), "value_at_safety_factor": _number(d["at_sf"][a, k]),

@@ -270,7 +270,8 @@ def _probes(raw: Mapping[str, Any]) -> tuple[tuple[Probe, ...], dict[str, str]]:
 
 def _exclusions(raw: Mapping[str, Any]) -> tuple[ExclusionZone, ...]:
     rows = _rows(raw, "exclusion", "[[exclusion]] tables (name, center_mm, radius_mm, depth_mm, limits)", required=False)
-    keys = ("name", "center_mm", "radius_mm", "depth_mm", "field_max_V_per_m", "current_density_max_A_per_m2", "source")
+    keys = ("name", "center_mm", "radius_mm", "depth_mm", "min_distance_mm", "field_max_V_per_m",
+            "current_density_max_A_per_m2", "source")
     zones = []
     for i, row in enumerate(rows):
         where = f"exclusion[{i}]"

@@ -1,19 +1,26 @@
-"""Exclusion zones: tissue near the face where the field must stay below a stated limit.
+"""Exclusion zones: tissue near the face kept clear of the pads, and where the field may be limited.
 
 A zone (case file ``[[exclusion]]``) is a CYLINDER of tissue: the points within ``radius_mm``
 (measured along the skin, from ``center_mm`` on the skin surface) and from the skin surface down
-to ``depth_mm``. Gel pads are not part of it. Its limits ``field_max_V_per_m`` and
-``current_density_max_A_per_m2`` (at least one) are compared, by
+to ``depth_mm``. Gel pads are not part of it. Two rules, each labelled with what it is:
+
+* Placement (POLICY, not a standard): no gel footprint within ``min_distance_mm`` of the zone's
+  edge (default 10 mm: the seed practice "avoid the eye contour" made a number; it is a design
+  rule of this project, not a dosimetric limit, and a case or a presets file may change it). An
+  electrode that touches the zone is an input error (:class:`emsim.models.case.Case`).
+  :func:`placement_gap_m` gives the gap.
+* Dosimetric limits (optional): ``field_max_V_per_m`` and ``current_density_max_A_per_m2`` are
+  compared, by
 :mod:`emsim.solvers.electric.exclusion`, with the largest r.m.s. value over the zone's cells: the d.c.
 value for a d.c. case, the r.m.s. over the pulse train at the plateau of the on/off cycle for a
 waveform (the peak values at the pulse are reported beside it).
 
-The limit of the built-in cases' eye-contour zone is the ICNIRP 2010 basic restriction for the
-internal electric field in CNS tissue of the head (retina), general public, r.m.s.:
-4e-4 f V/m from 25 Hz to 1 kHz (ICNIRP 2010, Health Physics 99:818, basic restrictions). It protects
-against electrically evoked phosphenes (retinal stimulation), the effect with the lowest
-threshold near the face; it is set for sinusoidal fields, and the case files state how it is
-applied to a pulse train.
+A field limit must be applied to the tissue it was made for: the ICNIRP 2010 basic restriction
+for CNS tissue of the head (Health Physics 99:818) protects the RETINA against phosphenes, so it is
+not a limit for periorbital skin, fat or muscle (where the former built-in eye zone applied it,
+failing 1224x at 10 mA in the poorly conducting fat). The built-in cases' eye zone therefore
+carries the placement rule only; the retina-referred phosphene criterion needs a modelled globe
+(see the README, "The eye").
 """
 
 from __future__ import annotations
@@ -25,7 +32,16 @@ from typing import Any
 from ..errors import InputError
 from .quantity import check_fields, numbers_to_table, quantity
 
-__all__ = ["ExclusionZone"]
+__all__ = ["DEFAULT_MIN_DISTANCE_M", "PLACEMENT_SOURCE", "ExclusionZone", "placement_gap_m"]
+
+#: Default smallest gap between a gel footprint and a zone's edge [m] (policy, see the module doc).
+DEFAULT_MIN_DISTANCE_M = 10e-3
+#: What the placement rule is, printed beside its verdict.
+PLACEMENT_SOURCE = (
+    "policy (not a standard): no gel footprint within min_distance_mm of an exclusion zone's edge "
+    "(default 10 mm; the practice 'avoid the eye contour' made a number); a case's [[exclusion]] "
+    "min_distance_mm or a presets file's [limits] zone_min_distance_mm changes it"
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,6 +53,8 @@ class ExclusionZone:
         center_m: (x, y) centre on the skin surface [m] (case file ``center_mm``).
         radius_m: radius along the skin [m] (case file ``radius_mm``).
         depth_m: depth below the skin surface [m] (case file ``depth_mm``); at most the tissue depth.
+        min_distance_m: smallest gap between a gel footprint and the zone's edge [m] (case file
+            ``min_distance_mm``, default 10 mm: policy, see the module doc).
         field_max_V_per_m: limit of the zone's largest r.m.s. field |E| [V/m], or None.
         current_density_max_A_per_m2: limit of the zone's largest r.m.s. current density |J|
             [A/m^2], or None.
@@ -47,6 +65,8 @@ class ExclusionZone:
     center_m: tuple[float, float]
     radius_m: float = quantity("radius_mm", to_si=1e-3, low=0.0, high=1000.0)
     depth_m: float = quantity("depth_mm", to_si=1e-3, low=0.0, high=1000.0)
+    min_distance_m: float = quantity("min_distance_mm", to_si=1e-3, low=0.0, low_open=False, high=1000.0,
+                                     default=DEFAULT_MIN_DISTANCE_M)
     field_max_V_per_m: float | None = quantity("field_max_V_per_m", low=0.0, high=1e6, default=None)
     current_density_max_A_per_m2: float | None = quantity(
         "current_density_max_A_per_m2", low=0.0, high=1e9, default=None
@@ -65,13 +85,13 @@ class ExclusionZone:
         if not ok:
             raise InputError(f"{where}.center_mm", c, "two finite numbers [x_mm, y_mm] on the skin surface")
         check_fields(self, where)
-        if self.field_max_V_per_m is None and self.current_density_max_A_per_m2 is None:
-            raise InputError(
-                f"{where}.field_max_V_per_m", None,
-                "give field_max_V_per_m and/or current_density_max_A_per_m2 (a zone needs a limit)",
-            )  # fmt: skip
         if not isinstance(self.source, str):
             raise InputError(f"{where}.source", self.source, "a string")
+
+    @property
+    def has_limits(self) -> bool:
+        """True when the zone states a field or current-density limit (else: placement only)."""
+        return self.field_max_V_per_m is not None or self.current_density_max_A_per_m2 is not None
 
     def to_table(self) -> dict[str, Any]:
         """The zone in case-file keys and units."""
@@ -85,3 +105,15 @@ class ExclusionZone:
         """True where the point(s) (x, y, z) [m] lie in the cylinder (z <= 0 is tissue)."""
         r2 = (x - self.center_m[0]) ** 2 + (y - self.center_m[1]) ** 2
         return (r2 <= self.radius_m**2) & (z <= 0.0) & (z >= -self.depth_m)
+
+
+def placement_gap_m(zone: ExclusionZone, electrodes: Any) -> float:
+    """Smallest gap [m] between the gel footprints (electrode outlines) and the zone's edge.
+
+    The distance from the zone's centre to each footprint's outline (along the skin, on the flat
+    map of a curved patch) less the zone's radius; negative when a footprint overlaps the zone
+    (which :class:`emsim.models.case.Case` refuses). ``inf`` without electrodes.
+    """
+    cx, cy = zone.center_m
+    gaps = [float(e.signed_distance(cx, cy)) - zone.radius_m for e in electrodes]
+    return min(gaps, default=math.inf)

@@ -39,6 +39,7 @@ CASE_KEYS: Mapping[str, tuple[str, float, str]] = {
     "ramp_up_s": ("ramp_up_s", 1.0, "s"),
     "ramp_down_s": ("ramp_down_s", 1.0, "s"),
     "polarity_period_s": ("polarity_period_s", 1.0, "s"),
+    "rise_time_us": ("rise_time_s", 1e-6, "us"),
 }
 
 #: The synthesis's truncation frequency times the shortest phase: f_N = 500 / PW. A pulse's
@@ -85,6 +86,7 @@ SI_UNITS: dict[str, tuple[str, float, str]] = {
     "ramp_up_s": ("ramp_up_s", 1.0, "s"),
     "ramp_down_s": ("ramp_down_s", 1.0, "s"),
     "polarity_period_s": ("polarity_period_s", 1.0, "s"),
+    "rise_time_s": ("rise_time_s", 1.0, "s"),
 }
 CASE_UNITS: dict[str, tuple[str, float, str]] = {
     field: (key, 1.0 / to_si, unit) for key, (field, to_si, unit) in CASE_KEYS.items()
@@ -248,6 +250,30 @@ class _Checker:
             )
 
 
+    def rise_time(self, shape: str, duration_s: float) -> None:
+        """The output rise time: >= 0, at most the shortest phase, the pulse's tail within its period."""
+        tr = self.v["rise_time_s"]
+        if shape == "dc":
+            if tr != 0.0:
+                raise self.names.error("rise_time_s", "must be 0 for shape dc (no pulse edges)")
+            return
+        if tr < 0.0:
+            raise self.names.error("rise_time_s", "must be >= 0 us")
+        pw = self.v["pulse_width_s"]
+        shortest = pw if shape != "biphasic_asymmetric" else min(pw, self.v["asymmetry_ratio"] * pw)
+        if tr > shortest * (1.0 + FIT_RTOL):
+            raise self.names.error(
+                "rise_time_s", f"must be <= the shortest phase, {self.names.amount('rise_time_s', shortest)}, "
+                "so that every phase reaches its amplitude",
+            )  # fmt: skip
+        room = 1.0 / self.v["frequency_Hz"] - duration_s
+        if tr > room * (1.0 + FIT_RTOL):
+            raise self.names.error(
+                "rise_time_s", f"must be <= {self.names.amount('rise_time_s', room)}: the last edge's ramp must "
+                "end before the next pulse starts",
+            )  # fmt: skip
+
+
 def validate(v: Mapping[str, Any], names: Naming) -> None:
     """Check SI field values ``v`` of a waveform; raise the first problem, named by ``names``."""
     shape = v["shape"]
@@ -265,3 +291,4 @@ def validate(v: Mapping[str, Any], names: Naming) -> None:
     check.microcurrent(shape)
     check.bursts(shape, duration_s)
     check.envelope()
+    check.rise_time(shape, duration_s)

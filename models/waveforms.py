@@ -7,7 +7,8 @@ A waveform is the product of two parts:
 
 * the *pulse train* ``i(t)``, periodic with :attr:`Waveform.period_s`, which :meth:`sample`
   returns and :meth:`spectrum` decomposes; pulses start at ``t = 0`` with their first phase,
-  which is positive, and every phase is a rectangle;
+  which is positive, and every phase is a rectangle (:meth:`Waveform.phases`) smoothed by the
+  output stage's rise time ``rise_time_s`` (below);
 * the *envelope* ``e(t)`` in 0..1 of the on/off cycle, periodic with ``on_s + off_s``: a linear
   ramp up over ``ramp_up_s``, a plateau, a linear ramp down over ``ramp_down_s`` (the ramps are
   inside the on time), then ``off_s`` at zero. Without on/off times ``e(t) = 1``.
@@ -25,6 +26,13 @@ Shapes:
   every half ``polarity_period_s`` (slowly: about 1 Hz, as market microcurrent devices do). It is balanced over the
   polarity cycle only, so each half cycle carries a large one-way charge
   (:meth:`Waveform.unidirectional_charge_C`).
+
+Rise time: each edge is a linear ramp of ``rise_time_s`` (case file ``rise_time_us``; 0, the
+ideal step, for a waveform built in Python; the built-in cases and ``[device]`` state it): the
+rectangular pulse convolved with a unit box of width t_r. Phase charges are unchanged, each
+Fourier coefficient is the rectangle's times ``sinc(f t_r) exp(-j pi f t_r)``, and a phase's mean
+square falls to ``a^2 (w - t_r/3)`` (ramps apart; exact in general). It bounds the onset spike
+at the pad rim that a capacitive contact makes from an ideal step.
 
 Bursts (not for dc or microcurrent): the pulses at ``frequency_Hz`` are delivered in bursts of
 length ``burst_on_s`` repeating at ``burst_frequency_Hz``; a burst holds the pulses that start at
@@ -88,6 +96,8 @@ class Waveform:
             ``ramp_up_s + ramp_down_s <= on_s``.
         polarity_period_s: Microcurrent only: full period of the polarity reversal in s; it must
             hold an even number of pulse periods so that both half cycles carry equal charge.
+        rise_time_s: Output rise (and fall) time of every pulse edge in s, >= 0 (0: ideal step),
+            at most the shortest phase; 0 for dc. See the module doc.
 
     """
 
@@ -103,6 +113,7 @@ class Waveform:
     ramp_up_s: float = 0.0
     ramp_down_s: float = 0.0
     polarity_period_s: float | None = None
+    rise_time_s: float = 0.0
 
     def __post_init__(self) -> None:
         """Validate all fields together; the first bad one raises an InputError."""
@@ -115,7 +126,8 @@ class Waveform:
 
         Keys (units in the names): ``shape``, ``pulse_width_us``, ``frequency_Hz``,
         ``interphase_gap_us``, ``asymmetry_ratio``, ``burst_frequency_Hz``, ``burst_on_ms``,
-        ``on_s``, ``off_s``, ``ramp_up_s``, ``ramp_down_s``, ``polarity_period_s``.
+        ``on_s``, ``off_s``, ``ramp_up_s``, ``ramp_down_s``, ``polarity_period_s``,
+        ``rise_time_us``.
 
         Args:
             table: The parsed TOML table.
@@ -126,7 +138,6 @@ class Waveform:
         Raises:
             InputError: an unknown key, a missing shape or a bad value; the field is named as
                 in the case file, e.g. ``waveform.pulse_width_us``, with the value as written.
-
         """
         if not isinstance(table, Mapping):
             raise InputError("waveform", table, "must be a table of waveform keys")
@@ -259,7 +270,6 @@ class Waveform:
         Returns:
             ``e(t)``, same shape as ``t_s``: ``t/ramp_up`` on the ramp up, 1 on the plateau,
             ``(on - t)/ramp_down`` on the ramp down, 0 in the off time (times within a cycle).
-
         """
         t = np.asarray(t_s, dtype=np.float64)
         if self.on_s is None:
@@ -287,7 +297,6 @@ class Waveform:
 
         Returns:
             The current in A, same shape as ``t_s``.
-
         """
         t = np.asarray(t_s, dtype=np.float64)
         if self.shape == "dc":
@@ -296,9 +305,7 @@ class Waveform:
         tau = np.mod(t, self.period_s)
         index = np.floor(tau / pulse_period_s)
         tau = tau - index * pulse_period_s
-        unit = np.zeros_like(t)
-        for start, end, amplitude in self.phases():
-            unit = np.where((tau >= start) & (tau < end), amplitude, unit)
+        unit = self._pulse_unit(tau)
         if self.shape == "microcurrent":
             half = round(self.polarity_period_s * self.frequency_Hz / 2.0)
             unit = np.where(index < half, unit, -unit)
@@ -309,8 +316,8 @@ class Waveform:
     def rms_pulse_train(self, peak_A: float) -> float:
         """R.m.s. current while on (plateau), without the on/off envelope, in A.
 
-        ``I_rms^2 = I_peak^2 sum_phases (a_p^2 w_p) x pulse rate``: ``I_peak sqrt(2 PW f)`` for
-        a symmetric biphasic pulse, ``I_peak sqrt((1 + 1/r) PW f)`` asymmetric,
+        ``I_rms^2 = I_peak^2 sum_phases (a_p^2 w_p) x pulse rate`` (``w_p - t_r/3`` with a rise time):
+        ``I_peak sqrt(2 PW f)`` for a symmetric biphasic pulse, ``I_peak sqrt((1 + 1/r) PW f)`` asymmetric,
         ``I_peak sqrt(PW f)`` monophasic or microcurrent, ``|I_peak|`` dc; with bursts ``f`` is
         the mean pulse rate ``n f_burst``. This is the figure IEC 60601-2-10 limits.
 
@@ -319,7 +326,6 @@ class Waveform:
 
         Returns:
             The r.m.s. current in A.
-
         """
         return abs(peak_A) * math.sqrt(self._mean_square_unit())
 
@@ -489,6 +495,9 @@ class Waveform:
                 * np.sinc(k * width)
                 * np.exp(-1j * np.pi * k * (start + end) / period_s)
             )
+        if self.rise_time_s > 0.0:  # the rectangle convolved with a unit box on [0, t_r]
+            r = self.rise_time_s / period_s
+            pulse *= np.sinc(k * r) * np.exp(-1j * np.pi * k * r)
         starts_s, signs = self._pulse_starts()
         array_factor = np.zeros(k.shape, dtype=np.complex128)
         chunk = max(1, _SPECTRUM_CHUNK // k.size)
@@ -500,8 +509,37 @@ class Waveform:
 
     # ---- private --------------------------------------------------------------------------
 
+    def pulse_square_integral_s(self) -> float:
+        """Integral of the unit pulse's square over one pulse [s] (``sum a^2 w`` for ideal steps).
+
+        With a rise time the pulse is linear between the phase edges and the edges + t_r; a piece
+        from f0 to f1 over h integrates exactly to ``h (f0^2 + f0 f1 + f1^2) / 3``.
+        """
+        if self.shape == "dc":
+            return math.inf
+        tr = self.rise_time_s
+        if tr == 0.0:
+            return sum(a * a * (end - start) for start, end, a in self.phases())
+        knots = np.unique([p for s, e, _ in self.phases() for p in (s, s + tr, e, e + tr)])
+        f = self._pulse_unit(knots)
+        f0, f1, h = f[:-1], f[1:], np.diff(knots)
+        return float(np.sum(h * (f0 * f0 + f0 * f1 + f1 * f1)) / 3.0)
+
+    def _pulse_unit(self, tau: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """The unit pulse at local times ``tau``: the rectangles' mean over [tau - t_r, tau] (or the rectangles)."""
+        tau = np.asarray(tau, dtype=np.float64)
+        unit = np.zeros_like(tau)
+        tr = self.rise_time_s
+        for start, end, amplitude in self.phases():
+            if tr > 0.0:
+                overlap = np.minimum(tau, end) - np.maximum(tau - tr, start)
+                unit = unit + amplitude * np.clip(overlap, 0.0, None) / tr
+            else:
+                unit = np.where((tau >= start) & (tau < end), amplitude, unit)
+        return unit
+
     def phases(self) -> list[tuple[float, float, float]]:
-        """Phases of one pulse for unit peak: ``(start_s, end_s, amplitude)``, start at 0."""
+        """Nominal rectangular phases of one pulse for unit peak: ``(start_s, end_s, amplitude)``."""
         pw = self.pulse_width_s
         if self.shape == "biphasic_symmetric":
             second = pw + self.interphase_gap_s
@@ -530,8 +568,7 @@ class Waveform:
         """Mean square of the unit-peak pulse train over its period."""
         if self.shape == "dc":
             return 1.0
-        energy = sum(a * a * (end - start) for start, end, a in self.phases())
-        return energy * self.pulse_rate_Hz
+        return self.pulse_square_integral_s() * self.pulse_rate_Hz
 
     def _charge_per_on_time_C(self, mean_A: float) -> float:
         """Charge of a mean current over one on time, ramps included; infinite if always on."""

@@ -346,7 +346,7 @@ def plot_peak_temperature(case: Case, th: ThermalResult, path: Path) -> None:
     ax2.set_ylabel("maximum tissue temperature rise [K]", color="tab:blue")
     ax.set_title(
         f"{case.name}: I = {th.reference_currents_A[0] * 1e3:.3g} mA peak, "
-        f"{th.rms_current_A * 1e3:.3g} mA r.m.s.; CEM43 max {th.reference.cem43_max_min:.3g} min",
+        f"{th.rms_current_A * 1e3:.3g} mA r.m.s.; CEM43 (heated region) {th.reference.cem43_heated_max_min:.3g} min",
         fontsize=10,
     )
     lines = ax.get_lines()[:1] + ax2.get_lines()

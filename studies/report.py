@@ -27,7 +27,8 @@ MAIN_METRICS = (
     "impedance_ohm",
     "skin_current_density_peak_A_per_m2",
     "muscle_field_mean_V_per_m",
-    "total_joule_power_W",
+    "joule_power_dc_at_peak_W",
+    "joule_power_cycle_mean_W",
     "skin_current_density_peak_pulse_A_per_m2",
     "current_for_target_volume_A",
     "skin_temperature_peak_C",
@@ -36,6 +37,7 @@ MAIN_METRICS = (
     "motor_threshold_current_A",
     "motor_to_sensory_threshold_ratio",
     "exclusion_limit_ratio_max",
+    "exclusion_placement_gap_min_mm",
 )
 #: Metrics by name prefix (one column per zone, electrode ...) that the report plots too.
 MAIN_METRIC_PREFIXES = ("exclusion_field_max_V_per_m[",)

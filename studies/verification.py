@@ -207,7 +207,7 @@ def _rc_heat(quality: str, comm) -> list[VerificationRow]:
     metrics, _ = waveform_response(case, build_patch_mesh(case, comm)).at([current])
     ref = rc_contact_mean_power(case.waveform, current, r_contact, c_contact)
     quantity = "cycle-mean heat in the R || C contact [W] (waveform spectrum)"
-    return [_row("column-rc-heat", quantity, metrics.layer_joule_power_mean_W["contact:E"], ref, 0.01)]
+    return [_row("column-rc-heat", quantity, metrics.layer_joule_power_cycle_mean_W["contact:E"], ref, 0.01)]
 
 
 def _disk(quality: str, comm) -> list[VerificationRow]:

@@ -126,7 +126,13 @@ def test_zone_field_lies_between_the_disk_closed_form_at_its_near_edge_and_its_c
     assert zone["current_density_max_dc_A_per_m2"] == pytest.approx(sigma * e, rel=1e-9)
     assert zone["volume_cm3"] == pytest.approx(math.pi * 0.3**2 * 0.3, rel=0.35)
     rms = zone["field_rms_max_V_per_m"]  # a waveform case compares the plateau r.m.s. with the limits
-    assert zone["pass"] is (max(rms / 1.0, sigma * rms / 2.0) <= 1.0)
+    # placement (policy): the disk's edge is 9 mm from the zone's edge, below the default 10 mm
+    assert zone["placement_gap_mm"] == pytest.approx(9.0, abs=1e-6)
+    assert zone["placement_pass"] is False and "policy" in zone["placement_rule"]
+    assert zone["pass"] is False
+    assert disk_result.metrics.exclusion.exclusion_placement_gap_min_mm == pytest.approx(9.0, abs=1e-6)
+    assert disk_result.metrics.exclusion.exclusion_placement_pass is False
+    assert max(rms / 1.0, sigma * rms / 2.0) == pytest.approx(zone["limit_ratio"], rel=1e-12)
 
 
 def test_zone_rms_of_a_resistive_biphasic_train_is_the_peak_times_sqrt_2_pw_f(disk_result):
@@ -152,7 +158,7 @@ def test_zone_rms_of_a_resistive_biphasic_train_is_the_peak_times_sqrt_2_pw_f(di
         ({"depth_mm": 50.0}, "exclusion[z].depth_mm"),  # deeper than the tissue
         ({"radius_mm": -1.0}, "exclusion[z].radius_mm"),
         ({"field_max_V_per_m": 0.0}, "exclusion[z].field_max_V_per_m"),
-        ({"field_max_V_per_m": None, "current_density_max_A_per_m2": None}, "exclusion[z].field_max_V_per_m"),
+        ({"min_distance_mm": -1.0}, "exclusion[z].min_distance_mm"),
         ({"diameter": 3.0}, "exclusion[0].diameter"),
     ],
 )
@@ -178,16 +184,42 @@ def test_an_overlapping_zone_error_names_the_electrode():
         parse_case(table)
 
 
-def test_default_case_carries_an_eye_contour_zone_10_to_15_mm_above_the_pad():
+def test_default_case_carries_an_eye_contour_zone_judged_by_placement_not_by_a_retina_limit_in_fat():
     from emsim import builtin_case, load_case
+    from emsim.models.exclusion import placement_gap_m
 
     case = load_case(builtin_case("cheek-two-pads"))
     (zone,) = case.exclusions
     pad = case.electrode("A")
-    gap_to_centre = float(pad.signed_distance(*zone.center_m))
-    assert 10e-3 <= gap_to_centre <= 15e-3
-    assert zone.field_max_V_per_m == pytest.approx(4e-4 * case.waveform.frequency_Hz)  # ICNIRP 2010, public
+    # the zone's edge lies 10-15 mm above the pad (orbital rim above the upper cheek)
+    gap = float(pad.signed_distance(*zone.center_m)) - zone.radius_m
+    assert 10e-3 <= gap <= 15e-3
+    assert placement_gap_m(zone, case.electrodes) == pytest.approx(gap, rel=1e-12)
+    assert zone.min_distance_m == pytest.approx(10e-3)  # the policy default, stated in the case
+    # the ICNIRP CNS restriction belongs to the retina, not to periorbital fat: no field limit here
+    assert not zone.has_limits
     assert parse_case(parse_case_table_roundtrip(case)).digest() == case.digest()
+
+
+def test_placement_rule_measures_the_gap_from_the_pad_outline_to_the_zone_edge():
+    from emsim.models.exclusion import placement_gap_m
+
+    table = disk_table()
+    # disk radius 3 mm at the origin, zone radius 3 mm centred 15 mm away: gap 15 - 3 - 3 = 9 mm
+    case = parse_case(table)
+    (zone,) = case.exclusions
+    assert placement_gap_m(zone, case.electrodes) == pytest.approx(9e-3, abs=1e-9)
+    assert zone.min_distance_m == pytest.approx(10e-3)  # default: policy
+    table["exclusion"][0] |= {"min_distance_mm": 8.0}
+    assert parse_case(table).exclusions[0].min_distance_m == pytest.approx(8e-3)
+
+
+def test_a_zone_may_carry_the_placement_rule_only():
+    table = disk_table()
+    for k in ("field_max_V_per_m", "current_density_max_A_per_m2"):
+        table["exclusion"][0].pop(k)
+    (zone,) = parse_case(table).exclusions
+    assert not zone.has_limits and zone.to_table()["min_distance_mm"] == 10
 
 
 def parse_case_table_roundtrip(case) -> dict:

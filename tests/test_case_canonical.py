@@ -76,6 +76,7 @@ on_s = 5
 off_s = 10
 ramp_down_s = 1
 ramp_up_s = 1.0
+rise_time_us = 2
 
 [solver]
 method = "auto"
@@ -88,12 +89,12 @@ target_volume_cm3 = 0.5
 onset_volume_mm3 = 1
 
 [[exclusion]]
-field_max_V_per_m = 2e-2
+min_distance_mm = 10
 depth_mm = 10
 radius_mm = 5
-center_mm = [-15, 20]
+center_mm = [-15, 25]
 name = "eye_contour"
-source = "ICNIRP 2010 (Health Phys 99:818) basic restriction, CNS tissue of the head, general public, 4e-4 f V/m r.m.s. at f = 50 Hz; protects against phosphenes"
+source = "placement policy: keep the pads 10 mm from the eye contour (no standard sets the distance)"
 """
 
 

@@ -17,7 +17,7 @@ REQUIRED_KEYS = (
     "skin_current_density_mean_A_per_m2",
     "muscle_field_max_V_per_m",
     "muscle_field_mean_V_per_m",
-    "layer_joule_power_W",
+    "layer_joule_power_dc_at_peak_W",
     "current_conservation_error",
     "dofs",
 )
@@ -42,7 +42,7 @@ def test_run_writes_metrics_fields_picture_and_mesh_report(small_run):
     for key in REQUIRED_KEYS:
         assert key in metrics, key
     assert set(metrics["electrode_voltage_V"]) == {"A", "B"}
-    assert set(metrics["layer_joule_power_W"]) >= {"skin", "fat", "muscle"}
+    assert set(metrics["layer_joule_power_dc_at_peak_W"]) >= {"skin", "fat", "muscle"}
     assert metrics["current_conservation_error"] < 1e-8
     assert metrics["conductivity_S_per_m"]["volumes"]["layer:skin"] == pytest.approx(0.465)
     report = json.loads((out / "mesh_report.json").read_text())

@@ -73,16 +73,18 @@ def test_any_level_table_that_is_not_strictly_increasing_is_rejected(levels):
 def test_rms_energy_and_charge_rules_match_closed_forms():
     pf = _presets()
     report = _report(pf)
-    p = pf.presets[0]  # symmetric biphasic, no on/off: I_rms = I sqrt(2 PW f)
+    p = pf.presets[0]  # symmetric biphasic, no on/off: I_rms = I sqrt(2 (PW - t_r/3) f) (trapezoidal edges)
+    assert p.rise_time_us == 2.0  # the [device] default
     for lv in report.presets[0].levels:
         i = lv.current_uA * 1e-6
         pw = p.pulse_width_us * 1e-6
-        assert lv.rules["iec_rms_current"]["value"] == pytest.approx(i * math.sqrt(2 * pw * 50) * 1e3, rel=1e-5)
-        assert lv.rules["iec_energy_per_pulse"]["value"] == pytest.approx(500 * i * i * 2 * pw * 1e3, rel=1e-5, abs=1e-6)
+        pw_eff = pw - 2e-6 / 3
+        assert lv.rules["iec_rms_current"]["value"] == pytest.approx(i * math.sqrt(2 * pw_eff * 50) * 1e3, rel=1e-5)
+        assert lv.rules["iec_energy_per_pulse"]["value"] == pytest.approx(500 * i * i * 2 * pw_eff * 1e3, rel=1e-5, abs=1e-6)
         assert lv.rules["charge_per_phase"]["value"] == pytest.approx(i * pw * 1e6, rel=1e-5)
     # with on/off and ramps the IEC figure is the plateau's r.m.s., never diluted by the off time
     lv = report.presets[1].levels[-1]
-    expected = lv.current_uA * 1e-6 * math.sqrt(2 * 300e-6 * 80) * 1e3
+    expected = lv.current_uA * 1e-6 * math.sqrt(2 * (300e-6 - 2e-6 / 3) * 80) * 1e3
     assert lv.rules["iec_rms_current"]["value"] == pytest.approx(expected, rel=1e-5)
     row = report.presets[0].output_table
     i = row["level_current_uA"] * 1e-6

@@ -25,6 +25,11 @@ def _pf(**validation):
     return parse_presets(raw, text=json.dumps(raw))
 
 
+def _width_s(preset):
+    """A phase's mean-square width [s]: the trapezoid of rise time t_r integrates i^2 to a^2 (PW - t_r / 3)."""
+    return preset.pulse_width_us * 1e-6 - preset.rise_time_us * 1e-6 / 3.0
+
+
 def _raw(**validation):
     raw = tomllib.loads(PRESETS_TOML)
     raw["preset"][1] |= {"waveform": "monophasic"}  # a d.c. component: every d.c. rule has a finite bound
@@ -121,15 +126,16 @@ def test_fda_power_density_is_the_guidance_figure_from_the_plateau_rms_and_the_s
         w = preset.waveform_model()
         for lv in check.levels:
             i = lv.current_uA * 1e-6
-            # plateau r.m.s. of the train: symmetric biphasic I sqrt(2 PW f), monophasic I sqrt(PW f)
+            # plateau r.m.s. of the train: symmetric biphasic I sqrt(2 PW' f), monophasic I sqrt(PW' f),
+            # PW' = PW - t_r / 3 (each phase a trapezoid with the device's output rise time t_r)
             phases = 2 if preset.waveform.startswith("biphasic") else 1
-            i_rms = i * math.sqrt(phases * preset.pulse_width_us * 1e-6 * preset.frequency_Hz)
+            i_rms = i * math.sqrt(phases * _width_s(preset) * preset.frequency_Hz)
             want = i_rms**2 * 500.0 / F.pad_area_min_cm2
             got = RULES[[r.name for r in RULES].index("average_power_density")].evaluate(F, [i])[0, 0]
             assert got == pytest.approx(want, rel=1e-9)
             assert lv.rules["average_power_density"]["value"] == pytest.approx(want, rel=1e-5)  # 6 digits
             assert lv.rules["average_power_density_simulated"]["status"].startswith("reported")
-        assert w.rms_pulse_train(1.0) == pytest.approx(math.sqrt(phases * preset.pulse_width_us * 1e-6 * preset.frequency_Hz))
+        assert w.rms_pulse_train(1.0) == pytest.approx(math.sqrt(phases * _width_s(preset) * preset.frequency_Hz))
         row = check.output_table
         i = row["level_current_uA"] * 1e-6
         assert row["max_average_power_density_W_per_cm2"] == pytest.approx(
@@ -143,9 +149,11 @@ def test_ac_and_dc_output_are_assessed_separately():
     mono = pf.presets[1]  # monophasic 300 us at 80 Hz with on/off
     lv = report.presets[1].levels[-1]
     i = lv.current_uA * 1e-6
-    duty = 300e-6 * 80
+    duty = 300e-6 * 80  # the mean: the rise time moves no charge
+    square = _width_s(mono) * 80  # the mean square: each edge's ramp takes t_r / 3 off the width
+    assert mono.rise_time_us == 2.0
     assert lv.rules["iec_dc_current"]["value"] == pytest.approx(i * duty * 1e3, rel=1e-5)
-    assert lv.rules["iec_rms_current"]["value"] == pytest.approx(i * math.sqrt(duty - duty * duty) * 1e3, rel=1e-5)
+    assert lv.rules["iec_rms_current"]["value"] == pytest.approx(i * math.sqrt(square - duty * duty) * 1e3, rel=1e-5)
     assert mono.waveform == "monophasic"
 
 

@@ -384,7 +384,7 @@ def test_cycle_mean_heat_in_the_rc_column_is_the_closed_form_periodic_rc_power(g
     case = parse_case(column_table(gel=gel, waveform=BIPHASIC))
     lead = waveform_response(case, build_patch_mesh(case), n_frequencies=24)
     metrics, _ = lead.at([0.01])
-    heat = metrics.layer_joule_power_mean_W
+    heat = metrics.layer_joule_power_cycle_mean_W
     mean_i2 = case.waveform.rms(0.01) ** 2
     contact = rc_contact_mean_power(case.waveform, 0.01, R_C_OHM_M2 / AREA_M2, C_C_F_PER_M2 * AREA_M2)
     if gel:  # the contact sublayer holds the gel's lower half in series with the contact
@@ -448,8 +448,8 @@ def test_interleaved_channels_add_their_heat_and_take_the_larger_peak_simultaneo
     both, _ = lead.at([0.010, 0.006])
     one, _ = lead.at([0.010, 0.0])
     two, _ = lead.at([0.0, 0.006])
-    for label, heat in both.layer_joule_power_mean_W.items():  # no cross terms
-        assert heat == pytest.approx(one.layer_joule_power_mean_W[label] + two.layer_joule_power_mean_W[label], rel=1e-9)
+    for label, heat in both.layer_joule_power_cycle_mean_W.items():  # no cross terms
+        assert heat == pytest.approx(one.layer_joule_power_cycle_mean_W[label] + two.layer_joule_power_cycle_mean_W[label], rel=1e-9)
     assert both.skin_current_density_peak_pulse_A_per_m2 == pytest.approx(
         max(one.skin_current_density_peak_pulse_A_per_m2, two.skin_current_density_peak_pulse_A_per_m2), rel=1e-12
     )
@@ -460,10 +460,10 @@ def test_interleaved_channels_add_their_heat_and_take_the_larger_peak_simultaneo
     # The same pads fired in phase: the fields add, so the heat has cross terms.
     simultaneous = parse_case(_two_channel_table("simultaneous"))
     together, _ = waveform_response(simultaneous, patch, n_frequencies=8, tolerance=0.5).at([0.010, 0.006])
-    cross = together.joule_power_mean_W - both.joule_power_mean_W
-    assert abs(cross) > 1e-3 * both.joule_power_mean_W
+    cross = together.joule_power_cycle_mean_W - both.joule_power_cycle_mean_W
+    assert abs(cross) > 1e-3 * both.joule_power_cycle_mean_W
     # The total heat is still the mean electrical power of the channels (energy balance).
-    assert together.joule_power_mean_W == pytest.approx(together.mean_power_W * simultaneous.waveform.mean_square_envelope, rel=1e-3)
+    assert together.joule_power_cycle_mean_W == pytest.approx(together.mean_power_W * simultaneous.waveform.mean_square_envelope, rel=1e-3)
 
 
 def test_the_sweep_adds_frequencies_until_its_error_estimate_meets_the_tolerance():
@@ -551,5 +551,5 @@ def test_aaa_sweep_from_at_most_10_solves_matches_a_dense_direct_sweep():
     dense.model, dense.band, dense.error_estimate = Spline(), aaa.band, 0.0
     reference, _ = waveform_response(case, patch, response=dense).at([0.01])
     metrics, _ = lead.at([0.01])
-    for key in ("electrode_voltage_peak_V", "skin_current_density_peak_pulse_A_per_m2", "joule_power_mean_W"):
+    for key in ("electrode_voltage_peak_V", "skin_current_density_peak_pulse_A_per_m2", "joule_power_cycle_mean_W"):
         assert getattr(metrics, key) == pytest.approx(getattr(reference, key), rel=0.005), key

@@ -175,7 +175,7 @@ def test_metrics_at_other_currents_equal_a_fresh_solve_of_the_case_at_those_curr
     again = emsim.solve(case.with_currents(i)).metrics.electric
     scaled = result.at(i).electric
     for key in ("impedance_ohm", "skin_current_density_peak_A_per_m2", "skin_current_density_p99_A_per_m2",
-                "muscle_field_max_V_per_m", "muscle_field_mean_V_per_m", "total_joule_power_W"):  # fmt: skip
+                "muscle_field_max_V_per_m", "muscle_field_mean_V_per_m", "joule_power_dc_at_peak_W"):  # fmt: skip
         assert getattr(scaled, key) == pytest.approx(getattr(again, key), rel=1e-9), key
     for name in "ABCD":
         assert scaled.skin_current_density_mean_A_per_m2[name] == pytest.approx(
@@ -183,7 +183,7 @@ def test_metrics_at_other_currents_equal_a_fresh_solve_of_the_case_at_those_curr
         )
     # Joule power is a quadratic form: at twice the currents, four times the power.
     twice = result.at({k: 2 * v for k, v in i.items()}).electric
-    assert twice.total_joule_power_W == pytest.approx(4 * scaled.total_joule_power_W, rel=1e-12)
+    assert twice.joule_power_dc_at_peak_W == pytest.approx(4 * scaled.joule_power_dc_at_peak_W, rel=1e-12)
 
 
 def test_metrics_json_is_generated_from_the_records_with_units_and_definitions(solved):

@@ -128,8 +128,8 @@ def test_amplitude_axis_adds_no_solve(tmp_path):
     m = rows[2].metrics
     assert m["current_requested_A"] == pytest.approx(0.010)
     assert m["skin_current_density_peak_A_per_m2"] == pytest.approx(direct.skin_current_density_peak_A_per_m2, rel=1e-9)
-    assert m["total_joule_power_W"] == pytest.approx(direct.total_joule_power_W, rel=1e-9)
-    assert rows[3].metrics["total_joule_power_W"] == pytest.approx(4 * direct.total_joule_power_W, rel=1e-9)
+    assert m["joule_power_dc_at_peak_W"] == pytest.approx(direct.joule_power_dc_at_peak_W, rel=1e-9)
+    assert rows[3].metrics["joule_power_dc_at_peak_W"] == pytest.approx(4 * direct.joule_power_dc_at_peak_W, rel=1e-9)
 
 
 def test_results_tables_and_rerun_does_nothing(tmp_path):
@@ -337,7 +337,7 @@ def test_waveform_axis_adds_no_3d_frequency_solve(tmp_path):
         direct = emsim.solve(point.case).metrics.waveform
         per_case.append(frequency_solves() - start)
         assert row.params["waveform.pulse_width_us"] == point.params["waveform.pulse_width_us"]
-        for key in ("electrode_voltage_peak_V", "skin_current_density_peak_pulse_A_per_m2", "joule_power_mean_W",
+        for key in ("electrode_voltage_peak_V", "skin_current_density_peak_pulse_A_per_m2", "joule_power_cycle_mean_W",
                     "muscle_field_peak_V_per_m"):  # fmt: skip
             assert row.metrics[key] == pytest.approx(getattr(direct, key), rel=1e-9), key
     assert in_study == per_case[0] > 0  # three waveforms cost the frequency solves of one

@@ -16,12 +16,15 @@ follow at any channel currents with no solve:
 
 The limits are compared with the r.m.s. value (the d.c. value for a d.c. case): the zone passes
 when the largest r.m.s. |E| and |J| over its cells are at most ``field_max_V_per_m`` and
-``current_density_max_A_per_m2`` (those it states). See :mod:`emsim.models.exclusion` for what the
-built-in cases' limit protects against and how conservative its use is.
+``current_density_max_A_per_m2`` (those it states). Every zone also carries the placement rule
+(policy): the smallest gap between a gel footprint and its edge is at least ``min_distance_mm``
+(:func:`emsim.models.exclusion.placement_gap_m`). See :mod:`emsim.models.exclusion` for which
+tissue a field limit may be applied to.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from ...models.case import Case
+from ...models.exclusion import PLACEMENT_SOURCE, placement_gap_m
 from ..channels import firing_groups
 from ..records import Absent, metric
 
@@ -82,6 +86,7 @@ class ZoneLeadField:
             pair [V^2/m^2 per A^2] (pairs of :func:`emsim.solvers.channels.channel_pairs`), or None.
         current_density_ms_per_A2: the same for |J| [A^2/m^4 per A^2].
         pairs: the channel pairs of the mean-square products.
+        placement_gap_m: per zone, the smallest gap between a gel footprint and its edge [m].
     """
 
     zones: tuple[Any, ...]
@@ -95,6 +100,7 @@ class ZoneLeadField:
     field_ms_per_A2: np.ndarray | None = None
     current_density_ms_per_A2: np.ndarray | None = None
     pairs: tuple[tuple[int, int], ...] = ()
+    placement_gap_m: tuple[float, ...] = ()
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -127,6 +133,7 @@ class ZoneLeadField:
             field_per_A=np.concatenate([p[2] for p in parts]),
             current_density_per_A=np.concatenate([p[3] for p in parts]),
             timing=case.timing,
+            placement_gap_m=tuple(placement_gap_m(z, case.electrodes) for z in case.exclusions),
         )
 
     def with_pulse(self, pulse_E: np.ndarray, pulse_J: np.ndarray, ms_E: np.ndarray, ms_J: np.ndarray,
@@ -158,14 +165,28 @@ class ZoneLeadField:
             e_p = j_p = e_rms = j_rms = None
         block: dict[str, Any] = {}
         compared: dict[str, float] = {}
-        all_pass, worst = True, 0.0
+        all_pass, placed, worst, limited = True, True, 0.0, False
+        gap_min = math.inf
         for k, z in enumerate(self.zones):
+            gap = self.placement_gap_m[k] if k < len(self.placement_gap_m) else math.nan
+            gap_min = min(gap_min, gap)
+            ok_placed = bool(gap >= z.min_distance_m - 1e-12)
+            row: dict[str, Any] = {
+                "placement_gap_mm": float(f"{gap * 1e3:.6g}"),
+                "placement_min_distance_mm": float(f"{z.min_distance_m * 1e3:.6g}"),
+                "placement_pass": ok_placed,
+                "placement_rule": PLACEMENT_SOURCE,
+            }
+            placed &= ok_placed
             m = self.member[:, k]
             if not m.any():
-                block[z.name] = {"cells": 0, "pass": False, "note": "no tissue cell centroid lies in the zone: refine the mesh"}
-                all_pass = False
+                row |= {"cells": 0, "note": "no tissue cell centroid lies in the zone: refine the mesh"}
+                ok = ok_placed and not z.has_limits  # a limit that cannot be checked does not pass
+                row["pass"] = bool(ok)
+                all_pass &= bool(ok)
+                block[z.name] = row
                 continue
-            row: dict[str, Any] = {
+            row |= {
                 "cells": int(m.sum()),
                 "volume_cm3": float(self.volumes_m3[m].sum() * 1e6),
                 "field_max_dc_V_per_m": float(e_dc[m].max()),
@@ -179,7 +200,7 @@ class ZoneLeadField:
             e_cmp = row["field_rms_max_V_per_m"] if pulse else row["field_max_dc_V_per_m"]
             j_cmp = row["current_density_rms_max_A_per_m2"] if pulse else row["current_density_max_dc_A_per_m2"]
             compared[z.name] = e_cmp
-            ok = True
+            ok = ok_placed
             ratios = []
             if z.field_max_V_per_m is not None:
                 row["field_limit_V_per_m"] = z.field_max_V_per_m
@@ -189,18 +210,26 @@ class ZoneLeadField:
                 row["current_density_limit_A_per_m2"] = z.current_density_max_A_per_m2
                 ratios.append(j_cmp / z.current_density_max_A_per_m2)
                 ok &= j_cmp <= z.current_density_max_A_per_m2
-            row["compared"] = (
-                "r.m.s. over the pulse train at the plateau (field_rms_max, current_density_rms_max)" if pulse
-                else "d.c. values (field_max_dc, current_density_max_dc)"
-            )  # fmt: skip
-            row["limit_ratio"] = float(max(ratios))
+            if ratios:
+                row["compared"] = (
+                    "r.m.s. over the pulse train at the plateau (field_rms_max, current_density_rms_max)" if pulse
+                    else "d.c. values (field_max_dc, current_density_max_dc)"
+                )  # fmt: skip
+                row["limit_ratio"] = float(max(ratios))
+                worst = max(worst, row["limit_ratio"])
+                limited = True
+            else:
+                row["compared"] = "no field limit: placement rule only (the fields are reported, not judged)"
             row["pass"] = bool(ok)
             all_pass &= bool(ok)
-            worst = max(worst, row["limit_ratio"])
             block[z.name] = row
+        ratio_max: float | Absent = worst if limited else Absent(
+            "no exclusion zone states a field or current-density limit (placement rule only)"
+        )
         return ExclusionMetrics(
             exclusion=block, exclusion_field_max_V_per_m=compared, exclusion_pass=bool(all_pass),
-            exclusion_limit_ratio_max=worst,
+            exclusion_limit_ratio_max=ratio_max, exclusion_placement_gap_min_mm=float(f"{gap_min * 1e3:.6g}"),
+            exclusion_placement_pass=bool(placed),
         )  # fmt: skip
 
 
@@ -220,12 +249,19 @@ class ExclusionMetrics:
         "pulse train at the plateau with a waveform, the d.c. value without", label="exclusion zone |E|",
     )  # fmt: skip
     exclusion_pass: bool = metric(
-        "-", "every exclusion zone passes its limits", label="exclusion zones pass"
+        "-", "every exclusion zone passes its placement rule and its limits", label="exclusion zones pass"
     )
-    exclusion_limit_ratio_max: float = metric(
-        "-", "largest compared value / limit over the zones (above 1: a zone fails)",
+    exclusion_limit_ratio_max: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+        "-", "largest compared value / limit over the zones that state a limit (above 1: a zone fails)",
         label="exclusion zone value / limit, max",
     )  # fmt: skip
+    exclusion_placement_gap_min_mm: float = metric(
+        "mm", "smallest gap between a gel footprint and an exclusion zone's edge (placement rule, policy: at "
+        "least each zone's min_distance_mm, default 10 mm)", label="pad gap to exclusion zone, min (policy: >= min_distance_mm, default 10)",
+    )  # fmt: skip
+    exclusion_placement_pass: bool = metric(
+        "-", "every gel footprint keeps each zone's min_distance_mm (policy)", label="exclusion zone placement (policy) passes"
+    )
 
 
 def no_zone() -> Absent:

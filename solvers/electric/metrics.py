@@ -78,10 +78,14 @@ class ElectricMetrics:
     muscle_field_mean_V_per_m: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
         "V/m", "volume-weighted mean of |E| over the target muscle", label="muscle |E| mean"
     )
-    total_joule_power_W: float = metric("W", "sum of layer_joule_power_W: the power the electrodes deliver", label="Joule power")
-    layer_joule_power_W: Mapping[str, Any] = metric(
-        "W", "integral of E . S E over each volume (layers by label), and G (V_e - phi)^2 over each bare "
-        "electrode's contact (contact:E)",
+    joule_power_dc_at_peak_W: float = metric(
+        "W", "sum of layer_joule_power_dc_at_peak_W: the power the electrodes would deliver as a continuous d.c. "
+        "current at the peak amplitude (not the stimulation's mean heat: see joule_power_cycle_mean_W)",
+        label="Joule power, d.c. at the peak current",
+    )  # fmt: skip
+    layer_joule_power_dc_at_peak_W: Mapping[str, Any] = metric(
+        "W", "continuous d.c. at the peak amplitude: integral of E . S E over each volume (layers by label), and "
+        "G (V_e - phi)^2 over each bare electrode's contact (contact:E)",
     )  # fmt: skip
     current_conservation_error: float = metric(
         "-", "max over channels of max(|I_anode - I|, |I_return - I|) / I, consistent fluxes of the final field",
@@ -283,8 +287,8 @@ class ElectricLeadField:
             skin_current_density_mean_A_per_m2=mean,
             muscle_field_max_V_per_m=e_max,
             muscle_field_mean_V_per_m=e_mean,
-            total_joule_power_W=sum(power.values()),
-            layer_joule_power_W=power,
+            joule_power_dc_at_peak_W=sum(power.values()),
+            layer_joule_power_dc_at_peak_W=power,
             current_conservation_error=float(self.conservation_error.max(initial=0.0)),
         )
 

@@ -97,25 +97,38 @@ def series_resistance(
     return sum(h / s for h, s in layers) / area_m2 + contact_ohm_m2 / area_m2
 
 
-def _rc_pieces(waveform: Any, peak_A: float, contact_ohm: float, contact_F: float) -> list[tuple[float, float, float, float]]:
-    """(t0, t1, i, v_c(t0)) of every constant-current piece of one period, periodic steady state.
+def _rc_pieces(waveform: Any, peak_A: float, contact_ohm: float, contact_F: float) -> list[tuple[float, float, float, float, float]]:
+    """(t0, t1, i0, slope, v_c(t0)) of every linear-current piece of one period, periodic steady state.
 
-    On a piece the contact voltage relaxes exponentially, v_c(t) = R_c i + (v_c(t0) - R_c i)
-    exp(-(t - t0)/tau), tau = R_c C_c. Composing the pieces over one period gives
-    v_c(T) = a v_c(0) + b with a = exp(-T/tau); periodicity fixes v_c(0) = b / (1 - a).
+    The pulse train is piecewise linear (constant for ideal steps, ramps over the output rise
+    time). On a piece with i(t) = i0 + s (t - t0) the contact voltage of C dv/dt = i - v/R_c is
+    v_c(t) = R_c (i(t) - s tau) + (v_c(t0) - R_c (i0 - s tau)) exp(-(t - t0)/tau), tau = R_c C_c
+    (the particular solution of a ramp input plus the free decay). Composing the pieces over one
+    period gives v_c(T) = a v_c(0) + b with a = exp(-T/tau); periodicity fixes v_c(0) = b / (1 - a).
     """
     T = waveform.period_s
     tau = contact_ohm * contact_F
-    edges = sorted({0.0, T, *(p for s, e, _ in waveform.phases() for p in (s, e) if p < T)})
-    pieces = [(a, b, float(waveform.sample(peak_A, 0.5 * (a + b)))) for a, b in itertools.pairwise(edges)]
+    tr = float(getattr(waveform, "rise_time_s", 0.0) or 0.0)
+    knots = {0.0, T}
+    for s, e, _ in waveform.phases():
+        knots |= {p for p in (s, e, s + tr, e + tr) if p < T}
+    edges = sorted(knots)
+    pieces = []
+    for a, b in itertools.pairwise(edges):
+        # the current is linear on the piece: its value at the start and its slope from two interior points
+        q1, q3 = (float(waveform.sample(peak_A, a + f * (b - a))) for f in (0.25, 0.75))
+        slope = (q3 - q1) / (0.5 * (b - a))
+        pieces.append((a, b, q1 - 0.25 * (b - a) * slope, slope))
     starts = []
     a_tot, b_tot = 1.0, 0.0  # v_c(end of piece) = a_tot v_c(0) + b_tot
-    for t0, t1, i in pieces:
+    for t0, t1, i0, slope in pieces:
         starts.append((a_tot, b_tot))
         decay = math.exp(-(t1 - t0) / tau)
-        a_tot, b_tot = a_tot * decay, b_tot * decay + contact_ohm * i * (1.0 - decay)
+        i1 = i0 + slope * (t1 - t0)
+        forced0, forced1 = contact_ohm * (i0 - slope * tau), contact_ohm * (i1 - slope * tau)
+        a_tot, b_tot = a_tot * decay, (b_tot - forced0) * decay + forced1
     v0 = b_tot / (1.0 - a_tot)
-    return [(t0, t1, i, a0 * v0 + b0) for (t0, t1, i), (a0, b0) in zip(pieces, starts, strict=True)]
+    return [(t0, t1, i0, sl, a0 * v0 + b0) for (t0, t1, i0, sl), (a0, b0) in zip(pieces, starts, strict=True)]
 
 
 def rc_contact_periodic_voltage(
@@ -123,9 +136,10 @@ def rc_contact_periodic_voltage(
 ) -> np.ndarray:
     """Analytic periodic steady state of V = R i + v_c across R in series with R_c || C_c.
 
-    The pulse train is piecewise constant, so the contact voltage relaxes exponentially on each
-    piece (:func:`_rc_pieces`), in closed form. (Verification reference: an exact time-domain
-    solution, independent of the Fourier synthesis.)
+    The pulse train is piecewise linear (steps, or ramps over the output rise time), so the
+    contact voltage is a forced linear part plus an exponential relaxation on each piece
+    (:func:`_rc_pieces`), in closed form. (Verification reference: an exact time-domain solution,
+    independent of the Fourier synthesis.)
 
     Args:
         waveform: a :class:`~emsim.models.waveforms.Waveform` without bursts or on/off.
@@ -141,19 +155,23 @@ def rc_contact_periodic_voltage(
     tau = contact_ohm * contact_F
     t = np.mod(np.asarray(t_s, dtype=float), waveform.period_s)
     out = np.empty_like(t)
-    for t0, t1, i, vc0 in _rc_pieces(waveform, peak_A, contact_ohm, contact_F):
+    for t0, t1, i0, slope, vc0 in _rc_pieces(waveform, peak_A, contact_ohm, contact_F):
         m = (t >= t0) & (t < t1)
-        out[m] = series_ohm * i + contact_ohm * i + (vc0 - contact_ohm * i) * np.exp(-(t[m] - t0) / tau)
+        u = t[m] - t0
+        i = i0 + slope * u
+        forced0 = contact_ohm * (i0 - slope * tau)
+        out[m] = series_ohm * i + contact_ohm * (i - slope * tau) + (vc0 - forced0) * np.exp(-u / tau)
     return out
 
 
 def rc_contact_mean_power(waveform: Any, peak_A: float, contact_ohm: float, contact_F: float) -> float:
     """Mean power [W] over one period dissipated in R_c of an R_c || C_c contact, closed form.
 
-    On a piece of length D with v_c = a + b exp(-(t - t0)/tau) (a = R_c i, b = v_c(t0) - a),
-    integral of v_c^2 = a^2 D + 2 a b tau (1 - exp(-D/tau)) + b^2 tau/2 (1 - exp(-2D/tau));
-    the mean power is the sum over the pieces of that integral / (R_c T). The capacitance
-    dissipates nothing.
+    On a piece of length D with v_c = a + g u + b exp(-u/tau), u = t - t0 (a = R_c (i0 - s tau),
+    g = R_c s, b = v_c(t0) - a; g = 0 for a step), integral of v_c^2 = a^2 D + a g D^2 + g^2 D^3/3
+    + 2 a b tau (1 - exp(-D/tau)) + 2 g b tau^2 (1 - exp(-D/tau) (1 + D/tau))
+    + b^2 tau/2 (1 - exp(-2D/tau)); the mean power is the sum over the pieces of that integral /
+    (R_c T). The capacitance dissipates nothing.
 
     Args:
         waveform: a :class:`~emsim.models.waveforms.Waveform` without bursts or on/off.
@@ -163,8 +181,11 @@ def rc_contact_mean_power(waveform: Any, peak_A: float, contact_ohm: float, cont
     """
     tau = contact_ohm * contact_F
     energy = 0.0
-    for t0, t1, i, vc0 in _rc_pieces(waveform, peak_A, contact_ohm, contact_F):
-        d, a = t1 - t0, contact_ohm * i
+    for t0, t1, i0, slope, vc0 in _rc_pieces(waveform, peak_A, contact_ohm, contact_F):
+        d, a, g = t1 - t0, contact_ohm * (i0 - slope * tau), contact_ohm * slope
         b = vc0 - a
-        energy += a * a * d + 2 * a * b * tau * -math.expm1(-d / tau) + b * b * tau / 2 * -math.expm1(-2 * d / tau)
+        x = d / tau
+        ramp = tau * tau * (-math.expm1(-x) - x * math.exp(-x))  # integral of u exp(-u/tau) over [0, d]
+        energy += (a * a * d + a * g * d * d + g * g * d**3 / 3 + 2 * a * b * tau * -math.expm1(-x)
+                   + 2 * g * b * ramp + b * b * tau / 2 * -math.expm1(-2 * x))  # fmt: skip
     return energy / (contact_ohm * waveform.period_s)

@@ -109,13 +109,13 @@ class WaveformMetrics:
     current_rms_pulse_train_A: float = metric("A", "r.m.s. current of the pulse train at the plateau, first channel")
     probe_field_peak_V_per_m: Mapping[str, Any] = metric("V/m", "per [[probe]]: max over one period of |E(t)| at the point")
     probe_current_density_peak_A_per_m2: Mapping[str, Any] = metric("A/m^2", "per [[probe]]: max over one period of |J(t)|")
-    layer_joule_power_mean_W: Mapping[str, Any] = metric(
+    layer_joule_power_cycle_mean_W: Mapping[str, Any] = metric(
         "W", "Joule power averaged over the whole cycle (pulses, gaps, bursts, on/off, ramps) from the "
         "waveform's spectrum through the dispersive tissues and the capacitive contact, per volume label "
         "and per bare electrode's contact (contact:E); interleaved channels add without cross terms",
     )  # fmt: skip
-    joule_power_mean_W: float = metric(
-        "W", "sum of layer_joule_power_mean_W: the heat the session deposits per second", label="Joule power, cycle mean",
+    joule_power_cycle_mean_W: float = metric(
+        "W", "sum of layer_joule_power_cycle_mean_W: the heat the session deposits per second", label="Joule power, cycle mean",
     )  # fmt: skip
 
 
@@ -173,12 +173,21 @@ def pulse_instants(waveform: Any) -> np.ndarray:
     """Instants [s] of the first pulse where fields are synthesised: dense at each phase's start.
 
     A capacitive contact is a short at the start of a phase, so the current crowds at the pad
-    rim exactly then and relaxes over the contact's time constant: each phase is sampled at
-    start + w x (1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 0.6) and just before its end (w its
-    width).
+    rim exactly then and relaxes over the contact's time constant. The edge is the output
+    stage's ramp of ``rise_time_s`` (t_r): the current reaches the phase's amplitude at
+    start + t_r, where the crowding is largest, so each phase is sampled on its ramp (start +
+    t_r x (0.5, 1)) and then at start + t_r + (w - t_r) x (1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3,
+    0.6) and just before its end (w its width). With t_r = 0 (an ideal step) the onset spike is
+    as sharp as the model of the contact makes it.
     """
     fractions = np.array([1e-4, 1e-3, 3e-3, 0.01, 0.03, 0.1, 0.3, 0.6, 1 - 1e-3])
-    return np.concatenate([start + (end - start) * fractions for start, end, _ in waveform.phases()])
+    tr = float(getattr(waveform, "rise_time_s", 0.0) or 0.0)
+    out = []
+    for start, end, _ in waveform.phases():
+        if tr > 0.0:
+            out.append(start + tr * np.array([0.5, 1.0]))
+        out.append(start + tr + (end - start - tr) * fractions)
+    return np.concatenate(out)
 
 
 @dataclass(frozen=True)
@@ -345,8 +354,8 @@ class WaveformLeadField:
             current_rms_pulse_train_A=w.rms_pulse_train(i0),
             probe_field_peak_V_per_m=probes if self.probes else no_probe,
             probe_current_density_peak_A_per_m2=probes_j if self.probes else no_probe,
-            layer_joule_power_mean_W=heat,
-            joule_power_mean_W=sum(heat.values()),
+            layer_joule_power_cycle_mean_W=heat,
+            joule_power_cycle_mean_W=sum(heat.values()),
         )
         return metrics, self._activation(current)
 

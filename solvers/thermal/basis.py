@@ -218,14 +218,14 @@ class HeatBasis:
         currents = np.array([c.current_A for c in case.channels])
         source, surface = heat.sources(self.patch, currents)
         c = self.coefficients(source, surface, progress=progress)
-        run, probes = self._combined_run(c)
+        run, probes, heated = self._combined_run(c)
         basal = self._fem.Function(self.pennes.V, name="temperature_basal_C")
         basal.x.array[:] = self.basal.x.array
         return session_result(
-            case, self.patch, self.pennes, basal, run, probes, source, surface, from_waveform=True
+            case, self.patch, self.pennes, basal, run, probes, heated, source, surface, from_waveform=True
         )
 
-    def _combined_run(self, c: np.ndarray) -> tuple[PennesRun, np.ndarray]:
+    def _combined_run(self, c: np.ndarray) -> tuple[PennesRun, np.ndarray, np.ndarray]:
         """The run record of the load ``sum_k c_k F_k``, as :meth:`PennesProblem.run` keeps it."""
         from mpi4py import MPI
 
@@ -256,7 +256,7 @@ class HeatBasis:
             f.x.scatter_forward()
             return f
 
-        probes = session_probes(pennes, self.T0, steady)
+        probes, heated = session_probes(pennes, self.T0, steady)
         run = PennesRun(
             times_s=self.times_s.copy(),
             time_step_s=dt,
@@ -268,7 +268,7 @@ class HeatBasis:
             cem43=function(cem[-1], "cem43_min"),
             probe_history_C=T[:, probes].copy(),
         )
-        return run, probes
+        return run, probes, heated
 
     def close(self) -> None:
         """Free the PETSc objects of the thermal problem (the histories stay)."""

@@ -59,6 +59,15 @@ log = logging.getLogger(__name__)
 _PROBE_SCALES = np.geomspace(1e-2, 1e2, 17)
 #: Probe points per scale and per rank (see :func:`session_heating`).
 _PROBES_PER_SCALE = 16
+#: The heated region: the tissue nodes whose steady-state rise (the heating's own pattern, known
+#: before the run) is at least this fraction of the largest. The rise scales uniformly with I^2,
+#: so the region is the same at every current; every one of its nodes is a probe (up to
+#: :data:`_HEATED_PROBES_MAX` per rank), so the rescaled CEM43 is exact there at any current;
+#: CEM43 is taken there (basal temperature + local rise), not at the deep face held at the core
+#: temperature, whose 37 C alone gives 10 min x 0.25^6 = 0.0024 min for any current.
+HEATED_FRACTION = 0.5
+#: Most heated-region nodes per rank kept as probes (beyond it, the hottest per scale).
+_HEATED_PROBES_MAX = 20_000
 
 Progress = Callable[[str], None]
 
@@ -258,9 +267,14 @@ class ThermalMetrics:
     tissue_temperature_rise_max_K: float = metric(
         "K", "max of T - T_basal over the tissue layers and the session", label="tissue temperature rise, max"
     )
-    cem43_max_min: float = metric(
-        "min", "max over tissue nodes of sum dt R^(43 - T), R = 0.5 at >= 43 C, 0.25 below (Sapareto & Dewey 1984)",
-        label="thermal dose CEM43, max",
+    cem43_heated_max_min: float = metric(
+        "min", "thermal dose sum dt R^(43 - T), R = 0.5 at >= 43 C, 0.25 below (Sapareto & Dewey 1984), of the local "
+        "temperature T = T_basal + rise at each node, max over the heated region (tissue nodes whose steady-state "
+        f"rise is at least {HEATED_FRACTION:g} x the largest)", label="thermal dose CEM43, heated region max",
+    )  # fmt: skip
+    cem43_skin_max_min: float = metric(
+        "min", "the same thermal dose, max over the skin surface nodes (under and around the pads)",
+        label="thermal dose CEM43, skin max",
     )  # fmt: skip
     hottest_point_m: Sequence[float] = metric("m", "where the tissue temperature rise is largest, [x, y, z]")
     thermal_time_step_s: float = metric("s", "time step of the BDF2 scheme")
@@ -281,7 +295,8 @@ class ThermalResult:
         reference_currents_A: the channel (peak) currents of the solve [A], in case order.
         rms_current_A: the first channel's r.m.s. current over the waveform [A].
         history: at the reference currents, by column name with units: ``time_s``,
-            ``skin_temperature_max_C``, ``tissue_temperature_rise_max_K``, ``cem43_max_min``.
+            ``skin_temperature_max_C``, ``tissue_temperature_rise_max_K``, ``cem43_tissue_max_min``
+            (the running max over all tissue nodes, the deep face at the core temperature included).
         fields: DOLFINx Functions (basal, final, rise, peak rise, CEM43, Joule heat), by name.
         time_step_s: the time step used [s].
         skin_picture: skin triangles [m] and the final rise at their vertices [K], gathered on
@@ -334,8 +349,9 @@ class ThermalResult:
         (from the running maximum of the rise per node, reduced to the points that are not
         dominated in (basal temperature, peak rise)). CEM43, being non-linear in T, is
         recomputed from the temperature histories kept at probe nodes chosen, before the run,
-        as the hottest for a range of scales s = 0.01 .. 100 of the steady-state rise; it is
-        exact at s = 1 and a lower bound otherwise.
+        as the hottest for a range of scales s = 0.01 .. 100 of the steady-state rise (on the
+        skin and in the tissue) and every node of the heated region: exact there and at s = 1,
+        a lower bound on the skin otherwise.
         """
         s = self.scale(currents_A)
         if s is None:
@@ -349,24 +365,29 @@ class ThermalResult:
         else:
             skin_peak, skin_where = math.nan, None
         if math.isclose(s, 1.0, rel_tol=1e-12):
-            cem = m.cem43_max_min
+            cem, cem_skin = m.cem43_heated_max_min, m.cem43_skin_max_min
         else:
-            p = self._probes
-            tissue = p["tissue"]
-            T = p["T0"][tissue] + s * (p["history"][:, tissue] - p["T0"][tissue])
-            cem = float(_trapezoid_cem43(T, self.time_step_s).max(initial=0.0))
+            cem, cem_skin = (self._probe_dose(s, mask) for mask in ("heated", "skin"))
         return ThermalMetrics(
             skin_temperature_basal_C=m.skin_temperature_basal_C,
             skin_temperature_peak_C=skin_peak,
             skin_temperature_peak_location_m=skin_where,
             tissue_temperature_rise_max_K=s * m.tissue_temperature_rise_max_K,
-            cem43_max_min=cem,
+            cem43_heated_max_min=cem,
+            cem43_skin_max_min=cem_skin,
             hottest_point_m=list(m.hottest_point_m),
             thermal_time_step_s=m.thermal_time_step_s,
             session_s=m.session_s,
             thermal_rise_scale=s,
             thermal=m.thermal,
         )
+
+    def _probe_dose(self, s: float, mask: str) -> float:
+        """Max CEM43 [min] over the probes in ``mask`` ("heated" or "skin") at the rise scale s."""
+        p = self._probes
+        sel = p[mask]
+        T = p["T0"][sel] + s * (p["history"][:, sel] - p["T0"][sel])
+        return float(_trapezoid_cem43(T, self.time_step_s).max(initial=0.0))
 
     def skin_history_at(self, currents_A: Any) -> np.ndarray:
         """Maximum skin temperature [C] at each time of ``history["time_s"]`` at ``currents_A``.
@@ -415,12 +436,13 @@ def _skin_picture_data(
     }
 
 
-def _rescaling_data(pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.ndarray) -> tuple:
+def _rescaling_data(pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.ndarray, heated: np.ndarray) -> tuple:
     """What :meth:`ThermalResult.at` needs, gathered on every rank.
 
     Returns:
         The hottest tissue point (rise, [x, y, z]); the skin nodes not dominated in (peak rise,
-        basal temperature), which hold the skin peak at any current; the probe histories.
+        basal temperature), which hold the skin peak at any current; the probe histories (with
+        masks: skin, tissue, heated region); the CEM43 over the heated region and the skin.
     """
     comm = pennes.comm
     no = pennes.n_owned
@@ -437,10 +459,16 @@ def _rescaling_data(pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.
     fr, ft, fx = _gather_all(comm, (rise_peak[front], T0[front], xyz[front].reshape(-1, 3)))
     keep = _pareto(fr, ft)
     skin_front = {"rise": fr[keep], "T0": ft[keep], "xyz": fx[keep]}
-    ph, pt0, pskin, ptissue = _gather_all(
-        comm, (run.probe_history_C.T, T0[probes], np.isin(probes, skin), np.isin(probes, mon))
+    ph, pt0, pskin, ptissue, pheated = _gather_all(
+        comm, (run.probe_history_C.T, T0[probes], np.isin(probes, skin), np.isin(probes, mon), np.isin(probes, heated))
     )
-    return hottest, skin_front, {"history": ph.T.copy(), "T0": pt0, "skin": pskin, "tissue": ptissue}
+    cem = run.cem43.x.array[:no]
+    doses = {  # CEM43 at the reference current, exact: the max over the heated region and over the skin
+        "heated": comm.allreduce(float(cem[heated].max(initial=0.0)), op=_mpi_max()),
+        "skin": comm.allreduce(float(cem[skin].max(initial=0.0)), op=_mpi_max()),
+    }
+    probes_all = {"history": ph.T.copy(), "T0": pt0, "skin": pskin, "tissue": ptissue, "heated": pheated}
+    return hottest, skin_front, probes_all, doses
 
 
 def _total_power_W(patch: PatchMesh, source: Any, surface: Mapping[int, Any]) -> float:
@@ -478,7 +506,8 @@ def _session_metrics(case: Case, settings: ThermalSettings, run: Any, pennes: Pe
         skin_temperature_peak_C=float(np.nanmax(run.skin_max_C)),
         skin_temperature_peak_location_m=found["peak_location"],
         tissue_temperature_rise_max_K=float(run.rise_max_K.max()),
-        cem43_max_min=float(run.cem43_max_min[-1]),
+        cem43_heated_max_min=found["doses"]["heated"],
+        cem43_skin_max_min=found["doses"]["skin"],
         hottest_point_m=found["hottest"],
         thermal_time_step_s=run.time_step_s,
         session_s=settings.session_s,
@@ -486,6 +515,9 @@ def _session_metrics(case: Case, settings: ThermalSettings, run: Any, pennes: Pe
         thermal={
             "skin_temperature_peak_time_s": float(run.times_s[int(np.nanargmax(run.skin_max_C))]),
             "tissue_temperature_rise_final_max_K": float(run.rise_max_K[-1]),
+            "cem43_tissue_max_min": float(run.cem43_max_min[-1]),
+            "cem43_tissue_note": "max over all tissue nodes, the deep face held at the core temperature included "
+                                 "(its dose is the core temperature's, whatever the current): not a heating figure",
             "peak_current_A": case.channels[0].current_A,
             "rms_current_A": found["i_rms"],
             "joule_heat_time_averaged_W": found["joule"],
@@ -542,37 +574,48 @@ def session_heating(
     with_current = pennes.steady_state(1.0)
     no = pennes.n_owned
     T0 = basal.x.array[:no]
-    probes = session_probes(pennes, T0, with_current.x.array[:no] - T0)
+    probes, heated = session_probes(pennes, T0, with_current.x.array[:no] - T0)
     run = pennes.run(
         basal, 1.0, settings.session_s, settings.time_step_s, progress=progress, probes=probes
     )
     result = session_result(
-        case, patch, pennes, basal, run, probes, source, surface, from_waveform=heat is not None
+        case, patch, pennes, basal, run, probes, heated, source, surface, from_waveform=heat is not None
     )
     pennes.close()
     return result
 
 
-def session_probes(pennes: PennesProblem, T0: np.ndarray, rise_steady_K: np.ndarray) -> np.ndarray:
-    """Owned dofs whose histories :meth:`ThermalResult.at` keeps (its CEM43 at other currents).
+def session_probes(
+    pennes: PennesProblem, T0: np.ndarray, rise_steady_K: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Owned dofs whose histories :meth:`ThermalResult.at` keeps, and the heated region (collective).
 
-    The skin and tissue nodes that are the hottest of ``T0 + s rise`` for scales
-    s = 0.01 .. 100 (and s = 0, inf).
+    The probes are the skin and tissue nodes that are the hottest of ``T0 + s rise`` for scales
+    s = 0.01 .. 100 (and s = 0, inf), and the nodes of the heated region (HEATED_FRACTION of the
+    largest steady rise; all of them when few, so its CEM43 rescales exactly).
 
     Args:
         pennes: the problem.
         T0: the basal temperature at the owned dofs [C].
         rise_steady_K: the steady-state rise with the current at the owned dofs [K].
+
+    Returns:
+        The probe dofs and the heated region's dofs (owned, local indices).
     """
-    return np.union1d(
-        _select_probes(T0, rise_steady_K, pennes.skin_dofs),
-        _select_probes(T0, rise_steady_K, pennes.monitor_dofs),
+    mon = pennes.monitor_dofs
+    theta_max = pennes.comm.allreduce(float(rise_steady_K[mon].max(initial=0.0)), op=_mpi_max())
+    heated = mon[rise_steady_K[mon] >= HEATED_FRACTION * theta_max] if theta_max > 0 else mon
+    heated_probes = heated if len(heated) <= _HEATED_PROBES_MAX else _select_probes(T0, rise_steady_K, heated)
+    probes = np.union1d(
+        np.union1d(_select_probes(T0, rise_steady_K, pennes.skin_dofs), _select_probes(T0, rise_steady_K, mon)),
+        heated_probes,
     ).astype(np.int32)
+    return probes, heated
 
 
 def session_result(
     case: Case, patch: PatchMesh, pennes: PennesProblem, basal: Any, run: Any, probes: np.ndarray,
-    source: Any, surface: Mapping[int, Any], *, from_waveform: bool,
+    heated: np.ndarray, source: Any, surface: Mapping[int, Any], *, from_waveform: bool,
 ) -> ThermalResult:  # fmt: skip
     """The :class:`ThermalResult` of a session run from the basal state (collective).
 
@@ -584,6 +627,7 @@ def session_result(
         run: the run's record (:class:`~emsim.solvers.thermal.pennes_data.PennesRun`, or one
             with the same attributes), with its ``probe_history_C`` at ``probes``.
         probes: owned dofs of :func:`session_probes`.
+        heated: the heated region's owned dofs (:func:`session_probes`), where CEM43 is taken.
         source: the volumetric heat [W/m^3] of the run (UFL), for the Joule power and field.
         surface: the surface heats [W/m^2] by facet tag.
         from_waveform: the heat is the waveform's cycle mean (else the d.c. field's).
@@ -592,20 +636,20 @@ def session_result(
     comm = patch.mesh.comm
     _, i_rms = joule_heat_factor(case)
     T0 = basal.x.array[: pennes.n_owned]
-    hottest, skin_front, probes_all = _rescaling_data(pennes, run, T0, probes)
+    hottest, skin_front, probes_all, doses = _rescaling_data(pennes, run, T0, probes, heated)
     basal_skin = comm.allreduce(float(T0[pennes.skin_dofs].max(initial=-math.inf)), op=_mpi_max())
     peak_i = int(np.argmax(skin_front["T0"] + skin_front["rise"])) if len(skin_front["T0"]) else None
     joule = _total_power_W(patch, source, surface)
     metrics = _session_metrics(case, settings, run, pennes, {
         "basal_skin": basal_skin, "peak_location": _point(skin_front["xyz"][peak_i]) if peak_i is not None else None,
-        "hottest": hottest[1], "i_rms": i_rms, "joule": joule,
+        "hottest": hottest[1], "i_rms": i_rms, "joule": joule, "doses": doses,
         "joule_from": "the waveform's spectrum (cycle mean)" if from_waveform else "d.c. field x (I_rms / I)^2",
     })  # fmt: skip
     history = {
         "time_s": run.times_s,
         "skin_temperature_max_C": run.skin_max_C,
         "tissue_temperature_rise_max_K": run.rise_max_K,
-        "cem43_max_min": run.cem43_max_min,
+        "cem43_tissue_max_min": run.cem43_max_min,
     }
     fields = _thermal_fields(pennes, patch, basal, run, source)
     skin_tags = [t for n, t in patch.surfaces.items() if n == "skin_exposed" or n.startswith("skin_under:")]
@@ -614,7 +658,7 @@ def session_result(
     log.info(
         "heating: %d dofs, %d steps of %.3g s, peak skin %.3f C, max rise %.4g K, CEM43 %.3g min",
         pennes.dofs, len(run.times_s) - 1, run.time_step_s, metrics.skin_temperature_peak_C,
-        metrics.tissue_temperature_rise_max_K, metrics.cem43_max_min,
+        metrics.tissue_temperature_rise_max_K, metrics.cem43_heated_max_min,
     )  # fmt: skip
     return ThermalResult(
         reference=metrics,
