@@ -1,7 +1,9 @@
 """Write a validation: ``validation.json``, ``validation.html`` and the worst-case pictures.
 
-``validation.html`` has one row per level with the binding rule highlighted, and the skin
-current-density picture of each preset's worst anatomy case at its top level.
+``validation.html`` has, per preset, its therapeutic window and headroom heatmap
+(:mod:`emsim.device.pictures`, inputs from :mod:`emsim.device.window`), one row per level with the
+binding rule highlighted (numbers with 3 significant digits), and the skin current-density map of
+its worst anatomy case at its top level.
 
 Files are written atomically (temporary file, then rename).
 """
@@ -41,11 +43,13 @@ Overall: <b>{{ "PASS" if passed else "FAIL (some levels exceed a limit)" }}</b>.
 <table><tr><th>level</th><th>current uA</th><th>result</th><th>binding rule</th><th>margin</th><th>worst anatomy</th>
 {% for r in rule_names %}<th>{{ r }}</th>{% endfor %}</tr>
 {% for lv in p.levels %}<tr class="{{ 'pass' if lv.pass else 'fail' }}"><td>{{ lv.level }}</td><td>{{ lv.current_uA }}</td>
-<td>{{ "pass" if lv.pass else "FAIL" }}</td><td>{{ lv.binding_rule }}</td><td>{{ lv.margin }}</td><td>{{ lv.worst_anatomy }}</td>
+<td>{{ "pass" if lv.pass else "FAIL" }}</td><td>{{ lv.binding_rule }}</td><td>{{ lv.margin|num }}</td><td>{{ lv.worst_anatomy }}</td>
 {% for r in rule_names %}{% set c = lv.rules[r] %}<td class="{{ 'binding' if r == lv.binding_rule else '' }}">
-{% if c.value is defined %}{{ c.value }} / {{ c.limit }} {{ c.unit }}{% if c.margin is not none %} (m {{ c.margin }}){% endif %}
+{% if c.value is defined %}{{ c.value|num }} / {{ c.limit|num }} {{ c.unit }}{% if c.margin is not none %} (m {{ c.margin|num }}){% endif %}
 {% else %}<span class="small">{{ c.status }}</span>{% endif %}</td>{% endfor %}</tr>{% endfor %}
 </table>
+{% if p.window %}<p><img src="{{ p.window }}" alt="therapeutic window, preset {{ p.id }}" width="860"></p>{% endif %}
+{% if p.headroom %}<p><img src="{{ p.headroom }}" alt="headroom in current, preset {{ p.id }}" width="860"></p>{% endif %}
 {% if p.picture %}<p>Worst case at the top level ({{ p.levels[-1].worst_anatomy }}):<br>
 <img src="{{ p.picture }}" alt="skin current density, worst case" width="720"></p>{% endif %}
 {% endfor %}
@@ -53,6 +57,16 @@ Overall: <b>{{ "PASS" if passed else "FAIL (some levels exceed a limit)" }}</b>.
 {% for r in rules %}<tr><td>{{ r.rule }}</td><td>{{ r.title }}</td><td>{{ r.kind }}{{ ", level-independent" if r.level_independent else "" }}</td>
 <td>{{ r.limit if r.limit is not none else "device" }}</td><td>{{ r.unit }}</td><td class="small">{{ r.source }}</td>
 <td class="small">{{ r.not_evaluated or "" }}</td></tr>{% endfor %}</table>
+<script>
+window.addEventListener("error", function () {
+  document.body.dataset.jsErrors = String(Number(document.body.dataset.jsErrors || 0) + 1);
+});
+window.addEventListener("load", function () {
+  const imgs = Array.from(document.images);
+  document.body.dataset.imagesLoaded = String(imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length);
+  document.body.dataset.imagesBroken = String(imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).length);
+});
+</script>
 </body></html>
 """
 
@@ -81,7 +95,7 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
     body = report.to_json()
     pictures: dict[int, str] = {}
     if results:
-        from ..studies.outputs import skin_current_picture
+        from ..studies.pictures import skin_current_map
 
         for check in report.presets:
             top = check.levels[-1]
@@ -93,12 +107,13 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
             try:
                 current = [top.current_uA * 1e-6] * len(result.channels)
                 tmp = out / f".{name}.tmp-{os.getpid()}.png"
-                skin_current_picture(result, tmp, current)
+                skin_current_map(result, current).savefig(tmp)
                 os.replace(tmp, out / name)
                 pictures[check.preset.id] = name
             except Exception as err:  # noqa: BLE001  (a picture must not lose the report)
                 log.warning("picture of preset %s not drawn: %s", check.preset.id, err)
     report.worst_pictures = pictures
+    charts = _preset_charts(report, out)
     write_json_atomic(out / "validation.json", body)
     if report.figures:
         from .figures import save_figures
@@ -106,12 +121,53 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
         save_figures(out / "figures.npz", report.figures, report.presets_file.digest_sha256)
     presets: list[dict[str, Any]] = []
     for p in body["presets"]:
-        presets.append({**p, "picture": pictures.get(p["id"])})
-    html = jinja2.Environment(autoescape=True).from_string(_TEMPLATE).render(
+        presets.append({**p, "picture": pictures.get(p["id"]), **charts.get(p["id"], {})})
+    env = jinja2.Environment(autoescape=True)
+    env.filters["num"] = _num
+    html = env.from_string(_TEMPLATE).render(
         device=body["device"], head=Path(body["electrode_head"]).name, compliance=report.presets_file.device.compliance_voltage_V,
         sf=body["safety_factor"], solves=body["solves"], anatomy=body["anatomy_cases"], passed=body["passed"],
         digest=body["inputs_digest_sha256"], version=__version__, presets=presets,
         rule_names=[r["rule"] for r in body["rules"]], rules=body["rules"],
     )  # fmt: skip
     _write_text(out / "validation.html", html)
-    return [out / "validation.json", out / "validation.html", *(out / n for n in pictures.values())]
+    drawn = [out / n for c in charts.values() for n in c.values()]
+    return [out / "validation.json", out / "validation.html", *(out / n for n in pictures.values()), *drawn]
+
+
+def _num(value: Any) -> Any:
+    """A float in a page: 3 significant digits (emsim.formatting); other values as they are."""
+    from ..formatting import sig
+
+    return sig(value) if isinstance(value, float) else value
+
+
+def _preset_charts(report: ValidationReport, out: Path) -> dict[int, dict[str, str]]:
+    """``window_preset_N.png`` and ``headroom_preset_N.png`` of each preset (needs report.figures)."""
+    from .pictures import headroom_heatmap, therapeutic_window_figure
+    from .window import window_inputs
+
+    charts: dict[int, dict[str, str]] = {}
+    if not report.figures:
+        return charts
+    for check in report.presets:
+        pid = check.preset.id
+        try:
+            w = window_inputs(report, check)
+            figures = {
+                "window": therapeutic_window_figure(
+                    w.levels_A, w.passed, sensory_A=w.sensory_A, motor_A=w.motor_A, safe_max_A=w.safe_max_A,
+                    binding_rule=w.binding_rule, binding_anatomy=w.binding_anatomy, title=w.title,
+                ),
+                "headroom": headroom_heatmap(w.levels_A, w.rules, w.max_safe_A,
+                                             binding_anatomy=w.level_binding_anatomy, title=w.title),
+            }  # fmt: skip
+            for kind, fig in figures.items():
+                name = f"{kind}_preset_{pid}.png"
+                tmp = out / f".{name}.tmp-{os.getpid()}.png"
+                fig.savefig(tmp)
+                os.replace(tmp, out / name)
+                charts.setdefault(pid, {})[kind] = name
+        except Exception as err:  # noqa: BLE001  (a picture must not lose the report)
+            log.warning("charts of preset %s not drawn: %s", pid, err)
+    return charts

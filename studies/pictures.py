@@ -400,7 +400,7 @@ def _section(result: CaseResult, currents_A: Currents, origin: np.ndarray, direc
     return DepthSection(title, s * 1e3, z * 1e3, values, layers, pads, zones, case.target_layers(), notes)
 
 
-def depth_sections(result: CaseResult, currents_A: Currents = None, *, n_s: int = 240, n_z: int = 150) -> list[DepthSection]:
+def depth_sections(result: CaseResult, currents_A: Currents = None, *, n_s: int = 200, n_z: int = 110) -> list[DepthSection]:
     """|E| on a vertical plane through the first channel's pads, and one per zone that plane misses.
 
     The plane goes through the centres of the first channel's anode and cathode (one pad: along
