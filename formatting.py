@@ -66,6 +66,8 @@ def headroom(fraction: float, digits: int = DIGITS) -> str:
     x = float(fraction)
     if not math.isfinite(x):
         return "no limit" if x > 0 else sig(x)
+    if abs(x) < 5e-6:  # within the bisection's tolerance of the limit: at it
+        return "0 %"
     text = sig(x * 100.0, digits)
     return f"{'+' if x >= 0 else ''}{text} %"
 

@@ -142,6 +142,7 @@ def headroom_heatmap(
     max_safe_A: Any,
     *,
     binding_anatomy: Sequence[str] | None = None,
+    lower_bound: Sequence[bool] | None = None,
     title: str = "",
 ) -> Figure:
     """Level x rule, coloured by headroom in current, the binding cell of each level outlined.
@@ -152,6 +153,8 @@ def headroom_heatmap(
         max_safe_A: the largest safe current per rule [A] (worst over the anatomy), shape (rule,)
             or (rule, level); inf: no limit on the current; NaN: not evaluated.
         binding_anatomy: per level, the anatomy case of its binding rule (caption), or None.
+        lower_bound: per rule, I_max_safe is only known to be at least the value given (the
+            cell reads ">= ..."), e.g. a table that ends there.
         title: the figure's title (the preset).
     """
     from matplotlib import colors, patches
@@ -167,7 +170,7 @@ def headroom_heatmap(
     finite = data[np.isfinite(data)]
     top = max(float(np.clip(finite.max(initial=1.0), 0.1, 4.0)), 0.1)
     norm = colors.TwoSlopeNorm(vmin=-1.0, vcenter=0.0, vmax=top)
-    shown = np.ma.masked_invalid(np.clip(data, -1.0, top))
+    shown = np.ma.masked_where(~np.isfinite(data), np.clip(np.nan_to_num(data, posinf=top), -1.0, top))  # grey: no number
     n_l, n_r = data.shape
     fig = Figure(figsize=(max(6.5, 1.0 * n_r + 3.0), max(3.2, 0.36 * n_l + 2.6)), dpi=110, layout="constrained")
     ax = fig.add_subplot()
@@ -175,7 +178,7 @@ def headroom_heatmap(
     art = ax.pcolormesh(np.arange(n_r + 1), np.arange(n_l + 1), shown, cmap="RdYlGn", norm=norm,
                         edgecolors="white", linewidth=0.5)  # fmt: skip
     bar = fig.colorbar(art, ax=ax, pad=0.01, extend="both")
-    bar.set_label("headroom in current: I_max_safe / I_level - 1")
+    bar.set_label("headroom: I_max_safe / I - 1")
     bar.ax.yaxis.set_major_formatter(lambda v, _: fmt_headroom(v, 2))
     binding: list[int | None] = []
     for i in range(n_l):
@@ -189,7 +192,7 @@ def headroom_heatmap(
             elif np.isinf(v):
                 text = "none"
             else:
-                text = fmt_headroom(v, 2)
+                text = (">= " if lower_bound is not None and lower_bound[k] else "") + fmt_headroom(v, 2)
             ax.text(k + 0.5, i + 0.5, text, ha="center", va="center", fontsize=7,
                     fontweight="bold" if j == k else "normal")  # fmt: skip
         if j is not None:
@@ -199,7 +202,7 @@ def headroom_heatmap(
     ax.set_ylim(n_l, 0)
     ax.set_ylabel("level: peak current")
     ax.set_title((title + "\n" if title else "") + "headroom in current per rule (outlined: the binding rule of "
-                 "each level; n/e: not evaluated; none: no limit on the current)", fontsize=9)  # fmt: skip
+                 "each level; n/e: not evaluated; none: no limit on the current; >=: at least, a table ends there)", fontsize=9)  # fmt: skip
     if binding_anatomy is not None:
         parts = []
         for i, (j, a) in enumerate(zip(binding, binding_anatomy, strict=True)):

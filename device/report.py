@@ -160,7 +160,8 @@ def _preset_charts(report: ValidationReport, out: Path) -> dict[int, dict[str, s
                     binding_rule=w.binding_rule, binding_anatomy=w.binding_anatomy, title=w.title,
                 ),
                 "headroom": headroom_heatmap(w.levels_A, w.rules, w.max_safe_A,
-                                             binding_anatomy=w.level_binding_anatomy, title=w.title),
+                                             binding_anatomy=w.level_binding_anatomy, lower_bound=w.lower_bound,
+                                             title=w.title),
             }  # fmt: skip
             for kind, fig in figures.items():
                 name = f"{kind}_preset_{pid}.png"

@@ -7,6 +7,11 @@ rule's value grows with the current (currents, charges, densities and voltages a
 powers as I^2, temperatures and CEM43 along the heating's I^2 scale), so its margin falls
 monotonically and a bisection on the current finds I_max_safe (to 1e-6 relative). A rule the
 current cannot break within 1 A has none (inf); a level-independent rule that fails has 0.
+CEM43 is tabulated up to the heating's reference current (the group's top level) and does not
+pass above it, so its I_max_safe is at most that current.
+
+The binding rule of every level is the one with the smallest I_max_safe (headroom in current
+orders the rules the same way at every level), in the anatomy case where it is smallest.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ def max_safe_currents(report: ValidationReport, check: PresetCheck) -> np.ndarra
     """I_max_safe [A] of every rule (rows, :data:`~emsim.device.rules.RULES` order) per anatomy case.
 
     NaN for a rule not evaluated or only reported; inf when it passes at 1 A; 0 when it fails at
-    1 nA (a level-independent failure). Bisection on the margins of
+    1 nA (a level-independent failure); -I when the rule's table ends at I while it still passes
+    (CEM43 above the heating's reference current): I_max_safe >= I. Bisection on the margins of
     :func:`~emsim.device.validate.evaluate_margins` (the safety factor included).
     """
     pf = report.presets_file
@@ -54,6 +60,11 @@ def max_safe_currents(report: ValidationReport, check: PresetCheck) -> np.ndarra
         if np.all(hi / lo < 1 + 1e-7):
             break
     out = lo.copy()
+    # a margin that jumps from clearly positive to -inf is the end of a table (CEM43 above the
+    # heating's reference current), not the limit: I_max_safe is then only known to be >= lo
+    below, above = margin(lo), margin(hi)
+    edge = np.isneginf(above) & (below > 1e-3)
+    out[edge] = -lo[edge]  # negative: a lower bound (max_safe_currents' contract, read by window_inputs)
     out[m_hi >= 0] = np.inf
     out[m_lo < 0] = 0.0
     out[np.isnan(m_lo)] = np.nan
@@ -77,7 +88,8 @@ class WindowInputs:
         binding_rule: the rule setting the smallest safe maximum; binding_anatomy: where.
         rules: the limit rules evaluated (heatmap columns).
         max_safe_A: their I_max_safe worst over the anatomy [A], shape (rule,).
-        level_binding_anatomy: per level, the anatomy of its binding rule (today's report).
+        level_binding_anatomy: per level, the anatomy case of its binding rule.
+        lower_bound: per rule, its I_max_safe is only a lower bound (a table's end, see above).
     """
 
     title: str
@@ -91,6 +103,7 @@ class WindowInputs:
     rules: list[str]
     max_safe_A: np.ndarray
     level_binding_anatomy: list[str]
+    lower_bound: np.ndarray | None = None
 
 
 def _span(values: np.ndarray | None) -> tuple[float, float] | None:
@@ -105,7 +118,8 @@ def _span(values: np.ndarray | None) -> tuple[float, float] | None:
 def window_inputs(report: ValidationReport, check: PresetCheck) -> WindowInputs:
     """The pictures' inputs for one preset of a validation (needs ``report.figures``)."""
     F = report.figures[group_key(check.preset)]
-    per = max_safe_currents(report, check)  # (rule, anatomy)
+    signed = max_safe_currents(report, check)  # (rule, anatomy)
+    per = np.abs(signed)  # a table's end counts as the limit (conservative), flagged as a bound
     limit_rows = [j for j, r in enumerate(RULES) if r.kind == "limit" and not np.isnan(per[j]).all()]
     worst = np.nanmin(per[limit_rows], axis=1) if limit_rows else np.zeros(0)
     case_max = np.nanmin(per[limit_rows], axis=0) if limit_rows else np.full(F.n, np.inf)  # per anatomy
@@ -128,5 +142,6 @@ def window_inputs(report: ValidationReport, check: PresetCheck) -> WindowInputs:
         binding_anatomy=binding_anatomy,
         rules=[RULES[j].name for j in limit_rows],
         max_safe_A=worst,
-        level_binding_anatomy=[lv.worst_anatomy for lv in check.levels],
+        level_binding_anatomy=[binding_anatomy or ""] * len(check.levels),
+        lower_bound=np.array([bool((signed[j] < 0).any()) for j in limit_rows]),
     )
