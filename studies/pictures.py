@@ -208,10 +208,8 @@ def skin_current_map(result: CaseResult, currents_A: Currents = None) -> Figure:
     for el in result.case.electrodes:
         ring = el.outline_m(240) * 1e3
         ax.add_patch(patches.Polygon(ring, closed=True, fill=False, edgecolor="black", lw=1.2))
-        top = ring[:, 1].max()
-        mean = means.get(el.name)
-        text = el.name + (f": mean {quantity(mean, 'A/m^2')}" if mean is not None else "")
-        ax.text(el.center_m[0] * 1e3, top + 0.8, text, color="black", ha="center", va="bottom", fontsize=9)
+        ax.text(el.center_m[0] * 1e3, el.center_m[1] * 1e3, el.name, color="black", ha="center", va="center",
+                fontsize=11, fontweight="bold")  # fmt: skip
     for k, z in enumerate(result.case.exclusions):
         ax.add_patch(patches.Circle((z.center_m[0] * 1e3, z.center_m[1] * 1e3), z.radius_m * 1e3, fill=False,
                                     edgecolor="darkgreen", lw=1.5, ls="--"))  # fmt: skip
@@ -241,7 +239,8 @@ def skin_current_map(result: CaseResult, currents_A: Currents = None) -> Figure:
     )
     lines = [(f"peak |J_n| averaged over a 1 mm disc {quantity(peak, 'A/m^2')} ({quantity(peak * 0.1, 'mA/cm^2')}); "
              f"99th percentile under the pads {quantity(float(e.skin_current_density_p99_A_per_m2), 'A/m^2')}"),
-             "quasi-static (d.c.) field at the peak current; grey: exposed skin (no current crosses it)"]  # fmt: skip
+             "pad means: " + ", ".join(f"{k} {quantity(v, 'A/m^2')}" for k, v in means.items())
+             + "; quasi-static (d.c.) field at the peak current; grey: exposed skin (no current crosses it)"]  # fmt: skip
     for k, (name, text, ok) in enumerate(zones):
         lines.append(f"zone {k + 1} {name}: {text}: {'pass' if ok else 'FAIL'}")
     info.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=8.5, transform=info.transAxes)
