@@ -51,7 +51,8 @@ Overall: <b>{{ "PASS" if passed else "FAIL (some levels exceed a limit)" }}</b>.
 {% if p.window %}<p><img src="{{ p.window }}" alt="therapeutic window, preset {{ p.id }}" width="860"></p>{% endif %}
 {% if p.headroom %}<p><img src="{{ p.headroom }}" alt="headroom in current, preset {{ p.id }}" width="860"></p>{% endif %}
 {% if p.picture %}<p>Worst case at the top level ({{ p.levels[-1].worst_anatomy }}):<br>
-<img src="{{ p.picture }}" alt="skin current density, worst case" width="720"></p>{% endif %}
+<img src="{{ p.picture }}" alt="skin current density, worst case" width="720">
+{% if p.depth %}<br><img src="{{ p.depth }}" alt="field in depth, worst case" width="860">{% endif %}</p>{% endif %}
 {% endfor %}
 <h2>Rules</h2><table><tr><th>rule</th><th>what</th><th>kind</th><th>limit</th><th>unit</th><th>source</th><th>note</th></tr>
 {% for r in rules %}<tr><td>{{ r.rule }}</td><td>{{ r.title }}</td><td>{{ r.kind }}{{ ", level-independent" if r.level_independent else "" }}</td>
@@ -94,8 +95,9 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
     out.mkdir(parents=True, exist_ok=True)
     body = report.to_json()
     pictures: dict[int, str] = {}
+    depths: dict[int, str] = {}
     if results:
-        from ..studies.pictures import skin_current_map
+        from ..studies.pictures import depth_section_figure, depth_sections, skin_current_map
 
         for check in report.presets:
             top = check.levels[-1]
@@ -110,6 +112,15 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
                 skin_current_map(result, current).savefig(tmp)
                 os.replace(tmp, out / name)
                 pictures[check.preset.id] = name
+                if result.mesh.mesh.comm.size == 1 and result.case.mesh.file is None:
+                    # sampling the field is collective and this runs on rank 0 alone: serial runs only
+                    depth = f"worst_depth_preset_{check.preset.id}.png"
+                    text = f"{top.current_uA * 1e-3:g} mA, every channel"
+                    figure = depth_section_figure(depth_sections(result, current), case_name=top.worst_anatomy,
+                                                  current_text=text)  # fmt: skip
+                    figure.savefig(tmp)
+                    os.replace(tmp, out / depth)
+                    depths[check.preset.id] = depth
             except Exception as err:  # noqa: BLE001  (a picture must not lose the report)
                 log.warning("picture of preset %s not drawn: %s", check.preset.id, err)
     report.worst_pictures = pictures
@@ -121,7 +132,7 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
         save_figures(out / "figures.npz", report.figures, report.presets_file.digest_sha256)
     presets: list[dict[str, Any]] = []
     for p in body["presets"]:
-        presets.append({**p, "picture": pictures.get(p["id"]), **charts.get(p["id"], {})})
+        presets.append({**p, "picture": pictures.get(p["id"]), "depth": depths.get(p["id"]), **charts.get(p["id"], {})})
     env = jinja2.Environment(autoescape=True)
     env.filters["num"] = _num
     html = env.from_string(_TEMPLATE).render(
@@ -131,7 +142,7 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
         rule_names=[r["rule"] for r in body["rules"]], rules=body["rules"],
     )  # fmt: skip
     _write_text(out / "validation.html", html)
-    drawn = [out / n for c in charts.values() for n in c.values()]
+    drawn = [out / n for c in charts.values() for n in c.values()] + [out / n for n in depths.values()]
     return [out / "validation.json", out / "validation.html", *(out / n for n in pictures.values()), *drawn]
 
 

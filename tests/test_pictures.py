@@ -215,3 +215,19 @@ def test_write_outputs_writes_the_three_pictures(solved, tmp_path):
     for name in ("skin_current_density.png", "skin_current_profile.png", "depth_section.png"):
         img = imread(out / name)
         assert img.shape[0] > 300 and img.shape[1] > 500 and np.ptp(img[..., :3]) > 0.5
+
+
+def test_validation_page_with_worst_cases_shows_their_map_and_depth_in_chromium(solved, tmp_path):
+    from emsim.device.report import write_validation
+    from emsim.device.validate import group_key
+
+    pf, report = _validation()
+    # the solved small case stands in for every anatomy case of the head (pictures only)
+    results = {(group_key(p), i): solved for p in pf.presets for i in range(len(report.anatomy))}
+    write_validation(report, tmp_path / "out", results)
+    html = _render(tmp_path / "out" / "validation.html", tmp_path)
+    srcs = re.findall(r'<img src="([^"]+)"', html)
+    for p in pf.presets:
+        assert {f"worst_preset_{p.id}.png", f"worst_depth_preset_{p.id}.png"} <= set(srcs)
+    assert 'data-images-broken="0"' in html and f'data-images-loaded="{len(srcs)}"' in html
+    assert len(srcs) == 4 * len(pf.presets)
