@@ -40,6 +40,8 @@ Overall: <b>{{ "PASS" if passed else "FAIL (some levels exceed a limit)" }}</b>.
 {{ p.max_safe_current_uA }} uA)</h2>
 {% if p.level_independent_failures %}<p class="fail">Breaks a level-independent rule:
 {{ p.level_independent_failures|join(", ") }}: the export refuses this file.</p>{% endif %}
+{% if p.window %}<p><img src="{{ p.window }}" alt="therapeutic window, preset {{ p.id }}" width="860"></p>{% endif %}
+{% if p.headroom %}<p><img src="{{ p.headroom }}" alt="headroom in current, preset {{ p.id }}" width="1100"></p>{% endif %}
 <table><tr><th>level</th><th>current uA</th><th>result</th><th>binding rule</th><th>margin</th><th>worst anatomy</th>
 {% for r in rule_names %}<th>{{ r }}</th>{% endfor %}</tr>
 {% for lv in p.levels %}<tr class="{{ 'pass' if lv.pass else 'fail' }}"><td>{{ lv.level }}</td><td>{{ lv.current_uA }}</td>
@@ -48,8 +50,6 @@ Overall: <b>{{ "PASS" if passed else "FAIL (some levels exceed a limit)" }}</b>.
 {% if c.value is defined %}{{ c.value|num }} / {{ c.limit|num }} {{ c.unit }}{% if c.margin is not none %} (m {{ c.margin|num }}){% endif %}
 {% else %}<span class="small">{{ c.status }}</span>{% endif %}</td>{% endfor %}</tr>{% endfor %}
 </table>
-{% if p.window %}<p><img src="{{ p.window }}" alt="therapeutic window, preset {{ p.id }}" width="860"></p>{% endif %}
-{% if p.headroom %}<p><img src="{{ p.headroom }}" alt="headroom in current, preset {{ p.id }}" width="860"></p>{% endif %}
 {% if p.picture %}<p>Worst case at the top level ({{ p.levels[-1].worst_anatomy }}):<br>
 <img src="{{ p.picture }}" alt="skin current density, worst case" width="720">
 {% if p.depth %}<br><img src="{{ p.depth }}" alt="field in depth, worst case" width="860">{% endif %}</p>{% endif %}
