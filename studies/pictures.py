@@ -150,21 +150,21 @@ def pad_profiles(result: CaseResult, currents_A: Currents = None) -> list[PadPro
     return out
 
 
-def _view_box_mm(result: CaseResult) -> tuple[float, float, float, float]:
-    """(x0, x1, y0, y1) [mm] around the pads and zones, within the patch."""
+def _view_box_mm(result: CaseResult, skin_mm: np.ndarray) -> tuple[float, float, float, float]:
+    """(x0, x1, y0, y1) [mm] around the pads and zones, within the skin's extent (``skin_mm`` points)."""
     boxes = []
     for e in result.case.electrodes:
         hx, hy = e.half_extent_m
         boxes.append((e.center_m[0] - hx, e.center_m[0] + hx, e.center_m[1] - hy, e.center_m[1] + hy))
     for z in result.case.exclusions:
         boxes.append((z.center_m[0] - z.radius_m, z.center_m[0] + z.radius_m, z.center_m[1] - z.radius_m, z.center_m[1] + z.radius_m))
-    b = np.array(boxes)
-    p = result.case.patch
-    x0 = max(b[:, 0].min() - _VIEW_MARGIN_M, -p.width_m / 2)
-    x1 = min(b[:, 1].max() + _VIEW_MARGIN_M, p.width_m / 2)
-    y0 = max(b[:, 2].min() - _VIEW_MARGIN_M, -p.length_m / 2)
-    y1 = min(b[:, 3].max() + _VIEW_MARGIN_M, p.length_m / 2)
-    return x0 * 1e3, x1 * 1e3, y0 * 1e3, y1 * 1e3
+    b = np.array(boxes) * 1e3
+    pts = np.asarray(skin_mm).reshape(-1, np.shape(skin_mm)[-1])
+    lo, hi = pts[:, :2].min(axis=0), pts[:, :2].max(axis=0)
+    m = _VIEW_MARGIN_M * 1e3
+    x0, x1 = max(b[:, 0].min() - m, lo[0]), min(b[:, 1].max() + m, hi[0])
+    y0, y1 = max(b[:, 2].min() - m, lo[1]), min(b[:, 3].max() + m, hi[1])
+    return x0, x1, y0, y1
 
 
 def skin_current_map(result: CaseResult, currents_A: Currents = None) -> Figure:
@@ -218,7 +218,7 @@ def skin_current_map(result: CaseResult, currents_A: Currents = None) -> Figure:
     peak = float(e.skin_current_density_peak_A_per_m2)
     where = _flat(result, np.asarray(e.skin_current_density_peak_location_m, float).reshape(1, 3))[0] * 1e3
     ax.add_patch(patches.Circle((where[0], where[1]), _PEAK_DISC_M * 1e3, fill=False, edgecolor="black", lw=1.5))
-    x0, x1, y0, y1 = _view_box_mm(result)
+    x0, x1, y0, y1 = _view_box_mm(result, tri)
     # the label goes below the pads, away from the zones' labels, with an arrow to the disc
     ty = y0 + 0.08 * (y1 - y0)
     ax.annotate(
