@@ -98,7 +98,7 @@ def therapeutic_window_figure(
     finite = [float(x) for _, r, _ in rows if r is not None for x in r if math.isfinite(x)]
     right = max([*levels.tolist(), *finite, 1e-6]) * 1.12
     scale, unit = (1e3, "mA") if right >= 1e-3 else (1e6, "uA")
-    fig = Figure(figsize=(9.5, 4.4), dpi=110, layout="constrained")
+    fig = Figure(figsize=(10.0, 4.8), dpi=110, layout="constrained")
     ax = fig.add_subplot()
     y_levels = 0
     for k, (label, r, colour) in enumerate(rows):
@@ -115,6 +115,10 @@ def therapeutic_window_figure(
         ax.plot([lo * scale], [y], "|", color=colour, ms=18, mew=2)
         ax.text(hi_drawn * scale, y + 0.28, _range_text((lo, hi)), ha="right" if hi_drawn > 0.6 * right else "left",
                 va="bottom", fontsize=8, color=colour)  # fmt: skip
+    if (motor_A is not None and safe_max_A is not None and math.isfinite(float(motor_A[1]))
+            and float(motor_A[1]) < float(safe_max_A[0])):  # fmt: skip
+        # contracts the target in every anatomy case and safe in every one: the window
+        ax.axvspan(float(motor_A[1]) * scale, float(safe_max_A[0]) * scale, color=_PASS, alpha=0.08, lw=0)
     if safe_max_A is not None and math.isfinite(float(safe_max_A[0])):
         limit = float(safe_max_A[0]) * scale
         ax.axvspan(limit, right * scale, color=_FAIL, alpha=0.07, lw=0)
@@ -130,9 +134,10 @@ def therapeutic_window_figure(
     ax.set_xlim(0.0, right * scale)
     ax.set_xlabel(f"peak current [{unit}]  (level numbers under the dots; ranges: over the anatomy spread)")
     ax.grid(axis="x", alpha=0.3)
-    where = f" in {binding_anatomy}" if binding_anatomy else ""
-    ax.set_title((title + "\n" if title else "") + "therapeutic window: green passes every rule, red fails; "
-                 f"shaded: above the smallest safe maximum{where}", fontsize=9)  # fmt: skip
+    where = f"\nthe smallest safe maximum: {binding_rule} in {binding_anatomy}" if binding_anatomy else ""
+    ax.set_title((title + ": " if title else "") + "therapeutic window; dots: green passes every rule, red fails\n"
+                 "green band: above every motor threshold, below every safe maximum; red band: above the smallest "
+                 f"safe maximum{where}", fontsize=9)  # fmt: skip
     return fig
 
 
@@ -208,6 +213,9 @@ def headroom_heatmap(
         for i, (j, a) in enumerate(zip(binding, binding_anatomy, strict=True)):
             if j is not None:
                 parts.append(f"{i + 1}: {rules[j]} in {a}")
+        same = {p.split(": ", 1)[1] for p in parts}
+        if len(same) == 1 and len(parts) == n_l:
+            parts = [f"every level: {same.pop()}"]
         if parts:
             lines, line = [], "binding rule and anatomy per level: "
             for p in parts:

@@ -464,7 +464,7 @@ def depth_section_figure(sections: Sequence[DepthSection], *, case_name: str = "
     positive = finite[finite > 0]
     vmax = float(positive.max()) if len(positive) else 1.0
     vmin = max(float(np.percentile(positive, 1.0)) if len(positive) else vmax * 1e-3, vmax * 1e-4)
-    notes = [n for s in sections for n in s.notes]
+    notes = [n for s in sections for n in s.notes] + ["colours span the tissue's |E|: the thin gel above the skin saturates"]
     fig = Figure(figsize=(10.0, 3.4 * len(sections) + 0.6 + 0.2 * len(notes)), dpi=110, layout="constrained")
     grid = fig.add_gridspec(len(sections) + 1, 1, height_ratios=[3.0] * len(sections) + [0.35 + 0.2 * len(notes)])
     halo = [pe.withStroke(linewidth=2.5, foreground="black")]
@@ -504,7 +504,7 @@ def depth_section_figure(sections: Sequence[DepthSection], *, case_name: str = "
         ax.set_title(f"section {k + 1}: {sec.title}", fontsize=9)
     if art is not None:
         bar = fig.colorbar(art, ax=axes, shrink=0.95, pad=0.01)
-        bar.set_label("|E| [V/m] (log scale; the gel above the skin saturates)")
+        bar.set_label("|E| [V/m], log scale")
     fig.suptitle(f"{case_name}: field magnitude |E| in depth at I = {current_text} (quasi-static)", fontsize=10)
     info = fig.add_subplot(grid[-1])
     info.axis("off")
