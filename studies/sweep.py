@@ -30,7 +30,8 @@ from typing import Any
 
 from ..solvers.result import CaseResult
 from .ledger import Ledger
-from .outputs import skin_current_picture, write_json_atomic, write_outputs
+from .outputs import write_json_atomic, write_outputs
+from .pictures import skin_current_map, skin_current_profile
 from .study import Study, StudyPoint, geometry_key, load_study, unit_case
 
 __all__ = ["StudySummary", "case_folder_name", "run_study", "solve_group", "write_case_folder"]
@@ -108,7 +109,8 @@ def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: A
     """A case's folder, written beside and renamed into place when complete (collective).
 
     With ``fields`` every output of :func:`emsim.write_outputs`; else ``metrics.json``,
-    ``case.toml`` and ``skin_current_density.png``.
+    ``case.toml``, ``skin_current_density.png`` and ``skin_current_profile.png`` (the depth
+    section samples the distributed field: with ``fields`` only).
     """
     if fields:
         write_outputs(result, folder, comm=comm)
@@ -121,7 +123,8 @@ def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: A
         try:
             write_json_atomic(tmp / "metrics.json", result.to_json())
             (tmp / "case.toml").write_text(result.case.to_toml(), "utf-8")
-            skin_current_picture(result, tmp / "skin_current_density.png")
+            skin_current_map(result).savefig(tmp / "skin_current_density.png")
+            skin_current_profile(result).savefig(tmp / "skin_current_profile.png")
             if folder.exists():
                 old = folder.parent / f".{folder.name}.old-{os.getpid()}"
                 os.replace(folder, old)
