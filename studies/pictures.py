@@ -20,6 +20,7 @@ by linearity from the unit-current record (no solve):
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -188,8 +189,12 @@ def skin_current_map(result: CaseResult, currents_A: Currents = None) -> Figure:
     means = {k: float(v) for k, v in e.skin_current_density_mean_A_per_m2.items()}
     j_ref = max(means.values(), default=0.0) or float(jn.max(initial=1.0)) or 1.0
     zones = _zone_lines(m.exclusion)
-    fig = Figure(figsize=(8.4, 6.9 + 0.25 * len(zones)), dpi=110, layout="constrained")
-    grid = fig.add_gridspec(2, 1, height_ratios=[6.0, 0.5 + 0.25 * len(zones)])
+    x0, x1, y0, y1 = _view_box_mm(result, tri)
+    # the map's height follows the view's aspect (equal axes), so no band of white around it
+    map_h = min(max(6.2 * (y1 - y0) / max(x1 - x0, 1e-9), 2.6), 7.5)
+    text_h = 0.75 + 0.3 * len(zones)
+    fig = Figure(figsize=(8.4, map_h + text_h + 0.9), dpi=110, layout="constrained")
+    grid = fig.add_gridspec(2, 1, height_ratios=[map_h + 0.9, text_h])
     ax = fig.add_subplot(grid[0])
     info = fig.add_subplot(grid[1])
     info.axis("off")
@@ -204,7 +209,7 @@ def skin_current_map(result: CaseResult, currents_A: Currents = None) -> Figure:
     half = max(1.0 - lo, hi - 1.0, 0.02)  # symmetric about the mean: blue below it, red above
     art = ax.tripcolor(mesh, facecolors=values, cmap="RdBu_r", norm=colors.Normalize(1.0 - half, 1.0 + half))
     bar = fig.colorbar(art, ax=ax, shrink=0.9, pad=0.02)
-    bar.set_label(f"|J_n| / J_mean under the pads (J_mean = {quantity(j_ref, 'A/m^2')}, the pads' area mean)")
+    bar.set_label(f"|J_n| / J_mean, J_mean = {quantity(j_ref, 'A/m^2')}")
     for el in result.case.electrodes:
         ring = el.outline_m(240) * 1e3
         ax.add_patch(patches.Polygon(ring, closed=True, fill=False, edgecolor="black", lw=1.2))
@@ -218,7 +223,6 @@ def skin_current_map(result: CaseResult, currents_A: Currents = None) -> Figure:
     peak = float(e.skin_current_density_peak_A_per_m2)
     where = _flat(result, np.asarray(e.skin_current_density_peak_location_m, float).reshape(1, 3))[0] * 1e3
     ax.add_patch(patches.Circle((where[0], where[1]), _PEAK_DISC_M * 1e3, fill=False, edgecolor="black", lw=1.5))
-    x0, x1, y0, y1 = _view_box_mm(result, tri)
     # the label goes below the pads, away from the zones' labels, with an arrow to the disc
     ty = y0 + 0.08 * (y1 - y0)
     ax.annotate(
@@ -239,11 +243,13 @@ def skin_current_map(result: CaseResult, currents_A: Currents = None) -> Figure:
     )
     lines = [(f"peak |J_n| averaged over a 1 mm disc {quantity(peak, 'A/m^2')} ({quantity(peak * 0.1, 'mA/cm^2')}); "
              f"99th percentile under the pads {quantity(float(e.skin_current_density_p99_A_per_m2), 'A/m^2')}"),
-             "pad means: " + ", ".join(f"{k} {quantity(v, 'A/m^2')}" for k, v in means.items())
-             + "; quasi-static (d.c.) field at the peak current; grey: exposed skin (no current crosses it)"]  # fmt: skip
+             "J_mean: the largest pad mean; pad means: " + ", ".join(f"{k} {quantity(v, 'A/m^2')}" for k, v in means.items()),
+             "quasi-static (d.c.) field at the peak current; grey: exposed skin (no current crosses it)"]  # fmt: skip
     for k, (name, text, ok) in enumerate(zones):
         lines.append(f"zone {k + 1} {name}: {text}: {'pass' if ok else 'FAIL'}")
-    info.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", fontsize=8.5, transform=info.transAxes)
+    wrapped = [w for line in lines for w in textwrap.wrap(line, 110, subsequent_indent="    ")]
+    # out of the layout: a long line must not shrink the map
+    info.text(0.0, 1.0, "\n".join(wrapped), va="top", ha="left", fontsize=8.5, transform=info.transAxes, in_layout=False)
     return fig
 
 
