@@ -9,7 +9,9 @@ replaces a folder emsim did not write.
 Files: ``metrics.json`` (every metric with its unit in the key, ``definitions`` and ``absent``),
 ``mesh_report.json``, ``case.toml`` (the input as given, or the canonical form of a case built
 in Python), ``fields/electric.xdmf`` (potential [V], field [V/m], current density [A/m^2],
-volume tags), ``skin_current_density.png``; for a curved patch or an imported mesh
+volume tags), ``skin_current_density.png`` (the skin map normalised to the pads' mean),
+``skin_current_profile.png`` (J_n / J_mean across each pad), ``depth_section.png`` (|E| on a
+vertical plane through the pads; not for an imported mesh), pictures from :mod:`emsim.studies.pictures`; for a curved patch or an imported mesh
 ``geometry.png`` (the tissue block with its layers, pads and electrodes); with a waveform ``waveform_response.png`` and
 ``waveform_time_course.csv``; with heating ``fields/thermal.xdmf``,
 ``skin_temperature_rise.png``, ``peak_temperature_vs_time.png`` and ``temperature_history.csv``.
@@ -37,6 +39,7 @@ from ..models import Case
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
 from ..solvers.thermal.session import ThermalResult
+from .pictures import depth_section_figure, depth_sections, skin_current_map, skin_current_profile
 
 __all__ = [
     "geometry_picture",
@@ -397,6 +400,12 @@ def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> Non
 # ----------------------------------------------------------------------------- the folder
 
 
+def _current_text(result: CaseResult) -> str:
+    from ..formatting import current
+
+    return ", ".join(f"{current(i)} (channel {n})" for n, i in zip(result.channels, result.currents(), strict=True))
+
+
 def write_outputs(
     result: CaseResult,
     out_dir: str | Path,
@@ -431,11 +440,16 @@ def write_outputs(
         triangles = geometry_triangles(result.mesh) if shows_geometry else None  # collective
         if result.thermal is not None:
             write_thermal_fields(result.thermal, fields)
+        sections = depth_sections(result) if result.case.mesh.file is None else None  # collective
         if comm.rank == 0:
             write_json(tmp / "metrics.json", jsonable(result.to_json()))
             write_json(tmp / "mesh_report.json", jsonable(result.mesh.report.as_dict()))
             write_text(tmp / "case.toml", source_text if source_text is not None else result.case.to_toml())
-            skin_current_picture(result, tmp / "skin_current_density.png")
+            save_figure(skin_current_map(result), tmp / "skin_current_density.png")
+            save_figure(skin_current_profile(result), tmp / "skin_current_profile.png")
+            if sections is not None:
+                figure = depth_section_figure(sections, case_name=result.case.name, current_text=_current_text(result))
+                save_figure(figure, tmp / "depth_section.png")
             if triangles is not None:
                 geometry_picture(result.case, triangles, tmp / "geometry.png", result.mesh.surface)
             if result.waveform is not None:
