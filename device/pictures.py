@@ -11,23 +11,32 @@ the level could rise by half before the rule fails, -0.2 that it must drop by 20
   fails. The levels that matter sit between the motor threshold and the safe maximum.
 - :func:`headroom_heatmap`: level x rule, each cell coloured by its headroom in current, the
   binding cell of each level outlined; the binding anatomy per level in the caption.
+
+:func:`window_inputs` reads those inputs from a validation: the largest safe current of every
+limit rule in every anatomy case is the verdict's own (:func:`emsim.device.validate.max_safe_currents`,
+I_limit / safety factor per rule), the binding rule and anatomy of each level are the verdict's
+(:class:`~emsim.device.validate.LevelCheck`), and the sensory and motor thresholds are the comfort
+and efficacy figures (``sensory_threshold_A``, ``current_for_target_A``) over the anatomy cases.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..formatting import current as fmt_current
 from ..formatting import headroom as fmt_headroom
+from .rules import RULES, RuleContext
+from .validate import PresetCheck, ValidationReport, group_key, max_safe_currents
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["headroom", "headroom_heatmap", "therapeutic_window_figure"]
+__all__ = ["WindowInputs", "headroom", "headroom_heatmap", "therapeutic_window_figure", "window_inputs"]
 
 Range = tuple[float, float] | None
 
@@ -147,7 +156,6 @@ def headroom_heatmap(
     max_safe_A: Any,
     *,
     binding_anatomy: Sequence[str] | None = None,
-    lower_bound: Sequence[bool] | None = None,
     title: str = "",
 ) -> Figure:
     """Level x rule, coloured by headroom in current, the binding cell of each level outlined.
@@ -158,8 +166,6 @@ def headroom_heatmap(
         max_safe_A: the largest safe current per rule [A] (worst over the anatomy), shape (rule,)
             or (rule, level); inf: no limit on the current; NaN: not evaluated.
         binding_anatomy: per level, the anatomy case of its binding rule (caption), or None.
-        lower_bound: per rule, I_max_safe is only known to be at least the value given (the
-            cell reads ">= ..."), e.g. a table that ends there.
         title: the figure's title (the preset).
     """
     from matplotlib import colors, patches
@@ -197,7 +203,7 @@ def headroom_heatmap(
             elif np.isinf(v):
                 text = "none"
             else:
-                text = (">= " if lower_bound is not None and lower_bound[k] else "") + fmt_headroom(v, 2)
+                text = fmt_headroom(v, 2)
             ax.text(k + 0.5, i + 0.5, text, ha="center", va="center", fontsize=7,
                     fontweight="bold" if j == k else "normal")  # fmt: skip
         if j is not None:
@@ -207,7 +213,7 @@ def headroom_heatmap(
     ax.set_ylim(n_l, 0)
     ax.set_ylabel("level: peak current")
     ax.set_title((title + "\n" if title else "") + "headroom in current per rule (outlined: the binding rule of "
-                 "each level; n/e: not evaluated; none: no limit on the current; >=: at least, a table ends there)", fontsize=9)  # fmt: skip
+                 "each level; n/e: not evaluated; none: no limit on the current)", fontsize=9)  # fmt: skip
     if binding_anatomy is not None:
         parts = []
         for i, (j, a) in enumerate(zip(binding, binding_anatomy, strict=True)):
@@ -226,3 +232,72 @@ def headroom_heatmap(
             lines.append(line.rstrip("; "))
             fig.supxlabel("\n".join(lines), fontsize=7.5, ha="left", x=0.01)
     return fig
+
+
+@dataclass(frozen=True)
+class WindowInputs:
+    """What the therapeutic window and the headroom heatmap of one preset show.
+
+    Attributes:
+        title: the preset's id and name.
+        levels_A: level currents [A].
+        passed: each level passes every rule (the verdict's).
+        sensory_A: the sensory threshold (min, max) over the anatomy cases [A] (None: not evaluated).
+        motor_A: the current activating the target volume (min, max) over the anatomy cases [A]
+            (None: not evaluated).
+        safe_max_A: the largest safe current over every limit rule, (min, max) over the anatomy
+            cases [A]; its min is the preset's limit.
+        binding_rule: the rule setting the smallest safe maximum; binding_anatomy: the case where.
+        rules: the limit rules evaluated (heatmap columns).
+        max_safe_A: their I_max_safe, worst over the anatomy cases [A], shape (rule,).
+        level_binding_anatomy: per level, the anatomy case of its binding rule.
+    """
+
+    title: str
+    levels_A: np.ndarray
+    passed: np.ndarray
+    sensory_A: Range
+    motor_A: Range
+    safe_max_A: Range
+    binding_rule: str | None
+    binding_anatomy: str | None
+    rules: list[str]
+    max_safe_A: np.ndarray
+    level_binding_anatomy: list[str]
+
+
+def _span(values: Any) -> Range:
+    """(min, max) of the finite-or-inf values, None when there are none (NaN: not computed)."""
+    if values is None:
+        return None
+    v = np.asarray(values, float)
+    if v.size == 0 or np.isnan(v).all():
+        return None
+    return float(np.nanmin(v)), float(np.nanmax(v))
+
+
+def window_inputs(report: ValidationReport, check: PresetCheck) -> WindowInputs:
+    """The pictures' inputs for one preset of a validation (needs ``report.figures``)."""
+    pf = report.presets_file
+    F = report.figures[group_key(check.preset)]
+    per = max_safe_currents(F, RuleContext(pf.device, check.preset, pf.limits), pf.validation.safety_factor)
+    rows = [j for j, r in enumerate(RULES) if r.kind == "limit" and not np.isnan(per[j]).all()]
+    worst = np.nanmin(per[rows], axis=1) if rows else np.zeros(0)  # (rule,): worst anatomy case
+    per_case = np.nanmin(per[rows], axis=0) if rows else np.full(F.n, np.inf)  # (anatomy,): its binding rule
+    top = check.levels[-1]  # headroom orders the rules the same way at every level: any level's binding rule
+    sensory = None if F.comfort_absent else F.sensory_threshold_A
+    motor = None if F.activation_absent else F.current_for_target_A
+    p = check.preset
+    return WindowInputs(
+        title=f"preset {p.id}: {p.name}",
+        levels_A=np.asarray(p.levels_A, float),
+        passed=np.array([lv.passed for lv in check.levels]),
+        sensory_A=_span(sensory),
+        motor_A=_span(motor),
+        safe_max_A=_span(per_case) if rows else None,
+        binding_rule=top.binding_rule or None,
+        binding_anatomy=top.worst_anatomy if top.binding_rule else None,
+        rules=[RULES[j].name for j in rows],
+        max_safe_A=worst,
+        level_binding_anatomy=[lv.worst_anatomy for lv in check.levels],
+    )

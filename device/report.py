@@ -167,8 +167,7 @@ def _num(value: Any) -> Any:
 
 def _preset_charts(report: ValidationReport, out: Path) -> dict[int, dict[str, str]]:
     """``window_preset_N.png`` and ``headroom_preset_N.png`` of each preset (needs report.figures)."""
-    from .pictures import headroom_heatmap, therapeutic_window_figure
-    from .window import window_inputs
+    from .pictures import headroom_heatmap, therapeutic_window_figure, window_inputs
 
     charts: dict[int, dict[str, str]] = {}
     if not report.figures:
@@ -183,8 +182,7 @@ def _preset_charts(report: ValidationReport, out: Path) -> dict[int, dict[str, s
                     binding_rule=w.binding_rule, binding_anatomy=w.binding_anatomy, title=w.title,
                 ),
                 "headroom": headroom_heatmap(w.levels_A, w.rules, w.max_safe_A,
-                                             binding_anatomy=w.level_binding_anatomy, lower_bound=w.lower_bound,
-                                             title=w.title),
+                                             binding_anatomy=w.level_binding_anatomy, title=w.title),
             }  # fmt: skip
             for kind, fig in figures.items():
                 name = f"{kind}_preset_{pid}.png"

@@ -40,37 +40,37 @@ def _validation():
     return pf, report
 
 
-def test_max_safe_current_is_where_each_rule_margin_crosses_zero():
-    from emsim.device.rules import RULES, RuleContext
-    from emsim.device.validate import evaluate_margins, group_key
-    from emsim.device.window import max_safe_currents, window_inputs
+def test_window_inputs_are_the_verdicts_safe_currents_binding_rules_and_thresholds():
+    from emsim.device.pictures import window_inputs
+    from emsim.device.validate import group_key
 
-    pf, report = _validation()
-    check = report.presets[0]
-    F = report.figures[group_key(check.preset)]
-    ctx = RuleContext(pf.device, check.preset, pf.limits)
-    per = max_safe_currents(report, check)
-    finite = 0
-    for j, r in enumerate(RULES):
-        for a in range(F.n):
-            i_max = per[j, a]
-            if not np.isfinite(i_max) or i_max <= 0 or r.level_independent:
-                continue
-            finite += 1
-            at = evaluate_margins(F, np.array([i_max, 1.01 * i_max]), ctx, pf.validation.safety_factor)[j, a]
-            assert at[0] >= 0 > at[1], (r.name, i_max, at)
-    assert finite >= 5  # iec_rms, energy, density, power, temperature, compliance ...
-    # CEM43 is tabulated up to the heating's reference current (the top level): a lower bound there
-    k = [r.name for r in RULES].index("cem43")
-    assert np.all(per[k] == pytest.approx(-F.thermal_reference_A, rel=1e-6))
-    # the density rule in closed form: 1.5 x 0.08 mA/cm^2 per mA x I = 2 mA/cm^2 in the worst case
-    j = [r.name for r in RULES].index("rms_current_density")
-    assert per[j].min() == pytest.approx(2.0 / (1.5 * 0.08) * 1e-3, rel=1e-6)
-    w = window_inputs(report, check)
-    assert w.safe_max_A[0] == pytest.approx(np.abs(per[[RULES.index(r) for r in RULES if r.name in w.rules]]).min(), rel=1e-12)
-    # the last passing level is below the safe maximum and the first failing one above it
-    last = check.max_safe_level
-    assert w.levels_A[last - 1] <= w.safe_max_A[0] * (1 + 1e-6) < w.levels_A[last]
+    _, report = _validation()
+    body = report.to_json()
+    for check, pj in zip(report.presets, body["presets"], strict=True):
+        F = report.figures[group_key(check.preset)]
+        w = window_inputs(report, check)
+        # each column's I_max_safe is the one validation.json reports for that rule (6 digits there)
+        by_rule = pj["max_safe_current_by_rule"]
+        for name, m in zip(w.rules, w.max_safe_A, strict=True):
+            written = by_rule[name]["max_safe_current_uA"]
+            assert (m == np.inf and written == "inf") or m * 1e6 == pytest.approx(written, rel=1e-5), name
+        assert "rms_current_density" in w.rules and "cem43" in w.rules
+        # the density rule in closed form: 1.5 x 0.08 mA/cm^2 per mA x I = 2 mA/cm^2 in the worst case
+        j = w.rules.index("rms_current_density")
+        assert w.max_safe_A[j] == pytest.approx(2.0 / (1.5 * 0.08) * 1e-3, rel=1e-6)
+        # the window's safe maximum is the smallest column, set by the verdict's binding rule and anatomy
+        assert w.safe_max_A[0] == pytest.approx(w.max_safe_A.min(), rel=1e-12)
+        assert w.binding_rule == w.rules[int(np.argmin(w.max_safe_A))] == check.levels[0].binding_rule
+        assert w.level_binding_anatomy == [lv["binding_anatomy"]["label"] for lv in pj["levels"]]
+        # the last passing level is below the safe maximum and the first failing one above it
+        last = check.max_safe_level
+        assert w.levels_A[last - 1] <= w.safe_max_A[0] * (1 + 1e-6)
+        if last < len(w.levels_A):
+            assert w.levels_A[last] > w.safe_max_A[0]
+        # the thresholds: the comfort and efficacy figures over the anatomy cases
+        assert w.motor_A == (F.current_for_target_A.min(), F.current_for_target_A.max())
+        if F.sensory_threshold_A is not None and not F.comfort_absent:
+            assert w.sensory_A == (F.sensory_threshold_A.min(), F.sensory_threshold_A.max())
 
 
 def test_window_and_heatmap_draw_the_levels_with_their_verdict():
