@@ -17,6 +17,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..formatting import sig
 from ..io import save_figure, staged_folder, write_json, write_text
 from ..solvers.records import jsonable
 from .validate import ValidationReport, group_key
@@ -160,8 +161,6 @@ def write_validation(
 
 def _num(value: Any) -> Any:
     """A float in a page: 3 significant digits (emsim.formatting); other values as they are."""
-    from ..formatting import sig
-
     return sig(value) if isinstance(value, float) else value
 
 

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..formatting import sig
 from ..io import save_figure, write_csv_rows, write_parquet, write_text
 from .ledger import LEDGER_NAME, Ledger
 
@@ -250,8 +251,6 @@ def _fmt(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        from ..formatting import sig
-
         return sig(value, 4)  # the column names carry the units; results.csv keeps every digit
     return str(value)
 
