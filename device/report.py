@@ -51,7 +51,7 @@ Headroom = I_max_safe / I - 1, the fraction by which the level current could ris
 <table><tr><th>level</th><th>current uA</th><th>result</th><th>binding rule</th><th>headroom</th><th>binding anatomy</th>
 {% for r in limit_rules %}<th>{{ r }}</th>{% endfor %}</tr>
 <tr class="small"><td colspan="6">I_max_safe, uA (anatomy)</td>{% for r in limit_rules %}{% set m = p.max_safe_current_by_rule[r] %}
-<td>{% if m.max_safe_current_uA is defined %}{{ m.max_safe_current_uA|num }}{% else %}{{ m.status }}{% endif %}</td>{% endfor %}</tr>
+<td>{% if m.max_safe_current_uA is defined %}{{ m.max_safe_current_uA|num }}{% if m.max_safe_current_uA is number and m.anatomy and not m.anatomy.startswith("every") %} ({{ m.anatomy }}){% endif %}{% else %}{{ m.status }}{% endif %}</td>{% endfor %}</tr>
 {% for lv in p.levels %}<tr class="{{ 'pass' if lv.pass else 'fail' }}"><td>{{ lv.level }}</td><td>{{ lv.current_uA }}</td>
 <td>{{ "pass" if lv.pass else "FAIL" }}</td><td>{{ lv.binding_rule }}</td><td>{{ lv.headroom|num }}</td><td>{{ lv.binding_anatomy.label }}</td>
 {% for r in limit_rules %}{% set c = lv.rules[r] %}<td class="{{ 'binding' if r == lv.binding_rule else '' }}">
