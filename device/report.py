@@ -17,9 +17,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..formatting import current as fmt_current
 from ..formatting import sig
 from ..io import save_figure, staged_folder, write_json, write_text
 from ..solvers.records import jsonable
+from ..studies.pictures import depth_section_figure, depth_sections, skin_current_map
+from .pictures import headroom_heatmap, therapeutic_window_figure, window_inputs
 from .validate import ValidationReport, group_key
 
 __all__ = ["write_validation"]
@@ -110,8 +113,6 @@ def write_validation(
     depths: dict[int, str] = {}
     with staged_folder(out, kind="validation", overwrite=overwrite, field="out") as tmp:
         if results:
-            from ..studies.pictures import depth_section_figure, depth_sections, skin_current_map
-
             for check in report.presets:
                 top = check.levels[-1]
                 if top.worst_anatomy not in report.anatomy:
@@ -128,7 +129,7 @@ def write_validation(
                     if result.mesh.mesh.comm.size == 1 and result.case.mesh.file is None:
                         # sampling the field is collective and this runs on rank 0 alone: serial runs only
                         depth = f"worst_depth_preset_{check.preset.id}.png"
-                        text = f"{top.current_uA * 1e-3:g} mA, every channel"
+                        text = f"{fmt_current(top.current_uA * 1e-6)}, every channel"
                         figure = depth_section_figure(depth_sections(result, current), case_name=top.worst_anatomy,
                                                       current_text=text)  # fmt: skip
                         save_figure(figure, tmp / depth)
@@ -166,8 +167,6 @@ def _num(value: Any) -> Any:
 
 def _preset_charts(report: ValidationReport, out: Path) -> dict[int, dict[str, str]]:
     """``window_preset_N.png`` and ``headroom_preset_N.png`` of each preset (needs report.figures)."""
-    from .pictures import headroom_heatmap, therapeutic_window_figure, window_inputs
-
     charts: dict[int, dict[str, str]] = {}
     if not report.figures:
         return charts
