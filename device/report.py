@@ -1,8 +1,10 @@
 """Write a validation: ``validation.json``, ``validation.html`` and the worst-case pictures.
 
-``validation.html`` has, per preset, a level x limit-rule table of headroom in current (the
-binding rule highlighted) with each rule's I_max_safe, the anatomy spread searched, and the skin
-current-density picture of each preset's worst anatomy case at its top level.
+``validation.html`` has, per preset, its therapeutic window and headroom heatmap
+(:mod:`emsim.device.pictures`), a level x limit-rule table of headroom in current (the binding
+rule highlighted, numbers with 3 significant digits) with each rule's I_max_safe, the anatomy
+spread searched, and the skin current-density map and depth section of each preset's worst
+anatomy case at its top level.
 
 The folder is built beside its target and switched into place when complete
 (:func:`emsim.io.folders.staged_folder`): a validation folder is never half-written, and a
@@ -15,8 +17,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from ..io import staged_folder, write_json, write_text
+from ..formatting import current as fmt_current
+from ..formatting import sig
+from ..io import save_figure, staged_folder, write_json, write_text
 from ..solvers.records import jsonable
+from ..studies.pictures import depth_section_figure, depth_sections, skin_current_map
+from .pictures import headroom_heatmap, therapeutic_window_figure, window_inputs
 from .validate import ValidationReport, group_key
 
 __all__ = ["write_validation"]
@@ -43,17 +49,20 @@ Headroom = I_max_safe / I - 1, the fraction by which the level current could ris
 {{ p.max_safe_current_uA }} uA)</h2>
 {% if p.level_independent_failures %}<p class="fail">Breaks a level-independent rule:
 {{ p.level_independent_failures|join(", ") }}: the export refuses this file.</p>{% endif %}
+{% if p.window %}<p><img src="{{ p.window }}" alt="therapeutic window, preset {{ p.id }}" width="860"></p>{% endif %}
+{% if p.headroom %}<p><img src="{{ p.headroom }}" alt="headroom in current, preset {{ p.id }}" width="1100"></p>{% endif %}
 <table><tr><th>level</th><th>current uA</th><th>result</th><th>binding rule</th><th>headroom</th><th>binding anatomy</th>
 {% for r in limit_rules %}<th>{{ r }}</th>{% endfor %}</tr>
 <tr class="small"><td colspan="6">I_max_safe, uA (anatomy)</td>{% for r in limit_rules %}{% set m = p.max_safe_current_by_rule[r] %}
-<td>{% if m.max_safe_current_uA is defined %}{{ m.max_safe_current_uA }}{% else %}{{ m.status }}{% endif %}</td>{% endfor %}</tr>
+<td>{% if m.max_safe_current_uA is defined %}{{ m.max_safe_current_uA|num }}{% if m.max_safe_current_uA is number and m.anatomy and not m.anatomy.startswith("every") %} ({{ m.anatomy }}){% endif %}{% else %}{{ m.status }}{% endif %}</td>{% endfor %}</tr>
 {% for lv in p.levels %}<tr class="{{ 'pass' if lv.pass else 'fail' }}"><td>{{ lv.level }}</td><td>{{ lv.current_uA }}</td>
-<td>{{ "pass" if lv.pass else "FAIL" }}</td><td>{{ lv.binding_rule }}</td><td>{{ lv.headroom }}</td><td>{{ lv.binding_anatomy.label }}</td>
+<td>{{ "pass" if lv.pass else "FAIL" }}</td><td>{{ lv.binding_rule }}</td><td>{{ lv.headroom|num }}</td><td>{{ lv.binding_anatomy.label }}</td>
 {% for r in limit_rules %}{% set c = lv.rules[r] %}<td class="{{ 'binding' if r == lv.binding_rule else '' }}">
-{% if c.headroom is defined %}{{ c.headroom }}{% else %}<span class="small">{{ c.status }}</span>{% endif %}</td>{% endfor %}</tr>{% endfor %}
+{% if c.headroom is defined %}{{ c.headroom|num }}{% else %}<span class="small">{{ c.status }}</span>{% endif %}</td>{% endfor %}</tr>{% endfor %}
 </table>
 {% if p.picture %}<p>Worst case at the top level ({{ p.levels[-1].binding_anatomy.label }}):<br>
-<img src="{{ p.picture }}" alt="skin current density, worst case" width="720"></p>{% endif %}
+<img src="{{ p.picture }}" alt="skin current density, worst case" width="720">
+{% if p.depth %}<br><img src="{{ p.depth }}" alt="field in depth, worst case" width="860">{% endif %}</p>{% endif %}
 {% endfor %}
 <h2>Anatomy spread</h2>
 {% for s in search %}<p>Site {{ s.site or "head stack" }}: {{ s.method }}; {{ s.solves }} of {{ s.corners_total }} corners solved.</p>
@@ -65,6 +74,16 @@ Headroom = I_max_safe / I - 1, the fraction by which the level current could ris
 {% for r in rules %}<tr><td>{{ r.rule }}</td><td>{{ r.title }}</td><td>{{ r.kind }} ({{ r.basis }}, {{ r.scales_with_current }}){{ ", level-independent" if r.level_independent else "" }}</td>
 <td>{{ r.limit if r.limit is not none else "device" }}</td><td>{{ r.unit }}</td><td class="small">{{ r.source }}</td>
 <td class="small">{{ r.not_evaluated or "" }}</td></tr>{% endfor %}</table>
+<script>
+window.addEventListener("error", function () {
+  document.body.dataset.jsErrors = String(Number(document.body.dataset.jsErrors || 0) + 1);
+});
+window.addEventListener("load", function () {
+  const imgs = Array.from(document.images);
+  document.body.dataset.imagesLoaded = String(imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length);
+  document.body.dataset.imagesBroken = String(imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); }).length);
+});
+</script>
 </body></html>
 """
 
@@ -91,10 +110,9 @@ def write_validation(
     out = Path(out)
     body = report.to_json()
     pictures: dict[int, str] = {}
+    depths: dict[int, str] = {}
     with staged_folder(out, kind="validation", overwrite=overwrite, field="out") as tmp:
         if results:
-            from ..studies.outputs import skin_current_picture
-
             for check in report.presets:
                 top = check.levels[-1]
                 if top.worst_anatomy not in report.anatomy:
@@ -106,11 +124,20 @@ def write_validation(
                 name = f"worst_preset_{check.preset.id}.png"
                 try:
                     current = [top.current_uA * 1e-6] * len(result.channels)
-                    skin_current_picture(result, tmp / name, current)
+                    save_figure(skin_current_map(result, current), tmp / name)
                     pictures[check.preset.id] = name
+                    if result.mesh.mesh.comm.size == 1 and result.case.mesh.file is None:
+                        # sampling the field is collective and this runs on rank 0 alone: serial runs only
+                        depth = f"worst_depth_preset_{check.preset.id}.png"
+                        text = f"{fmt_current(top.current_uA * 1e-6)}, every channel"
+                        figure = depth_section_figure(depth_sections(result, current), case_name=top.worst_anatomy,
+                                                      current_text=text)  # fmt: skip
+                        save_figure(figure, tmp / depth)
+                        depths[check.preset.id] = depth
                 except Exception as err:  # noqa: BLE001  (a picture must not lose the report)
                     log.warning("picture of preset %s not drawn: %s", check.preset.id, err)
         report.worst_pictures = pictures
+        charts = _preset_charts(report, tmp)
         write_json(tmp / "validation.json", jsonable(body))
         if report.figures:
             from .figures import save_figures
@@ -118,8 +145,10 @@ def write_validation(
             save_figures(tmp / "figures.npz", report.figures, report.presets_file.digest_sha256)
         presets: list[dict[str, Any]] = []
         for p in body["presets"]:
-            presets.append({**p, "picture": pictures.get(p["id"])})
-        html = jinja2.Environment(autoescape=True).from_string(_TEMPLATE).render(
+            presets.append({**p, "picture": pictures.get(p["id"]), "depth": depths.get(p["id"]), **charts.get(p["id"], {})})
+        env = jinja2.Environment(autoescape=True)
+        env.filters["num"] = _num
+        html = env.from_string(_TEMPLATE).render(
             device=body["device"], head=Path(body["electrode_head"]).name, compliance=report.presets_file.device.compliance_voltage_V,
             sf=body["safety_factor"], solves=body["solves"], anatomy=body["anatomy_cases"], passed=body["passed"],
             digest=body["inputs_digest_sha256"], version=__version__, presets=presets,
@@ -127,4 +156,36 @@ def write_validation(
             search=body["anatomy_search"], conductivity=body["conductivity_spread"],
         )  # fmt: skip
         write_text(tmp / "validation.html", html)
-    return [out / "validation.json", out / "validation.html", *(out / n for n in pictures.values())]
+    drawn = [out / n for c in charts.values() for n in c.values()] + [out / n for n in depths.values()]
+    return [out / "validation.json", out / "validation.html", *(out / n for n in pictures.values()), *drawn]
+
+
+def _num(value: Any) -> Any:
+    """A float in a page: 3 significant digits (emsim.formatting); other values as they are."""
+    return sig(value) if isinstance(value, float) else value
+
+
+def _preset_charts(report: ValidationReport, out: Path) -> dict[int, dict[str, str]]:
+    """``window_preset_N.png`` and ``headroom_preset_N.png`` of each preset (needs report.figures)."""
+    charts: dict[int, dict[str, str]] = {}
+    if not report.figures:
+        return charts
+    for check in report.presets:
+        pid = check.preset.id
+        try:
+            w = window_inputs(report, check)
+            figures = {
+                "window": therapeutic_window_figure(
+                    w.levels_A, w.passed, sensory_A=w.sensory_A, motor_A=w.motor_A, safe_max_A=w.safe_max_A,
+                    binding_rule=w.binding_rule, binding_anatomy=w.binding_anatomy, title=w.title,
+                ),
+                "headroom": headroom_heatmap(w.levels_A, w.rules, w.max_safe_A,
+                                             binding_anatomy=w.level_binding_anatomy, title=w.title),
+            }  # fmt: skip
+            for kind, fig in figures.items():
+                name = f"{kind}_preset_{pid}.png"
+                save_figure(fig, out / name)
+                charts.setdefault(pid, {})[kind] = name
+        except Exception as err:  # noqa: BLE001  (a picture must not lose the report)
+            log.warning("charts of preset %s not drawn: %s", pid, err)
+    return charts

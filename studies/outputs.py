@@ -9,7 +9,9 @@ replaces a folder emsim did not write.
 Files: ``metrics.json`` (every metric with its unit in the key, ``definitions`` and ``absent``),
 ``mesh_report.json``, ``case.toml`` (the input as given, or the canonical form of a case built
 in Python), ``fields/electric.xdmf`` (potential [V], field [V/m], current density [A/m^2],
-volume tags), ``skin_current_density.png``; for a curved patch or an imported mesh
+volume tags), ``skin_current_density.png`` (the skin map normalised to the pads' mean),
+``skin_current_profile.png`` (J_n / J_mean across each pad), ``depth_section.png`` (|E| on a
+vertical plane through the pads; not for an imported mesh), pictures from :mod:`emsim.studies.pictures`; for a curved patch or an imported mesh
 ``geometry.png`` (the tissue block with its layers, pads and electrodes); with a waveform ``waveform_response.png`` and
 ``waveform_time_course.csv``; with heating ``fields/thermal.xdmf``,
 ``skin_temperature_rise.png``, ``peak_temperature_vs_time.png`` and ``temperature_history.csv``.
@@ -24,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..formatting import current as fmt_current
 from ..io import (
     save_figure,
     save_screenshot,
@@ -37,6 +40,7 @@ from ..models import Case
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
 from ..solvers.thermal.session import ThermalResult
+from .pictures import depth_section_figure, depth_sections, skin_current_map, skin_current_profile
 
 __all__ = [
     "geometry_picture",
@@ -44,7 +48,6 @@ __all__ = [
     "plot_peak_temperature",
     "plot_skin_temperature_rise",
     "plot_waveform_response",
-    "skin_current_picture",
     "waveform_time_course_table",
     "write_electric_fields",
     "write_outputs",
@@ -207,50 +210,6 @@ def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path
     plotter.close()
 
 
-def skin_current_picture(result: CaseResult, path: Path, currents_A: Currents = None) -> None:
-    """PNG of the normal current density on the skin surface (top view), pyvista off-screen."""
-    if not os.environ.get("DISPLAY"):
-        # Headless: render through EGL directly instead of failing over from X with a warning.
-        os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    import pyvista as pv
-
-    pv.OFF_SCREEN = True
-    current = result.currents(currents_A)
-    tri_m, jn = result.electric.skin_picture(current)
-    tri = tri_m * 1e3
-    n = len(tri)
-    faces = np.hstack([np.full((n, 1), 3), np.arange(3 * n).reshape(n, 3)]).ravel()
-    surf = pv.PolyData(tri.reshape(-1, 3), faces)
-    surf.cell_data["J_n [A/m^2]"] = jn
-    plotter = pv.Plotter(off_screen=True, window_size=(1200, 850))
-    plotter.add_mesh(
-        surf, scalars="J_n [A/m^2]", cmap="inferno", show_edges=False,
-        scalar_bar_args={"title": "skin normal current density J_n [A/m^2]", "fmt": "%.3g"},
-    )  # fmt: skip
-    for e in result.case.electrodes:
-        pts = _on_skin_mm(result.mesh.surface, _outline_mm(e) * 1e-3, 0.05e-3)  # follows a curved skin
-        plotter.add_mesh(pv.lines_from_points(pts), color="cyan", line_width=2)
-        label = _on_skin_mm(result.mesh.surface, [e.center_m], 0.1e-3)
-        plotter.add_point_labels(label, [e.name], font_size=20, text_color="cyan", shape=None)
-    for z in result.case.exclusions:  # exclusion zones: their footprint on the skin
-        a = np.linspace(0.0, 2 * np.pi, 97)
-        ring = np.column_stack([z.center_m[0] + z.radius_m * np.cos(a), z.center_m[1] + z.radius_m * np.sin(a)])
-        pts = _on_skin_mm(result.mesh.surface, ring, 0.05e-3)
-        plotter.add_mesh(pv.lines_from_points(pts), color="lime", line_width=2)
-        label = _on_skin_mm(result.mesh.surface, [z.center_m], 0.1e-3)
-        plotter.add_point_labels(label, [z.name], font_size=14, text_color="lime", shape=None)
-    m = (result.metrics if currents_A is None else result.at(current)).electric  # cached at the case currents
-    plotter.add_text(
-        f"{result.case.name}: I = {m.current_requested_A * 1e3:.3g} mA, Z = {m.impedance_ohm:.4g} ohm, "
-        f"peak J_n (1 mm disc) = {m.skin_current_density_peak_A_per_m2:.4g} A/m^2 (x, y in mm)",
-        font_size=10,
-    )
-    plotter.view_xy()
-    plotter.show_bounds(xtitle="x [mm]", ytitle="y [mm]", show_zaxis=False, show_zlabels=False, font_size=10)
-    save_screenshot(plotter, path)
-    plotter.close()
-
-
 def plot_waveform_response(result: CaseResult, path: Path, currents_A: Currents = None) -> None:
     """PNG of the compliance voltage and the current of every channel over one period.
 
@@ -397,6 +356,11 @@ def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> Non
 # ----------------------------------------------------------------------------- the folder
 
 
+def _current_text(result: CaseResult) -> str:
+    """Each channel's current for a picture's caption: ``"12.0 mA (channel 1)"``."""
+    return ", ".join(f"{fmt_current(i)} (channel {n})" for n, i in zip(result.channels, result.currents(), strict=True))
+
+
 def write_outputs(
     result: CaseResult,
     out_dir: str | Path,
@@ -431,11 +395,16 @@ def write_outputs(
         triangles = geometry_triangles(result.mesh) if shows_geometry else None  # collective
         if result.thermal is not None:
             write_thermal_fields(result.thermal, fields)
+        sections = depth_sections(result) if result.case.mesh.file is None else None  # collective
         if comm.rank == 0:
             write_json(tmp / "metrics.json", jsonable(result.to_json()))
             write_json(tmp / "mesh_report.json", jsonable(result.mesh.report.as_dict()))
             write_text(tmp / "case.toml", source_text if source_text is not None else result.case.to_toml())
-            skin_current_picture(result, tmp / "skin_current_density.png")
+            save_figure(skin_current_map(result), tmp / "skin_current_density.png")
+            save_figure(skin_current_profile(result), tmp / "skin_current_profile.png")
+            if sections is not None:
+                figure = depth_section_figure(sections, case_name=result.case.name, current_text=_current_text(result))
+                save_figure(figure, tmp / "depth_section.png")
             if triangles is not None:
                 geometry_picture(result.case, triangles, tmp / "geometry.png", result.mesh.surface)
             if result.waveform is not None:

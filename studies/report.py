@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..formatting import sig
 from ..io import save_figure, write_csv_rows, write_parquet, write_text
 from .ledger import LEDGER_NAME, Ledger
 
@@ -202,7 +203,7 @@ th.asc::after { content: " \\25B2"; } th.desc::after { content: " \\25BC"; }
 <h2>Skin current density per case</h2>
 <div class="gallery">
 {% for g in gallery %}<figure><a href="{{ g.folder }}/"><img src="{{ g.src }}" alt="case {{ g.index }}"></a>
-<figcaption>case {{ g.index }}: {{ g.caption }}</figcaption></figure>
+<figcaption>case {{ g.index }}: {{ g.caption }}{% for name, src in g.more %} | <a href="{{ src }}">{{ name }}</a>{% endfor %}</figcaption></figure>
 {% endfor %}</div>
 <h2>All cases (click a column to sort)</h2>
 <div class="wrap"><table id="results">
@@ -244,11 +245,15 @@ window.addEventListener("load", function () {
 """
 
 
+#: The other pictures of a case, linked under its skin map in the gallery (studies/pictures.py).
+_CASE_PICTURES = (("profile across the pads", "skin_current_profile.png"), ("depth section", "depth_section.png"))
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.5g}"
+        return sig(value, 4)  # the column names carry the units; results.csv keeps every digit
     return str(value)
 
 
@@ -276,7 +281,8 @@ def write_report(
         src = f"{r['_folder']}/skin_current_density.png"
         if (folder / src).exists():
             caption = ", ".join(f"{a} = {r.get(a)}" for a in axes)
-            gallery.append({"index": r["case_index"], "src": src, "folder": r["_folder"], "caption": caption})
+            more = [(what, f"{r['_folder']}/{name}") for what, name in _CASE_PICTURES if (folder / r["_folder"] / name).exists()]
+            gallery.append({"index": r["case_index"], "src": src, "folder": r["_folder"], "caption": caption, "more": more})
     shown = [c for c in columns if c != "case_digest_sha256"]
     table = [[r.get("case_digest_sha256", "")[:12], *(_fmt(r.get(c)) for c in shown)] for r in rows]
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)

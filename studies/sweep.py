@@ -36,6 +36,7 @@ from ..io import (
     check_output_folder,
     clean_stale,
     prepare_study_folder,
+    save_figure,
     staged_folder,
     write_json,
     write_text,
@@ -43,7 +44,8 @@ from ..io import (
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
 from .ledger import Ledger, Owner
-from .outputs import skin_current_picture, write_outputs
+from .outputs import write_outputs
+from .pictures import skin_current_map, skin_current_profile
 from .study import Study, StudyPoint, geometry_key, load_study, unit_case
 
 __all__ = ["StudySummary", "case_folder_name", "run_study", "solve_group", "write_case_folder"]
@@ -130,7 +132,8 @@ def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: A
     """A case's folder, written beside and renamed into place when complete (collective).
 
     With ``fields`` every output of :func:`emsim.write_outputs`; else ``metrics.json``,
-    ``case.toml`` and ``skin_current_density.png``.
+    ``case.toml``, ``skin_current_density.png`` and ``skin_current_profile.png`` (the depth
+    section samples the distributed field: with ``fields`` only).
     """
     # A case folder is the study's own: one left by a run killed before its ledger row was
     # marked done is replaced (it carries emsim's marker; anything else there is refused).
@@ -141,7 +144,8 @@ def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: A
         if comm.rank == 0:
             write_json(tmp / "metrics.json", jsonable(result.to_json()))
             write_text(tmp / "case.toml", result.case.to_toml())
-            skin_current_picture(result, tmp / "skin_current_density.png")
+            save_figure(skin_current_map(result), tmp / "skin_current_density.png")
+            save_figure(skin_current_profile(result), tmp / "skin_current_profile.png")
 
 
 #: Seconds between looks at the ledger while another run computes the last cases.
