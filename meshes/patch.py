@@ -35,7 +35,7 @@ import numpy as np
 from ..errors import MeshError
 from ..models.case import Case
 from ..models.electrodes import Electrode
-from ..models.shapes import Disk, RoundedRectangle
+from ..models.shapes import Disk, Polygon, Ring, RoundedRectangle
 from .curvature import SurfaceMap, surface_map
 from .distribute import gmsh_model_to_mesh
 
@@ -225,8 +225,20 @@ def _rounded_rectangle(occ: Any, shape: RoundedRectangle, cx: float, cy: float, 
     return occ.addRectangle(cx - hx, cy - hy, z, 2 * hx, 2 * hy, roundedRadius=shape.corner_radius_m)
 
 
+def _ring(occ: Any, shape: Ring, cx: float, cy: float, z: float) -> int:
+    ro, ri = shape.outer_diameter_m / 2, shape.inner_diameter_m / 2
+    out, _ = occ.cut([(2, occ.addDisk(cx, cy, z, ro, ro))], [(2, occ.addDisk(cx, cy, z, ri, ri))])
+    return out[0][1]
+
+
+def _polygon(occ: Any, shape: Polygon, cx: float, cy: float, z: float) -> int:
+    pts = [occ.addPoint(cx + x, cy + y, z) for x, y in shape.vertices_m]
+    lines = [occ.addLine(a, b) for a, b in zip(pts, pts[1:] + pts[:1], strict=True)]
+    return occ.addPlaneSurface([occ.addCurveLoop(lines)])
+
+
 #: How gmsh draws each footprint class (the only place that knows the shapes' kinds).
-_FOOTPRINTS = {Disk: _disk, RoundedRectangle: _rounded_rectangle}
+_FOOTPRINTS = {Disk: _disk, RoundedRectangle: _rounded_rectangle, Ring: _ring, Polygon: _polygon}
 
 
 def add_footprint(occ: Any, e: Electrode, z: float) -> int:
