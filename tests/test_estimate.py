@@ -73,7 +73,7 @@ def test_default_limit_admits_the_shipped_cases_and_verification_at_fine():
     from emsim.studies.verification import disk_on_slab_case
 
     assert check_resources(load_case(default_case_path())).dofs < DEFAULT_MAX_DOFS
-    disk, _ = disk_on_slab_case(quality="fine", degree=3)  # emsim verify --quality fine runs on this machine
+    disk, _ = disk_on_slab_case(quality="fine")  # emsim verify --quality fine runs on this machine
     assert check_resources(disk).dofs < DEFAULT_MAX_DOFS
 
 
