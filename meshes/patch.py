@@ -1,6 +1,7 @@
 """The layered tissue patch with its gel pads and electrodes, built in gmsh and tagged by name.
 
-Coordinates are metres. The patch is built flat: the skin surface is the plane z = 0, tissue layers lie below it
+Coordinates are metres. The mesh is layered (:mod:`emsim.meshes.layered`): the skin triangulation
+extruded through the tissue layers and the gel pads. The patch is built flat: the skin surface is the plane z = 0, tissue layers lie below it
 (z < 0, first layer on top) and gel pads above it (0 < z < gel thickness), with the metal
 electrode as the pad's top face. An electrode without gel is a patch imprinted on the skin
 surface. A curved patch (``[patch] shape = "cylinder" | "sphere"``) is this flat mesh with its
@@ -60,9 +61,10 @@ log = logging.getLogger(__name__)
 #: Multiplier of every target element size per mesh quality.
 QUALITY_SCALE = {"coarse": 2.0, "default": 1.0, "fine": 0.5}
 #: What each quality level buys: the relative error bound of the resistance of the benchmark
-#: disk (a = 4 mm on a grounded slab, D = 40 mm) at degree 3, measured 0.25 %, 0.12 % and
-#: 0.06 % (docs/performance.md; degree 2 has about 2.5x these errors). ``emsim verify``
-#: checks the disk against these bounds.
+#: disk (a = 4 mm on a grounded slab, D = 40 mm) at the default degree 2, measured on the layered
+#: mesh -0.42 % (coarse, 1.5e5 dofs) and -0.23 % (default, 4.5e5 dofs); fine is extrapolated
+#: from those two at the measured rate (error ~ dofs^-0.55, docs/performance.md). ``emsim
+#: verify`` and tests/test_electric.py check the disk against these bounds.
 QUALITY_ACCURACY = {"coarse": 0.005, "default": 0.0025, "fine": 0.0012}
 
 #: Fraction of a gel pad's thickness given to the contact sublayer.
