@@ -1,9 +1,9 @@
 """A-priori size of a case's mesh and solve: cells, dofs and memory, without calling gmsh.
 
-:func:`estimate_mesh` integrates the number of tetrahedra the size field of
-:mod:`emsim.meshes.patch` asks for, ``N = integral dV / (C_TET h(x)^3)``, on a graded sample grid
+:func:`estimate_mesh` counts the layered mesh (:mod:`emsim.meshes.layered`) without meshing: the
+levels exactly, the skin triangles as ``integral dA / (C_TRI h(x, y)^2)`` on a graded sample grid
 (fine at the electrodes, coarse where the target size is uniform), so it costs well under a
-second for any patch, including absurd ones (a 1e9 mm patch gives ~1e20 cells at once).
+second for any patch, including absurd ones.
 :func:`check_resources` raises an :class:`~emsim.errors.InputError` naming the estimate when
 the dofs exceed a limit, before anything is meshed.
 
