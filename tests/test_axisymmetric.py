@@ -93,9 +93,10 @@ def test_axisymmetric_and_3d_paths_agree_on_a_layered_disk():
     layers = [(layer.thickness_m, layer.tissue.conductivity_at(case.solver.quasi_static_frequency_Hz)) for layer in case.layers]
     axi = solve_axisymmetric(layers, [Ring("disk", 0.0, 4e-3)], outer_radius_m=0.1 / math.sqrt(math.pi))
     z2 = axi.resistance_to_ground_ohm("disk")
-    # Within the 3-D path's accuracy at coarse, degree 3 (0.34 % on the single-layer disk), and
-    # from below (the 3-D mesh is the coarser one).
-    assert -5e-3 < (z3 - z2) / z2 < 0.0
+    # Within the 3-D path's accuracy at coarse (0.5 %). The layered mesh at degree 3 is now as
+    # accurate as this reference (measured +0.028 %), so the sign is no longer the 3-D mesh's:
+    # above the reference by at most the axisymmetric solver's own 0.1 % (emsim verify's bound).
+    assert -5e-3 < (z3 - z2) / z2 < 1e-3
 
 
 def _outline_on_bath_table(electrode: dict) -> dict:
