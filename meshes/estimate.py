@@ -1,9 +1,12 @@
 """A-priori size of a case's mesh and solve: cells, dofs and memory, without calling gmsh.
 
-:func:`estimate_mesh` counts the layered mesh (:mod:`emsim.meshes.layered`) without meshing: the
-levels exactly, the skin triangles as ``integral dA / (C_TRI h(x, y)^2)`` on a graded sample grid
-(fine at the electrodes, coarse where the target size is uniform), so it costs well under a
-second for any patch, including absurd ones.
+:func:`estimate_mesh` estimates the mesh of the case's ``[mesh] method`` without meshing. The
+free mesh (:mod:`emsim.meshes.free`): the number of tetrahedra the size field asks for,
+``N = integral dV / (C_TET h(x)^3)``, on a graded sample grid. The layered mesh
+(:mod:`emsim.meshes.layered`): the levels exactly, the skin triangles as
+``integral dA / (C_TRI h(x, y)^2)`` on a graded sample grid. The grids are fine at the
+electrodes and coarse where the target size is uniform, so an estimate costs well under a second
+for any patch, including absurd ones (a 1e9 mm patch gives ~1e20 cells at once).
 :func:`check_resources` raises an :class:`~emsim.errors.InputError` naming the estimate when
 the dofs exceed a limit, before anything is meshed.
 
@@ -13,6 +16,7 @@ estimate against ``build_patch_mesh`` within :data:`CALIBRATED_FACTOR`).
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
@@ -20,12 +24,16 @@ import numpy as np
 
 from ..errors import InputError
 from ..models.case import Case
+from ..models.electrodes import Electrode
+from .free import layer_box_size, pad_box_size
 from .layered import level_counts, level_sizes
-from .patch import edge_size, mesh_sizes
+from .patch import edge_size, mesh_sizes, pad_z_levels
 
 __all__ = [
     "BYTES_PER_DOF",
     "CALIBRATED_FACTOR",
+    "CELLS_PER_VERTEX",
+    "C_TET",
     "C_TRI",
     "DEFAULT_MAX_DOFS",
     "EDGES_PER_CELL",
@@ -37,6 +45,11 @@ __all__ = [
     "estimate_mesh",
 ]
 
+#: Mean tetrahedron volume over h^3 for the free gmsh Delaunay mesh of a target size h (a regular
+#: tetrahedron of edge h has 0.118 h^3). Calibrated: see tests/test_estimate.py.
+C_TET = 0.167  # (0.115 before the d^(1/2) grading and one-element layers; recalibrated)
+#: Tetrahedra per vertex of the free meshes (about 5.5 in the bulk; thin layers and pads lower it).
+CELLS_PER_VERTEX = 3.4
 #: Mean skin-triangle area over h^2 for the gmsh Frontal-Delaunay triangulation of a target size
 #: h (an equilateral triangle of side h has 0.433 h^2). Calibrated: see tests/test_estimate.py.
 C_TRI = 0.41
@@ -46,13 +59,15 @@ _BETA = 1.0
 TETS_PER_PRISM = 3
 #: Skin vertices per skin triangle (Euler: about 1/2 in a planar triangulation).
 VERTICES_PER_TRIANGLE = 0.5
-#: Edges per tetrahedron of the extruded mesh: per level interval, each skin vertex (V) carries
+#: Edges per tetrahedron, by mesh method. Free: Euler, edges ~ vertices + cells in the bulk;
+#: the boundary adds some. Layered (the extruded mesh): per level interval, each skin vertex (V) carries
 #: a vertical edge and each skin edge (3 V) a horizontal and a face-diagonal one (the split adds
 #: no interior edge), over 3 tetrahedra per triangle (2 V): 7 V / 6 V.
-EDGES_PER_CELL = 7.0 / 6.0
-#: Triangular faces per tetrahedron: per interval, a horizontal triangle per skin triangle, two per
+EDGES_PER_CELL = {"free": 1.45, "layered": 7.0 / 6.0}
+#: Triangular faces per tetrahedron, by mesh method. Free: each interior face is shared by two of
+#: a tetrahedron's four. Layered: per interval, a horizontal triangle per skin triangle, two per
 #: quad face (3 V), two inside each prism: (2 V + 6 V + 4 V) / 6 V.
-FACES_PER_CELL = 2.0
+FACES_PER_CELL = {"free": 2.1, "layered": 2.0}
 #: The estimate is within this factor of the real mesh for the calibration cases (measured 0.87 .. 1.10).
 CALIBRATED_FACTOR = 1.3
 #: Peak memory per dof [bytes] of a whole ``emsim run``. Measured with ``/usr/bin/time -v emsim
@@ -102,6 +117,119 @@ def _graded_axis(lo: float, hi: float, intervals: list[tuple[float, float]], siz
     return np.asarray(pts)
 
 
+def _graded_axis_free(
+    lo: float, hi: float, intervals: list[tuple[float, float]], sizes: dict[str, float], h_coarse: float, max_steps: int
+) -> np.ndarray:
+    """Sample points on [lo, hi], spaced h/2 with h graded from ``intervals`` like the size field.
+
+    The spacing is half the edge-graded size (:func:`emsim.meshes.patch.edge_size`) at the
+    distance from the intervals, at most h_coarse / 2, and never finer than (hi - lo) / max_steps.
+    """
+    floor = (hi - lo) / max_steps
+    pts = [lo]
+    x = lo
+    while x < hi:
+        d = min((max(a - x, x - b, 0.0) for a, b in intervals), default=math.inf)
+        h = min(float(_realised_edge_size(sizes, d)), h_coarse) if math.isfinite(d) else h_coarse
+        x = min(x + max(0.5 * h, floor), hi)
+        pts.append(x)
+    return np.asarray(pts)
+
+
+def _realised_edge_size(sizes: dict[str, float], d: object) -> object:
+    """The size a tetrahedral mesh realises at a distance d from an outline.
+
+    An element cannot be much larger than its distance to the outline where sizes are small
+    (its neighbours there are small), so the mesh follows min(target, tip + BETA d) rather
+    than the target :func:`emsim.meshes.patch.edge_size`, which grows like d^(1/2).
+    """
+    return np.minimum(edge_size(sizes, d), sizes["tip"] + _BETA * np.asarray(d))
+
+
+def _reach(sizes: dict[str, float], h_max: float) -> float:
+    """Distance [m] beyond which the edge-graded size exceeds h_max (it grows monotonically)."""
+    lo, hi = 0.0, 1.0
+    while edge_size(sizes, hi) < h_max:
+        hi *= 2.0
+    for _ in range(60):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if edge_size(sizes, mid) < h_max else (lo, mid)
+    return hi
+
+
+def _lateral_distance(e: Electrode, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Signed distance [m] from points (x, y) to the electrode's outline (negative inside)."""
+    return np.asarray(e.signed_distance(x, y))
+
+
+def _free_cells(case: Case) -> float:
+    """Estimated tetrahedra of the free mesh (:mod:`emsim.meshes.free`).
+
+    The target size h(x, y, z) is the minimum of the free mesher's fields: graded from the
+    electrode outlines (:func:`emsim.meshes.patch.edge_size` of the distance), graded from the
+    skin surface, per layer and per pad boxes, and the global maximum. The cell count integrates
+    ``1 / (C_TET h^3)`` over the tissue and the pads with the midpoint rule on a tensor grid
+    graded like h; where the outlines do not reach (the graded size exceeds h_max) h depends on z
+    only and the lateral integral is exact.
+    """
+    sizes = mesh_sizes(case)
+    h_edge, h_surface, h_max = sizes["edge"], sizes["surface"], sizes["max"]
+    g = sizes["grading_per_m"]
+    reach = _reach(sizes, h_max)  # beyond this distance from every outline h ignores them
+    width, length = case.patch.width_m, case.patch.length_m
+    levels = pad_z_levels(case)
+    xi = [(e.center_m[0] - e.half_extent_m[0], e.center_m[0] + e.half_extent_m[0]) for e in case.electrodes]
+    yi = [(e.center_m[1] - e.half_extent_m[1], e.center_m[1] + e.half_extent_m[1]) for e in case.electrodes]
+    x = _graded_axis_free(-width / 2, width / 2, xi, sizes, h_max, 400)
+    y = _graded_axis_free(-length / 2, length / 2, yi, sizes, h_max, 400)
+    X, Y = np.meshgrid(0.5 * (x[1:] + x[:-1]), 0.5 * (y[1:] + y[:-1]), indexing="ij")
+    area = np.outer(np.diff(x), np.diff(y))
+    lateral = {e.name: _lateral_distance(e, X, Y) for e in case.electrodes}
+    near = np.zeros(X.shape, dtype=bool)
+    for d in lateral.values():
+        near |= np.abs(d) < reach
+    outlines = [
+        (lateral[e.name][near], (0.0, levels[e.name][-1]) if e.name in levels else (0.0,)) for e in case.electrodes
+    ]
+    near_area = area[near]
+    # Vertical slabs: each layer, then each gel pad (its thinner sublayer sets the box size).
+    slabs: list[tuple[float, float, float, str | None]] = []  # (z0, z1, box size, pad owner)
+    z_top = 0.0
+    for layer in case.layers:
+        z_bot = z_top - layer.thickness_m
+        slabs.append((z_bot, z_top, layer_box_size(sizes, layer.thickness_m), None))
+        z_top = z_bot
+    for e in case.electrodes:
+        if e.name in levels:
+            zs = levels[e.name]
+            dz = min(b - a for a, b in itertools.pairwise(zs))
+            slabs.append((0.0, zs[-1], pad_box_size(sizes, dz), e.name))
+    h_floor = sizes["tip"] if sizes["tip"] > 0 else 0.25 * h_edge  # gmsh's Mesh.MeshSizeMin
+    cells = 0.0
+    for z0, z1, h_box, pad in slabs:
+        thickness = z1 - z0
+        if pad is None:
+            z = -_graded_axis_free(-z1, -z0, [(0.0, 0.0)], sizes, h_box, 200)[::-1]
+            weight, far_area = near_area, width * length - float(near_area.sum())
+        else:
+            z = _graded_axis_free(z0, z1, [(z0, z1)], sizes, h_box, 200)
+            inside = lateral[pad][near] < 0
+            weight = np.where(inside, near_area, 0.0)
+            far_area = float(np.sum(area[~near & (lateral[pad] < 0)]))
+        for za, zb in itertools.pairwise(z):
+            zc = 0.5 * (za + zb)
+            h_far = max(min(h_box, h_surface + g * abs(zc)), h_floor)
+            h = np.full(near_area.shape, h_far)
+            for d, tops in outlines:
+                dz = min(abs(zc - t) for t in tops)
+                np.minimum(h, _realised_edge_size(sizes, np.sqrt(d * d + dz * dz)), out=h)
+            np.maximum(h, h_floor, out=h)
+            # A slab thinner than h holds one layer of flat tetrahedra: h^2 T per cell, not h^3.
+            hz, hz_far = np.minimum(h, thickness), min(h_far, thickness)
+            cells += (float(np.sum(weight / (h * h * hz))) + far_area / (h_far * h_far * hz_far)) * (zb - za) / C_TET
+    return cells
+
+
 def skin_triangles(case: Case, sizes: dict[str, float]) -> tuple[float, dict[str, float]]:
     """Estimated triangles of the skin triangulation, and of each electrode's footprint.
 
@@ -130,7 +258,8 @@ def skin_triangles(case: Case, sizes: dict[str, float]) -> tuple[float, dict[str
 def estimate_mesh(case: Case) -> MeshEstimate:
     """Estimate cells, vertices, dofs and memory of a case's mesh and solve (no gmsh call).
 
-    The layered mesher (:mod:`emsim.meshes.layered`) extrudes the skin triangulation through
+    The free mesh: :func:`_free_cells`, vertices by :data:`CELLS_PER_VERTEX`. The layered
+    mesher (:mod:`emsim.meshes.layered`) extrudes the skin triangulation through
     the tissue levels and each footprint through its pad's levels: the levels are computed
     exactly (:func:`emsim.meshes.layered.level_counts`, no gmsh), the skin triangles are
     integrated from the target size (:func:`skin_triangles`); 3 tetrahedra per prism.
@@ -143,15 +272,21 @@ def estimate_mesh(case: Case) -> MeshEstimate:
     """
     if case.mesh.file is not None:
         raise InputError("mesh.file", case.mesh.file, "a built patch (an imported mesh has its own size)")
-    sizes = mesh_sizes(case)
-    tri, under = skin_triangles(case, sizes)
-    tissue, pads = level_counts(case, sizes)
-    prisms = tri * tissue + sum(under[n] * k for n, k in pads.items())
-    cells = TETS_PER_PRISM * prisms
-    vertices = VERTICES_PER_TRIANGLE * (tri * (tissue + 1) + sum(under[n] * k for n, k in pads.items()))
+    method = case.mesh.method
+    if method == "free":
+        cells = _free_cells(case)
+        vertices = cells / CELLS_PER_VERTEX
+    else:
+        sizes = mesh_sizes(case)
+        tri, under = skin_triangles(case, sizes)
+        tissue, pads = level_counts(case, sizes)
+        prisms = tri * tissue + sum(under[n] * k for n, k in pads.items())
+        cells = TETS_PER_PRISM * prisms
+        vertices = VERTICES_PER_TRIANGLE * (tri * (tissue + 1) + sum(under[n] * k for n, k in pads.items()))
     # Lagrange degree p: one dof per vertex, p - 1 per edge, (p - 1)(p - 2)/2 per face.
     p = case.mesh.degree
-    dofs = vertices + (p - 1) * EDGES_PER_CELL * cells + (p - 1) * (p - 2) // 2 * FACES_PER_CELL * cells
+    edges, faces = EDGES_PER_CELL[method] * cells, FACES_PER_CELL[method] * cells
+    dofs = vertices + (p - 1) * edges + (p - 1) * (p - 2) // 2 * faces
     return MeshEstimate(cells=cells, vertices=vertices, dofs=dofs, memory_bytes=dofs * BYTES_PER_DOF)
 
 

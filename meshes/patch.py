@@ -1,7 +1,9 @@
 """The layered tissue patch with its gel pads and electrodes, built in gmsh and tagged by name.
 
-Coordinates are metres. The mesh is layered (:mod:`emsim.meshes.layered`): the skin triangulation
-extruded through the tissue layers and the gel pads. The patch is built flat: the skin surface is the plane z = 0, tissue layers lie below it
+Coordinates are metres. ``[mesh] method`` chooses the mesher: ``free`` (the default,
+:mod:`emsim.meshes.free`: gmsh tetrahedra graded in 3-D toward the outlines) or ``layered``
+(:mod:`emsim.meshes.layered`: the skin triangulation extruded through the tissue layers and the
+gel pads). The patch is built flat: the skin surface is the plane z = 0, tissue layers lie below it
 (z < 0, first layer on top) and gel pads above it (0 < z < gel thickness), with the metal
 electrode as the pad's top face. An electrode without gel is a patch imprinted on the skin
 surface. A curved patch (``[patch] shape = "cylinder" | "sphere"``) is this flat mesh with its
@@ -61,9 +63,9 @@ log = logging.getLogger(__name__)
 #: Multiplier of every target element size per mesh quality.
 QUALITY_SCALE = {"coarse": 2.0, "default": 1.0, "fine": 0.5}
 #: What each quality level buys: the relative error bound of the resistance of the benchmark
-#: disk (a = 4 mm on a grounded slab, D = 40 mm) at the default degree 2, measured on the layered
-#: mesh -0.42 % (coarse, 1.5e5 dofs) and -0.23 % (default, 4.5e5 dofs); fine is extrapolated
-#: from those two at the measured rate (error ~ dofs^-0.55, docs/performance.md). ``emsim
+#: disk (a = 4 mm on a grounded slab, D = 40 mm) at degree 3 on the free mesh, measured 0.25 %,
+#: 0.12 % and 0.06 % (docs/performance.md; degree 2 has about 2.5x these errors). On the layered
+#: mesh at degree 2: -0.42 % (coarse, 1.5e5 dofs) and -0.23 % (default, 4.5e5 dofs). ``emsim
 #: verify`` and tests/test_electric.py check the disk against these bounds.
 QUALITY_ACCURACY = {"coarse": 0.005, "default": 0.0025, "fine": 0.0012}
 
@@ -76,8 +78,9 @@ _H_EDGE_REL = 1.0 / 12.0  # ... and at most this fraction of the electrode's hal
 _GRADING = 0.3  # size growth per metre of distance from an electrode outline
 _H_SURFACE = 8e-3  # on the skin surface away from electrodes (weak current there; thin skin has its layer box)
 _PER_DEEPEST = 2.0  # elements across the thickest layer: the largest size
+_MU_FREE = 0.5  # grading exponent toward outlines of the free mesher: h ~ d^(1 - mu)
 _Z_MIN = 0.05  # smallest level height (at the skin and pad tops), as a fraction of the edge size
-# Grading exponent toward outlines, h ~ d^(1 - mu) (see edge_size): mu below lambda / p, with
+# Grading exponent toward outlines of the layered mesher, h ~ d^(1 - mu) (see edge_size): mu below lambda / p, with
 # lambda = 1/2 the exponent of the rim singularity (potential ~ r^(1/2)) and p the degree, keeps
 # the optimal rate of degree p (Babuska, Kellogg & Pitkaranta 1979; Apel 1999, ch. 3).
 _SINGULAR_EXPONENT = 0.5
@@ -98,7 +101,7 @@ class MeshReport:
         quality_mean: mean of the same quality measure.
         target_sizes_m: the target element sizes used, by name [m].
         layer_aspect_max: the largest prism aspect ratio per tissue layer label (bounded by
-            :data:`emsim.meshes.layered.MAX_ASPECT`; empty for an imported mesh).
+            :data:`emsim.meshes.layered.MAX_ASPECT`; empty for the free mesher and an imported mesh).
     """
 
     cells: int
@@ -161,9 +164,10 @@ class PatchMesh:
 def mesh_sizes(case: Case) -> dict[str, float]:
     """The target sizes [m] of a case's mesh at its quality and size factor.
 
-    ``edge``: skin-triangle size near an outline; ``tip``: the smallest, at the outline;
-    ``z_min``: the smallest level height (at the skin and the pad top); ``surface``: the skin
-    triangles far from the electrodes; ``max``: the largest size anywhere.
+    ``edge``: size near an outline; ``tip``: the smallest, at the outline; ``z_min``: the
+    smallest level height of the layered mesh (at the skin and the pad top); ``surface``: the
+    skin size far from the electrodes; ``max``: the largest size anywhere; ``mu``: the grading
+    exponent (0.5 for the free mesher, 0.5 / degree for the layered one).
     """
     s = QUALITY_SCALE[case.mesh.quality] * case.mesh.size_factor
     half = min(min(e.half_extent_m) for e in case.electrodes)
@@ -174,7 +178,7 @@ def mesh_sizes(case: Case) -> dict[str, float]:
         "edge": h_edge,
         "tip": _TIP * h_edge,
         "z_min": _Z_MIN * h_edge,
-        "mu": _SINGULAR_EXPONENT / case.mesh.degree,
+        "mu": _MU_FREE if case.mesh.method == "free" else _SINGULAR_EXPONENT / case.mesh.degree,
         "surface": max(s * _H_SURFACE, h_edge),
         "max": h_max,
         "grading_per_m": _GRADING,
@@ -275,6 +279,28 @@ def _build_layered(case: Case, sizes: dict[str, float], surface: SurfaceMap | No
     return layered.layer_aspect
 
 
+def _map_nodes(surface: SurfaceMap) -> None:
+    """Move every node of the current gmsh mesh from the flat patch onto the curved one."""
+    import gmsh
+
+    tags, coords, _ = gmsh.model.mesh.getNodes(includeBoundary=True, returnParametricCoord=False)
+    curved = surface.to_curved(coords.reshape(-1, 3))
+    for tag, xyz in zip(tags.tolist(), curved.tolist(), strict=True):
+        gmsh.model.mesh.setNode(tag, xyz, [])
+
+
+def _build(case: Case, sizes: dict[str, float], surface: SurfaceMap | None) -> dict[str, float]:
+    """Mesh the case by its ``[mesh] method`` into the current gmsh model; the aspect per layer (layered only)."""
+    if case.mesh.method == "layered":
+        return _build_layered(case, sizes, surface)
+    from .free import build_free  # here, not at the top: free imports this module's helpers
+
+    build_free(case, sizes)
+    if surface is not None:
+        _map_nodes(surface)
+    return {}
+
+
 def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
     """Build the case's meshed, tagged (and, when curved, mapped) patch in the current gmsh model.
 
@@ -286,7 +312,7 @@ def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
     """
     import gmsh
 
-    _build_layered(case, mesh_sizes(case), surface_map(case.patch.shape, case.patch.curvature_radius_m))
+    _build(case, mesh_sizes(case), surface_map(case.patch.shape, case.patch.curvature_radius_m))
     return {gmsh.model.getPhysicalName(d, t): (d, t) for d, t in gmsh.model.getPhysicalGroups()}
 
 
@@ -356,7 +382,7 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.model.add(case.name)
         try:
-            aspect = _build_layered(case, sizes, surface)
+            aspect = _build(case, sizes, surface)
             stats = mesh_quality()
         except MeshError as err:
             error = str(err)

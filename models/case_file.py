@@ -19,6 +19,7 @@ from typing import Any
 from ..errors import CaseFileError, InputError
 from .anisotropy import muscle
 from .case import (
+    MESH_METHODS,
     PATCH_SHAPES,
     QUALITIES,
     SOLVER_METHODS,
@@ -346,14 +347,17 @@ def _settings(
     raw: Mapping[str, Any], base_dir: Path | None = None
 ) -> tuple[MeshSettings, SolverSettings, ThermalSettings | None]:
     m = _table(raw, "mesh", "mesh", required=False)
-    _check_keys(m, ("quality", "degree", "size_factor", "file", "tags", "file_sha256"), "mesh")
+    _check_keys(m, ("quality", "degree", "size_factor", "method", "file", "tags", "file_sha256"), "mesh")
     degree = m.get("degree", 2)
     if degree not in (1, 2, 3) or isinstance(degree, bool):
         raise InputError("mesh.degree", degree, "1, 2 or 3")
     quality = m.get("quality", "default")
     if quality not in QUALITIES:
         raise InputError("mesh.quality", quality, f"one of {', '.join(QUALITIES)}")
-    mesh = MeshSettings(quality=quality, **numbers_from_table(MeshSettings, m, "mesh"), **_mesh_file(m, base_dir))
+    method = m.get("method", "free")
+    if method not in MESH_METHODS:
+        raise InputError("mesh.method", method, f"one of {', '.join(MESH_METHODS)}")
+    mesh = MeshSettings(quality=quality, method=method, **numbers_from_table(MeshSettings, m, "mesh"), **_mesh_file(m, base_dir))
     s = _table(raw, "solver", "solver", required=False)
     _check_keys(s, ("method", "rtol", "quasi_static_frequency_Hz", "waveform_frequencies", "waveform_tolerance"), "solver")
     n_freq = s.get("waveform_frequencies", 24)

@@ -197,3 +197,18 @@ def test_the_default_case_is_what_a_facial_device_does():
         for e in load_case(path).electrodes:
             contacts.add((e.contact.resistance_ohm_m2, e.contact.capacitance_F_per_m2))
     assert len(contacts) == 1
+
+
+def test_mesh_method_defaults_to_free_enters_the_digest_and_is_checked():
+    table = copy.deepcopy(small_cheek_table())
+    case = parse_case(table)
+    assert case.mesh.method == "free"
+    assert case.to_dict()["mesh"]["method"] == "free"
+    layered = parse_case(copy.deepcopy(table) | {"mesh": dict(table.get("mesh", {})) | {"method": "layered"}})
+    assert layered.mesh.method == "layered"
+    assert parse_case(layered.to_dict()) == layered
+    assert layered.digest() != case.digest()
+    with pytest.raises(InputError) as err:
+        parse_case(copy.deepcopy(table) | {"mesh": {"method": "hex"}})
+    assert err.value.field == "mesh.method"
+    assert "free, layered" in str(err.value)
