@@ -1,7 +1,8 @@
 """Anatomy spread without re-meshing: move a layered mesh's nodes to a new stack of thicknesses.
 
-A built patch (:mod:`emsim.meshes.layered`) has its tissue nodes on horizontal levels, each
-layer between two interface levels. A new stack of layer thicknesses changes only z: the map
+A built patch, free (:mod:`emsim.meshes.free`) or layered (:mod:`emsim.meshes.layered`), has
+each tissue layer between two flat interface planes z = const (the layered one has all its
+nodes on horizontal levels). A new stack of layer thicknesses changes only z: the map
 
     z -> piecewise-linear interpolation from the old interfaces (0, -t1, -t1 - t2, ...) to the new
 
@@ -11,8 +12,8 @@ assembled again. On a curved patch the map acts on the flat coordinates (the nod
 to the flat patch, morphed, and mapped onto the curved one again), so layers keep their
 thickness below the curved skin.
 
-A morphed mesh has the level counts of the stack it was built for: a layer made much thicker
-has stretched cells (its aspect ratio grows by the thickness ratio). Tests compare a morphed
+A morphed mesh has the cells of the stack it was built for: a layer made much thicker has
+stretched cells (its aspect ratio grows by the thickness ratio). Tests compare a morphed
 mesh with a fresh mesh of the same stack (tests/test_anatomy.py).
 """
 

@@ -284,7 +284,9 @@ def test_every_cell_keeps_the_stated_prism_aspect_bound_per_layer():
     """
     from emsim.meshes.layered import MAX_ASPECT, MIN_CELLS_ACROSS
 
-    case = parse_case(site_table("cheek"))
+    table = site_table("cheek")
+    table.setdefault("mesh", {})["method"] = "layered"
+    case = parse_case(table)
     patch = build_patch_mesh(case, MPI.COMM_WORLD)
     x = patch.mesh.geometry.x
     for layer in case.layers:
@@ -302,12 +304,12 @@ def test_every_cell_keeps_the_stated_prism_aspect_bound_per_layer():
         assert len(levels) >= MIN_CELLS_ACROSS + 1, (layer.label, levels)
 
 
-def _stack_table(thicknesses_mm: list[float]) -> dict:
+def _stack_table(thicknesses_mm: list[float], method: str = "free") -> dict:
     return {
         "name": "morph", "patch": {"width_mm": 40.0, "length_mm": 30.0},
         "layer": [{"tissue": t, "thickness_mm": h} for t, h in zip(("skin", "fat", "muscle"), thicknesses_mm, strict=True)],
         "electrode": copy.deepcopy(PADS), "channel": {"anode": "A", "cathode": "B", "current_mA": 5.0},
-        "mesh": {"quality": "coarse", "degree": 2},
+        "mesh": {"quality": "coarse", "degree": 2, "method": method},
     }  # fmt: skip
 
 
@@ -320,11 +322,13 @@ def _electric(case, patch):
     return lead.at([c.current_A for c in case.channels])
 
 
-def test_a_morphed_mesh_matches_a_fresh_mesh_of_the_new_stack_to_the_discretisation_error():
+@pytest.mark.parametrize("method", ["free", "layered"])
+def test_a_morphed_mesh_matches_a_fresh_mesh_of_the_new_stack_to_the_discretisation_error(method):
+    """Both meshers keep every layer interface on a plane z = const, so the morph moves either."""
     from emsim.meshes.morph import morph_layers
 
     old, new = [1.5, 3.0, 10.0], [1.1, 4.5, 8.0]
-    case_old, case_new = parse_case(_stack_table(old)), parse_case(_stack_table(new))
+    case_old, case_new = parse_case(_stack_table(old, method)), parse_case(_stack_table(new, method))
     patch = build_patch_mesh(case_old, MPI.COMM_WORLD)
     cells, dofmap = patch.report.cells, patch.mesh.geometry.dofmaps[0].copy()
     morphed = morph_layers(patch, [t * 1e-3 for t in new])

@@ -373,10 +373,7 @@ def test_first_phase_peak_after_a_quiet_interval_is_the_dc_peak_without_contact_
     # The d.c. peak with the contact resistance (what mid-phase sampling reported) is far lower.
     assert resistive.skin_current_density_peak_A_per_m2 < 0.8 * pulse_peak
     metrics, _ = lead.at([0.01])
-    # At the very start of a phase: the first (t = 0) or the second (pulse width + gap = 250 us),
-    # whose starting peaks are equal to the discretisation error (each is the shorted contact).
-    t = metrics.skin_current_density_peak_pulse_time_s
-    assert min(abs(t - 0.0), abs(t - 250e-6)) < 1e-6
+    assert metrics.skin_current_density_peak_pulse_time_s < 1e-6  # at the very start of a phase
 
 
 @pytest.mark.parametrize("gel", [False, True], ids=["bare-robin-contact", "gel-thin-layer-contact"])
