@@ -46,8 +46,8 @@ CASES: dict[str, tuple[str, dict]] = {
     "disk-hand-default-p3": ("disk-hand", {"quality": "default", "degree": 3}),
     "disk-axi-coarse-p3": ("disk-axi", {"quality": "coarse", "degree": 3}),
     "disk-axi-default-p2": ("disk-axi", {"quality": "default", "degree": 2}),
-    "layered-disk-coarse-p2": ("layered-disk", {"quality": "coarse", "degree": 2}),
-    "limb-coarse-p1": ("limb", {"quality": "coarse", "degree": 1}),
+    "layered-disk-coarse-p2": ("layered-disk", {"quality": "coarse", "degree": 2, "mesh_method": "layered"}),
+    "limb-coarse-p1": ("limb", {"quality": "coarse", "degree": 1, "mesh_method": "layered"}),
     "cheek-builtin": ("cheek", {}),
     "cheek-dc-coarse-p2": ("cheek", {"quality": "coarse", "degree": 2, "dc": True}),
     "cheek-dc-default-p2": ("cheek", {"quality": "default", "degree": 2, "dc": True}),
@@ -224,8 +224,8 @@ def _run_disk_axi(opts: dict) -> dict:
 LAYERED_DISK = {"patch_mm": 160.0, "diameter_mm": 20.0, "layers_mm": (("skin", 1.5), ("fat", 3.0), ("muscle", 35.5))}
 
 
-def layered_disk_table(quality: str, degree: int) -> dict:
-    """The layered-disk case (issue 18) as a case table."""
+def layered_disk_table(quality: str, degree: int, method: str = "layered") -> dict:
+    """The layered-disk case (issue 18) as a case table, meshed by ``method`` ([mesh] method)."""
     w = LAYERED_DISK["patch_mm"]
     return {
         "name": "layered-disk",
@@ -233,12 +233,12 @@ def layered_disk_table(quality: str, degree: int) -> dict:
         "layer": [{"tissue": t, "thickness_mm": h} for t, h in LAYERED_DISK["layers_mm"]],
         "electrode": [{"name": "disk", "shape": "disk", "diameter_mm": LAYERED_DISK["diameter_mm"], "center_mm": [0.0, 0.0]}],
         "channel": {"anode": "disk", "cathode": "ground", "current_mA": 1.0},
-        "mesh": {"quality": quality, "degree": degree},
+        "mesh": {"quality": quality, "degree": degree, "method": method},
     }
 
 
-def limb_table(quality: str, degree: int) -> dict:
-    """A 200 x 100 mm limb patch with two 50 x 90 mm gel pads (skin 1.5 / fat 4 / muscle 40 mm)."""
+def limb_table(quality: str, degree: int, method: str = "layered") -> dict:
+    """A 200 x 100 mm limb patch with two 50 x 90 mm gel pads (skin 1.5 / fat 4 / muscle 40 mm), meshed by ``method``."""
     pad = {"shape": "rectangle", "width_mm": 50.0, "length_mm": 90.0, "corner_radius_mm": 5.0,
            "gel": {"material": "hydrogel", "thickness_mm": 1.0}, "contact": {"resistance_ohm_cm2": 2900.0}}  # fmt: skip
     return {
@@ -248,7 +248,7 @@ def limb_table(quality: str, degree: int) -> dict:
                   {"tissue": "muscle", "thickness_mm": 40.0}],
         "electrode": [pad | {"name": "A", "center_mm": [-50.0, 0.0]}, pad | {"name": "B", "center_mm": [50.0, 0.0]}],
         "channel": {"anode": "A", "cathode": "B", "current_mA": 20.0},
-        "mesh": {"quality": quality, "degree": degree},
+        "mesh": {"quality": quality, "degree": degree, "method": method},
     }
 
 
@@ -291,11 +291,11 @@ def _layered_disk_reference(case) -> float:
 
 
 def _run_layered_disk(opts: dict) -> dict:
-    return _run_table(layered_disk_table(opts["quality"], opts["degree"]), _layered_disk_reference)
+    return _run_table(layered_disk_table(opts["quality"], opts["degree"], opts["mesh_method"]), _layered_disk_reference)
 
 
 def _run_limb(opts: dict) -> dict:
-    return _run_table(limb_table(opts["quality"], opts["degree"]), None)
+    return _run_table(limb_table(opts["quality"], opts["degree"], opts["mesh_method"]), None)
 
 
 def _run_cheek(opts: dict) -> dict:
