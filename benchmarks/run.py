@@ -34,7 +34,8 @@ HERE = Path(__file__).resolve().parent
 DISK = {"radius_m": 4e-3, "depth_m": 40e-3, "sigma_S_per_m": 0.25}
 
 #: name -> (kind, options). Kinds: "disk-3d", "disk-hand" (the hand-written DOLFINx script),
-#: "disk-axi", "cheek" (the built-in default case, d.c. and heating).
+#: "disk-axi", "cheek" (the built-in default case, d.c. and heating), "layered-disk" (against the
+#: axisymmetric solver), "limb" (a 200 x 100 mm patch with 50 x 90 mm pads).
 CASES: dict[str, tuple[str, dict]] = {
     "disk-3d-coarse-p3": ("disk-3d", {"quality": "coarse", "degree": 3}),
     "disk-3d-default-p3": ("disk-3d", {"quality": "default", "degree": 3}),
@@ -45,6 +46,8 @@ CASES: dict[str, tuple[str, dict]] = {
     "disk-hand-default-p3": ("disk-hand", {"quality": "default", "degree": 3}),
     "disk-axi-coarse-p3": ("disk-axi", {"quality": "coarse", "degree": 3}),
     "disk-axi-default-p2": ("disk-axi", {"quality": "default", "degree": 2}),
+    "layered-disk-coarse-p2": ("layered-disk", {"quality": "coarse", "degree": 2, "mesh_method": "layered"}),
+    "limb-coarse-p1": ("limb", {"quality": "coarse", "degree": 1, "mesh_method": "layered"}),
     "cheek-builtin": ("cheek", {}),
     "cheek-dc-coarse-p2": ("cheek", {"quality": "coarse", "degree": 2, "dc": True}),
     "cheek-dc-default-p2": ("cheek", {"quality": "default", "degree": 2, "dc": True}),
@@ -216,6 +219,85 @@ def _run_disk_axi(opts: dict) -> dict:
     }
 
 
+#: The layered disk of issue 18: an equipotential 20 mm disk on skin 1.5 / fat 3 / muscle 35.5 mm
+#: (the library tissues), 160 x 160 mm patch, bottom grounded.
+LAYERED_DISK = {"patch_mm": 160.0, "diameter_mm": 20.0, "layers_mm": (("skin", 1.5), ("fat", 3.0), ("muscle", 35.5))}
+
+
+def layered_disk_table(quality: str, degree: int, method: str = "layered") -> dict:
+    """The layered-disk case (issue 18) as a case table, meshed by ``method`` ([mesh] method)."""
+    w = LAYERED_DISK["patch_mm"]
+    return {
+        "name": "layered-disk",
+        "patch": {"width_mm": w, "length_mm": w},
+        "layer": [{"tissue": t, "thickness_mm": h} for t, h in LAYERED_DISK["layers_mm"]],
+        "electrode": [{"name": "disk", "shape": "disk", "diameter_mm": LAYERED_DISK["diameter_mm"], "center_mm": [0.0, 0.0]}],
+        "channel": {"anode": "disk", "cathode": "ground", "current_mA": 1.0},
+        "mesh": {"quality": quality, "degree": degree, "method": method},
+    }
+
+
+def limb_table(quality: str, degree: int, method: str = "layered") -> dict:
+    """A 200 x 100 mm limb patch with two 50 x 90 mm gel pads (skin 1.5 / fat 4 / muscle 40 mm), meshed by ``method``."""
+    pad = {"shape": "rectangle", "width_mm": 50.0, "length_mm": 90.0, "corner_radius_mm": 5.0,
+           "gel": {"material": "hydrogel", "thickness_mm": 1.0}, "contact": {"resistance_ohm_cm2": 2900.0}}  # fmt: skip
+    return {
+        "name": "limb",
+        "patch": {"width_mm": 200.0, "length_mm": 100.0},
+        "layer": [{"tissue": "skin", "thickness_mm": 1.5}, {"tissue": "fat", "thickness_mm": 4.0},
+                  {"tissue": "muscle", "thickness_mm": 40.0}],
+        "electrode": [pad | {"name": "A", "center_mm": [-50.0, 0.0]}, pad | {"name": "B", "center_mm": [50.0, 0.0]}],
+        "channel": {"anode": "A", "cathode": "B", "current_mA": 20.0},
+        "mesh": {"quality": quality, "degree": degree, "method": method},
+    }
+
+
+def _run_table(table: dict, reference: object) -> dict:
+    from emsim.models import parse_case
+    from emsim.studies.run import solve_case
+
+    case = parse_case(table)
+    res = solve_case(case, max_dofs=1e9)
+    stages = dict(res.solver.get("timings_s", {}))
+    stages.update(res.problem.timings_s)
+    z = res.metrics.electric.impedance_ohm
+    ref = reference(case) if reference is not None else None
+    return {
+        "dofs": res.problem.dofs,
+        "cells": res.mesh.report.cells,
+        "method": res.problem.method,
+        "iterations": res.problem.iterations,
+        "stages_s": stages,
+        "value": z,
+        "value_name": "impedance [ohm]",
+        "reference": ref,
+        "error": None if ref is None else (z - ref) / ref,
+    }
+
+
+def _layered_disk_reference(case) -> float:
+    """The axisymmetric solver (fine, degree 3) on a cylinder of the patch's area."""
+    import math
+
+    from emsim.solvers.electric.axisymmetric import Ring, solve_axisymmetric
+
+    f = case.solver.quasi_static_frequency_Hz
+    layers = [(layer.thickness_m, layer.tissue.conductivity_at(f)) for layer in case.layers]
+    radius = case.electrodes[0].half_extent_m[0]
+    res = solve_axisymmetric(
+        layers, [Ring("disk", 0.0, radius)], outer_radius_m=case.patch.width_m / math.sqrt(math.pi), quality="fine", degree=3
+    )
+    return res.resistance_to_ground_ohm("disk")
+
+
+def _run_layered_disk(opts: dict) -> dict:
+    return _run_table(layered_disk_table(opts["quality"], opts["degree"], opts["mesh_method"]), _layered_disk_reference)
+
+
+def _run_limb(opts: dict) -> dict:
+    return _run_table(limb_table(opts["quality"], opts["degree"], opts["mesh_method"]), None)
+
+
 def _run_cheek(opts: dict) -> dict:
     from emsim.models import parse_case, read_case_table
     from emsim.studies.run import default_case_path, solve_case
@@ -245,7 +327,10 @@ def _run_cheek(opts: dict) -> dict:
     }
 
 
-_KINDS = {"disk-3d": _run_disk_3d, "disk-hand": _run_disk_hand, "disk-axi": _run_disk_axi, "cheek": _run_cheek}
+_KINDS = {
+    "disk-3d": _run_disk_3d, "disk-hand": _run_disk_hand, "disk-axi": _run_disk_axi, "cheek": _run_cheek,
+    "layered-disk": _run_layered_disk, "limb": _run_limb,
+}  # fmt: skip
 
 
 def run_one(name: str) -> dict:

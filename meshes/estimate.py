@@ -1,9 +1,12 @@
 """A-priori size of a case's mesh and solve: cells, dofs and memory, without calling gmsh.
 
-:func:`estimate_mesh` integrates the number of tetrahedra the size field of
-:mod:`emsim.meshes.patch` asks for, ``N = integral dV / (C_TET h(x)^3)``, on a graded sample grid
-(fine at the electrodes, coarse where the target size is uniform), so it costs well under a
-second for any patch, including absurd ones (a 1e9 mm patch gives ~1e20 cells at once).
+:func:`estimate_mesh` estimates the mesh of the case's ``[mesh] method`` without meshing. The
+free mesh (:mod:`emsim.meshes.free`): the number of tetrahedra the size field asks for,
+``N = integral dV / (C_TET h(x)^3)``, on a graded sample grid. The layered mesh
+(:mod:`emsim.meshes.layered`): the levels exactly, the skin triangles as
+``integral dA / (C_TRI h(x, y)^2)`` on a graded sample grid. The grids are fine at the
+electrodes and coarse where the target size is uniform, so an estimate costs well under a second
+for any patch, including absurd ones (a 1e9 mm patch gives ~1e20 cells at once).
 :func:`check_resources` raises an :class:`~emsim.errors.InputError` naming the estimate when
 the dofs exceed a limit, before anything is meshed.
 
@@ -22,38 +25,49 @@ import numpy as np
 from ..errors import InputError
 from ..models.case import Case
 from ..models.electrodes import Electrode
-from .patch import (
-    _pad_levels,
-    _sizes,
-    edge_size,
-    layer_box_size,
-    pad_box_size,
-)
+from .free import layer_box_size, pad_box_size
+from .layered import level_counts, level_sizes
+from .patch import edge_size, mesh_sizes, pad_z_levels
 
 __all__ = [
     "BYTES_PER_DOF",
     "CALIBRATED_FACTOR",
     "CELLS_PER_VERTEX",
     "C_TET",
+    "C_TRI",
     "DEFAULT_MAX_DOFS",
     "EDGES_PER_CELL",
     "FACES_PER_CELL",
+    "TETS_PER_PRISM",
+    "VERTICES_PER_TRIANGLE",
     "MeshEstimate",
     "check_resources",
     "estimate_mesh",
 ]
 
-#: Mean tetrahedron volume over h^3 for the gmsh Delaunay mesh of a target size h (a regular
+#: Mean tetrahedron volume over h^3 for the free gmsh Delaunay mesh of a target size h (a regular
 #: tetrahedron of edge h has 0.118 h^3). Calibrated: see tests/test_estimate.py.
 C_TET = 0.167  # (0.115 before the d^(1/2) grading and one-element layers; recalibrated)
-#: Tetrahedra per vertex of these meshes (about 5.5 in the bulk; thin layers and pads lower it).
+#: Tetrahedra per vertex of the free meshes (about 5.5 in the bulk; thin layers and pads lower it).
 CELLS_PER_VERTEX = 3.4
-#: Edges per tetrahedron (Euler: edges ~ vertices + cells in the bulk; boundary adds some).
-EDGES_PER_CELL = 1.45
-#: Size growth per distance a gmsh mesh realises near an outline (see _realised_edge_size).
+#: Mean skin-triangle area over h^2 for the gmsh Frontal-Delaunay triangulation of a target size
+#: h (an equilateral triangle of side h has 0.433 h^2). Calibrated: see tests/test_estimate.py.
+C_TRI = 0.41
+#: Size growth per distance a gmsh triangulation realises near an outline.
 _BETA = 1.0
-#: Triangular faces per tetrahedron (each interior face is shared by two of its four).
-FACES_PER_CELL = 2.1
+#: Tetrahedra per prism of the extruded mesh (:mod:`emsim.meshes.layered`).
+TETS_PER_PRISM = 3
+#: Skin vertices per skin triangle (Euler: about 1/2 in a planar triangulation).
+VERTICES_PER_TRIANGLE = 0.5
+#: Edges per tetrahedron, by mesh method. Free: Euler, edges ~ vertices + cells in the bulk;
+#: the boundary adds some. Layered (the extruded mesh): per level interval, each skin vertex (V) carries
+#: a vertical edge and each skin edge (3 V) a horizontal and a face-diagonal one (the split adds
+#: no interior edge), over 3 tetrahedra per triangle (2 V): 7 V / 6 V.
+EDGES_PER_CELL = {"free": 1.45, "layered": 7.0 / 6.0}
+#: Triangular faces per tetrahedron, by mesh method. Free: each interior face is shared by two of
+#: a tetrahedron's four. Layered: per interval, a horizontal triangle per skin triangle, two per
+#: quad face (3 V), two inside each prism: (2 V + 6 V + 4 V) / 6 V.
+FACES_PER_CELL = {"free": 2.1, "layered": 2.0}
 #: The estimate is within this factor of the real mesh for the calibration cases (measured 0.87 .. 1.10).
 CALIBRATED_FACTOR = 1.3
 #: Peak memory per dof [bytes] of a whole ``emsim run``. Measured with ``/usr/bin/time -v emsim
@@ -90,7 +104,20 @@ class MeshEstimate:
         return f"~{self.cells:.2g} cells, ~{self.dofs:.2g} dofs, ~{self.memory_bytes / 1e9:.3g} GB"
 
 
-def _graded_axis(
+def _graded_axis(lo: float, hi: float, intervals: list[tuple[float, float]], sizes: dict[str, float], h_far: float) -> np.ndarray:
+    """Sample points on [lo, hi], spaced h/4 with h the edge-graded size at the distance from the intervals."""
+    pts = [lo]
+    x = lo
+    floor = (hi - lo) / 2000
+    while x < hi:
+        d = min((max(a - x, x - b, 0.0) for a, b in intervals), default=math.inf)
+        h = min(float(edge_size(sizes, d)), h_far) if math.isfinite(d) else h_far
+        x = min(x + max(0.25 * h, floor), hi)
+        pts.append(x)
+    return np.asarray(pts)
+
+
+def _graded_axis_free(
     lo: float, hi: float, intervals: list[tuple[float, float]], sizes: dict[str, float], h_coarse: float, max_steps: int
 ) -> np.ndarray:
     """Sample points on [lo, hi], spaced h/2 with h graded from ``intervals`` like the size field.
@@ -135,33 +162,26 @@ def _lateral_distance(e: Electrode, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(e.signed_distance(x, y))
 
 
-def estimate_mesh(case: Case) -> MeshEstimate:
-    """Estimate cells, vertices, dofs and memory of a case's mesh and solve (no gmsh call).
+def _free_cells(case: Case) -> float:
+    """Estimated tetrahedra of the free mesh (:mod:`emsim.meshes.free`).
 
-    The target size h(x, y, z) is the minimum of the fields of
-    :func:`emsim.meshes.patch.build_patch_mesh`: graded from the electrode outlines
-    (:func:`emsim.meshes.patch.edge_size` of the distance), graded from the skin surface, per layer and per pad
-    boxes, and the global maximum. The cell count integrates ``1 / (C_TET h^3)`` over the
-    tissue and the pads with the midpoint rule on a tensor grid graded like h; where the
-    outlines do not reach (the graded size exceeds h_max) h depends on z only and
-    the lateral integral is exact.
-
-    Args:
-        case: the case.
-
-    Returns:
-        The estimate.
+    The target size h(x, y, z) is the minimum of the free mesher's fields: graded from the
+    electrode outlines (:func:`emsim.meshes.patch.edge_size` of the distance), graded from the
+    skin surface, per layer and per pad boxes, and the global maximum. The cell count integrates
+    ``1 / (C_TET h^3)`` over the tissue and the pads with the midpoint rule on a tensor grid
+    graded like h; where the outlines do not reach (the graded size exceeds h_max) h depends on z
+    only and the lateral integral is exact.
     """
-    sizes = _sizes(case)
+    sizes = mesh_sizes(case)
     h_edge, h_surface, h_max = sizes["edge"], sizes["surface"], sizes["max"]
     g = sizes["grading_per_m"]
     reach = _reach(sizes, h_max)  # beyond this distance from every outline h ignores them
     width, length = case.patch.width_m, case.patch.length_m
-    levels = _pad_levels(case)
+    levels = pad_z_levels(case)
     xi = [(e.center_m[0] - e.half_extent_m[0], e.center_m[0] + e.half_extent_m[0]) for e in case.electrodes]
     yi = [(e.center_m[1] - e.half_extent_m[1], e.center_m[1] + e.half_extent_m[1]) for e in case.electrodes]
-    x = _graded_axis(-width / 2, width / 2, xi, sizes, h_max, 400)
-    y = _graded_axis(-length / 2, length / 2, yi, sizes, h_max, 400)
+    x = _graded_axis_free(-width / 2, width / 2, xi, sizes, h_max, 400)
+    y = _graded_axis_free(-length / 2, length / 2, yi, sizes, h_max, 400)
     X, Y = np.meshgrid(0.5 * (x[1:] + x[:-1]), 0.5 * (y[1:] + y[:-1]), indexing="ij")
     area = np.outer(np.diff(x), np.diff(y))
     lateral = {e.name: _lateral_distance(e, X, Y) for e in case.electrodes}
@@ -189,10 +209,10 @@ def estimate_mesh(case: Case) -> MeshEstimate:
     for z0, z1, h_box, pad in slabs:
         thickness = z1 - z0
         if pad is None:
-            z = -_graded_axis(-z1, -z0, [(0.0, 0.0)], sizes, h_box, 200)[::-1]
+            z = -_graded_axis_free(-z1, -z0, [(0.0, 0.0)], sizes, h_box, 200)[::-1]
             weight, far_area = near_area, width * length - float(near_area.sum())
         else:
-            z = _graded_axis(z0, z1, [(z0, z1)], sizes, h_box, 200)
+            z = _graded_axis_free(z0, z1, [(z0, z1)], sizes, h_box, 200)
             inside = lateral[pad][near] < 0
             weight = np.where(inside, near_area, 0.0)
             far_area = float(np.sum(area[~near & (lateral[pad] < 0)]))
@@ -207,10 +227,66 @@ def estimate_mesh(case: Case) -> MeshEstimate:
             # A slab thinner than h holds one layer of flat tetrahedra: h^2 T per cell, not h^3.
             hz, hz_far = np.minimum(h, thickness), min(h_far, thickness)
             cells += (float(np.sum(weight / (h * h * hz))) + far_area / (h_far * h_far * hz_far)) * (zb - za) / C_TET
-    vertices = cells / CELLS_PER_VERTEX
+    return cells
+
+
+def skin_triangles(case: Case, sizes: dict[str, float]) -> tuple[float, dict[str, float]]:
+    """Estimated triangles of the skin triangulation, and of each electrode's footprint.
+
+    ``N = integral dA / (C_TRI h(x, y)^2)`` with h the size the mesher asks for
+    (:func:`emsim.meshes.layered.skin_triangulation`), by the midpoint rule on a tensor grid
+    graded like h.
+    """
+    _, h_far = level_sizes(sizes)
+    width, length = case.patch.width_m, case.patch.length_m
+    xi = [(e.center_m[0] - e.half_extent_m[0], e.center_m[0] + e.half_extent_m[0]) for e in case.electrodes]
+    yi = [(e.center_m[1] - e.half_extent_m[1], e.center_m[1] + e.half_extent_m[1]) for e in case.electrodes]
+    x = _graded_axis(-width / 2, width / 2, xi, sizes, h_far)
+    y = _graded_axis(-length / 2, length / 2, yi, sizes, h_far)
+    X, Y = np.meshgrid(0.5 * (x[1:] + x[:-1]), 0.5 * (y[1:] + y[:-1]), indexing="ij")
+    area = np.outer(np.diff(x), np.diff(y))
+    sd = {e.name: np.asarray(e.signed_distance(X, Y)) for e in case.electrodes}
+    d = np.min(np.abs(np.stack(list(sd.values()))), axis=0)
+    # An element cannot be much larger than its distance to the outline where sizes are small
+    # (its neighbours there are small): the mesh follows min(target, tip + BETA d).
+    h = np.minimum(np.minimum(edge_size(sizes, d), h_far), sizes["tip"] + _BETA * d)
+    h = np.maximum(h, sizes["tip"])
+    density = area / (C_TRI * h * h)
+    return float(density.sum()), {n: float(density[s < 0].sum()) for n, s in sd.items()}
+
+
+def estimate_mesh(case: Case) -> MeshEstimate:
+    """Estimate cells, vertices, dofs and memory of a case's mesh and solve (no gmsh call).
+
+    The free mesh: :func:`_free_cells`, vertices by :data:`CELLS_PER_VERTEX`. The layered
+    mesher (:mod:`emsim.meshes.layered`) extrudes the skin triangulation through
+    the tissue levels and each footprint through its pad's levels: the levels are computed
+    exactly (:func:`emsim.meshes.layered.level_counts`, no gmsh), the skin triangles are
+    integrated from the target size (:func:`skin_triangles`); 3 tetrahedra per prism.
+
+    Args:
+        case: the case.
+
+    Returns:
+        The estimate.
+    """
+    if case.mesh.file is not None:
+        raise InputError("mesh.file", case.mesh.file, "a built patch (an imported mesh has its own size)")
+    method = case.mesh.method
+    if method == "free":
+        cells = _free_cells(case)
+        vertices = cells / CELLS_PER_VERTEX
+    else:
+        sizes = mesh_sizes(case)
+        tri, under = skin_triangles(case, sizes)
+        tissue, pads = level_counts(case, sizes)
+        prisms = tri * tissue + sum(under[n] * k for n, k in pads.items())
+        cells = TETS_PER_PRISM * prisms
+        vertices = VERTICES_PER_TRIANGLE * (tri * (tissue + 1) + sum(under[n] * k for n, k in pads.items()))
     # Lagrange degree p: one dof per vertex, p - 1 per edge, (p - 1)(p - 2)/2 per face.
     p = case.mesh.degree
-    dofs = vertices + (p - 1) * EDGES_PER_CELL * cells + (p - 1) * (p - 2) // 2 * FACES_PER_CELL * cells
+    edges, faces = EDGES_PER_CELL[method] * cells, FACES_PER_CELL[method] * cells
+    dofs = vertices + (p - 1) * edges + (p - 1) * (p - 2) // 2 * faces
     return MeshEstimate(cells=cells, vertices=vertices, dofs=dofs, memory_bytes=dofs * BYTES_PER_DOF)
 
 

@@ -1,6 +1,9 @@
 """The layered tissue patch with its gel pads and electrodes, built in gmsh and tagged by name.
 
-Coordinates are metres. The patch is built flat: the skin surface is the plane z = 0, tissue layers lie below it
+Coordinates are metres. ``[mesh] method`` chooses the mesher: ``free`` (the default,
+:mod:`emsim.meshes.free`: gmsh tetrahedra graded in 3-D toward the outlines) or ``layered``
+(:mod:`emsim.meshes.layered`: the skin triangulation extruded through the tissue layers and the
+gel pads). The patch is built flat: the skin surface is the plane z = 0, tissue layers lie below it
 (z < 0, first layer on top) and gel pads above it (0 < z < gel thickness), with the metal
 electrode as the pad's top face. An electrode without gel is a patch imprinted on the skin
 surface. A curved patch (``[patch] shape = "cylinder" | "sphere"``) is this flat mesh with its
@@ -27,7 +30,7 @@ from __future__ import annotations
 
 import itertools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -35,7 +38,7 @@ import numpy as np
 from ..errors import MeshError
 from ..models.case import Case
 from ..models.electrodes import Electrode
-from ..models.shapes import Disk, RoundedRectangle
+from ..models.shapes import Disk, Polygon, Ring, RoundedRectangle
 from .curvature import SurfaceMap, surface_map
 from .distribute import gmsh_model_to_mesh
 
@@ -44,9 +47,15 @@ __all__ = [
     "QUALITY_SCALE",
     "MeshReport",
     "PatchMesh",
+    "add_footprint",
     "build_gmsh_model",
     "build_patch_mesh",
     "contact_sublayer_fraction",
+    "edge_size",
+    "edge_size_expression",
+    "mesh_quality",
+    "mesh_sizes",
+    "pad_z_levels",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,9 +63,10 @@ log = logging.getLogger(__name__)
 #: Multiplier of every target element size per mesh quality.
 QUALITY_SCALE = {"coarse": 2.0, "default": 1.0, "fine": 0.5}
 #: What each quality level buys: the relative error bound of the resistance of the benchmark
-#: disk (a = 4 mm on a grounded slab, D = 40 mm) at degree 3, measured 0.25 %, 0.12 % and
-#: 0.06 % (docs/performance.md; degree 2 has about 2.5x these errors). ``emsim verify``
-#: checks the disk against these bounds.
+#: disk (a = 4 mm on a grounded slab, D = 40 mm) at degree 3 on the free mesh, measured 0.25 %,
+#: 0.12 % and 0.06 % (docs/performance.md; degree 2 has about 2.5x these errors). On the layered
+#: mesh at degree 2: -0.42 % (coarse, 1.5e5 dofs) and -0.23 % (default, 4.5e5 dofs). ``emsim
+#: verify`` and tests/test_electric.py check the disk against these bounds.
 QUALITY_ACCURACY = {"coarse": 0.005, "default": 0.0025, "fine": 0.0012}
 
 #: Fraction of a gel pad's thickness given to the contact sublayer.
@@ -68,16 +78,13 @@ _H_EDGE_REL = 1.0 / 12.0  # ... and at most this fraction of the electrode's hal
 _GRADING = 0.3  # size growth per metre of distance from an electrode outline
 _H_SURFACE = 8e-3  # on the skin surface away from electrodes (weak current there; thin skin has its layer box)
 _PER_DEEPEST = 2.0  # elements across the thickest layer: the largest size
-# Target size inside a layer: thickness / 2.25 (issue 9: at least two cells across every layer).
-# A size of thickness / 2 let gmsh place tetrahedra spanning a whole thin layer (one cell across a
-# 1 mm platysma or the 1.9 mm skin); at / 2.25 no cell of the built-in sites spans more than 0.75
-# of its layer (tests/test_anatomy.py measures it).
-_ACROSS_LAYER = 2.25
-_PER_PAD = 1.0  # elements across each gel pad sublayer, at least (never below the edge size)
-_MU = 0.5  # grading exponent toward outlines: h ~ d^(1 - mu) (see edge_size)
+_MU_FREE = 0.5  # grading exponent toward outlines of the free mesher: h ~ d^(1 - mu)
+_Z_MIN = 0.05  # smallest level height (at the skin and pad tops), as a fraction of the edge size
+# Grading exponent toward outlines of the layered mesher, h ~ d^(1 - mu) (see edge_size): mu below lambda / p, with
+# lambda = 1/2 the exponent of the rim singularity (potential ~ r^(1/2)) and p the degree, keeps
+# the optimal rate of degree p (Babuska, Kellogg & Pitkaranta 1979; Apel 1999, ch. 3).
+_SINGULAR_EXPONENT = 0.5
 _TIP = 0.05  # smallest size at an outline, as a fraction of the edge size
-_ALGORITHM_3D = 1  # gmsh 3-D algorithm: 1 Delaunay, 10 HXT
-_OPTIMIZE = 1  # gmsh tetrahedron optimisation pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +100,8 @@ class MeshReport:
         quality_p01: 1st percentile of the same quality measure.
         quality_mean: mean of the same quality measure.
         target_sizes_m: the target element sizes used, by name [m].
+        layer_aspect_max: the largest prism aspect ratio per tissue layer label (bounded by
+            :data:`emsim.meshes.layered.MAX_ASPECT`; empty for the free mesher and an imported mesh).
     """
 
     cells: int
@@ -103,6 +112,7 @@ class MeshReport:
     quality_p01: float
     quality_mean: float
     target_sizes_m: dict[str, float] = field(default_factory=dict)
+    layer_aspect_max: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """The report as plain data (for JSON)."""
@@ -115,6 +125,7 @@ class MeshReport:
             "quality_p01_sicn": self.quality_p01,
             "quality_mean_sicn": self.quality_mean,
             "target_sizes_m": dict(self.target_sizes_m),
+            "layer_aspect_max": dict(self.layer_aspect_max),
         }
 
 
@@ -131,6 +142,8 @@ class PatchMesh:
         report: cells, vertices, sizes and quality.
         surface: the map of the flat patch onto a curved one (its local frames rotate the
             contact sublayers and muscle fibres), or None for a flat patch or an imported mesh.
+        layer_thicknesses_m: the tissue stack the node coordinates hold, top layer first [m]
+            (:func:`emsim.meshes.morph.morph_layers` moves them), or None for an imported mesh.
     """
 
     mesh: object
@@ -140,6 +153,7 @@ class PatchMesh:
     surfaces: dict[str, int]
     report: MeshReport
     surface: SurfaceMap | None = None
+    layer_thicknesses_m: tuple[float, ...] | None = None
 
     def skin_surface_tags(self) -> dict[str, int]:
         """Tags of every surface that is skin, by name."""
@@ -147,7 +161,14 @@ class PatchMesh:
         return out
 
 
-def _sizes(case: Case) -> dict[str, float]:
+def mesh_sizes(case: Case) -> dict[str, float]:
+    """The target sizes [m] of a case's mesh at its quality and size factor.
+
+    ``edge``: size near an outline; ``tip``: the smallest, at the outline; ``z_min``: the
+    smallest level height of the layered mesh (at the skin and the pad top); ``surface``: the
+    skin size far from the electrodes; ``max``: the largest size anywhere; ``mu``: the grading
+    exponent (0.5 for the free mesher, 0.5 / degree for the layered one).
+    """
     s = QUALITY_SCALE[case.mesh.quality] * case.mesh.size_factor
     half = min(min(e.half_extent_m) for e in case.electrodes)
     h_edge = s * min(_H_EDGE, _H_EDGE_REL * half)
@@ -156,26 +177,13 @@ def _sizes(case: Case) -> dict[str, float]:
     return {
         "edge": h_edge,
         "tip": _TIP * h_edge,
-        "mu": _MU,
+        "z_min": _Z_MIN * h_edge,
+        "mu": _MU_FREE if case.mesh.method == "free" else _SINGULAR_EXPONENT / case.mesh.degree,
         "surface": max(s * _H_SURFACE, h_edge),
         "max": h_max,
         "grading_per_m": _GRADING,
         "scale": s,
     }
-
-
-def layer_box_size(sizes: dict[str, float], thickness_m: float) -> float:
-    """Largest size [m] inside a tissue layer: thickness / 2.25, so at least two cells across it.
-
-    A thin target muscle or bone must be resolved (issue 9); the graded field refines further at
-    the outlines. The same at every quality: the layer's own scale sets it, not the mesh's.
-    """
-    return min(sizes["max"], thickness_m / _ACROSS_LAYER)
-
-
-def pad_box_size(sizes: dict[str, float], sublayer_m: float) -> float:
-    """Largest size [m] inside a gel pad whose thinnest sublayer is ``sublayer_m`` thick."""
-    return min(sizes["max"], max(sublayer_m / _PER_PAD, sizes["edge"]))
 
 
 def edge_size(sizes: dict[str, float], distance_m: Any) -> Any:
@@ -202,31 +210,7 @@ def edge_size_expression(sizes: dict[str, float], distance: str) -> str:
     )
 
 
-def _pos(a: str) -> str:
-    """max(a, 0) in gmsh's MathEval syntax (which has abs but no max)."""
-    return f"(0.5*(({a})+abs({a})))"
-
-
-def _outline_distance_expression(e: Electrode, z_m: float) -> str:
-    """Distance [m] from (x, y, z) to electrode e's outline at height z_m, as a MathEval expression."""
-    cx, cy = e.center_m
-    dx, dy = f"(x-({cx:.12g}))", f"(y-({cy:.12g}))"
-    shape = e.shape
-    if isinstance(shape, Disk):
-        lateral = f"(sqrt({dx}^2+{dy}^2)-{shape.diameter_m / 2:.12g})"
-    elif isinstance(shape, RoundedRectangle):
-        # Signed distance of a rounded box (as RoundedRectangle.signed_distance).
-        hx, hy = shape.half_extent_m
-        r = shape.corner_radius_m
-        qx, qy = f"(abs({dx})-{hx - r:.12g})", f"(abs({dy})-{hy - r:.12g})"
-        larger = f"(0.5*({qx}+{qy}+abs({qx}-{qy})))"
-        lateral = f"(sqrt({_pos(qx)}^2+{_pos(qy)}^2)-{_pos(f'-{larger}')}-{r:.12g})"
-    else:
-        raise MeshError(f"electrode {e.name}: no distance expression for shape {shape.kind!r}")
-    return f"sqrt({lateral}^2+(z-({z_m:.12g}))^2)"
-
-
-def _pad_levels(case: Case) -> dict[str, list[float]]:
+def pad_z_levels(case: Case) -> dict[str, list[float]]:
     """Z levels [m] of each gel pad: [0, (sublayer top,) pad top]."""
     out = {}
     for e in case.electrodes:
@@ -247,11 +231,23 @@ def _rounded_rectangle(occ: Any, shape: RoundedRectangle, cx: float, cy: float, 
     return occ.addRectangle(cx - hx, cy - hy, z, 2 * hx, 2 * hy, roundedRadius=shape.corner_radius_m)
 
 
+def _ring(occ: Any, shape: Ring, cx: float, cy: float, z: float) -> int:
+    ro, ri = shape.outer_diameter_m / 2, shape.inner_diameter_m / 2
+    out, _ = occ.cut([(2, occ.addDisk(cx, cy, z, ro, ro))], [(2, occ.addDisk(cx, cy, z, ri, ri))])
+    return out[0][1]
+
+
+def _polygon(occ: Any, shape: Polygon, cx: float, cy: float, z: float) -> int:
+    pts = [occ.addPoint(cx + x, cy + y, z) for x, y in shape.vertices_m]
+    lines = [occ.addLine(a, b) for a, b in zip(pts, pts[1:] + pts[:1], strict=True)]
+    return occ.addPlaneSurface([occ.addCurveLoop(lines)])
+
+
 #: How gmsh draws each footprint class (the only place that knows the shapes' kinds).
-_FOOTPRINTS = {Disk: _disk, RoundedRectangle: _rounded_rectangle}
+_FOOTPRINTS = {Disk: _disk, RoundedRectangle: _rounded_rectangle, Ring: _ring, Polygon: _polygon}
 
 
-def _add_footprint(occ: Any, e: Electrode, z: float) -> int:
+def add_footprint(occ: Any, e: Electrode, z: float) -> int:
     """Add the electrode's footprint as a plane surface at height z; return its tag."""
     draw = _FOOTPRINTS.get(type(e.shape))
     if draw is None:
@@ -259,205 +255,50 @@ def _add_footprint(occ: Any, e: Electrode, z: float) -> int:
     return draw(occ, e.shape, e.center_m[0], e.center_m[1], z)
 
 
-#: Geometric tolerance [m] of the tagging (gmsh pads bounding boxes by 1e-7 m).
-_TOL_M = 1e-6
-
-Groups = dict[str, list[tuple[int, list[int]]]]
-
-
-def _add(groups: Groups, name: str, dim: int, tag: int) -> None:
-    groups.setdefault(name, []).append((dim, [tag]))
-
-
-def _build_gmsh_model(case: Case, sizes: dict[str, float]) -> Groups:
-    """Build geometry and mesh in the current gmsh model; return physical groups by name."""
-    layer_z, levels = _add_geometry(case)
-    groups: Groups = {}
-    _tag_volumes(case, layer_z, levels, groups)
-    _tag_surfaces(case, layer_z, levels, groups)
-    _add_physical_groups(case, groups)
-    _mesh_with_size_fields(case, sizes, layer_z, levels)
-    return groups
-
-
-def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list[float]]]:
-    """Layers, pads and electrode footprints in the current gmsh model, fragmented together.
-
-    Returns:
-        The (bottom, top) z of every layer [m] and the z levels of every pad.
-    """
+def _build_layered(case: Case, sizes: dict[str, float], surface: SurfaceMap | None) -> dict[str, float]:
+    """Mesh the case as layers into the current gmsh model (mapped when curved); the aspect per layer."""
     import gmsh
 
-    occ = gmsh.model.occ
-    W, L = case.patch.width_m, case.patch.length_m
-    z_top = 0.0
-    layer_z: list[tuple[float, float]] = []
-    objects: list[tuple[int, int]] = []
-    for layer in case.layers:
-        z_bot = z_top - layer.thickness_m
-        objects.append((3, occ.addBox(-W / 2, -L / 2, z_bot, W, L, layer.thickness_m)))
-        layer_z.append((z_bot, z_top))
-        z_top = z_bot
-    levels = _pad_levels(case)
+    from .layered import extrude, load_into_gmsh, skin_triangulation
+
+    current = gmsh.model.getCurrent()
+    gmsh.model.add(f"{current}-skin")
+    try:
+        skin = skin_triangulation(case, sizes)
+    finally:
+        gmsh.model.setCurrent(f"{current}-skin")
+        gmsh.model.remove()
+        gmsh.model.setCurrent(current)
+    layered = extrude(case, skin, sizes)
     for e in case.electrodes:
-        if e.name in levels:
-            zs = levels[e.name]
-            for z0, z1 in itertools.pairwise(zs):
-                surf = _add_footprint(occ, e, z0)
-                ext = occ.extrude([(2, surf)], 0, 0, z1 - z0)
-                objects.extend(d for d in ext if d[0] == 3)
-        else:
-            objects.append((2, _add_footprint(occ, e, 0.0)))
-    occ.fragment(objects, [])
-    occ.synchronize()
-    return layer_z, levels
-
-
-def _tag_volumes(case: Case, layer_z: list[tuple[float, float]], levels: dict[str, list[float]], groups: Groups) -> None:
-    """Name every volume by its centre of mass: a layer, a pad's gel or its contact sublayer."""
-    import gmsh
-
-    for _, tag in gmsh.model.getEntities(3):
-        x, y, z = gmsh.model.occ.getCenterOfMass(3, tag)
-        if z < 0:
-            for layer, (z0, z1) in zip(case.layers, layer_z, strict=True):
-                if z0 - _TOL_M <= z <= z1 + _TOL_M:
-                    _add(groups, f"layer:{layer.label}", 3, tag)
-                    break
-            else:
-                raise MeshError(f"volume {tag} at z = {z:g} m lies in no layer")
-            continue
-        owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=_TOL_M)]
-        if len(owner) != 1:
-            raise MeshError(f"volume {tag} at ({x:g}, {y:g}, {z:g}) m belongs to no single pad")
-        e = owner[0]
-        zs = levels[e.name]
-        _add(groups, f"contact:{e.name}" if len(zs) == 3 and z < zs[1] else f"gel:{e.name}", 3, tag)
-
-
-def _tag_surfaces(case: Case, layer_z: list[tuple[float, float]], levels: dict[str, list[float]], groups: Groups) -> None:
-    """Name every surface by its bounding box and centre of mass (skin, electrodes, pads, faces)."""
-    import gmsh
-
-    W, L = case.patch.width_m, case.patch.length_m
-    depth = -layer_z[-1][0]
-    for _, tag in gmsh.model.getEntities(2):
-        x0, y0, z0, x1, y1, z1 = gmsh.model.getBoundingBox(2, tag)
-        x, y, z = gmsh.model.occ.getCenterOfMass(2, tag)
-        if abs(z1 - z0) < _TOL_M:  # horizontal
-            if abs(z) < _TOL_M:
-                # A footprint has the footprint's area; the skin around it may share its centre.
-                area = gmsh.model.occ.getMass(2, tag)
-                owner = [
-                    e
-                    for e in case.electrodes
-                    if e.contains(x, y, tol=_TOL_M) and abs(area - e.area_m2) <= 1e-6 * e.area_m2
-                ]
-                if not owner:
-                    _add(groups, "skin_exposed", 2, tag)
-                elif owner[0].gel is None:
-                    _add(groups, f"electrode:{owner[0].name}", 2, tag)
-                else:
-                    _add(groups, f"skin_under:{owner[0].name}", 2, tag)
-            elif abs(z + depth) < _TOL_M:
-                _add(groups, "bottom", 2, tag)
-            elif z > 0:
-                owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=_TOL_M)]
-                if owner and abs(z - levels[owner[0].name][-1]) < _TOL_M:
-                    _add(groups, f"electrode:{owner[0].name}", 2, tag)
-            continue
-        if z < 0:
-            on_side = (
-                abs(x1 - x0) < _TOL_M and (abs(x0 + W / 2) < _TOL_M or abs(x0 - W / 2) < _TOL_M)
-            ) or (abs(y1 - y0) < _TOL_M and (abs(y0 + L / 2) < _TOL_M or abs(y0 - L / 2) < _TOL_M))
-            if on_side:
-                _add(groups, "sides", 2, tag)
-            continue
-        owner = [e for e in case.electrodes if e.name in levels and e.contains(x, y, tol=2 * _TOL_M)]
-        if owner:
-            _add(groups, f"pad_side:{owner[0].name}", 2, tag)
-
-
-def _add_physical_groups(case: Case, groups: Groups) -> None:
-    """Check the faces every case needs and add the named groups to the gmsh model."""
-    import gmsh
-
-    for e in case.electrodes:
-        if f"electrode:{e.name}" not in groups:
+        if f"electrode:{e.name}" not in layered.facet_names:
             raise MeshError(f"electrode {e.name}: its metal face was not found in the geometry")
-    if "bottom" not in groups:
-        raise MeshError("the deep face was not found in the geometry")
-
-    for name, items in groups.items():
-        dim = items[0][0]
-        tags = [t for _, ts in items for t in ts]
-        gmsh.model.addPhysicalGroup(dim, tags, name=name)
+    if surface is not None:
+        layered = replace(layered, points=surface.to_curved(layered.points))
+    load_into_gmsh(layered)
+    return layered.layer_aspect
 
 
-def _mesh_with_size_fields(
-    case: Case, sizes: dict[str, float], layer_z: list[tuple[float, float]], levels: dict[str, list[float]]
-) -> None:
-    """Size fields graded from electrode outlines, bounded per layer and per pad; then mesh in 3-D."""
+def _map_nodes(surface: SurfaceMap) -> None:
+    """Move every node of the current gmsh mesh from the flat patch onto the curved one."""
     import gmsh
 
-    W, L = case.patch.width_m, case.patch.length_m
-    fld = gmsh.model.mesh.field
-    fields = []
-    h_edge, h_max = sizes["edge"], sizes["max"]
-    # Graded toward every electrode and pad outline (on the skin and at the pad top). The exact
-    # distance as an expression: a gmsh Distance field samples the curves, and the sampling that
-    # resolves the smallest elements made the 1-D meshing alone take seconds.
-    for e in case.electrodes:
-        for z_level in sorted({0.0, levels[e.name][-1] if e.name in levels else 0.0}):
-            graded = fld.add("MathEval")
-            fld.setString(graded, "F", edge_size_expression(sizes, _outline_distance_expression(e, z_level)))
-            fields.append(graded)
-    # Skin surface: refine toward z = 0 from below.
-    surf = fld.add("MathEval")
-    fld.setString(surf, "F", f"{sizes['surface']:.9g} + {sizes['grading_per_m']:.9g}*abs(z)")
-    fields.append(surf)
-    for layer, (z0, z1) in zip(case.layers, layer_z, strict=True):
-        box = fld.add("Box")
-        fld.setNumber(box, "VIn", layer_box_size(sizes, layer.thickness_m))
-        fld.setNumber(box, "VOut", h_max)
-        for k, v in zip(
-            ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
-            (-W, W, -L, L, z0 - _TOL_M, z1 + _TOL_M),
-            strict=True,
-        ):
-            fld.setNumber(box, k, v)
-        fields.append(box)
-    for e in case.electrodes:
-        if e.name not in levels:
-            continue
-        zs = levels[e.name]
-        dz = min(b - a for a, b in itertools.pairwise(zs))
-        (cx, cy), (hx, hy) = e.center_m, e.half_extent_m
-        box = fld.add("Box")
-        fld.setNumber(box, "VIn", pad_box_size(sizes, dz))
-        fld.setNumber(box, "VOut", h_max)
-        for k, v in zip(
-            ("XMin", "XMax", "YMin", "YMax", "ZMin", "ZMax"),
-            (cx - hx - _TOL_M, cx + hx + _TOL_M, cy - hy - _TOL_M, cy + hy + _TOL_M, -_TOL_M, zs[-1] + _TOL_M),
-            strict=True,
-        ):
-            fld.setNumber(box, k, v)
-        fields.append(box)
-    fmin = fld.add("Min")
-    fld.setNumbers(fmin, "FieldsList", fields)
-    fld.setAsBackgroundMesh(fmin)
-    gmsh.option.setNumber("Mesh.MeshSizeMax", h_max)
-    gmsh.option.setNumber("Mesh.MeshSizeMin", min(0.25 * h_edge, sizes["tip"]) if sizes["tip"] > 0 else 0.25 * h_edge)
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-    gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay for surfaces
-    gmsh.option.setNumber("Mesh.Algorithm3D", _ALGORITHM_3D)
-    gmsh.option.setNumber("Mesh.Optimize", _OPTIMIZE)
-    gmsh.option.setNumber("General.NumThreads", 1)  # deterministic meshes
-    gmsh.option.setNumber("Mesh.RandomSeed", 1)
-    gmsh.model.mesh.generate(3)
+    tags, coords, _ = gmsh.model.mesh.getNodes(includeBoundary=True, returnParametricCoord=False)
+    curved = surface.to_curved(coords.reshape(-1, 3))
+    for tag, xyz in zip(tags.tolist(), curved.tolist(), strict=True):
+        gmsh.model.mesh.setNode(tag, xyz, [])
 
+
+def _build(case: Case, sizes: dict[str, float], surface: SurfaceMap | None) -> dict[str, float]:
+    """Mesh the case by its ``[mesh] method`` into the current gmsh model; the aspect per layer (layered only)."""
+    if case.mesh.method == "layered":
+        return _build_layered(case, sizes, surface)
+    from .free import build_free  # here, not at the top: free imports this module's helpers
+
+    build_free(case, sizes)
+    if surface is not None:
+        _map_nodes(surface)
+    return {}
 
 
 def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
@@ -471,24 +312,11 @@ def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
     """
     import gmsh
 
-    _build_gmsh_model(case, _sizes(case))
-    surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
-    if surface is not None:
-        _map_nodes(surface)
+    _build(case, mesh_sizes(case), surface_map(case.patch.shape, case.patch.curvature_radius_m))
     return {gmsh.model.getPhysicalName(d, t): (d, t) for d, t in gmsh.model.getPhysicalGroups()}
 
 
-def _map_nodes(surface: SurfaceMap) -> None:
-    """Move every node of the current gmsh mesh from the flat patch onto the curved one."""
-    import gmsh
-
-    tags, coords, _ = gmsh.model.mesh.getNodes(includeBoundary=True, returnParametricCoord=False)
-    curved = surface.to_curved(coords.reshape(-1, 3))
-    for tag, xyz in zip(tags.tolist(), curved.tolist(), strict=True):
-        gmsh.model.mesh.setNode(tag, xyz, [])
-
-
-def _quality() -> tuple[int, int, float, float, float, float, float]:
+def mesh_quality() -> tuple[int, int, float, float, float, float, float]:
     """Cells, vertices, shortest and longest edge [m], min / 1st percentile / mean minSICN."""
     import gmsh
 
@@ -544,9 +372,9 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
     check_resources(case, DEFAULT_MAX_DOFS if max_dofs is None else max_dofs)  # same on every rank
 
     comm = comm or MPI.COMM_WORLD
-    sizes = _sizes(case)
+    sizes = mesh_sizes(case)
     surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
-    stats = None
+    stats = aspect = None
     error = None
     if comm.rank == 0:
         if not gmsh.isInitialized():
@@ -554,15 +382,13 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.model.add(case.name)
         try:
-            _build_gmsh_model(case, sizes)
-            if surface is not None:
-                _map_nodes(surface)
-            stats = _quality()
+            aspect = _build(case, sizes, surface)
+            stats = mesh_quality()
         except MeshError as err:
             error = str(err)
         except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)
             error = f"gmsh failed: {err}"
-    stats = comm.bcast(stats, root=0)
+    stats, aspect = comm.bcast((stats, aspect), root=0)
     data = gmsh_model_to_mesh(comm, error, gdim=3)
     volumes, surfaces = {}, {}
     for name, group in data.physical_groups.items():
@@ -577,6 +403,7 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         quality_p01=qp01,
         quality_mean=qmean,
         target_sizes_m={k: v for k, v in sizes.items() if k not in ("grading_per_m", "mu", "scale")},
+        layer_aspect_max=dict(aspect or {}),
     )
     log.info("mesh %s: %d cells, %d vertices, h_min %.3g m", case.name, cells, vertices, hmin)
     return PatchMesh(
@@ -587,4 +414,5 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         surfaces=surfaces,
         report=report,
         surface=surface,
+        layer_thicknesses_m=tuple(layer.thickness_m for layer in case.layers),
     )

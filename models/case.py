@@ -27,6 +27,7 @@ from .exclusion import ExclusionZone
 from .geometry import (
     MAX_DEPTH_FRACTION,
     MAX_HALF_ANGLE_RAD,
+    MESH_METHODS,
     MESH_SURFACE_ROLES,
     MESH_VOLUME_ROLES,
     MIN_LENGTH_MM,
@@ -44,6 +45,7 @@ __all__ = [
     "MAX_DEPTH_FRACTION",
     "MAX_HALF_ANGLE_RAD",
     "MAX_THICKNESS_MM",
+    "MESH_METHODS",
     "MESH_SURFACE_ROLES",
     "MESH_VOLUME_ROLES",
     "MIN_LENGTH_MM",
@@ -544,7 +546,7 @@ class Case:
             for c in self.channels
         ]  # fmt: skip
         out["material"] = {n: t.to_table() for n, t in self.used_materials().items()}
-        out["mesh"] = {"quality": self.mesh.quality, **numbers_to_table(self.mesh)}
+        out["mesh"] = {"quality": self.mesh.quality, "method": self.mesh.method, **numbers_to_table(self.mesh)}
         if self.mesh.file is not None:
             out["mesh"] |= {
                 "file": self.mesh.file, "file_sha256": self.mesh.file_sha256,

@@ -21,6 +21,7 @@ from typing import Any
 from ..errors import CaseFileError, InputError
 from .anisotropy import muscle
 from .case import (
+    MESH_METHODS,
     PATCH_SHAPES,
     QUALITIES,
     SOLVER_METHODS,
@@ -63,8 +64,50 @@ _TOP_KEYS = (
 _LABEL = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
 _ELECTRODE_KEYS = (
     "name", "shape", "diameter_mm", "width_mm", "length_mm", "corner_radius_mm", "center_mm",
-    "gel", "contact",
+    "outer_diameter_mm", "inner_diameter_mm", "vertices_mm", "gel", "contact", "pattern",
 )  # fmt: skip
+#: Largest number of electrodes one ``pattern`` may expand to.
+MAX_PATTERN_ELECTRODES = 64
+
+
+def _expand_patterns(rows: list[Any]) -> list[Any]:
+    """``[[electrode]]`` tables with a ``pattern`` expanded into one table per array element.
+
+    ``pattern = { columns = C, rows = R, pitch_mm = [px, py] }`` places C x R copies centred on
+    ``center_mm``, spaced px along x and py along y, named NAME1 .. NAME(C*R) row by row
+    (y ascending, then x ascending).
+    """
+    out = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict) or "pattern" not in row:
+            out.append(row)
+            continue
+        where = f"electrode[{row.get('name', i)}].pattern"
+        p = row["pattern"]
+        if not isinstance(p, dict):
+            raise InputError(where, p, "a table { columns = C, rows = R, pitch_mm = [px, py] }")
+        _check_keys(p, ("columns", "rows", "pitch_mm"), where)
+        counts = []
+        for key in ("columns", "rows"):
+            v = p.get(key, 1)
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= MAX_PATTERN_ELECTRODES:
+                raise InputError(f"{where}.{key}", v, f"an integer in [1, {MAX_PATTERN_ELECTRODES}]")
+            counts.append(v)
+        cols, nrows = counts
+        if cols * nrows > MAX_PATTERN_ELECTRODES:
+            raise InputError(where, cols * nrows, f"at most {MAX_PATTERN_ELECTRODES} electrodes")
+        pitch = _points(p.get("pitch_mm"), 2, f"{where}.pitch_mm", "a list of two numbers [px_mm, py_mm]")
+        center = _points(row.get("center_mm"), 2, f"electrode[{row.get('name', i)}].center_mm", "a list of two numbers [x_mm, y_mm]")
+        name = _string(row, "name", f"electrode[{i}]")
+        k = 0
+        for r in range(nrows):
+            for c in range(cols):
+                k += 1
+                x = center[0] + (c - 0.5 * (cols - 1)) * pitch[0]
+                y = center[1] + (r - 0.5 * (nrows - 1)) * pitch[1]
+                item = {key: v for key, v in row.items() if key != "pattern"}
+                out.append(item | {"name": f"{name}{k}", "center_mm": [round(x * 1e3, 9), round(y * 1e3, 9)]})
+    return out
 
 
 def _check_keys(table: Mapping[str, Any], allowed: tuple[str, ...], where: str) -> None:
@@ -313,14 +356,17 @@ def _settings(
     raw: Mapping[str, Any], base_dir: Path | None = None
 ) -> tuple[MeshSettings, SolverSettings, ThermalSettings | None]:
     m = _table(raw, "mesh", "mesh", required=False)
-    _check_keys(m, ("quality", "degree", "size_factor", "file", "tags", "file_sha256"), "mesh")
+    _check_keys(m, ("quality", "degree", "size_factor", "method", "file", "tags", "file_sha256"), "mesh")
     degree = m.get("degree", 2)
     if degree not in (1, 2, 3) or isinstance(degree, bool):
         raise InputError("mesh.degree", degree, "1, 2 or 3")
     quality = m.get("quality", "default")
     if quality not in QUALITIES:
         raise InputError("mesh.quality", quality, f"one of {', '.join(QUALITIES)}")
-    mesh = MeshSettings(quality=quality, **numbers_from_table(MeshSettings, m, "mesh"), **_mesh_file(m, base_dir))
+    method = m.get("method", "free")
+    if method not in MESH_METHODS:
+        raise InputError("mesh.method", method, f"one of {', '.join(MESH_METHODS)}")
+    mesh = MeshSettings(quality=quality, method=method, **numbers_from_table(MeshSettings, m, "mesh"), **_mesh_file(m, base_dir))
     s = _table(raw, "solver", "solver", required=False)
     _check_keys(s, ("method", "rtol", "quasi_static_frequency_Hz", "waveform_frequencies", "waveform_tolerance"), "solver")
     n_freq = s.get("waveform_frequencies", 24)
@@ -371,7 +417,7 @@ def parse_case(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
         raise InputError("patch.shape", shape, f"one of {', '.join(PATCH_SHAPES)}")
     patch = Patch(shape=shape, **numbers_from_table(Patch, p, "patch"))
     layers = _layers(raw, materials)
-    rows = _rows(raw, "electrode", "at least one [[electrode]] table")
+    rows = _expand_patterns(_rows(raw, "electrode", "at least one [[electrode]] table"))
     electrodes = tuple(_electrode(row, i, materials) for i, row in enumerate(rows))
     channels, channel_where, timing = _channels(raw)
     probes, probe_where = _probes(raw)

@@ -20,6 +20,7 @@ __all__ = [
     "MAX_DEPTH_FRACTION",
     "MAX_HALF_ANGLE_RAD",
     "MAX_MESH_FILE_BYTES",
+    "MESH_METHODS",
     "MESH_SURFACE_ROLES",
     "MESH_VOLUME_ROLES",
     "MIN_LENGTH_MM",
@@ -40,6 +41,9 @@ MAX_HALF_ANGLE_RAD = 1.0
 MAX_DEPTH_FRACTION = 0.9
 #: Mesh quality presets, coarse to fine.
 QUALITIES = ("coarse", "default", "fine")
+#: Mesh methods of a built patch: ``free`` (gmsh tetrahedra graded in 3-D, the default) and
+#: ``layered`` (the skin triangulation extruded through the layers, :mod:`emsim.meshes.layered`).
+MESH_METHODS = ("free", "layered")
 #: Smallest length [mm] a thickness or size may have: ten times the 1 um tolerance the geometry
 #: is classified with (``emsim.meshes.patch``); thinner features break gmsh or the tagging.
 MIN_LENGTH_MM = 0.01
@@ -120,6 +124,13 @@ class MeshSettings:
             underestimates the peak skin current density by several per cent at the default
             mesh; 3 pays on the edge-graded meshes of the finer qualities, see docs/performance.md).
         size_factor: multiplies every target element size (tests use > 1 for cheaper meshes).
+        method: how a built patch is meshed, one of :data:`MESH_METHODS` (case file
+            ``[mesh] method``; default ``"free"``). ``free``: gmsh tetrahedra graded in 3-D
+            toward the electrode outlines (:mod:`emsim.meshes.free`); fewest cells on the
+            usual cheek and disk cases. ``layered``: the skin triangulation extruded through
+            the tissue layers and pads (:mod:`emsim.meshes.layered`), with a bounded aspect
+            ratio per layer; fewer cells only on large patches with thin layers
+            (docs/performance.md). Ignored with ``file``.
         file: a tagged gmsh ``.msh`` file to use instead of the built patch (case file
             ``[mesh] file``, relative to the case file; stored resolved), or None.
         tags: with ``file``, the physical group(s) of the file (names, or numbers) behind each
@@ -132,6 +143,7 @@ class MeshSettings:
     quality: str = "default"
     degree: int = quantity("degree", low=1, low_open=False, high=3, integer=True, default=2)
     size_factor: float = quantity("size_factor", low=0.0, high=20.0, default=1.0)
+    method: str = "free"
     file: str | None = None
     tags: Mapping[str, tuple[str | int, ...]] = field(default_factory=dict)
     file_sha256: str = ""
@@ -139,6 +151,7 @@ class MeshSettings:
     def __post_init__(self) -> None:
         """Check the choices and ranges, and read the imported file's digest."""
         _choice(self.quality, QUALITIES, "mesh.quality")
+        _choice(self.method, MESH_METHODS, "mesh.method")
         if self.degree not in (1, 2, 3) or isinstance(self.degree, bool):
             raise InputError("mesh.degree", self.degree, "1, 2 or 3")
         check_fields(self, "mesh")

@@ -303,3 +303,95 @@ def test_the_three_site_study_takes_each_site_s_layers_and_target():
     depths = {p.params["site"]: p.case.depth_m for p in study.points}
     assert depths == pytest.approx({"forehead": 11.4e-3, "cheek": 20.1e-3, "jaw": 18.2e-3})
     assert all(p.case.exclusions[0].name == "eye_contour" for p in study.points)
+
+
+# ----------------------------------------------------------------------------- layered mesh
+
+
+def test_every_cell_keeps_the_stated_prism_aspect_bound_per_layer():
+    """Flat cells away from the pads, tall ones under the rims: max(h_xy/dz, dz/h_xy) <= MAX_ASPECT.
+
+    Recomputed from the DOLFINx cells: each tetrahedron of the extruded mesh spans one level
+    (its z extent is the level height) and its edges project onto its skin triangle's edges.
+    """
+    from emsim.meshes.layered import MAX_ASPECT, MIN_CELLS_ACROSS
+
+    table = site_table("cheek")
+    table.setdefault("mesh", {})["method"] = "layered"
+    case = parse_case(table)
+    patch = build_patch_mesh(case, MPI.COMM_WORLD)
+    x = patch.mesh.geometry.x
+    for layer in case.layers:
+        cells = patch.cell_tags.find(patch.volumes[f"layer:{layer.label}"])
+        p = x[patch.mesh.geometry.dofmaps[0][cells]]
+        dz = p[:, :, 2].max(1) - p[:, :, 2].min(1)
+        edges = [np.linalg.norm(p[:, i, :2] - p[:, j, :2], axis=1) for i in range(4) for j in range(i + 1, 4)]
+        hxy = np.max(edges, axis=0)
+        worst = MPI.COMM_WORLD.allreduce(float(np.maximum(hxy / dz, dz / hxy).max(initial=0.0)), op=MPI.MAX)
+        assert worst <= MAX_ASPECT * (1 + 1e-9), (layer.label, worst)
+        assert worst == pytest.approx(patch.report.layer_aspect_max[layer.label], rel=1e-6)
+        # At least MIN_CELLS_ACROSS cells across: that many + 1 distinct levels in the layer.
+        levels = np.unique(np.round(p[:, :, 2].ravel(), 12))
+        levels = np.unique(np.concatenate(MPI.COMM_WORLD.allgather(levels)))
+        assert len(levels) >= MIN_CELLS_ACROSS + 1, (layer.label, levels)
+
+
+def _stack_table(thicknesses_mm: list[float], method: str = "free") -> dict:
+    return {
+        "name": "morph", "patch": {"width_mm": 40.0, "length_mm": 30.0},
+        "layer": [{"tissue": t, "thickness_mm": h} for t, h in zip(("skin", "fat", "muscle"), thicknesses_mm, strict=True)],
+        "electrode": copy.deepcopy(PADS), "channel": {"anode": "A", "cathode": "B", "current_mA": 5.0},
+        "mesh": {"quality": "coarse", "degree": 2, "method": method},
+    }  # fmt: skip
+
+
+def _electric(case, patch):
+    from emsim.solvers.electric.metrics import ElectricLeadField
+    from emsim.solvers.electric.problem import ElectricProblem
+
+    problem = ElectricProblem(case, patch)
+    lead = ElectricLeadField.build(problem, problem.channel_unit_solutions())
+    return lead.at([c.current_A for c in case.channels])
+
+
+@pytest.mark.parametrize("method", ["free", "layered"])
+def test_a_morphed_mesh_matches_a_fresh_mesh_of_the_new_stack_to_the_discretisation_error(method):
+    """Both meshers keep every layer interface on a plane z = const, so the morph moves either."""
+    from emsim.meshes.morph import morph_layers
+
+    old, new = [1.5, 3.0, 10.0], [1.1, 4.5, 8.0]
+    case_old, case_new = parse_case(_stack_table(old, method)), parse_case(_stack_table(new, method))
+    patch = build_patch_mesh(case_old, MPI.COMM_WORLD)
+    cells, dofmap = patch.report.cells, patch.mesh.geometry.dofmaps[0].copy()
+    morphed = morph_layers(patch, [t * 1e-3 for t in new])
+    assert morphed.layer_thicknesses_m == pytest.approx([t * 1e-3 for t in new], rel=1e-12)
+    assert np.array_equal(morphed.mesh.geometry.dofmaps[0], dofmap)  # same topology
+    # Every layer's cells lie within its new interfaces.
+    x = morphed.mesh.geometry.x
+    top = 0.0
+    for layer, t in zip(case_new.layers, new, strict=True):
+        z = x[dofmap[morphed.cell_tags.find(morphed.volumes[f"layer:{layer.label}"])]][:, :, 2]
+        assert z.max() <= top + 1e-12 and z.min() >= top - t * 1e-3 - 1e-12
+        top -= t * 1e-3
+    m_morph = _electric(case_new, morphed)
+    m_fresh = _electric(case_new, build_patch_mesh(case_new, MPI.COMM_WORLD))
+    m_old = _electric(case_old, build_patch_mesh(case_old, MPI.COMM_WORLD))
+    assert cells == morphed.report.cells
+    # The stack change moves the impedance by several percent; the two meshes of the new stack
+    # agree to the discretisation error of coarse, degree 2 (0.5 % on the disk).
+    shift = abs(m_old.impedance_ohm / m_fresh.impedance_ohm - 1)
+    assert abs(m_morph.impedance_ohm / m_fresh.impedance_ohm - 1) < min(5e-3, 0.2 * shift)
+    peak_morph, peak_fresh = m_morph.skin_current_density_peak_A_per_m2, m_fresh.skin_current_density_peak_A_per_m2
+    assert abs(peak_morph / peak_fresh - 1) < 0.02
+
+
+def test_morph_refuses_a_wrong_stack():
+    from emsim.meshes.morph import morph_layers
+
+    patch = build_patch_mesh(parse_case(_stack_table([1.5, 3.0, 10.0])), MPI.COMM_WORLD)
+    with pytest.raises(InputError) as err:
+        morph_layers(patch, [1e-3, 2e-3])
+    assert err.value.field == "thicknesses_m"
+    with pytest.raises(InputError) as err:
+        morph_layers(patch, [1e-3, 0.0, 2e-3])
+    assert err.value.field == "thicknesses_m[1]"

@@ -105,6 +105,29 @@ def test_curved_mesh_puts_layers_pads_and_facet_normals_on_the_radial_surfaces()
     assert factor.mean() < 1 - 5e-3  # the test sees the sphere's shrinking (0.6 % off-centre)
 
 
+
+def test_a_morphed_curved_mesh_keeps_its_interfaces_on_their_spheres():
+    from dolfinx import mesh as dmesh
+
+    from emsim.meshes.morph import morph_layers
+    from emsim.meshes.patch import build_patch_mesh
+
+    case = parse_case(small_two_pad_table("sphere", 40.0))
+    patch = build_patch_mesh(case)
+    R, centre = 0.04, np.array([0.0, 0.0, -0.04])
+    new = [1.3 * layer.thickness_m for layer in case.layers]
+    morphed = morph_layers(patch, new)
+    mesh = morphed.mesh
+    for name, rho in (("bottom", R - sum(new)), ("electrode:A", R + 0.5e-3), ("skin_exposed", R)):
+        f = morphed.facet_tags.find(morphed.surfaces[name])
+        tri = mesh.geometry.x[dmesh.entities_to_geometry(mesh, 2, f)]
+        assert np.abs(np.linalg.norm(tri - centre, axis=2) - rho).max() < 1e-12, name
+    # Morphing back restores the nodes to rounding.
+    before = mesh.geometry.x.copy()
+    again = morph_layers(morph_layers(morphed, [1.1 * t for t in new]), new)
+    assert np.abs(again.mesh.geometry.x - before).max() < 1e-15 * 1e3
+
+
 @pytest.mark.slow
 def test_a_large_radius_converges_to_the_flat_result_and_a_cheek_radius_differs():
     """R = 2 m reproduces the flat impedance and skin peak; R = 40 mm (a cheek) clearly differs.

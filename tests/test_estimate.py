@@ -27,20 +27,25 @@ def _rectangle_and_bare(t: dict) -> None:
 
 
 CALIBRATION = [
-    ("cheek coarse x2, degree 1", lambda t: None, 1, 2.0),
-    ("cheek coarse, degree 2", lambda t: None, 2, 1.0),
-    ("rounded rectangle pad and a bare disk, degree 1", _rectangle_and_bare, 1, 1.0),
+    ("cheek coarse x2, degree 1", lambda t: None, 1, 2.0, "free"),
+    ("cheek coarse, degree 2", lambda t: None, 2, 1.0, "free"),
+    ("rounded rectangle pad and a bare disk, degree 1", _rectangle_and_bare, 1, 1.0, "free"),
+    ("layered: cheek coarse x2, degree 1", lambda t: None, 1, 2.0, "layered"),
+    ("layered: rounded rectangle pad and a bare disk, degree 2", _rectangle_and_bare, 2, 2.0, "layered"),
 ]
 
 
-@pytest.mark.parametrize(("what", "change", "degree", "size_factor"), CALIBRATION, ids=[c[0] for c in CALIBRATION])
-def test_estimate_is_within_the_calibrated_factor_of_the_real_mesh(what, change, degree, size_factor):
+@pytest.mark.parametrize(
+    ("what", "change", "degree", "size_factor", "method"), CALIBRATION, ids=[c[0] for c in CALIBRATION]
+)
+def test_estimate_is_within_the_calibrated_factor_of_the_real_mesh(what, change, degree, size_factor, method):
     from dolfinx import fem
 
     from emsim.meshes.patch import build_patch_mesh
 
     table = small_cheek_table(degree=degree, size_factor=size_factor)
     change(table)
+    table["mesh"]["method"] = method
     case = parse_case(table)
     est = estimate_mesh(case)
     patch = build_patch_mesh(case)

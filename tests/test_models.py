@@ -57,6 +57,77 @@ def test_rounded_rectangle_area_and_containment():
     assert e.contains(0.0099, 0.0) and not e.contains(0.00999, 0.00499)  # cut corner
 
 
+
+def test_ring_and_polygon_areas_distances_and_containment():
+    from emsim.models.shapes import Polygon, Ring
+
+    ring = Ring(outer_diameter_m=0.016, inner_diameter_m=0.010)
+    assert ring.area_m2 == pytest.approx(math.pi * (0.008**2 - 0.005**2), rel=1e-12)
+    assert ring.contains(0.006, 0.0) and not ring.contains(0.0, 0.0) and not ring.contains(0.0085, 0.0)
+    assert ring.signed_distance(0.0, 0.0) == pytest.approx(0.005)
+    assert ring.signed_distance(0.0065, 0.0) == pytest.approx(-0.0015)
+    # A clockwise square is reversed to counter-clockwise; its distance field is exact.
+    square = Polygon(vertices_m=((-0.005, -0.005), (-0.005, 0.005), (0.005, 0.005), (0.005, -0.005)))
+    assert square.area_m2 == pytest.approx(1e-4, rel=1e-12)
+    assert square.signed_distance(0.0, 0.0) == pytest.approx(-0.005)
+    assert square.signed_distance(0.008, 0.009) == pytest.approx(0.005)
+    assert square.half_extent_m == pytest.approx((0.005, 0.005))
+    # A regular 64-gon inscribed in a circle of radius R: area (n/2) R^2 sin(2 pi / n).
+    n, radius = 64, 0.004
+    gon = Polygon(vertices_m=tuple((radius * math.cos(2 * math.pi * k / n), radius * math.sin(2 * math.pi * k / n))
+                                   for k in range(n)))  # fmt: skip
+    assert gon.area_m2 == pytest.approx(0.5 * n * radius**2 * math.sin(2 * math.pi / n), rel=1e-12)
+
+
+def _with_electrode(**row):
+    table = copy.deepcopy(small_cheek_table())
+    base = {k: v for k, v in table["electrode"][0].items() if k not in ("shape", "diameter_mm", "width_mm", "length_mm")}
+    table["electrode"][0] = base | row
+    return table
+
+
+@pytest.mark.parametrize(
+    ("row", "field", "allowed"),
+    [
+        ({"shape": "ring", "outer_diameter_mm": 10.0, "inner_diameter_mm": 10.0}, "electrode[A].inner_diameter_mm",
+         "below outer_diameter_mm"),
+        ({"shape": "ring", "outer_diameter_mm": 8.0, "inner_diameter_mm": 9.0}, "electrode[A].inner_diameter_mm",
+         "below outer_diameter_mm"),
+        ({"shape": "polygon", "vertices_mm": [[0, 0], [4, 4], [4, 0], [0, 4]]}, "electrode[A].vertices_mm",
+         "edges 0 and 2 cross"),
+        ({"shape": "polygon", "vertices_mm": [[0, 0], [4, 0]]}, "electrode[A].vertices_mm", "at least 3"),
+        ({"shape": "polygon", "vertices_mm": "square"}, "electrode[A].vertices_mm", "at least 3 points"),
+        ({"shape": "ring", "outer_diameter_mm": 8.0, "inner_diameter_mm": 4.0, "diameter_mm": 3.0},
+         "electrode[A].diameter_mm", "not a ring key"),
+    ],
+)  # fmt: skip
+def test_bad_outlines_are_input_errors_naming_the_field(row, field, allowed):
+    with pytest.raises(InputError) as err:
+        parse_case(_with_electrode(**row))
+    assert err.value.field == field
+    assert allowed in str(err.value)
+
+
+def test_an_electrode_pattern_expands_into_named_copies_on_its_pitch():
+    table = copy.deepcopy(small_cheek_table())
+    a = table["electrode"][0]
+    table["electrode"] = [a | {"center_mm": [0.0, -6.0], "diameter_mm": 4.0, "pattern": {"columns": 3, "rows": 1,
+                                                                                         "pitch_mm": [8.0, 0.0]}},
+                          table["electrode"][1] | {"center_mm": [0.0, 4.0]}]  # fmt: skip
+    table["channel"] = {"anode": ["A1", "A2", "A3"], "cathode": "B", "current_mA": 5.0}
+    case = parse_case(table)
+    names = [e.name for e in case.electrodes]
+    assert names == ["A1", "A2", "A3", "B"]
+    assert [e.center_m for e in case.electrodes[:3]] == [pytest.approx((x, -0.006)) for x in (-0.008, 0.0, 0.008)]
+    # The canonical form holds the expanded electrodes: it parses to the same case.
+    assert parse_case(case.to_dict()) == case
+    bad = copy.deepcopy(table)
+    bad["electrode"][0]["pattern"]["columns"] = 0
+    with pytest.raises(InputError) as err:
+        parse_case(bad)
+    assert err.value.field == "electrode[A].pattern.columns"
+
+
 def test_user_material_inline_is_usable_as_a_layer():
     table = small_cheek_table()
     table["material"] = {"saline_gel": {"conductivity_S_per_m": 1.5, "electrical_source": "bench"}}
@@ -126,3 +197,18 @@ def test_the_default_case_is_what_a_facial_device_does():
         for e in load_case(path).electrodes:
             contacts.add((e.contact.resistance_ohm_m2, e.contact.capacitance_F_per_m2))
     assert len(contacts) == 1
+
+
+def test_mesh_method_defaults_to_free_enters_the_digest_and_is_checked():
+    table = copy.deepcopy(small_cheek_table())
+    case = parse_case(table)
+    assert case.mesh.method == "free"
+    assert case.to_dict()["mesh"]["method"] == "free"
+    layered = parse_case(copy.deepcopy(table) | {"mesh": dict(table.get("mesh", {})) | {"method": "layered"}})
+    assert layered.mesh.method == "layered"
+    assert parse_case(layered.to_dict()) == layered
+    assert layered.digest() != case.digest()
+    with pytest.raises(InputError) as err:
+        parse_case(copy.deepcopy(table) | {"mesh": {"method": "hex"}})
+    assert err.value.field == "mesh.method"
+    assert "free, layered" in str(err.value)
