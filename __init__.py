@@ -71,7 +71,9 @@ def solve(case: Case, *, comm: Any = None, progress: Callable[[str], None] | Non
             distributed over the ranks).
         progress: optional callable taking a short text at each step.
     """
-    from .studies.run import solve_case
+    from .pipeline import (
+        solve_case,  # local: `import emsim` stays light (models only) until a solve
+    )
 
     return solve_case(case, comm=comm, **({"progress": progress} if progress else {}))
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from ..models.case_file import parse_case, parse_toml
+from ..pipeline import solve_case
 from .anatomy import AnatomyCase, anatomy_cases, head_case_table
 from .figures import FigureSet, figure_set
 from .presets import Preset, PresetsFile, head_case_text
@@ -325,9 +327,6 @@ def solve_groups(
     Returns:
         (figures by group key, CaseResult by (group key, anatomy index), the anatomy cases).
     """
-    from ..models.case_file import parse_case, parse_toml
-    from ..studies.run import solve_case
-
     text, path = head_case_text(pf.device.electrode_head)
     head = parse_toml(text, path)
     cases = anatomy_cases(pf.device, pf.validation)

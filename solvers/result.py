@@ -36,7 +36,7 @@ from .records import (
 from .spectral.waveform import ActivationMetrics, WaveformLeadField, WaveformMetrics
 from .thermal.session import ThermalMetrics, ThermalResult
 
-__all__ = ["CaseMetrics", "CaseResult"]
+__all__ = ["CaseMetrics", "CaseResult", "SolveInfo"]
 
 Currents = Mapping[str, float] | Sequence[float] | None
 
@@ -99,6 +99,41 @@ class CaseMetrics:
 
 
 @dataclass(frozen=True)
+class SolveInfo:
+    """How a case was solved (``metrics.json``'s ``solver`` block and its ``timings_s``).
+
+    Attributes:
+        method: the electric linear solver (``mumps`` or ``cg-gamg``).
+        mesh_quality: the mesh quality preset (``coarse``, ``default``, ``fine``).
+        mesh_size_factor: the factor on every mesh size [-].
+        degree: the Lagrange degree of the potential.
+        iterations: the Krylov iterations of each electrode's unit solve.
+        mpi_ranks: the MPI ranks the case was distributed over.
+        timings_s: wall time [s] of each step (``mesh_s``, ``electric_s``, ``postprocess_s``,
+            ``waveform_s``, ``thermal_s``; the geometry steps only when this case ran them).
+    """
+
+    method: str
+    mesh_quality: str
+    mesh_size_factor: float
+    degree: int
+    iterations: tuple[int, ...]
+    mpi_ranks: int
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """The ``solver`` block of ``metrics.json`` (the timings apart: they differ run to run)."""
+        return {
+            "method": self.method,
+            "mesh_quality": self.mesh_quality,
+            "mesh_size_factor": self.mesh_size_factor,
+            "degree": self.degree,
+            "iterations": list(self.iterations),
+            "mpi_ranks": self.mpi_ranks,
+        }
+
+
+@dataclass(frozen=True)
 class CaseResult:
     """A solved case, held per unit current of each channel.
 
@@ -110,7 +145,7 @@ class CaseResult:
         electric: the per-unit-current electric record.
         waveform: the per-unit-current waveform record (None for a d.c. case).
         thermal: the heating over the session at the case's currents (None without ``[thermal]``).
-        solver: how it was solved (method, iterations, dofs, ranks, timings, conductivities).
+        solver: how it was solved (method, mesh settings, iterations, ranks, timings).
     """
 
     case: Case
@@ -120,7 +155,7 @@ class CaseResult:
     electric: ElectricLeadField = field(repr=False)
     waveform: WaveformLeadField | None = field(default=None, repr=False)
     thermal: ThermalResult | None = field(default=None, repr=False)
-    solver: dict[str, Any] = field(default_factory=dict)
+    solver: SolveInfo | None = None
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -207,7 +242,7 @@ class CaseResult:
             "emsim_version": __version__,
             **body,
             "dofs": self.electric.dofs,
-            "solver": {k: v for k, v in self.solver.items() if k != "timings_s"},
+            "solver": self.solver.to_json() if self.solver is not None else {},
             "conductivity_S_per_m": {
                 "frequency_Hz": self.problem.frequency_Hz,
                 "note": "quasi-static (d.c.) solve; dispersive tissues evaluated at frequency_Hz; "
@@ -225,7 +260,7 @@ class CaseResult:
         }
         if self.waveform is not None:
             out["waveform_method"] = self.waveform.method_record()
-        out["timings_s"] = self.solver.get("timings_s", {})
+        out["timings_s"] = dict(self.solver.timings_s) if self.solver is not None else {}
         out["definitions"] = definitions
         out["absent"] = absent
         return out

@@ -2,7 +2,7 @@
 
 :func:`run_study` registers the study's cases in the ledger (:mod:`emsim.studies.ledger`), then
 each worker (one MPI rank, or a group of ``ranks_per_case`` ranks on a sub-communicator) claims
-the next pending response group (:func:`emsim.studies.study.response_key`), meshes and solves
+the next pending response group (:func:`emsim.pipeline.response_key`), meshes and solves
 its geometry once (electric lead fields and frequency response, :func:`solve_group`),
 synthesises each of its waveforms from that response (a waveform axis adds no 3-D solve), and
 evaluates every case from the result of its unit case with :meth:`CaseResult.at` semantics (the
@@ -28,10 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..pipeline import GeometryCache, geometry_key, solve_case, unit_case
 from ..solvers.result import CaseResult
 from .ledger import Ledger
 from .outputs import skin_current_picture, write_json_atomic, write_outputs
-from .study import Study, StudyPoint, geometry_key, load_study, unit_case
+from .study import Study, StudyPoint, load_study
 
 __all__ = ["StudySummary", "case_folder_name", "run_study", "solve_group", "write_case_folder"]
 
@@ -85,15 +86,13 @@ def solve_group(points: list[StudyPoint], *, comm: Any = None) -> dict[str, Case
     further 3-D solve). The cases solved depend only on the group, never on which of its points
     a rank holds.
     """
-    from .run import solve_case
-
-    reuse: dict[str, Any] = {}
+    cache = GeometryCache()
     out: dict[str, CaseResult] = {}
     for p in points:
         unit = unit_case(p.case)
         key = geometry_key(p.case)
         if key not in out:
-            out[key] = solve_case(unit, comm=comm, reuse=reuse)
+            out[key] = solve_case(unit, comm=comm, cache=cache)
     return out
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from ..errors import InputError, VerificationError
 from ..models import Case, parse_case
+from ..pipeline import solve_case
 from ..solvers.reference import electric as analytic
 
 __all__ = ["VERIFICATION_CASES", "VerificationRow", "column_case", "disk_on_slab_case", "run_verification"]
@@ -212,8 +213,6 @@ def _rc_heat(quality: str, comm) -> list[VerificationRow]:
 
 def _disk(quality: str, comm) -> list[VerificationRow]:
     from ..meshes.patch import QUALITY_ACCURACY
-    from .run import solve_case
-
     # Degree 3 on the edge-graded mesh: each quality level is named by the accuracy it gives here.
     case, ref = disk_on_slab_case(quality=quality, degree=3)
     res = solve_case(case, comm=comm)
@@ -238,8 +237,6 @@ def _disk_axisymmetric(quality: str, comm) -> list[VerificationRow]:
 
 def _column(gel: bool) -> Callable:
     def run(quality: str, comm) -> list[VerificationRow]:
-        from .run import solve_case
-
         case, ref = column_case(gel=gel, quality="coarse", size_factor=4.0 if quality != "fine" else 2.0)
         res = solve_case(case, comm=comm)
         return [_row(case.name, "resistance [ohm]", res.metrics.electric.impedance_ohm, ref, 0.005), _conservation(case.name, res)]
@@ -257,8 +254,6 @@ def _conservation(case: str, res) -> VerificationRow:
 
 
 def _pad_interface(quality: str, comm) -> list[VerificationRow]:
-    from .run import solve_case
-
     results = {gel: solve_case(pad_interface_case(gel=gel, quality=quality), comm=comm) for gel in (True, False)}
     pad, bare = (results[g].metrics.electric.impedance_ohm for g in (True, False))
     tol = {"coarse": 0.02, "default": 0.01, "fine": 0.005}[quality]

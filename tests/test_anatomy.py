@@ -12,10 +12,10 @@ from mpi4py import MPI
 from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case
+from emsim.pipeline import solve_case
 from emsim.solvers.physiology import sensory
 from emsim.solvers.physiology.activation import DEFAULT_CHRONAXIE_S, DEFAULT_RHEOBASE_FIELD_V_PER_M
 from emsim.solvers.records import Absent
-from emsim.studies.run import solve_case
 
 PADS = [
     {"name": "A", "shape": "disk", "diameter_mm": 10, "center_mm": [-10.0, 0.0],

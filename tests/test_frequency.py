@@ -399,7 +399,7 @@ def test_cycle_mean_heat_in_the_rc_column_is_the_closed_form_periodic_rc_power(g
 
 def test_iec_figures_per_electrode_in_the_column_equal_their_closed_forms():
     """Issue 8.8: r.m.s. current density (mean and local peak), charge per phase, power, net d.c."""
-    from emsim.studies.run import solve_case
+    from emsim.pipeline import solve_case
 
     wave = {"shape": "monophasic", "pulse_width_us": 200.0, "frequency_Hz": 1000.0}
     case = parse_case(column_table(waveform=wave))
