@@ -156,7 +156,7 @@ def load_tagged_mesh(case: Case, comm: Any = None) -> Any:
     from dolfinx.io import gmsh as gmshio
     from mpi4py import MPI
 
-    from .patch import MeshReport, PatchMesh, _quality
+    from .patch import MeshReport, PatchMesh, gmsh_quality
 
     comm = comm or MPI.COMM_WORLD
     error: tuple[str, Any] | None = None
@@ -169,7 +169,7 @@ def load_tagged_mesh(case: Case, comm: Any = None) -> Any:
         try:
             gmsh.merge(case.mesh.file)
             roles = _retag(case, gmsh)
-            stats = _quality()
+            stats = gmsh_quality()
         except InputError as err:
             error = ("input", (err.field, err.value, err.allowed))
         except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)

@@ -47,6 +47,9 @@ __all__ = [
     "build_gmsh_model",
     "build_patch_mesh",
     "contact_sublayer_fraction",
+    "gmsh_quality",
+    "mesh_sizes",
+    "pad_levels",
 ]
 
 log = logging.getLogger(__name__)
@@ -147,7 +150,8 @@ class PatchMesh:
         return out
 
 
-def _sizes(case: Case) -> dict[str, float]:
+def mesh_sizes(case: Case) -> dict[str, float]:
+    """The target sizes [m] of a case's patch mesh: at the pad rims (edge, tip), over the skin, at most."""
     s = QUALITY_SCALE[case.mesh.quality] * case.mesh.size_factor
     half = min(min(e.half_extent_m) for e in case.electrodes)
     h_edge = s * min(_H_EDGE, _H_EDGE_REL * half)
@@ -226,7 +230,7 @@ def _outline_distance_expression(e: Electrode, z_m: float) -> str:
     return f"sqrt({lateral}^2+(z-({z_m:.12g}))^2)"
 
 
-def _pad_levels(case: Case) -> dict[str, list[float]]:
+def pad_levels(case: Case) -> dict[str, list[float]]:
     """Z levels [m] of each gel pad: [0, (sublayer top,) pad top]."""
     out = {}
     for e in case.electrodes:
@@ -298,7 +302,7 @@ def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list
         objects.append((3, occ.addBox(-W / 2, -L / 2, z_bot, W, L, layer.thickness_m)))
         layer_z.append((z_bot, z_top))
         z_top = z_bot
-    levels = _pad_levels(case)
+    levels = pad_levels(case)
     for e in case.electrodes:
         if e.name in levels:
             zs = levels[e.name]
@@ -471,7 +475,7 @@ def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
     """
     import gmsh
 
-    _build_gmsh_model(case, _sizes(case))
+    _build_gmsh_model(case, mesh_sizes(case))
     surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     if surface is not None:
         _map_nodes(surface)
@@ -488,7 +492,7 @@ def _map_nodes(surface: SurfaceMap) -> None:
         gmsh.model.mesh.setNode(tag, xyz, [])
 
 
-def _quality() -> tuple[int, int, float, float, float, float, float]:
+def gmsh_quality() -> tuple[int, int, float, float, float, float, float]:
     """Cells, vertices, shortest and longest edge [m], min / 1st percentile / mean minSICN."""
     import gmsh
 
@@ -544,7 +548,7 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
     check_resources(case, DEFAULT_MAX_DOFS if max_dofs is None else max_dofs)  # same on every rank
 
     comm = comm or MPI.COMM_WORLD
-    sizes = _sizes(case)
+    sizes = mesh_sizes(case)
     surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     stats = None
     error = None
@@ -557,7 +561,7 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
             _build_gmsh_model(case, sizes)
             if surface is not None:
                 _map_nodes(surface)
-            stats = _quality()
+            stats = gmsh_quality()
         except MeshError as err:
             error = str(err)
         except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)
