@@ -146,15 +146,10 @@ def energy_per_pulse_mJ_per_A2(waveform: Waveform) -> float:
 
 
 def _cem43_grid(result: CaseResult, reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    from ..solvers.thermal.session import _trapezoid_cem43
-
     th = result.thermal
     n = math.ceil(math.log(1.0 / _CEM43_GRID_MIN) / math.log(CEM43_GRID_STEP)) + 1
     s = np.geomspace(_CEM43_GRID_MIN, 1.0, n)
-    p = th._probes
-    tissue = p["tissue"]
-    T0, rise = p["T0"][tissue], p["history"][:, tissue] - p["T0"][tissue]
-    cem = np.array([float(_trapezoid_cem43(T0 + si * rise, th.time_step_s).max(initial=0.0)) for si in s[:-1]])
+    cem = np.array([th.cem43_at_scale(float(si)) for si in s[:-1]])
     top = th.at(reference)  # exact at the reference current
     return s, np.append(cem, top.cem43_max_min if top is not None else np.inf)
 
@@ -188,7 +183,7 @@ def figure_set(
         dc.append(net_dc_uA(w, 1.0))
         pw.append(_worst(iec.average_power_density_W_per_cm2, reference_A) / reference_A)
         by_channel = m.waveform.waveform_by_channel if m.waveform is not None else {}
-        volts = [abs(float(c["electrode_voltage_peak_V"])) for c in by_channel.values()] if by_channel else [0.0]
+        volts = [abs(c.electrode_voltage_peak_V) for c in by_channel.values()] if by_channel else [0.0]
         vp.append(max(volts) / reference_A)
         th = m.thermal
         if th is None or isinstance(th, Absent):
@@ -199,8 +194,7 @@ def figure_set(
             grids.append(np.array([np.inf]))
         else:
             basal.append(th.skin_temperature_basal_C)
-            f = r.thermal._skin_front
-            fronts.append(upper_envelope(f["T0"], f["rise"]))
+            fronts.append(upper_envelope(*r.thermal.skin_front_lines()))
             s_grid, cem = _cem43_grid(r, ref)
             grids.append(cem)
         a = m.activation
@@ -215,7 +209,7 @@ def figure_set(
             exclusion_absent = "not evaluated: the head case has no [[exclusion]] zone"
             zone.append(math.nan)
         else:
-            empty = [name for name, row in x.exclusion.items() if not row.get("cells")]
+            empty = [name for name, row in x.exclusion.items() if not row.cells]
             if empty:
                 exclusion_absent = f"not evaluated: no tissue cell lies in zone(s) {', '.join(empty)}: refine the mesh"
             zone.append(x.exclusion_limit_ratio_max / reference_A)  # r.m.s. (or d.c.) values: linear in I

@@ -189,7 +189,7 @@ class CaseResult:
                 )
         electric = self.electric.at(current)
         if waveform is not None:
-            power = {n: c["mean_power_W"] * self.case.waveform.mean_square_envelope
+            power = {n: c.mean_power_W * self.case.waveform.mean_square_envelope
                      for n, c in waveform.waveform_by_channel.items()}  # fmt: skip
         else:
             power = {n: z * i * i for (n, z), i in zip(electric.impedance_by_channel_ohm.items(), current, strict=True)}

@@ -384,8 +384,8 @@ def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> Non
     from matplotlib.figure import Figure
     from matplotlib.tri import Triangulation
 
-    tri = th.skin_picture["triangles_m"] * 1e3
-    vals = th.skin_picture["rise_K"]
+    tri = th.skin_picture.triangles_m * 1e3
+    vals = th.skin_picture.rise_K
     fig = Figure(figsize=(9, 6.5), dpi=120, layout="constrained")
     ax = fig.add_subplot()
     if len(tri):

@@ -453,8 +453,8 @@ def test_interleaved_channels_add_their_heat_and_take_the_larger_peak_simultaneo
         max(one.skin_current_density_peak_pulse_A_per_m2, two.skin_current_density_peak_pulse_A_per_m2), rel=1e-12
     )
     assert set(both.waveform_by_channel) == {"one", "two"}
-    assert both.waveform_by_channel["two"]["electrode_voltage_peak_V"] == pytest.approx(
-        two.waveform_by_channel["two"]["electrode_voltage_peak_V"], rel=1e-9
+    assert both.waveform_by_channel["two"].electrode_voltage_peak_V == pytest.approx(
+        two.waveform_by_channel["two"].electrode_voltage_peak_V, rel=1e-9
     )
     # The same pads fired in phase: the fields add, so the heat has cross terms.
     simultaneous = parse_case(_two_channel_table("simultaneous"))

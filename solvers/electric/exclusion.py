@@ -32,7 +32,7 @@ from ...models.case import Case
 from ..channels import firing_groups
 from ..records import Absent, metric
 
-__all__ = ["ExclusionMetrics", "ZoneLeadField", "zone_cells"]
+__all__ = ["ExclusionMetrics", "ZoneLeadField", "ZoneMetrics", "zone_cells"]
 
 
 def zone_cells(case: Case, patch: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -156,47 +156,49 @@ class ZoneLeadField:
             j_rms = self._rms(self.current_density_ms_per_A2, current)
         else:
             e_p = j_p = e_rms = j_rms = None
-        block: dict[str, Any] = {}
+        block: dict[str, ZoneMetrics] = {}
         compared: dict[str, float] = {}
         all_pass, worst = True, 0.0
         for k, z in enumerate(self.zones):
             m = self.member[:, k]
             if not m.any():
-                block[z.name] = {"cells": 0, "pass": False, "note": "no tissue cell centroid lies in the zone: refine the mesh"}
+                block[z.name] = ZoneMetrics.empty()
                 all_pass = False
                 continue
-            row: dict[str, Any] = {
-                "cells": int(m.sum()),
-                "volume_cm3": float(self.volumes_m3[m].sum() * 1e6),
-                "field_max_dc_V_per_m": float(e_dc[m].max()),
-                "current_density_max_dc_A_per_m2": float(j_dc[m].max()),
-            }
-            if pulse:
-                row["field_max_pulse_V_per_m"] = float(e_p[m].max())
-                row["current_density_max_pulse_A_per_m2"] = float(j_p[m].max())
-                row["field_rms_max_V_per_m"] = float(e_rms[m].max())
-                row["current_density_rms_max_A_per_m2"] = float(j_rms[m].max())
-            e_cmp = row["field_rms_max_V_per_m"] if pulse else row["field_max_dc_V_per_m"]
-            j_cmp = row["current_density_rms_max_A_per_m2"] if pulse else row["current_density_max_dc_A_per_m2"]
+            e_cmp = float((e_rms if e_rms is not None else e_dc)[m].max())
+            j_cmp = float((j_rms if j_rms is not None else j_dc)[m].max())
             compared[z.name] = e_cmp
             ok = True
             ratios = []
             if z.field_max_V_per_m is not None:
-                row["field_limit_V_per_m"] = z.field_max_V_per_m
                 ratios.append(e_cmp / z.field_max_V_per_m)
                 ok &= e_cmp <= z.field_max_V_per_m
             if z.current_density_max_A_per_m2 is not None:
-                row["current_density_limit_A_per_m2"] = z.current_density_max_A_per_m2
                 ratios.append(j_cmp / z.current_density_max_A_per_m2)
                 ok &= j_cmp <= z.current_density_max_A_per_m2
-            row["compared"] = (
-                "r.m.s. over the pulse train at the plateau (field_rms_max, current_density_rms_max)" if pulse
-                else "d.c. values (field_max_dc, current_density_max_dc)"
+            row = ZoneMetrics(
+                cells=int(m.sum()),
+                volume_cm3=float(self.volumes_m3[m].sum() * 1e6),
+                field_max_dc_V_per_m=float(e_dc[m].max()),
+                current_density_max_dc_A_per_m2=float(j_dc[m].max()),
+                field_max_pulse_V_per_m=_zone_max(e_p, m),
+                current_density_max_pulse_A_per_m2=_zone_max(j_p, m),
+                field_rms_max_V_per_m=_zone_max(e_rms, m),
+                current_density_rms_max_A_per_m2=_zone_max(j_rms, m),
+                field_limit_V_per_m=_NO_LIMIT if z.field_max_V_per_m is None else z.field_max_V_per_m,
+                current_density_limit_A_per_m2=(
+                    _NO_LIMIT if z.current_density_max_A_per_m2 is None else z.current_density_max_A_per_m2
+                ),
+                compared=(
+                    "r.m.s. over the pulse train at the plateau (field_rms_max, current_density_rms_max)" if pulse
+                    else "d.c. values (field_max_dc, current_density_max_dc)"
+                ),
+                limit_ratio=float(max(ratios)),
+                passes=bool(ok),
+                note=_NO_NOTE,
             )  # fmt: skip
-            row["limit_ratio"] = float(max(ratios))
-            row["pass"] = bool(ok)
             all_pass &= bool(ok)
-            worst = max(worst, row["limit_ratio"])
+            worst = max(worst, float(max(ratios)))
             block[z.name] = row
         return ExclusionMetrics(
             exclusion=block, exclusion_field_max_V_per_m=compared, exclusion_pass=bool(all_pass),
@@ -204,18 +206,65 @@ class ZoneLeadField:
         )  # fmt: skip
 
 
+_NO_PULSE = Absent("a d.c. case has no pulse")
+_NO_LIMIT = Absent("the zone sets no such limit")
+_NO_NOTE = Absent("the zone was evaluated (a note says why one could not be)")
+_EMPTY = Absent("no tissue cell centroid lies in the zone: refine the mesh")
+
+
+def _zone_max(values: np.ndarray | None, member: np.ndarray) -> float | Absent:
+    return _NO_PULSE if values is None else float(values[member].max())
+
+
+@dataclass(frozen=True)
+class ZoneMetrics:
+    """One exclusion zone's fields and verdict at given channel currents (``metrics.json``: one row)."""
+
+    cells: int = metric("-", "tissue cells whose centroid lies in the zone")
+    volume_cm3: float | Absent = metric("cm^3", "volume of those cells")  # noqa: RUF009  (metric() is a dataclasses.field)
+    field_max_dc_V_per_m: float | Absent = metric("V/m", "max |E| over the zone at d.c.")  # noqa: RUF009
+    current_density_max_dc_A_per_m2: float | Absent = metric("A/m^2", "max |J| over the zone at d.c.")  # noqa: RUF009
+    field_max_pulse_V_per_m: float | Absent = metric("V/m", "max |E| over the zone at the pulse instants")  # noqa: RUF009
+    current_density_max_pulse_A_per_m2: float | Absent = metric(  # noqa: RUF009
+        "A/m^2", "max |J| over the zone at the pulse instants"
+    )
+    field_rms_max_V_per_m: float | Absent = metric(  # noqa: RUF009
+        "V/m", "max over the zone of the r.m.s. |E| over the pulse train at the plateau"
+    )
+    current_density_rms_max_A_per_m2: float | Absent = metric(  # noqa: RUF009
+        "A/m^2", "max over the zone of the r.m.s. |J| over the pulse train at the plateau"
+    )
+    field_limit_V_per_m: float | Absent = metric("V/m", "the zone's |E| limit")  # noqa: RUF009
+    current_density_limit_A_per_m2: float | Absent = metric("A/m^2", "the zone's |J| limit")  # noqa: RUF009
+    compared: str | Absent = metric("-", "which values are compared with the limits")  # noqa: RUF009
+    limit_ratio: float | Absent = metric("-", "largest compared value / limit")  # noqa: RUF009
+    passes: bool = metric("-", "every compared value is within its limit", key="pass")
+    note: str | Absent = metric("-", "why the zone could not be evaluated")  # noqa: RUF009
+
+    @classmethod
+    def empty(cls) -> ZoneMetrics:
+        """The row of a zone that holds no tissue cell (it fails: refine the mesh)."""
+        return cls(
+            cells=0, volume_cm3=_EMPTY, field_max_dc_V_per_m=_EMPTY, current_density_max_dc_A_per_m2=_EMPTY,
+            field_max_pulse_V_per_m=_EMPTY, current_density_max_pulse_A_per_m2=_EMPTY, field_rms_max_V_per_m=_EMPTY,
+            current_density_rms_max_A_per_m2=_EMPTY, field_limit_V_per_m=_EMPTY,
+            current_density_limit_A_per_m2=_EMPTY, compared=_EMPTY, limit_ratio=_EMPTY, passes=False,
+            note="no tissue cell centroid lies in the zone: refine the mesh",
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ExclusionMetrics:
     """The exclusion-zone metrics at given channel currents."""
 
-    exclusion: Mapping[str, Any] = metric(
+    exclusion: Mapping[str, ZoneMetrics] = metric(
         "-", "per [[exclusion]] zone (tissue cells whose centroid lies in the cylinder of radius_mm "
         "around center_mm, down to depth_mm): cells, volume_cm3, max |E| [V/m] and |J| [A/m^2] over the "
         "zone at d.c. (field_max_dc, current_density_max_dc), at the pulse instants (..._pulse) and as "
         "r.m.s. over the pulse train at the plateau (..._rms_max); the limits, the values compared with "
         "them (compared), the largest value/limit (limit_ratio) and pass",
     )  # fmt: skip
-    exclusion_field_max_V_per_m: Mapping[str, Any] = metric(
+    exclusion_field_max_V_per_m: Mapping[str, float] = metric(
         "V/m", "per zone, the largest |E| over its cells that its limit is compared with: r.m.s. over the "
         "pulse train at the plateau with a waveform, the d.c. value without", label="exclusion zone |E|",
     )  # fmt: skip

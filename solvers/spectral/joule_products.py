@@ -16,7 +16,7 @@ from .joule import CycleHeat, pair_products
 if TYPE_CHECKING:
     from ...meshes.patch import PatchMesh
     from ...models.case import Case
-    from .sweep import FrequencyResponse, _Sample
+    from .sweep import FrequencyResponse, FrequencySample
     from .synthesis import Synthesis
 
 __all__ = ["cycle_heat", "gram_products"]
@@ -63,7 +63,7 @@ def gram_products(
 
 def cycle_heat(
     case: Case, patch: PatchMesh, response: FrequencyResponse, syn: Synthesis, pairs: tuple, vol: np.ndarray,
-    dc: _Sample | None, stacked: dict[str, np.ndarray] | None = None,
+    dc: FrequencySample | None, stacked: dict[str, np.ndarray] | None = None,
 ) -> CycleHeat:  # fmt: skip
     """The cycle-averaged heat (module :mod:`emsim.solvers.spectral.joule`) of the modelled fields.
 

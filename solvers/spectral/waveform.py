@@ -59,6 +59,7 @@ from .joule import CycleHeat
 __all__ = [
     "DEFAULT_N_FREQUENCIES",
     "ActivationMetrics",
+    "ChannelWaveform",
     "TimeCourse",
     "WaveformLeadField",
     "WaveformMetrics",
@@ -74,6 +75,15 @@ DEFAULT_N_FREQUENCIES = 24
 
 
 @dataclass(frozen=True)
+class ChannelWaveform:
+    """One channel's electrode voltage and power over one period (periodic steady state)."""
+
+    electrode_voltage_peak_V: float = metric("V", "max over one period of |V_anode - V_cathode|")
+    electrode_voltage_rms_V: float = metric("V", "r.m.s. over one period of V_anode - V_cathode")
+    mean_power_W: float = metric("W", "mean over the period of (V_anode - V_cathode) i")
+
+
+@dataclass(frozen=True)
 class WaveformMetrics:
     """Waveform metrics at given channel currents (peak currents of the pulses)."""
 
@@ -84,7 +94,7 @@ class WaveformMetrics:
     )  # fmt: skip
     electrode_voltage_rms_V: float = metric("V", "r.m.s. over one period of V_anode - V_cathode, first channel")
     mean_power_W: float = metric("W", "mean over the period of sum over channels of (V_anode - V_cathode) i")
-    waveform_by_channel: Mapping[str, Any] = metric("-", "peak and r.m.s. voltage [V] and mean power [W] of each channel")
+    waveform_by_channel: Mapping[str, ChannelWaveform] = metric("-", "peak and r.m.s. voltage [V] and mean power [W] of each channel")
     muscle_field_peak_V_per_m: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
         "V/m", "max |E| over the target muscle cells at the pulse instants", label="muscle |E| at the pulse, max"
     )
@@ -309,11 +319,11 @@ class WaveformLeadField:
             return float(np.mean(y)) if len(y) else 0.0
 
         by_channel = {
-            n: {
-                "electrode_voltage_peak_V": float(np.max(np.abs(v))),
-                "electrode_voltage_rms_V": math.sqrt(mean(v**2)),
-                "mean_power_W": mean(v * course.channel_current_A[n]),
-            }
+            n: ChannelWaveform(
+                electrode_voltage_peak_V=float(np.max(np.abs(v))),
+                electrode_voltage_rms_V=math.sqrt(mean(v**2)),
+                mean_power_W=mean(v * course.channel_current_A[n]),
+            )
             for n, v in course.channel_voltage_V.items()
         }
         first = by_channel[self.channels[0]]
@@ -331,9 +341,9 @@ class WaveformLeadField:
         no_probe = Absent("the case has no [[probe]]")
         metrics = WaveformMetrics(
             waveform_shape=w.shape,
-            electrode_voltage_peak_V=first["electrode_voltage_peak_V"],
-            electrode_voltage_rms_V=first["electrode_voltage_rms_V"],
-            mean_power_W=sum(c["mean_power_W"] for c in by_channel.values()),
+            electrode_voltage_peak_V=first.electrode_voltage_peak_V,
+            electrode_voltage_rms_V=first.electrode_voltage_rms_V,
+            mean_power_W=sum(c.mean_power_W for c in by_channel.values()),
             waveform_by_channel=by_channel,
             muscle_field_peak_V_per_m=e_max,
             muscle_activating_function_peak_V_per_m2=af_max,
