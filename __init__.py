@@ -71,18 +71,19 @@ def solve(case: Case, *, comm: Any = None, progress: Callable[[str], None] | Non
             distributed over the ranks).
         progress: optional callable taking a short text at each step.
     """
-    from .pipeline import (
-        solve_case,  # local: `import emsim` stays light (models only) until a solve
-    )
+    # local: `import emsim` stays light (models only, no DOLFINx solver set-up) until a solve
+    from .pipeline import solve_case
 
-    return solve_case(case, comm=comm, **({"progress": progress} if progress else {}))
+    if progress is None:
+        return solve_case(case, comm=comm)
+    return solve_case(case, comm=comm, progress=progress)
 
 
 def write_outputs(result: CaseResult, folder: str | Path, *, source_text: str | None = None) -> Path:
     """Write a result's files into ``folder`` (replaced atomically; see :mod:`emsim.studies.outputs`)."""
-    from .studies.outputs import write_outputs as _write
+    from .studies import outputs  # local: `import emsim` stays light until outputs are written
 
-    return _write(result, folder, source_text=source_text)
+    return outputs.write_outputs(result, folder, source_text=source_text)
 
 
 def __getattr__(name: str) -> Any:

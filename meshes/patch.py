@@ -27,10 +27,12 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from dolfinx.mesh import Mesh, MeshTags
 
 from ..errors import MeshError
 from ..models.case import Case
@@ -136,9 +138,9 @@ class PatchMesh:
             contact sublayers and muscle fibres), or None for a flat patch or an imported mesh.
     """
 
-    mesh: object
-    cell_tags: object
-    facet_tags: object
+    mesh: Mesh
+    cell_tags: MeshTags
+    facet_tags: MeshTags
     volumes: dict[str, int]
     surfaces: dict[str, int]
     report: MeshReport
@@ -252,7 +254,7 @@ def _rounded_rectangle(occ: Any, shape: RoundedRectangle, cx: float, cy: float, 
 
 
 #: How gmsh draws each footprint class (the only place that knows the shapes' kinds).
-_FOOTPRINTS = {Disk: _disk, RoundedRectangle: _rounded_rectangle}
+_FOOTPRINTS: dict[type, Callable[..., int]] = {Disk: _disk, RoundedRectangle: _rounded_rectangle}
 
 
 def _add_footprint(occ: Any, e: Electrode, z: float) -> int:
@@ -568,7 +570,8 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
             error = f"gmsh failed: {err}"
     stats = comm.bcast(stats, root=0)
     data = gmsh_model_to_mesh(comm, error, gdim=3)
-    volumes, surfaces = {}, {}
+    volumes: dict[str, int] = {}
+    surfaces: dict[str, int] = {}
     for name, group in data.physical_groups.items():
         (volumes if group.dim == 3 else surfaces)[name] = int(group.tag)
     cells, vertices, hmin, hmax, qmin, qp01, qmean = stats

@@ -139,8 +139,8 @@ class Layer:
             frequency_dependent=self.tissue.dispersion is not None,
         )  # fmt: skip
         return {
-            "along_S_per_m": float(along),
-            "across_S_per_m": float(across),
+            "along_S_per_m": float(np.real(along)),
+            "across_S_per_m": float(np.real(across)),
             "ratio": float(ratio),
             "frequency_Hz": float(frequency_Hz),
         }

@@ -158,6 +158,8 @@ class Tissue:
             return self.conductivity_S_per_m
         from .dispersion import GABRIEL_1996
 
+        if self.dispersion is None:
+            raise InputError(f"material.{self.name}", None, "a conductivity_S_per_m or a dispersion")
         return float(GABRIEL_1996[self.dispersion].conductivity_S_per_m(frequency_Hz))
 
 

@@ -11,7 +11,7 @@ records (:meth:`CaseMetrics.to_json`, :meth:`CaseMetrics.summary_rows`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -20,6 +20,7 @@ import numpy as np
 
 from ..meshes.patch import PatchMesh
 from ..models.case import Case
+from .channels import Currents as ChannelCurrents
 from .electric.exclusion import ExclusionMetrics, ZoneLeadField
 from .electric.iec import IECFigures, iec_figures
 from .electric.metrics import ElectricLeadField, ElectricMetrics
@@ -38,7 +39,7 @@ from .thermal.session import ThermalMetrics, ThermalResult
 
 __all__ = ["CaseMetrics", "CaseResult", "SolveInfo"]
 
-Currents = Mapping[str, float] | Sequence[float] | None
+Currents = ChannelCurrents | None
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,9 @@ class CaseMetrics:
     comfort: ComfortMetrics | Absent | None = None
     exclusion: ExclusionMetrics | None = None
 
-    def records(self) -> dict[str, Any]:
+    def records(self) -> dict[str, object]:
         """The records present in this case, by name (absent ones as :class:`Absent`)."""
-        parts = {"electric": self.electric, "waveform": self.waveform, "activation": self.activation}
+        parts: dict[str, object] = {"electric": self.electric, "waveform": self.waveform, "activation": self.activation}
         parts |= {"comfort": self.comfort, "exclusion": self.exclusion}
         parts |= {"thermal": self.thermal, "iec": self.iec}
         return {k: v for k, v in parts.items() if v is not None}
@@ -207,12 +208,13 @@ class CaseResult:
     def zones(self) -> ZoneLeadField | None:
         """The exclusion zones' per-unit-current record (d.c., with the waveform's pulse data)."""
         zones, w = self.electric.zones, self.waveform
-        if zones is None or w is None or w.zone_pulse_field_per_A is None:
+        if zones is None or w is None:
             return zones
-        return zones.with_pulse(
-            w.zone_pulse_field_per_A, w.zone_pulse_current_density_per_A, w.zone_field_ms_per_A2,
-            w.zone_current_density_ms_per_A2, w.pairs,
-        )  # fmt: skip
+        pulse = (w.zone_pulse_field_per_A, w.zone_pulse_current_density_per_A, w.zone_field_ms_per_A2,
+                 w.zone_current_density_ms_per_A2)  # fmt: skip
+        if pulse[0] is None or pulse[1] is None or pulse[2] is None or pulse[3] is None:
+            return zones
+        return zones.with_pulse(pulse[0], pulse[1], pulse[2], pulse[3], w.pairs)
 
     @cached_property
     def metrics(self) -> CaseMetrics:

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..models import Case
+from ..solvers.channels import Currents as ChannelCurrents
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
 from ..solvers.thermal.session import ThermalResult
@@ -46,7 +47,7 @@ __all__ = [
     "write_thermal_files",
 ]
 
-Currents = Mapping[str, float] | Sequence[float] | None
+Currents = ChannelCurrents | None
 
 
 def write_json_atomic(path: Path, data: object) -> None:

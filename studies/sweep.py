@@ -28,10 +28,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mpi4py import MPI
+
+from .. import __version__
+from ..errors import InputError
 from ..pipeline import GeometryCache, geometry_key, solve_case, unit_case
 from ..solvers.result import CaseResult
 from .ledger import Ledger
 from .outputs import skin_current_picture, write_json_atomic, write_outputs
+from .report import write_results as write_study_results
 from .study import Study, StudyPoint, load_study
 
 __all__ = ["StudySummary", "case_folder_name", "run_study", "solve_group", "write_case_folder"]
@@ -77,7 +82,7 @@ def case_folder_name(digest: str) -> str:
     return f"cases/{digest[:16]}"
 
 
-def solve_group(points: list[StudyPoint], *, comm: Any = None) -> dict[str, CaseResult]:
+def solve_group(points: list[StudyPoint], *, comm: MPI.Comm | None = None) -> dict[str, CaseResult]:
     """Solve a response group: each of its unit cases (:func:`unit_case`), by geometry key.
 
     The points of a group differ only in currents and waveform (:func:`response_key`): the
@@ -103,7 +108,7 @@ def case_metrics(result: CaseResult) -> dict[str, Any]:
     return body
 
 
-def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: Any) -> None:
+def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: MPI.Comm) -> None:
     """A case's folder, written beside and renamed into place when complete (collective).
 
     With ``fields`` every output of :func:`emsim.write_outputs`; else ``metrics.json``,
@@ -145,7 +150,7 @@ def run_study(
     study: Study | str | Path,
     out_dir: str | Path,
     *,
-    comm: Any = None,
+    comm: MPI.Comm | None = None,
     ranks_per_case: int = 1,
     progress: StudyProgress = _nothing,
     write_results: bool = True,
@@ -167,31 +172,14 @@ def run_study(
     Returns:
         A :class:`StudySummary` (the same on every rank).
     """
-    from mpi4py import MPI
-
-    from .. import __version__
-
     comm = comm or MPI.COMM_WORLD
     t0 = time.perf_counter()
     if not isinstance(study, Study):
         study = load_study(study)
     out = Path(out_dir)
     digests = [p.digest for p in study.points]
-    by_digest = {p.digest: p for p in study.points}
     total = len(digests)
-    reset = 0
-    if comm.rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
-        ledger = Ledger(out)
-        meta = {"name": study.name, "axes": list(study.axes), "mode": study.mode, "digests": digests,
-                "base": study.base_name, "fields": study.fields}  # fmt: skip
-        reset = ledger.register(((p.digest, p.index, p.group, p.params) for p in study.points), meta)
-        _clean_stale(out)
-        already = ledger.counts(digests)["done"]
-        ledger.close()
-    else:
-        already = 0
-    already, reset = comm.bcast((already, reset), root=0)
+    already, reset = _register(study, out, comm)
     if comm.rank == 0:
         if reset:
             progress(already, total, f"{reset} interrupted case(s) reset; they run again")
@@ -200,42 +188,78 @@ def run_study(
         else:
             progress(already, total, f"{total - already} of {total} cases to run")
     if ranks_per_case < 1 or comm.size % ranks_per_case:
-        from ..errors import InputError
-
         raise InputError("ranks_per_case", ranks_per_case, f"a divisor of the number of ranks ({comm.size})")
     sub = comm.Split(color=comm.rank // ranks_per_case, key=comm.rank)
-    solves = 0
     try:
-        ledger = Ledger(out) if sub.rank == 0 else None
-        while already < total:
-            claim = ledger.claim_group(digests, comm.rank) if ledger is not None else None
-            claim = sub.bcast(claim, root=0)
-            if claim is None:
-                break
-            _, claimed = claim
-            points = [by_digest[d] for d in claimed]
-            try:
-                results = solve_group(points, comm=sub)
-                solves += 1
-                for p in points:
-                    r = dataclasses.replace(results[geometry_key(p.case)], case=p.case)
-                    folder = case_folder_name(p.digest)
-                    write_case_folder(r, out / folder, fields=study.fields, comm=sub)
-                    if ledger is not None:
-                        ledger.finish(p.digest, case_metrics(r), folder, __version__)
-                        if comm.rank == 0:
-                            done = ledger.counts(digests)["done"]
-                            progress(done, total, f"case {p.index} done ({_describe(p)})")
-                        else:
-                            log.info("rank %d: case %d done", comm.rank, p.index)
-            except BaseException:
-                if ledger is not None:
-                    ledger.release(claimed)
-                raise
-        if ledger is not None:
-            ledger.close()
+        solves = _work(study, out, comm, sub, already, progress) if already < total else 0
     finally:
         sub.Free()
+    computed = _finish(out, comm, digests, already, write_results)
+    return StudySummary(total, already, computed, reset, solves, time.perf_counter() - t0)
+
+
+def _register(study: Study, out: Path, comm: MPI.Comm) -> tuple[int, int]:
+    """Register the study's cases in the ledger (rank 0): (cases already done, interrupted cases reset)."""
+    already = reset = 0
+    if comm.rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        digests = [p.digest for p in study.points]
+        ledger = Ledger(out)
+        meta = {"name": study.name, "axes": list(study.axes), "mode": study.mode, "digests": digests,
+                "base": study.base_name, "fields": study.fields}  # fmt: skip
+        reset = ledger.register(((p.digest, p.index, p.group, p.params) for p in study.points), meta)
+        _clean_stale(out)
+        already = ledger.counts(digests)["done"]
+        ledger.close()
+    already, reset = comm.bcast((already, reset), root=0)
+    return already, reset
+
+
+def _work(
+    study: Study, out: Path, comm: MPI.Comm, sub: MPI.Comm, already: int, progress: StudyProgress
+) -> int:
+    """Claim response groups from the ledger until none is pending; solve and write each (per worker).
+
+    Returns:
+        The groups this worker solved.
+    """
+    digests = [p.digest for p in study.points]
+    by_digest = {p.digest: p for p in study.points}
+    total = len(digests)
+    solves = 0
+    ledger = Ledger(out) if sub.rank == 0 else None
+    while True:
+        claim = ledger.claim_group(digests, comm.rank) if ledger is not None else None
+        claim = sub.bcast(claim, root=0)
+        if claim is None:
+            break
+        _, claimed = claim
+        points = [by_digest[d] for d in claimed]
+        try:
+            results = solve_group(points, comm=sub)
+            solves += 1
+            for p in points:
+                r = dataclasses.replace(results[geometry_key(p.case)], case=p.case)
+                folder = case_folder_name(p.digest)
+                write_case_folder(r, out / folder, fields=study.fields, comm=sub)
+                if ledger is not None:
+                    ledger.finish(p.digest, case_metrics(r), folder, __version__)
+                    if comm.rank == 0:
+                        done = ledger.counts(digests)["done"]
+                        progress(done, total, f"case {p.index} done ({_describe(p)})")
+                    else:
+                        log.info("rank %d: case %d done", comm.rank, p.index)
+        except BaseException:
+            if ledger is not None:
+                ledger.release(claimed)
+            raise
+    if ledger is not None:
+        ledger.close()
+    return solves
+
+
+def _finish(out: Path, comm: MPI.Comm, digests: list[str], already: int, write_results: bool) -> int:
+    """Count the cases this run computed; write the results tables and report (rank 0)."""
     computed = 0
     comm.barrier()
     if comm.rank == 0:
@@ -243,12 +267,9 @@ def run_study(
         done = ledger.counts(digests)["done"]
         ledger.close()
         computed = done - already
-        if write_results and (already < total or not (out / "results.csv").exists()):
-            from .report import write_results as _write_results
-
-            _write_results(out)
-    computed = comm.bcast(computed, root=0)
-    return StudySummary(total, already, computed, reset, solves, time.perf_counter() - t0)
+        if write_results and (already < len(digests) or not (out / "results.csv").exists()):
+            write_study_results(out)
+    return comm.bcast(computed, root=0)
 
 
 def _describe(p: StudyPoint) -> str:

@@ -148,14 +148,18 @@ class ZoneLeadField:
         groups = firing_groups(np.asarray(current, float), self.timing)
         e_dc = np.max([_mag(self.field_per_A @ g) for g in groups], axis=0)
         j_dc = np.max([_mag(self.current_density_per_A @ g) for g in groups], axis=0)
-        pulse = self.pulse_field_per_A is not None
-        if pulse:
-            e_p = np.max([_mag(np.abs(self.pulse_field_per_A @ g)).max(axis=0) for g in groups], axis=0)
-            j_p = np.max([_mag(np.abs(self.pulse_current_density_per_A @ g)).max(axis=0) for g in groups], axis=0)
-            e_rms = self._rms(self.field_ms_per_A2, current)
-            j_rms = self._rms(self.current_density_ms_per_A2, current)
-        else:
-            e_p = j_p = e_rms = j_rms = None
+        pE, pJ, msE, msJ = (self.pulse_field_per_A, self.pulse_current_density_per_A, self.field_ms_per_A2,
+                            self.current_density_ms_per_A2)  # fmt: skip
+        e_p: np.ndarray | None = None
+        j_p: np.ndarray | None = None
+        e_rms: np.ndarray | None = None
+        j_rms: np.ndarray | None = None
+        pulse = pE is not None and pJ is not None and msE is not None and msJ is not None
+        if pE is not None and pJ is not None and msE is not None and msJ is not None:
+            e_p = np.max([_mag(np.abs(pE @ g)).max(axis=0) for g in groups], axis=0)
+            j_p = np.max([_mag(np.abs(pJ @ g)).max(axis=0) for g in groups], axis=0)
+            e_rms = self._rms(msE, current)
+            j_rms = self._rms(msJ, current)
         block: dict[str, ZoneMetrics] = {}
         compared: dict[str, float] = {}
         all_pass, worst = True, 0.0

@@ -22,7 +22,7 @@ import numpy as np
 from ...errors import SolverError
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
-from ..channels import current_vector, firing_groups
+from ..channels import Currents, current_vector, firing_groups
 from ..records import Absent, metric
 from .electrodes import cell_gradients, current_density
 from .exclusion import ZoneLeadField, zone_cells
@@ -228,7 +228,7 @@ class ElectricLeadField:
             zones=zones,
         )
 
-    def currents_vector(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+    def currents_vector(self, currents_A: Currents) -> np.ndarray:
         """Channel currents [A] as a vector in channel order (:func:`emsim.solvers.channels.current_vector`)."""
         return current_vector(self.channels, currents_A)
 
@@ -241,7 +241,7 @@ class ElectricLeadField:
         """|J_n| [A/m^2] per skin facet at the channel currents."""
         return np.abs(self.skin_jn_per_A @ current)
 
-    def at(self, currents_A: Mapping[str, float] | Sequence[float]) -> ElectricMetrics:
+    def at(self, currents_A: Currents) -> ElectricMetrics:
         """The metrics at channel currents [A] (by name, or a vector in channel order); no solve."""
         current = self.currents_vector(currents_A)
         V = self.electrode_potentials(current)
@@ -263,6 +263,8 @@ class ElectricLeadField:
             m = self.skin_under == name
             a = self.skin_areas_m2[m]
             mean[name] = max(float(np.dot(a, jn[m]) / a.sum()) for *_, jn in skin)
+        e_max: float | Absent
+        e_mean: float | Absent
         if self.has_target and len(self.muscle_volumes_m3):
             emag = [np.linalg.norm(self.muscle_field_per_A @ g, axis=1) for g in groups]
             e_max = max(float(e.max()) for e in emag)

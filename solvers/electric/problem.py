@@ -113,7 +113,10 @@ class ElectricProblem:
             )
             for name, G in self.robin.items()
         }
-        self._ksp = self._A = self._b = None
+        # PETSc KSP, matrix and vector (untyped), set up on first use
+        self._ksp: Any = None
+        self._A: Any = None
+        self._b: Any = None
         self._unit: dict[str, Any] | None = None
         self._Y: np.ndarray | None = None
         self.iterations: list[int] = []
@@ -198,7 +201,7 @@ class ElectricProblem:
             out[name] = self.comm.allreduce(fem.assemble_scalar(form))
             self._robin_weight[name].value = 0.0
         ground = out.pop("ground", 0.0)
-        return {n: out[n] for n in self.names}, ground
+        return {n: float(np.real(out[n])) for n in self.names}, float(np.real(ground))
 
     def admittance(self) -> np.ndarray:
         """Admittance matrix Y [S]: Y[i, k] = current leaving electrode i in unit field k."""
@@ -217,7 +220,7 @@ class ElectricProblem:
         current = channel.current_A if current_A is None else current_A
         return channel_potentials(self.admittance(), self.names, channel, current)
 
-    def combine(self, potentials: Sequence[float], name: str = "potential") -> Any:
+    def combine(self, potentials: Sequence[float] | np.ndarray, name: str = "potential") -> Any:
         """The field sum_k V_k phi_k for electrode potentials V_k [V] (a new Function)."""
         from dolfinx import fem
 

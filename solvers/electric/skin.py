@@ -25,7 +25,7 @@ channel currents costs one sparse product.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -102,7 +102,7 @@ class SkinFacets:
         return self.centroids_m[idx], self.entry_cells[idx], [str(u) for u in self.under[idx]]
 
 
-def skin_facets(case: Case, patch: PatchMesh, robin: Mapping[str, Any]) -> SkinFacets:
+def skin_facets(case: Case, patch: PatchMesh, robin: Collection[str]) -> SkinFacets:
     """The owned skin facets of this rank with their normals and entry cells.
 
     Args:

@@ -112,11 +112,12 @@ class SweepState:
     """
 
     def __init__(self) -> None:
-        self.V = None
-        self.A = None
+        # DOLFINx space, PETSc matrix, KSP and vector (untyped), created by the first frequency
+        self.V: Any = None
+        self.A: Any = None
         self.presb: PresbPreconditioner | None = None
-        self.ksp = None
-        self.b = None
+        self.ksp: Any = None
+        self.b: Any = None
         self.previous: dict[str, Any] = {}
         self.normals: dict[str, Any] | None = None
 

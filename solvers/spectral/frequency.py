@@ -111,7 +111,7 @@ class FrequencyProblem:
         robin: dict[str, complex] = {}
         for e in case.electrodes:
             if e.gel is None and e.contact is not None:
-                g = 1.0 / e.contact.resistance_ohm_m2
+                g: complex = 1.0 / e.contact.resistance_ohm_m2
                 if self.frequency_Hz > 0 and e.contact.capacitance_F_per_m2 is not None:
                     g = g + 1j * w * e.contact.capacitance_F_per_m2
                 robin[e.name] = complex(g)
@@ -121,7 +121,7 @@ class FrequencyProblem:
         self._g = fem.Function(self.V)
         self._bc = fem.dirichletbc(self._g, self._bc_blocks)
         self._build_forms()
-        self._ksp = None
+        self._ksp: Any = None  # a PETSc KSP (untyped), set up on first use
         self._presb: PresbPreconditioner | None = None
         self._unit: dict[str, object] | None = None
         self._Y: np.ndarray | None = None
@@ -170,6 +170,7 @@ class FrequencyProblem:
     def _setup(self) -> None:
         from dolfinx.fem import petsc as fpetsc
 
+        self._A: Any
         sweep = self._sweep if self.method == "presb" else None
         if sweep is not None and sweep.A is not None:
             self._A = sweep.A  # same sparsity at every frequency: re-assemble in place
@@ -195,7 +196,7 @@ class FrequencyProblem:
         self._A.setDiagonal(diag)
         self._A.assemble()
         diag.destroy()
-        if sweep is not None and sweep.ksp is not None:
+        if sweep is not None and sweep.ksp is not None and sweep.presb is not None:
             self._presb = sweep.presb
             self._presb.update(self._A)
             ksp = sweep.ksp
@@ -304,7 +305,7 @@ class FrequencyProblem:
         """The phasor field sum_k V_k phi_k (blocked Function) for complex electrode potentials."""
         from dolfinx import fem
 
-        z = np.zeros(self.V.dofmap.index_map.size_local + self.V.dofmap.index_map.num_ghosts, dtype=complex)
+        z = np.zeros(self.V.dofmap.index_map.size_local + self.V.dofmap.index_map.num_ghosts, dtype=np.complex128)
         for vk, name in zip(potentials, self.names, strict=True):
             if vk == 0:
                 continue  # an electrode at 0 V contributes nothing (its unit field may be unsolved)

@@ -314,6 +314,13 @@ class FrequencyResponse:
         self.solves = 0
 
     @property
+    def fitted_model(self) -> RationalModel:
+        """The rational model of the response (after :meth:`ensure`)."""
+        if self.model is None:
+            raise SolverError(f"case {self.case.name}: the frequency response has no model yet (call ensure first)")
+        return self.model
+
+    @property
     def frequencies_Hz(self) -> np.ndarray:
         """The sampled frequencies [Hz], increasing (the d.c. sample apart)."""
         return np.array(sorted(self.samples))
@@ -348,7 +355,7 @@ class FrequencyResponse:
         if self.band == (lo, hi) and self.error_estimate <= self.tolerance:
             return
         if self.band is None:
-            first = np.geomspace(lo, hi, self.n_frequencies)
+            first = [float(f) for f in np.geomspace(lo, hi, self.n_frequencies)]
         else:
             first = [f for f in (lo, hi) if f not in self.samples]
         self.band = (lo, hi)
@@ -444,7 +451,7 @@ def waveform_response(
     if w is None:
         raise InputError("waveform", None, "the case has no [waveform]")
     own = response is None
-    if own:
+    if response is None:
         response = FrequencyResponse(
             case, patch, tolerance=tolerance, max_frequencies=max_frequencies, n_frequencies=n_frequencies,
             progress=progress,
@@ -461,7 +468,7 @@ def waveform_response(
             response.ensure(min(lo, RESPONSE_BAND_HZ[0]), max(hi, RESPONSE_BAND_HZ[1]))
             if spec.need_dc:
                 response.dc()
-            syn = Synthesis(spec, w, pulse_instants(w), response.model.cardinal)
+            syn = Synthesis(spec, w, pulse_instants(w), response.fitted_model.cardinal)
     finally:
         if own:
             response.close()
@@ -486,6 +493,19 @@ class _Modelled:
         # The cell fields E and J of every sample, stacked once: the zones and the heat use them.
         self.E_all = None if spec.dc_shape else response.stacked("E")
         self.J_all = None if spec.dc_shape else response.stacked("J")
+
+    def cells(self, attr: str) -> np.ndarray:
+        """The stacked samples (m, n_cells, 3, n_c) of the cell field ``attr`` (``"E"`` or ``"J"``)."""
+        stacked = self.E_all if attr == "E" else self.J_all
+        if stacked is None:
+            raise SolverError("the stacked cell fields were released (or a d.c. waveform has none)")
+        return stacked
+
+    def dc_sample(self) -> FrequencySample:
+        """The d.c. sample (a waveform with a d.c. part, or a d.c. waveform)."""
+        if self.dc is None:
+            raise SolverError("the waveform has no d.c. part: no d.c. sample")
+        return self.dc
 
     def release(self) -> None:
         """Drop the stacked cell fields (the largest arrays of a sweep)."""
@@ -560,13 +580,15 @@ def _zones(m: _Modelled, patch: PatchMesh, w: Waveform, pairs: tuple) -> tuple[n
     J0z = None if dc is None else dc.J[zc]
     G, g0 = m.syn.power_gram(w.rms_pulse_train(1.0) ** 2)
     if m.spec.dc_shape:
-        n_c = E0z.shape[-1]
+        E0, J0 = m.dc_sample().E[zc], m.dc_sample().J[zc]
+        n_c = E0.shape[-1]
         per_c = lambda X: [X[..., c] for c in range(n_c)]
-        mez = pair_products(per_c(E0z), per_c(E0z), pairs) * g0
-        mjz = pair_products(per_c(J0z), per_c(J0z), pairs) * g0
+        mez = pair_products(per_c(E0), per_c(E0), pairs) * g0
+        mjz = pair_products(per_c(J0), per_c(J0), pairs) * g0
     else:
-        mez = gram_products(G, g0, m.E_all[:, zc], m.E_all[:, zc], E0z, E0z, pairs)
-        mjz = gram_products(G, g0, m.J_all[:, zc], m.J_all[:, zc], J0z, J0z, pairs)
+        E_all, J_all = m.cells("E"), m.cells("J")
+        mez = gram_products(G, g0, E_all[:, zc], E_all[:, zc], E0z, E0z, pairs)
+        mjz = gram_products(G, g0, J_all[:, zc], J_all[:, zc], J0z, J0z, pairs)
     n_z = len(zc)
     parts = patch.mesh.comm.allgather((ez, jz, mez.reshape(n_z, len(pairs)), mjz.reshape(n_z, len(pairs))))
     return tuple(np.concatenate([p[i] for p in parts], axis=1 if i < 2 else 0) for i in range(4))
@@ -586,7 +608,7 @@ def _transfers(m: _Modelled) -> tuple[np.ndarray, np.ndarray]:
     sampled = [] if m.spec.dc_shape else list(response.frequencies_Hz)
     transfers = [] if m.spec.dc_shape else list(response.stacked("H"))
     if m.dc is not None:
-        sampled, transfers = [0.0, *sampled], [m.dc.H, *transfers]
+        sampled, transfers = [0.0, *sampled], [m.dc.H, *transfers]  # d.c. first
     return np.array(sampled), np.array(transfers)
 
 

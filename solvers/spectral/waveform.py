@@ -44,13 +44,13 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..channels import current_vector, firing_groups
+from ..channels import Currents, current_vector, firing_groups
 from ..electric.skin import PEAK_AVERAGING_RADIUS_M, DiscAverage
 from ..physiology import activation as act
 from ..records import Absent, metric
@@ -117,8 +117,10 @@ class WaveformMetrics:
         label="current r.m.s. (whole cycle)",
     )  # fmt: skip
     current_rms_pulse_train_A: float = metric("A", "r.m.s. current of the pulse train at the plateau, first channel")
-    probe_field_peak_V_per_m: Mapping[str, Any] = metric("V/m", "per [[probe]]: max over one period of |E(t)| at the point")
-    probe_current_density_peak_A_per_m2: Mapping[str, Any] = metric("A/m^2", "per [[probe]]: max over one period of |J(t)|")
+    probe_field_peak_V_per_m: Mapping[str, float] | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+       "V/m", "per [[probe]]: max over one period of |E(t)| at the point")
+    probe_current_density_peak_A_per_m2: Mapping[str, float] | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+       "A/m^2", "per [[probe]]: max over one period of |J(t)|")
     layer_joule_power_mean_W: Mapping[str, Any] = metric(
         "W", "Joule power averaged over the whole cycle (pulses, gaps, bursts, on/off, ramps) from the "
         "waveform's spectrum through the dispersive tissues and the capacitive contact, per volume label "
@@ -266,14 +268,14 @@ class WaveformLeadField:
     onset_volume_m3: float = 1e-9
     sensory: act.StrengthDuration | None = None
 
-    def _current(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+    def _current(self, currents_A: Currents) -> np.ndarray:
         return current_vector(self.channels, currents_A)
 
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
         """The channel currents that flow together (:func:`emsim.solvers.channels.firing_groups`)."""
         return firing_groups(current, self.timing)
 
-    def time_course(self, currents_A: Mapping[str, float] | Sequence[float]) -> TimeCourse:
+    def time_course(self, currents_A: Currents) -> TimeCourse:
         """The periodic steady state over one period at channel (peak) currents [A].
 
         Interleaved channels: each channel's voltage is its own response (the channels' pulses
@@ -299,17 +301,17 @@ class WaveformLeadField:
             pulse_duration_s=0.0 if self.waveform.shape == "dc" else self.waveform.phases()[-1][1],
         )
 
-    def skin_peak_by_instant(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+    def skin_peak_by_instant(self, currents_A: Currents) -> np.ndarray:
         """Disc-averaged skin peak [A/m^2] at each pulse instant (``instants_s``) at the currents."""
         current = self._current(currents_A)
         peaks = [self.disc.peaks(np.abs(self.skin_jn_per_A @ g).T) for g in self.groups(current)]
         return np.max(peaks, axis=0)
 
-    def muscle_field(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+    def muscle_field(self, currents_A: Currents) -> np.ndarray:
         """(n_instants, n_cells, 3) target-muscle field [V/m] at the instants (channels in phase)."""
         return self.muscle_field_per_A @ self._current(currents_A)
 
-    def at(self, currents_A: Mapping[str, float] | Sequence[float]) -> tuple[WaveformMetrics, Any]:
+    def at(self, currents_A: Currents) -> tuple[WaveformMetrics, Any]:
         """Waveform and activation metrics at channel (peak) currents [A]; no solve."""
         current = self._current(currents_A)
         course = self.time_course(current)
@@ -330,6 +332,8 @@ class WaveformLeadField:
         peaks = self.skin_peak_by_instant(current)
         at_peak = int(np.argmax(peaks))
         no_target = Absent("the case has no target muscle layer (a layer of the library's muscle)")
+        e_max: float | Absent
+        af_max: float | Absent
         if self.has_target and self.muscle_field_per_A.shape[1]:
             e_max = max(float(np.linalg.norm(self.muscle_field_per_A @ g, axis=2).max()) for g in self.groups(current))
             af_max = max(float((self.muscle_af_per_A @ g).max()) for g in self.groups(current))
@@ -375,7 +379,7 @@ class WaveformLeadField:
             [np.linalg.norm(self.dermis_field_per_A @ g, axis=2).max(axis=0) for g in self.groups(current)], axis=0
         )
 
-    def comfort(self, currents_A: Mapping[str, float] | Sequence[float]) -> Any:
+    def comfort(self, currents_A: Currents) -> Any:
         """Sensory and motor thresholds and their ratio (:mod:`emsim.solvers.physiology.sensory`), or Absent."""
         from ..physiology.sensory import comfort_metrics
 
@@ -404,6 +408,8 @@ class WaveformLeadField:
         v = self.muscle_volumes_m3
         total = float(v.sum())
         volume = act.activated_volume_m3(ef, v, threshold, 1.0)
+        for_volume: float | Absent
+        for_half: float | Absent
         if current[0] == 0:
             off = Absent("the first channel carries no current: the currents are scaled with it")
             for_volume = for_half = off

@@ -166,7 +166,11 @@ class PennesProblem:
         )
 
         self.method = resolve_method(method, self.dofs)
-        self._M = self._K = self._F0 = self._FJ = None
+        # PETSc matrices and vectors (untyped), assembled on first use
+        self._M: Any = None
+        self._K: Any = None
+        self._F0: Any = None
+        self._FJ: Any = None
         self._solvers: dict[float, tuple[Any, Any]] = {}
         self.iterations: list[int] = []
 
@@ -255,7 +259,7 @@ class PennesProblem:
         self._M.assemble()
         self._K = fpetsc.assemble_matrix(self._stiff)
         self._K.assemble()
-        vectors = []
+        vectors: list[Any] = []  # PETSc vectors
         for form in (self._basal, self._heat):
             if form is None:
                 vectors.append(None)

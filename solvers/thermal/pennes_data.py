@@ -39,6 +39,8 @@ def blood_heat_capacity_J_per_m3K() -> float:
     from ...models.tissues import library
 
     blood = library()["blood"].thermal
+    if blood is None:
+        raise InputError("material.blood", "no thermal properties", "the library's blood with its thermal data")
     return blood.density_kg_per_m3 * blood.heat_capacity_J_per_kgK
 
 
