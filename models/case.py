@@ -473,7 +473,7 @@ class Case:
     @property
     def timing(self) -> str:
         """How the channels fire (:data:`TIMINGS`): interleaved or simultaneous."""
-        return self.channel_timing
+        return self.channel_timing or ("interleaved" if self.waveform is not None else "simultaneous")
 
     @property
     def grounded(self) -> bool:

@@ -260,10 +260,10 @@ def _axes_and_points(sweep: Mapping[str, Any]) -> tuple[str, tuple[str, ...], li
         rows = sweep.get("point")
         if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and r for r in rows):
             raise InputError("sweep.point", rows, '[[sweep.point]] tables of "path" = value')
-        axes: list[str] = []
+        names: list[str] = []
         for r in rows:
-            axes += [k for k in r if k not in axes]
-        return mode, tuple(axes), [dict(r) for r in rows]
+            names += [k for k in r if k not in names]
+        return mode, tuple(names), [dict(r) for r in rows]
     axes = tuple(k for k in sweep if k != "mode")
     if not axes:
         raise InputError("sweep", {}, 'at least one axis: "path" = [values]')

@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from ..errors import InputError, VerificationError
 from ..models import Case, parse_case
@@ -82,7 +83,7 @@ def pad_interface_case(*, gel: bool, quality: str = "default", size_factor: floa
     r_c sigma / a = 0.6: the contact neither dominates nor vanishes, so the distribution of the
     current under the pad, and the resistance, depend on it.
     """
-    table = {
+    table: dict[str, Any] = {
         "name": "verify-pad-interface" + ("-gel" if gel else "-bare"),
         "patch": {"width_mm": 100.0, "length_mm": 100.0},
         "material": {
@@ -119,8 +120,10 @@ def column_case(*, gel: bool = True, quality: str = "default", size_factor: floa
     )
     table["mesh"] = {"quality": quality, "size_factor": size_factor}
     case = parse_case(table)
-    e = case.electrodes[0]
-    return case, _series_resistance(case) + e.contact.resistance_ohm_m2 / e.area_m2
+    contact = case.electrodes[0].contact
+    if contact is None:
+        raise VerificationError("the column case lost its contact (it is built with one)")
+    return case, _series_resistance(case) + contact.resistance_ohm_m2 / case.electrodes[0].area_m2
 
 
 def rc_column_case(*, gel: bool = True) -> tuple[Case, float, float, float]:

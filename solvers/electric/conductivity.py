@@ -95,7 +95,7 @@ def volume_admittivities(
             continue
         t = e.gel.thickness_m
         h = contact_sublayer_fraction * t
-        y = 1.0 / e.contact.resistance_ohm_m2
+        y: complex = 1.0 / e.contact.resistance_ohm_m2
         if complex_valued and e.contact.capacitance_F_per_m2 is not None:
             y = y + 1j * w * e.contact.capacitance_F_per_m2
         n = np.asarray(normals.get(e.name, _Z), dtype=float)

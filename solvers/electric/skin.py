@@ -90,7 +90,7 @@ class SkinFacets:
                 (None when there are none).
         """
         jn = -np.einsum("ij,ij->i", J_cells[self.entry_cells], self.normals) if len(self.facets) else np.zeros(0)
-        if self.robin.any():
+        if self.robin.any() and robin_flux is not None:
             jn = jn.astype(np.result_type(jn.dtype, robin_flux.dtype))
             jn[self.robin] = robin_flux
         jn[self.exposed] = 0.0
@@ -124,14 +124,16 @@ def skin_facets(case: Case, patch: PatchMesh, robin: Collection[str]) -> SkinFac
     tissue = {v for k, v in patch.volumes.items() if k.startswith("layer:")}
     cell_tag = np.full(mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts, -1)
     cell_tag[patch.cell_tags.indices] = patch.cell_tags.values
-    facets, under, kinds = [], [], []
+    parts: list[np.ndarray] = []
+    under: list[str] = []
+    kinds: list[str] = []
     for name, tag in surfaces.items():
         f = patch.facet_tags.find(tag)
         f = f[f < n_owned]
-        facets.append(f)
+        parts.append(f)
         under += [name.split(":", 1)[1] if ":" in name else ""] * len(f)
         kinds += [name.split(":", 1)[0]] * len(f)
-    facets = np.concatenate(facets).astype(np.int32) if facets else np.empty(0, np.int32)
+    facets = np.concatenate(parts).astype(np.int32) if parts else np.empty(0, np.int32)
     tri = mesh.geometry.x[dmesh.entities_to_geometry(mesh, tdim - 1, facets)] if len(facets) else np.empty((0, 3, 3))
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) if len(facets) else np.empty((0, 3))
     area = 0.5 * np.linalg.norm(cross, axis=1)
