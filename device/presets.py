@@ -40,6 +40,7 @@ import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -354,8 +355,6 @@ def head_case_text(head: str) -> tuple[str, Path]:
     Raises:
         InputError: naming ``device.electrode_head`` when neither exists.
     """
-    from importlib import resources
-
     path = Path(head)
     if not path.is_file():
         builtin = Path(str(resources.files("emsim.studies").joinpath(f"cases/{head}.toml")))

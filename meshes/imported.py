@@ -30,6 +30,12 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import gmsh
+import numpy as np
+from dolfinx import mesh as dmesh
+from dolfinx.io import gmsh as gmshio
+from mpi4py import MPI
+
 from ..errors import InputError, MeshError
 from ..models.case import Case
 
@@ -101,9 +107,6 @@ def _retag(case: Case, gmsh: Any) -> dict[int, dict[int, str]]:
 
 def _role_tags(mesh: Any, tags: Any, dim: int, role_of: dict[int, str], number: dict[str, int]) -> Any:
     """Mesh tags of ``dim`` with the file's group numbers replaced by role numbers."""
-    import numpy as np
-    from dolfinx import mesh as dmesh
-
     keep = np.isin(tags.values, list(role_of))
     idx = tags.indices[keep]
     vals = np.array([number[role_of[int(v)]] for v in tags.values[keep]], dtype=np.int32)
@@ -121,9 +124,6 @@ def _warn_on_footprints(case: Case, mesh: Any, facet_tags: Any, surfaces: dict[s
     Per-area figures that use the declared footprint (the IEC current and power densities)
     then differ from the mesh's own by as much.
     """
-    import numpy as np
-    from dolfinx import mesh as dmesh
-
     n_owned = mesh.topology.index_map(2).size_local
     for e in case.electrodes:
         role = f"skin_under:{e.name}" if e.gel is not None else f"electrode:{e.name}"
@@ -152,10 +152,6 @@ def load_tagged_mesh(case: Case, comm: Any = None) -> Any:
             an entity has two roles (the message names the role and the group).
         MeshError: gmsh cannot read the file.
     """
-    import gmsh
-    from dolfinx.io import gmsh as gmshio
-    from mpi4py import MPI
-
     from .patch import MeshReport, PatchMesh, gmsh_quality
 
     comm = comm or MPI.COMM_WORLD

@@ -31,8 +31,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import gmsh
 import numpy as np
 from dolfinx.mesh import Mesh, MeshTags
+from mpi4py import MPI
 
 from ..errors import MeshError
 from ..models.case import Case
@@ -292,8 +294,6 @@ def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list
     Returns:
         The (bottom, top) z of every layer [m] and the z levels of every pad.
     """
-    import gmsh
-
     occ = gmsh.model.occ
     W, L = case.patch.width_m, case.patch.length_m
     z_top = 0.0
@@ -321,8 +321,6 @@ def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list
 
 def _tag_volumes(case: Case, layer_z: list[tuple[float, float]], levels: dict[str, list[float]], groups: Groups) -> None:
     """Name every volume by its centre of mass: a layer, a pad's gel or its contact sublayer."""
-    import gmsh
-
     for _, tag in gmsh.model.getEntities(3):
         x, y, z = gmsh.model.occ.getCenterOfMass(3, tag)
         if z < 0:
@@ -343,8 +341,6 @@ def _tag_volumes(case: Case, layer_z: list[tuple[float, float]], levels: dict[st
 
 def _tag_surfaces(case: Case, layer_z: list[tuple[float, float]], levels: dict[str, list[float]], groups: Groups) -> None:
     """Name every surface by its bounding box and centre of mass (skin, electrodes, pads, faces)."""
-    import gmsh
-
     W, L = case.patch.width_m, case.patch.length_m
     depth = -layer_z[-1][0]
     for _, tag in gmsh.model.getEntities(2):
@@ -386,8 +382,6 @@ def _tag_surfaces(case: Case, layer_z: list[tuple[float, float]], levels: dict[s
 
 def _add_physical_groups(case: Case, groups: Groups) -> None:
     """Check the faces every case needs and add the named groups to the gmsh model."""
-    import gmsh
-
     for e in case.electrodes:
         if f"electrode:{e.name}" not in groups:
             raise MeshError(f"electrode {e.name}: its metal face was not found in the geometry")
@@ -404,8 +398,6 @@ def _mesh_with_size_fields(
     case: Case, sizes: dict[str, float], layer_z: list[tuple[float, float]], levels: dict[str, list[float]]
 ) -> None:
     """Size fields graded from electrode outlines, bounded per layer and per pad; then mesh in 3-D."""
-    import gmsh
-
     W, L = case.patch.width_m, case.patch.length_m
     fld = gmsh.model.mesh.field
     fields = []
@@ -475,8 +467,6 @@ def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
     Raises:
         MeshError: a surface could not be identified.
     """
-    import gmsh
-
     _build_gmsh_model(case, mesh_sizes(case))
     surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     if surface is not None:
@@ -486,8 +476,6 @@ def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
 
 def _map_nodes(surface: SurfaceMap) -> None:
     """Move every node of the current gmsh mesh from the flat patch onto the curved one."""
-    import gmsh
-
     tags, coords, _ = gmsh.model.mesh.getNodes(includeBoundary=True, returnParametricCoord=False)
     curved = surface.to_curved(coords.reshape(-1, 3))
     for tag, xyz in zip(tags.tolist(), curved.tolist(), strict=True):
@@ -496,8 +484,6 @@ def _map_nodes(surface: SurfaceMap) -> None:
 
 def gmsh_quality() -> tuple[int, int, float, float, float, float, float]:
     """Cells, vertices, shortest and longest edge [m], min / 1st percentile / mean minSICN."""
-    import gmsh
-
     types, elem_tags, elem_nodes = gmsh.model.mesh.getElements(3)
     tets = np.concatenate([t for ty, t in zip(types, elem_tags, strict=True) if ty == 4])
     nodes = np.concatenate([n for ty, n in zip(types, elem_nodes, strict=True) if ty == 4]).reshape(-1, 4)
@@ -538,9 +524,6 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         InputError: the estimated dofs exceed ``max_dofs`` (the message gives the estimate).
         MeshError: gmsh failed or a surface could not be identified.
     """
-    import gmsh
-    from mpi4py import MPI
-
     from .estimate import DEFAULT_MAX_DOFS, check_resources
 
     if case.mesh.file is not None:  # imported anatomy: the file's mesh, its groups mapped to roles

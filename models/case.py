@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -576,8 +576,6 @@ class Case:
 
     def with_currents(self, currents_A: Mapping[str, float]) -> Case:
         """The same case with other channel currents [A] (by channel name)."""
-        from dataclasses import replace
-
         unknown = set(currents_A) - {c.name for c in self.channels}
         if unknown:
             raise InputError("channel", sorted(unknown), f"one of {', '.join(c.name for c in self.channels)}")

@@ -24,6 +24,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dolfinx import fem, io
+from dolfinx import mesh as dmesh
 
 from ..models import Case
 from ..solvers.channels import Currents as ChannelCurrents
@@ -69,8 +71,6 @@ def write_csv_atomic(path: Path, header: Sequence[str], rows: np.ndarray) -> Non
 
 def write_electric_fields(result: CaseResult, folder: Path, currents_A: Currents = None) -> Path:
     """``electric.xdmf``: mesh, volume tags, potential (P1) [V], E [V/m], J [A/m^2]; collective."""
-    from dolfinx import fem, io
-
     from ..solvers.electric.electrodes import cell_gradients, current_density
 
     mesh = result.mesh.mesh
@@ -100,8 +100,6 @@ def write_electric_fields(result: CaseResult, folder: Path, currents_A: Currents
 
 def write_thermal_fields(thermal: ThermalResult, folder: Path) -> Path:
     """``thermal.xdmf`` (basal, final, rise, peak rise, CEM43, Joule heat); collective."""
-    from dolfinx import io
-
     fields = thermal.fields
     mesh = next(iter(fields.values())).function_space.mesh
     path = folder / "thermal.xdmf"
@@ -134,8 +132,6 @@ def geometry_triangles(patch: Any) -> dict[str, np.ndarray] | None:
     ``pad_side:E``), and ``side:VOLUME`` for the lateral and deep faces by the volume behind
     them (so the layers show on the cut). Other ranks get None.
     """
-    from dolfinx import mesh as dmesh
-
     mesh = patch.mesh
     tdim = mesh.topology.dim
     mesh.topology.create_connectivity(tdim - 1, tdim)

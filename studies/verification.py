@@ -11,6 +11,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+from mpi4py import MPI
+
 from ..errors import InputError, VerificationError
 from ..models import Case, parse_case
 from ..pipeline import solve_case
@@ -185,8 +188,6 @@ def _series_resistance(case: Case) -> float:
 
 
 def _rc_column(quality: str, comm) -> list[VerificationRow]:
-    import numpy as np
-
     from ..meshes.patch import build_patch_mesh
     from ..solvers.reference.electric import rc_contact_periodic_voltage
     from ..solvers.spectral.sweep import waveform_response
@@ -287,9 +288,6 @@ def run_verification(
         comm: MPI communicator.
         progress: called with the case name before each case.
     """
-    from mpi4py import MPI
-
-
     comm = comm or MPI.COMM_WORLD
     names = only or list(VERIFICATION_CASES)
     for n in names:

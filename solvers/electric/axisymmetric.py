@@ -31,7 +31,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import gmsh
 import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fpetsc
+from mpi4py import MPI
+from petsc4py import PETSc
 
 from ...errors import InputError
 
@@ -120,8 +126,6 @@ def _check(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_r
 
 def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_radius_m: float, quality: str, comm: Any):
     """(r, z) mesh with layer cell tags (1..) and facet tags: 1 bottom, 10 + i electrode i."""
-    import gmsh
-
     from ...meshes.distribute import gmsh_model_to_mesh
     from ...meshes.patch import edge_size_expression
 
@@ -229,12 +233,6 @@ def solve_axisymmetric(
     Raises:
         InputError: bad layers, rings, radius, quality or degree.
     """
-    import ufl
-    from dolfinx import fem
-    from dolfinx.fem import petsc as fpetsc
-    from mpi4py import MPI
-    from petsc4py import PETSc
-
     from ..linalg.ksp import create_ksp, solve_checked
 
     _check(layers, rings, outer_radius_m)

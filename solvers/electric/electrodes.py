@@ -26,6 +26,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
 
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
@@ -89,8 +91,6 @@ class ElectrodeSystem:
     """
 
     def __init__(self, case: Case, patch: PatchMesh, V: Any, robin_admittance: Mapping[str, complex]) -> None:
-        from dolfinx import fem
-
         self.case, self.patch, self.V = case, patch, V
         self.names = [e.name for e in case.electrodes]
         self.robin = dict(robin_admittance)
@@ -151,9 +151,6 @@ class ElectrodeSystem:
 
 def cell_gradients(mesh: Any, scalars: Sequence[Any]) -> list[np.ndarray]:
     """-grad of each UFL scalar per cell (DG0 interpolation; owned and ghost cells): (n, 3) arrays."""
-    import ufl
-    from dolfinx import fem
-
     W = fem.functionspace(mesh, ("DG", 0, (3,)))
     out = []
     for u in scalars:

@@ -23,10 +23,11 @@ built-in cases' limit protects against and how conservative its use is.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from dolfinx import mesh as dmesh
 
 from ...models.case import Case
 from ..channels import firing_groups
@@ -50,7 +51,6 @@ def zone_cells(case: Case, patch: Any) -> tuple[np.ndarray, np.ndarray]:
         [patch.cell_tags.find(t) for n, t in patch.volumes.items() if n.startswith("layer:")] or [np.empty(0, np.int32)]
     )
     tissue = np.sort(tissue[tissue < n_owned])
-    from dolfinx import mesh as dmesh
 
     mid = dmesh.compute_midpoints(mesh, 3, tissue.astype(np.int32))
     if getattr(patch, "surface", None) is not None:  # a curved patch: the zone is drawn on the flat map
@@ -132,8 +132,6 @@ class ZoneLeadField:
     def with_pulse(self, pulse_E: np.ndarray, pulse_J: np.ndarray, ms_E: np.ndarray, ms_J: np.ndarray,
                    pairs: tuple[tuple[int, int], ...]) -> ZoneLeadField:  # fmt: skip
         """This record with the waveform data (gathered arrays, cells in this record's order)."""
-        from dataclasses import replace
-
         return replace(
             self, pulse_field_per_A=pulse_E, pulse_current_density_per_A=pulse_J, field_ms_per_A2=ms_E,
             current_density_ms_per_A2=ms_J, pairs=pairs,

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
 
 from ...errors import SolverError
 from ...meshes.patch import PatchMesh
@@ -96,9 +98,6 @@ def target_layers(case: Case) -> list[str]:
 
 def cell_volumes(patch: PatchMesh) -> np.ndarray:
     """Volume [m^3] of every local cell (owned and ghost)."""
-    import ufl
-    from dolfinx import fem
-
     Q = fem.functionspace(patch.mesh, ("DG", 0))
     vec = fem.assemble_vector(fem.form(ufl.TestFunction(Q) * ufl.dx))
     vec.scatter_forward()

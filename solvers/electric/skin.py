@@ -30,6 +30,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from dolfinx import mesh as dmesh
+from scipy.sparse import csr_matrix
+from scipy.spatial import cKDTree
 
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
@@ -110,8 +113,6 @@ def skin_facets(case: Case, patch: PatchMesh, robin: Collection[str]) -> SkinFac
         patch: its tagged mesh.
         robin: names of the bare electrodes with a contact impedance (Robin faces).
     """
-    from dolfinx import mesh as dmesh
-
     mesh = patch.mesh
     tdim = mesh.topology.dim
     mesh.topology.create_connectivity(tdim - 1, tdim)
@@ -188,9 +189,6 @@ class DiscAverage:
     """
 
     def __init__(self, centroids_m: np.ndarray, areas_m2: np.ndarray, carries: np.ndarray, radius_m: float) -> None:
-        from scipy.sparse import csr_matrix
-        from scipy.spatial import cKDTree
-
         self.points_m = np.asarray(centroids_m, dtype=float)
         self.areas_m2 = np.asarray(areas_m2, dtype=float)
         n = len(self.points_m)

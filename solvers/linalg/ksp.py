@@ -17,6 +17,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from dolfinx.fem import petsc as fpetsc
+from petsc4py import PETSc
+
 from ...errors import InputError
 
 __all__ = [
@@ -76,8 +79,6 @@ def create_ksp(
         python_pc: the preconditioner context for "fgmres".
         max_it: iteration limit of the Krylov method.
     """
-    from petsc4py import PETSc
-
     prefix = f"{name}_"
     ksp = PETSc.KSP().create(A.getComm())
     ksp.setOperators(A)
@@ -132,9 +133,6 @@ def assemble_lifted_rhs(b: Any, L: Any, a: Any, bc: Any, *, diagonal: float = 1.
         bc: the Dirichlet condition (its function holds this solve's values).
         diagonal: the value on the matrix diagonal of the Dirichlet rows.
     """
-    from dolfinx.fem import petsc as fpetsc
-    from petsc4py import PETSc
-
     with b.localForm() as loc:
         loc.set(0.0)
     fpetsc.assemble_vector(b, L)

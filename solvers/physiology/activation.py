@@ -41,6 +41,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+from dolfinx.fem import petsc as fpetsc
+from petsc4py import PETSc
 
 from ...errors import InputError
 from ...models.case import Case
@@ -135,9 +140,6 @@ def fibre_second_derivative(patch, phi, directions: dict[str, np.ndarray]) -> np
     Returns:
         One value per local cell (owned and ghost), constant per cell.
     """
-    import ufl
-    from dolfinx import fem
-
     mesh = patch.mesh
     dx = ufl.Measure("dx", domain=mesh, subdomain_data=patch.cell_tags)
     Q = fem.functionspace(mesh, ("Lagrange", 1))
@@ -174,8 +176,6 @@ def cell_fibres(patch: Any, cells: Any, direction: Any) -> np.ndarray:
         cells: local cell indices.
         direction: unit fibre direction in the flat patch's axes.
     """
-    from dolfinx import mesh as dmesh
-
     cells = np.asarray(cells, dtype=np.int32)
     f = np.asarray(direction, dtype=float)
     if patch.surface is None or len(cells) == 0:
@@ -190,11 +190,6 @@ def _l2_projection(mesh, Q, m_form, b_form):
     A mass term 1e-12 times smaller over the whole mesh keeps the rows of vertices outside the
     muscle regular (their value tends to 0) without a rank-dependent boundary condition.
     """
-    import ufl
-    from dolfinx import fem
-    from dolfinx.fem import petsc as fpetsc
-    from petsc4py import PETSc
-
     p, q = ufl.TrialFunction(Q), ufl.TestFunction(Q)
     vol = mesh.comm.allreduce(fem.assemble_scalar(fem.form(fem.Constant(mesh, 1.0) * ufl.dx)))
     eps = fem.Constant(mesh, 1e-12)

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from dolfinx.mesh import compute_midpoints
 
 from ...errors import InputError, SolverError
 from ...meshes.patch import PatchMesh
@@ -133,8 +134,6 @@ class _Sampler:
     """The per-frequency work of a sweep, with everything that does not depend on f set up once."""
 
     def __init__(self, case: Case, patch: PatchMesh, skin: SkinFacets) -> None:
-        from dolfinx.mesh import compute_midpoints
-
         self.case, self.patch, self.skin = case, patch, skin
         self.names = [e.name for e in case.electrodes]
         channels = case.channels

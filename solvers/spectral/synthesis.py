@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import fft
 
 from ...errors import InputError, SolverError
 
@@ -76,8 +77,6 @@ class Synthesis:
     """
 
     def __init__(self, spec: Spectrum, w: Any, instants: np.ndarray, cardinal: Callable | None = None) -> None:
-        from scipy import fft
-
         self.spec, self.w = spec, w
         self.instants = instants
         if spec.dc_shape:
@@ -110,8 +109,6 @@ class Synthesis:
 
         A d.c. waveform needs only X0; another waveform needs X (and X0 when it has a d.c. part).
         """
-        from scipy import fft
-
         if self.spec.dc_shape:
             return _needed(X0, "d.c.").real[None, :], np.array([1.0])
         X = _needed(X, "sampled")

@@ -32,7 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
 from dolfinx.fem import Function
+from mpi4py import MPI
 
 from ...errors import InputError, SolverError
 from ...meshes.patch import PatchMesh
@@ -166,9 +170,6 @@ def case_pennes_problem(
 
 def _joule_sources(problem: ElectricProblem, solution: ChannelSolution, factor: float):
     """Time-averaged Joule heat [W/m^3] (UFL) and contact-film heat [W/m^2] by facet tag."""
-    import ufl
-    from dolfinx import fem
-
     patch = problem.patch
     mesh = patch.mesh
     W = fem.functionspace(mesh, ("DG", 0, (3, 3)))
@@ -234,8 +235,6 @@ def _gather_all(comm, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
 
 
 def _mpi_max():
-    from mpi4py import MPI
-
     return MPI.MAX
 
 
@@ -467,8 +466,6 @@ def _skin_picture_data(
     pennes: PennesProblem, patch: PatchMesh, skin_tags: list[int], rise: np.ndarray
 ) -> SkinPicture | None:
     """Skin triangles [m] and the rise at their vertices, gathered on rank 0 (None elsewhere)."""
-    from dolfinx import mesh as dmesh
-
     mesh = patch.mesh
     fdim = mesh.topology.dim - 1
     n_owned = mesh.topology.index_map(fdim).size_local
@@ -524,9 +521,6 @@ def _rescaling_data(
 
 def _total_power_W(patch: PatchMesh, source: Any, surface: Mapping[int, Any]) -> float:
     """The heat source integrated over the volume and the contact surfaces [W]."""
-    import ufl
-    from dolfinx import fem
-
     joule = fem.assemble_scalar(fem.form(source * ufl.dx(domain=patch.mesh)))
     ds = ufl.Measure("ds", domain=patch.mesh, subdomain_data=patch.facet_tags)
     for tag, q in surface.items():
@@ -536,8 +530,6 @@ def _total_power_W(patch: PatchMesh, source: Any, surface: Mapping[int, Any]) ->
 
 def _thermal_fields(pennes: PennesProblem, patch: PatchMesh, basal: Function, run: PennesRun, source: Any) -> dict[str, Function]:
     """The fields of a session, named with their units, for the XDMF output."""
-    from dolfinx import fem
-
     final = run.final
     final.name = "temperature_final_C"
     rise = fem.Function(pennes.V, name="temperature_rise_final_K")
