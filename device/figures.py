@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..models.waveforms import Waveform
 from ..solvers.records import Absent
 from ..solvers.result import CaseResult
@@ -273,8 +274,6 @@ def load_figures(path: str | Path, digest: str) -> dict[str, FigureSet]:
     Raises:
         InputError: no cache there, or one made from other inputs (another digest).
     """
-    from ..errors import InputError
-
     path = Path(path)
     if not path.is_file():
         raise InputError("--from", str(path.parent), "a folder written by emsim validate (with figures.npz)")

@@ -13,6 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
+from ..studies.outputs import skin_current_picture, write_json_atomic
+from .figures import save_figures
 from .validate import ValidationReport, group_key
 
 __all__ = ["write_validation"]
@@ -73,16 +76,11 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
     """
     import jinja2
 
-    from .. import __version__
-    from ..studies.outputs import write_json_atomic
-
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     body = report.to_json()
     pictures: dict[int, str] = {}
     if results:
-        from ..studies.outputs import skin_current_picture
-
         for check in report.presets:
             top = check.levels[-1]
             key = (group_key(check.preset), report.anatomy.index(top.worst_anatomy))
@@ -101,8 +99,6 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
     report.worst_pictures = pictures
     write_json_atomic(out / "validation.json", body)
     if report.figures:
-        from .figures import save_figures
-
         save_figures(out / "figures.npz", report.figures, report.presets_file.digest_sha256)
     presets: list[dict[str, Any]] = []
     for p in body["presets"]:

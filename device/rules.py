@@ -32,6 +32,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ..errors import InputError
+
 if TYPE_CHECKING:
     from .figures import FigureSet
     from .presets import Device, Preset
@@ -160,7 +162,6 @@ def rule(name: str) -> Rule:
     for r in RULES:
         if r.name == name:
             return r
-    from ..errors import InputError
 
     raise InputError("rule", name, f"one of {', '.join(r.name for r in RULES)}")
 

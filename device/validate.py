@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..models.case_file import parse_case, parse_toml
 from ..pipeline import solve_case
 from .anatomy import AnatomyCase, anatomy_cases, head_case_table
@@ -132,8 +133,6 @@ class ValidationReport:
 
     def to_json(self) -> dict[str, Any]:
         """The content of ``validation.json``."""
-        from .. import __version__
-
         pf = self.presets_file
         return {
             "device": pf.device.name,

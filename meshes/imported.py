@@ -38,6 +38,7 @@ from mpi4py import MPI
 
 from ..errors import InputError, MeshError
 from ..models.case import Case
+from .patch import MeshReport, PatchMesh, gmsh_quality
 
 __all__ = ["FOOTPRINT_WARNING", "VOLUME_ROLES", "load_tagged_mesh"]
 
@@ -152,8 +153,6 @@ def load_tagged_mesh(case: Case, comm: Any = None) -> Any:
             an entity has two roles (the message names the role and the group).
         MeshError: gmsh cannot read the file.
     """
-    from .patch import MeshReport, PatchMesh, gmsh_quality
-
     comm = comm or MPI.COMM_WORLD
     error: tuple[str, Any] | None = None
     stats = roles = None

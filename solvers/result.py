@@ -18,9 +18,11 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from .channels import Currents as ChannelCurrents
+from .electric.conductivity import conductivity_summary
 from .electric.exclusion import ExclusionMetrics, ZoneLeadField
 from .electric.iec import IECFigures, iec_figures
 from .electric.metrics import ElectricLeadField, ElectricMetrics
@@ -235,8 +237,6 @@ class CaseResult:
         m = self.metrics if currents_A is None else self.at(currents_A)
         body = m.to_json()
         definitions, absent = body.pop("definitions"), body.pop("absent")
-        from .. import __version__
-        from .electric.conductivity import conductivity_summary
 
         out: dict[str, Any] = {
             "case": self.case.name,

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from .ledger import LEDGER_NAME, Ledger
 
 __all__ = ["MAIN_METRICS", "results_table", "write_report", "write_results"]
@@ -72,8 +73,6 @@ def results_table(folder: str | Path) -> tuple[list[str], list[dict[str, Any]], 
     """
     folder = Path(folder)
     if not (folder / LEDGER_NAME).exists():
-        from ..errors import InputError
-
         raise InputError("report", str(folder), f"a study folder with a {LEDGER_NAME}")
     ledger = Ledger(folder)
     try:

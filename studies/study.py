@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import builtin_case
 from ..errors import CaseFileError, InputError
 from ..models.case import Case
 from ..models.case_file import parse_case, parse_toml, read_case_text
@@ -239,8 +240,6 @@ def _base_table(raw: Mapping[str, Any], folder: Path) -> dict[str, Any]:
             text = read_case_text(path)
             base = parse_case(parse_toml(text, path), base_dir=path.parent)
         else:
-            from .. import builtin_case
-
             try:
                 builtin = builtin_case(name)
             except InputError as err:

@@ -15,9 +15,13 @@ import numpy as np
 from mpi4py import MPI
 
 from ..errors import InputError, VerificationError
+from ..meshes.patch import QUALITY_ACCURACY, build_patch_mesh
 from ..models import Case, parse_case
 from ..pipeline import solve_case
+from ..solvers.electric.axisymmetric import Ring, solve_axisymmetric
 from ..solvers.reference import electric as analytic
+from ..solvers.reference.electric import rc_contact_mean_power, rc_contact_periodic_voltage
+from ..solvers.spectral.sweep import waveform_response
 
 __all__ = ["VERIFICATION_CASES", "VerificationRow", "column_case", "disk_on_slab_case", "run_verification"]
 
@@ -188,10 +192,6 @@ def _series_resistance(case: Case) -> float:
 
 
 def _rc_column(quality: str, comm) -> list[VerificationRow]:
-    from ..meshes.patch import build_patch_mesh
-    from ..solvers.reference.electric import rc_contact_periodic_voltage
-    from ..solvers.spectral.sweep import waveform_response
-
     case, r_tissue, r_contact, c_contact = rc_column_case(gel=True)
     current = case.channels[0].current_A
     course = waveform_response(case, build_patch_mesh(case, comm)).time_course([current])
@@ -203,10 +203,6 @@ def _rc_column(quality: str, comm) -> list[VerificationRow]:
 
 
 def _rc_heat(quality: str, comm) -> list[VerificationRow]:
-    from ..meshes.patch import build_patch_mesh
-    from ..solvers.reference.electric import rc_contact_mean_power
-    from ..solvers.spectral.sweep import waveform_response
-
     case, _, r_contact, c_contact = rc_column_case(gel=False)
     current = case.channels[0].current_A
     metrics, _ = waveform_response(case, build_patch_mesh(case, comm)).at([current])
@@ -216,7 +212,6 @@ def _rc_heat(quality: str, comm) -> list[VerificationRow]:
 
 
 def _disk(quality: str, comm) -> list[VerificationRow]:
-    from ..meshes.patch import QUALITY_ACCURACY
     # Degree 3 on the edge-graded mesh: each quality level is named by the accuracy it gives here.
     case, ref = disk_on_slab_case(quality=quality, degree=3)
     res = solve_case(case, comm=comm)
@@ -227,8 +222,6 @@ def _disk(quality: str, comm) -> list[VerificationRow]:
 
 def _disk_axisymmetric(quality: str, comm) -> list[VerificationRow]:
     """The disk on a slab by the axisymmetric (r, z) solver: 0.1 % at any quality."""
-    from ..solvers.electric.axisymmetric import Ring, solve_axisymmetric
-
     case, ref = disk_on_slab_case()
     radius = case.electrodes[0].half_extent_m[0]
     sigma = case.layers[0].tissue.conductivity_at(case.solver.quasi_static_frequency_Hz)

@@ -40,6 +40,9 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from ...errors import InputError
+from ...meshes.distribute import gmsh_model_to_mesh
+from ...meshes.patch import edge_size_expression
+from ..linalg.ksp import create_ksp, solve_checked
 
 __all__ = ["AXISYMMETRIC_QUALITY", "AxisymmetricResult", "Ring", "solve_axisymmetric"]
 
@@ -126,9 +129,6 @@ def _check(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_r
 
 def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_radius_m: float, quality: str, comm: Any):
     """(r, z) mesh with layer cell tags (1..) and facet tags: 1 bottom, 10 + i electrode i."""
-    from ...meshes.distribute import gmsh_model_to_mesh
-    from ...meshes.patch import edge_size_expression
-
     width = min(r.r_outer_m - r.r_inner_m for r in rings)
     h_edge = AXISYMMETRIC_QUALITY[quality] * width
     depth = sum(h for h, _ in layers)
@@ -233,8 +233,6 @@ def solve_axisymmetric(
     Raises:
         InputError: bad layers, rings, radius, quality or degree.
     """
-    from ..linalg.ksp import create_ksp, solve_checked
-
     _check(layers, rings, outer_radius_m)
     if quality not in AXISYMMETRIC_QUALITY:
         raise InputError("quality", quality, f"one of {', '.join(AXISYMMETRIC_QUALITY)}")

@@ -32,6 +32,7 @@ from dolfinx import fem
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ...models.electrodes import Channel
+from .conductivity import cell_tensors
 
 __all__ = [
     "ElectrodeSystem",
@@ -167,8 +168,6 @@ def current_density(patch: PatchMesh, E: np.ndarray, admittivity: Mapping[str, n
     On a curved patch each cell's tensor is rotated into its local frame at the cell centroid
     (:func:`emsim.solvers.electric.conductivity.cell_tensors`).
     """
-    from .conductivity import cell_tensors
-
     J = np.zeros_like(E, dtype=np.result_type(E.dtype, *(t.dtype for t in admittivity.values())))
     for name, tensor in admittivity.items():
         cells = patch.cell_tags.find(patch.volumes[name])

@@ -20,7 +20,7 @@ from typing import Any
 from dolfinx.fem import petsc as fpetsc
 from petsc4py import PETSc
 
-from ...errors import InputError
+from ...errors import InputError, SolverError
 
 __all__ = [
     "METHODS",
@@ -150,8 +150,6 @@ def solve_checked(ksp: Any, b: Any, x: Any, what: str) -> int:
     Returns:
         The iteration count.
     """
-    from ...errors import SolverError
-
     key = (ksp.getOptionsPrefix() or "").rstrip("_")
     SOLVES[key] = SOLVES.get(key, 0) + 1
     ksp.solve(b, x)

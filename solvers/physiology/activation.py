@@ -47,7 +47,7 @@ from dolfinx import mesh as dmesh
 from dolfinx.fem import petsc as fpetsc
 from petsc4py import PETSc
 
-from ...errors import InputError
+from ...errors import InputError, SolverError
 from ...models.case import Case
 
 __all__ = [
@@ -209,8 +209,6 @@ def _l2_projection(mesh, Q, m_form, b_form):
     A.destroy()
     b.destroy()
     if reason < 0:
-        from ...errors import SolverError
-
         raise SolverError(f"activating function: projection did not converge (PETSc reason {reason})")
     g.x.scatter_forward()
     return g

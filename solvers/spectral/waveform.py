@@ -53,6 +53,7 @@ import numpy as np
 from ..channels import Currents, current_vector, firing_groups
 from ..electric.skin import PEAK_AVERAGING_RADIUS_M, DiscAverage
 from ..physiology import activation as act
+from ..physiology.sensory import comfort_metrics
 from ..records import Absent, metric
 from .joule import CycleHeat
 
@@ -381,8 +382,6 @@ class WaveformLeadField:
 
     def comfort(self, currents_A: Currents) -> Any:
         """Sensory and motor thresholds and their ratio (:mod:`emsim.solvers.physiology.sensory`), or Absent."""
-        from ..physiology.sensory import comfort_metrics
-
         current = self._current(currents_A)
         if self.waveform.shape == "dc":
             return Absent("a d.c. waveform has no pulse width for the strength-duration thresholds")
