@@ -18,6 +18,7 @@ The scripting surface::
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,8 +54,6 @@ def builtin_case(name: str = "cheek-two-pads") -> Path:
     Raises:
         InputError: no built-in case has that name.
     """
-    from importlib import resources
-
     folder = Path(str(resources.files("emsim.studies").joinpath("cases")))
     names = sorted(p.stem for p in folder.glob("*.toml"))
     if name not in names:
@@ -88,7 +87,9 @@ def write_outputs(result: CaseResult, folder: str | Path, *, source_text: str | 
 
 def __getattr__(name: str) -> Any:
     if name == "CaseResult":
-        from .solvers.result import CaseResult
+        from .solvers.result import (
+            CaseResult,  # local: `import emsim` stays light until it is asked for
+        )
 
         return CaseResult
     raise AttributeError(f"module 'emsim' has no attribute {name!r}")

@@ -45,7 +45,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CaseFileError, InputError
+from ..models.sites import sites as library
 from ..models.waveforms import Waveform
+from .rules import LIMIT_KEYS
 
 __all__ = [
     "MAX_LEVELS",
@@ -308,7 +310,6 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     sites = d.get("sites", [])
     if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites) or len(set(sites)) != len(sites):
         raise InputError("device.sites", sites, "a list of distinct site names (emsim sites)")
-    from ..models.sites import sites as library
 
     for j, s in enumerate(sites):
         if s not in library():
@@ -332,8 +333,6 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     )  # fmt: skip
     if validation.spread not in ("corners", "nominal"):
         raise InputError("validation.spread", validation.spread, "one of corners, nominal")
-    from .rules import LIMIT_KEYS
-
     lim = _keys(raw.get("limits", {}), tuple(LIMIT_KEYS), "limits")
     limits = {k: _real(f"limits.{k}", x, 0.0, 1e9, lo_open=True) for k, x in lim.items()}
     rows = raw.get("preset")

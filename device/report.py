@@ -74,7 +74,7 @@ def write_validation(report: ValidationReport, out: str | Path, results: dict | 
         out: the output folder (created).
         results: the solved cases by (group key, anatomy index), for the pictures (optional).
     """
-    import jinja2
+    import jinja2  # local: jinja2 is needed only for the HTML report
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -524,10 +524,10 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         InputError: the estimated dofs exceed ``max_dofs`` (the message gives the estimate).
         MeshError: gmsh failed or a surface could not be identified.
     """
-    from .estimate import DEFAULT_MAX_DOFS, check_resources
+    from .estimate import DEFAULT_MAX_DOFS, check_resources  # local: estimate imports this module
 
     if case.mesh.file is not None:  # imported anatomy: the file's mesh, its groups mapped to roles
-        from .imported import load_tagged_mesh
+        from .imported import load_tagged_mesh  # local: imported imports this module
 
         return load_tagged_mesh(case, comm)
     check_resources(case, DEFAULT_MAX_DOFS if max_dofs is None else max_dofs)  # same on every rank

@@ -27,8 +27,10 @@ import numpy as np
 from dolfinx import fem, io
 from dolfinx import mesh as dmesh
 
+from ..meshes.curvature import surface_map
 from ..models import Case
 from ..solvers.channels import Currents as ChannelCurrents
+from ..solvers.electric.electrodes import cell_gradients, current_density
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
 from ..solvers.thermal.session import ThermalResult
@@ -71,8 +73,6 @@ def write_csv_atomic(path: Path, header: Sequence[str], rows: np.ndarray) -> Non
 
 def write_electric_fields(result: CaseResult, folder: Path, currents_A: Currents = None) -> Path:
     """``electric.xdmf``: mesh, volume tags, potential (P1) [V], E [V/m], J [A/m^2]; collective."""
-    from ..solvers.electric.electrodes import cell_gradients, current_density
-
     mesh = result.mesh.mesh
     phi = result.potential(currents_A)
     W = fem.functionspace(mesh, ("DG", 0, (3,)))
@@ -178,7 +178,7 @@ def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path
     """
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    import pyvista as pv
+    import pyvista as pv  # local: pyvista (VTK) is heavy to import and only the 3-D pictures need it
 
     pv.OFF_SCREEN = True
     tissue_of = {f"layer:{layer.label}": layer.tissue.name for layer in case.layers}
@@ -232,7 +232,7 @@ def skin_current_picture(result: CaseResult, path: Path, currents_A: Currents = 
     if not os.environ.get("DISPLAY"):
         # Headless: render through EGL directly instead of failing over from X with a warning.
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    import pyvista as pv
+    import pyvista as pv  # local: pyvista (VTK) is heavy to import and only the 3-D pictures need it
 
     pv.OFF_SCREEN = True
     current = result.currents(currents_A)
@@ -278,7 +278,9 @@ def plot_waveform_response(result: CaseResult, path: Path, currents_A: Currents 
     after it (2.5 pulse durations; times in us); with probes a third panel shows their field
     magnitude |E(t)| over that window.
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import (
+        Figure,  # local: matplotlib is heavy to import and only pictures need it
+    )
 
     course = result.waveform.time_course(result.currents(currents_A))
     t = course.times_s
@@ -347,7 +349,9 @@ def write_thermal_files(case: Case, thermal: ThermalResult, folder: Path) -> Non
 
 def plot_peak_temperature(case: Case, th: ThermalResult, path: Path) -> None:
     """PNG of the maximum skin temperature and the maximum tissue rise over the session."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import (
+        Figure,  # local: matplotlib is heavy to import and only pictures need it
+    )
 
     h = th.history
     t_min = h["time_s"] / 60.0
@@ -377,9 +381,13 @@ def plot_peak_temperature(case: Case, th: ThermalResult, path: Path) -> None:
 
 def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> None:
     """PNG of the skin temperature rise at the end of the session (top view), rank 0's data."""
-    from matplotlib import patches
-    from matplotlib.figure import Figure
-    from matplotlib.tri import Triangulation
+    from matplotlib import patches  # local: matplotlib is heavy to import and only pictures need it
+    from matplotlib.figure import (
+        Figure,  # local: matplotlib is heavy to import and only pictures need it
+    )
+    from matplotlib.tri import (
+        Triangulation,  # local: matplotlib is heavy to import and only pictures need it
+    )
 
     tri = th.skin_picture.triangles_m * 1e3
     vals = th.skin_picture.rise_K
@@ -390,7 +398,6 @@ def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> Non
         mesh = Triangulation(tri[:, :, 0].ravel(), tri[:, :, 1].ravel(), np.arange(3 * n).reshape(n, 3))
         art = ax.tripcolor(mesh, vals.ravel(), shading="gouraud", cmap="inferno")
         fig.colorbar(art, ax=ax, label="temperature rise at the end of the session [K]")
-    from ..meshes.curvature import surface_map
 
     curved = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     for e in case.electrodes:

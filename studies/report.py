@@ -103,7 +103,7 @@ def _atomic(path: Path) -> Path:
 
 
 def _column_type(values: Sequence[Any]):
-    import pyarrow as pa
+    import pyarrow as pa  # local: pyarrow is heavy to import and only the results table needs it
 
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, bool) for v in present):
@@ -119,8 +119,8 @@ def write_results(folder: str | Path, *, report: bool = True) -> list[Path]:
     Returns:
         The files written.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+    import pyarrow as pa  # local: pyarrow is heavy to import and only the results table needs it
+    import pyarrow.parquet as pq  # local: pyarrow is heavy to import and only the results table needs it
 
     folder = Path(folder)
     columns, rows, meta = results_table(folder)
@@ -160,10 +160,10 @@ def _numeric(values: Sequence[Any]) -> bool:
 
 def _plots(folder: Path, axes: list[str], rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     """One PNG per swept parameter: each main metric against it (other axes as series)."""
-    import matplotlib
+    import matplotlib  # local: matplotlib is heavy to import and only pictures need it
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # local: matplotlib is heavy to import and only pictures need it
 
     named = list(MAIN_METRICS) + sorted({k for r in rows for k in r if k.startswith(MAIN_METRIC_PREFIXES)})
     metrics = [m for m in named if any(isinstance(r.get(m), (int, float)) for r in rows)]
@@ -303,7 +303,7 @@ def write_report(
     Returns:
         The report's path.
     """
-    import jinja2
+    import jinja2  # local: jinja2 is needed only for the HTML report
 
     folder = Path(folder)
     if columns is None or rows is None or meta is None:
