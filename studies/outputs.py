@@ -278,9 +278,7 @@ def plot_waveform_response(result: CaseResult, path: Path, currents_A: Currents 
     after it (2.5 pulse durations; times in us); with probes a third panel shows their field
     magnitude |E(t)| over that window.
     """
-    from matplotlib.figure import (
-        Figure,  # local: matplotlib is heavy to import and only pictures need it
-    )
+    from matplotlib.figure import Figure  # local: matplotlib is heavy; pictures only
 
     course = result.waveform.time_course(result.currents(currents_A))
     t = course.times_s
@@ -349,9 +347,7 @@ def write_thermal_files(case: Case, thermal: ThermalResult, folder: Path) -> Non
 
 def plot_peak_temperature(case: Case, th: ThermalResult, path: Path) -> None:
     """PNG of the maximum skin temperature and the maximum tissue rise over the session."""
-    from matplotlib.figure import (
-        Figure,  # local: matplotlib is heavy to import and only pictures need it
-    )
+    from matplotlib.figure import Figure  # local: matplotlib is heavy; pictures only
 
     h = th.history
     t_min = h["time_s"] / 60.0
@@ -381,13 +377,9 @@ def plot_peak_temperature(case: Case, th: ThermalResult, path: Path) -> None:
 
 def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> None:
     """PNG of the skin temperature rise at the end of the session (top view), rank 0's data."""
-    from matplotlib import patches  # local: matplotlib is heavy to import and only pictures need it
-    from matplotlib.figure import (
-        Figure,  # local: matplotlib is heavy to import and only pictures need it
-    )
-    from matplotlib.tri import (
-        Triangulation,  # local: matplotlib is heavy to import and only pictures need it
-    )
+    from matplotlib import patches  # local: matplotlib is heavy; pictures only
+    from matplotlib.figure import Figure  # local: matplotlib is heavy; pictures only
+    from matplotlib.tri import Triangulation  # local: matplotlib is heavy; pictures only
 
     tri = th.skin_picture.triangles_m * 1e3
     vals = th.skin_picture.rise_K

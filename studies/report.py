@@ -160,10 +160,10 @@ def _numeric(values: Sequence[Any]) -> bool:
 
 def _plots(folder: Path, axes: list[str], rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     """One PNG per swept parameter: each main metric against it (other axes as series)."""
-    import matplotlib  # local: matplotlib is heavy to import and only pictures need it
+    import matplotlib  # local: matplotlib is heavy; pictures only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # local: matplotlib is heavy to import and only pictures need it
+    import matplotlib.pyplot as plt  # local: matplotlib is heavy; pictures only
 
     named = list(MAIN_METRICS) + sorted({k for r in rows for k in r if k.startswith(MAIN_METRIC_PREFIXES)})
     metrics = [m for m in named if any(isinstance(r.get(m), (int, float)) for r in rows)]
