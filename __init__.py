@@ -30,6 +30,8 @@ from .errors import EmsimError, InputError
 from .models import Case, load_case, parse_case
 
 if TYPE_CHECKING:
+    from mpi4py import MPI
+
     from .solvers.result import CaseResult
 
 __version__ = "0.1.0"
@@ -61,7 +63,7 @@ def builtin_case(name: str = "cheek-two-pads") -> Path:
     return folder / f"{name}.toml"
 
 
-def solve(case: Case, *, comm: Any = None, progress: Callable[[str], None] | None = None) -> CaseResult:
+def solve(case: Case, *, comm: MPI.Comm | None = None, progress: Callable[[str], None] | None = None) -> CaseResult:
     """Mesh and solve a case; returns a :class:`~emsim.solvers.result.CaseResult`.
 
     Args:

@@ -6,13 +6,14 @@ from typing import Any
 
 import gmsh
 from dolfinx.io import gmsh as gmshio
+from mpi4py import MPI
 
 from ..errors import MeshError
 
 __all__ = ["gmsh_model_to_mesh"]
 
 
-def gmsh_model_to_mesh(comm: Any, error: str | None, *, gdim: int) -> Any:
+def gmsh_model_to_mesh(comm: MPI.Comm, error: str | None, *, gdim: int) -> Any:
     """Rank 0's current gmsh model as a distributed DOLFINx mesh (collective); the model is removed.
 
     ``error`` is rank 0's meshing failure (None on success, ignored on other ranks): every rank

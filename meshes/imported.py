@@ -34,6 +34,7 @@ import gmsh
 import numpy as np
 from dolfinx import mesh as dmesh
 from dolfinx.io import gmsh as gmshio
+from dolfinx.mesh import Mesh, MeshTags
 from mpi4py import MPI
 
 from ..errors import InputError, MeshError
@@ -119,7 +120,7 @@ def _role_tags(mesh: Any, tags: Any, dim: int, role_of: dict[int, str], number: 
 FOOTPRINT_WARNING = 0.02
 
 
-def _warn_on_footprints(case: Case, mesh: Any, facet_tags: Any, surfaces: dict[str, int]) -> None:
+def _warn_on_footprints(case: Case, mesh: Mesh, facet_tags: MeshTags, surfaces: dict[str, int]) -> None:
     """Log a warning where the file's skin under a pad differs from the declared footprint.
 
     Per-area figures that use the declared footprint (the IEC current and power densities)
@@ -140,7 +141,7 @@ def _warn_on_footprints(case: Case, mesh: Any, facet_tags: Any, surfaces: dict[s
             )  # fmt: skip
 
 
-def load_tagged_mesh(case: Case, comm: Any = None) -> Any:
+def load_tagged_mesh(case: Case, comm: MPI.Comm | None = None) -> Any:
     """Read the case's ``[mesh] file``, map its groups to roles and distribute it.
 
     gmsh reads the file on rank 0 only; the mesh is then distributed over ``comm``.

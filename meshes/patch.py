@@ -504,7 +504,7 @@ def gmsh_quality() -> tuple[int, int, float, float, float, float, float]:
     )
 
 
-def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = None) -> PatchMesh:
+def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: float | None = None) -> PatchMesh:
     """Build, tag and distribute the mesh of a case's patch.
 
     gmsh runs on rank 0 only; the mesh is then distributed over ``comm``. Before anything is

@@ -29,7 +29,6 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import gmsh
 import numpy as np
@@ -127,7 +126,7 @@ def _check(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_r
         raise InputError("outer_radius_m", outer_radius_m, f"> the outermost rim, {spans[-1][1]} m")
 
 
-def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_radius_m: float, quality: str, comm: Any):
+def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_radius_m: float, quality: str, comm: MPI.Comm):
     """(r, z) mesh with layer cell tags (1..) and facet tags: 1 bottom, 10 + i electrode i."""
     width = min(r.r_outer_m - r.r_inner_m for r in rings)
     h_edge = AXISYMMETRIC_QUALITY[quality] * width
@@ -213,7 +212,7 @@ def solve_axisymmetric(
     grounded_bottom: bool = True,
     quality: str = "default",
     degree: int = 2,
-    comm: Any = None,
+    comm: MPI.Comm | None = None,
 ) -> AxisymmetricResult:
     """Conductance matrix of equipotential rings over horizontal layers (axisymmetric FEM).
 

@@ -28,6 +28,8 @@ from typing import Any
 import numpy as np
 import ufl
 from dolfinx import fem
+from dolfinx.mesh import Mesh
+from mpi4py import MPI
 
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
@@ -132,7 +134,7 @@ class ElectrodeSystem:
         if k in self.dirichlet:
             g.x.array[self.bs * self.dirichlet[k]] = 1.0
 
-    def dirichlet_currents(self, residual: Any, comm: Any) -> dict[str, complex | float]:
+    def dirichlet_currents(self, residual: Any, comm: MPI.Comm) -> dict[str, complex | float]:
         """Consistent currents [A] through the Dirichlet faces from an assembled residual vector.
 
         Args:
@@ -150,7 +152,7 @@ class ElectrodeSystem:
         return out
 
 
-def cell_gradients(mesh: Any, scalars: Sequence[Any]) -> list[np.ndarray]:
+def cell_gradients(mesh: Mesh, scalars: Sequence[Any]) -> list[np.ndarray]:
     """-grad of each UFL scalar per cell (DG0 interpolation; owned and ghost cells): (n, 3) arrays."""
     W = fem.functionspace(mesh, ("DG", 0, (3,)))
     out = []

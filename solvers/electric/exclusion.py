@@ -28,7 +28,9 @@ from typing import Any
 
 import numpy as np
 from dolfinx import mesh as dmesh
+from mpi4py import MPI
 
+from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ..channels import firing_groups
 from ..records import Absent, metric
@@ -36,7 +38,7 @@ from ..records import Absent, metric
 __all__ = ["ExclusionMetrics", "ZoneLeadField", "ZoneMetrics", "zone_cells"]
 
 
-def zone_cells(case: Case, patch: Any) -> tuple[np.ndarray, np.ndarray]:
+def zone_cells(case: Case, patch: PatchMesh) -> tuple[np.ndarray, np.ndarray]:
     """Owned tissue cells in any zone (sorted local indices) and their (n, n_zones) membership.
 
     A cell belongs to a zone when its centroid lies in the zone's cylinder and it is a cell of a
@@ -53,7 +55,7 @@ def zone_cells(case: Case, patch: Any) -> tuple[np.ndarray, np.ndarray]:
     tissue = np.sort(tissue[tissue < n_owned])
 
     mid = dmesh.compute_midpoints(mesh, 3, tissue.astype(np.int32))
-    if getattr(patch, "surface", None) is not None:  # a curved patch: the zone is drawn on the flat map
+    if patch.surface is not None:  # a curved patch: the zone is drawn on the flat map
         mid = patch.surface.to_flat(mid)
     member = np.column_stack([z.contains(mid[:, 0], mid[:, 1], mid[:, 2]) for z in case.exclusions])
     keep = member.any(axis=1)
@@ -103,7 +105,7 @@ class ZoneLeadField:
 
     @classmethod
     def gather(
-        cls, comm: Any, case: Case, member: np.ndarray, volumes: np.ndarray, E: Sequence[np.ndarray],
+        cls, comm: MPI.Comm, case: Case, member: np.ndarray, volumes: np.ndarray, E: Sequence[np.ndarray],
         J: Sequence[np.ndarray],
     ) -> ZoneLeadField:  # fmt: skip
         """Gather the zone cells' d.c. data of every rank (collective; rank order).

@@ -8,6 +8,7 @@ import numpy as np
 import ufl
 from dolfinx import fem, geometry
 from dolfinx import mesh as dmesh
+from dolfinx.mesh import Mesh
 from mpi4py import MPI
 
 from ...errors import SolverError
@@ -16,7 +17,7 @@ from ...meshes.patch import PatchMesh
 __all__ = ["locate_points", "point_gradients", "point_volumes"]
 
 
-def locate_points(mesh: Any, points_m: Any, *, surface: Any = None) -> np.ndarray:
+def locate_points(mesh: Mesh, points_m: Any, *, surface: Any = None) -> np.ndarray:
     """Per point, the local index of the cell that evaluates it on this rank, else -1.
 
     Exactly one rank gets a cell per point: among the owned cells holding the point (bounding
@@ -55,7 +56,7 @@ def locate_points(mesh: Any, points_m: Any, *, surface: Any = None) -> np.ndarra
     return cells
 
 
-def point_gradients(mesh: Any, scalars: Any, degree: int, points_m: Any, cells: Any) -> np.ndarray:
+def point_gradients(mesh: Mesh, scalars: Any, degree: int, points_m: Any, cells: Any) -> np.ndarray:
     """-grad of each UFL scalar (Lagrange of ``degree``) at located points, on every rank.
 
     The gradient is interpolated exactly into DG(degree - 1) and evaluated in the cell of

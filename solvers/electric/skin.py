@@ -27,10 +27,10 @@ from __future__ import annotations
 import itertools
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from dolfinx import mesh as dmesh
+from mpi4py import MPI
 from scipy.sparse import csr_matrix
 from scipy.spatial import cKDTree
 
@@ -158,7 +158,7 @@ def skin_facets(case: Case, patch: PatchMesh, robin: Collection[str]) -> SkinFac
     )  # fmt: skip
 
 
-def gather_facets(comm: Any, skin: SkinFacets, values: np.ndarray) -> tuple[np.ndarray, ...]:
+def gather_facets(comm: MPI.Comm, skin: SkinFacets, values: np.ndarray) -> tuple[np.ndarray, ...]:
     """Every rank's facets on every rank, in a rank-independent order.
 
     Args:

@@ -37,8 +37,8 @@ comparing presets, not predictions of contraction.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import ufl
@@ -48,6 +48,7 @@ from dolfinx.fem import petsc as fpetsc
 from petsc4py import PETSc
 
 from ...errors import InputError, SolverError
+from ...meshes.patch import PatchMesh
 from ...models.case import Case
 
 __all__ = [
@@ -168,7 +169,7 @@ def fibre_second_derivative(patch, phi, directions: dict[str, np.ndarray]) -> np
     return out
 
 
-def cell_fibres(patch: Any, cells: Any, direction: Any) -> np.ndarray:
+def cell_fibres(patch: PatchMesh, cells: np.ndarray, direction: Sequence[float] | np.ndarray) -> np.ndarray:
     """(n, 3) fibre direction at local cells: ``direction``, rotated on a curved patch.
 
     Args:

@@ -264,7 +264,7 @@ class _Sampler:
         self.sweep.close()
 
 
-def response_band_Hz(waveform: Any, max_frequency_Hz: float | None = None) -> tuple[float, float]:
+def response_band_Hz(waveform: Waveform | None, max_frequency_Hz: float | None = None) -> tuple[float, float]:
     """The band [Hz] a waveform's synthesis needs: 1 / T to its truncation frequency f_N."""
     if waveform is None or waveform.shape == "dc":
         return RESPONSE_BAND_HZ

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from ...models.waveforms import Waveform
 from ..channels import Currents, current_vector, firing_groups
 from ..electric.skin import PEAK_AVERAGING_RADIUS_M, DiscAverage
 from ..physiology import activation as act
@@ -182,7 +183,7 @@ class TimeCourse:
     pulse_duration_s: float
 
 
-def pulse_instants(waveform: Any) -> np.ndarray:
+def pulse_instants(waveform: Waveform) -> np.ndarray:
     """Instants [s] of the first pulse where fields are synthesised: dense at each phase's start.
 
     A capacitive contact is a short at the start of a phase, so the current crowds at the pad
@@ -231,7 +232,7 @@ class WaveformLeadField:
         method: how the sweep went (frequencies added, tolerance, harmonics).
     """
 
-    waveform: Any
+    waveform: Waveform
     timing: str
     electrodes: tuple[str, ...]
     channels: tuple[str, ...]
@@ -383,11 +384,12 @@ class WaveformLeadField:
     def comfort(self, currents_A: Currents) -> Any:
         """Sensory and motor thresholds and their ratio (:mod:`emsim.solvers.physiology.sensory`), or Absent."""
         current = self._current(currents_A)
-        if self.waveform.shape == "dc":
+        width = self.waveform.pulse_width_s
+        if self.waveform.shape == "dc" or width is None:
             return Absent("a d.c. waveform has no pulse width for the strength-duration thresholds")
         target = self.has_target and self.muscle_field_per_A.shape[1]
         return comfort_metrics(
-            pulse_width_s=self.waveform.pulse_width_s, first_current_A=float(current[0]),
+            pulse_width_s=width, first_current_A=float(current[0]),
             dermis_field_A=self.dermis_field(current),
             dermis_volumes_m3=self.dermis_volumes_m3 if self.dermis_volumes_m3 is not None else np.zeros(0),
             fibre_field_A=self.fibre_field(current) if target else None, muscle_volumes_m3=self.muscle_volumes_m3,
@@ -399,7 +401,7 @@ class WaveformLeadField:
         w = self.waveform
         if not (self.has_target and self.muscle_field_per_A.shape[1]):
             return Absent("the case has no target muscle layer (a layer of the library's muscle)")
-        if w.shape == "dc":
+        if w.shape == "dc" or w.pulse_width_s is None:
             return Absent("a d.c. waveform has no pulse width for the strength-duration threshold")
         # A cell is activated when any firing group drives its fibre field over the threshold.
         ef = self.fibre_field(current)

@@ -45,6 +45,7 @@ import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fpetsc
+from dolfinx.mesh import Mesh, MeshTags
 from mpi4py import MPI
 from petsc4py import PETSc
 
@@ -97,11 +98,11 @@ class PennesProblem:
 
     def __init__(
         self,
-        mesh: Any,
+        mesh: Mesh,
         cell_tags: Any,
         materials: Mapping[int, Any],
         *,
-        facet_tags: Any = None,
+        facet_tags: MeshTags | None = None,
         convective_tags: Sequence[int] = (),
         h_W_per_m2K: float = 10.0,
         air_temperature_C: float = 25.0,
@@ -206,7 +207,7 @@ class PennesProblem:
             )
         return rho_c, kappa, b, qmet
 
-    def _build_forms(self, facet_tags: Any, convective_tags: Sequence[int], source: Any, surface_sources: Any) -> None:
+    def _build_forms(self, facet_tags: MeshTags | None, convective_tags: Sequence[int], source: Any, surface_sources: Any) -> None:
         """Mass, stiffness (perfusion and convection included), basal and heat-source forms."""
         mesh = self.mesh
         rho_c, kappa, b, qmet = self._coefficients
@@ -237,8 +238,10 @@ class PennesProblem:
 
     # ------------------------------------------------------------------ assembly and solvers
 
-    def _facet_dofs(self, facet_tags: Any, tags: Sequence[int]) -> np.ndarray:
+    def _facet_dofs(self, facet_tags: MeshTags | None, tags: Sequence[int]) -> np.ndarray:
         fdim = self.mesh.topology.dim - 1
+        if facet_tags is None:
+            return np.empty(0, np.int32)
         parts = [
             fem.locate_dofs_topological(self.V, fdim, facet_tags.find(int(t))) for t in tags
         ]  # fmt: skip
