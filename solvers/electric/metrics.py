@@ -52,15 +52,15 @@ class ElectricMetrics:
     current_requested_A: float = metric(
         "A", "current of the first channel", label="current (channel 1)", scale=1e3, shown_unit="mA"
     )
-    channel_current_A: Mapping[str, Any] = metric("A", "current of each channel, by channel name")
+    channel_current_A: Mapping[str, float] = metric("A", "current of each channel, by channel name")
     impedance_ohm: float = metric(
         "ohm", "(V_anode - V_cathode) / I of the first channel driven alone", label="impedance"
     )
-    impedance_by_channel_ohm: Mapping[str, Any] = metric("ohm", "(V_anode - V_cathode) / I of each channel driven alone")
-    electrode_voltage_V: Mapping[str, Any] = metric(
+    impedance_by_channel_ohm: Mapping[str, float] = metric("ohm", "(V_anode - V_cathode) / I of each channel driven alone")
+    electrode_voltage_V: Mapping[str, float] = metric(
         "V", "potential of each electrode's metal, the first channel's cathode at 0 V", label="electrode voltage"
     )
-    electrode_current_A: Mapping[str, Any] = metric("A", "current leaving each electrode into the body (consistent flux)")
+    electrode_current_A: Mapping[str, float] = metric("A", "current leaving each electrode into the body (consistent flux)")
     skin_current_density_peak_A_per_m2: float = metric(
         "A/m^2", f"max over the skin surface of the normal current density {_PEAK}",
         label="skin J peak (1 mm disc)",
@@ -71,7 +71,7 @@ class ElectricMetrics:
         "(the peak's averages, so never above the peak)",
         label="skin J p99 under pads",
     )  # fmt: skip
-    skin_current_density_mean_A_per_m2: Mapping[str, Any] = metric(
+    skin_current_density_mean_A_per_m2: Mapping[str, float] = metric(
         "A/m^2", "mean normal current density over each electrode's footprint", label="skin J mean under"
     )
     muscle_field_max_V_per_m: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
@@ -81,7 +81,7 @@ class ElectricMetrics:
         "V/m", "volume-weighted mean of |E| over the target muscle", label="muscle |E| mean"
     )
     total_joule_power_W: float = metric("W", "sum of layer_joule_power_W: the power the electrodes deliver", label="Joule power")
-    layer_joule_power_W: Mapping[str, Any] = metric(
+    layer_joule_power_W: Mapping[str, float] = metric(
         "W", "integral of E . S E over each volume (layers by label), and G (V_e - phi)^2 over each bare "
         "electrode's contact (contact:E)",
     )  # fmt: skip

@@ -123,7 +123,7 @@ class WaveformMetrics:
        "V/m", "per [[probe]]: max over one period of |E(t)| at the point")
     probe_current_density_peak_A_per_m2: Mapping[str, float] | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
        "A/m^2", "per [[probe]]: max over one period of |J(t)|")
-    layer_joule_power_mean_W: Mapping[str, Any] = metric(
+    layer_joule_power_mean_W: Mapping[str, float] = metric(
         "W", "Joule power averaged over the whole cycle (pulses, gaps, bursts, on/off, ramps) from the "
         "waveform's spectrum through the dispersive tissues and the capacitive contact, per volume label "
         "and per bare electrode's contact (contact:E); interleaved channels add without cross terms",

@@ -52,6 +52,7 @@ __all__ = [
     "ProbeHistories",
     "SkinFront",
     "SkinPicture",
+    "ThermalDetails",
     "ThermalMetrics",
     "ThermalResult",
     "case_pennes_problem",
@@ -239,6 +240,25 @@ def _mpi_max():
 
 
 @dataclass(frozen=True)
+class ThermalDetails:
+    """How the heating was computed (``metrics.json``'s ``thermal`` block)."""
+
+    skin_temperature_peak_time_s: float = metric("s", "time in the session of the peak skin temperature")
+    tissue_temperature_rise_final_max_K: float = metric("K", "largest tissue temperature rise at the end of the session")
+    peak_current_A: float = metric("A", "first channel's peak current of the solve")
+    rms_current_A: float = metric("A", "first channel's r.m.s. current over the whole waveform")
+    joule_heat_time_averaged_W: float = metric("W", "the cycle-averaged heat source over the volume and contact films")
+    joule_heat_from: str = metric("-", "what the heat source is computed from")
+    h_W_per_m2K: float = metric("W/(m^2 K)", "heat transfer coefficient of the skin and pads to the air")
+    air_temperature_C: float = metric("C", "air temperature")
+    core_temperature_C: float = metric("C", "core temperature (deep face and arterial blood)")
+    steps: int = metric("-", "time steps of the session")
+    scheme: str = metric("-", "time scheme")
+    dofs: int = metric("-", "temperature degrees of freedom")
+    method: str = metric("-", "linear solver of the heat problem")
+
+
+@dataclass(frozen=True)
 class ThermalMetrics:
     """Heating over the session at given channel currents (temperature rises scale with I^2)."""
 
@@ -263,7 +283,9 @@ class ThermalMetrics:
         "-", "(I / I_ref)^2: every temperature rise of the solve at I_ref is multiplied by it (rises scale "
         "with the square of the current at a fixed waveform)"
     )
-    thermal: Mapping[str, Any] = metric("-", "details: skin peak time, r.m.s. current, Joule heat, solver and settings")
+    thermal: ThermalDetails = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+        "-", "details: skin peak time, r.m.s. current, Joule heat, solver and settings"
+    )
 
 
 @dataclass(frozen=True)
@@ -554,21 +576,21 @@ def _session_metrics(case: Case, settings: ThermalSettings, run: PennesRun, penn
         thermal_time_step_s=run.time_step_s,
         session_s=settings.session_s,
         thermal_rise_scale=1.0,
-        thermal={
-            "skin_temperature_peak_time_s": float(run.times_s[int(np.nanargmax(run.skin_max_C))]),
-            "tissue_temperature_rise_final_max_K": float(run.rise_max_K[-1]),
-            "peak_current_A": case.channels[0].current_A,
-            "rms_current_A": found["i_rms"],
-            "joule_heat_time_averaged_W": found["joule"],
-            "joule_heat_from": found["joule_from"],
-            "h_W_per_m2K": settings.h_W_per_m2K,
-            "air_temperature_C": settings.air_temperature_C,
-            "core_temperature_C": settings.core_temperature_C,
-            "steps": len(run.times_s) - 1,
-            "scheme": "BDF2, fixed step, Richardson-extrapolated backward-Euler start",
-            "dofs": pennes.dofs,
-            "method": pennes.method,
-        },
+        thermal=ThermalDetails(
+            skin_temperature_peak_time_s=float(run.times_s[int(np.nanargmax(run.skin_max_C))]),
+            tissue_temperature_rise_final_max_K=float(run.rise_max_K[-1]),
+            peak_current_A=case.channels[0].current_A,
+            rms_current_A=found["i_rms"],
+            joule_heat_time_averaged_W=found["joule"],
+            joule_heat_from=found["joule_from"],
+            h_W_per_m2K=settings.h_W_per_m2K,
+            air_temperature_C=settings.air_temperature_C,
+            core_temperature_C=settings.core_temperature_C,
+            steps=len(run.times_s) - 1,
+            scheme="BDF2, fixed step, Richardson-extrapolated backward-Euler start",
+            dofs=pennes.dofs,
+            method=pennes.method,
+        ),
     )
 
 
