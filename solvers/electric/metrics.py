@@ -24,7 +24,7 @@ from dolfinx import fem
 from ...errors import SolverError
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
-from ..channels import Currents, current_vector, firing_groups
+from ..channels import ChannelLayout, Currents
 from ..records import Absent, metric
 from .electrodes import cell_gradients, current_density
 from .exclusion import ZoneLeadField, zone_cells
@@ -229,7 +229,7 @@ class ElectricLeadField:
 
     def currents_vector(self, currents_A: Currents) -> np.ndarray:
         """Channel currents [A] as a vector in channel order (:func:`emsim.solvers.channels.current_vector`)."""
-        return current_vector(self.channels, currents_A)
+        return self.layout.vector(currents_A)
 
     def electrode_potentials(self, current: np.ndarray) -> np.ndarray:
         """Electrode potentials [V], the first channel's cathode at 0 V (or the ground)."""
@@ -289,9 +289,14 @@ class ElectricLeadField:
             current_conservation_error=float(self.conservation_error.max(initial=0.0)),
         )
 
+    @property
+    def layout(self) -> ChannelLayout:
+        """The channels' names and timing (:class:`emsim.solvers.channels.ChannelLayout`)."""
+        return ChannelLayout(tuple(self.channels), self.timing)
+
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
         """The channel currents that flow together (:func:`emsim.solvers.channels.firing_groups`)."""
-        return firing_groups(current, self.timing)
+        return self.layout.groups(current)
 
     def skin_picture(self, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Skin triangles [m] and |J_n| [A/m^2] at the channel currents (largest over groups)."""

@@ -55,7 +55,7 @@ from ...errors import InputError, SolverError
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ...models.waveforms import Waveform
-from ..channels import channel_pairs
+from ..channels import ChannelLayout
 from ..electric.electrodes import channel_potentials
 from ..electric.exclusion import zone_cells
 from ..electric.metrics import ElectricLeadField, cell_volumes
@@ -620,7 +620,8 @@ def _assemble(
     sampler = m.response.sampler
     names = sampler.names
     index = {n: i for i, n in enumerate(names)}
-    pairs = channel_pairs(len(case.channels), case.timing)
+    layout = ChannelLayout.of(case)
+    pairs = layout.pairs
     i_unit, potentials, probe_E, probe_J = _potentials_and_probes(m, len(names), len(case.channels), len(case.probes))
     skin_jn, disc = _skin_at_instants(m, patch, electric)
     vol = cell_volumes(patch)
@@ -632,9 +633,9 @@ def _assemble(
     sampled, transfers = _transfers(m)
     return WaveformLeadField(
         waveform=w,
-        timing=case.timing,
+        timing=layout.timing,
         electrodes=tuple(names),
-        channels=tuple(ch.name for ch in case.channels),
+        channels=layout.names,
         anode=tuple(index[ch.anode[0]] for ch in case.channels),
         cathode=tuple(-1 if ch.grounded else index[ch.cathode[0]] for ch in case.channels),
         times_s=m.syn.t,

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from ...models.waveforms import Waveform
-from ..channels import Currents, current_vector, firing_groups
+from ..channels import ChannelLayout, Currents
 from ..electric.skin import PEAK_AVERAGING_RADIUS_M, DiscAverage
 from ..physiology import activation as act
 from ..physiology.sensory import comfort_metrics
@@ -271,11 +271,16 @@ class WaveformLeadField:
     sensory: act.StrengthDuration | None = None
 
     def _current(self, currents_A: Currents) -> np.ndarray:
-        return current_vector(self.channels, currents_A)
+        return self.layout.vector(currents_A)
+
+    @property
+    def layout(self) -> ChannelLayout:
+        """The channels' names and timing (:class:`emsim.solvers.channels.ChannelLayout`)."""
+        return ChannelLayout(tuple(self.channels), self.timing)
 
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
         """The channel currents that flow together (:func:`emsim.solvers.channels.firing_groups`)."""
-        return firing_groups(current, self.timing)
+        return self.layout.groups(current)
 
     def time_course(self, currents_A: Currents) -> TimeCourse:
         """The periodic steady state over one period at channel (peak) currents [A].
