@@ -2,8 +2,8 @@
 
 Subpackages follow the one path data takes: ``emsim.models`` (plain data with units and
 sources) -> ``emsim.meshes`` (gmsh geometry, tagged DOLFINx meshes) -> ``emsim.solvers`` (FEM
-problems and metrics) -> ``emsim.device`` (presets, validation, export) with ``emsim.studies``
-driving runs, sweeps and reports.
+problems and metrics) -> ``emsim.pipeline`` (the one composition of a case into a result) ->
+``emsim.device`` (presets, validation, export) and ``emsim.studies`` (runs, sweeps, reports).
 
 The scripting surface::
 
