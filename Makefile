@@ -47,8 +47,12 @@ verify: setup
 bench: setup
 	$(PY) benchmarks/run.py
 
+# ruff, then mypy on the package: .typecheck/emsim links to the repository root (the root is the
+# `emsim` package), so mypy checks it under its own name (settings in pyproject.toml).
 lint: setup
 	$(VENV)/bin/ruff check .
+	@mkdir -p .typecheck && ln -sfn .. .typecheck/emsim
+	MYPYPATH=.typecheck $(PY) -m mypy -p emsim
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache .typecheck

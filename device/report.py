@@ -15,8 +15,11 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..io import staged_folder, write_json, write_text
 from ..solvers.records import jsonable
+from ..studies.outputs import skin_current_picture
+from .figures import save_figures
 from .validate import ValidationReport, group_key
 
 __all__ = ["write_validation"]
@@ -84,17 +87,13 @@ def write_validation(
     Returns:
         The files written (their final paths).
     """
-    import jinja2
-
-    from .. import __version__
+    import jinja2  # local: jinja2 is needed only for the HTML report
 
     out = Path(out)
     body = report.to_json()
     pictures: dict[int, str] = {}
     with staged_folder(out, kind="validation", overwrite=overwrite, field="out") as tmp:
         if results:
-            from ..studies.outputs import skin_current_picture
-
             for check in report.presets:
                 top = check.levels[-1]
                 if top.worst_anatomy not in report.anatomy:
@@ -113,8 +112,6 @@ def write_validation(
         report.worst_pictures = pictures
         write_json(tmp / "validation.json", jsonable(body))
         if report.figures:
-            from .figures import save_figures
-
             save_figures(tmp / "figures.npz", report.figures, report.presets_file.digest_sha256)
         presets: list[dict[str, Any]] = []
         for p in body["presets"]:

@@ -23,11 +23,11 @@ from ..errors import InputError
 from ..models.case import Case
 from ..models.electrodes import Electrode
 from .patch import (
-    _pad_levels,
-    _sizes,
     edge_size,
     layer_box_size,
+    mesh_sizes,
     pad_box_size,
+    pad_levels,
 )
 
 __all__ = [
@@ -109,7 +109,7 @@ def _graded_axis(
     return np.asarray(pts)
 
 
-def _realised_edge_size(sizes: dict[str, float], d: object) -> object:
+def _realised_edge_size(sizes: dict[str, float], d: float | np.ndarray) -> float | np.ndarray:
     """The size a tetrahedral mesh realises at a distance d from an outline.
 
     An element cannot be much larger than its distance to the outline where sizes are small
@@ -152,12 +152,12 @@ def estimate_mesh(case: Case) -> MeshEstimate:
     Returns:
         The estimate.
     """
-    sizes = _sizes(case)
+    sizes = mesh_sizes(case)
     h_edge, h_surface, h_max = sizes["edge"], sizes["surface"], sizes["max"]
     g = sizes["grading_per_m"]
     reach = _reach(sizes, h_max)  # beyond this distance from every outline h ignores them
     width, length = case.patch.width_m, case.patch.length_m
-    levels = _pad_levels(case)
+    levels = pad_levels(case)
     xi = [(e.center_m[0] - e.half_extent_m[0], e.center_m[0] + e.half_extent_m[0]) for e in case.electrodes]
     yi = [(e.center_m[1] - e.half_extent_m[1], e.center_m[1] + e.half_extent_m[1]) for e in case.electrodes]
     x = _graded_axis(-width / 2, width / 2, xi, sizes, h_max, 400)

@@ -27,10 +27,14 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import gmsh
 import numpy as np
+from dolfinx.mesh import Mesh, MeshTags
+from mpi4py import MPI
 
 from ..errors import MeshError
 from ..models.case import Case
@@ -47,6 +51,9 @@ __all__ = [
     "build_gmsh_model",
     "build_patch_mesh",
     "contact_sublayer_fraction",
+    "gmsh_quality",
+    "mesh_sizes",
+    "pad_levels",
 ]
 
 log = logging.getLogger(__name__)
@@ -133,9 +140,9 @@ class PatchMesh:
             contact sublayers and muscle fibres), or None for a flat patch or an imported mesh.
     """
 
-    mesh: object
-    cell_tags: object
-    facet_tags: object
+    mesh: Mesh
+    cell_tags: MeshTags
+    facet_tags: MeshTags
     volumes: dict[str, int]
     surfaces: dict[str, int]
     report: MeshReport
@@ -147,7 +154,8 @@ class PatchMesh:
         return out
 
 
-def _sizes(case: Case) -> dict[str, float]:
+def mesh_sizes(case: Case) -> dict[str, float]:
+    """The target sizes [m] of a case's patch mesh: at the pad rims (edge, tip), over the skin, at most."""
     s = QUALITY_SCALE[case.mesh.quality] * case.mesh.size_factor
     half = min(min(e.half_extent_m) for e in case.electrodes)
     h_edge = s * min(_H_EDGE, _H_EDGE_REL * half)
@@ -226,7 +234,7 @@ def _outline_distance_expression(e: Electrode, z_m: float) -> str:
     return f"sqrt({lateral}^2+(z-({z_m:.12g}))^2)"
 
 
-def _pad_levels(case: Case) -> dict[str, list[float]]:
+def pad_levels(case: Case) -> dict[str, list[float]]:
     """Z levels [m] of each gel pad: [0, (sublayer top,) pad top]."""
     out = {}
     for e in case.electrodes:
@@ -248,7 +256,7 @@ def _rounded_rectangle(occ: Any, shape: RoundedRectangle, cx: float, cy: float, 
 
 
 #: How gmsh draws each footprint class (the only place that knows the shapes' kinds).
-_FOOTPRINTS = {Disk: _disk, RoundedRectangle: _rounded_rectangle}
+_FOOTPRINTS: dict[type, Callable[..., int]] = {Disk: _disk, RoundedRectangle: _rounded_rectangle}
 
 
 def _add_footprint(occ: Any, e: Electrode, z: float) -> int:
@@ -286,8 +294,6 @@ def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list
     Returns:
         The (bottom, top) z of every layer [m] and the z levels of every pad.
     """
-    import gmsh
-
     occ = gmsh.model.occ
     W, L = case.patch.width_m, case.patch.length_m
     z_top = 0.0
@@ -298,7 +304,7 @@ def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list
         objects.append((3, occ.addBox(-W / 2, -L / 2, z_bot, W, L, layer.thickness_m)))
         layer_z.append((z_bot, z_top))
         z_top = z_bot
-    levels = _pad_levels(case)
+    levels = pad_levels(case)
     for e in case.electrodes:
         if e.name in levels:
             zs = levels[e.name]
@@ -315,8 +321,6 @@ def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list
 
 def _tag_volumes(case: Case, layer_z: list[tuple[float, float]], levels: dict[str, list[float]], groups: Groups) -> None:
     """Name every volume by its centre of mass: a layer, a pad's gel or its contact sublayer."""
-    import gmsh
-
     for _, tag in gmsh.model.getEntities(3):
         x, y, z = gmsh.model.occ.getCenterOfMass(3, tag)
         if z < 0:
@@ -337,8 +341,6 @@ def _tag_volumes(case: Case, layer_z: list[tuple[float, float]], levels: dict[st
 
 def _tag_surfaces(case: Case, layer_z: list[tuple[float, float]], levels: dict[str, list[float]], groups: Groups) -> None:
     """Name every surface by its bounding box and centre of mass (skin, electrodes, pads, faces)."""
-    import gmsh
-
     W, L = case.patch.width_m, case.patch.length_m
     depth = -layer_z[-1][0]
     for _, tag in gmsh.model.getEntities(2):
@@ -380,8 +382,6 @@ def _tag_surfaces(case: Case, layer_z: list[tuple[float, float]], levels: dict[s
 
 def _add_physical_groups(case: Case, groups: Groups) -> None:
     """Check the faces every case needs and add the named groups to the gmsh model."""
-    import gmsh
-
     for e in case.electrodes:
         if f"electrode:{e.name}" not in groups:
             raise MeshError(f"electrode {e.name}: its metal face was not found in the geometry")
@@ -398,8 +398,6 @@ def _mesh_with_size_fields(
     case: Case, sizes: dict[str, float], layer_z: list[tuple[float, float]], levels: dict[str, list[float]]
 ) -> None:
     """Size fields graded from electrode outlines, bounded per layer and per pad; then mesh in 3-D."""
-    import gmsh
-
     W, L = case.patch.width_m, case.patch.length_m
     fld = gmsh.model.mesh.field
     fields = []
@@ -469,9 +467,7 @@ def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
     Raises:
         MeshError: a surface could not be identified.
     """
-    import gmsh
-
-    _build_gmsh_model(case, _sizes(case))
+    _build_gmsh_model(case, mesh_sizes(case))
     surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     if surface is not None:
         _map_nodes(surface)
@@ -480,18 +476,14 @@ def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
 
 def _map_nodes(surface: SurfaceMap) -> None:
     """Move every node of the current gmsh mesh from the flat patch onto the curved one."""
-    import gmsh
-
     tags, coords, _ = gmsh.model.mesh.getNodes(includeBoundary=True, returnParametricCoord=False)
     curved = surface.to_curved(coords.reshape(-1, 3))
     for tag, xyz in zip(tags.tolist(), curved.tolist(), strict=True):
         gmsh.model.mesh.setNode(tag, xyz, [])
 
 
-def _quality() -> tuple[int, int, float, float, float, float, float]:
+def gmsh_quality() -> tuple[int, int, float, float, float, float, float]:
     """Cells, vertices, shortest and longest edge [m], min / 1st percentile / mean minSICN."""
-    import gmsh
-
     types, elem_tags, elem_nodes = gmsh.model.mesh.getElements(3)
     tets = np.concatenate([t for ty, t in zip(types, elem_tags, strict=True) if ty == 4])
     nodes = np.concatenate([n for ty, n in zip(types, elem_nodes, strict=True) if ty == 4]).reshape(-1, 4)
@@ -512,7 +504,7 @@ def _quality() -> tuple[int, int, float, float, float, float, float]:
     )
 
 
-def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = None) -> PatchMesh:
+def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: float | None = None) -> PatchMesh:
     """Build, tag and distribute the mesh of a case's patch.
 
     gmsh runs on rank 0 only; the mesh is then distributed over ``comm``. Before anything is
@@ -532,19 +524,16 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         InputError: the estimated dofs exceed ``max_dofs`` (the message gives the estimate).
         MeshError: gmsh failed or a surface could not be identified.
     """
-    import gmsh
-    from mpi4py import MPI
-
-    from .estimate import DEFAULT_MAX_DOFS, check_resources
+    from .estimate import DEFAULT_MAX_DOFS, check_resources  # local: estimate imports this module
 
     if case.mesh.file is not None:  # imported anatomy: the file's mesh, its groups mapped to roles
-        from .imported import load_tagged_mesh
+        from .imported import load_tagged_mesh  # local: imported imports this module
 
         return load_tagged_mesh(case, comm)
     check_resources(case, DEFAULT_MAX_DOFS if max_dofs is None else max_dofs)  # same on every rank
 
     comm = comm or MPI.COMM_WORLD
-    sizes = _sizes(case)
+    sizes = mesh_sizes(case)
     surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     stats = None
     error = None
@@ -557,14 +546,15 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
             _build_gmsh_model(case, sizes)
             if surface is not None:
                 _map_nodes(surface)
-            stats = _quality()
+            stats = gmsh_quality()
         except MeshError as err:
             error = str(err)
         except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)
             error = f"gmsh failed: {err}"
     stats = comm.bcast(stats, root=0)
     data = gmsh_model_to_mesh(comm, error, gdim=3)
-    volumes, surfaces = {}, {}
+    volumes: dict[str, int] = {}
+    surfaces: dict[str, int] = {}
     for name, group in data.physical_groups.items():
         (volumes if group.dim == 3 else surfaces)[name] = int(group.tag)
     cells, vertices, hmin, hmax, qmin, qp01, qmean = stats

@@ -8,7 +8,7 @@ surface coordinates). Every caller asks the shape (:class:`Shape`) instead of te
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -152,7 +152,7 @@ class RoundedRectangle:
 
 
 #: Shape classes by their case-file name.
-SHAPES: dict[str, type] = {cls.kind: cls for cls in (Disk, RoundedRectangle)}
+SHAPES: dict[str, type[Disk | RoundedRectangle]] = {cls.kind: cls for cls in (Disk, RoundedRectangle)}
 
 
 def shape_from_table(table: dict[str, Any], where: str) -> Shape:
@@ -164,19 +164,20 @@ def shape_from_table(table: dict[str, Any], where: str) -> Shape:
     if kind not in SHAPES:
         raise InputError(f"{where}.shape", kind, f"one of {', '.join(SHAPES)}")
     cls = SHAPES[kind]
-    own = {spec.metadata["quantity"].key for spec in cls.__dataclass_fields__.values() if "quantity" in spec.metadata}
+    own = {spec.metadata["quantity"].key for spec in fields(cls) if "quantity" in spec.metadata}
     other = {
         f.metadata["quantity"].key
         for c in SHAPES.values()
         if c is not cls
-        for f in c.__dataclass_fields__.values()
+        for f in fields(c)
         if "quantity" in f.metadata
     } - own
     for key in sorted(other):
         if key in table:
             raise InputError(f"{where}.{key}", table[key], f"not a {kind} key; a {kind} takes {', '.join(sorted(own))}")
     kwargs = numbers_from_table(cls, table, where)
-    for name, f in cls.__dataclass_fields__.items():
+    for f in fields(cls):
+        name = f.name
         if "quantity" in f.metadata and f.default is MISSING and name not in kwargs:
             raise InputError(f"{where}.{f.metadata['quantity'].key}", None, "missing; a number is required")
     try:
