@@ -74,13 +74,14 @@ def assert_same_heating(got, want) -> None:
     g, w = got.reference, want.reference
     for key in ("skin_temperature_basal_C", "skin_temperature_peak_C", "tissue_temperature_rise_max_K"):
         assert abs(getattr(g, key) - getattr(w, key)) <= TOL_K, key
-    assert g.cem43_max_min == pytest.approx(w.cem43_max_min, rel=1e-9, abs=1e-12)
+    assert g.cem43_heated_max_min == pytest.approx(w.cem43_heated_max_min, rel=1e-9, abs=1e-12)
+    assert g.cem43_skin_max_min == pytest.approx(w.cem43_skin_max_min, rel=1e-9, abs=1e-12)
     assert g.hottest_point_m == pytest.approx(w.hottest_point_m, abs=1e-12)
     assert g.skin_temperature_peak_location_m == pytest.approx(w.skin_temperature_peak_location_m, abs=1e-12)
-    assert g.thermal["joule_heat_time_averaged_W"] == pytest.approx(w.thermal["joule_heat_time_averaged_W"], rel=1e-12)
+    assert g.thermal.joule_heat_time_averaged_W == pytest.approx(w.thermal.joule_heat_time_averaged_W, rel=1e-12)
     for key in ("skin_temperature_max_C", "tissue_temperature_rise_max_K"):
         assert np.abs(got.history[key] - want.history[key]).max() <= TOL_K, key
-    assert got.history["cem43_max_min"] == pytest.approx(want.history["cem43_max_min"], rel=1e-9, abs=1e-12)
+    assert got.history["cem43_tissue_max_min"] == pytest.approx(want.history["cem43_tissue_max_min"], rel=1e-9, abs=1e-12)
     for name in ("final", "rise", "rise_peak"):
         assert np.abs(got.fields[name].x.array - want.fields[name].x.array).max() <= TOL_K, name
     # The rescaled metrics (other levels) agree as well: the same probes and skin front.
@@ -88,7 +89,8 @@ def assert_same_heating(got, want) -> None:
         current = scale * want.reference_currents_A[0]
         a, b = got.at(current), want.at(current)
         assert abs(a.skin_temperature_peak_C - b.skin_temperature_peak_C) <= TOL_K
-        assert a.cem43_max_min == pytest.approx(b.cem43_max_min, rel=1e-9, abs=1e-12)
+        assert a.cem43_heated_max_min == pytest.approx(b.cem43_heated_max_min, rel=1e-9, abs=1e-12)
+        assert a.cem43_skin_max_min == pytest.approx(b.cem43_skin_max_min, rel=1e-9, abs=1e-12)
 
 
 def test_basis_heating_equals_the_direct_session_run_within_1e_6_K(anatomy) -> None:
@@ -155,7 +157,7 @@ def test_a_study_over_on_off_envelopes_heats_from_one_basis_and_matches_a_case_s
     alone = thermal_solves() - start
     for key in ("skin_temperature_peak_C", "tissue_temperature_rise_max_K"):
         assert abs(rows[-1].metrics[key] - getattr(direct, key)) <= TOL_K, key
-    assert rows[-1].metrics["cem43_max_min"] == pytest.approx(direct.cem43_max_min, rel=1e-9, abs=1e-12)
+    assert rows[-1].metrics["cem43_heated_max_min"] == pytest.approx(direct.cem43_heated_max_min, rel=1e-9, abs=1e-12)
     # Envelopes scale one cycle-mean heat: one basal state and one session run for three cases
     # (alone: a basal state, a steady state with current and a run per case).
     assert in_study < 1.5 * alone
