@@ -295,6 +295,7 @@ def cem43_at_scale(F: FigureSet, case: int, s: float) -> float:
     every current and every node of it a probe, so the value is exact there at any scale (up to
     the solver's per-rank cap on probes; beyond it the hottest per scale, a lower bound).
     """
+    # local: emsim.solvers.thermal's package loads DOLFINx; the rules stay importable without it
     from ..solvers.thermal.pennes_data import cem43_rate
 
     T = F.cem43_T0_C[case][None, :] + s * F.cem43_rise_K[case]

@@ -308,11 +308,6 @@ class PennesProblem:
         Returns:
             A PETSc vector (owned entries summed over the ranks); the caller destroys it.
         """
-        import ufl
-        from dolfinx import fem
-        from dolfinx.fem import petsc as fpetsc
-        from petsc4py import PETSc
-
         v = ufl.TestFunction(self.V)
         ds = ufl.Measure("ds", domain=self.mesh, subdomain_data=self._facet_tags)
         form = fem.Constant(self.mesh, 0.0) * v * ufl.dx(domain=self.mesh)
