@@ -47,8 +47,14 @@ verify: setup
 bench: setup
 	$(PY) benchmarks/run.py
 
+# ruff, then mypy on the package: .typecheck/emsim links to the repository root (the root is the
+# `emsim` package), so mypy checks it under its own name (settings in pyproject.toml). mypy runs
+# from .typecheck: it searches its working directory first, and from the root the package
+# emsim.io would shadow the standard library's io (`import io` in emsim/io/tables.py).
 lint: setup
 	$(VENV)/bin/ruff check .
+	@mkdir -p .typecheck && ln -sfn .. .typecheck/emsim
+	cd .typecheck && MYPYPATH=. ../$(PY) -m mypy --config-file ../pyproject.toml --cache-dir cache -p emsim
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache .typecheck

@@ -2,8 +2,8 @@
 
 Subpackages follow the one path data takes: ``emsim.models`` (plain data with units and
 sources) -> ``emsim.meshes`` (gmsh geometry, tagged DOLFINx meshes) -> ``emsim.solvers`` (FEM
-problems and metrics) -> ``emsim.device`` (presets, validation, export) with ``emsim.studies``
-driving runs, sweeps and reports.
+problems and metrics) -> ``emsim.pipeline`` (the one composition of a case into a result) ->
+``emsim.device`` (presets, validation, export) and ``emsim.studies`` (runs, sweeps, reports).
 
 The scripting surface::
 
@@ -18,6 +18,7 @@ The scripting surface::
 from __future__ import annotations
 
 from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,6 +30,8 @@ from .errors import EmsimError, InputError
 from .models import Case, load_case, parse_case
 
 if TYPE_CHECKING:
+    from mpi4py import MPI
+
     from .solvers.result import CaseResult
 
 __version__ = "0.1.0"
@@ -53,8 +56,6 @@ def builtin_case(name: str = "cheek-two-pads") -> Path:
     Raises:
         InputError: no built-in case has that name.
     """
-    from importlib import resources
-
     folder = Path(str(resources.files("emsim.studies").joinpath("cases")))
     names = sorted(p.stem for p in folder.glob("*.toml"))
     if name not in names:
@@ -62,7 +63,7 @@ def builtin_case(name: str = "cheek-two-pads") -> Path:
     return folder / f"{name}.toml"
 
 
-def solve(case: Case, *, comm: Any = None, progress: Callable[[str], None] | None = None) -> CaseResult:
+def solve(case: Case, *, comm: MPI.Comm | None = None, progress: Callable[[str], None] | None = None) -> CaseResult:
     """Mesh and solve a case; returns a :class:`~emsim.solvers.result.CaseResult`.
 
     Args:
@@ -71,9 +72,12 @@ def solve(case: Case, *, comm: Any = None, progress: Callable[[str], None] | Non
             distributed over the ranks).
         progress: optional callable taking a short text at each step.
     """
-    from .studies.run import solve_case
+    # local: `import emsim` stays light (models only, no DOLFINx solver set-up) until a solve
+    from .pipeline import solve_case
 
-    return solve_case(case, comm=comm, **({"progress": progress} if progress else {}))
+    if progress is None:
+        return solve_case(case, comm=comm)
+    return solve_case(case, comm=comm, progress=progress)
 
 
 def write_outputs(
@@ -85,14 +89,16 @@ def write_outputs(
     ``overwrite``; a folder emsim did not write is never replaced (see
     :mod:`emsim.studies.outputs` and docs/files-and-guarantees.md).
     """
-    from .studies.outputs import write_outputs as _write
+    from .studies import outputs  # local: `import emsim` stays light until outputs are written
 
-    return _write(result, folder, source_text=source_text, overwrite=overwrite)
+    return outputs.write_outputs(result, folder, source_text=source_text, overwrite=overwrite)
 
 
 def __getattr__(name: str) -> Any:
     if name == "CaseResult":
-        from .solvers.result import CaseResult
+        from .solvers.result import (
+            CaseResult,  # local: `import emsim` stays light until it is asked for
+        )
 
         return CaseResult
     raise AttributeError(f"module 'emsim' has no attribute {name!r}")

@@ -62,7 +62,14 @@ def echo(value: object) -> str:
 
 
 class CaseFileError(EmsimError):
-    """A case file cannot be read (missing, not TOML, unknown keys)."""
+    """A case file cannot be read (missing, not TOML, unknown keys).
+
+    Attributes:
+        reason: the message without the file's name, for callers that name it themselves
+            (empty when not given).
+    """
+
+    reason: str = ""
 
 
 class MeshError(EmsimError):

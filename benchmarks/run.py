@@ -300,7 +300,8 @@ def _run_limb(opts: dict) -> dict:
 
 def _run_cheek(opts: dict) -> dict:
     from emsim.models import parse_case, read_case_table
-    from emsim.studies.run import default_case_path, solve_case
+    from emsim.pipeline import solve_case
+    from emsim.studies.run import default_case_path
 
     table = read_case_table(default_case_path())
     if opts.get("dc"):
@@ -310,7 +311,7 @@ def _run_cheek(opts: dict) -> dict:
         table["mesh"] = {"quality": opts["quality"], "degree": opts["degree"]}
     case = parse_case(table)
     res = solve_case(case, max_dofs=1e9)
-    stages = dict(res.solver.get("timings_s", {}))
+    stages = dict(res.solver.timings_s) if res.solver is not None else {}
     stages.update(res.problem.timings_s)
     m = res.metrics.electric
     return {

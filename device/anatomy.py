@@ -73,9 +73,9 @@ def contact_ranges() -> dict[str, ContactRange]:
     text = resources.files("emsim.models.data").joinpath("contact.toml").read_text("utf-8")
     out = {}
     for name, row in tomllib.loads(text).items():
+        (r_lo, r_hi), (c_lo, c_hi) = row["resistance_ohm_cm2"], row["capacitance_uF_per_cm2"]  # [min, max] each
         out[name] = ContactRange(
-            name, tuple(float(v) for v in row["resistance_ohm_cm2"]), tuple(float(v) for v in row["capacitance_uF_per_cm2"]),
-            row["resistance_source"], row["capacitance_source"],
+            name, (float(r_lo), float(r_hi)), (float(c_lo), float(c_hi)), row["resistance_source"], row["capacitance_source"],
         )  # fmt: skip
     return out
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import InputError
 from ..io import write_npz
 from ..models.waveforms import Waveform
 from ..solvers.records import Absent
@@ -184,13 +185,13 @@ def dc_ratio(waveform: Waveform) -> float:
 def _cem43_probes(result: CaseResult) -> tuple[np.ndarray, np.ndarray, float]:
     """The solver's CEM43 probes: basal temperatures and rise histories at the reference current."""
     th = result.thermal
-    p = th._probes
+    if th is None:  # the caller reads the probes of a case with [thermal] only
+        raise InputError("thermal", None, "a head case with [thermal]")
     # CEM43 where the heating is: the heated region (solvers/thermal/session.py, HEATED_FRACTION),
     # every node of it a probe, so the rescaled dose is exact there at any current; not the
     # tissue probes, whose max is the deep face held at the core temperature
-    heated = p["heated"]
-    T0 = p["T0"][heated]
-    return T0, p["history"][:, heated] - T0[None, :], th.time_step_s
+    T0, rise = th.heated_probe_rises()
+    return T0, rise, th.time_step_s
 
 
 def figure_set(
@@ -221,7 +222,7 @@ def figure_set(
         dc.append(net_dc_uA(w, 1.0))
         pw.append(_worst(iec.average_power_density_W_per_cm2, reference_A) / reference_A)
         by_channel = m.waveform.waveform_by_channel if m.waveform is not None else {}
-        volts = [abs(float(c["electrode_voltage_peak_V"])) for c in by_channel.values()] if by_channel else [0.0]
+        volts = [abs(c.electrode_voltage_peak_V) for c in by_channel.values()] if by_channel else [0.0]
         vp.append(max(volts) / reference_A)
         th = m.thermal
         if th is None or isinstance(th, Absent):
@@ -232,8 +233,7 @@ def figure_set(
             probes.append((np.array([-np.inf]), np.zeros((1, 1))))
         else:
             basal.append(th.skin_temperature_basal_C)
-            f = r.thermal._skin_front
-            fronts.append(upper_envelope(f["T0"], f["rise"]))
+            fronts.append(upper_envelope(*r.thermal.skin_front_lines()))
             t0, rise, dt = _cem43_probes(r)
             probes.append((t0, rise))
         a = m.activation
@@ -250,7 +250,7 @@ def figure_set(
             gap.append(math.inf)
         else:
             gap.append(x.exclusion_placement_gap_min_mm)
-            empty = [name for name, row in x.exclusion.items() if not row.get("cells")]
+            empty = [name for name, row in x.exclusion.items() if not row.cells]
             if isinstance(x.exclusion_limit_ratio_max, Absent):  # placement-only zones
                 exclusion_absent = f"not evaluated: {x.exclusion_limit_ratio_max.reason}"
                 zone.append(math.nan)
@@ -370,8 +370,6 @@ def load_figures(path: str | Path, digest: str) -> dict[str, FigureSet]:
     Raises:
         InputError: no cache there, or one made from other inputs (another digest).
     """
-    from ..errors import InputError
-
     path = Path(path)
     if not path.is_file():
         raise InputError("--from", str(path.parent), "a folder written by emsim validate (with figures.npz)")

@@ -49,8 +49,10 @@ from typing import Any
 from ..errors import CaseFileError, InputError
 from ..models.case_file import parse_case, parse_toml, read_text_file
 from ..models.dispersion import QUASI_STATIC_MAX_HZ
+from ..models.sites import sites as library
 from ..models.waveform_checks import TRUNCATION_FACTOR
 from ..models.waveforms import Waveform
+from .rules import LIMIT_KEYS
 
 __all__ = [
     "MAX_LEVELS",
@@ -338,7 +340,6 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     sites = d.get("sites", [])
     if not isinstance(sites, list) or not all(isinstance(s, str) for s in sites) or len(set(sites)) != len(sites):
         raise InputError("device.sites", sites, "a list of distinct site names (emsim sites)")
-    from ..models.sites import sites as library
 
     for j, s in enumerate(sites):
         if s not in library():
@@ -353,7 +354,7 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     v = _keys(raw.get("validation", {}), _VALIDATION_KEYS, "validation")
     contact = v.get("contact", "gel_on_unprepared_skin")
     if contact != "head":
-        from .anatomy import contact_range
+        from .anatomy import contact_range  # local: device.anatomy imports this module (the cycle)
 
         contact_range(contact)  # an unknown name is an InputError naming validation.contact
     validation = Validation(
@@ -363,8 +364,6 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
     )  # fmt: skip
     if validation.spread not in ("corners", "nominal"):
         raise InputError("validation.spread", validation.spread, "one of corners, nominal")
-    from .rules import LIMIT_KEYS
-
     lim = _keys(raw.get("limits", {}), tuple(LIMIT_KEYS), "limits")
     limits = {k: _real(f"limits.{k}", x, 0.0, 1e9, lo_open=True) for k, x in lim.items()}
     rows = raw.get("preset")

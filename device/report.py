@@ -17,11 +17,13 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..formatting import current as fmt_current
 from ..formatting import sig
 from ..io import save_figure, staged_folder, write_json, write_text
 from ..solvers.records import jsonable
 from ..studies.pictures import depth_section_figure, depth_sections, skin_current_map
+from .figures import save_figures
 from .pictures import headroom_heatmap, therapeutic_window_figure, window_inputs
 from .validate import ValidationReport, group_key
 
@@ -103,9 +105,7 @@ def write_validation(
     Returns:
         The files written (their final paths).
     """
-    import jinja2
-
-    from .. import __version__
+    import jinja2  # local: jinja2 is needed only for the HTML report
 
     out = Path(out)
     body = report.to_json()
@@ -140,8 +140,6 @@ def write_validation(
         charts = _preset_charts(report, tmp)
         write_json(tmp / "validation.json", jsonable(body))
         if report.figures:
-            from .figures import save_figures
-
             save_figures(tmp / "figures.npz", report.figures, report.presets_file.digest_sha256)
         presets: list[dict[str, Any]] = []
         for p in body["presets"]:

@@ -48,7 +48,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import eye_rules as _eye
+from ..errors import InputError
+from . import eye_rules
 
 if TYPE_CHECKING:
     from .figures import FigureSet
@@ -127,7 +128,7 @@ LIMITS: Mapping[str, Limit] = {
         math.inf, "uC", "no standard limit for transcutaneous stimulation (reported as in a 510(k) table); set "
         "[limits] charge_per_phase_uC to enforce one",
     ),
-    "zone_min_distance_mm": Limit(*_eye.PLACEMENT_LIMIT_MM),
+    "zone_min_distance_mm": Limit(*eye_rules.PLACEMENT_LIMIT_MM),
     "shannon_k": Limit(
         1.85, "-", "Shannon 1992: log10(D) = k - log10(Q), damage at k >= 1.85 for implanted neural tissue only "
         "(shared/PHYSICS.md): reported, never decides skin safety",
@@ -216,7 +217,7 @@ class Rule:
         if self.values is not None:
             out = self.values(F, current_A)
         else:
-            c = np.broadcast_to(np.asarray(self.per_unit(F), float), (F.n,))
+            c = np.broadcast_to(np.asarray(self.per_unit(F), dtype=np.float64), (F.n,))
             out = np.multiply.outer(c, current_A**self.power)
         return np.broadcast_to(out, (F.n, len(current_A)))
 
@@ -228,7 +229,7 @@ class Rule:
         """
         if self.limit_current is not None:
             return np.broadcast_to(np.asarray(self.limit_current(F, limit), float), (F.n,)).copy()
-        c = np.abs(np.broadcast_to(np.asarray(self.per_unit(F), float), (F.n,)))
+        c = np.abs(np.broadcast_to(np.asarray(self.per_unit(F), dtype=np.float64), (F.n,)))
         with np.errstate(divide="ignore", invalid="ignore"):
             out = (limit / c) ** (1.0 / self.power)
         out[c == 0] = math.inf
@@ -242,7 +243,6 @@ def rule(name: str) -> Rule:
     for r in RULES:
         if r.name == name:
             return r
-    from ..errors import InputError
 
     raise InputError("rule", name, f"one of {', '.join(r.name for r in RULES)}")
 
@@ -295,6 +295,7 @@ def cem43_at_scale(F: FigureSet, case: int, s: float) -> float:
     every current and every node of it a probe, so the value is exact there at any scale (up to
     the solver's per-rank cap on probes; beyond it the hottest per scale, a lower bound).
     """
+    # local: emsim.solvers.thermal's package loads DOLFINx; the rules stay importable without it
     from ..solvers.thermal.pennes_data import cem43_rate
 
     T = F.cem43_T0_C[case][None, :] + s * F.cem43_rise_K[case]
@@ -406,7 +407,7 @@ def _constant(value: Callable[[FigureSet], Any]) -> tuple[Values, Callable[[Figu
 
 _voc_values, _voc_current = _constant(lambda F: F.compliance_voltage_V)
 # the pad placement is geometric: decided by the electrode head, not by the level's current
-_placement_values, _placement_current = _constant(_eye.placement_ratio)
+_placement_values, _placement_current = _constant(eye_rules.placement_ratio)
 _PLATEAU = "at the plateau of the on/off cycle (the pulse train while on, ramps and off time excluded)"
 
 #: The rules, in the order reports list them.
@@ -462,9 +463,9 @@ RULES: tuple[Rule, ...] = (
          not_evaluated=_exclusion_or_cache_absent),
     Rule("zone_placement", "pad placement (policy): 10 mm / smallest gap between a gel footprint and an exclusion "
          "zone's edge; limit 10 mm / zone_min_distance_mm", "-", "zone_min_distance_mm", "limit",
-         lambda c: _eye.PLACEMENT_LIMIT_MM[0] / c.limit("zone_min_distance_mm"), basis="policy",
+         lambda c: eye_rules.PLACEMENT_LIMIT_MM[0] / c.limit("zone_min_distance_mm"), basis="policy",
          values=_placement_values, limit_current=_placement_current, scaling="none", level_independent=True,
-         not_evaluated=_eye.placement_absent),
+         not_evaluated=eye_rules.placement_absent),
     Rule("compliance_voltage", "simulated peak electrode voltage within the compliance voltage", "V", None, "limit",
          lambda c: c.device.compliance_voltage_V, basis="device", per_unit=lambda F: F.peak_voltage_V_per_A,
          source="the device's output stage: above its compliance voltage the current is not delivered as set"),

@@ -21,6 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__
+from ..models.case_file import parse_case, parse_toml
+from ..pipeline import GeometryCache, solve_case
 from .anatomy import (
     CONDUCTIVITY_RANGES_NOTE,
     AnatomyCase,
@@ -149,8 +152,6 @@ class ValidationReport:
 
     def to_json(self) -> dict[str, Any]:
         """The content of ``validation.json``."""
-        from .. import __version__
-
         pf = self.presets_file
         return {
             "device": pf.device.name,
@@ -431,7 +432,7 @@ class AnatomySolver:
 
     One mesh, one electric solve and one frequency response per anatomy case (the response per
     unit current does not depend on the waveform: every group's waveform is synthesised from it
-    through :func:`emsim.studies.run.solve_case`'s ``reuse``), then each group's heating. Every
+    through :func:`emsim.pipeline.solve_case`'s ``cache``), then each group's heating. Every
     group is solved at the same reference current (the largest level of the file), so the cached
     response is valid for all of them; rises at other currents scale by (I / I_ref)^2 (exact).
     This callable is the unit the worst-case search evaluates; a morphed mesh or a heat basis
@@ -439,8 +440,6 @@ class AnatomySolver:
     """
 
     def __init__(self, pf: PresetsFile, *, comm: Any = None, progress: Progress = _nothing, keep_results: bool = True):
-        from ..models.case_file import parse_toml
-
         text, path = head_case_text(pf.device.electrode_head)
         self.head = parse_toml(text, path)
         self.pf = pf
@@ -456,21 +455,19 @@ class AnatomySolver:
 
     def __call__(self, anatomy: AnatomyCase) -> tuple[dict[str, FigureSet], dict[str, Any]]:
         """(figure set by group key, CaseResult by group key) of one anatomy case."""
-        from ..models.case_file import parse_case
-        from ..studies.run import solve_case
-
         t0 = time.perf_counter()
         self.solves += 1
         self.progress(f"solve {self.solves}: {anatomy.label}")
-        reuse: dict[str, Any] = {}
+        cache = GeometryCache()
         figures, results = {}, {}
         for key, members in self.groups.items():
             case = parse_case(head_case_table(self.head, anatomy, members[0], self.reference_A))
-            r = solve_case(case, comm=self.comm, reuse=reuse,
+            r = solve_case(case, comm=self.comm, cache=cache,
                            progress=lambda t, a=anatomy: self.progress(f"  {a.label}: {t}"))  # fmt: skip
             figures[key] = figure_set([anatomy.label], [r], self.reference_A, self.pf.device.compliance_voltage_V)
             if self.keep_results:
                 results[key] = r
+        cache.close()  # the heat basis's PETSc objects; the results stay readable
         self.seconds.append(time.perf_counter() - t0)
         return figures, results
 
@@ -520,7 +517,9 @@ def solve_groups(
         k = len(nominal.factors)
         if pf.validation.spread == "nominal":
             figs, res = solver(nominal)
-            cases.append(nominal), per_case.append(figs), results_by_case.append(res)
+            cases.append(nominal)
+            per_case.append(figs)
+            results_by_case.append(res)
             record.append({"site": site, "method": "nominal only (spread = \"nominal\"): no worst case searched",
                            "factors": [], "corners_total": 1, "solves": 1})  # fmt: skip
             continue

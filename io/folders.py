@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from .. import __version__
 from ..errors import EmsimError, InputError
 from .atomic import clean_stale, swap_in, temp_sibling, write_text
 
@@ -92,8 +93,6 @@ def read_marker(folder: str | Path) -> dict[str, Any] | None:
 
 
 def _marker_text(kind: str) -> str:
-    from .. import __version__
-
     return json.dumps({"written_by": "emsim", "kind": kind, "emsim_version": __version__}, sort_keys=True) + "\n"
 
 

@@ -91,5 +91,7 @@ def write_parquet(path: str | Path, columns: Mapping[str, Sequence[Any]]) -> Pat
 def write_npz(path: str | Path, arrays: Mapping[str, np.ndarray]) -> Path:
     """Write named arrays as an uncompressed NumPy archive (``.npz``) atomically."""
     with atomic_file(path) as tmp:
-        np.savez(tmp, **arrays)  # the temporary keeps the .npz extension: numpy adds none
+        # the temporary keeps the .npz extension: numpy adds none. The ignore: numpy's stub types
+        # **kwds against its own allow_pickle: bool, so no mapping of arrays type-checks here
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
     return Path(path)

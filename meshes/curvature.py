@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import ufl
 
 __all__ = ["SurfaceMap", "surface_map"]
 
@@ -95,8 +96,6 @@ class SurfaceMap:
 
     def frame_ufl(self, x: Any) -> Any:
         """The same rotation Q as a UFL 3x3 expression of the spatial coordinate ``x``."""
-        import ufl
-
         R = self.radius_m
         ny_raw = x[1] if self.shape == "sphere" else 0.0 * x[1]
         length = ufl.sqrt(x[0] ** 2 + ny_raw**2 + (x[2] + R) ** 2)

@@ -4,20 +4,21 @@ from __future__ import annotations
 
 from typing import Any
 
+import gmsh
+from dolfinx.io import gmsh as gmshio
+from mpi4py import MPI
+
 from ..errors import MeshError
 
 __all__ = ["gmsh_model_to_mesh"]
 
 
-def gmsh_model_to_mesh(comm: Any, error: str | None, *, gdim: int) -> Any:
+def gmsh_model_to_mesh(comm: MPI.Comm, error: str | None, *, gdim: int) -> Any:
     """Rank 0's current gmsh model as a distributed DOLFINx mesh (collective); the model is removed.
 
     ``error`` is rank 0's meshing failure (None on success, ignored on other ranks): every rank
     then raises it as a :class:`~emsim.errors.MeshError`.
     """
-    import gmsh
-    from dolfinx.io import gmsh as gmshio
-
     error = comm.bcast(error, root=0)
     if error is not None:
         if comm.rank == 0:

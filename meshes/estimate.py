@@ -136,7 +136,7 @@ def _graded_axis_free(
     return np.asarray(pts)
 
 
-def _realised_edge_size(sizes: dict[str, float], d: object) -> object:
+def _realised_edge_size(sizes: dict[str, float], d: float | np.ndarray) -> float | np.ndarray:
     """The size a tetrahedral mesh realises at a distance d from an outline.
 
     An element cannot be much larger than its distance to the outline where sizes are small

@@ -30,8 +30,16 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import gmsh
+import numpy as np
+from dolfinx import mesh as dmesh
+from dolfinx.io import gmsh as gmshio
+from dolfinx.mesh import Mesh, MeshTags
+from mpi4py import MPI
+
 from ..errors import InputError, MeshError
 from ..models.case import Case
+from .patch import MeshReport, PatchMesh, mesh_quality
 
 __all__ = ["FOOTPRINT_WARNING", "VOLUME_ROLES", "load_tagged_mesh"]
 
@@ -101,9 +109,6 @@ def _retag(case: Case, gmsh: Any) -> dict[int, dict[int, str]]:
 
 def _role_tags(mesh: Any, tags: Any, dim: int, role_of: dict[int, str], number: dict[str, int]) -> Any:
     """Mesh tags of ``dim`` with the file's group numbers replaced by role numbers."""
-    import numpy as np
-    from dolfinx import mesh as dmesh
-
     keep = np.isin(tags.values, list(role_of))
     idx = tags.indices[keep]
     vals = np.array([number[role_of[int(v)]] for v in tags.values[keep]], dtype=np.int32)
@@ -115,15 +120,12 @@ def _role_tags(mesh: Any, tags: Any, dim: int, role_of: dict[int, str], number: 
 FOOTPRINT_WARNING = 0.02
 
 
-def _warn_on_footprints(case: Case, mesh: Any, facet_tags: Any, surfaces: dict[str, int]) -> None:
+def _warn_on_footprints(case: Case, mesh: Mesh, facet_tags: MeshTags, surfaces: dict[str, int]) -> None:
     """Log a warning where the file's skin under a pad differs from the declared footprint.
 
     Per-area figures that use the declared footprint (the IEC current and power densities)
     then differ from the mesh's own by as much.
     """
-    import numpy as np
-    from dolfinx import mesh as dmesh
-
     n_owned = mesh.topology.index_map(2).size_local
     for e in case.electrodes:
         role = f"skin_under:{e.name}" if e.gel is not None else f"electrode:{e.name}"
@@ -139,7 +141,7 @@ def _warn_on_footprints(case: Case, mesh: Any, facet_tags: Any, surfaces: dict[s
             )  # fmt: skip
 
 
-def load_tagged_mesh(case: Case, comm: Any = None) -> Any:
+def load_tagged_mesh(case: Case, comm: MPI.Comm | None = None) -> Any:
     """Read the case's ``[mesh] file``, map its groups to roles and distribute it.
 
     gmsh reads the file on rank 0 only; the mesh is then distributed over ``comm``.
@@ -152,12 +154,6 @@ def load_tagged_mesh(case: Case, comm: Any = None) -> Any:
             an entity has two roles (the message names the role and the group).
         MeshError: gmsh cannot read the file.
     """
-    import gmsh
-    from dolfinx.io import gmsh as gmshio
-    from mpi4py import MPI
-
-    from .patch import MeshReport, PatchMesh, mesh_quality
-
     comm = comm or MPI.COMM_WORLD
     error: tuple[str, Any] | None = None
     stats = roles = None

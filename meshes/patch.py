@@ -33,7 +33,10 @@ import logging
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+import gmsh
 import numpy as np
+from dolfinx.mesh import Mesh, MeshTags
+from mpi4py import MPI
 
 from ..errors import MeshError
 from ..models.case import Case
@@ -146,9 +149,9 @@ class PatchMesh:
             (:func:`emsim.meshes.morph.morph_layers` moves them), or None for an imported mesh.
     """
 
-    mesh: object
-    cell_tags: object
-    facet_tags: object
+    mesh: Mesh
+    cell_tags: MeshTags
+    facet_tags: MeshTags
     volumes: dict[str, int]
     surfaces: dict[str, int]
     report: MeshReport
@@ -318,8 +321,6 @@ def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
 
 def mesh_quality() -> tuple[int, int, float, float, float, float, float]:
     """Cells, vertices, shortest and longest edge [m], min / 1st percentile / mean minSICN."""
-    import gmsh
-
     types, elem_tags, elem_nodes = gmsh.model.mesh.getElements(3)
     tets = np.concatenate([t for ty, t in zip(types, elem_tags, strict=True) if ty == 4])
     nodes = np.concatenate([n for ty, n in zip(types, elem_nodes, strict=True) if ty == 4]).reshape(-1, 4)
@@ -340,7 +341,7 @@ def mesh_quality() -> tuple[int, int, float, float, float, float, float]:
     )
 
 
-def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = None) -> PatchMesh:
+def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: float | None = None) -> PatchMesh:
     """Build, tag and distribute the mesh of a case's patch.
 
     gmsh runs on rank 0 only; the mesh is then distributed over ``comm``. Before anything is
@@ -360,13 +361,10 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
         InputError: the estimated dofs exceed ``max_dofs`` (the message gives the estimate).
         MeshError: gmsh failed or a surface could not be identified.
     """
-    import gmsh
-    from mpi4py import MPI
-
-    from .estimate import DEFAULT_MAX_DOFS, check_resources
+    from .estimate import DEFAULT_MAX_DOFS, check_resources  # local: estimate imports this module
 
     if case.mesh.file is not None:  # imported anatomy: the file's mesh, its groups mapped to roles
-        from .imported import load_tagged_mesh
+        from .imported import load_tagged_mesh  # local: imported imports this module
 
         return load_tagged_mesh(case, comm)
     check_resources(case, DEFAULT_MAX_DOFS if max_dofs is None else max_dofs)  # same on every rank
@@ -390,7 +388,8 @@ def build_patch_mesh(case: Case, comm: Any = None, *, max_dofs: float | None = N
             error = f"gmsh failed: {err}"
     stats, aspect = comm.bcast((stats, aspect), root=0)
     data = gmsh_model_to_mesh(comm, error, gdim=3)
-    volumes, surfaces = {}, {}
+    volumes: dict[str, int] = {}
+    surfaces: dict[str, int] = {}
     for name, group in data.physical_groups.items():
         (volumes if group.dim == 3 else surfaces)[name] = int(group.tag)
     cells, vertices, hmin, hmax, qmin, qp01, qmean = stats

@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -142,8 +142,8 @@ class Layer:
             frequency_dependent=self.tissue.dispersion is not None,
         )  # fmt: skip
         return {
-            "along_S_per_m": float(along),
-            "across_S_per_m": float(across),
+            "along_S_per_m": float(np.real(along)),
+            "across_S_per_m": float(np.real(across)),
             "ratio": float(ratio),
             "frequency_Hz": float(frequency_Hz),
         }
@@ -480,7 +480,7 @@ class Case:
     @property
     def timing(self) -> str:
         """How the channels fire (:data:`TIMINGS`): interleaved or simultaneous."""
-        return self.channel_timing
+        return self.channel_timing or ("interleaved" if self.waveform is not None else "simultaneous")
 
     @property
     def grounded(self) -> bool:
@@ -583,8 +583,6 @@ class Case:
 
     def with_currents(self, currents_A: Mapping[str, float]) -> Case:
         """The same case with other channel currents [A] (by channel name)."""
-        from dataclasses import replace
-
         unknown = set(currents_A) - {c.name for c in self.channels}
         if unknown:
             raise InputError("channel", sorted(unknown), f"one of {', '.join(c.name for c in self.channels)}")

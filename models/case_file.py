@@ -48,6 +48,7 @@ from .quantity import numbers_from_table, renamed
 from .shapes import shape_from_table
 from .sites import site_layer_rows
 from .tissues import Tissue, library, tissue_from_table
+from .waveforms import Waveform
 
 __all__ = [
     "MAX_INPUT_FILE_BYTES", "load_case", "parse_case", "parse_case_text", "parse_toml", "read_case_table",
@@ -427,8 +428,6 @@ def parse_case(raw: Mapping[str, Any], *, base_dir: str | Path | None = None) ->
     activation = ActivationSettings(**numbers_from_table(ActivationSettings, a, "activation"))
     waveform = None
     if "waveform" in raw:
-        from .waveforms import Waveform
-
         waveform = Waveform.from_case(_table(raw, "waveform", "waveform", required=True))
     case_kwargs = {
         "name": name, "description": description, "patch": patch, "layers": layers, "electrodes": electrodes,

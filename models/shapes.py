@@ -8,7 +8,7 @@ surface coordinates). Every caller asks the shape (:class:`Shape`) instead of te
 from __future__ import annotations
 
 import math
-from dataclasses import MISSING, dataclass
+from dataclasses import MISSING, dataclass, fields
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
@@ -346,7 +346,8 @@ def shape_from_table(table: dict[str, Any], where: str) -> Shape:
         except InputError as err:
             raise InputError(err.field if err.field.startswith(where) else f"{where}.{err.field}", err.value, err.allowed) from None
     kwargs = numbers_from_table(cls, table, where)
-    for name, f in cls.__dataclass_fields__.items():
+    for f in fields(cls):
+        name = f.name
         if "quantity" in f.metadata and f.default is MISSING and name not in kwargs:
             raise InputError(f"{where}.{f.metadata['quantity'].key}", None, "missing; a number is required")
     try:

@@ -16,6 +16,7 @@ from importlib import resources
 from typing import Any
 
 from ..errors import InputError
+from .dispersion import GABRIEL_1996
 
 __all__ = [
     "MATERIAL_KEYS",
@@ -118,13 +119,8 @@ class Tissue:
             )
         if self.conductivity_S_per_m is not None:
             _positive(f"{field}.conductivity_S_per_m", self.conductivity_S_per_m)
-        if self.dispersion is not None:
-            from .dispersion import GABRIEL_1996
-
-            if self.dispersion not in GABRIEL_1996:
-                raise InputError(
-                    f"{field}.dispersion", self.dispersion, f"one of {sorted(GABRIEL_1996)}"
-                )
+        if self.dispersion is not None and self.dispersion not in GABRIEL_1996:
+            raise InputError(f"{field}.dispersion", self.dispersion, f"one of {sorted(GABRIEL_1996)}")
 
     def to_table(self) -> dict[str, Any]:
         """The material as a case-file ``[material.NAME]`` table (canonical key order)."""
@@ -156,8 +152,9 @@ class Tissue:
         """
         if self.conductivity_S_per_m is not None:
             return self.conductivity_S_per_m
-        from .dispersion import GABRIEL_1996
 
+        if self.dispersion is None:
+            raise InputError(f"material.{self.name}", None, "a conductivity_S_per_m or a dispersion")
         return float(GABRIEL_1996[self.dispersion].conductivity_S_per_m(frequency_Hz))
 
 

@@ -8,16 +8,20 @@ their heats add with no cross terms).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError
+from ..models.case import Case
 
-__all__ = ["channel_pairs", "current_vector", "firing_groups"]
+__all__ = ["ChannelLayout", "Currents", "channel_pairs", "current_vector", "firing_groups"]
+
+#: Channel currents [A]: by channel name (channels left out at 0 A), or one per channel in case order.
+Currents = Mapping[str, float] | Sequence[float] | np.ndarray
 
 
-def current_vector(channels: Sequence[str], currents_A: Any) -> np.ndarray:
+def current_vector(channels: Sequence[str], currents_A: Currents) -> np.ndarray:
     """Channel currents [A] as a vector in channel order, checked.
 
     Args:
@@ -52,3 +56,34 @@ def channel_pairs(n_channels: int, timing: str) -> tuple[tuple[int, int], ...]:
     if timing == "simultaneous":
         pairs += [(c, d) for c in range(n_channels) for d in range(c + 1, n_channels)]
     return tuple(pairs)
+
+
+@dataclass(frozen=True)
+class ChannelLayout:
+    """The channels of a case as the solvers see them: names in case order and their timing.
+
+    Attributes:
+        names: channel names, in case order.
+        timing: ``"simultaneous"`` (fields add) or ``"interleaved"`` (one after another).
+    """
+
+    names: tuple[str, ...]
+    timing: str
+
+    @classmethod
+    def of(cls, case: Case) -> ChannelLayout:
+        """The layout of a case's channels."""
+        return cls(tuple(c.name for c in case.channels), case.timing)
+
+    @property
+    def pairs(self) -> tuple[tuple[int, int], ...]:
+        """The channel pairs whose products heat (:func:`channel_pairs`)."""
+        return channel_pairs(len(self.names), self.timing)
+
+    def vector(self, currents_A: Currents) -> np.ndarray:
+        """Channel currents [A] as a checked vector in case order (:func:`current_vector`)."""
+        return current_vector(self.names, currents_A)
+
+    def groups(self, current: np.ndarray) -> list[np.ndarray]:
+        """The channel currents that flow together (:func:`firing_groups`)."""
+        return firing_groups(current, self.timing)

@@ -48,7 +48,10 @@ def is_present(value: Any) -> bool:
     return not isinstance(value, Absent)
 
 
-def metric(unit: str, definition: str, *, label: str | None = None, scale: float = 1.0, shown_unit: str | None = None) -> Any:
+def metric(
+    unit: str, definition: str, *, label: str | None = None, scale: float = 1.0, shown_unit: str | None = None,
+    key: str | None = None,
+) -> Any:  # fmt: skip
     """A record field: its unit, its definition and (optionally) its row in the summary table.
 
     Args:
@@ -57,8 +60,12 @@ def metric(unit: str, definition: str, *, label: str | None = None, scale: float
         label: row label in the command line's summary table (None: not shown there).
         scale: factor applied for the table (1e3 to show A as mA).
         shown_unit: the unit shown in the table (default ``unit``).
+        key: its key in ``metrics.json`` when it cannot be the field's name (``pass``).
     """
-    meta = {"unit": unit, "definition": definition, "label": label, "scale": scale, "shown_unit": shown_unit or unit}
+    meta = {
+        "unit": unit, "definition": definition, "label": label, "scale": scale, "shown_unit": shown_unit or unit,
+        "key": key,
+    }  # fmt: skip
     return field(metadata={"metric": meta})
 
 
@@ -66,7 +73,7 @@ def _metric_fields(record: Any) -> Iterator[tuple[str, dict[str, Any], Any]]:
     for f in fields(record):
         meta = f.metadata.get("metric")
         if meta is not None:
-            yield f.name, meta, getattr(record, f.name)
+            yield meta["key"] or f.name, meta, getattr(record, f.name)
 
 
 def jsonable(value: Any) -> Any:

@@ -11,15 +11,18 @@ records (:meth:`CaseMetrics.to_json`, :meth:`CaseMetrics.summary_rows`).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
 
+from .. import __version__
 from ..meshes.patch import PatchMesh
 from ..models.case import Case
+from .channels import Currents as ChannelCurrents
+from .electric.conductivity import conductivity_summary
 from .electric.exclusion import ExclusionMetrics, ZoneLeadField
 from .electric.iec import IECFigures, iec_figures
 from .electric.metrics import ElectricLeadField, ElectricMetrics
@@ -36,9 +39,9 @@ from .records import (
 from .spectral.waveform import ActivationMetrics, WaveformLeadField, WaveformMetrics
 from .thermal.session import ThermalMetrics, ThermalResult
 
-__all__ = ["CaseMetrics", "CaseResult"]
+__all__ = ["CaseMetrics", "CaseResult", "SolveInfo"]
 
-Currents = Mapping[str, float] | Sequence[float] | None
+Currents = ChannelCurrents | None
 
 
 @dataclass(frozen=True)
@@ -66,9 +69,9 @@ class CaseMetrics:
     comfort: ComfortMetrics | Absent | None = None
     exclusion: ExclusionMetrics | None = None
 
-    def records(self) -> dict[str, Any]:
+    def records(self) -> dict[str, object]:
         """The records present in this case, by name (absent ones as :class:`Absent`)."""
-        parts = {"electric": self.electric, "waveform": self.waveform, "activation": self.activation}
+        parts: dict[str, object] = {"electric": self.electric, "waveform": self.waveform, "activation": self.activation}
         parts |= {"comfort": self.comfort, "exclusion": self.exclusion}
         parts |= {"thermal": self.thermal, "iec": self.iec}
         return {k: v for k, v in parts.items() if v is not None}
@@ -99,6 +102,41 @@ class CaseMetrics:
 
 
 @dataclass(frozen=True)
+class SolveInfo:
+    """How a case was solved (``metrics.json``'s ``solver`` block and its ``timings_s``).
+
+    Attributes:
+        method: the electric linear solver (``mumps`` or ``cg-gamg``).
+        mesh_quality: the mesh quality preset (``coarse``, ``default``, ``fine``).
+        mesh_size_factor: the factor on every mesh size [-].
+        degree: the Lagrange degree of the potential.
+        iterations: the Krylov iterations of each electrode's unit solve.
+        mpi_ranks: the MPI ranks the case was distributed over.
+        timings_s: wall time [s] of each step (``mesh_s``, ``electric_s``, ``postprocess_s``,
+            ``waveform_s``, ``thermal_s``; the geometry steps only when this case ran them).
+    """
+
+    method: str
+    mesh_quality: str
+    mesh_size_factor: float
+    degree: int
+    iterations: tuple[int, ...]
+    mpi_ranks: int
+    timings_s: Mapping[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, object]:
+        """The ``solver`` block of ``metrics.json`` (the timings apart: they differ run to run)."""
+        return {
+            "method": self.method,
+            "mesh_quality": self.mesh_quality,
+            "mesh_size_factor": self.mesh_size_factor,
+            "degree": self.degree,
+            "iterations": list(self.iterations),
+            "mpi_ranks": self.mpi_ranks,
+        }
+
+
+@dataclass(frozen=True)
 class CaseResult:
     """A solved case, held per unit current of each channel.
 
@@ -110,7 +148,7 @@ class CaseResult:
         electric: the per-unit-current electric record.
         waveform: the per-unit-current waveform record (None for a d.c. case).
         thermal: the heating over the session at the case's currents (None without ``[thermal]``).
-        solver: how it was solved (method, iterations, dofs, ranks, timings, conductivities).
+        solver: how it was solved (method, mesh settings, iterations, ranks, timings).
     """
 
     case: Case
@@ -120,7 +158,7 @@ class CaseResult:
     electric: ElectricLeadField = field(repr=False)
     waveform: WaveformLeadField | None = field(default=None, repr=False)
     thermal: ThermalResult | None = field(default=None, repr=False)
-    solver: dict[str, Any] = field(default_factory=dict)
+    solver: SolveInfo | None = None
 
     @property
     def channels(self) -> tuple[str, ...]:
@@ -154,7 +192,7 @@ class CaseResult:
                 )
         electric = self.electric.at(current)
         if waveform is not None:
-            power = {n: c["mean_power_W"] * self.case.waveform.mean_square_envelope
+            power = {n: c.mean_power_W * self.case.waveform.mean_square_envelope
                      for n, c in waveform.waveform_by_channel.items()}  # fmt: skip
         else:
             power = {n: z * i * i for (n, z), i in zip(electric.impedance_by_channel_ohm.items(), current, strict=True)}
@@ -172,12 +210,13 @@ class CaseResult:
     def zones(self) -> ZoneLeadField | None:
         """The exclusion zones' per-unit-current record (d.c., with the waveform's pulse data)."""
         zones, w = self.electric.zones, self.waveform
-        if zones is None or w is None or w.zone_pulse_field_per_A is None:
+        if zones is None or w is None:
             return zones
-        return zones.with_pulse(
-            w.zone_pulse_field_per_A, w.zone_pulse_current_density_per_A, w.zone_field_ms_per_A2,
-            w.zone_current_density_ms_per_A2, w.pairs,
-        )  # fmt: skip
+        pulse = (w.zone_pulse_field_per_A, w.zone_pulse_current_density_per_A, w.zone_field_ms_per_A2,
+                 w.zone_current_density_ms_per_A2)  # fmt: skip
+        if pulse[0] is None or pulse[1] is None or pulse[2] is None or pulse[3] is None:
+            return zones
+        return zones.with_pulse(pulse[0], pulse[1], pulse[2], pulse[3], w.pairs)
 
     @cached_property
     def metrics(self) -> CaseMetrics:
@@ -198,8 +237,6 @@ class CaseResult:
         m = self.metrics if currents_A is None else self.at(currents_A)
         body = m.to_json()
         definitions, absent = body.pop("definitions"), body.pop("absent")
-        from .. import __version__
-        from .electric.conductivity import conductivity_summary
 
         out: dict[str, Any] = {
             "case": self.case.name,
@@ -207,7 +244,7 @@ class CaseResult:
             "emsim_version": __version__,
             **body,
             "dofs": self.electric.dofs,
-            "solver": {k: v for k, v in self.solver.items() if k != "timings_s"},
+            "solver": self.solver.to_json() if self.solver is not None else {},
             "conductivity_S_per_m": {
                 "frequency_Hz": self.problem.frequency_Hz,
                 "note": "quasi-static (d.c.) solve; dispersive tissues evaluated at frequency_Hz; "
@@ -225,7 +262,7 @@ class CaseResult:
         }
         if self.waveform is not None:
             out["waveform_method"] = self.waveform.method_record()
-        out["timings_s"] = self.solver.get("timings_s", {})
+        out["timings_s"] = dict(self.solver.timings_s) if self.solver is not None else {}
         out["definitions"] = definitions
         out["absent"] = absent
         return out

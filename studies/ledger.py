@@ -24,7 +24,7 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,7 +231,7 @@ class Ledger:
         self.db.executemany("INSERT INTO events (at, digest, event, run, host, pid) VALUES (?, ?, ?, ?, ?, ?)",
                             [(now, d, event, run, host, pid) for d in digests])  # fmt: skip
 
-    def _reset_orphans(self, digests: Sequence[str] | None = None) -> list[str]:
+    def _reset_orphans(self, digests: Collection[str] | None = None) -> list[str]:
         """Inside a transaction: reset ``running`` rows whose owner is gone; their digests."""
         sql = "SELECT digest, owner_run, owner_host, owner_pid, owner_start, heartbeat FROM cases WHERE status = 'running'"
         now = time.time()

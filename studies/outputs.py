@@ -20,11 +20,13 @@ vertical plane through the pads; not for an imported mesh), pictures from :mod:`
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from dolfinx import fem
+from dolfinx import mesh as dmesh
 
 from ..formatting import current as fmt_current
 from ..io import (
@@ -36,7 +38,10 @@ from ..io import (
     write_text,
     write_xdmf,
 )
+from ..meshes.curvature import surface_map
 from ..models import Case
+from ..solvers.channels import Currents as ChannelCurrents
+from ..solvers.electric.electrodes import cell_gradients, current_density
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
 from ..solvers.thermal.session import ThermalResult
@@ -55,7 +60,7 @@ __all__ = [
     "write_thermal_files",
 ]
 
-Currents = Mapping[str, float] | Sequence[float] | None
+Currents = ChannelCurrents | None
 
 
 # ----------------------------------------------------------------------------- fields
@@ -63,10 +68,6 @@ Currents = Mapping[str, float] | Sequence[float] | None
 
 def write_electric_fields(result: CaseResult, folder: Path, currents_A: Currents = None) -> Path:
     """``electric.xdmf``: mesh, volume tags, potential (P1) [V], E [V/m], J [A/m^2]; collective."""
-    from dolfinx import fem
-
-    from ..solvers.electric.electrodes import cell_gradients, current_density
-
     mesh = result.mesh.mesh
     phi = result.potential(currents_A)
     W = fem.functionspace(mesh, ("DG", 0, (3,)))
@@ -113,8 +114,6 @@ def geometry_triangles(patch: Any) -> dict[str, np.ndarray] | None:
     ``pad_side:E``), and ``side:VOLUME`` for the lateral and deep faces by the volume behind
     them (so the layers show on the cut). Other ranks get None.
     """
-    from dolfinx import mesh as dmesh
-
     mesh = patch.mesh
     tdim = mesh.topology.dim
     mesh.topology.create_connectivity(tdim - 1, tdim)
@@ -161,7 +160,7 @@ def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path
     """
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("VTK_DEFAULT_OPENGL_WINDOW", "vtkEGLRenderWindow")
-    import pyvista as pv
+    import pyvista as pv  # local: pyvista (VTK) is heavy to import and only the 3-D pictures need it
 
     pv.OFF_SCREEN = True
     tissue_of = {f"layer:{layer.label}": layer.tissue.name for layer in case.layers}
@@ -217,7 +216,7 @@ def plot_waveform_response(result: CaseResult, path: Path, currents_A: Currents 
     after it (2.5 pulse durations; times in us); with probes a third panel shows their field
     magnitude |E(t)| over that window.
     """
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # local: matplotlib is heavy; pictures only
 
     course = result.waveform.time_course(result.currents(currents_A))
     t = course.times_s
@@ -286,7 +285,7 @@ def write_thermal_files(case: Case, thermal: ThermalResult, folder: Path) -> Non
 
 def plot_peak_temperature(case: Case, th: ThermalResult, path: Path) -> None:
     """PNG of the maximum skin temperature and the maximum tissue rise over the session."""
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure  # local: matplotlib is heavy; pictures only
 
     h = th.history
     t_min = h["time_s"] / 60.0
@@ -316,12 +315,12 @@ def plot_peak_temperature(case: Case, th: ThermalResult, path: Path) -> None:
 
 def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> None:
     """PNG of the skin temperature rise at the end of the session (top view), rank 0's data."""
-    from matplotlib import patches
-    from matplotlib.figure import Figure
-    from matplotlib.tri import Triangulation
+    from matplotlib import patches  # local: matplotlib is heavy; pictures only
+    from matplotlib.figure import Figure  # local: matplotlib is heavy; pictures only
+    from matplotlib.tri import Triangulation  # local: matplotlib is heavy; pictures only
 
-    tri = th.skin_picture["triangles_m"] * 1e3
-    vals = th.skin_picture["rise_K"]
+    tri = th.skin_picture.triangles_m * 1e3
+    vals = th.skin_picture.rise_K
     fig = Figure(figsize=(9, 6.5), dpi=120, layout="constrained")
     ax = fig.add_subplot()
     if len(tri):
@@ -329,7 +328,6 @@ def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> Non
         mesh = Triangulation(tri[:, :, 0].ravel(), tri[:, :, 1].ravel(), np.arange(3 * n).reshape(n, 3))
         art = ax.tripcolor(mesh, vals.ravel(), shading="gouraud", cmap="inferno")
         fig.colorbar(art, ax=ax, label="temperature rise at the end of the session [K]")
-    from ..meshes.curvature import surface_map
 
     curved = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     for e in case.electrodes:

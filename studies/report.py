@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..errors import InputError
 from ..formatting import sig
 from ..io import save_figure, write_csv_rows, write_parquet, write_text
 from .ledger import LEDGER_NAME, Ledger
@@ -74,8 +75,6 @@ def results_table(folder: str | Path) -> tuple[list[str], list[dict[str, Any]], 
     """
     folder = Path(folder)
     if not (folder / LEDGER_NAME).exists():
-        from ..errors import InputError
-
         raise InputError("report", str(folder), f"a study folder with a {LEDGER_NAME}")
     ledger = Ledger(folder)
     try:
@@ -126,10 +125,10 @@ def _numeric(values: Sequence[Any]) -> bool:
 
 def _plots(folder: Path, axes: list[str], rows: list[dict[str, Any]]) -> list[dict[str, str]]:
     """One PNG per swept parameter: each main metric against it (other axes as series)."""
-    import matplotlib
+    import matplotlib  # local: matplotlib is heavy; pictures only
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # local: matplotlib is heavy; pictures only
 
     named = list(MAIN_METRICS) + sorted({k for r in rows for k in r if k.startswith(MAIN_METRIC_PREFIXES)})
     metrics = [m for m in named if any(isinstance(r.get(m), (int, float)) for r in rows)]
@@ -269,7 +268,7 @@ def write_report(
     Returns:
         The report's path.
     """
-    import jinja2
+    import jinja2  # local: jinja2 is needed only for the HTML report
 
     folder = Path(folder)
     if columns is None or rows is None or meta is None:

@@ -46,9 +46,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import builtin_case
 from ..errors import CaseFileError, InputError
 from ..models.case import Case
 from ..models.case_file import parse_case, parse_toml, read_case_text
+from ..pipeline import geometry_key, response_key, unit_case
 
 __all__ = [
     "MODES",
@@ -122,37 +124,6 @@ class Study:
 def is_study_table(table: Mapping[str, Any]) -> bool:
     """True when a TOML table is a study file (it has a ``[sweep]`` table)."""
     return isinstance(table, Mapping) and "sweep" in table
-
-
-def unit_case(case: Case) -> Case:
-    """The case with its channel currents normalised: the same for amplitude-only changes.
-
-    Without ``[thermal]`` every channel is set to 1 mA (the result is held per unit current of
-    each channel). With ``[thermal]`` the direction of the current vector is kept (the heating
-    scales with I^2 only along the case's own current ratios), so cases on one ray share it.
-    """
-    currents = [c.current_A for c in case.channels]
-    if case.thermal is None or not any(currents):
-        unit = {c.name: 1e-3 for c in case.channels}
-    else:
-        top = max(abs(i) for i in currents)
-        unit = {c.name: 1e-3 * i / top for c, i in zip(case.channels, currents, strict=True)}
-    return case.with_currents(unit)
-
-
-def geometry_key(case: Case) -> str:
-    """Digest of :func:`unit_case`: equal for cases that differ only in their amplitudes."""
-    return unit_case(case).digest()
-
-
-def response_key(case: Case) -> str:
-    """Digest of :func:`unit_case` without the waveform: equal when only amplitudes and waveform differ.
-
-    Such cases have the same mesh, electric lead fields and frequency response per unit current.
-    """
-    import dataclasses
-
-    return dataclasses.replace(unit_case(case), waveform=None).digest()
 
 
 # ----------------------------------------------------------------------------- paths
@@ -269,8 +240,6 @@ def _base_table(raw: Mapping[str, Any], folder: Path) -> dict[str, Any]:
             text = read_case_text(path)
             base = parse_case(parse_toml(text, path), base_dir=path.parent)
         else:
-            from .. import builtin_case
-
             try:
                 builtin = builtin_case(name)
             except InputError as err:
@@ -290,10 +259,10 @@ def _axes_and_points(sweep: Mapping[str, Any]) -> tuple[str, tuple[str, ...], li
         rows = sweep.get("point")
         if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) and r for r in rows):
             raise InputError("sweep.point", rows, '[[sweep.point]] tables of "path" = value')
-        axes: list[str] = []
+        names: list[str] = []
         for r in rows:
-            axes += [k for k in r if k not in axes]
-        return mode, tuple(axes), [dict(r) for r in rows]
+            names += [k for k in r if k not in names]
+        return mode, tuple(names), [dict(r) for r in rows]
     axes = tuple(k for k in sweep if k != "mode")
     if not axes:
         raise InputError("sweep", {}, 'at least one axis: "path" = [values]')

@@ -2,7 +2,7 @@
 
 :func:`run_study` registers the study's cases in the ledger (:mod:`emsim.studies.ledger`), then
 each worker (one MPI rank, or a group of ``ranks_per_case`` ranks on a sub-communicator) claims
-the next pending response group (:func:`emsim.studies.study.response_key`), meshes and solves
+the next pending response group (:func:`emsim.pipeline.response_key`), meshes and solves
 its geometry once (electric lead fields and frequency response, :func:`solve_group`),
 synthesises each of its waveforms from that response (a waveform axis adds no 3-D solve), and
 evaluates every case from the result of its unit case with :meth:`CaseResult.at` semantics (the
@@ -32,6 +32,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mpi4py import MPI
+
+from .. import __version__
+from ..errors import InputError
 from ..io import (
     check_output_folder,
     clean_stale,
@@ -41,12 +45,14 @@ from ..io import (
     write_json,
     write_text,
 )
+from ..pipeline import GeometryCache, geometry_key, solve_case, unit_case
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
 from .ledger import Ledger, Owner
 from .outputs import write_outputs
 from .pictures import skin_current_map, skin_current_profile
-from .study import Study, StudyPoint, geometry_key, load_study, unit_case
+from .report import write_results as write_study_results
+from .study import Study, StudyPoint, load_study
 
 __all__ = ["StudySummary", "case_folder_name", "run_study", "solve_group", "write_case_folder"]
 
@@ -96,7 +102,7 @@ def case_folder_name(digest: str) -> str:
     return f"cases/{digest[:16]}"
 
 
-def solve_group(points: list[StudyPoint], *, comm: Any = None) -> dict[str, CaseResult]:
+def solve_group(points: list[StudyPoint], *, comm: MPI.Comm | None = None) -> dict[str, CaseResult]:
     """Solve a response group: each of its unit cases (:func:`unit_case`), by geometry key.
 
     The points of a group differ only in currents and waveform (:func:`response_key`): the
@@ -106,18 +112,14 @@ def solve_group(points: list[StudyPoint], *, comm: Any = None) -> dict[str, Case
     runs). The cases solved depend only on the group, never on which of its points
     a rank holds.
     """
-    from .run import solve_case
-
-    reuse: dict[str, Any] = {}
+    cache = GeometryCache()
     out: dict[str, CaseResult] = {}
     for p in points:
         unit = unit_case(p.case)
         key = geometry_key(p.case)
         if key not in out:
-            out[key] = solve_case(unit, comm=comm, reuse=reuse)
-    for entry in reuse.values():
-        if entry.get("heat_basis") is not None:
-            entry["heat_basis"].close()
+            out[key] = solve_case(unit, comm=comm, cache=cache)
+    cache.close()  # the heat basis's PETSc objects; the results stay readable
     return out
 
 
@@ -128,7 +130,7 @@ def case_metrics(result: CaseResult) -> dict[str, Any]:
     return body
 
 
-def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: Any) -> None:
+def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: MPI.Comm) -> None:
     """A case's folder, written beside and renamed into place when complete (collective).
 
     With ``fields`` every output of :func:`emsim.write_outputs`; else ``metrics.json``,
@@ -178,7 +180,7 @@ def run_study(
     study: Study | str | Path,
     out_dir: str | Path,
     *,
-    comm: Any = None,
+    comm: MPI.Comm | None = None,
     ranks_per_case: int = 1,
     progress: StudyProgress = _nothing,
     write_results: bool = True,
@@ -204,10 +206,6 @@ def run_study(
     Returns:
         A :class:`StudySummary` (the same on every rank).
     """
-    from mpi4py import MPI
-
-    from .. import __version__
-
     comm = comm or MPI.COMM_WORLD
     t0 = time.perf_counter()
     if not isinstance(study, Study):
@@ -217,6 +215,7 @@ def run_study(
     by_digest = {p.digest: p for p in study.points}
     total = len(digests)
     reset = 0
+    ledger: Ledger | None
     check_output_folder(out, kind="study", field="out_dir", overwrite=overwrite)  # every rank: same verdict
     run = comm.bcast(Owner.this_process().run if comm.rank == 0 else None, root=0)  # one id for every rank
     if comm.rank == 0:
@@ -239,8 +238,6 @@ def run_study(
         else:
             progress(already, total, f"{total - already} of {total} cases to run")
     if ranks_per_case < 1 or comm.size % ranks_per_case:
-        from ..errors import InputError
-
         raise InputError("ranks_per_case", ranks_per_case, f"a divisor of the number of ranks ({comm.size})")
     sub = comm.Split(color=comm.rank // ranks_per_case, key=comm.rank)
     solves = 0
@@ -288,9 +285,7 @@ def run_study(
         by_others = done - already - computed
         not_done = total - done
         if write_results and (already < total or not (out / "results.csv").exists()):
-            from .report import write_results as _write_results
-
-            _write_results(out)
+            write_study_results(out)
     computed, by_others, not_done = comm.bcast((computed, by_others, not_done), root=0)
     return StudySummary(total, already, computed, reset, solves, time.perf_counter() - t0, by_others, not_done)
 

@@ -9,10 +9,19 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from mpi4py import MPI
 
 from ..errors import InputError, VerificationError
+from ..meshes.patch import QUALITY_ACCURACY, build_patch_mesh
 from ..models import Case, parse_case
+from ..pipeline import solve_case
+from ..solvers.electric.axisymmetric import Ring, solve_axisymmetric
 from ..solvers.reference import electric as analytic
+from ..solvers.reference.electric import rc_contact_mean_power, rc_contact_periodic_voltage
+from ..solvers.spectral.sweep import waveform_response
 
 __all__ = ["VERIFICATION_CASES", "VerificationRow", "column_case", "disk_on_slab_case", "run_verification"]
 
@@ -81,7 +90,7 @@ def pad_interface_case(*, gel: bool, quality: str = "default", size_factor: floa
     r_c sigma / a = 0.6: the contact neither dominates nor vanishes, so the distribution of the
     current under the pad, and the resistance, depend on it.
     """
-    table = {
+    table: dict[str, Any] = {
         "name": "verify-pad-interface" + ("-gel" if gel else "-bare"),
         "patch": {"width_mm": 100.0, "length_mm": 100.0},
         "material": {
@@ -118,8 +127,10 @@ def column_case(*, gel: bool = True, quality: str = "default", size_factor: floa
     )
     table["mesh"] = {"quality": quality, "size_factor": size_factor}
     case = parse_case(table)
-    e = case.electrodes[0]
-    return case, _series_resistance(case) + e.contact.resistance_ohm_m2 / e.area_m2
+    contact = case.electrodes[0].contact
+    if contact is None:
+        raise VerificationError("the column case lost its contact (it is built with one)")
+    return case, _series_resistance(case) + contact.resistance_ohm_m2 / case.electrodes[0].area_m2
 
 
 def rc_column_case(*, gel: bool = True) -> tuple[Case, float, float, float]:
@@ -181,12 +192,6 @@ def _series_resistance(case: Case) -> float:
 
 
 def _rc_column(quality: str, comm) -> list[VerificationRow]:
-    import numpy as np
-
-    from ..meshes.patch import build_patch_mesh
-    from ..solvers.reference.electric import rc_contact_periodic_voltage
-    from ..solvers.spectral.sweep import waveform_response
-
     case, r_tissue, r_contact, c_contact = rc_column_case(gel=True)
     current = case.channels[0].current_A
     course = waveform_response(case, build_patch_mesh(case, comm)).time_course([current])
@@ -198,10 +203,6 @@ def _rc_column(quality: str, comm) -> list[VerificationRow]:
 
 
 def _rc_heat(quality: str, comm) -> list[VerificationRow]:
-    from ..meshes.patch import build_patch_mesh
-    from ..solvers.reference.electric import rc_contact_mean_power
-    from ..solvers.spectral.sweep import waveform_response
-
     case, _, r_contact, c_contact = rc_column_case(gel=False)
     current = case.channels[0].current_A
     metrics, _ = waveform_response(case, build_patch_mesh(case, comm)).at([current])
@@ -211,9 +212,6 @@ def _rc_heat(quality: str, comm) -> list[VerificationRow]:
 
 
 def _disk(quality: str, comm) -> list[VerificationRow]:
-    from ..meshes.patch import QUALITY_ACCURACY
-    from .run import solve_case
-
     # Degree 3 on the edge-graded mesh: each quality level is named by the accuracy it gives here.
     case, ref = disk_on_slab_case(quality=quality, degree=3)
     res = solve_case(case, comm=comm)
@@ -224,8 +222,6 @@ def _disk(quality: str, comm) -> list[VerificationRow]:
 
 def _disk_axisymmetric(quality: str, comm) -> list[VerificationRow]:
     """The disk on a slab by the axisymmetric (r, z) solver: 0.1 % at any quality."""
-    from ..solvers.electric.axisymmetric import Ring, solve_axisymmetric
-
     case, ref = disk_on_slab_case()
     radius = case.electrodes[0].half_extent_m[0]
     sigma = case.layers[0].tissue.conductivity_at(case.solver.quasi_static_frequency_Hz)
@@ -238,8 +234,6 @@ def _disk_axisymmetric(quality: str, comm) -> list[VerificationRow]:
 
 def _column(gel: bool) -> Callable:
     def run(quality: str, comm) -> list[VerificationRow]:
-        from .run import solve_case
-
         case, ref = column_case(gel=gel, quality="coarse", size_factor=4.0 if quality != "fine" else 2.0)
         res = solve_case(case, comm=comm)
         return [_row(case.name, "resistance [ohm]", res.metrics.electric.impedance_ohm, ref, 0.005), _conservation(case.name, res)]
@@ -257,8 +251,6 @@ def _conservation(case: str, res) -> VerificationRow:
 
 
 def _pad_interface(quality: str, comm) -> list[VerificationRow]:
-    from .run import solve_case
-
     results = {gel: solve_case(pad_interface_case(gel=gel, quality=quality), comm=comm) for gel in (True, False)}
     pad, bare = (results[g].metrics.electric.impedance_ohm for g in (True, False))
     tol = {"coarse": 0.02, "default": 0.01, "fine": 0.005}[quality]
@@ -289,9 +281,6 @@ def run_verification(
         comm: MPI communicator.
         progress: called with the case name before each case.
     """
-    from mpi4py import MPI
-
-
     comm = comm or MPI.COMM_WORLD
     names = only or list(VERIFICATION_CASES)
     for n in names:

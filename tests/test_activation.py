@@ -11,9 +11,9 @@ from test_frequency import AREA_M2, BIPHASIC, LAYERS, SIGMA, column_table
 from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case
+from emsim.pipeline import solve_case
 from emsim.solvers.physiology import activation as act
 from emsim.solvers.spectral.sweep import waveform_response
-from emsim.studies.run import solve_case
 
 from conftest import small_cheek_table
 

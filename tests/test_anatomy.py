@@ -12,10 +12,10 @@ from mpi4py import MPI
 from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
 from emsim.models import parse_case
+from emsim.pipeline import solve_case
 from emsim.solvers.physiology import sensory
 from emsim.solvers.physiology.activation import DEFAULT_CHRONAXIE_S, DEFAULT_RHEOBASE_FIELD_V_PER_M
 from emsim.solvers.records import Absent
-from emsim.studies.run import solve_case
 
 PADS = [
     {"name": "A", "shape": "disk", "diameter_mm": 10, "center_mm": [-10.0, 0.0],
@@ -120,33 +120,33 @@ def test_zone_field_lies_between_the_disk_closed_form_at_its_near_edge_and_its_c
     zone = disk_result.metrics.exclusion.exclusion["z"]
     current, sigma, a = 2e-3, 1.0, 3e-3
     near, centre = newman_surface_field(current, sigma, a, 12e-3), newman_surface_field(current, sigma, a, 15e-3)
-    e = zone["field_max_dc_V_per_m"]
+    e = zone.field_max_dc_V_per_m
     assert centre < e < 1.1 * near, (centre, e, near)
     # Saline is resistive: J = sigma E in every cell, and the zone holds about the cylinder's volume.
-    assert zone["current_density_max_dc_A_per_m2"] == pytest.approx(sigma * e, rel=1e-9)
-    assert zone["volume_cm3"] == pytest.approx(math.pi * 0.3**2 * 0.3, rel=0.35)
-    rms = zone["field_rms_max_V_per_m"]  # a waveform case compares the plateau r.m.s. with the limits
+    assert zone.current_density_max_dc_A_per_m2 == pytest.approx(sigma * e, rel=1e-9)
+    assert zone.volume_cm3 == pytest.approx(math.pi * 0.3**2 * 0.3, rel=0.35)
+    rms = zone.field_rms_max_V_per_m  # a waveform case compares the plateau r.m.s. with the limits
     # placement (policy): the disk's edge is 9 mm from the zone's edge, below the default 10 mm
-    assert zone["placement_gap_mm"] == pytest.approx(9.0, abs=1e-6)
-    assert zone["placement_pass"] is False and "policy" in zone["placement_rule"]
-    assert zone["pass"] is False
+    assert zone.placement_gap_mm == pytest.approx(9.0, abs=1e-6)
+    assert zone.placement_pass is False and "policy" in zone.placement_rule
+    assert zone.passes is False
     assert disk_result.metrics.exclusion.exclusion_placement_gap_min_mm == pytest.approx(9.0, abs=1e-6)
     assert disk_result.metrics.exclusion.exclusion_placement_pass is False
-    assert max(rms / 1.0, sigma * rms / 2.0) == pytest.approx(zone["limit_ratio"], rel=1e-12)
+    assert max(rms / 1.0, sigma * rms / 2.0) == pytest.approx(zone.limit_ratio, rel=1e-12)
 
 
 def test_zone_rms_of_a_resistive_biphasic_train_is_the_peak_times_sqrt_2_pw_f(disk_result):
     zone = disk_result.metrics.exclusion.exclusion["z"]
     # A resistive medium follows the current: the pulse peak is the d.c. value and the r.m.s. over
     # the train at the plateau is I_peak sqrt(2 PW f) times the field per ampere (symmetric biphasic).
-    assert zone["field_max_pulse_V_per_m"] == pytest.approx(zone["field_max_dc_V_per_m"], rel=2e-3)
-    assert zone["field_rms_max_V_per_m"] == pytest.approx(
-        zone["field_max_dc_V_per_m"] * math.sqrt(2 * 250e-6 * 50), rel=2e-3
+    assert zone.field_max_pulse_V_per_m == pytest.approx(zone.field_max_dc_V_per_m, rel=2e-3)
+    assert zone.field_rms_max_V_per_m == pytest.approx(
+        zone.field_max_dc_V_per_m * math.sqrt(2 * 250e-6 * 50), rel=2e-3
     )
     # Linear in the current, with no solve: the limit ratio at three times the current triples.
     ratio = disk_result.metrics.exclusion.exclusion_limit_ratio_max
     assert disk_result.at({"1": 6e-3}).exclusion.exclusion_limit_ratio_max == pytest.approx(3 * ratio, rel=1e-12)
-    assert ratio == pytest.approx(zone["field_rms_max_V_per_m"] / 1.0, rel=1e-12)
+    assert ratio == pytest.approx(zone.field_rms_max_V_per_m / 1.0, rel=1e-12)
 
 
 @pytest.mark.parametrize(

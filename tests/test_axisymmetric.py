@@ -9,9 +9,9 @@ import pytest
 
 from emsim.errors import InputError
 from emsim.models import parse_case
+from emsim.pipeline import solve_case
 from emsim.solvers.electric.axisymmetric import Ring, solve_axisymmetric
 from emsim.solvers.reference import electric as analytic
-from emsim.studies.run import solve_case
 
 # The benchmark disk of the performance issue: a = 4 mm on a grounded slab, sigma 0.25, D 40 mm.
 A_M, D_M, SIGMA = 4e-3, 40e-3, 0.25

@@ -8,7 +8,7 @@ import pytest
 from emsim.errors import InputError
 from emsim.meshes.curvature import SurfaceMap
 from emsim.models import parse_case
-from emsim.studies.run import solve_case
+from emsim.pipeline import solve_case
 
 from conftest import small_two_pad_table
 

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from emsim.models import parse_case
+from emsim.pipeline import solve_case
 from emsim.solvers.reference import electric as analytic
-from emsim.studies.run import solve_case
 from emsim.studies.verification import column_case, disk_on_slab_case
 
 from conftest import CI, small_cheek_table

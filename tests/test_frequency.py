@@ -399,7 +399,7 @@ def test_cycle_mean_heat_in_the_rc_column_is_the_closed_form_periodic_rc_power(g
 
 def test_iec_figures_per_electrode_in_the_column_equal_their_closed_forms():
     """Issue 8.8: r.m.s. current density (mean and local peak), charge per phase, power, net d.c."""
-    from emsim.studies.run import solve_case
+    from emsim.pipeline import solve_case
 
     wave = {"shape": "monophasic", "pulse_width_us": 200.0, "frequency_Hz": 1000.0}
     case = parse_case(column_table(waveform=wave))
@@ -454,8 +454,8 @@ def test_interleaved_channels_add_their_heat_and_take_the_larger_peak_simultaneo
         max(one.skin_current_density_peak_pulse_A_per_m2, two.skin_current_density_peak_pulse_A_per_m2), rel=1e-12
     )
     assert set(both.waveform_by_channel) == {"one", "two"}
-    assert both.waveform_by_channel["two"]["electrode_voltage_peak_V"] == pytest.approx(
-        two.waveform_by_channel["two"]["electrode_voltage_peak_V"], rel=1e-9
+    assert both.waveform_by_channel["two"].electrode_voltage_peak_V == pytest.approx(
+        two.waveform_by_channel["two"].electrode_voltage_peak_V, rel=1e-9
     )
     # The same pads fired in phase: the fields add, so the heat has cross terms.
     simultaneous = parse_case(_two_channel_table("simultaneous"))

@@ -74,11 +74,11 @@ def assert_same_heating(got, want) -> None:
     g, w = got.reference, want.reference
     for key in ("skin_temperature_basal_C", "skin_temperature_peak_C", "tissue_temperature_rise_max_K"):
         assert abs(getattr(g, key) - getattr(w, key)) <= TOL_K, key
-    for key in ("cem43_heated_max_min", "cem43_skin_max_min"):
-        assert getattr(g, key) == pytest.approx(getattr(w, key), rel=1e-9, abs=1e-12), key
+    assert g.cem43_heated_max_min == pytest.approx(w.cem43_heated_max_min, rel=1e-9, abs=1e-12)
+    assert g.cem43_skin_max_min == pytest.approx(w.cem43_skin_max_min, rel=1e-9, abs=1e-12)
     assert g.hottest_point_m == pytest.approx(w.hottest_point_m, abs=1e-12)
     assert g.skin_temperature_peak_location_m == pytest.approx(w.skin_temperature_peak_location_m, abs=1e-12)
-    assert g.thermal["joule_heat_time_averaged_W"] == pytest.approx(w.thermal["joule_heat_time_averaged_W"], rel=1e-12)
+    assert g.thermal.joule_heat_time_averaged_W == pytest.approx(w.thermal.joule_heat_time_averaged_W, rel=1e-12)
     for key in ("skin_temperature_max_C", "tissue_temperature_rise_max_K"):
         assert np.abs(got.history[key] - want.history[key]).max() <= TOL_K, key
     assert got.history["cem43_tissue_max_min"] == pytest.approx(want.history["cem43_tissue_max_min"], rel=1e-9, abs=1e-12)
@@ -90,6 +90,7 @@ def assert_same_heating(got, want) -> None:
         a, b = got.at(current), want.at(current)
         assert abs(a.skin_temperature_peak_C - b.skin_temperature_peak_C) <= TOL_K
         assert a.cem43_heated_max_min == pytest.approx(b.cem43_heated_max_min, rel=1e-9, abs=1e-12)
+        assert a.cem43_skin_max_min == pytest.approx(b.cem43_skin_max_min, rel=1e-9, abs=1e-12)
 
 
 def test_basis_heating_equals_the_direct_session_run_within_1e_6_K(anatomy) -> None:

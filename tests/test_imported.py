@@ -13,7 +13,7 @@ import pytest
 import emsim
 from emsim.errors import InputError
 from emsim.models import load_case, parse_case, parse_case_text
-from emsim.studies.run import solve_case
+from emsim.pipeline import solve_case
 
 from conftest import small_two_pad_table
 

@@ -253,7 +253,7 @@ def test_cem43_is_taken_where_the_heating_is_not_at_the_face_held_at_the_core_te
     m = ref.reference
     core_dose = 300.0 / 60.0 * 0.25 ** (43.0 - 37.0)  # a 5-min session at 37 C: the deep face, any current
     # the all-tissue max is that dose (reported as a detail, named for what it is) ...
-    assert core_dose * (1 - 1e-9) <= m.thermal["cem43_tissue_max_min"] < 1.05 * core_dose
+    assert core_dose * (1 - 1e-9) <= m.thermal.cem43_tissue_max_min < 1.05 * core_dose
     # ... while the heated region (skin under the pads, basal about 35 C, peak 36.8 C here) is cooler
     assert 0.0 < m.cem43_heated_max_min < 0.8 * core_dose
     assert 0.0 < m.cem43_skin_max_min < 0.8 * core_dose  # the skin surface too
@@ -280,12 +280,12 @@ def test_joule_heat_follows_the_waveform_mean_square_including_on_off_and_ramps(
         / ref.reference.tissue_temperature_rise_max_K
     )
     assert ratio == pytest.approx(expected, rel=1e-6)
-    assert pulsed.reference.thermal["rms_current_A"] == pytest.approx(
+    assert pulsed.reference.thermal.rms_current_A == pytest.approx(
         3e-3 * math.sqrt(expected), rel=1e-12
     )
     joule = (
-        pulsed.reference.thermal["joule_heat_time_averaged_W"]
-        / ref.reference.thermal["joule_heat_time_averaged_W"]
+        pulsed.reference.thermal.joule_heat_time_averaged_W
+        / ref.reference.thermal.joule_heat_time_averaged_W
     )
     assert joule == pytest.approx(expected, rel=1e-12)
 
@@ -302,7 +302,7 @@ def test_session_metrics_are_physical_and_outputs_are_written(tiny, tmp_path: Pa
     assert m.session_s == 300.0 and m.thermal_time_step_s == 20.0
     # The Joule heat entering the tissue equals I^2 Z for d.c. (energy conservation).
     impedance = solution.electrode_potentials_V["A"] - solution.electrode_potentials_V["B"]
-    power = m.thermal["joule_heat_time_averaged_W"]
+    power = m.thermal.joule_heat_time_averaged_W
     assert power == pytest.approx(impedance / 3e-3 * (3e-3) ** 2, rel=1e-6)
     # The hottest tissue is the skin under a pad (radius 3 mm around x = +-6 mm), on the side
     # facing the other pad, where the current crowds.
@@ -325,7 +325,7 @@ def test_cg_gamg_and_mumps_give_the_same_heating(tiny) -> None:
     case, patch, problem, solution, ref = tiny
     iterative = dataclasses.replace(case, solver=dataclasses.replace(case.solver, method="cg-gamg"))
     result = session_heating(iterative, patch, problem, solution)
-    assert result.reference.thermal["method"] == "cg-gamg"
+    assert result.reference.thermal.method == "cg-gamg"
     for key in ("skin_temperature_peak_C", "tissue_temperature_rise_max_K", "cem43_heated_max_min"):
         assert getattr(result.reference, key) == pytest.approx(getattr(ref.reference, key), rel=1e-7), key
 
@@ -492,6 +492,6 @@ def test_heat_from_the_waveform_spectrum_equals_the_dc_heat_times_the_mean_squar
     lead = waveform_response(case, patch, n_frequencies=8)
     spectral = session_heating(case, patch, problem, solution, heat=lead.heat).reference
     dc = session_heating(case, patch, problem, solution).reference
-    assert spectral.thermal["joule_heat_from"].startswith("the waveform")
-    assert spectral.thermal["joule_heat_time_averaged_W"] == pytest.approx(dc.thermal["joule_heat_time_averaged_W"], rel=1e-9)
+    assert spectral.thermal.joule_heat_from.startswith("the waveform")
+    assert spectral.thermal.joule_heat_time_averaged_W == pytest.approx(dc.thermal.joule_heat_time_averaged_W, rel=1e-9)
     assert spectral.tissue_temperature_rise_max_K == pytest.approx(dc.tissue_temperature_rise_max_K, rel=1e-9)

@@ -29,11 +29,19 @@ import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+import gmsh
 import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fpetsc
+from mpi4py import MPI
+from petsc4py import PETSc
 
 from ...errors import InputError
+from ...meshes.distribute import gmsh_model_to_mesh
+from ...meshes.patch import edge_size_expression
+from ..linalg.ksp import create_ksp, solve_checked
 
 __all__ = ["AXISYMMETRIC_QUALITY", "AxisymmetricResult", "Ring", "solve_axisymmetric"]
 
@@ -118,13 +126,8 @@ def _check(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_r
         raise InputError("outer_radius_m", outer_radius_m, f"> the outermost rim, {spans[-1][1]} m")
 
 
-def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_radius_m: float, quality: str, comm: Any):
+def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_radius_m: float, quality: str, comm: MPI.Comm):
     """(r, z) mesh with layer cell tags (1..) and facet tags: 1 bottom, 10 + i electrode i."""
-    import gmsh
-
-    from ...meshes.distribute import gmsh_model_to_mesh
-    from ...meshes.patch import edge_size_expression
-
     width = min(r.r_outer_m - r.r_inner_m for r in rings)
     h_edge = AXISYMMETRIC_QUALITY[quality] * width
     depth = sum(h for h, _ in layers)
@@ -209,7 +212,7 @@ def solve_axisymmetric(
     grounded_bottom: bool = True,
     quality: str = "default",
     degree: int = 2,
-    comm: Any = None,
+    comm: MPI.Comm | None = None,
 ) -> AxisymmetricResult:
     """Conductance matrix of equipotential rings over horizontal layers (axisymmetric FEM).
 
@@ -229,14 +232,6 @@ def solve_axisymmetric(
     Raises:
         InputError: bad layers, rings, radius, quality or degree.
     """
-    import ufl
-    from dolfinx import fem
-    from dolfinx.fem import petsc as fpetsc
-    from mpi4py import MPI
-    from petsc4py import PETSc
-
-    from ..linalg.ksp import create_ksp, solve_checked
-
     _check(layers, rings, outer_radius_m)
     if quality not in AXISYMMETRIC_QUALITY:
         raise InputError("quality", quality, f"one of {', '.join(AXISYMMETRIC_QUALITY)}")

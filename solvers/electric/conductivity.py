@@ -33,6 +33,8 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import mesh as dmesh
 
 from ...meshes.patch import PatchMesh, contact_sublayer_fraction
 from ...models.case import Case
@@ -95,7 +97,7 @@ def volume_admittivities(
             continue
         t = e.gel.thickness_m
         h = contact_sublayer_fraction * t
-        y = 1.0 / e.contact.resistance_ohm_m2
+        y: complex = 1.0 / e.contact.resistance_ohm_m2
         if complex_valued and e.contact.capacitance_F_per_m2 is not None:
             y = y + 1j * w * e.contact.capacitance_F_per_m2
         n = np.asarray(normals.get(e.name, _Z), dtype=float)
@@ -114,8 +116,6 @@ def pad_normals(case: Case, patch: PatchMesh) -> dict[str, np.ndarray]:
     cell of the pad's volume), reduced over the ranks. On a curved patch every pad's normal is
     +z in its local frame (the tensors are rotated point by point, :func:`form_tensor`).
     """
-    from dolfinx import mesh as dmesh
-
     if patch.surface is not None:
         return {e.name: np.array(_Z) for e in case.electrodes if e.gel is not None}
 
@@ -160,7 +160,6 @@ def form_tensor(patch: PatchMesh, tensor: Any) -> Any:
     """
     if patch.surface is None:
         return tensor
-    import ufl
 
     Q = patch.surface.frame_ufl(ufl.SpatialCoordinate(patch.mesh))
     return ufl.dot(ufl.dot(Q, tensor), Q.T)
@@ -192,7 +191,6 @@ def cell_tensors(patch: PatchMesh, cells: Any, tensor: np.ndarray) -> np.ndarray
     cells = np.asarray(cells, dtype=np.int32)
     if patch.surface is None or len(cells) == 0:
         return np.broadcast_to(np.asarray(tensor), (len(cells), 3, 3))
-    from dolfinx import mesh as dmesh
 
     mid = dmesh.compute_midpoints(patch.mesh, patch.mesh.topology.dim, cells)
     return point_tensors(patch, mid, tensor)

@@ -26,10 +26,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.mesh import Mesh
+from mpi4py import MPI
 
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ...models.electrodes import Channel
+from .conductivity import cell_tensors
 
 __all__ = [
     "ElectrodeSystem",
@@ -89,8 +94,6 @@ class ElectrodeSystem:
     """
 
     def __init__(self, case: Case, patch: PatchMesh, V: Any, robin_admittance: Mapping[str, complex]) -> None:
-        from dolfinx import fem
-
         self.case, self.patch, self.V = case, patch, V
         self.names = [e.name for e in case.electrodes]
         self.robin = dict(robin_admittance)
@@ -131,7 +134,7 @@ class ElectrodeSystem:
         if k in self.dirichlet:
             g.x.array[self.bs * self.dirichlet[k]] = 1.0
 
-    def dirichlet_currents(self, residual: Any, comm: Any) -> dict[str, complex | float]:
+    def dirichlet_currents(self, residual: Any, comm: MPI.Comm) -> dict[str, complex | float]:
         """Consistent currents [A] through the Dirichlet faces from an assembled residual vector.
 
         Args:
@@ -149,11 +152,8 @@ class ElectrodeSystem:
         return out
 
 
-def cell_gradients(mesh: Any, scalars: Sequence[Any]) -> list[np.ndarray]:
+def cell_gradients(mesh: Mesh, scalars: Sequence[Any]) -> list[np.ndarray]:
     """-grad of each UFL scalar per cell (DG0 interpolation; owned and ghost cells): (n, 3) arrays."""
-    import ufl
-    from dolfinx import fem
-
     W = fem.functionspace(mesh, ("DG", 0, (3,)))
     out = []
     for u in scalars:
@@ -170,8 +170,6 @@ def current_density(patch: PatchMesh, E: np.ndarray, admittivity: Mapping[str, n
     On a curved patch each cell's tensor is rotated into its local frame at the cell centroid
     (:func:`emsim.solvers.electric.conductivity.cell_tensors`).
     """
-    from .conductivity import cell_tensors
-
     J = np.zeros_like(E, dtype=np.result_type(E.dtype, *(t.dtype for t in admittivity.values())))
     for name, tensor in admittivity.items():
         cells = patch.cell_tags.find(patch.volumes[name])

@@ -26,20 +26,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+from dolfinx import mesh as dmesh
+from mpi4py import MPI
 
+from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ...models.exclusion import PLACEMENT_SOURCE, placement_gap_m
 from ..channels import firing_groups
 from ..records import Absent, metric
 
-__all__ = ["ExclusionMetrics", "ZoneLeadField", "zone_cells"]
+__all__ = ["ExclusionMetrics", "ZoneLeadField", "ZoneMetrics", "zone_cells"]
 
 
-def zone_cells(case: Case, patch: Any) -> tuple[np.ndarray, np.ndarray]:
+def zone_cells(case: Case, patch: PatchMesh) -> tuple[np.ndarray, np.ndarray]:
     """Owned tissue cells in any zone (sorted local indices) and their (n, n_zones) membership.
 
     A cell belongs to a zone when its centroid lies in the zone's cylinder and it is a cell of a
@@ -54,10 +57,9 @@ def zone_cells(case: Case, patch: Any) -> tuple[np.ndarray, np.ndarray]:
         [patch.cell_tags.find(t) for n, t in patch.volumes.items() if n.startswith("layer:")] or [np.empty(0, np.int32)]
     )
     tissue = np.sort(tissue[tissue < n_owned])
-    from dolfinx import mesh as dmesh
 
     mid = dmesh.compute_midpoints(mesh, 3, tissue.astype(np.int32))
-    if getattr(patch, "surface", None) is not None:  # a curved patch: the zone is drawn on the flat map
+    if patch.surface is not None:  # a curved patch: the zone is drawn on the flat map
         mid = patch.surface.to_flat(mid)
     member = np.column_stack([z.contains(mid[:, 0], mid[:, 1], mid[:, 2]) for z in case.exclusions])
     keep = member.any(axis=1)
@@ -109,7 +111,7 @@ class ZoneLeadField:
 
     @classmethod
     def gather(
-        cls, comm: Any, case: Case, member: np.ndarray, volumes: np.ndarray, E: Sequence[np.ndarray],
+        cls, comm: MPI.Comm, case: Case, member: np.ndarray, volumes: np.ndarray, E: Sequence[np.ndarray],
         J: Sequence[np.ndarray],
     ) -> ZoneLeadField:  # fmt: skip
         """Gather the zone cells' d.c. data of every rank (collective; rank order).
@@ -139,8 +141,6 @@ class ZoneLeadField:
     def with_pulse(self, pulse_E: np.ndarray, pulse_J: np.ndarray, ms_E: np.ndarray, ms_J: np.ndarray,
                    pairs: tuple[tuple[int, int], ...]) -> ZoneLeadField:  # fmt: skip
         """This record with the waveform data (gathered arrays, cells in this record's order)."""
-        from dataclasses import replace
-
         return replace(
             self, pulse_field_per_A=pulse_E, pulse_current_density_per_A=pulse_J, field_ms_per_A2=ms_E,
             current_density_ms_per_A2=ms_J, pairs=pairs,
@@ -155,15 +155,19 @@ class ZoneLeadField:
         groups = firing_groups(np.asarray(current, float), self.timing)
         e_dc = np.max([_mag(self.field_per_A @ g) for g in groups], axis=0)
         j_dc = np.max([_mag(self.current_density_per_A @ g) for g in groups], axis=0)
-        pulse = self.pulse_field_per_A is not None
-        if pulse:
-            e_p = np.max([_mag(np.abs(self.pulse_field_per_A @ g)).max(axis=0) for g in groups], axis=0)
-            j_p = np.max([_mag(np.abs(self.pulse_current_density_per_A @ g)).max(axis=0) for g in groups], axis=0)
-            e_rms = self._rms(self.field_ms_per_A2, current)
-            j_rms = self._rms(self.current_density_ms_per_A2, current)
-        else:
-            e_p = j_p = e_rms = j_rms = None
-        block: dict[str, Any] = {}
+        pE, pJ, msE, msJ = (self.pulse_field_per_A, self.pulse_current_density_per_A, self.field_ms_per_A2,
+                            self.current_density_ms_per_A2)  # fmt: skip
+        e_p: np.ndarray | None = None
+        j_p: np.ndarray | None = None
+        e_rms: np.ndarray | None = None
+        j_rms: np.ndarray | None = None
+        pulse = pE is not None and pJ is not None and msE is not None and msJ is not None
+        if pE is not None and pJ is not None and msE is not None and msJ is not None:
+            e_p = np.max([_mag(np.abs(pE @ g)).max(axis=0) for g in groups], axis=0)
+            j_p = np.max([_mag(np.abs(pJ @ g)).max(axis=0) for g in groups], axis=0)
+            e_rms = self._rms(msE, current)
+            j_rms = self._rms(msJ, current)
+        block: dict[str, ZoneMetrics] = {}
         compared: dict[str, float] = {}
         all_pass, placed, worst, limited = True, True, 0.0, False
         gap_min = math.inf
@@ -171,7 +175,7 @@ class ZoneLeadField:
             gap = self.placement_gap_m[k] if k < len(self.placement_gap_m) else math.nan
             gap_min = min(gap_min, gap)
             ok_placed = bool(gap >= z.min_distance_m - 1e-12)
-            row: dict[str, Any] = {
+            placement: dict[str, Any] = {
                 "placement_gap_mm": float(f"{gap * 1e3:.6g}"),
                 "placement_min_distance_mm": float(f"{z.min_distance_m * 1e3:.6g}"),
                 "placement_pass": ok_placed,
@@ -180,47 +184,50 @@ class ZoneLeadField:
             placed &= ok_placed
             m = self.member[:, k]
             if not m.any():
-                row |= {"cells": 0, "note": "no tissue cell centroid lies in the zone: refine the mesh"}
-                ok = ok_placed and not z.has_limits  # a limit that cannot be checked does not pass
-                row["pass"] = bool(ok)
-                all_pass &= bool(ok)
-                block[z.name] = row
+                block[z.name] = ZoneMetrics.empty(**placement, passes=ok_placed and not z.has_limits)
+                all_pass &= ok_placed and not z.has_limits  # a limit that cannot be checked does not pass
                 continue
-            row |= {
-                "cells": int(m.sum()),
-                "volume_cm3": float(self.volumes_m3[m].sum() * 1e6),
-                "field_max_dc_V_per_m": float(e_dc[m].max()),
-                "current_density_max_dc_A_per_m2": float(j_dc[m].max()),
-            }
-            if pulse:
-                row["field_max_pulse_V_per_m"] = float(e_p[m].max())
-                row["current_density_max_pulse_A_per_m2"] = float(j_p[m].max())
-                row["field_rms_max_V_per_m"] = float(e_rms[m].max())
-                row["current_density_rms_max_A_per_m2"] = float(j_rms[m].max())
-            e_cmp = row["field_rms_max_V_per_m"] if pulse else row["field_max_dc_V_per_m"]
-            j_cmp = row["current_density_rms_max_A_per_m2"] if pulse else row["current_density_max_dc_A_per_m2"]
+            e_cmp = float((e_rms if e_rms is not None else e_dc)[m].max())
+            j_cmp = float((j_rms if j_rms is not None else j_dc)[m].max())
             compared[z.name] = e_cmp
             ok = ok_placed
             ratios = []
             if z.field_max_V_per_m is not None:
-                row["field_limit_V_per_m"] = z.field_max_V_per_m
                 ratios.append(e_cmp / z.field_max_V_per_m)
                 ok &= e_cmp <= z.field_max_V_per_m
             if z.current_density_max_A_per_m2 is not None:
-                row["current_density_limit_A_per_m2"] = z.current_density_max_A_per_m2
                 ratios.append(j_cmp / z.current_density_max_A_per_m2)
                 ok &= j_cmp <= z.current_density_max_A_per_m2
             if ratios:
-                row["compared"] = (
+                how: str = (
                     "r.m.s. over the pulse train at the plateau (field_rms_max, current_density_rms_max)" if pulse
                     else "d.c. values (field_max_dc, current_density_max_dc)"
                 )  # fmt: skip
-                row["limit_ratio"] = float(max(ratios))
-                worst = max(worst, row["limit_ratio"])
+                ratio: float | Absent = float(max(ratios))
+                worst = max(worst, float(max(ratios)))
                 limited = True
             else:
-                row["compared"] = "no field limit: placement rule only (the fields are reported, not judged)"
-            row["pass"] = bool(ok)
+                how = "no field limit: placement rule only (the fields are reported, not judged)"
+                ratio = _NO_ZONE_LIMIT
+            row = ZoneMetrics(
+                **placement,
+                cells=int(m.sum()),
+                volume_cm3=float(self.volumes_m3[m].sum() * 1e6),
+                field_max_dc_V_per_m=float(e_dc[m].max()),
+                current_density_max_dc_A_per_m2=float(j_dc[m].max()),
+                field_max_pulse_V_per_m=_zone_max(e_p, m),
+                current_density_max_pulse_A_per_m2=_zone_max(j_p, m),
+                field_rms_max_V_per_m=_zone_max(e_rms, m),
+                current_density_rms_max_A_per_m2=_zone_max(j_rms, m),
+                field_limit_V_per_m=_NO_LIMIT if z.field_max_V_per_m is None else z.field_max_V_per_m,
+                current_density_limit_A_per_m2=(
+                    _NO_LIMIT if z.current_density_max_A_per_m2 is None else z.current_density_max_A_per_m2
+                ),
+                compared=how,
+                limit_ratio=ratio,
+                passes=bool(ok),
+                note=_NO_NOTE,
+            )  # fmt: skip
             all_pass &= bool(ok)
             block[z.name] = row
         ratio_max: float | Absent = worst if limited else Absent(
@@ -233,18 +240,75 @@ class ZoneLeadField:
         )  # fmt: skip
 
 
+_NO_PULSE = Absent("a d.c. case has no pulse")
+_NO_LIMIT = Absent("the zone sets no such limit")
+_NO_NOTE = Absent("the zone was evaluated (a note says why one could not be)")
+_EMPTY = Absent("no tissue cell centroid lies in the zone: refine the mesh")
+_NO_ZONE_LIMIT = Absent("the zone states no field or current-density limit (placement rule only)")
+
+
+def _zone_max(values: np.ndarray | None, member: np.ndarray) -> float | Absent:
+    return _NO_PULSE if values is None else float(values[member].max())
+
+
+@dataclass(frozen=True)
+class ZoneMetrics:
+    """One exclusion zone's fields and verdict at given channel currents (``metrics.json``: one row)."""
+
+    placement_gap_mm: float = metric("mm", "smallest gap between a gel footprint and the zone's edge")
+    placement_min_distance_mm: float = metric("mm", "the zone's min_distance_mm (placement rule, policy)")
+    placement_pass: bool = metric("-", "every gel footprint keeps min_distance_mm from the zone (policy)")
+    placement_rule: str = metric("-", "the placement rule's source (policy)")
+    cells: int = metric("-", "tissue cells whose centroid lies in the zone")
+    volume_cm3: float | Absent = metric("cm^3", "volume of those cells")  # noqa: RUF009  (metric() is a dataclasses.field)
+    field_max_dc_V_per_m: float | Absent = metric("V/m", "max |E| over the zone at d.c.")  # noqa: RUF009
+    current_density_max_dc_A_per_m2: float | Absent = metric("A/m^2", "max |J| over the zone at d.c.")  # noqa: RUF009
+    field_max_pulse_V_per_m: float | Absent = metric("V/m", "max |E| over the zone at the pulse instants")  # noqa: RUF009
+    current_density_max_pulse_A_per_m2: float | Absent = metric(  # noqa: RUF009
+        "A/m^2", "max |J| over the zone at the pulse instants"
+    )
+    field_rms_max_V_per_m: float | Absent = metric(  # noqa: RUF009
+        "V/m", "max over the zone of the r.m.s. |E| over the pulse train at the plateau"
+    )
+    current_density_rms_max_A_per_m2: float | Absent = metric(  # noqa: RUF009
+        "A/m^2", "max over the zone of the r.m.s. |J| over the pulse train at the plateau"
+    )
+    field_limit_V_per_m: float | Absent = metric("V/m", "the zone's |E| limit")  # noqa: RUF009
+    current_density_limit_A_per_m2: float | Absent = metric("A/m^2", "the zone's |J| limit")  # noqa: RUF009
+    compared: str | Absent = metric("-", "which values are compared with the limits")  # noqa: RUF009
+    limit_ratio: float | Absent = metric("-", "largest compared value / limit")  # noqa: RUF009
+    passes: bool = metric("-", "the placement rule holds and every compared value is within its limit", key="pass")
+    note: str | Absent = metric("-", "why the zone could not be evaluated")  # noqa: RUF009
+
+    @classmethod
+    def empty(
+        cls, *, placement_gap_mm: float, placement_min_distance_mm: float, placement_pass: bool, placement_rule: str,
+        passes: bool,
+    ) -> ZoneMetrics:  # fmt: skip
+        """The row of a zone that holds no tissue cell (a zone with a limit fails: refine the mesh)."""
+        return cls(
+            placement_gap_mm=placement_gap_mm, placement_min_distance_mm=placement_min_distance_mm,
+            placement_pass=placement_pass, placement_rule=placement_rule,
+            cells=0, volume_cm3=_EMPTY, field_max_dc_V_per_m=_EMPTY, current_density_max_dc_A_per_m2=_EMPTY,
+            field_max_pulse_V_per_m=_EMPTY, current_density_max_pulse_A_per_m2=_EMPTY, field_rms_max_V_per_m=_EMPTY,
+            current_density_rms_max_A_per_m2=_EMPTY, field_limit_V_per_m=_EMPTY,
+            current_density_limit_A_per_m2=_EMPTY, compared=_EMPTY, limit_ratio=_EMPTY, passes=bool(passes),
+            note="no tissue cell centroid lies in the zone: refine the mesh",
+        )  # fmt: skip
+
+
 @dataclass(frozen=True)
 class ExclusionMetrics:
     """The exclusion-zone metrics at given channel currents."""
 
-    exclusion: Mapping[str, Any] = metric(
+    exclusion: Mapping[str, ZoneMetrics] = metric(
         "-", "per [[exclusion]] zone (tissue cells whose centroid lies in the cylinder of radius_mm "
         "around center_mm, down to depth_mm): cells, volume_cm3, max |E| [V/m] and |J| [A/m^2] over the "
         "zone at d.c. (field_max_dc, current_density_max_dc), at the pulse instants (..._pulse) and as "
         "r.m.s. over the pulse train at the plateau (..._rms_max); the limits, the values compared with "
         "them (compared), the largest value/limit (limit_ratio) and pass",
     )  # fmt: skip
-    exclusion_field_max_V_per_m: Mapping[str, Any] = metric(
+    exclusion_field_max_V_per_m: Mapping[str, float] = metric(
         "V/m", "per zone, the largest |E| over its cells that its limit is compared with: r.m.s. over the "
         "pulse train at the plateau with a waveform, the d.c. value without", label="exclusion zone |E|",
     )  # fmt: skip

@@ -41,12 +41,12 @@ _CM2 = 1e-4  # m^2 per cm^2
 class IECFigures:
     """Output figures per electrode (by electrode name) at given channel currents."""
 
-    rms_current_density_mA_per_cm2: Mapping[str, Any] = metric(
+    rms_current_density_mA_per_cm2: Mapping[str, float] = metric(
         "mA/cm^2", "per electrode: its share of the r.m.s. current at the plateau (the pulse train while on) over its "
         "footprint area",
         label="r.m.s. current density",
     )  # fmt: skip
-    rms_current_density_local_peak_mA_per_cm2: Mapping[str, Any] = metric(
+    rms_current_density_local_peak_mA_per_cm2: Mapping[str, float] = metric(
         "mA/cm^2", "per electrode: disc-averaged (1 mm) peak normal current density under it x I_rms / I (plateau)",
         label="r.m.s. current density, local peak",
     )  # fmt: skip
@@ -56,11 +56,11 @@ class IECFigures:
     charge_density_per_phase_uC_per_cm2: Mapping[str, Any] | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
         "uC/cm^2", "per electrode: charge per phase over its footprint area"
     )
-    average_power_density_W_per_cm2: Mapping[str, Any] = metric(
+    average_power_density_W_per_cm2: Mapping[str, float] = metric(
         "W/cm^2", "per electrode: cycle-mean electrical power of its channel over its footprint area",
         label="average power density",
     )  # fmt: skip
-    net_dc_current_uA: Mapping[str, Any] = metric(
+    net_dc_current_uA: Mapping[str, float] = metric(
         "uA", "per electrode: mean current over the whole cycle, + into the body", label="net d.c. current"
     )
 

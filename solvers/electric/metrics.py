@@ -18,11 +18,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
 
 from ...errors import SolverError
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
-from ..channels import current_vector, firing_groups
+from ..channels import ChannelLayout, Currents
 from ..records import Absent, metric
 from .electrodes import cell_gradients, current_density
 from .exclusion import ZoneLeadField, zone_cells
@@ -50,15 +52,15 @@ class ElectricMetrics:
     current_requested_A: float = metric(
         "A", "current of the first channel", label="current (channel 1)", scale=1e3, shown_unit="mA"
     )
-    channel_current_A: Mapping[str, Any] = metric("A", "current of each channel, by channel name")
+    channel_current_A: Mapping[str, float] = metric("A", "current of each channel, by channel name")
     impedance_ohm: float = metric(
         "ohm", "(V_anode - V_cathode) / I of the first channel driven alone", label="impedance"
     )
-    impedance_by_channel_ohm: Mapping[str, Any] = metric("ohm", "(V_anode - V_cathode) / I of each channel driven alone")
-    electrode_voltage_V: Mapping[str, Any] = metric(
+    impedance_by_channel_ohm: Mapping[str, float] = metric("ohm", "(V_anode - V_cathode) / I of each channel driven alone")
+    electrode_voltage_V: Mapping[str, float] = metric(
         "V", "potential of each electrode's metal, the first channel's cathode at 0 V", label="electrode voltage"
     )
-    electrode_current_A: Mapping[str, Any] = metric("A", "current leaving each electrode into the body (consistent flux)")
+    electrode_current_A: Mapping[str, float] = metric("A", "current leaving each electrode into the body (consistent flux)")
     skin_current_density_peak_A_per_m2: float = metric(
         "A/m^2", f"max over the skin surface of the normal current density {_PEAK}",
         label="skin J peak (1 mm disc)",
@@ -69,7 +71,7 @@ class ElectricMetrics:
         "(the peak's averages, so never above the peak)",
         label="skin J p99 under pads",
     )  # fmt: skip
-    skin_current_density_mean_A_per_m2: Mapping[str, Any] = metric(
+    skin_current_density_mean_A_per_m2: Mapping[str, float] = metric(
         "A/m^2", "mean normal current density over each electrode's footprint", label="skin J mean under"
     )
     muscle_field_max_V_per_m: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
@@ -83,7 +85,7 @@ class ElectricMetrics:
         "current at the peak amplitude (not the stimulation's mean heat: see joule_power_cycle_mean_W)",
         label="Joule power, d.c. at the peak current",
     )  # fmt: skip
-    layer_joule_power_dc_at_peak_W: Mapping[str, Any] = metric(
+    layer_joule_power_dc_at_peak_W: Mapping[str, float] = metric(
         "W", "continuous d.c. at the peak amplitude: integral of E . S E over each volume (layers by label), and "
         "G (V_e - phi)^2 over each bare electrode's contact (contact:E)",
     )  # fmt: skip
@@ -100,9 +102,6 @@ def target_layers(case: Case) -> list[str]:
 
 def cell_volumes(patch: PatchMesh) -> np.ndarray:
     """Volume [m^3] of every local cell (owned and ghost)."""
-    import ufl
-    from dolfinx import fem
-
     Q = fem.functionspace(patch.mesh, ("DG", 0))
     vec = fem.assemble_vector(fem.form(ufl.TestFunction(Q) * ufl.dx))
     vec.scatter_forward()
@@ -232,9 +231,9 @@ class ElectricLeadField:
             zones=zones,
         )
 
-    def currents_vector(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+    def currents_vector(self, currents_A: Currents) -> np.ndarray:
         """Channel currents [A] as a vector in channel order (:func:`emsim.solvers.channels.current_vector`)."""
-        return current_vector(self.channels, currents_A)
+        return self.layout.vector(currents_A)
 
     def electrode_potentials(self, current: np.ndarray) -> np.ndarray:
         """Electrode potentials [V], the first channel's cathode at 0 V (or the ground)."""
@@ -245,7 +244,7 @@ class ElectricLeadField:
         """|J_n| [A/m^2] per skin facet at the channel currents."""
         return np.abs(self.skin_jn_per_A @ current)
 
-    def at(self, currents_A: Mapping[str, float] | Sequence[float]) -> ElectricMetrics:
+    def at(self, currents_A: Currents) -> ElectricMetrics:
         """The metrics at channel currents [A] (by name, or a vector in channel order); no solve."""
         current = self.currents_vector(currents_A)
         V = self.electrode_potentials(current)
@@ -267,6 +266,8 @@ class ElectricLeadField:
             m = self.skin_under == name
             a = self.skin_areas_m2[m]
             mean[name] = max(float(np.dot(a, jn[m]) / a.sum()) for *_, jn in skin)
+        e_max: float | Absent
+        e_mean: float | Absent
         if self.has_target and len(self.muscle_volumes_m3):
             emag = [np.linalg.norm(self.muscle_field_per_A @ g, axis=1) for g in groups]
             e_max = max(float(e.max()) for e in emag)
@@ -292,9 +293,14 @@ class ElectricLeadField:
             current_conservation_error=float(self.conservation_error.max(initial=0.0)),
         )
 
+    @property
+    def layout(self) -> ChannelLayout:
+        """The channels' names and timing (:class:`emsim.solvers.channels.ChannelLayout`)."""
+        return ChannelLayout(tuple(self.channels), self.timing)
+
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
         """The channel currents that flow together (:func:`emsim.solvers.channels.firing_groups`)."""
-        return firing_groups(current, self.timing)
+        return self.layout.groups(current)
 
     def skin_picture(self, current: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Skin triangles [m] and |J_n| [A/m^2] at the channel currents (largest over groups)."""

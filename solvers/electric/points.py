@@ -5,6 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem, geometry
+from dolfinx import mesh as dmesh
+from dolfinx.mesh import Mesh
+from mpi4py import MPI
 
 from ...errors import SolverError
 from ...meshes.patch import PatchMesh
@@ -12,7 +17,7 @@ from ...meshes.patch import PatchMesh
 __all__ = ["locate_points", "point_gradients", "point_volumes"]
 
 
-def locate_points(mesh: Any, points_m: Any, *, surface: Any = None) -> np.ndarray:
+def locate_points(mesh: Mesh, points_m: Any, *, surface: Any = None) -> np.ndarray:
     """Per point, the local index of the cell that evaluates it on this rank, else -1.
 
     Exactly one rank gets a cell per point: among the owned cells holding the point (bounding
@@ -24,10 +29,6 @@ def locate_points(mesh: Any, points_m: Any, *, surface: Any = None) -> np.ndarra
     Raises:
         SolverError: a point lies in no cell of the mesh.
     """
-    from dolfinx import geometry
-    from dolfinx import mesh as dmesh
-    from mpi4py import MPI
-
     comm = mesh.comm
     pts = np.ascontiguousarray(np.asarray(points_m, dtype=mesh.geometry.x.dtype).reshape(-1, 3))
     n_owned = mesh.topology.index_map(3).size_local
@@ -55,7 +56,7 @@ def locate_points(mesh: Any, points_m: Any, *, surface: Any = None) -> np.ndarra
     return cells
 
 
-def point_gradients(mesh: Any, scalars: Any, degree: int, points_m: Any, cells: Any) -> np.ndarray:
+def point_gradients(mesh: Mesh, scalars: Any, degree: int, points_m: Any, cells: Any) -> np.ndarray:
     """-grad of each UFL scalar (Lagrange of ``degree``) at located points, on every rank.
 
     The gradient is interpolated exactly into DG(degree - 1) and evaluated in the cell of
@@ -64,10 +65,6 @@ def point_gradients(mesh: Any, scalars: Any, degree: int, points_m: Any, cells: 
     Returns:
         (len(scalars), n_points, 3) array [units of the scalar per m].
     """
-    import ufl
-    from dolfinx import fem
-    from mpi4py import MPI
-
     pts = np.asarray(points_m, dtype=mesh.geometry.x.dtype).reshape(-1, 3)
     out = np.zeros((len(scalars), len(pts), 3))
     own = np.asarray(cells) >= 0
@@ -83,8 +80,6 @@ def point_gradients(mesh: Any, scalars: Any, degree: int, points_m: Any, cells: 
 
 def point_volumes(patch: PatchMesh, cells: Any) -> list[str]:
     """Name of the tagged volume of each located point (on every rank)."""
-    from mpi4py import MPI
-
     tags = patch.cell_tags
     found = np.full(len(cells), -1, dtype=np.int64)
     for i, c in enumerate(cells):

@@ -25,6 +25,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fpetsc
+from petsc4py import PETSc
 
 from ...errors import SolverError
 from ...meshes.patch import PatchMesh
@@ -68,9 +72,6 @@ class ElectricProblem:
     """
 
     def __init__(self, case: Case, patch: PatchMesh, *, frequency_Hz: float | None = None) -> None:
-        import ufl
-        from dolfinx import fem
-
         self.case, self.patch = case, patch
         mesh = patch.mesh
         self.comm = mesh.comm
@@ -113,7 +114,10 @@ class ElectricProblem:
             )
             for name, G in self.robin.items()
         }
-        self._ksp = self._A = self._b = None
+        # PETSc KSP, matrix and vector (untyped), set up on first use
+        self._ksp: Any = None
+        self._A: Any = None
+        self._b: Any = None
         self._unit: dict[str, Any] | None = None
         self._Y: np.ndarray | None = None
         self.iterations: list[int] = []
@@ -124,8 +128,6 @@ class ElectricProblem:
 
     def energy(self, u: Any, v: Any) -> Any:
         """The UFL form sum over volumes of (S grad u) . grad v dx."""
-        import ufl
-
         return sum(
             ufl.inner(self._S[name] * ufl.grad(u), ufl.grad(v)) * self.dx(self.patch.volumes[name])
             for name in self.sigma
@@ -135,8 +137,6 @@ class ElectricProblem:
 
     def _setup(self) -> None:
         """Assemble the matrix and set up the KSP and its preconditioner, once."""
-        from dolfinx.fem import petsc as fpetsc
-
         t0 = time.perf_counter()
         self._A = fpetsc.assemble_matrix(self._a, bcs=[self._bc])
         self._A.assemble()
@@ -148,8 +148,6 @@ class ElectricProblem:
         log.info("electric: %d dofs, %s", self.dofs, self.method)
 
     def _solve_unit(self, k: str) -> Any:
-        from dolfinx import fem
-
         self.electrodes.set_unit_dirichlet(self._g, k)
         for name, c in self._robin_weight.items():
             c.value = 1.0 if name == k else 0.0
@@ -184,10 +182,6 @@ class ElectricProblem:
         Returns:
             Currents by electrode name, and the current leaving the ground face.
         """
-        from dolfinx import fem
-        from dolfinx.fem import petsc as fpetsc
-        from petsc4py import PETSc
-
         self._phi.x.array[:] = phi.x.array
         r = fpetsc.assemble_vector(self._residual)
         r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
@@ -198,7 +192,7 @@ class ElectricProblem:
             out[name] = self.comm.allreduce(fem.assemble_scalar(form))
             self._robin_weight[name].value = 0.0
         ground = out.pop("ground", 0.0)
-        return {n: out[n] for n in self.names}, ground
+        return {n: float(np.real(out[n])) for n in self.names}, float(np.real(ground))
 
     def admittance(self) -> np.ndarray:
         """Admittance matrix Y [S]: Y[i, k] = current leaving electrode i in unit field k."""
@@ -217,10 +211,8 @@ class ElectricProblem:
         current = channel.current_A if current_A is None else current_A
         return channel_potentials(self.admittance(), self.names, channel, current)
 
-    def combine(self, potentials: Sequence[float], name: str = "potential") -> Any:
+    def combine(self, potentials: Sequence[float] | np.ndarray, name: str = "potential") -> Any:
         """The field sum_k V_k phi_k for electrode potentials V_k [V] (a new Function)."""
-        from dolfinx import fem
-
         phi = fem.Function(self.V, name=name)
         for vk, k in zip(potentials, self.names, strict=True):
             if vk != 0.0:
@@ -261,9 +253,6 @@ class ElectricProblem:
 
     def volume_power(self, phi_a: Any, phi_b: Any) -> dict[str, float]:
         """Integral of grad phi_a . S grad phi_b over each volume [W for V^2], by volume name."""
-        import ufl
-        from dolfinx import fem
-
         out = {}
         for name in self.sigma:
             integrand = ufl.inner(self._S[name] * ufl.grad(phi_a), ufl.grad(phi_b))
@@ -277,8 +266,6 @@ class ElectricProblem:
         The heat dissipated in the stratum corneum of a bare electrode with a contact impedance,
         by ``contact:E``.
         """
-        from dolfinx import fem
-
         out = {}
         for name, G in self.robin.items():
             dva = a.electrode_potentials_V[name] - a.potential

@@ -25,11 +25,14 @@ channel currents costs one sparse product.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+from dolfinx import mesh as dmesh
+from mpi4py import MPI
+from scipy.sparse import csr_matrix
+from scipy.spatial import cKDTree
 
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
@@ -90,7 +93,7 @@ class SkinFacets:
                 (None when there are none).
         """
         jn = -np.einsum("ij,ij->i", J_cells[self.entry_cells], self.normals) if len(self.facets) else np.zeros(0)
-        if self.robin.any():
+        if self.robin.any() and robin_flux is not None:
             jn = jn.astype(np.result_type(jn.dtype, robin_flux.dtype))
             jn[self.robin] = robin_flux
         jn[self.exposed] = 0.0
@@ -102,7 +105,7 @@ class SkinFacets:
         return self.centroids_m[idx], self.entry_cells[idx], [str(u) for u in self.under[idx]]
 
 
-def skin_facets(case: Case, patch: PatchMesh, robin: Mapping[str, Any]) -> SkinFacets:
+def skin_facets(case: Case, patch: PatchMesh, robin: Collection[str]) -> SkinFacets:
     """The owned skin facets of this rank with their normals and entry cells.
 
     Args:
@@ -110,8 +113,6 @@ def skin_facets(case: Case, patch: PatchMesh, robin: Mapping[str, Any]) -> SkinF
         patch: its tagged mesh.
         robin: names of the bare electrodes with a contact impedance (Robin faces).
     """
-    from dolfinx import mesh as dmesh
-
     mesh = patch.mesh
     tdim = mesh.topology.dim
     mesh.topology.create_connectivity(tdim - 1, tdim)
@@ -124,14 +125,16 @@ def skin_facets(case: Case, patch: PatchMesh, robin: Mapping[str, Any]) -> SkinF
     tissue = {v for k, v in patch.volumes.items() if k.startswith("layer:")}
     cell_tag = np.full(mesh.topology.index_map(tdim).size_local + mesh.topology.index_map(tdim).num_ghosts, -1)
     cell_tag[patch.cell_tags.indices] = patch.cell_tags.values
-    facets, under, kinds = [], [], []
+    parts: list[np.ndarray] = []
+    under: list[str] = []
+    kinds: list[str] = []
     for name, tag in surfaces.items():
         f = patch.facet_tags.find(tag)
         f = f[f < n_owned]
-        facets.append(f)
+        parts.append(f)
         under += [name.split(":", 1)[1] if ":" in name else ""] * len(f)
         kinds += [name.split(":", 1)[0]] * len(f)
-    facets = np.concatenate(facets).astype(np.int32) if facets else np.empty(0, np.int32)
+    facets = np.concatenate(parts).astype(np.int32) if parts else np.empty(0, np.int32)
     tri = mesh.geometry.x[dmesh.entities_to_geometry(mesh, tdim - 1, facets)] if len(facets) else np.empty((0, 3, 3))
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) if len(facets) else np.empty((0, 3))
     area = 0.5 * np.linalg.norm(cross, axis=1)
@@ -155,7 +158,7 @@ def skin_facets(case: Case, patch: PatchMesh, robin: Mapping[str, Any]) -> SkinF
     )  # fmt: skip
 
 
-def gather_facets(comm: Any, skin: SkinFacets, values: np.ndarray) -> tuple[np.ndarray, ...]:
+def gather_facets(comm: MPI.Comm, skin: SkinFacets, values: np.ndarray) -> tuple[np.ndarray, ...]:
     """Every rank's facets on every rank, in a rank-independent order.
 
     Args:
@@ -186,9 +189,6 @@ class DiscAverage:
     """
 
     def __init__(self, centroids_m: np.ndarray, areas_m2: np.ndarray, carries: np.ndarray, radius_m: float) -> None:
-        from scipy.sparse import csr_matrix
-        from scipy.spatial import cKDTree
-
         self.points_m = np.asarray(centroids_m, dtype=float)
         self.areas_m2 = np.asarray(areas_m2, dtype=float)
         n = len(self.points_m)

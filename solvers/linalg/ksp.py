@@ -17,7 +17,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from ...errors import InputError
+from dolfinx.fem import petsc as fpetsc
+from petsc4py import PETSc
+
+from ...errors import InputError, SolverError
 
 __all__ = [
     "METHODS",
@@ -76,8 +79,6 @@ def create_ksp(
         python_pc: the preconditioner context for "fgmres".
         max_it: iteration limit of the Krylov method.
     """
-    from petsc4py import PETSc
-
     prefix = f"{name}_"
     ksp = PETSc.KSP().create(A.getComm())
     ksp.setOperators(A)
@@ -132,9 +133,6 @@ def assemble_lifted_rhs(b: Any, L: Any, a: Any, bc: Any, *, diagonal: float = 1.
         bc: the Dirichlet condition (its function holds this solve's values).
         diagonal: the value on the matrix diagonal of the Dirichlet rows.
     """
-    from dolfinx.fem import petsc as fpetsc
-    from petsc4py import PETSc
-
     with b.localForm() as loc:
         loc.set(0.0)
     fpetsc.assemble_vector(b, L)
@@ -152,8 +150,6 @@ def solve_checked(ksp: Any, b: Any, x: Any, what: str) -> int:
     Returns:
         The iteration count.
     """
-    from ...errors import SolverError
-
     key = (ksp.getOptionsPrefix() or "").rstrip("_")
     SOLVES[key] = SOLVES.get(key, 0) + 1
     ksp.solve(b, x)

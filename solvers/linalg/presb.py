@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from petsc4py import PETSc
+
 from .ksp import create_ksp
 
 __all__ = ["PresbPreconditioner", "SweepState"]
@@ -35,8 +37,6 @@ class PresbPreconditioner:
     """
 
     def __init__(self, A, comm, *, reuse_interpolation: bool = False) -> None:
-        from petsc4py import PETSc
-
         r0, r1 = A.getOwnershipRange()
         n = (r1 - r0) // 2
         self.is_re = PETSc.IS().createStride(n, first=r0, step=2, comm=comm)
@@ -58,8 +58,6 @@ class PresbPreconditioner:
 
     def update(self, A) -> None:
         """Refill K_r, K_i and S = K_r + K_i from ``A`` (same sparsity as at construction)."""
-        from petsc4py import PETSc
-
         same = PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN
         A.createSubMatrix(self.is_re, self.is_re, submat=self.Kr)
         A.createSubMatrix(self.is_im, self.is_re, submat=self.Ki)
@@ -112,11 +110,12 @@ class SweepState:
     """
 
     def __init__(self) -> None:
-        self.V = None
-        self.A = None
+        # DOLFINx space, PETSc matrix, KSP and vector (untyped), created by the first frequency
+        self.V: Any = None
+        self.A: Any = None
         self.presb: PresbPreconditioner | None = None
-        self.ksp = None
-        self.b = None
+        self.ksp: Any = None
+        self.b: Any = None
         self.previous: dict[str, Any] = {}
         self.normals: dict[str, Any] | None = None
 

@@ -37,12 +37,19 @@ comparing presets, not predictions of contraction.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+from dolfinx.fem import petsc as fpetsc
+from petsc4py import PETSc
 
-from ...errors import InputError
+from ...errors import InputError, SolverError
+from ...meshes.patch import PatchMesh
 from ...models.case import Case
 
 __all__ = [
@@ -136,9 +143,6 @@ def fibre_second_derivative(patch, phi, directions: dict[str, np.ndarray]) -> np
     Returns:
         One value per local cell (owned and ghost), constant per cell.
     """
-    import ufl
-    from dolfinx import fem
-
     mesh = patch.mesh
     dx = ufl.Measure("dx", domain=mesh, subdomain_data=patch.cell_tags)
     Q = fem.functionspace(mesh, ("Lagrange", 1))
@@ -179,11 +183,7 @@ class FibreSecondDerivative:
         directions: unit fibre direction by muscle layer label (:func:`fibre_directions`).
     """
 
-    def __init__(self, patch: Any, V: Any, directions: dict[str, np.ndarray]) -> None:
-        import ufl
-        from dolfinx import fem
-        from petsc4py import PETSc
-
+    def __init__(self, patch: PatchMesh, V: Any, directions: dict[str, np.ndarray]) -> None:
         mesh = patch.mesh
         self.patch, self.directions = patch, directions
         blocked = V.dofmap.index_map_bs > 1
@@ -206,8 +206,6 @@ class FibreSecondDerivative:
         self._ksp = None
         if not directions:
             return
-        from dolfinx.fem import petsc as fpetsc
-
         vol = mesh.comm.allreduce(fem.assemble_scalar(fem.form(fem.Constant(mesh, 1.0) * ufl.dx)))
         eps = fem.Constant(mesh, 1e-12)  # as _l2_projection: regular rows outside the muscle
         self._A = fpetsc.assemble_matrix(fem.form(m_form + eps * p * q * ufl.dx))
@@ -231,9 +229,6 @@ class FibreSecondDerivative:
 
     def __call__(self, phi: Any, component: int = 0) -> np.ndarray:
         """d^2 phi/ds^2 [V/m^2] per local cell of one component of ``phi`` (a Function on V)."""
-        from dolfinx.fem import petsc as fpetsc
-        from petsc4py import PETSc
-
         out = np.zeros(self._n_cells)
         if self._ksp is None:
             return out
@@ -247,8 +242,6 @@ class FibreSecondDerivative:
         self._ksp.solve(self._b, self._g.x.petsc_vec)
         reason = self._ksp.getConvergedReason()
         if reason < 0:
-            from ...errors import SolverError
-
             raise SolverError(f"activating function: projection did not converge (PETSc reason {reason})")
         self._g.x.scatter_forward()
         self._grad.interpolate(self._grad_expr)
@@ -265,7 +258,7 @@ class FibreSecondDerivative:
             self._ksp = None
 
 
-def cell_fibres(patch: Any, cells: Any, direction: Any) -> np.ndarray:
+def cell_fibres(patch: PatchMesh, cells: np.ndarray, direction: Sequence[float] | np.ndarray) -> np.ndarray:
     """(n, 3) fibre direction at local cells: ``direction``, rotated on a curved patch.
 
     Args:
@@ -273,8 +266,6 @@ def cell_fibres(patch: Any, cells: Any, direction: Any) -> np.ndarray:
         cells: local cell indices.
         direction: unit fibre direction in the flat patch's axes.
     """
-    from dolfinx import mesh as dmesh
-
     cells = np.asarray(cells, dtype=np.int32)
     f = np.asarray(direction, dtype=float)
     if patch.surface is None or len(cells) == 0:
@@ -289,11 +280,6 @@ def _l2_projection(mesh, Q, m_form, b_form):
     A mass term 1e-12 times smaller over the whole mesh keeps the rows of vertices outside the
     muscle regular (their value tends to 0) without a rank-dependent boundary condition.
     """
-    import ufl
-    from dolfinx import fem
-    from dolfinx.fem import petsc as fpetsc
-    from petsc4py import PETSc
-
     p, q = ufl.TrialFunction(Q), ufl.TestFunction(Q)
     vol = mesh.comm.allreduce(fem.assemble_scalar(fem.form(fem.Constant(mesh, 1.0) * ufl.dx)))
     eps = fem.Constant(mesh, 1e-12)
@@ -313,8 +299,6 @@ def _l2_projection(mesh, Q, m_form, b_form):
     A.destroy()
     b.destroy()
     if reason < 0:
-        from ...errors import SolverError
-
         raise SolverError(f"activating function: projection did not converge (PETSc reason {reason})")
     g.x.scatter_forward()
     return g

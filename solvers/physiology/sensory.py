@@ -44,10 +44,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
+from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ...models.tissues import library
 from ..records import Absent, metric
@@ -78,7 +78,7 @@ def dermis_layers(case: Case) -> list[str]:
     return [layer.label for layer in case.layers if layer.tissue == skin]
 
 
-def dermis_cells(case: Case, patch: Any) -> np.ndarray:
+def dermis_cells(case: Case, patch: PatchMesh) -> np.ndarray:
     """Owned local cells of the dermis layers, sorted."""
     n_owned = patch.mesh.topology.index_map(3).size_local
     cells = np.concatenate(

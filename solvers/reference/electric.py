@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from ...models.waveforms import Waveform
+
 __all__ = [
     "disk_half_space_resistance",
     "disk_on_grounded_slab_resistance",
@@ -97,7 +99,7 @@ def series_resistance(
     return sum(h / s for h, s in layers) / area_m2 + contact_ohm_m2 / area_m2
 
 
-def _rc_pieces(waveform: Any, peak_A: float, contact_ohm: float, contact_F: float) -> list[tuple[float, float, float, float, float]]:
+def _rc_pieces(waveform: Waveform, peak_A: float, contact_ohm: float, contact_F: float) -> list[tuple[float, float, float, float, float]]:
     """(t0, t1, i0, slope, v_c(t0)) of every linear-current piece of one period, periodic steady state.
 
     The pulse train is piecewise linear (constant for ideal steps, ramps over the output rise
@@ -132,7 +134,7 @@ def _rc_pieces(waveform: Any, peak_A: float, contact_ohm: float, contact_F: floa
 
 
 def rc_contact_periodic_voltage(
-    waveform: Any, peak_A: float, series_ohm: float, contact_ohm: float, contact_F: float, t_s: Any
+    waveform: Waveform, peak_A: float, series_ohm: float, contact_ohm: float, contact_F: float, t_s: Any
 ) -> np.ndarray:
     """Analytic periodic steady state of V = R i + v_c across R in series with R_c || C_c.
 
@@ -164,7 +166,7 @@ def rc_contact_periodic_voltage(
     return out
 
 
-def rc_contact_mean_power(waveform: Any, peak_A: float, contact_ohm: float, contact_F: float) -> float:
+def rc_contact_mean_power(waveform: Waveform, peak_A: float, contact_ohm: float, contact_F: float) -> float:
     """Mean power [W] over one period dissipated in R_c of an R_c || C_c contact, closed form.
 
     On a piece of length D with v_c = a + g u + b exp(-u/tau), u = t - t0 (a = R_c (i0 - s tau),

@@ -40,6 +40,10 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fpetsc
+from petsc4py import PETSc
 
 from ...errors import InputError, SolverError
 from ...meshes.patch import PatchMesh
@@ -76,9 +80,6 @@ class FrequencyProblem:
     """
 
     def __init__(self, case: Case, patch: PatchMesh, frequency_Hz: float, *, sweep: SweepState | None = None) -> None:
-        import ufl
-        from dolfinx import fem
-
         if not math.isfinite(frequency_Hz) or frequency_Hz < 0:
             raise InputError("frequency_Hz", frequency_Hz, "must be a finite number >= 0")
         self.case, self.patch, self.frequency_Hz = case, patch, float(frequency_Hz)
@@ -111,7 +112,7 @@ class FrequencyProblem:
         robin: dict[str, complex] = {}
         for e in case.electrodes:
             if e.gel is None and e.contact is not None:
-                g = 1.0 / e.contact.resistance_ohm_m2
+                g: complex = 1.0 / e.contact.resistance_ohm_m2
                 if self.frequency_Hz > 0 and e.contact.capacitance_F_per_m2 is not None:
                     g = g + 1j * w * e.contact.capacitance_F_per_m2
                 robin[e.name] = complex(g)
@@ -121,7 +122,7 @@ class FrequencyProblem:
         self._g = fem.Function(self.V)
         self._bc = fem.dirichletbc(self._g, self._bc_blocks)
         self._build_forms()
-        self._ksp = None
+        self._ksp: Any = None  # a PETSc KSP (untyped), set up on first use
         self._presb: PresbPreconditioner | None = None
         self._unit: dict[str, object] | None = None
         self._Y: np.ndarray | None = None
@@ -130,9 +131,6 @@ class FrequencyProblem:
 
     def _build_forms(self) -> None:
         """The block bilinear form, the unit right-hand side, the residual and the Robin currents."""
-        import ufl
-        from dolfinx import fem
-
         mesh, patch = self.patch.mesh, self.patch
         Sr = {k: form_tensor(patch, fem.Constant(mesh, v.real.copy())) for k, v in self.admittivity.items()}
         Si = {k: form_tensor(patch, fem.Constant(mesh, v.imag.copy())) for k, v in self.admittivity.items()}
@@ -168,8 +166,7 @@ class FrequencyProblem:
         self._residual = fem.form(volume_form(self._phi))
 
     def _setup(self) -> None:
-        from dolfinx.fem import petsc as fpetsc
-
+        self._A: Any
         # MUMPS shares the matrix and its factorisation's analysis between the frequencies > 0
         # of a sweep only (the d.c. operator is real: its block pattern may be smaller).
         sweep = self._sweep if self.method == "presb" or self.frequency_Hz > 0 else None
@@ -197,7 +194,7 @@ class FrequencyProblem:
         self._A.setDiagonal(diag)
         self._A.assemble()
         diag.destroy()
-        if sweep is not None and sweep.ksp is not None:
+        if sweep is not None and sweep.ksp is not None and sweep.presb is not None:
             self._presb = sweep.presb
             if self._presb is not None:
                 self._presb.update(self._A)
@@ -224,8 +221,6 @@ class FrequencyProblem:
         log.info("frequency %.4g Hz: %d dofs (2x2 block), %s", self.frequency_Hz, self.dofs, self.method)
 
     def _solve_unit(self, k: str) -> Any:
-        from dolfinx import fem
-
         self.electrodes.set_unit_dirichlet(self._g, k)  # V_k = 1 + 0j
         for n, c in self._weight.items():
             c.value = 1.0 if n == k else 0.0
@@ -266,10 +261,6 @@ class FrequencyProblem:
 
     def currents(self, phi: Any, potentials: dict[str, complex]) -> dict[str, complex]:
         """Consistent complex currents [A] leaving each electrode for a phasor field."""
-        from dolfinx import fem
-        from dolfinx.fem import petsc as fpetsc
-        from petsc4py import PETSc
-
         self._phi.x.array[:] = phi.x.array
         r = fpetsc.assemble_vector(self._residual)
         r.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
@@ -309,9 +300,7 @@ class FrequencyProblem:
 
     def combine(self, potentials: np.ndarray) -> Any:
         """The phasor field sum_k V_k phi_k (blocked Function) for complex electrode potentials."""
-        from dolfinx import fem
-
-        z = np.zeros(self.V.dofmap.index_map.size_local + self.V.dofmap.index_map.num_ghosts, dtype=complex)
+        z = np.zeros(self.V.dofmap.index_map.size_local + self.V.dofmap.index_map.num_ghosts, dtype=np.complex128)
         for vk, name in zip(potentials, self.names, strict=True):
             if vk == 0:
                 continue  # an electrode at 0 V contributes nothing (its unit field may be unsolved)

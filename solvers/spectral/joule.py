@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from dolfinx import fem, la
 
 from ...meshes.patch import PatchMesh
 
@@ -83,8 +84,6 @@ class CycleHeat:
 
     def sources(self, patch: PatchMesh, current: np.ndarray) -> tuple[Any, dict[int, Any]]:
         """DG0 heat density [W/m^3] and surface heat [W/m^2] by facet tag, for the Pennes solve."""
-        from dolfinx import fem, la
-
         p = self.products(current)
         Q0 = fem.functionspace(patch.mesh, ("DG", 0))
         q = fem.Function(Q0, name="joule_heat_cycle_mean_W_per_m3")

@@ -7,16 +7,18 @@ a model of the product.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ...errors import SolverError
 from .joule import CycleHeat, pair_products
 
 if TYPE_CHECKING:
     from ...meshes.patch import PatchMesh
     from ...models.case import Case
-    from .sweep import FrequencyResponse, _Sample
+    from .sweep import FrequencyResponse, FrequencySample
     from .synthesis import Synthesis
 
 __all__ = ["cycle_heat", "gram_products"]
@@ -53,7 +55,7 @@ def gram_products(
 
     def dot(c: int, d: int) -> np.ndarray:
         p = (A[..., c] * Bc[..., d]).sum(axis=0).real
-        if A0 is not None and g0:
+        if A0 is not None and B0 is not None and g0:
             p = p + g0 * (A0[..., c] * B0[..., d].conj()).real
         return p.sum(axis=-1) if p.ndim > 1 else p
 
@@ -63,7 +65,7 @@ def gram_products(
 
 def cycle_heat(
     case: Case, patch: PatchMesh, response: FrequencyResponse, syn: Synthesis, pairs: tuple, vol: np.ndarray,
-    dc: _Sample | None, stacked: dict[str, np.ndarray] | None = None,
+    dc: FrequencySample | None, stacked: Mapping[str, np.ndarray | None] | None = None,
 ) -> CycleHeat:  # fmt: skip
     """The cycle-averaged heat (module :mod:`emsim.solvers.spectral.joule`) of the modelled fields.
 
@@ -81,6 +83,8 @@ def cycle_heat(
     unit_ms = w.rms_pulse_train(1.0) ** 2
     envelope = w.mean_square_envelope
     if syn.spec.dc_shape:
+        if dc is None:
+            raise SolverError("a d.c. waveform's heat needs the d.c. sample of the response")
         n_c = dc.J.shape[-1]
         Q = pair_products([dc.J[..., c] for c in range(n_c)], [dc.E[..., c] for c in range(n_c)], pairs) * envelope
         R = pair_products([dc.dV[:, c] for c in range(n_c)], [dc.dV[:, c] for c in range(n_c)], pairs) * envelope

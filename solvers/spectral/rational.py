@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import baryrat
 import numpy as np
 
 __all__ = ["RationalModel", "extend", "fit_set_valued_aaa"]
@@ -77,8 +78,6 @@ class RationalModel:
 
     def poles_rad_per_s(self) -> np.ndarray:
         """Poles of the common denominator sum_j w_j / (s - s_j) [rad/s] (baryrat)."""
-        import baryrat
-
         nodes = self.nodes
         if len(nodes) < 2:
             return np.zeros(0, dtype=complex)

@@ -49,11 +49,13 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from dolfinx.mesh import compute_midpoints
 
 from ...errors import InputError, SolverError
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
-from ..channels import channel_pairs
+from ...models.waveforms import Waveform
+from ..channels import ChannelLayout
 from ..electric.electrodes import channel_potentials
 from ..electric.exclusion import zone_cells
 from ..electric.metrics import ElectricLeadField, cell_volumes
@@ -80,6 +82,7 @@ __all__ = [
     "MAX_FREQUENCIES",
     "RESPONSE_BAND_HZ",
     "FrequencyResponse",
+    "FrequencySample",
     "response_band_Hz",
     "waveform_response",
 ]
@@ -105,8 +108,8 @@ TOP_ENTRIES = 8
 
 
 @dataclass
-class _Sample:
-    """Everything one frequency contributes, per channel (last axis)."""
+class FrequencySample:
+    """Everything one frequency contributes, per ampere of each channel (last axis), on this rank."""
 
     H: np.ndarray  # (n_electrodes, n_c) electrode potentials per ampere
     Em: np.ndarray  # (n_muscle, 3, n_c) muscle field
@@ -131,8 +134,6 @@ class _Sampler:
     """The per-frequency work of a sweep, with everything that does not depend on f set up once."""
 
     def __init__(self, case: Case, patch: PatchMesh, skin: SkinFacets) -> None:
-        from dolfinx.mesh import compute_midpoints
-
         self.case, self.patch, self.skin = case, patch, skin
         self.names = [e.name for e in case.electrodes]
         channels = case.channels
@@ -171,7 +172,7 @@ class _Sampler:
         self.w_robin = _sketch_weights(np.asarray(self.robin_pts).reshape(-1, 3), 4)
         self.sweep = SweepState()  # one matrix, preconditioner and KSP for all samples
 
-    def _sketches(self, s: _Sample) -> np.ndarray:
+    def _sketches(self, s: FrequencySample) -> np.ndarray:
         """The sketches of the large arrays (same on every rank)."""
         pieces = [
             np.tensordot(w, getattr(s, a), axes=1).ravel()
@@ -184,7 +185,7 @@ class _Sampler:
         local = np.concatenate([np.pad(p, (0, width - len(p))) for p in pieces])
         return self.patch.mesh.comm.allreduce(local)
 
-    def fit_matrix(self, samples: list[_Sample]) -> tuple[np.ndarray, np.ndarray]:
+    def fit_matrix(self, samples: list[FrequencySample]) -> tuple[np.ndarray, np.ndarray]:
         """(m, q) fitted quantities of the samples and (q,) the size of each (collective).
 
         The electrode potentials, the probes, the sketches, and for each large array the
@@ -221,7 +222,7 @@ class _Sampler:
             del X
         return np.concatenate(parts, axis=1), np.concatenate(scales)
 
-    def sample(self, f: float) -> _Sample:
+    def sample(self, f: float) -> FrequencySample:
         """Solve at ``f`` and extract every per-ampere quantity of every channel."""
         prob = FrequencyProblem(self.case, self.patch, f, sweep=self.sweep)
         Y = prob.admittance(self.needed)
@@ -254,7 +255,7 @@ class _Sampler:
             out["J"].append(J[: self.n_owned])
             out["dV"].append(dv)
         prob.close()
-        sample = _Sample(**{k: np.stack(v, axis=-1) for k, v in out.items()}, sketch=np.zeros(0))
+        sample = FrequencySample(**{k: np.stack(v, axis=-1) for k, v in out.items()}, sketch=np.zeros(0))
         sample.sketch = self._sketches(sample)
         return sample
 
@@ -266,7 +267,7 @@ class _Sampler:
             self._activating = None
 
 
-def response_band_Hz(waveform: Any, max_frequency_Hz: float | None = None) -> tuple[float, float]:
+def response_band_Hz(waveform: Waveform | None, max_frequency_Hz: float | None = None) -> tuple[float, float]:
     """The band [Hz] a waveform's synthesis needs: 1 / T to its truncation frequency f_N."""
     if waveform is None or waveform.shape == "dc":
         return RESPONSE_BAND_HZ
@@ -306,13 +307,20 @@ class FrequencyResponse:
         robin_names = {e.name for e in case.electrodes if e.gel is None and e.contact is not None}
         self.skin = skin_facets(case, patch, robin_names)
         self.sampler = _Sampler(case, patch, self.skin)
-        self.samples: dict[float, _Sample] = {}
-        self.dc_sample: _Sample | None = None
+        self.samples: dict[float, FrequencySample] = {}
+        self.dc_sample: FrequencySample | None = None
         self.band: tuple[float, float] | None = None
         self.model: RationalModel | None = None
         self.error_estimate = math.inf
         self.rounds: list[dict[str, Any]] = []
         self.solves = 0
+
+    @property
+    def fitted_model(self) -> RationalModel:
+        """The rational model of the response (after :meth:`ensure`)."""
+        if self.model is None:
+            raise SolverError(f"case {self.case.name}: the frequency response has no model yet (call ensure first)")
+        return self.model
 
     @property
     def frequencies_Hz(self) -> np.ndarray:
@@ -329,7 +337,7 @@ class FrequencyResponse:
         self.samples[f] = self.sampler.sample(f)
         self.solves += 1
 
-    def dc(self) -> _Sample:
+    def dc(self) -> FrequencySample:
         """The d.c. sample (solved on first use)."""
         if self.dc_sample is None:
             if self.progress:
@@ -349,7 +357,7 @@ class FrequencyResponse:
         if self.band == (lo, hi) and self.error_estimate <= self.tolerance:
             return
         if self.band is None:
-            first = np.geomspace(lo, hi, self.n_frequencies)
+            first = [float(f) for f in np.geomspace(lo, hi, self.n_frequencies)]
         else:
             first = [f for f in (lo, hi) if f not in self.samples]
         self.band = (lo, hi)
@@ -445,7 +453,7 @@ def waveform_response(
     if w is None:
         raise InputError("waveform", None, "the case has no [waveform]")
     own = response is None
-    if own:
+    if response is None:
         response = FrequencyResponse(
             case, patch, tolerance=tolerance, max_frequencies=max_frequencies, n_frequencies=n_frequencies,
             progress=progress,
@@ -462,12 +470,10 @@ def waveform_response(
             response.ensure(min(lo, RESPONSE_BAND_HZ[0]), max(hi, RESPONSE_BAND_HZ[1]))
             if spec.need_dc:
                 response.dc()
-            syn = Synthesis(spec, w, pulse_instants(w), response.model.cardinal)
+            syn = Synthesis(spec, w, pulse_instants(w), response.fitted_model.cardinal)
     finally:
         if own:
             response.close()
-    pairs = channel_pairs(len(case.channels), case.timing)
-    lead = _assemble(case, patch, response, spec, syn, pairs, electric, strength_duration)
     method = {
         "tolerance": response.tolerance,
         "sweep_rounds": list(response.rounds),
@@ -476,115 +482,194 @@ def waveform_response(
         "frequency_model": response.record(),
     }
     err = 0.0 if spec.dc_shape else response.error_estimate
-    return WaveformLeadField(**lead, interpolation_error=err, method=method)
+    return _assemble(case, patch, _Modelled(response, spec, syn), electric, strength_duration, err, method)
 
 
-def _assemble(
-    case: Case, patch: PatchMesh, response: FrequencyResponse, spec: Spectrum, syn: Synthesis, pairs: tuple,
-    electric: ElectricLeadField | None, sd: Any,
-) -> dict[str, Any]:  # fmt: skip
-    """Synthesise the modelled quantities into the fields of a :class:`WaveformLeadField`."""
-    w = case.waveform
-    sampler, skin = response.sampler, response.skin
-    names = sampler.names
-    n_c = len(case.channels)
-    dc = response.dc_sample if spec.need_dc or spec.dc_shape else None
+class _Modelled:
+    """The modelled quantities of a response, synthesised for one waveform (collective where noted)."""
 
-    def split(attr: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+    def __init__(self, response: FrequencyResponse, spec: Spectrum, syn: Synthesis) -> None:
+        self.response, self.spec, self.syn = response, spec, syn
+        self.dc = response.dc_sample if spec.need_dc or spec.dc_shape else None
+        self.shape_of = response.dc_sample if spec.dc_shape else next(iter(response.samples.values()))
+        # The cell fields E and J of every sample, stacked once: the zones and the heat use them.
+        self.E_all = None if spec.dc_shape else response.stacked("E")
+        self.J_all = None if spec.dc_shape else response.stacked("J")
+
+    def cells(self, attr: str) -> np.ndarray:
+        """The stacked samples (m, n_cells, 3, n_c) of the cell field ``attr`` (``"E"`` or ``"J"``)."""
+        stacked = self.E_all if attr == "E" else self.J_all
+        if stacked is None:
+            raise SolverError("the stacked cell fields were released (or a d.c. waveform has none)")
+        return stacked
+
+    def dc_sample(self) -> FrequencySample:
+        """The d.c. sample (a waveform with a d.c. part, or a d.c. waveform)."""
+        if self.dc is None:
+            raise SolverError("the waveform has no d.c. part: no d.c. sample")
+        return self.dc
+
+    def release(self) -> None:
+        """Drop the stacked cell fields (the largest arrays of a sweep)."""
+        self.E_all = self.J_all = None
+
+    def split(self, attr: str) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The extended samples (2 m, k) and the d.c. sample (k,) of a quantity."""
-        X0 = None if dc is None else getattr(dc, attr).ravel()
-        if spec.dc_shape:
+        X0 = None if self.dc is None else getattr(self.dc, attr).ravel()
+        if self.spec.dc_shape:
             return None, X0
-        X = response.stacked(attr)
+        X = self.response.stacked(attr)
         return extend(X.reshape(len(X), -1)), X0
 
-    (Hs, H0), (Ps, P0) = split("H"), split("P")
+    def at_instants(self, attr: str) -> np.ndarray:
+        """A quantity at the pulse instants, (n_instants, *its per-sample shape)."""
+        Xs, Xs0 = self.split(attr)
+        return self.syn.at_instants(Xs, Xs0).reshape(len(self.syn.instants), *getattr(self.shape_of, attr).shape)
+
+    def cells_at_instants(self, attr: str, cells: np.ndarray) -> np.ndarray:
+        """The cell field ``attr`` (``"E"`` or ``"J"``) of some cells at the pulse instants."""
+        stacked = self.E_all if attr == "E" else self.J_all
+        X0 = None if self.dc is None else getattr(self.dc, attr)[cells].ravel()
+        Xs = None if stacked is None else extend(stacked[:, cells].reshape(len(stacked), -1))
+        n = len(self.syn.instants)
+        return self.syn.at_instants(Xs, X0).reshape(n, len(cells), *getattr(self.shape_of, attr).shape[1:])
+
+
+def _potentials_and_probes(
+    m: _Modelled, n_electrodes: int, n_c: int, n_probes: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The unit current i(t), electrode potentials and probe E and J over one period, per A."""
+    (Hs, H0), (Ps, P0) = m.split("H"), m.split("P")
     X = None if Hs is None else np.concatenate([Hs, Ps], axis=1)
     X0 = None if H0 is None else np.concatenate([H0, P0])
-    series, i_unit = syn.series(X, X0)
-    n_t, n_h = len(series), len(names) * n_c
-    instants = syn.instants
-    shape_of = response.dc_sample if spec.dc_shape else next(iter(response.samples.values()))
+    series, i_unit = m.syn.series(X, X0)
+    n_t, n_h = len(series), n_electrodes * n_c
+    probes = series[:, n_h:].reshape(n_t, 2, n_probes, 3, n_c)
+    return i_unit, series[:, :n_h].reshape(n_t, n_electrodes, n_c), probes[:, 0], probes[:, 1]
 
-    def at_instants(attr: str) -> np.ndarray:
-        Xs, Xs0 = split(attr)
-        return syn.at_instants(Xs, Xs0).reshape(len(instants), *getattr(shape_of, attr).shape)
 
-    jn_local, em_local, af_local = at_instants("Jn"), at_instants("Em"), at_instants("Af")
+def _skin_at_instants(
+    m: _Modelled, patch: PatchMesh, electric: ElectricLeadField | None
+) -> tuple[np.ndarray, DiscAverage]:
+    """(n_instants, n_facets, n_c) normal skin current density per A and the skin-peak operator (collective)."""
+    skin = m.response.skin
+    jn_local = m.at_instants("Jn")
     comm = patch.mesh.comm
     _, _, _, jn_all = gather_facets(comm, skin, np.moveaxis(jn_local, 1, 0))
-    vol = cell_volumes(patch)
-    parts = comm.allgather((em_local, af_local, sampler.fibre, vol[sampler.muscle_cells]))
     disc = electric.disc if electric is not None else None
     if disc is None:
         tri, area, _, carries = gather_facets(comm, skin, np.any(jn_local != 0, axis=(0, 2)))
         disc = DiscAverage(tri.mean(axis=1), area, carries, PEAK_AVERAGING_RADIUS_M)
-    index = {n: i for i, n in enumerate(names)}
-    # Exclusion zones and dermis: fields at the pulse instants; zones also their plateau mean squares
-    # (the mean over the pulse train of the products of the modelled fields, as the heat).
-    zc, dcells = sampler.zone_cells, sampler.dermis_cells
+    return np.moveaxis(jn_all, 0, 1), disc
 
-    def at_cells(attr: str, cells: np.ndarray, stacked: np.ndarray | None) -> np.ndarray:
-        X0 = None if dc is None else getattr(dc, attr)[cells].ravel()
-        Xs = None if stacked is None else extend(stacked[:, cells].reshape(len(stacked), -1))
-        return syn.at_instants(Xs, X0).reshape(len(instants), len(cells), *getattr(shape_of, attr).shape[1:])
 
-    E_all = None if spec.dc_shape else response.stacked("E")
-    J_all = None if spec.dc_shape else response.stacked("J")
-    ez, jz, es = at_cells("E", zc, E_all), at_cells("J", zc, J_all), at_cells("E", dcells, E_all)
+def _muscle_at_instants(m: _Modelled, patch: PatchMesh, vol: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Target-muscle field, activating function, fibres and cell volumes, gathered (collective)."""
+    sampler = m.response.sampler
+    em_local, af_local = m.at_instants("Em"), m.at_instants("Af")
+    parts = patch.mesh.comm.allgather((em_local, af_local, sampler.fibre, vol[sampler.muscle_cells]))
+    return tuple(np.concatenate([p[i] for p in parts], axis=1 if i < 2 else 0) for i in range(4))
+
+
+def _zones(m: _Modelled, patch: PatchMesh, w: Waveform, pairs: tuple) -> tuple[np.ndarray, ...]:
+    """Exclusion-zone E and J at the pulse instants and their plateau mean squares per pair (collective).
+
+    The mean squares are period means of products of the modelled fields, as the heat.
+    """
+    zc, dc = m.response.sampler.zone_cells, m.dc
+    ez, jz = m.cells_at_instants("E", zc), m.cells_at_instants("J", zc)
     E0z = None if dc is None else dc.E[zc]
     J0z = None if dc is None else dc.J[zc]
-    G, g0 = syn.power_gram(w.rms_pulse_train(1.0) ** 2)
-    if spec.dc_shape:
+    G, g0 = m.syn.power_gram(w.rms_pulse_train(1.0) ** 2)
+    if m.spec.dc_shape:
+        E0, J0 = m.dc_sample().E[zc], m.dc_sample().J[zc]
+        n_c = E0.shape[-1]
         per_c = lambda X: [X[..., c] for c in range(n_c)]
-        mez = pair_products(per_c(E0z), per_c(E0z), pairs) * g0
-        mjz = pair_products(per_c(J0z), per_c(J0z), pairs) * g0
+        mez = pair_products(per_c(E0), per_c(E0), pairs) * g0
+        mjz = pair_products(per_c(J0), per_c(J0), pairs) * g0
     else:
+        E_all, J_all = m.cells("E"), m.cells("J")
         mez = gram_products(G, g0, E_all[:, zc], E_all[:, zc], E0z, E0z, pairs)
         mjz = gram_products(G, g0, J_all[:, zc], J_all[:, zc], J0z, J0z, pairs)
-    heat = cycle_heat(case, patch, response, syn, pairs, vol, dc, stacked={"E": E_all, "J": J_all})
-    del E_all, J_all
     n_z = len(zc)
-    zparts = comm.allgather((ez, jz, mez.reshape(n_z, len(pairs)), mjz.reshape(n_z, len(pairs))))
-    sparts = comm.allgather((es, vol[dcells]))
-    sampled = [] if spec.dc_shape else list(response.frequencies_Hz)
-    transfers = [] if spec.dc_shape else list(response.stacked("H"))
-    if dc is not None:
-        sampled, transfers = [0.0, *sampled], [dc.H, *transfers]
-    return {
-        "waveform": w,
-        "timing": case.timing,
-        "electrodes": tuple(names),
-        "channels": tuple(ch.name for ch in case.channels),
-        "anode": tuple(index[ch.anode[0]] for ch in case.channels),
-        "cathode": tuple(-1 if ch.grounded else index[ch.cathode[0]] for ch in case.channels),
-        "times_s": syn.t,
-        "unit_current": i_unit,
-        "potentials_V_per_A": series[:, :n_h].reshape(n_t, len(names), n_c),
-        "sample_frequencies_Hz": np.array(sampled),
-        "transfer_V_per_A": np.array(transfers),
-        "n_harmonics": spec.n_harmonics,
-        "instants_s": instants,
-        "skin_jn_per_A": np.moveaxis(jn_all, 0, 1),
-        "disc": disc,
-        "muscle_field_per_A": np.concatenate([p[0] for p in parts], axis=1),
-        "muscle_af_per_A": np.concatenate([p[1] for p in parts], axis=1),
-        "fibre": np.concatenate([p[2] for p in parts]),
-        "muscle_volumes_m3": np.concatenate([p[3] for p in parts]),
-        "has_target": bool(sampler.directions),
-        "probes": tuple(p.name for p in case.probes),
-        "probe_field_per_A": series[:, n_h:].reshape(n_t, 2, len(case.probes), 3, n_c)[:, 0],
-        "probe_current_density_per_A": series[:, n_h:].reshape(n_t, 2, len(case.probes), 3, n_c)[:, 1],
-        "heat": heat,
-        "strength_duration": sd or act.StrengthDuration(),
-        "target_volume_m3": case.activation.target_volume_m3,
-        "zone_pulse_field_per_A": np.concatenate([p[0] for p in zparts], axis=1),
-        "zone_pulse_current_density_per_A": np.concatenate([p[1] for p in zparts], axis=1),
-        "zone_field_ms_per_A2": np.concatenate([p[2] for p in zparts]),
-        "zone_current_density_ms_per_A2": np.concatenate([p[3] for p in zparts]),
-        "pairs": pairs,
-        "dermis_field_per_A": np.concatenate([p[0] for p in sparts], axis=1),
-        "dermis_volumes_m3": np.concatenate([p[1] for p in sparts]),
-        "onset_volume_m3": case.activation.onset_volume_m3,
-        "sensory": sensory_model(case),
-    }
+    parts = patch.mesh.comm.allgather((ez, jz, mez.reshape(n_z, len(pairs)), mjz.reshape(n_z, len(pairs))))
+    return tuple(np.concatenate([p[i] for p in parts], axis=1 if i < 2 else 0) for i in range(4))
+
+
+def _dermis_at_instants(m: _Modelled, patch: PatchMesh, vol: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The field in the skin layers at the pulse instants and the cells' volumes, gathered (collective)."""
+    cells = m.response.sampler.dermis_cells
+    es = m.cells_at_instants("E", cells)
+    parts = patch.mesh.comm.allgather((es, vol[cells]))
+    return np.concatenate([p[0] for p in parts], axis=1), np.concatenate([p[1] for p in parts])
+
+
+def _transfers(m: _Modelled) -> tuple[np.ndarray, np.ndarray]:
+    """The sampled frequencies [Hz] (0: d.c.) and the electrode potentials per A at each."""
+    response = m.response
+    sampled = [] if m.spec.dc_shape else list(response.frequencies_Hz)
+    transfers = [] if m.spec.dc_shape else list(response.stacked("H"))
+    if m.dc is not None:
+        sampled, transfers = [0.0, *sampled], [m.dc.H, *transfers]  # d.c. first
+    return np.array(sampled), np.array(transfers)
+
+
+def _assemble(
+    case: Case, patch: PatchMesh, m: _Modelled, electric: ElectricLeadField | None,
+    sd: act.StrengthDuration | None, interpolation_error: float, method: dict[str, Any],
+) -> WaveformLeadField:  # fmt: skip
+    """Synthesise the modelled quantities into a :class:`WaveformLeadField` (collective)."""
+    w = case.waveform
+    sampler = m.response.sampler
+    names = sampler.names
+    index = {n: i for i, n in enumerate(names)}
+    layout = ChannelLayout.of(case)
+    pairs = layout.pairs
+    i_unit, potentials, probe_E, probe_J = _potentials_and_probes(m, len(names), len(case.channels), len(case.probes))
+    skin_jn, disc = _skin_at_instants(m, patch, electric)
+    vol = cell_volumes(patch)
+    muscle_E, muscle_af, fibre, muscle_vol = _muscle_at_instants(m, patch, vol)
+    zone_E, zone_J, zone_E_ms, zone_J_ms = _zones(m, patch, w, pairs)
+    dermis_E, dermis_vol = _dermis_at_instants(m, patch, vol)
+    heat = cycle_heat(case, patch, m.response, m.syn, pairs, vol, m.dc, stacked={"E": m.E_all, "J": m.J_all})
+    m.release()
+    sampled, transfers = _transfers(m)
+    return WaveformLeadField(
+        waveform=w,
+        timing=layout.timing,
+        electrodes=tuple(names),
+        channels=layout.names,
+        anode=tuple(index[ch.anode[0]] for ch in case.channels),
+        cathode=tuple(-1 if ch.grounded else index[ch.cathode[0]] for ch in case.channels),
+        times_s=m.syn.t,
+        unit_current=i_unit,
+        potentials_V_per_A=potentials,
+        sample_frequencies_Hz=sampled,
+        transfer_V_per_A=transfers,
+        n_harmonics=m.spec.n_harmonics,
+        interpolation_error=interpolation_error,
+        instants_s=m.syn.instants,
+        skin_jn_per_A=skin_jn,
+        disc=disc,
+        muscle_field_per_A=muscle_E,
+        muscle_af_per_A=muscle_af,
+        fibre=fibre,
+        muscle_volumes_m3=muscle_vol,
+        has_target=bool(sampler.directions),
+        probes=tuple(p.name for p in case.probes),
+        probe_field_per_A=probe_E,
+        probe_current_density_per_A=probe_J,
+        heat=heat,
+        strength_duration=sd or act.StrengthDuration(),
+        method=method,
+        target_volume_m3=case.activation.target_volume_m3,
+        zone_pulse_field_per_A=zone_E,
+        zone_pulse_current_density_per_A=zone_J,
+        zone_field_ms_per_A2=zone_E_ms,
+        zone_current_density_ms_per_A2=zone_J_ms,
+        pairs=pairs,
+        dermis_field_per_A=dermis_E,
+        dermis_volumes_m3=dermis_vol,
+        onset_volume_m3=case.activation.onset_volume_m3,
+        sensory=sensory_model(case),
+    )

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from scipy import fft
 
-from ...errors import InputError
+from ...errors import InputError, SolverError
 from ...models.waveform_checks import TRUNCATION_FACTOR
 
 __all__ = ["MAX_HARMONICS", "TRUNCATION_FACTOR", "Spectrum", "Synthesis"]
@@ -75,8 +76,6 @@ class Synthesis:
     """
 
     def __init__(self, spec: Spectrum, w: Any, instants: np.ndarray, cardinal: Callable | None = None) -> None:
-        from scipy import fft
-
         self.spec, self.w = spec, w
         self.instants = instants
         if spec.dc_shape:
@@ -104,28 +103,31 @@ class Synthesis:
         for k0 in range(0, self.spec.n_harmonics, size):
             yield np.arange(k0 + 1, min(k0 + size, self.spec.n_harmonics) + 1)
 
-    def series(self, X: np.ndarray, X0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """X(t) on the period grid from extended samples X (n_x, m) (and d.c. X0): (n_t, m), i(t)."""
-        from scipy import fft
+    def series(self, X: np.ndarray | None, X0: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """X(t) on the period grid from extended samples X (n_x, m) (and d.c. X0): (n_t, m), i(t).
 
+        A d.c. waveform needs only X0; another waveform needs X (and X0 when it has a d.c. part).
+        """
         if self.spec.dc_shape:
-            return X0.real[None, :], np.array([1.0])
+            return _needed(X0, "d.c.").real[None, :], np.array([1.0])
+        X = _needed(X, "sampled")
         spec = self.spec
         Xref = (self.ref @ X).real
         D = np.zeros((self.M // 2 + 1, X.shape[1]), dtype=complex)
         for k in self._chunks():
             D[k] = spec.ck[k - 1, None] * (self.cardinal(k / spec.period_s) @ X - Xref)
         if spec.need_dc:
-            D[0] = spec.c0 * (X0 - Xref)
+            D[0] = spec.c0 * (_needed(X0, "d.c.") - Xref)
         i_unit = self.w.sample(1.0, self.t)
         return Xref[None, :] * i_unit[:, None] + self.M * fft.irfft(D, n=self.M, axis=0), i_unit
 
-    def at_instants(self, X: np.ndarray, X0: np.ndarray | None) -> np.ndarray:
+    def at_instants(self, X: np.ndarray | None, X0: np.ndarray | None) -> np.ndarray:
         """X at the instants from extended samples X (n_x, m): (n_instants, m) real."""
         if self.spec.dc_shape:
-            return X0.real[None, :]
+            return _needed(X0, "d.c.").real[None, :]
+        X = _needed(X, "sampled")
         Xref = (self.ref @ X).real
-        base = self.spec.c0 * (X0.real if self.spec.need_dc else Xref)
+        base = self.spec.c0 * (_needed(X0, "d.c.").real if self.spec.need_dc else Xref)
         return self.r[:, None] * Xref[None, :] + base[None, :] + 2 * (self.weights @ X).real
 
     def power_gram(self, mean_square: float) -> tuple[np.ndarray, float]:
@@ -153,3 +155,10 @@ class Synthesis:
             return G, spec.c0**2
         first = self.cardinal(np.array([1.0 / spec.period_s]))[0]
         return G + spec.c0**2 * np.outer(first, first.conj()), 0.0
+
+
+def _needed(X: np.ndarray | None, what: str) -> np.ndarray:
+    """The samples a synthesis needs (a missing set is a bug of the caller, not bad input)."""
+    if X is None:
+        raise SolverError(f"the waveform synthesis needs the {what} samples of the response")
+    return X

@@ -44,21 +44,24 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from ..channels import current_vector, firing_groups
+from ...models.waveforms import Waveform
+from ..channels import ChannelLayout, Currents
 from ..electric.skin import PEAK_AVERAGING_RADIUS_M, DiscAverage
 from ..physiology import activation as act
+from ..physiology.sensory import comfort_metrics
 from ..records import Absent, metric
 from .joule import CycleHeat
 
 __all__ = [
     "DEFAULT_N_FREQUENCIES",
     "ActivationMetrics",
+    "ChannelWaveform",
     "TimeCourse",
     "WaveformLeadField",
     "WaveformMetrics",
@@ -74,6 +77,15 @@ DEFAULT_N_FREQUENCIES = 24
 
 
 @dataclass(frozen=True)
+class ChannelWaveform:
+    """One channel's electrode voltage and power over one period (periodic steady state)."""
+
+    electrode_voltage_peak_V: float = metric("V", "max over one period of |V_anode - V_cathode|")
+    electrode_voltage_rms_V: float = metric("V", "r.m.s. over one period of V_anode - V_cathode")
+    mean_power_W: float = metric("W", "mean over the period of (V_anode - V_cathode) i")
+
+
+@dataclass(frozen=True)
 class WaveformMetrics:
     """Waveform metrics at given channel currents (peak currents of the pulses)."""
 
@@ -84,7 +96,7 @@ class WaveformMetrics:
     )  # fmt: skip
     electrode_voltage_rms_V: float = metric("V", "r.m.s. over one period of V_anode - V_cathode, first channel")
     mean_power_W: float = metric("W", "mean over the period of sum over channels of (V_anode - V_cathode) i")
-    waveform_by_channel: Mapping[str, Any] = metric("-", "peak and r.m.s. voltage [V] and mean power [W] of each channel")
+    waveform_by_channel: Mapping[str, ChannelWaveform] = metric("-", "peak and r.m.s. voltage [V] and mean power [W] of each channel")
     muscle_field_peak_V_per_m: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
         "V/m", "max |E| over the target muscle cells at the pulse instants", label="muscle |E| at the pulse, max"
     )
@@ -107,9 +119,11 @@ class WaveformMetrics:
         label="current r.m.s. (whole cycle)",
     )  # fmt: skip
     current_rms_pulse_train_A: float = metric("A", "r.m.s. current of the pulse train at the plateau, first channel")
-    probe_field_peak_V_per_m: Mapping[str, Any] = metric("V/m", "per [[probe]]: max over one period of |E(t)| at the point")
-    probe_current_density_peak_A_per_m2: Mapping[str, Any] = metric("A/m^2", "per [[probe]]: max over one period of |J(t)|")
-    layer_joule_power_cycle_mean_W: Mapping[str, Any] = metric(
+    probe_field_peak_V_per_m: Mapping[str, float] | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+       "V/m", "per [[probe]]: max over one period of |E(t)| at the point")
+    probe_current_density_peak_A_per_m2: Mapping[str, float] | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+       "A/m^2", "per [[probe]]: max over one period of |J(t)|")
+    layer_joule_power_cycle_mean_W: Mapping[str, float] = metric(
         "W", "Joule power averaged over the whole cycle (pulses, gaps, bursts, on/off, ramps) from the "
         "waveform's spectrum through the dispersive tissues and the capacitive contact, per volume label "
         "and per bare electrode's contact (contact:E); interleaved channels add without cross terms",
@@ -169,7 +183,7 @@ class TimeCourse:
     pulse_duration_s: float
 
 
-def pulse_instants(waveform: Any) -> np.ndarray:
+def pulse_instants(waveform: Waveform) -> np.ndarray:
     """Instants [s] of the first pulse where fields are synthesised: dense at each phase's start.
 
     A capacitive contact is a short at the start of a phase, so the current crowds at the pad
@@ -227,7 +241,7 @@ class WaveformLeadField:
         method: how the sweep went (frequencies added, tolerance, harmonics).
     """
 
-    waveform: Any
+    waveform: Waveform
     timing: str
     electrodes: tuple[str, ...]
     channels: tuple[str, ...]
@@ -265,14 +279,19 @@ class WaveformLeadField:
     onset_volume_m3: float = 1e-9
     sensory: act.StrengthDuration | None = None
 
-    def _current(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
-        return current_vector(self.channels, currents_A)
+    def _current(self, currents_A: Currents) -> np.ndarray:
+        return self.layout.vector(currents_A)
+
+    @property
+    def layout(self) -> ChannelLayout:
+        """The channels' names and timing (:class:`emsim.solvers.channels.ChannelLayout`)."""
+        return ChannelLayout(tuple(self.channels), self.timing)
 
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
         """The channel currents that flow together (:func:`emsim.solvers.channels.firing_groups`)."""
-        return firing_groups(current, self.timing)
+        return self.layout.groups(current)
 
-    def time_course(self, currents_A: Mapping[str, float] | Sequence[float]) -> TimeCourse:
+    def time_course(self, currents_A: Currents) -> TimeCourse:
         """The periodic steady state over one period at channel (peak) currents [A].
 
         Interleaved channels: each channel's voltage is its own response (the channels' pulses
@@ -298,17 +317,17 @@ class WaveformLeadField:
             pulse_duration_s=0.0 if self.waveform.shape == "dc" else self.waveform.phases()[-1][1],
         )
 
-    def skin_peak_by_instant(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+    def skin_peak_by_instant(self, currents_A: Currents) -> np.ndarray:
         """Disc-averaged skin peak [A/m^2] at each pulse instant (``instants_s``) at the currents."""
         current = self._current(currents_A)
         peaks = [self.disc.peaks(np.abs(self.skin_jn_per_A @ g).T) for g in self.groups(current)]
         return np.max(peaks, axis=0)
 
-    def muscle_field(self, currents_A: Mapping[str, float] | Sequence[float]) -> np.ndarray:
+    def muscle_field(self, currents_A: Currents) -> np.ndarray:
         """(n_instants, n_cells, 3) target-muscle field [V/m] at the instants (channels in phase)."""
         return self.muscle_field_per_A @ self._current(currents_A)
 
-    def at(self, currents_A: Mapping[str, float] | Sequence[float]) -> tuple[WaveformMetrics, Any]:
+    def at(self, currents_A: Currents) -> tuple[WaveformMetrics, Any]:
         """Waveform and activation metrics at channel (peak) currents [A]; no solve."""
         current = self._current(currents_A)
         course = self.time_course(current)
@@ -318,17 +337,19 @@ class WaveformLeadField:
             return float(np.mean(y)) if len(y) else 0.0
 
         by_channel = {
-            n: {
-                "electrode_voltage_peak_V": float(np.max(np.abs(v))),
-                "electrode_voltage_rms_V": math.sqrt(mean(v**2)),
-                "mean_power_W": mean(v * course.channel_current_A[n]),
-            }
+            n: ChannelWaveform(
+                electrode_voltage_peak_V=float(np.max(np.abs(v))),
+                electrode_voltage_rms_V=math.sqrt(mean(v**2)),
+                mean_power_W=mean(v * course.channel_current_A[n]),
+            )
             for n, v in course.channel_voltage_V.items()
         }
         first = by_channel[self.channels[0]]
         peaks = self.skin_peak_by_instant(current)
         at_peak = int(np.argmax(peaks))
         no_target = Absent("the case has no target muscle layer (a layer of the library's muscle)")
+        e_max: float | Absent
+        af_max: float | Absent
         if self.has_target and self.muscle_field_per_A.shape[1]:
             e_max = max(float(np.linalg.norm(self.muscle_field_per_A @ g, axis=2).max()) for g in self.groups(current))
             af_max = max(float((self.muscle_af_per_A @ g).max()) for g in self.groups(current))
@@ -340,9 +361,9 @@ class WaveformLeadField:
         no_probe = Absent("the case has no [[probe]]")
         metrics = WaveformMetrics(
             waveform_shape=w.shape,
-            electrode_voltage_peak_V=first["electrode_voltage_peak_V"],
-            electrode_voltage_rms_V=first["electrode_voltage_rms_V"],
-            mean_power_W=sum(c["mean_power_W"] for c in by_channel.values()),
+            electrode_voltage_peak_V=first.electrode_voltage_peak_V,
+            electrode_voltage_rms_V=first.electrode_voltage_rms_V,
+            mean_power_W=sum(c.mean_power_W for c in by_channel.values()),
             waveform_by_channel=by_channel,
             muscle_field_peak_V_per_m=e_max,
             muscle_activating_function_peak_V_per_m2=af_max,
@@ -374,16 +395,15 @@ class WaveformLeadField:
             [np.linalg.norm(self.dermis_field_per_A @ g, axis=2).max(axis=0) for g in self.groups(current)], axis=0
         )
 
-    def comfort(self, currents_A: Mapping[str, float] | Sequence[float]) -> Any:
+    def comfort(self, currents_A: Currents) -> Any:
         """Sensory and motor thresholds and their ratio (:mod:`emsim.solvers.physiology.sensory`), or Absent."""
-        from ..physiology.sensory import comfort_metrics
-
         current = self._current(currents_A)
-        if self.waveform.shape == "dc":
+        width = self.waveform.pulse_width_s
+        if self.waveform.shape == "dc" or width is None:
             return Absent("a d.c. waveform has no pulse width for the strength-duration thresholds")
         target = self.has_target and self.muscle_field_per_A.shape[1]
         return comfort_metrics(
-            pulse_width_s=self.waveform.pulse_width_s, first_current_A=float(current[0]),
+            pulse_width_s=width, first_current_A=float(current[0]),
             dermis_field_A=self.dermis_field(current),
             dermis_volumes_m3=self.dermis_volumes_m3 if self.dermis_volumes_m3 is not None else np.zeros(0),
             fibre_field_A=self.fibre_field(current) if target else None, muscle_volumes_m3=self.muscle_volumes_m3,
@@ -395,7 +415,7 @@ class WaveformLeadField:
         w = self.waveform
         if not (self.has_target and self.muscle_field_per_A.shape[1]):
             return Absent("the case has no target muscle layer (a layer of the library's muscle)")
-        if w.shape == "dc":
+        if w.shape == "dc" or w.pulse_width_s is None:
             return Absent("a d.c. waveform has no pulse width for the strength-duration threshold")
         # A cell is activated when any firing group drives its fibre field over the threshold.
         ef = self.fibre_field(current)
@@ -403,6 +423,8 @@ class WaveformLeadField:
         v = self.muscle_volumes_m3
         total = float(v.sum())
         volume = act.activated_volume_m3(ef, v, threshold, 1.0)
+        for_volume: float | Absent
+        for_half: float | Absent
         if current[0] == 0:
             off = Absent("the first channel carries no current: the currents are scaled with it")
             for_volume = for_half = off

@@ -36,6 +36,9 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from dolfinx import fem
+from dolfinx.fem import petsc as fpetsc
+from mpi4py import MPI
 
 from ...errors import SolverError
 from ...meshes.patch import PatchMesh
@@ -76,8 +79,6 @@ class HeatBasis:
     def __init__(
         self, case: Case, patch: PatchMesh, *, tolerance: float = 1e-9, progress: Progress = _nothing
     ) -> None:
-        from dolfinx import fem
-
         self.patch = patch
         self.settings = case.thermal or ThermalSettings()
         self.tolerance = float(tolerance)
@@ -85,7 +86,6 @@ class HeatBasis:
         progress(f"heating: basal state ({self.pennes.dofs} dofs, {self.pennes.method})")
         self.basal = self.pennes.steady_state(0.0)
         self.basal.name = "temperature_basal_C"
-        self._fem = fem
         no = self.pennes.n_owned
         self.T0 = self.basal.x.array[:no].copy()
         self._all = np.arange(no, dtype=np.int32)
@@ -162,8 +162,6 @@ class HeatBasis:
 
     def _add_direction(self, d: np.ndarray, progress: Progress) -> None:
         """Run the session with load ``d`` (unit norm, orthogonal to the basis); keep its rises."""
-        from dolfinx.fem import petsc as fpetsc
-
         pennes, no = self.pennes, self.pennes.n_owned
         vec = fpetsc.create_vector(pennes.V)
         scale = self._load_scale
@@ -219,7 +217,7 @@ class HeatBasis:
         source, surface = heat.sources(self.patch, currents)
         c = self.coefficients(source, surface, progress=progress)
         run, probes, heated = self._combined_run(c)
-        basal = self._fem.Function(self.pennes.V, name="temperature_basal_C")
+        basal = fem.Function(self.pennes.V, name="temperature_basal_C")
         basal.x.array[:] = self.basal.x.array
         return session_result(
             case, self.patch, self.pennes, basal, run, probes, heated, source, surface, from_waveform=True
@@ -227,9 +225,7 @@ class HeatBasis:
 
     def _combined_run(self, c: np.ndarray) -> tuple[PennesRun, np.ndarray, np.ndarray]:
         """The run record of the load ``sum_k c_k F_k``, as :meth:`PennesProblem.run` keeps it."""
-        from mpi4py import MPI
-
-        fem, pennes, no = self._fem, self.pennes, self.pennes.n_owned
+        pennes, no = self.pennes, self.pennes.n_owned
         rise = np.zeros((len(self.times_s), no))
         steady = np.zeros(no)
         for ck, history, steady_k in zip(c, self._histories, self._steady, strict=True):

@@ -42,6 +42,12 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx.fem import petsc as fpetsc
+from dolfinx.mesh import Mesh, MeshTags
+from mpi4py import MPI
+from petsc4py import PETSc
 
 from ...errors import InputError, SolverError
 from ..linalg.ksp import create_ksp, resolve_method, solve_checked
@@ -92,11 +98,11 @@ class PennesProblem:
 
     def __init__(
         self,
-        mesh: Any,
+        mesh: Mesh,
         cell_tags: Any,
         materials: Mapping[int, Any],
         *,
-        facet_tags: Any = None,
+        facet_tags: MeshTags | None = None,
         convective_tags: Sequence[int] = (),
         h_W_per_m2K: float = 10.0,
         air_temperature_C: float = 25.0,
@@ -111,8 +117,6 @@ class PennesProblem:
         method: str = "auto",
         rtol: float = 1e-10,
     ) -> None:
-        from dolfinx import fem
-
         if h_W_per_m2K < 0 or not math.isfinite(h_W_per_m2K):
             raise InputError("h_W_per_m2K", h_W_per_m2K, "must be a finite number >= 0")
         if (
@@ -167,14 +171,16 @@ class PennesProblem:
         )
 
         self.method = resolve_method(method, self.dofs)
-        self._M = self._K = self._F0 = self._FJ = None
+        # PETSc matrices and vectors (untyped), assembled on first use
+        self._M: Any = None
+        self._K: Any = None
+        self._F0: Any = None
+        self._FJ: Any = None
         self._solvers: dict[float, tuple[Any, Any]] = {}
         self.iterations: list[int] = []
 
     def _fill_coefficients(self, cell_tags: Any) -> tuple[Any, Any, Any, Any]:
         """Piecewise-constant rho c, k, rho_b c_b w_b and Q_met (DG0), filled per volume tag."""
-        from dolfinx import fem
-
         mesh = self.mesh
         tdim = mesh.topology.dim
         Q0 = fem.functionspace(mesh, ("DG", 0))
@@ -202,11 +208,8 @@ class PennesProblem:
             )
         return rho_c, kappa, b, qmet
 
-    def _build_forms(self, facet_tags: Any, convective_tags: Sequence[int], source: Any, surface_sources: Any) -> None:
+    def _build_forms(self, facet_tags: MeshTags | None, convective_tags: Sequence[int], source: Any, surface_sources: Any) -> None:
         """Mass, stiffness (perfusion and convection included), basal and heat-source forms."""
-        import ufl
-        from dolfinx import fem
-
         mesh = self.mesh
         rho_c, kappa, b, qmet = self._coefficients
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
@@ -236,10 +239,10 @@ class PennesProblem:
 
     # ------------------------------------------------------------------ assembly and solvers
 
-    def _facet_dofs(self, facet_tags: Any, tags: Sequence[int]) -> np.ndarray:
-        from dolfinx import fem
-
+    def _facet_dofs(self, facet_tags: MeshTags | None, tags: Sequence[int]) -> np.ndarray:
         fdim = self.mesh.topology.dim - 1
+        if facet_tags is None:
+            return np.empty(0, np.int32)
         parts = [
             fem.locate_dofs_topological(self.V, fdim, facet_tags.find(int(t))) for t in tags
         ]  # fmt: skip
@@ -249,14 +252,12 @@ class PennesProblem:
         """Assemble the mass and stiffness matrices and the source vectors, once."""
         if self._M is not None:
             return
-        from dolfinx.fem import petsc as fpetsc
-        from petsc4py import PETSc
 
         self._M = fpetsc.assemble_matrix(self._mass)
         self._M.assemble()
         self._K = fpetsc.assemble_matrix(self._stiff)
         self._K.assemble()
-        vectors = []
+        vectors: list[Any] = []  # PETSc vectors
         for form in (self._basal, self._heat):
             if form is None:
                 vectors.append(None)
@@ -271,7 +272,6 @@ class PennesProblem:
         key = float(mass_coefficient_per_s)
         if key in self._solvers:
             return self._solvers[key][1]
-        from dolfinx.fem import petsc as fpetsc
 
         self._c.value = key
         A = fpetsc.assemble_matrix(self._step, bcs=self._bcs)
@@ -308,11 +308,6 @@ class PennesProblem:
         Returns:
             A PETSc vector (owned entries summed over the ranks); the caller destroys it.
         """
-        import ufl
-        from dolfinx import fem
-        from dolfinx.fem import petsc as fpetsc
-        from petsc4py import PETSc
-
         v = ufl.TestFunction(self.V)
         ds = ufl.Measure("ds", domain=self.mesh, subdomain_data=self._facet_tags)
         form = fem.Constant(self.mesh, 0.0) * v * ufl.dx(domain=self.mesh)
@@ -344,9 +339,6 @@ class PennesProblem:
             SolverError: no Dirichlet face, no perfusion and no convection (undefined level).
 
         """
-        from dolfinx import fem
-        from dolfinx.fem import petsc as fpetsc
-
         if not self._well_posed:
             raise SolverError(
                 "the steady state is undefined without a Dirichlet face, perfusion or convection"
@@ -395,8 +387,6 @@ class PennesProblem:
             The run's record.
 
         """
-        from dolfinx import fem
-
         if not (session_s > 0 and time_step_s > 0):
             raise InputError("session_s, time_step_s", (session_s, time_step_s), "must be > 0")
         progress = progress or _nothing
@@ -448,8 +438,6 @@ class PennesProblem:
         self, T: np.ndarray, rise: np.ndarray, cem: np.ndarray
     ) -> tuple[float, float, float]:
         """Global (skin max T, max rise, max CEM43) over the monitored dofs."""
-        from mpi4py import MPI
-
         s, m = self.skin_dofs, self.monitor_dofs
         buf = np.array([
             T[s].max(initial=-np.inf),
@@ -476,8 +464,6 @@ class PennesProblem:
 
 
 def _mpi_max() -> Any:
-    from mpi4py import MPI
-
     return MPI.MAX
 
 
@@ -489,9 +475,6 @@ class _Stepper:
     """
 
     def __init__(self, problem: PennesProblem, dt: float, F: Any, *, bdf2: bool) -> None:
-        from dolfinx import fem
-        from dolfinx.fem import petsc as fpetsc
-
         self.p, self.dt, self.F = problem, dt, F
         self.half, self.full = problem._solver(2.0 / dt), problem._solver(1.0 / dt)  # the start
         self.bdf2 = problem._solver(1.5 / dt) if bdf2 else None

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InputError
+from ...models.tissues import library
 
 __all__ = ["PennesMaterial", "PennesRun", "blood_heat_capacity_J_per_m3K", "cem43_rate"]
 
@@ -36,9 +37,9 @@ def cem43_rate(temperature_C: np.ndarray | float) -> np.ndarray:
 
 def blood_heat_capacity_J_per_m3K() -> float:
     """Volumetric heat capacity of blood rho_b c_b [J/(m^3 K)], from the material library."""
-    from ...models.tissues import library
-
     blood = library()["blood"].thermal
+    if blood is None:
+        raise InputError("material.blood", "no thermal properties", "the library's blood with its thermal data")
     return blood.density_kg_per_m3 * blood.heat_capacity_J_per_kgK
 
 

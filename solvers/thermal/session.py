@@ -32,6 +32,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import ufl
+from dolfinx import fem
+from dolfinx import mesh as dmesh
+from dolfinx.fem import Function
+from mpi4py import MPI
 
 from ...errors import InputError, SolverError
 from ...meshes.patch import PatchMesh
@@ -41,12 +46,17 @@ from ..electric.problem import ChannelSolution, ElectricProblem
 from ..records import metric
 from ..spectral.joule import CycleHeat
 from .pennes import PennesProblem
-from .pennes_data import cem43_rate
+from .pennes_data import PennesRun, cem43_rate
 
 __all__ = [
+    "ProbeHistories",
+    "SkinFront",
+    "SkinPicture",
+    "ThermalDetails",
     "ThermalMetrics",
     "ThermalResult",
     "case_pennes_problem",
+    "cem43_of_history",
     "joule_heat_factor",
     "session_heating",
     "session_probes",
@@ -172,9 +182,6 @@ def case_pennes_problem(
 
 def _joule_sources(problem: ElectricProblem, solution: ChannelSolution, factor: float):
     """Time-averaged Joule heat [W/m^3] (UFL) and contact-film heat [W/m^2] by facet tag."""
-    import ufl
-    from dolfinx import fem
-
     patch = problem.patch
     mesh = patch.mesh
     W = fem.functionspace(mesh, ("DG", 0, (3, 3)))
@@ -240,17 +247,30 @@ def _gather_all(comm, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
 
 
 def _mpi_max():
-    from mpi4py import MPI
-
     return MPI.MAX
 
 
-def _trapezoid_cem43(T_history: np.ndarray, dt_s: float) -> np.ndarray:
-    """CEM43 [min] per column of a (times, points) temperature history (trapezoidal rule)."""
-    rate = cem43_rate(T_history)
-    if len(rate) < 2:
-        return np.zeros(rate.shape[1:])
-    return (dt_s / 60.0) * (0.5 * rate[0] + rate[1:-1].sum(axis=0) + 0.5 * rate[-1])
+@dataclass(frozen=True)
+class ThermalDetails:
+    """How the heating was computed (``metrics.json``'s ``thermal`` block)."""
+
+    skin_temperature_peak_time_s: float = metric("s", "time in the session of the peak skin temperature")
+    tissue_temperature_rise_final_max_K: float = metric("K", "largest tissue temperature rise at the end of the session")
+    cem43_tissue_max_min: float = metric(
+        "min", "CEM43 max over all tissue nodes, the deep face at the core temperature included"
+    )
+    cem43_tissue_note: str = metric("-", "why cem43_tissue_max_min is not a heating figure")
+    peak_current_A: float = metric("A", "first channel's peak current of the solve")
+    rms_current_A: float = metric("A", "first channel's r.m.s. current over the whole waveform")
+    joule_heat_time_averaged_W: float = metric("W", "the cycle-averaged heat source over the volume and contact films")
+    joule_heat_from: str = metric("-", "what the heat source is computed from")
+    h_W_per_m2K: float = metric("W/(m^2 K)", "heat transfer coefficient of the skin and pads to the air")
+    air_temperature_C: float = metric("C", "air temperature")
+    core_temperature_C: float = metric("C", "core temperature (deep face and arterial blood)")
+    steps: int = metric("-", "time steps of the session")
+    scheme: str = metric("-", "time scheme")
+    dofs: int = metric("-", "temperature degrees of freedom")
+    method: str = metric("-", "linear solver of the heat problem")
 
 
 @dataclass(frozen=True)
@@ -283,10 +303,85 @@ class ThermalMetrics:
         "-", "(I / I_ref)^2: every temperature rise of the solve at I_ref is multiplied by it (rises scale "
         "with the square of the current at a fixed waveform)"
     )
-    thermal: Mapping[str, Any] = metric("-", "details: skin peak time, r.m.s. current, Joule heat, solver and settings")
+    thermal: ThermalDetails = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+        "-", "details: skin peak time, r.m.s. current, Joule heat, solver and settings"
+    )
 
 
-@dataclass
+@dataclass(frozen=True)
+class SkinFront:
+    """The skin nodes that can be the hottest at some current, gathered on every rank.
+
+    The skin temperature at a thermal scale s = (I / I_ref)^2 is ``T0 + s rise`` at each node;
+    these nodes are those not dominated in (basal temperature, peak rise), so the maximum over
+    them is the peak skin temperature at any s >= 0 (exact).
+
+    Attributes:
+        T0_C: basal temperature of each node [C].
+        rise_K: its peak rise over the session at the reference currents [K].
+        xyz_m: its position [m], (n, 3).
+    """
+
+    T0_C: np.ndarray
+    rise_K: np.ndarray
+    xyz_m: np.ndarray
+
+    def peak_at(self, scale: float) -> tuple[float, list[float] | None]:
+        """The peak skin temperature [C] at thermal scale ``scale`` and where [m] (nan, None: no skin)."""
+        if not len(self.T0_C):
+            return math.nan, None
+        vals = self.T0_C + scale * self.rise_K
+        i = int(np.argmax(vals))
+        return float(vals[i]), _point(self.xyz_m[i])
+
+
+@dataclass(frozen=True)
+class ProbeHistories:
+    """Temperature histories at probe nodes chosen before the run, gathered on every rank.
+
+    Attributes:
+        history_C: temperature at each time of the session and probe, (times, probes) [C].
+        T0_C: basal temperature of each probe [C].
+        skin: which probes are skin nodes.
+        tissue: which probes lie in the tissue layers.
+        heated: which probes lie in the heated region (where the thermal dose counts: every node
+            of it when few, so its CEM43 rescales exactly).
+    """
+
+    history_C: np.ndarray
+    T0_C: np.ndarray
+    skin: np.ndarray
+    tissue: np.ndarray
+    heated: np.ndarray
+
+    def at_scale(self, scale: float, which: np.ndarray) -> np.ndarray:
+        """Histories (times, probes) [C] of the probes ``which`` at thermal scale ``scale``."""
+        T0 = self.T0_C[which]
+        return T0 + scale * (self.history_C[:, which] - T0)
+
+
+@dataclass(frozen=True)
+class SkinPicture:
+    """Skin triangles and the final rise at their vertices (rank 0's gathered data).
+
+    Attributes:
+        triangles_m: vertex coordinates [m], (n, 3, 3).
+        rise_K: the rise at the end of the session at each vertex [K], (n, 3).
+    """
+
+    triangles_m: np.ndarray
+    rise_K: np.ndarray
+
+
+def cem43_of_history(T_history: np.ndarray, dt_s: float) -> np.ndarray:
+    """CEM43 [min] per column of a (times, points) temperature history (trapezoidal rule)."""
+    rate = cem43_rate(T_history)
+    if len(rate) < 2:
+        return np.zeros(rate.shape[1:])
+    return (dt_s / 60.0) * (0.5 * rate[0] + rate[1:-1].sum(axis=0) + 0.5 * rate[-1])
+
+
+@dataclass(frozen=True)
 class ThermalResult:
     """Heating of a case over its session, and its rescaling to other currents.
 
@@ -299,23 +394,24 @@ class ThermalResult:
             (the running max over all tissue nodes, the deep face at the core temperature included).
         fields: DOLFINx Functions (basal, final, rise, peak rise, CEM43, Joule heat), by name.
         time_step_s: the time step used [s].
-        skin_picture: skin triangles [m] and the final rise at their vertices [K], gathered on
-            rank 0 (None elsewhere).
+        skin_front: the skin nodes that hold the peak skin temperature at any current.
+        probes: the temperature histories that rescale the thermal dose.
+        skin_picture: skin triangles and the final rise, gathered on rank 0 (None elsewhere).
     """
 
     reference: ThermalMetrics
     reference_currents_A: np.ndarray
     rms_current_A: float
-    history: dict[str, np.ndarray]
-    fields: dict[str, Any] = field(repr=False)
-    time_step_s: float = 0.0
-    skin_picture: dict[str, Any] | None = field(default=None, repr=False)
-    _skin_front: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
-    _probes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    history: Mapping[str, np.ndarray]
+    fields: Mapping[str, Function] = field(repr=False)
+    time_step_s: float
+    skin_front: SkinFront = field(repr=False)
+    probes: ProbeHistories = field(repr=False)
+    skin_picture: SkinPicture | None = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ rescaling
 
-    def scale(self, currents_A: Any) -> float | None:
+    def scale(self, currents_A: float | Sequence[float] | np.ndarray) -> float | None:
         """Factor ``(I / I_ref)^2`` of every temperature rise at channel currents [A].
 
         Args:
@@ -337,11 +433,57 @@ class ThermalResult:
             return None
         return float(k * k)
 
-    def rise_at(self, current_A: Any) -> float:
-        """Largest tissue temperature rise over the session at ``current_A`` [K] (exact)."""
-        return self.scale(current_A) * self.reference.tissue_temperature_rise_max_K
+    def rise_at(self, current_A: float | Sequence[float] | np.ndarray) -> float:
+        """Largest tissue temperature rise over the session at ``current_A`` [K] (exact).
 
-    def at(self, currents_A: Any) -> ThermalMetrics | None:
+        Raises:
+            InputError: currents off the reference ray (their heating needs its own solve).
+        """
+        s = self.scale(current_A)
+        if s is None:
+            raise InputError("currents_A", np.asarray(current_A).tolist(), "a multiple of the case's own currents")
+        return s * self.reference.tissue_temperature_rise_max_K
+
+    def cem43_at_scale(self, scale: float, region: str = "heated") -> float:
+        """The largest CEM43 [min] over a region's probes at thermal scale ``scale`` = (I / I_ref)^2.
+
+        Args:
+            scale: the thermal scale (I / I_ref)^2.
+            region: ``"heated"`` (the heated region: exact, every node of it is a probe when
+                few) or ``"skin"`` (the skin probes: a lower bound away from the reference).
+
+        Exact at 1 (the solver's own dose); elsewhere from the probe histories.
+        """
+        if region not in ("heated", "skin"):
+            raise InputError("region", region, "one of heated, skin")
+        if math.isclose(scale, 1.0, rel_tol=1e-12):
+            m = self.reference
+            return m.cem43_heated_max_min if region == "heated" else m.cem43_skin_max_min
+        which = self.probes.heated if region == "heated" else self.probes.skin
+        T = self.probes.at_scale(scale, which)
+        return float(cem43_of_history(T, self.time_step_s).max(initial=0.0))
+
+    def skin_front_lines(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T0 [C], rise [K]) of the skin front: the skin peak at scale s is max(T0 + s rise)."""
+        return self.skin_front.T0_C, self.skin_front.rise_K
+
+    def tissue_probe_rises(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T0 [C], rise history [K] (times, probes)) of the tissue probes at the reference currents."""
+        tissue = self.probes.tissue
+        T0 = self.probes.T0_C[tissue]
+        return T0, self.probes.history_C[:, tissue] - T0
+
+    def heated_probe_rises(self) -> tuple[np.ndarray, np.ndarray]:
+        """(T0 [C], rise history [K] (times, probes)) of the heated-region probes at the reference currents.
+
+        CEM43 where the heating is (every node of the heated region a probe when few): the dose
+        at another current on the reference ray is that of ``T0 + s rise`` (``time_step_s``).
+        """
+        heated = self.probes.heated
+        T0 = self.probes.T0_C[heated]
+        return T0, self.probes.history_C[:, heated] - T0
+
+    def at(self, currents_A: float | Sequence[float] | np.ndarray) -> ThermalMetrics | None:
         """The thermal metrics at other currents along the reference ray (None off the ray).
 
         The rise is linear in the source, so ``T = T_basal + s (T_ref - T_basal)`` with
@@ -357,24 +499,14 @@ class ThermalResult:
         if s is None:
             return None
         m = self.reference
-        front = self._skin_front
-        if len(front.get("T0", ())):
-            vals = front["T0"] + s * front["rise"]
-            i = int(np.argmax(vals))
-            skin_peak, skin_where = float(vals[i]), _point(front["xyz"][i])
-        else:
-            skin_peak, skin_where = math.nan, None
-        if math.isclose(s, 1.0, rel_tol=1e-12):
-            cem, cem_skin = m.cem43_heated_max_min, m.cem43_skin_max_min
-        else:
-            cem, cem_skin = (self._probe_dose(s, mask) for mask in ("heated", "skin"))
+        skin_peak, skin_where = self.skin_front.peak_at(s)
         return ThermalMetrics(
             skin_temperature_basal_C=m.skin_temperature_basal_C,
             skin_temperature_peak_C=skin_peak,
             skin_temperature_peak_location_m=skin_where,
             tissue_temperature_rise_max_K=s * m.tissue_temperature_rise_max_K,
-            cem43_heated_max_min=cem,
-            cem43_skin_max_min=cem_skin,
+            cem43_heated_max_min=self.cem43_at_scale(s, "heated"),
+            cem43_skin_max_min=self.cem43_at_scale(s, "skin"),
             hottest_point_m=list(m.hottest_point_m),
             thermal_time_step_s=m.thermal_time_step_s,
             session_s=m.session_s,
@@ -382,14 +514,7 @@ class ThermalResult:
             thermal=m.thermal,
         )
 
-    def _probe_dose(self, s: float, mask: str) -> float:
-        """Max CEM43 [min] over the probes in ``mask`` ("heated" or "skin") at the rise scale s."""
-        p = self._probes
-        sel = p[mask]
-        T = p["T0"][sel] + s * (p["history"][:, sel] - p["T0"][sel])
-        return float(_trapezoid_cem43(T, self.time_step_s).max(initial=0.0))
-
-    def skin_history_at(self, currents_A: Any) -> np.ndarray:
+    def skin_history_at(self, currents_A: float | Sequence[float] | np.ndarray) -> np.ndarray:
         """Maximum skin temperature [C] at each time of ``history["time_s"]`` at ``currents_A``.
 
         Exact at the reference current; elsewhere the maximum over the skin probe nodes.
@@ -397,19 +522,16 @@ class ThermalResult:
         s = self.scale(currents_A)
         if s is not None and math.isclose(s, 1.0, rel_tol=1e-12):
             return self.history["skin_temperature_max_C"].copy()
-        p = self._probes
-        skin = p["skin"]
+        skin = self.probes.skin
         if s is None or not skin.any():
             return np.full(len(self.history["time_s"]), math.nan)
-        return (p["T0"][skin] + s * (p["history"][:, skin] - p["T0"][skin])).max(axis=1)
+        return self.probes.at_scale(s, skin).max(axis=1)
 
 
 def _skin_picture_data(
     pennes: PennesProblem, patch: PatchMesh, skin_tags: list[int], rise: np.ndarray
-):
+) -> SkinPicture | None:
     """Skin triangles [m] and the rise at their vertices, gathered on rank 0 (None elsewhere)."""
-    from dolfinx import mesh as dmesh
-
     mesh = patch.mesh
     fdim = mesh.topology.dim - 1
     n_owned = mesh.topology.index_map(fdim).size_local
@@ -430,13 +552,12 @@ def _skin_picture_data(
     parts = mesh.comm.gather((tri, vals), root=0)
     if mesh.comm.rank != 0:
         return None
-    return {
-        "triangles_m": np.concatenate([p[0] for p in parts]),
-        "rise_K": np.concatenate([p[1] for p in parts]),
-    }
+    return SkinPicture(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
 
 
-def _rescaling_data(pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.ndarray, heated: np.ndarray) -> tuple:
+def _rescaling_data(
+    pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.ndarray, heated: np.ndarray
+) -> tuple[tuple[float, list[float]], SkinFront, ProbeHistories, dict[str, float]]:
     """What :meth:`ThermalResult.at` needs, gathered on every rank.
 
     Returns:
@@ -458,7 +579,7 @@ def _rescaling_data(pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.
     front = skin[_pareto(rise_peak[skin], T0[skin])]
     fr, ft, fx = _gather_all(comm, (rise_peak[front], T0[front], xyz[front].reshape(-1, 3)))
     keep = _pareto(fr, ft)
-    skin_front = {"rise": fr[keep], "T0": ft[keep], "xyz": fx[keep]}
+    skin_front = SkinFront(T0_C=ft[keep], rise_K=fr[keep], xyz_m=fx[keep])
     ph, pt0, pskin, ptissue, pheated = _gather_all(
         comm, (run.probe_history_C.T, T0[probes], np.isin(probes, skin), np.isin(probes, mon), np.isin(probes, heated))
     )
@@ -467,15 +588,12 @@ def _rescaling_data(pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.
         "heated": comm.allreduce(float(cem[heated].max(initial=0.0)), op=_mpi_max()),
         "skin": comm.allreduce(float(cem[skin].max(initial=0.0)), op=_mpi_max()),
     }
-    probes_all = {"history": ph.T.copy(), "T0": pt0, "skin": pskin, "tissue": ptissue, "heated": pheated}
+    probes_all = ProbeHistories(history_C=ph.T.copy(), T0_C=pt0, skin=pskin, tissue=ptissue, heated=pheated)
     return hottest, skin_front, probes_all, doses
 
 
 def _total_power_W(patch: PatchMesh, source: Any, surface: Mapping[int, Any]) -> float:
     """The heat source integrated over the volume and the contact surfaces [W]."""
-    import ufl
-    from dolfinx import fem
-
     joule = fem.assemble_scalar(fem.form(source * ufl.dx(domain=patch.mesh)))
     ds = ufl.Measure("ds", domain=patch.mesh, subdomain_data=patch.facet_tags)
     for tag, q in surface.items():
@@ -483,10 +601,8 @@ def _total_power_W(patch: PatchMesh, source: Any, surface: Mapping[int, Any]) ->
     return patch.mesh.comm.allreduce(float(joule))
 
 
-def _thermal_fields(pennes: PennesProblem, patch: PatchMesh, basal: Any, run: Any, source: Any) -> dict[str, Any]:
+def _thermal_fields(pennes: PennesProblem, patch: PatchMesh, basal: Function, run: PennesRun, source: Any) -> dict[str, Function]:
     """The fields of a session, named with their units, for the XDMF output."""
-    from dolfinx import fem
-
     final = run.final
     final.name = "temperature_final_C"
     rise = fem.Function(pennes.V, name="temperature_rise_final_K")
@@ -499,7 +615,7 @@ def _thermal_fields(pennes: PennesProblem, patch: PatchMesh, basal: Any, run: An
     return {"basal": basal, "final": final, "rise": rise, "rise_peak": run.rise_peak, "cem43": run.cem43, "joule": joule}
 
 
-def _session_metrics(case: Case, settings: ThermalSettings, run: Any, pennes: PennesProblem, found: dict) -> ThermalMetrics:
+def _session_metrics(case: Case, settings: ThermalSettings, run: PennesRun, pennes: PennesProblem, found: dict) -> ThermalMetrics:
     """The metrics of a session run at the case's currents (``found``: what was gathered)."""
     return ThermalMetrics(
         skin_temperature_basal_C=found["basal_skin"] if math.isfinite(found["basal_skin"]) else math.nan,
@@ -512,24 +628,24 @@ def _session_metrics(case: Case, settings: ThermalSettings, run: Any, pennes: Pe
         thermal_time_step_s=run.time_step_s,
         session_s=settings.session_s,
         thermal_rise_scale=1.0,
-        thermal={
-            "skin_temperature_peak_time_s": float(run.times_s[int(np.nanargmax(run.skin_max_C))]),
-            "tissue_temperature_rise_final_max_K": float(run.rise_max_K[-1]),
-            "cem43_tissue_max_min": float(run.cem43_max_min[-1]),
-            "cem43_tissue_note": "max over all tissue nodes, the deep face held at the core temperature included "
-                                 "(its dose is the core temperature's, whatever the current): not a heating figure",
-            "peak_current_A": case.channels[0].current_A,
-            "rms_current_A": found["i_rms"],
-            "joule_heat_time_averaged_W": found["joule"],
-            "joule_heat_from": found["joule_from"],
-            "h_W_per_m2K": settings.h_W_per_m2K,
-            "air_temperature_C": settings.air_temperature_C,
-            "core_temperature_C": settings.core_temperature_C,
-            "steps": len(run.times_s) - 1,
-            "scheme": "BDF2, fixed step, Richardson-extrapolated backward-Euler start",
-            "dofs": pennes.dofs,
-            "method": pennes.method,
-        },
+        thermal=ThermalDetails(
+            skin_temperature_peak_time_s=float(run.times_s[int(np.nanargmax(run.skin_max_C))]),
+            tissue_temperature_rise_final_max_K=float(run.rise_max_K[-1]),
+            cem43_tissue_max_min=float(run.cem43_max_min[-1]),
+            cem43_tissue_note="max over all tissue nodes, the deep face held at the core temperature included "
+                              "(its dose is the core temperature's, whatever the current): not a heating figure",
+            peak_current_A=case.channels[0].current_A,
+            rms_current_A=found["i_rms"],
+            joule_heat_time_averaged_W=found["joule"],
+            joule_heat_from=found["joule_from"],
+            h_W_per_m2K=settings.h_W_per_m2K,
+            air_temperature_C=settings.air_temperature_C,
+            core_temperature_C=settings.core_temperature_C,
+            steps=len(run.times_s) - 1,
+            scheme="BDF2, fixed step, Richardson-extrapolated backward-Euler start",
+            dofs=pennes.dofs,
+            method=pennes.method,
+        ),
     )
 
 
@@ -638,10 +754,10 @@ def session_result(
     T0 = basal.x.array[: pennes.n_owned]
     hottest, skin_front, probes_all, doses = _rescaling_data(pennes, run, T0, probes, heated)
     basal_skin = comm.allreduce(float(T0[pennes.skin_dofs].max(initial=-math.inf)), op=_mpi_max())
-    peak_i = int(np.argmax(skin_front["T0"] + skin_front["rise"])) if len(skin_front["T0"]) else None
+    _, peak_location = skin_front.peak_at(1.0)
     joule = _total_power_W(patch, source, surface)
     metrics = _session_metrics(case, settings, run, pennes, {
-        "basal_skin": basal_skin, "peak_location": _point(skin_front["xyz"][peak_i]) if peak_i is not None else None,
+        "basal_skin": basal_skin, "peak_location": peak_location,
         "hottest": hottest[1], "i_rms": i_rms, "joule": joule, "doses": doses,
         "joule_from": "the waveform's spectrum (cycle mean)" if from_waveform else "d.c. field x (I_rms / I)^2",
     })  # fmt: skip
@@ -667,7 +783,7 @@ def session_result(
         history=history,
         fields=fields,
         time_step_s=run.time_step_s,
-        _skin_front=skin_front,
-        _probes=probes_all,
+        skin_front=skin_front,
+        probes=probes_all,
         skin_picture=picture,
     )
