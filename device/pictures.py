@@ -68,8 +68,8 @@ def _range_text(r: tuple[float, float]) -> str:
 
 
 def therapeutic_window_figure(
-    levels_A: Sequence[float],
-    passed: Sequence[bool],
+    levels_A: Sequence[float] | np.ndarray,
+    passed: Sequence[bool] | np.ndarray,
     *,
     sensory_A: Range = None,
     motor_A: Range = None,
@@ -151,7 +151,7 @@ def therapeutic_window_figure(
 
 
 def headroom_heatmap(
-    levels_A: Sequence[float],
+    levels_A: Sequence[float] | np.ndarray,
     rules: Sequence[str],
     max_safe_A: Any,
     *,

@@ -70,8 +70,8 @@ def _outline_distance_expressions(e: Electrode, z_m: float) -> list[str]:
     if isinstance(shape, Disk):
         laterals = [f"(sqrt({dx}^2+{dy}^2)-{shape.diameter_m / 2:.12g})"]
     elif isinstance(shape, Ring):
-        r = f"sqrt({dx}^2+{dy}^2)"
-        laterals = [f"({r}-{d / 2:.12g})" for d in (shape.outer_diameter_m, shape.inner_diameter_m)]
+        radius = f"sqrt({dx}^2+{dy}^2)"
+        laterals = [f"({radius}-{d / 2:.12g})" for d in (shape.outer_diameter_m, shape.inner_diameter_m)]
     elif isinstance(shape, RoundedRectangle):
         # Signed distance of a rounded box (as RoundedRectangle.signed_distance).
         hx, hy = shape.half_extent_m

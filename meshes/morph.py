@@ -74,7 +74,7 @@ def morph_layers(patch_mesh: PatchMesh, thicknesses_m: Sequence[float]) -> Patch
         InputError: an imported mesh, a wrong number of thicknesses, or one not > 0.
     """
     new = _check(patch_mesh, thicknesses_m)
-    old = patch_mesh.layer_thicknesses_m
+    old = patch_mesh.layer_thicknesses_m or ()  # _check refused a mesh without layer levels
     x = patch_mesh.mesh.geometry.x
     surface = patch_mesh.surface
     flat = surface.to_flat(x) if surface is not None else np.array(x, dtype=float)

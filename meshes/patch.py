@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -247,7 +248,7 @@ def _polygon(occ: Any, shape: Polygon, cx: float, cy: float, z: float) -> int:
 
 
 #: How gmsh draws each footprint class (the only place that knows the shapes' kinds).
-_FOOTPRINTS = {Disk: _disk, RoundedRectangle: _rounded_rectangle, Ring: _ring, Polygon: _polygon}
+_FOOTPRINTS: dict[type, Callable[..., int]] = {Disk: _disk, RoundedRectangle: _rounded_rectangle, Ring: _ring, Polygon: _polygon}
 
 
 def add_footprint(occ: Any, e: Electrode, z: float) -> int:

@@ -330,10 +330,10 @@ def shape_from_table(table: dict[str, Any], where: str) -> Shape:
         raise InputError(f"{where}.shape", kind, f"one of {', '.join(SHAPES)}")
     cls = SHAPES[kind]
 
-    def keys(c: type) -> set[str]:
+    def keys(c: Any) -> set[str]:
         if c is Polygon:
             return {"vertices_mm"}
-        return {f.metadata["quantity"].key for f in c.__dataclass_fields__.values() if "quantity" in f.metadata}
+        return {f.metadata["quantity"].key for f in fields(c) if "quantity" in f.metadata}
 
     own = keys(cls)
     other = {k for c in SHAPES.values() if c is not cls for k in keys(c)} - own

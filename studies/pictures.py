@@ -29,6 +29,7 @@ import numpy as np
 
 from ..formatting import current as fmt_current
 from ..formatting import quantity, ratio, sig
+from ..models.shapes import Disk
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -145,8 +146,8 @@ def pad_profiles(result: CaseResult, currents_A: Currents = None) -> list[PadPro
         a = el.skin_areas_m2[m]
         mean = float(np.dot(a, jn[m]) / a.sum())
         r = np.hypot(centroids[m, 0] - e.center_m[0], centroids[m, 1] - e.center_m[1])
-        disk = e.shape.kind == "disk"
-        rho = r / (e.shape.diameter_m / 2) if disk else r / r.max()
+        disk = isinstance(e.shape, Disk)
+        rho = r / (e.shape.diameter_m / 2) if isinstance(e.shape, Disk) else r / r.max()
         out.append(PadProfile(e.name, rho, jn[m] / mean if mean > 0 else np.zeros_like(r), a, mean, disk))
     return out
 
