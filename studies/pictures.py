@@ -30,6 +30,7 @@ import numpy as np
 from ..formatting import current as fmt_current
 from ..formatting import quantity, ratio, sig
 from ..models.shapes import Disk
+from ..solvers.records import is_present
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -70,22 +71,28 @@ def _zone_lines(exclusion: Any) -> list[tuple[str, str, bool]]:
     rows = getattr(exclusion, "exclusion", None) or {}
     out = []
     for name, row in rows.items():
-        if not row.get("cells"):
-            out.append((name, str(row.get("note", "no cell in the zone")), False))
+        if not row.cells:
+            note = row.note if is_present(row.note) else "no cell in the zone"
+            out.append((name, str(note), False))
             continue
-        kind = "r.m.s." if "field_rms_max_V_per_m" in row else "d.c."
+
+        def first(*values: Any) -> float | None:
+            return next((float(v) for v in values if is_present(v)), None)
+
+        kind = "r.m.s." if is_present(row.field_rms_max_V_per_m) else "d.c."
         parts = []
-        e = row.get("field_rms_max_V_per_m", row.get("field_max_dc_V_per_m"))
-        if row.get("field_limit_V_per_m") is not None and e is not None:
-            parts.append(f"|E| {quantity(e, 'V/m')} {kind} (limit {quantity(row['field_limit_V_per_m'], 'V/m')})")
-        j = row.get("current_density_rms_max_A_per_m2", row.get("current_density_max_dc_A_per_m2"))
-        if row.get("current_density_limit_A_per_m2") is not None and j is not None:
-            parts.append(f"|J| {quantity(j, 'A/m^2')} {kind} (limit {quantity(row['current_density_limit_A_per_m2'], 'A/m^2')})")
+        e = first(row.field_rms_max_V_per_m, row.field_max_dc_V_per_m)
+        if is_present(row.field_limit_V_per_m) and e is not None:
+            parts.append(f"|E| {quantity(e, 'V/m')} {kind} (limit {quantity(row.field_limit_V_per_m, 'V/m')})")
+        j = first(row.current_density_rms_max_A_per_m2, row.current_density_max_dc_A_per_m2)
+        if is_present(row.current_density_limit_A_per_m2) and j is not None:
+            parts.append(f"|J| {quantity(j, 'A/m^2')} {kind} (limit {quantity(row.current_density_limit_A_per_m2, 'A/m^2')})")
         if not parts and e is not None:
-            parts.append(f"|E| {quantity(e, 'V/m')} {kind}")
-        if "limit_ratio" in row:
-            parts.append(f"{ratio(row['limit_ratio'])} its limit")
-        out.append((name, ", ".join(parts), bool(row.get("pass", True))))
+            parts.append(f"|E| {quantity(e, 'V/m')} {kind} (no field limit: not judged)")
+        if is_present(row.limit_ratio):
+            parts.append(f"{ratio(row.limit_ratio)} its limit")
+        parts.append(f"pad gap {quantity(row.placement_gap_mm, 'mm')} (policy >= {quantity(row.placement_min_distance_mm, 'mm')})")
+        out.append((name, ", ".join(parts), bool(row.passes)))
     return out
 
 
