@@ -21,7 +21,7 @@ from ..errors import MeshError
 from ..models.case import Case
 from ..models.electrodes import Electrode
 from ..models.shapes import Disk, Polygon, Ring, RoundedRectangle
-from .patch import add_footprint, edge_size_expression, pad_z_levels
+from .patch import add_footprint, edge_size_expression, pad_z_levels, set_graded_size_options
 
 __all__ = ["build_free", "layer_box_size", "pad_box_size"]
 
@@ -293,14 +293,7 @@ def _mesh_with_size_fields(
     fmin = fld.add("Min")
     fld.setNumbers(fmin, "FieldsList", fields)
     fld.setAsBackgroundMesh(fmin)
-    gmsh.option.setNumber("Mesh.MeshSizeMax", h_max)
-    gmsh.option.setNumber("Mesh.MeshSizeMin", min(0.25 * h_edge, sizes["tip"]) if sizes["tip"] > 0 else 0.25 * h_edge)
-    gmsh.option.setNumber("Mesh.MeshSizeExtendFromBoundary", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromPoints", 0)
-    gmsh.option.setNumber("Mesh.MeshSizeFromCurvature", 0)
-    gmsh.option.setNumber("Mesh.Algorithm", 6)  # Frontal-Delaunay for surfaces
+    set_graded_size_options(h_max, min(0.25 * h_edge, sizes["tip"]) if sizes["tip"] > 0 else 0.25 * h_edge)
     gmsh.option.setNumber("Mesh.Algorithm3D", _ALGORITHM_3D)
     gmsh.option.setNumber("Mesh.Optimize", _OPTIMIZE)
-    gmsh.option.setNumber("General.NumThreads", 1)  # deterministic meshes
-    gmsh.option.setNumber("Mesh.RandomSeed", 1)
     gmsh.model.mesh.generate(3)

@@ -186,7 +186,7 @@ def skin_triangulation(case: Case, sizes: dict[str, float]) -> SkinTriangulation
     """
     import gmsh
 
-    from .patch import edge_size
+    from .patch import edge_size, set_graded_size_options
 
     occ = gmsh.model.occ
     W, L = case.patch.width_m, case.patch.length_m
@@ -202,17 +202,7 @@ def skin_triangulation(case: Case, sizes: dict[str, float]) -> SkinTriangulation
         return float(min(edge_size(sizes, d), h_far))
 
     gmsh.model.mesh.setSizeCallback(size)
-    for key, v in (
-        ("Mesh.MeshSizeMax", h_far),
-        ("Mesh.MeshSizeMin", sizes["tip"]),
-        ("Mesh.MeshSizeExtendFromBoundary", 0),
-        ("Mesh.MeshSizeFromPoints", 0),
-        ("Mesh.MeshSizeFromCurvature", 0),
-        ("Mesh.Algorithm", 6),
-        ("General.NumThreads", 1),
-        ("Mesh.RandomSeed", 1),
-    ):
-        gmsh.option.setNumber(key, v)
+    set_graded_size_options(h_far, sizes["tip"])
     gmsh.model.mesh.generate(2)
     gmsh.model.mesh.removeSizeCallback()
     tags, coords, _ = gmsh.model.mesh.getNodes(returnParametricCoord=False)

@@ -60,6 +60,7 @@ __all__ = [
     "mesh_quality",
     "mesh_sizes",
     "pad_z_levels",
+    "set_graded_size_options",
 ]
 
 log = logging.getLogger(__name__)
@@ -203,6 +204,30 @@ def edge_size(sizes: dict[str, float], distance_m: Any) -> Any:
     d = np.asarray(distance_m, dtype=float)
     he = sizes["edge"]
     return sizes["tip"] + he * (d / he) ** (1.0 - sizes["mu"]) + sizes["grading_per_m"] * d
+
+
+def set_graded_size_options(h_max: float, h_min: float) -> None:
+    """Gmsh options of every graded emsim mesh: sizes from the background field alone, bounded.
+
+    Sizes come only from the field (not from points, boundaries or curvature), surfaces use the
+    Frontal-Delaunay algorithm, and one thread with a fixed seed makes the mesh deterministic
+    (reruns byte-identical).
+
+    Args:
+        h_max: the largest element size [m].
+        h_min: the smallest element size [m].
+    """
+    for key, value in (
+        ("Mesh.MeshSizeMax", h_max),
+        ("Mesh.MeshSizeMin", h_min),
+        ("Mesh.MeshSizeExtendFromBoundary", 0),
+        ("Mesh.MeshSizeFromPoints", 0),
+        ("Mesh.MeshSizeFromCurvature", 0),
+        ("Mesh.Algorithm", 6),  # Frontal-Delaunay for surfaces
+        ("General.NumThreads", 1),
+        ("Mesh.RandomSeed", 1),
+    ):
+        gmsh.option.setNumber(key, value)
 
 
 def edge_size_expression(sizes: dict[str, float], distance: str) -> str:

@@ -40,7 +40,7 @@ from petsc4py import PETSc
 
 from ...errors import InputError
 from ...meshes.distribute import gmsh_model_to_mesh
-from ...meshes.patch import edge_size_expression
+from ...meshes.patch import edge_size_expression, set_graded_size_options
 from ..linalg.ksp import create_ksp, solve_checked
 
 __all__ = ["AXISYMMETRIC_QUALITY", "AxisymmetricResult", "Ring", "solve_axisymmetric"]
@@ -187,17 +187,7 @@ def _mesh(layers: Sequence[tuple[float, float]], rings: Sequence[Ring], outer_ra
             fmin = fld.add("Min")
             fld.setNumbers(fmin, "FieldsList", fields)
             fld.setAsBackgroundMesh(fmin)
-            for key, v in (
-                ("Mesh.MeshSizeMax", h_max),
-                ("Mesh.MeshSizeMin", sizes["tip"]),
-                ("Mesh.MeshSizeExtendFromBoundary", 0),
-                ("Mesh.MeshSizeFromPoints", 0),
-                ("Mesh.MeshSizeFromCurvature", 0),
-                ("Mesh.Algorithm", 6),
-                ("General.NumThreads", 1),
-                ("Mesh.RandomSeed", 1),
-            ):
-                gmsh.option.setNumber(key, v)
+            set_graded_size_options(h_max, sizes["tip"])
             gmsh.model.mesh.generate(2)
         except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)
             error = f"gmsh failed on the axisymmetric section: {err}"
