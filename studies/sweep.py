@@ -176,6 +176,135 @@ def _next_claim(ledger: Ledger, digests: list[str], rank: int, progress: StudyPr
         time.sleep(WAIT_POLL_S)
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """The cases of a study as the run sees them: digests in study order, points by digest."""
+
+    study: Study
+    out: Path
+    run: str  # the run id every rank of this run shares (the ledger's owner)
+    digests: list[str]
+    by_digest: dict[str, StudyPoint]
+
+    @property
+    def total(self) -> int:
+        return len(self.digests)
+
+    def ledger(self) -> Ledger:
+        """A connection to the study's ledger, owned by this process under the run's id."""
+        return Ledger(self.out, owner=Owner.this_process(self.run))
+
+
+def _plan_cases(study: Study, out: Path, comm: MPI.Comm) -> _Plan:
+    """The study's cases and one run id for every rank (collective)."""
+    run = comm.bcast(Owner.this_process().run if comm.rank == 0 else None, root=0)
+    return _Plan(study, out, run, [p.digest for p in study.points], {p.digest: p for p in study.points})
+
+
+def _register_cases(plan: _Plan, *, overwrite: bool, comm: MPI.Comm) -> tuple[int, int]:
+    """Prepare the folder and register the cases in the ledger (rank 0; collective).
+
+    Returns ``(already, reset)`` on every rank: the cases done before this run, and the
+    interrupted cases of runs that are gone, reset to pending.
+    """
+    already = reset = 0
+    if comm.rank == 0:
+        study = plan.study
+        prepare_study_folder(plan.out, overwrite=overwrite, field="out_dir")
+        ledger = plan.ledger()
+        meta = {"name": study.name, "axes": list(study.axes), "mode": study.mode, "digests": plan.digests,
+                "base": study.base_name, "fields": study.fields}  # fmt: skip
+        reset = ledger.register(((p.digest, p.index, p.group, p.params) for p in study.points), meta)
+        clean_stale(plan.out / "cases")  # temporaries of killed runs never count as results
+        already = ledger.counts(plan.digests)["done"]
+        ledger.close()
+    return comm.bcast((already, reset), root=0)
+
+
+def _announce(plan: _Plan, already: int, reset: int, progress: StudyProgress) -> None:
+    """Tell the progress callback what this run starts with (rank 0)."""
+    total = plan.total
+    if reset:
+        progress(already, total, f"{reset} interrupted case(s) reset; they run again")
+    if already == total:
+        progress(total, total, f"all {total} cases already done; nothing to run")
+    else:
+        progress(already, total, f"{total - already} of {total} cases to run")
+
+
+def _solve_claimed(plan: _Plan, claimed: list[str], ledger: Ledger | None, *, sub: MPI.Comm,
+                   rank: int, progress: StudyProgress) -> None:  # fmt: skip
+    """Solve one claimed group and write each of its cases (collective over the worker).
+
+    A failure anywhere releases the group's cases back to pending before it propagates.
+    """
+    points = [plan.by_digest[d] for d in claimed]
+    try:
+        results = solve_group(points, comm=sub)
+        for p in points:
+            result = dataclasses.replace(results[geometry_key(p.case)], case=p.case)
+            _write_case(plan, p, result, ledger, sub=sub, rank=rank, progress=progress)
+    except BaseException:
+        if ledger is not None:
+            ledger.release(claimed)
+        raise
+
+
+def _write_case(plan: _Plan, p: StudyPoint, result: CaseResult, ledger: Ledger | None, *,
+                sub: MPI.Comm, rank: int, progress: StudyProgress) -> None:  # fmt: skip
+    """A case's folder, then its ledger row marked done (the worker's rank 0 holds the ledger)."""
+    folder = case_folder_name(p.digest)
+    write_case_folder(result, plan.out / folder, fields=plan.study.fields, comm=sub)
+    if ledger is None:
+        return
+    ledger.finish(p.digest, case_metrics(result), folder, __version__)
+    if rank == 0:
+        done = ledger.counts(plan.digests)["done"]
+        progress(done, plan.total, f"case {p.index} done ({_describe(p)})")
+    else:
+        log.info("rank %d: case %d done", rank, p.index)
+
+
+def _work(plan: _Plan, already: int, *, sub: MPI.Comm, rank: int, progress: StudyProgress) -> tuple[int, int]:
+    """Claim and solve groups until none is left for this worker (collective over ``sub``).
+
+    Returns ``(solves, taken)``: the groups this worker solved, and the cases its ledger
+    connection took over from runs that stopped meanwhile (0 off the worker's rank 0).
+    """
+    solves = taken = 0
+    ledger = plan.ledger() if sub.rank == 0 else None
+    while already < plan.total:
+        claim = _next_claim(ledger, plan.digests, rank, progress, plan.total) if ledger is not None else None
+        claim = sub.bcast(claim, root=0)
+        if claim is None:
+            break
+        _solve_claimed(plan, claim[1], ledger, sub=sub, rank=rank, progress=progress)
+        solves += 1
+    if ledger is not None:
+        taken = ledger.taken_over
+        ledger.close()
+    return solves, taken
+
+
+def _finish_study(plan: _Plan, already: int, *, write_results: bool, comm: MPI.Comm) -> tuple[int, int, int]:
+    """Count what this run and others did, and write the results tables (rank 0; collective).
+
+    Returns ``(computed, by_others, not_done)`` on every rank.
+    """
+    computed = by_others = not_done = 0
+    comm.barrier()
+    if comm.rank == 0:
+        ledger = plan.ledger()
+        done = ledger.counts(plan.digests)["done"]
+        computed = ledger.finished_by_run(plan.digests, plan.run)
+        ledger.close()
+        by_others = done - already - computed
+        not_done = plan.total - done
+        if write_results and (already < plan.total or not (plan.out / "results.csv").exists()):
+            write_study_results(plan.out)
+    return comm.bcast((computed, by_others, not_done), root=0)
+
+
 def run_study(
     study: Study | str | Path,
     out_dir: str | Path,
@@ -211,83 +340,21 @@ def run_study(
     if not isinstance(study, Study):
         study = load_study(study)
     out = Path(out_dir)
-    digests = [p.digest for p in study.points]
-    by_digest = {p.digest: p for p in study.points}
-    total = len(digests)
-    reset = 0
-    ledger: Ledger | None
     check_output_folder(out, kind="study", field="out_dir", overwrite=overwrite)  # every rank: same verdict
-    run = comm.bcast(Owner.this_process().run if comm.rank == 0 else None, root=0)  # one id for every rank
+    plan = _plan_cases(study, out, comm)
+    already, reset = _register_cases(plan, overwrite=overwrite, comm=comm)
     if comm.rank == 0:
-        prepare_study_folder(out, overwrite=overwrite, field="out_dir")
-        ledger = Ledger(out, owner=Owner.this_process(run))
-        meta = {"name": study.name, "axes": list(study.axes), "mode": study.mode, "digests": digests,
-                "base": study.base_name, "fields": study.fields}  # fmt: skip
-        reset = ledger.register(((p.digest, p.index, p.group, p.params) for p in study.points), meta)
-        clean_stale(out / "cases")  # temporaries of killed runs never count as results
-        already = ledger.counts(digests)["done"]
-        ledger.close()
-    else:
-        already = 0
-    already, reset = comm.bcast((already, reset), root=0)
-    if comm.rank == 0:
-        if reset:
-            progress(already, total, f"{reset} interrupted case(s) reset; they run again")
-        if already == total:
-            progress(total, total, f"all {total} cases already done; nothing to run")
-        else:
-            progress(already, total, f"{total - already} of {total} cases to run")
+        _announce(plan, already, reset, progress)
     if ranks_per_case < 1 or comm.size % ranks_per_case:
         raise InputError("ranks_per_case", ranks_per_case, f"a divisor of the number of ranks ({comm.size})")
     sub = comm.Split(color=comm.rank // ranks_per_case, key=comm.rank)
-    solves = 0
     try:
-        ledger = Ledger(out, owner=Owner.this_process(run)) if sub.rank == 0 else None
-        while already < total:
-            claim = _next_claim(ledger, digests, comm.rank, progress, total) if ledger is not None else None
-            claim = sub.bcast(claim, root=0)
-            if claim is None:
-                break
-            _, claimed = claim
-            points = [by_digest[d] for d in claimed]
-            try:
-                results = solve_group(points, comm=sub)
-                solves += 1
-                for p in points:
-                    r = dataclasses.replace(results[geometry_key(p.case)], case=p.case)
-                    folder = case_folder_name(p.digest)
-                    write_case_folder(r, out / folder, fields=study.fields, comm=sub)
-                    if ledger is not None:
-                        ledger.finish(p.digest, case_metrics(r), folder, __version__)
-                        if comm.rank == 0:
-                            done = ledger.counts(digests)["done"]
-                            progress(done, total, f"case {p.index} done ({_describe(p)})")
-                        else:
-                            log.info("rank %d: case %d done", comm.rank, p.index)
-            except BaseException:
-                if ledger is not None:
-                    ledger.release(claimed)
-                raise
-        taken = 0
-        if ledger is not None:
-            taken = ledger.taken_over
-            ledger.close()
+        solves, taken = _work(plan, already, sub=sub, rank=comm.rank, progress=progress)
     finally:
         sub.Free()
     reset += comm.allreduce(taken)  # cases taken over from a run that stopped while this one ran
-    computed = by_others = not_done = 0
-    comm.barrier()
-    if comm.rank == 0:
-        ledger = Ledger(out, owner=Owner.this_process(run))
-        done = ledger.counts(digests)["done"]
-        computed = ledger.finished_by_run(digests, run)
-        ledger.close()
-        by_others = done - already - computed
-        not_done = total - done
-        if write_results and (already < total or not (out / "results.csv").exists()):
-            write_study_results(out)
-    computed, by_others, not_done = comm.bcast((computed, by_others, not_done), root=0)
-    return StudySummary(total, already, computed, reset, solves, time.perf_counter() - t0, by_others, not_done)
+    computed, by_others, not_done = _finish_study(plan, already, write_results=write_results, comm=comm)
+    return StudySummary(plan.total, already, computed, reset, solves, time.perf_counter() - t0, by_others, not_done)
 
 
 def _describe(p: StudyPoint) -> str:
