@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,12 @@ import numpy as np
 from ..errors import InputError
 from ..io import write_npz
 from ..models.waveforms import Waveform
+from ..solvers.electric import ExclusionMetrics
+from ..solvers.physiology import ComfortMetrics
 from ..solvers.records import Absent
 from ..solvers.result import CaseResult
+from ..solvers.spectral import ActivationMetrics
+from ..solvers.thermal import ThermalMetrics, ThermalResult
 
 __all__ = [
     "FigureSet",
@@ -116,7 +120,8 @@ class FigureSet:
         return len(self.labels)
 
 
-def _worst(mapping: object, current_A: float) -> float:
+def _worst(mapping: Mapping[str, float] | Absent, current_A: float) -> float:
+    """The largest |value| over the electrodes per A of ``current_A`` (0: none, or absent)."""
     if isinstance(mapping, Absent) or not mapping:
         return 0.0
     return max(abs(float(v)) for v in mapping.values()) / current_A
@@ -182,16 +187,131 @@ def dc_ratio(waveform: Waveform) -> float:
     return abs(net) * waveform.pulse_rate_Hz
 
 
-def _cem43_probes(result: CaseResult) -> tuple[np.ndarray, np.ndarray, float]:
-    """The solver's CEM43 probes: basal temperatures and rise histories at the reference current."""
-    th = result.thermal
-    if th is None:  # the caller reads the probes of a case with [thermal] only
+def _solved_heating(result: CaseResult) -> ThermalResult:
+    """The case's solved heating (its metrics say it has one)."""
+    if result.thermal is None:  # the caller reads the probes of a case with [thermal] only
         raise InputError("thermal", None, "a head case with [thermal]")
+    return result.thermal
+
+
+@dataclass(frozen=True)
+class _CaseFigures:
+    """One anatomy case's per-unit figures: a row of the :class:`FigureSet` it stacks into.
+
+    Densities, charges and voltages per A of the reference current, powers per A^2; each
+    ``*_absent`` is why its rule cannot be evaluated for this case (None: it can).
+    """
+
+    rms_density_peak: float
+    rms_density_mean: float
+    charge_per_phase: float
+    charge_density: float
+    net_dc: float
+    power_density: float
+    peak_voltage: float
+    skin_basal_C: float
+    skin_front: _Lines  # the upper envelope of the skin points' lines
+    cem43_probes: _Lines  # heated-region probes: T0 [C], rise history (time, probe) [K]
+    cem43_dt_s: float | None  # None: no heating solved
+    current_for_target_A: float
+    exclusion_ratio: float
+    placement_gap_mm: float
+    sensory_threshold_A: float
+    thermal_absent: str | None
+    activation_absent: str | None
+    exclusion_absent: str | None
+    comfort_absent: str | None
+
+
+_Lines = tuple[np.ndarray, np.ndarray]  # per-case lines T0 + s rise: T0 [C], rise [K]
+
+
+def _thermal_figures(r: CaseResult, th: ThermalMetrics | Absent | None) -> tuple[float, _Lines, _Lines, float | None, str | None]:
+    """(basal skin [C], skin front, CEM43 probes, their time step [s], why absent) of one case."""
+    if th is None or isinstance(th, Absent):
+        why = "not evaluated: the head case has no heating ([thermal])" if th is None else f"not evaluated: {th.reason}"
+        return math.nan, (np.array([-np.inf]), np.array([0.0])), (np.array([-np.inf]), np.zeros((1, 1))), None, why
+    heating = _solved_heating(r)
     # CEM43 where the heating is: the heated region (solvers/thermal/session.py, HEATED_FRACTION),
     # every node of it a probe, so the rescaled dose is exact there at any current; not the
     # tissue probes, whose max is the deep face held at the core temperature
-    T0, rise = th.heated_probe_rises()
-    return T0, rise, th.time_step_s
+    t0, rise = heating.heated_probe_rises()
+    front = upper_envelope(*heating.skin_front_lines())
+    return th.skin_temperature_basal_C, front, (t0, rise), heating.time_step_s, None
+
+
+def _activation_figures(a: ActivationMetrics | Absent | None) -> tuple[float, str | None]:
+    """(current activating the target volume [A] (inf: none), why absent) of one case."""
+    if a is None or isinstance(a, Absent):
+        return math.inf, "not evaluated: " + (a.reason if isinstance(a, Absent) else "no activation record")
+    t = a.current_for_target_volume_A
+    return (math.inf if isinstance(t, Absent) else float(t)), None
+
+
+def _exclusion_figures(x: ExclusionMetrics | None, reference_A: float) -> tuple[float, float, str | None]:
+    """(largest zone value / limit per A, placement gap [mm], why absent) of one case."""
+    if x is None:
+        return math.nan, math.inf, "not evaluated: the head case has no [[exclusion]] zone"
+    gap = x.exclusion_placement_gap_min_mm
+    ratio = x.exclusion_limit_ratio_max
+    if isinstance(ratio, Absent):  # placement-only zones
+        return math.nan, gap, f"not evaluated: {ratio.reason}"
+    empty = [name for name, row in x.exclusion.items() if not row.cells]
+    why = f"not evaluated: no tissue cell lies in zone(s) {', '.join(empty)}: refine the mesh" if empty else None
+    return ratio / reference_A, gap, why  # r.m.s. (or d.c.) values: linear in I
+
+
+def _comfort_figures(c: ComfortMetrics | Absent | None) -> tuple[float, str | None]:
+    """(current at which sensation begins [A] (inf: none), why absent) of one case."""
+    t = getattr(c, "sensory_threshold_current_A", None)
+    if c is None or isinstance(c, Absent) or isinstance(t, Absent) or t is None:
+        why = c.reason if isinstance(c, Absent) else (t.reason if isinstance(t, Absent) else "no comfort record")
+        return math.inf, f"not evaluated: {why}"
+    return float(t), None
+
+
+def _case_figures(r: CaseResult, reference_A: float) -> _CaseFigures:
+    """The per-unit figures of one solved case (every channel at ``reference_A``)."""
+    m = r.at(np.full(len(r.channels), reference_A))
+    # r.m.s. current densities at the plateau of the on/off cycle (the pulse train while on): the
+    # solver's IEC record (solvers/electric/iec.py) gives them so, the one definition of both
+    iec = m.iec
+    if iec is None:  # CaseResult.at always gives them; a hand-made metrics record may not
+        raise InputError("iec", None, "the IEC output figures of CaseResult.at")
+    by_channel = m.waveform.waveform_by_channel if m.waveform is not None else {}
+    volts = [abs(c.electrode_voltage_peak_V) for c in by_channel.values()] if by_channel else [0.0]
+    basal, front, probes, dt, thermal_absent = _thermal_figures(r, m.thermal)
+    target, activation_absent = _activation_figures(m.activation)
+    zone, gap, exclusion_absent = _exclusion_figures(m.exclusion, reference_A)
+    sensory, comfort_absent = _comfort_figures(m.comfort)
+    return _CaseFigures(
+        rms_density_peak=_worst(iec.rms_current_density_local_peak_mA_per_cm2, reference_A),
+        rms_density_mean=_worst(iec.rms_current_density_mA_per_cm2, reference_A),
+        charge_per_phase=_worst(iec.charge_per_phase_uC, reference_A),
+        charge_density=_worst(iec.charge_density_per_phase_uC_per_cm2, reference_A),
+        net_dc=net_dc_uA(r.case.waveform, 1.0),
+        power_density=_worst(iec.average_power_density_W_per_cm2, reference_A) / reference_A,
+        peak_voltage=max(volts) / reference_A,
+        skin_basal_C=basal, skin_front=front, cem43_probes=probes, cem43_dt_s=dt,
+        current_for_target_A=target, exclusion_ratio=zone, placement_gap_mm=gap, sensory_threshold_A=sensory,
+        thermal_absent=thermal_absent, activation_absent=activation_absent, exclusion_absent=exclusion_absent,
+        comfort_absent=comfort_absent,
+    )  # fmt: skip
+
+
+def _last_reason(rows: Sequence[_CaseFigures], name: str) -> str | None:
+    """Why a rule cannot be evaluated: the reason of the last case that has one (None: none has)."""
+    return next((getattr(row, name) for row in reversed(rows) if getattr(row, name) is not None), None)
+
+
+def _pad_fronts(fronts: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Stack per-case skin fronts: T0 padded with -inf (never the maximum), rises with 0."""
+    width = max(len(t0) for t0, _ in fronts)
+    T0 = np.full((len(fronts), width), -np.inf)
+    rise = np.zeros((len(fronts), width))
+    for i, (t0, dr) in enumerate(fronts):
+        T0[i, : len(t0)], rise[i, : len(dr)] = t0, dr
+    return T0, rise
 
 
 def figure_set(
@@ -206,87 +326,32 @@ def figure_set(
         compliance_voltage_V: the device's compliance voltage [V].
     """
     w = results[0].case.waveform
-    # r.m.s. current densities at the plateau of the on/off cycle (the pulse train while on): the
-    # solver's IEC record (solvers/electric/iec.py) gives them so, the one definition of both
-    peak, mean, q, qd, dc, pw, vp, basal, fronts, probes, target, zone, sensory, gap = ([] for _ in range(14))
-    thermal_absent = activation_absent = exclusion_absent = comfort_absent = None
-    dt = 0.0
-    for r in results:
-        ref = np.full(len(r.channels), reference_A)
-        m = r.at(ref)
-        iec = m.iec
-        peak.append(_worst(iec.rms_current_density_local_peak_mA_per_cm2, reference_A))
-        mean.append(_worst(iec.rms_current_density_mA_per_cm2, reference_A))
-        q.append(_worst(iec.charge_per_phase_uC, reference_A))
-        qd.append(_worst(iec.charge_density_per_phase_uC_per_cm2, reference_A))
-        dc.append(net_dc_uA(w, 1.0))
-        pw.append(_worst(iec.average_power_density_W_per_cm2, reference_A) / reference_A)
-        by_channel = m.waveform.waveform_by_channel if m.waveform is not None else {}
-        volts = [abs(c.electrode_voltage_peak_V) for c in by_channel.values()] if by_channel else [0.0]
-        vp.append(max(volts) / reference_A)
-        th = m.thermal
-        if th is None or isinstance(th, Absent):
-            thermal_absent = "not evaluated: the head case has no heating ([thermal])" if th is None else \
-                f"not evaluated: {th.reason}"  # fmt: skip
-            basal.append(math.nan)
-            fronts.append((np.array([-np.inf]), np.array([0.0])))
-            probes.append((np.array([-np.inf]), np.zeros((1, 1))))
-        else:
-            basal.append(th.skin_temperature_basal_C)
-            fronts.append(upper_envelope(*r.thermal.skin_front_lines()))
-            t0, rise, dt = _cem43_probes(r)
-            probes.append((t0, rise))
-        a = m.activation
-        if a is None or isinstance(a, Absent):
-            activation_absent = "not evaluated: " + (a.reason if isinstance(a, Absent) else "no activation record")
-            target.append(math.inf)
-        else:
-            t = a.current_for_target_volume_A
-            target.append(math.inf if isinstance(t, Absent) else float(t))
-        x = m.exclusion
-        if x is None:
-            exclusion_absent = "not evaluated: the head case has no [[exclusion]] zone"
-            zone.append(math.nan)
-            gap.append(math.inf)
-        else:
-            gap.append(x.exclusion_placement_gap_min_mm)
-            empty = [name for name, row in x.exclusion.items() if not row.cells]
-            if isinstance(x.exclusion_limit_ratio_max, Absent):  # placement-only zones
-                exclusion_absent = f"not evaluated: {x.exclusion_limit_ratio_max.reason}"
-                zone.append(math.nan)
-            else:
-                if empty:
-                    exclusion_absent = f"not evaluated: no tissue cell lies in zone(s) {', '.join(empty)}: refine the mesh"
-                zone.append(x.exclusion_limit_ratio_max / reference_A)  # r.m.s. (or d.c.) values: linear in I
-        c = m.comfort
-        t = getattr(c, "sensory_threshold_current_A", None)
-        if c is None or isinstance(c, Absent) or isinstance(t, Absent) or t is None:
-            why = c.reason if isinstance(c, Absent) else (t.reason if isinstance(t, Absent) else "no comfort record")
-            comfort_absent = f"not evaluated: {why}"
-            sensory.append(math.inf)
-        else:
-            sensory.append(float(t))
-    width = max(len(t0) for t0, _ in fronts)
-    T0 = np.full((len(results), width), -np.inf)
-    rise = np.zeros((len(results), width))
-    for i, (t0, dr) in enumerate(fronts):
-        T0[i, : len(t0)], rise[i, : len(dr)] = t0, dr
-    c_T0, c_rise = _pad_probes(probes)
-    pads = [e for e in results[0].case.electrodes]
-    arr = lambda v: np.asarray(v, float)
+    rows = [_case_figures(r, reference_A) for r in results]
+
+    def column(name: str) -> np.ndarray:
+        return np.asarray([getattr(row, name) for row in rows], float)
+
+    skin_T0, skin_rise = _pad_fronts([row.skin_front for row in rows])
+    c_T0, c_rise = _pad_probes([row.cem43_probes for row in rows])
+    dt = next((row.cem43_dt_s for row in reversed(rows) if row.cem43_dt_s is not None), 0.0)
     rms = float(w.rms_pulse_train(1.0))
     dcr = dc_ratio(w)
     return FigureSet(
         labels=tuple(labels), compliance_voltage_V=compliance_voltage_V,
         rms_ratio=rms, ac_rms_ratio=math.sqrt(max(rms * rms - dcr * dcr, 0.0)), dc_ratio=dcr,
-        pad_area_min_cm2=min(e.area_m2 for e in pads) * 1e4, energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),
-        rms_density_peak_mA_per_cm2_per_A=arr(peak), rms_density_mean_mA_per_cm2_per_A=arr(mean),
-        charge_per_phase_uC_per_A=arr(q), charge_density_uC_per_cm2_per_A=arr(qd), net_dc_uA_per_A=arr(dc),
-        power_density_W_per_cm2_per_A2=arr(pw), peak_voltage_V_per_A=arr(vp), thermal_reference_A=reference_A,
-        skin_basal_C=arr(basal), skin_T0_C=T0, skin_rise_K=rise, cem43_T0_C=c_T0, cem43_rise_K=c_rise, cem43_dt_s=dt,
-        current_for_target_A=arr(target), exclusion_ratio_per_A=arr(zone), sensory_threshold_A=arr(sensory),
-        thermal_absent=thermal_absent, activation_absent=activation_absent, exclusion_absent=exclusion_absent,
-        comfort_absent=comfort_absent, placement_gap_mm=arr(gap),
+        pad_area_min_cm2=min(e.area_m2 for e in results[0].case.electrodes) * 1e4,
+        energy_mJ_per_A2=energy_per_pulse_mJ_per_A2(w),
+        rms_density_peak_mA_per_cm2_per_A=column("rms_density_peak"),
+        rms_density_mean_mA_per_cm2_per_A=column("rms_density_mean"),
+        charge_per_phase_uC_per_A=column("charge_per_phase"),
+        charge_density_uC_per_cm2_per_A=column("charge_density"), net_dc_uA_per_A=column("net_dc"),
+        power_density_W_per_cm2_per_A2=column("power_density"), peak_voltage_V_per_A=column("peak_voltage"),
+        thermal_reference_A=reference_A, skin_basal_C=column("skin_basal_C"), skin_T0_C=skin_T0,
+        skin_rise_K=skin_rise, cem43_T0_C=c_T0, cem43_rise_K=c_rise, cem43_dt_s=dt,
+        current_for_target_A=column("current_for_target_A"), exclusion_ratio_per_A=column("exclusion_ratio"),
+        sensory_threshold_A=column("sensory_threshold_A"), placement_gap_mm=column("placement_gap_mm"),
+        thermal_absent=_last_reason(rows, "thermal_absent"), activation_absent=_last_reason(rows, "activation_absent"),
+        exclusion_absent=_last_reason(rows, "exclusion_absent"), comfort_absent=_last_reason(rows, "comfort_absent"),
     )  # fmt: skip
 
 
