@@ -60,20 +60,35 @@ def channel_pairs(n_channels: int, timing: str) -> tuple[tuple[int, int], ...]:
 
 @dataclass(frozen=True)
 class ChannelLayout:
-    """The channels of a case as the solvers see them: names in case order and their timing.
+    """The channels of a case as the solvers see them: names, timing and the electrodes they drive.
 
     Attributes:
         names: channel names, in case order.
         timing: ``"simultaneous"`` (fields add) or ``"interleaved"`` (one after another).
+        electrodes: electrode names, in case order (the rows of a lead field's electrode axis).
+        anode: per channel, the index in ``electrodes`` of its first anode.
+        cathode: per channel, the index of its first cathode (-1: the grounded deep face).
     """
 
     names: tuple[str, ...]
     timing: str
+    electrodes: tuple[str, ...] = ()
+    anode: tuple[int, ...] = ()
+    cathode: tuple[int, ...] = ()
 
     @classmethod
-    def of(cls, case: Case) -> ChannelLayout:
-        """The layout of a case's channels."""
-        return cls(tuple(c.name for c in case.channels), case.timing)
+    def of(cls, case: Case, channels: Sequence[str] | None = None) -> ChannelLayout:
+        """The layout of a case's channels (``channels``: those named, in that order; default all)."""
+        chans = [case.channel(n) for n in channels] if channels is not None else list(case.channels)
+        electrodes = tuple(e.name for e in case.electrodes)
+        index = {n: i for i, n in enumerate(electrodes)}
+        return cls(
+            names=tuple(c.name for c in chans),
+            timing=case.timing,
+            electrodes=electrodes,
+            anode=tuple(index[c.anode[0]] for c in chans),
+            cathode=tuple(-1 if c.grounded else index[c.cathode[0]] for c in chans),
+        )
 
     @property
     def pairs(self) -> tuple[tuple[int, int], ...]:

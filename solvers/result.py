@@ -163,7 +163,7 @@ class CaseResult:
     @property
     def channels(self) -> tuple[str, ...]:
         """Channel names, in case order."""
-        return self.electric.channels
+        return self.electric.layout.names
 
     def currents(self, currents_A: Currents = None) -> np.ndarray:
         """Channel currents [A] as a vector (default: the case's own)."""

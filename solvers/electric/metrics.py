@@ -117,10 +117,11 @@ class ElectricLeadField:
     """Per-unit-current electric data of every channel, identical on every rank.
 
     Attributes:
-        electrodes: electrode names.
-        channels: channel names.
-        grounded: the first channel returns through the grounded deep face.
-        anode: per channel, its first anode's index; ``cathode`` likewise (-1: ground).
+        layout: the channels (names and timing) and the electrodes they drive (names, each
+            channel's first anode and cathode; -1: the grounded deep face). ``"simultaneous"``
+            channels superpose; ``"interleaved"`` ones never flow together, so peaks, means and
+            fields are the largest over the channels alone and powers add (electrode voltages
+            and currents are those of all channels at once, a bound).
         potentials_V_per_A: (n_electrodes, n_channels) electrode potentials per ampere.
         currents_A_per_A: (n_electrodes, n_channels) electrode currents per ampere.
         conservation_error: per channel, the current conservation error of its unit solution.
@@ -134,15 +135,9 @@ class ElectricLeadField:
         power_W_per_A2: per volume, (n_channels, n_channels) Joule power coupling [W/A^2].
         dofs: global dofs of the potential.
         zones: the exclusion zones' cell fields (:mod:`emsim.solvers.electric.exclusion`), or None.
-        timing: ``"simultaneous"`` channels superpose; ``"interleaved"`` ones never flow together,
-            so peaks, means and fields are the largest over the channels alone and powers add
-            (electrode voltages and currents are those of all channels at once, a bound).
     """
 
-    electrodes: tuple[str, ...]
-    channels: tuple[str, ...]
-    anode: tuple[int, ...]
-    cathode: tuple[int, ...]
+    layout: ChannelLayout
     potentials_V_per_A: np.ndarray
     currents_A_per_A: np.ndarray
     conservation_error: np.ndarray
@@ -156,14 +151,14 @@ class ElectricLeadField:
     has_target: bool
     power_W_per_A2: dict[str, np.ndarray]
     dofs: int
-    timing: str = "simultaneous"
     zones: ZoneLeadField | None = None
 
     @classmethod
     def build(cls, problem: ElectricProblem, solutions: Mapping[str, ChannelSolution]) -> ElectricLeadField:
         """Gather the lead-field data from the unit solution of every channel (collective)."""
         case, patch, comm = problem.case, problem.patch, problem.comm
-        names = tuple(problem.names)
+        layout = ChannelLayout.of(case, tuple(solutions))
+        names = layout.electrodes  # the problem's electrodes: the case's, in case order
         chans = [case.channel(n) for n in solutions]
         sols = list(solutions.values())
         skin = skin_facets(case, patch, problem.robin)
@@ -208,12 +203,8 @@ class ElectricLeadField:
                     f"{CONSERVATION_TOLERANCE:g}); tighten [solver] rtol or use method = \"mumps\""
                 )
             conservation.append(error)
-        index = {n: i for i, n in enumerate(names)}
         return cls(
-            electrodes=names,
-            channels=tuple(solutions),
-            anode=tuple(index[ch.anode[0]] for ch in chans),
-            cathode=tuple(-1 if ch.grounded else index[ch.cathode[0]] for ch in chans),
+            layout=layout,
             potentials_V_per_A=np.column_stack([[s.electrode_potentials_V[n] for n in names] for s in sols]),
             currents_A_per_A=np.column_stack([[s.electrode_currents_A[n] for n in names] for s in sols]),
             conservation_error=np.array(conservation),
@@ -227,7 +218,6 @@ class ElectricLeadField:
             has_target=bool(labels),
             power_W_per_A2=power,
             dofs=problem.dofs,
-            timing=case.timing,
             zones=zones,
         )
 
@@ -238,7 +228,7 @@ class ElectricLeadField:
     def electrode_potentials(self, current: np.ndarray) -> np.ndarray:
         """Electrode potentials [V], the first channel's cathode at 0 V (or the ground)."""
         V = self.potentials_V_per_A @ current
-        return V - V[self.cathode[0]] if self.cathode[0] >= 0 else V
+        return V - V[self.layout.cathode[0]] if self.layout.cathode[0] >= 0 else V
 
     def skin_jn(self, current: np.ndarray) -> np.ndarray:
         """|J_n| [A/m^2] per skin facet at the channel currents."""
@@ -250,7 +240,7 @@ class ElectricLeadField:
         V = self.electrode_potentials(current)
         z = [
             self.potentials_V_per_A[a, c] - (self.potentials_V_per_A[k, c] if k >= 0 else 0.0)
-            for c, (a, k) in enumerate(zip(self.anode, self.cathode, strict=True))
+            for c, (a, k) in enumerate(zip(self.layout.anode, self.layout.cathode, strict=True))
         ]
         # Interleaved channels never flow together: each quantity is the largest over the
         # channels alone, and powers add without cross terms.
@@ -262,7 +252,7 @@ class ElectricLeadField:
             skin.append((peak, where, self.disc.percentile(jn, self.skin_under != "", 99.0), jn))
         peak, where, p99, _ = max(skin, key=lambda x: x[0])
         mean = {}
-        for name in self.electrodes:
+        for name in self.layout.electrodes:
             m = self.skin_under == name
             a = self.skin_areas_m2[m]
             mean[name] = max(float(np.dot(a, jn[m]) / a.sum()) for *_, jn in skin)
@@ -277,11 +267,11 @@ class ElectricLeadField:
         power = {_power_label(k): sum(float(g @ P @ g) for g in groups) for k, P in self.power_W_per_A2.items()}
         return ElectricMetrics(
             current_requested_A=float(current[0]),
-            channel_current_A=dict(zip(self.channels, current.tolist(), strict=True)),
+            channel_current_A=dict(zip(self.layout.names, current.tolist(), strict=True)),
             impedance_ohm=float(z[0]),
-            impedance_by_channel_ohm=dict(zip(self.channels, map(float, z), strict=True)),
-            electrode_voltage_V=dict(zip(self.electrodes, V.tolist(), strict=True)),
-            electrode_current_A=dict(zip(self.electrodes, (self.currents_A_per_A @ current).tolist(), strict=True)),
+            impedance_by_channel_ohm=dict(zip(self.layout.names, map(float, z), strict=True)),
+            electrode_voltage_V=dict(zip(self.layout.electrodes, V.tolist(), strict=True)),
+            electrode_current_A=dict(zip(self.layout.electrodes, (self.currents_A_per_A @ current).tolist(), strict=True)),
             skin_current_density_peak_A_per_m2=peak,
             skin_current_density_peak_location_m=[float(c) + 0.0 for c in where],
             skin_current_density_p99_A_per_m2=p99,
@@ -292,11 +282,6 @@ class ElectricLeadField:
             layer_joule_power_dc_at_peak_W=power,
             current_conservation_error=float(self.conservation_error.max(initial=0.0)),
         )
-
-    @property
-    def layout(self) -> ChannelLayout:
-        """The channels' names and timing (:class:`emsim.solvers.channels.ChannelLayout`)."""
-        return ChannelLayout(tuple(self.channels), self.timing)
 
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
         """The channel currents that flow together (:func:`emsim.solvers.channels.firing_groups`)."""

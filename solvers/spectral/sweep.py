@@ -622,7 +622,6 @@ def _assemble(
     w = case.waveform
     sampler = m.response.sampler
     names = sampler.names
-    index = {n: i for i, n in enumerate(names)}
     layout = ChannelLayout.of(case)
     pairs = layout.pairs
     i_unit, potentials, probe_E, probe_J = _potentials_and_probes(m, len(names), len(case.channels), len(case.probes))
@@ -636,11 +635,7 @@ def _assemble(
     sampled, transfers = _transfers(m)
     return WaveformLeadField(
         waveform=w,
-        timing=layout.timing,
-        electrodes=tuple(names),
-        channels=layout.names,
-        anode=tuple(index[ch.anode[0]] for ch in case.channels),
-        cathode=tuple(-1 if ch.grounded else index[ch.cathode[0]] for ch in case.channels),
+        layout=layout,
         times_s=m.syn.t,
         unit_current=i_unit,
         potentials_V_per_A=potentials,

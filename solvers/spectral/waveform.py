@@ -210,9 +210,9 @@ class WaveformLeadField:
 
     Attributes:
         waveform: the case's waveform.
-        timing: ``"interleaved"`` or ``"simultaneous"`` channels.
-        electrodes: electrode names; ``channels``: channel names.
-        anode, cathode: per channel, the index of its first anode and cathode (-1: ground).
+        layout: the channels (names, ``"interleaved"`` or ``"simultaneous"`` timing) and the
+            electrodes they drive (names; per channel, the index of its first anode and cathode,
+            -1: ground).
         times_s: uniform time grid over one period [s]; ``unit_current``: i(t) of a unit peak.
         potentials_V_per_A: (n_times, n_electrodes, n_channels) electrode potentials.
         sample_frequencies_Hz: frequencies of the 3-D solves (0: d.c.).
@@ -242,11 +242,7 @@ class WaveformLeadField:
     """
 
     waveform: Waveform
-    timing: str
-    electrodes: tuple[str, ...]
-    channels: tuple[str, ...]
-    anode: tuple[int, ...]
-    cathode: tuple[int, ...]
+    layout: ChannelLayout
     times_s: np.ndarray
     unit_current: np.ndarray
     potentials_V_per_A: np.ndarray
@@ -282,11 +278,6 @@ class WaveformLeadField:
     def _current(self, currents_A: Currents) -> np.ndarray:
         return self.layout.vector(currents_A)
 
-    @property
-    def layout(self) -> ChannelLayout:
-        """The channels' names and timing (:class:`emsim.solvers.channels.ChannelLayout`)."""
-        return ChannelLayout(tuple(self.channels), self.timing)
-
     def groups(self, current: np.ndarray) -> list[np.ndarray]:
         """The channel currents that flow together (:func:`emsim.solvers.channels.firing_groups`)."""
         return self.layout.groups(current)
@@ -299,19 +290,19 @@ class WaveformLeadField:
         """
         current = self._current(currents_A)
         V = self.potentials_V_per_A @ current
-        if self.cathode[0] >= 0:
-            V = V - V[:, [self.cathode[0]]]
+        if self.layout.cathode[0] >= 0:
+            V = V - V[:, [self.layout.cathode[0]]]
         volt = {}
-        for c, (ch, a, k) in enumerate(zip(self.channels, self.anode, self.cathode, strict=True)):
-            own = self.potentials_V_per_A[:, :, c] * current[c] if self.timing == "interleaved" else V
+        for c, (ch, a, k) in enumerate(zip(self.layout.names, self.layout.anode, self.layout.cathode, strict=True)):
+            own = self.potentials_V_per_A[:, :, c] * current[c] if self.layout.timing == "interleaved" else V
             volt[ch] = own[:, a] - (own[:, k] if k >= 0 else 0.0)
         pe = self.probe_field_per_A @ current
         pj = self.probe_current_density_per_A @ current
         return TimeCourse(
             times_s=self.times_s,
-            channel_current_A={ch: i * self.unit_current for ch, i in zip(self.channels, current, strict=True)},
+            channel_current_A={ch: i * self.unit_current for ch, i in zip(self.layout.names, current, strict=True)},
             channel_voltage_V=volt,
-            electrode_potential_V={n: V[:, i] for i, n in enumerate(self.electrodes)},
+            electrode_potential_V={n: V[:, i] for i, n in enumerate(self.layout.electrodes)},
             probe_field_V_per_m={p: pe[:, k] for k, p in enumerate(self.probes)},
             probe_current_density_A_per_m2={p: pj[:, k] for k, p in enumerate(self.probes)},
             pulse_duration_s=0.0 if self.waveform.shape == "dc" else self.waveform.phases()[-1][1],
@@ -344,7 +335,7 @@ class WaveformLeadField:
             )
             for n, v in course.channel_voltage_V.items()
         }
-        first = by_channel[self.channels[0]]
+        first = by_channel[self.layout.names[0]]
         peaks = self.skin_peak_by_instant(current)
         at_peak = int(np.argmax(peaks))
         no_target = Absent("the case has no target muscle layer (a layer of the library's muscle)")
@@ -461,7 +452,7 @@ class WaveformLeadField:
             "interpolation_error_estimate": self.interpolation_error,
             **self.method,
             "pulse_instants_s": self.instants_s.tolist(),
-            "channel_timing": self.timing,
+            "channel_timing": self.layout.timing,
             "activation_model": {
                 "model": self.strength_duration.model,
                 "rheobase_field_V_per_m": self.strength_duration.rheobase_field_V_per_m,
