@@ -165,6 +165,18 @@ def _points(value: Any, n: int, name: str, what: str) -> tuple[float, ...]:
     return tuple(float(c) * 1e-3 for c in value)
 
 
+def _point_2d(value: Any, name: str, what: str) -> tuple[float, float]:
+    """An [x_mm, y_mm] list as (x, y) [m] (:func:`_points`)."""
+    x, y = _points(value, 2, name, what)
+    return x, y
+
+
+def _point_3d(value: Any, name: str, what: str) -> tuple[float, float, float]:
+    """An [x_mm, y_mm, z_mm] list as (x, y, z) [m] (:func:`_points`)."""
+    x, y, z = _points(value, 3, name, what)
+    return x, y, z
+
+
 @contextmanager
 def _named(where: str) -> Iterator[None]:
     """Prefix the field of an unprefixed error (raised by a nested dataclass) with ``where``."""
@@ -216,7 +228,7 @@ def _layers(raw: Mapping[str, Any], materials: Mapping[str, Tissue]) -> tuple[La
             ok = isinstance(d, list) and len(d) == 3 and all(
                 isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in d
             )
-            if not ok or math.hypot(*d) == 0:
+            if not isinstance(d, list) or not ok or math.hypot(*d) == 0:
                 raise InputError(f"{where}.fibre_direction", d, "a non-zero vector [x, y, z]")
             n = math.hypot(*d)
             kwargs["fibre_direction"] = (d[0] / n, d[1] / n, d[2] / n)
@@ -234,7 +246,7 @@ def _electrode(row: Mapping[str, Any], i: int, materials: Mapping[str, Tissue]) 
         raise InputError(f"{where}.name", name, "'ground' is reserved for the deep face")
     where = f"electrode[{name}]"
     shape = shape_from_table(dict(row), where)
-    center = _points(row.get("center_mm"), 2, f"{where}.center_mm", "a list of two numbers [x_mm, y_mm]")
+    center = _point_2d(row.get("center_mm"), f"{where}.center_mm", "a list of two numbers [x_mm, y_mm]")
     gel = None
     if "gel" in row:
         g = row["gel"]
@@ -306,7 +318,7 @@ def _probes(raw: Mapping[str, Any]) -> tuple[tuple[Probe, ...], dict[str, str]]:
         name = _string(row, "name", where)
         if f"probe[{name}]" in where_of:
             raise InputError(f"{where}.name", name, "probe names must be unique")
-        point = _points(row.get("point_mm"), 3, f"{where}.point_mm", "a list of three numbers [x_mm, y_mm, z_mm]")
+        point = _point_3d(row.get("point_mm"), f"{where}.point_mm", "a list of three numbers [x_mm, y_mm, z_mm]")
         probes.append(Probe(name=name, point_m=point))
         where_of[f"probe[{name}]"] = where
     return tuple(probes), where_of
@@ -321,7 +333,7 @@ def _exclusions(raw: Mapping[str, Any]) -> tuple[ExclusionZone, ...]:
         where = f"exclusion[{i}]"
         _check_keys(row, keys, where)
         name = _string(row, "name", where)
-        center = _points(row.get("center_mm"), 2, f"exclusion[{name}].center_mm", "a list of two numbers [x_mm, y_mm]")
+        center = _point_2d(row.get("center_mm"), f"exclusion[{name}].center_mm", "a list of two numbers [x_mm, y_mm]")
         _required(row, ("radius_mm", "depth_mm"), f"exclusion[{name}]")
         source = row.get("source", "")
         zones.append(ExclusionZone(

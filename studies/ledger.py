@@ -388,7 +388,8 @@ class Ledger:
             r = found.get(d)
             if r is not None:
                 metrics = json.loads(r[11]) if r[11] else None
-                out.append(LedgerRow(r[0], r[1], r[2], json.loads(r[3]), *r[4:11], metrics, r[12], r[13]))
+                out.append(LedgerRow(r[0], r[1], r[2], json.loads(r[3]), r[4], r[5], r[6], r[7], r[8], r[9], r[10],
+                                     metrics, r[12], r[13]))  # fmt: skip
         return out
 
     def counts(self, digests: Sequence[str]) -> dict[str, int]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Sequence
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -153,7 +154,7 @@ def _plots(folder: Path, axes: list[str], rows: list[dict[str, Any]]) -> list[di
                 pts = sorted(
                     ((r.get(axis) if numeric else labels.index(str(r.get(axis))), r.get(m)) for r in rs
                      if isinstance(r.get(m), (int, float))),
-                    key=lambda t: t[0],
+                    key=itemgetter(0),  # by x
                 )  # fmt: skip
                 if pts:
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", ms=4, lw=1, label=name)

@@ -33,12 +33,14 @@ from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import ufl
 from dolfinx import mesh as dmesh
 
 from ...meshes.patch import PatchMesh, contact_sublayer_fraction
 from ...models.case import Case
 from ...models.dispersion import GABRIEL_1996
+from ...models.tissues import Tissue
 
 __all__ = [
     "SUBLAYER_SIDEWAYS_FRACTION",
@@ -79,15 +81,15 @@ def volume_admittivities(
     dtype = np.complex128 if complex_valued else np.float64
     normals = normals or {}
 
-    def value(tissue: Any) -> complex:
+    def value(tissue: Tissue) -> complex:
         if complex_valued and tissue.dispersion is not None:
             return complex(GABRIEL_1996[tissue.dispersion].complex_conductivity_S_per_m(frequency_Hz))
         return tissue.conductivity_at(frequency_Hz)
 
     out: dict[str, np.ndarray] = {}
     for layer in case.layers:
-        t = layer.conductivity_tensor(value(layer.tissue), frequency_Hz)
-        out[f"layer:{layer.label}"] = np.asarray(t, dtype=dtype)
+        tensor = layer.conductivity_tensor(value(layer.tissue), frequency_Hz)
+        out[f"layer:{layer.label}"] = np.asarray(tensor, dtype=dtype)
     for e in case.electrodes:
         if e.gel is None:
             continue
@@ -95,8 +97,8 @@ def volume_admittivities(
         if e.contact is None:
             out[f"gel:{e.name}"] = s * np.eye(3, dtype=dtype)
             continue
-        t = e.gel.thickness_m
-        h = contact_sublayer_fraction * t
+        thick = e.gel.thickness_m
+        h = contact_sublayer_fraction * thick
         y: complex = 1.0 / e.contact.resistance_ohm_m2
         if complex_valued and e.contact.capacitance_F_per_m2 is not None:
             y = y + 1j * w * e.contact.capacitance_F_per_m2
@@ -104,7 +106,7 @@ def volume_admittivities(
         nn = np.outer(n, n)
         across = np.eye(3) - nn
         sigma_n = h / (h / s + 1.0 / y)
-        out[f"gel:{e.name}"] = np.asarray(s * nn + s * t / (t - h) * across, dtype=dtype)
+        out[f"gel:{e.name}"] = np.asarray(s * nn + s * thick / (thick - h) * across, dtype=dtype)
         out[f"contact:{e.name}"] = np.asarray(sigma_n * nn + SUBLAYER_SIDEWAYS_FRACTION * sigma_n * across, dtype=dtype)
     return out
 
@@ -151,7 +153,7 @@ def pad_normals(case: Case, patch: PatchMesh) -> dict[str, np.ndarray]:
     return out
 
 
-def form_tensor(patch: PatchMesh, tensor: Any) -> Any:
+def form_tensor(patch: PatchMesh, tensor: ufl.core.expr.Expr) -> ufl.core.expr.Expr:
     """A volume's tensor for a UFL form: ``tensor`` itself, or Q S Q^T on a curved patch.
 
     Args:
@@ -176,7 +178,7 @@ def form_metadata(patch: PatchMesh, degree: int) -> dict[str, int]:
     return {} if patch.surface is None else {"quadrature_degree": 2 * int(degree)}
 
 
-def point_tensors(patch: PatchMesh, points_m: Any, tensor: np.ndarray) -> np.ndarray:
+def point_tensors(patch: PatchMesh, points_m: npt.ArrayLike, tensor: np.ndarray) -> np.ndarray:
     """(n, 3, 3) values of one volume's tensor at points [m], rotated on a curved patch."""
     pts = np.asarray(points_m, dtype=float).reshape(-1, 3)
     tensor = np.asarray(tensor)
@@ -186,7 +188,7 @@ def point_tensors(patch: PatchMesh, points_m: Any, tensor: np.ndarray) -> np.nda
     return Q @ tensor @ np.transpose(Q, (0, 2, 1))
 
 
-def cell_tensors(patch: PatchMesh, cells: Any, tensor: np.ndarray) -> np.ndarray:
+def cell_tensors(patch: PatchMesh, cells: npt.ArrayLike, tensor: np.ndarray) -> np.ndarray:
     """(n, 3, 3) values of one volume's tensor at the centroids of local cells."""
     cells = np.asarray(cells, dtype=np.int32)
     if patch.surface is None or len(cells) == 0:
