@@ -24,9 +24,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
+import numpy.typing as npt
 
 from ..formatting import current as fmt_current
 from ..formatting import headroom as fmt_headroom
@@ -43,7 +44,7 @@ Range = tuple[float, float] | None
 _PASS, _FAIL = "#2a9d3a", "#d62728"
 
 
-def headroom(max_safe_A: Any, levels_A: Any) -> np.ndarray:
+def headroom(max_safe_A: npt.ArrayLike, levels_A: npt.ArrayLike) -> np.ndarray:
     """I_max_safe / I_level - 1 per rule and level, shape (rule, level).
 
     Args:
@@ -153,7 +154,7 @@ def therapeutic_window_figure(
 def headroom_heatmap(
     levels_A: Sequence[float] | np.ndarray,
     rules: Sequence[str],
-    max_safe_A: Any,
+    max_safe_A: npt.ArrayLike,
     *,
     binding_anatomy: Sequence[str] | None = None,
     title: str = "",
@@ -266,7 +267,7 @@ class WindowInputs:
     level_binding_anatomy: list[str]
 
 
-def _span(values: Any) -> Range:
+def _span(values: npt.ArrayLike | None) -> Range:
     """(min, max) of the finite-or-inf values, None when there are none (NaN: not computed)."""
     if values is None:
         return None

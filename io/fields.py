@@ -9,17 +9,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # DOLFINx is heavy: imported where a field is written, not with emsim.io
+    from dolfinx import fem
+    from dolfinx import mesh as dmesh
 
 __all__ = ["write_xdmf"]
 
 
 def write_xdmf(
     path: str | Path,
-    mesh: Any,
+    mesh: dmesh.Mesh,
     *,
-    functions: Sequence[Any] = (),
-    meshtags: Any = None,
+    functions: Sequence[fem.Function] = (),
+    meshtags: dmesh.MeshTags | None = None,
 ) -> Path:
     """Write a mesh, its cell tags and functions to XDMF; collective over ``mesh.comm``.
 

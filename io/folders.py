@@ -26,14 +26,17 @@ import os
 import re
 import shutil
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..errors import EmsimError, InputError
 from .atomic import clean_stale, swap_in, temp_sibling, write_text
+
+if TYPE_CHECKING:  # mpi4py only names the communicator type here
+    from mpi4py import MPI
 
 __all__ = [
     "KINDS",
@@ -152,7 +155,7 @@ def check_output_folder(
     raise InputError(field, shown, f"holds an earlier emsim output ({marker['kind']}); pass --overwrite to replace it")
 
 
-def _collective(comm: Any, fn: Any) -> Any:
+def _collective[T](comm: MPI.Comm | None, fn: Callable[[], T]) -> T:
     """Run ``fn`` on rank 0 of ``comm`` and give its result, or raise its error, on every rank."""
     if comm is None or comm.size == 1:
         return fn()
@@ -182,7 +185,7 @@ def staged_folder(
     kind: str,
     overwrite: bool = False,
     field: str = "folder",
-    comm: Any = None,
+    comm: MPI.Comm | None = None,
 ) -> Iterator[Path]:
     """Yield a new temporary folder beside ``target``; switch it into place when the block ends.
 

@@ -26,10 +26,12 @@ carries the placement rule only; the retina-referred phosphene criterion needs a
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from .electrodes import Electrode
 from .quantity import check_fields, numbers_to_table, quantity
 
 __all__ = ["DEFAULT_MIN_DISTANCE_M", "PLACEMENT_SOURCE", "ExclusionZone", "placement_gap_m"]
@@ -107,7 +109,7 @@ class ExclusionZone:
         return (r2 <= self.radius_m**2) & (z <= 0.0) & (z >= -self.depth_m)
 
 
-def placement_gap_m(zone: ExclusionZone, electrodes: Any) -> float:
+def placement_gap_m(zone: ExclusionZone, electrodes: Iterable[Electrode]) -> float:
     """Smallest gap [m] between the gel footprints (electrode outlines) and the zone's edge.
 
     The distance from the zone's centre to each footprint's outline (along the skin, on the flat

@@ -11,10 +11,14 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+from .electrodes import Electrode
 from .quantity import check_fields, file_value, quantity
+
+if TYPE_CHECKING:  # case.py imports this module: the layer type only names the argument
+    from .case import Layer
 
 __all__ = [
     "MAX_DEPTH_FRACTION",
@@ -209,8 +213,8 @@ def mesh_file_digest(file: str) -> str:
 def check_mesh_tags(
     mesh: MeshSettings,
     patch: Patch,
-    layers: Sequence[Any],
-    electrodes: Sequence[Any],
+    layers: Sequence[Layer],
+    electrodes: Sequence[Electrode],
     *,
     grounded: bool,
     thermal: bool = False,

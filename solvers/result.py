@@ -17,6 +17,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
+from dolfinx import fem
 
 from .. import __version__
 from ..meshes.patch import PatchMesh
@@ -223,7 +224,7 @@ class CaseResult:
         """The metrics at the case's own currents."""
         return self.at(None)
 
-    def potential(self, currents_A: Currents = None, *, name: str = "potential_V") -> Any:
+    def potential(self, currents_A: Currents = None, *, name: str = "potential_V") -> fem.Function:
         """The potential phi [V] at channel currents (a new DOLFINx Function, superposed).
 
         The first channel's cathode is at 0 V, as in ``electrode_voltage_V`` (without a grounded

@@ -22,12 +22,14 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from dolfinx import fem
 from dolfinx import mesh as dmesh
+from mpi4py import MPI
 
+from ..errors import InputError
 from ..formatting import current as fmt_current
 from ..io import (
     save_figure,
@@ -38,12 +40,14 @@ from ..io import (
     write_text,
     write_xdmf,
 )
-from ..meshes.curvature import surface_map
-from ..models import Case
+from ..meshes.curvature import SurfaceMap, surface_map
+from ..meshes.patch import PatchMesh
+from ..models import Case, Electrode
 from ..solvers.channels import Currents as ChannelCurrents
 from ..solvers.electric.electrodes import cell_gradients, current_density
 from ..solvers.records import jsonable
 from ..solvers.result import CaseResult
+from ..solvers.spectral.waveform import WaveformLeadField
 from ..solvers.thermal.session import ThermalResult
 from .pictures import depth_section_figure, depth_sections, skin_current_map, skin_current_profile
 
@@ -95,19 +99,19 @@ def write_thermal_fields(thermal: ThermalResult, folder: Path) -> Path:
 # ----------------------------------------------------------------------------- pictures
 
 
-def _outline_mm(electrode: Any) -> np.ndarray:
+def _outline_mm(electrode: Electrode) -> np.ndarray:
     pts = electrode.outline_m(240) * 1e3
     return np.vstack([pts, pts[:1]])
 
 
-def _on_skin_mm(surface: Any, xy_m: Any, height_m: float) -> np.ndarray:
+def _on_skin_mm(surface: SurfaceMap | None, xy_m: npt.ArrayLike, height_m: float) -> np.ndarray:
     """(n, 3) points [mm] at ``height_m`` above the skin at (x, y) [m], on a curved patch's map."""
     xy = np.asarray(xy_m, dtype=float).reshape(-1, 2)
     pts = np.column_stack([xy, np.full(len(xy), height_m)])
     return (pts if surface is None else surface.to_curved(pts)) * 1e3
 
 
-def geometry_triangles(patch: Any) -> dict[str, np.ndarray] | None:
+def geometry_triangles(patch: PatchMesh) -> dict[str, np.ndarray] | None:
     """Boundary triangles [m] of the mesh by what they show, gathered on rank 0 (collective).
 
     Keys: the surface names (``skin_exposed``, ``skin_under:E``, ``electrode:E``,
@@ -149,7 +153,7 @@ def geometry_triangles(patch: Any) -> dict[str, np.ndarray] | None:
 _GEOMETRY_COLOURS = {"skin": "#e9b9a4", "fat": "#f3dc8a", "muscle": "#a8433a", "gel": "#7fb8e6", "metal": "#9a9a9a"}
 
 
-def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path, surface: Any = None) -> None:
+def geometry_picture(case: Case, triangles: Mapping[str, np.ndarray], path: Path, surface: SurfaceMap | None = None) -> None:
     """PNG of the tissue block with its layers, gel pads and electrodes (oblique view), off-screen.
 
     Args:
@@ -218,7 +222,7 @@ def plot_waveform_response(result: CaseResult, path: Path, currents_A: Currents 
     """
     from matplotlib.figure import Figure  # local: matplotlib is heavy; pictures only
 
-    course = result.waveform.time_course(result.currents(currents_A))
+    course = _waveform(result).time_course(result.currents(currents_A))
     t = course.times_s
     probes = course.probe_field_V_per_m
     fig = Figure(figsize=(9, 10 if probes else 7), layout="constrained")
@@ -252,6 +256,13 @@ def plot_waveform_response(result: CaseResult, path: Path, currents_A: Currents 
     save_figure(fig, path, dpi=120)
 
 
+def _waveform(result: CaseResult) -> WaveformLeadField:
+    """The case's waveform response (a d.c. case has none, and no time course)."""
+    if result.waveform is None:
+        raise InputError("waveform", None, "a case with a [waveform] (a d.c. case has no time course)")
+    return result.waveform
+
+
 def waveform_time_course_table(result: CaseResult, currents_A: Currents = None) -> tuple[list[str], np.ndarray]:
     """Header and rows of the time course over one period (``waveform_time_course.csv``).
 
@@ -259,7 +270,7 @@ def waveform_time_course_table(result: CaseResult, currents_A: Currents = None) 
     several channels ``current_A[name]``, ``voltage_V[name]``); per probe the magnitudes
     ``E_V_per_m[name]`` = |E(t)| and ``J_A_per_m2[name]`` = |J(t)|.
     """
-    course = result.waveform.time_course(result.currents(currents_A))
+    course = _waveform(result).time_course(result.currents(currents_A))
     single = len(course.channel_voltage_V) == 1
     header, columns = ["time_s"], [course.times_s]
     for name, v in course.channel_voltage_V.items():
@@ -319,8 +330,11 @@ def plot_skin_temperature_rise(case: Case, th: ThermalResult, path: Path) -> Non
     from matplotlib.figure import Figure  # local: matplotlib is heavy; pictures only
     from matplotlib.tri import Triangulation  # local: matplotlib is heavy; pictures only
 
-    tri = th.skin_picture.triangles_m * 1e3
-    vals = th.skin_picture.rise_K
+    picture = th.skin_picture
+    if picture is None:  # gathered on rank 0 only
+        raise InputError("thermal.skin_picture", None, "the heating of rank 0, which gathers the skin data")
+    tri = picture.triangles_m * 1e3
+    vals = picture.rise_K
     fig = Figure(figsize=(9, 6.5), dpi=120, layout="constrained")
     ax = fig.add_subplot()
     if len(tri):
@@ -364,7 +378,7 @@ def write_outputs(
     out_dir: str | Path,
     *,
     source_text: str | None = None,
-    comm: Any = None,
+    comm: MPI.Comm | None = None,
     overwrite: bool = False,
 ) -> Path:
     """Write every output of a result into ``out_dir``, switched into place when complete.

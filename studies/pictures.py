@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..formatting import current as fmt_current
 from ..formatting import quantity, ratio, sig
@@ -35,6 +36,7 @@ from ..solvers.records import is_present
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from ..solvers.electric.exclusion import ExclusionMetrics
     from ..solvers.result import CaseResult
 
 __all__ = [
@@ -66,7 +68,7 @@ def _metrics(result: CaseResult, currents_A: Currents) -> Any:
     return result.metrics if currents_A is None else result.at(result.currents(currents_A))
 
 
-def _zone_lines(exclusion: Any) -> list[tuple[str, str, bool]]:
+def _zone_lines(exclusion: ExclusionMetrics | None) -> list[tuple[str, str, bool]]:
     """(zone name, "value / limit" text, pass) of each exclusion zone of an ExclusionMetrics."""
     rows = getattr(exclusion, "exclusion", None) or {}
     out = []
@@ -129,7 +131,7 @@ class PadProfile:
             return 0.5 * (edges[1:] + edges[:-1]), np.where(w > 0, s / w, np.nan)
 
 
-def disk_reference_profile(rho: Any) -> np.ndarray:
+def disk_reference_profile(rho: npt.ArrayLike) -> np.ndarray:
     """J / J_mean of a bare equipotential disk in a half-space: 1 / (2 sqrt(1 - rho^2)), rho = r/a < 1.
 
     The primary current distribution (Newman 1966, J. Electrochem. Soc. 113:501); its area mean

@@ -23,13 +23,13 @@ and the cell fields E = -grad phi and J = S E.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import numpy as np
 import ufl
 from dolfinx import fem
 from dolfinx.mesh import Mesh
 from mpi4py import MPI
+from petsc4py import PETSc
 
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
@@ -93,7 +93,7 @@ class ElectrodeSystem:
             (complex at a frequency).
     """
 
-    def __init__(self, case: Case, patch: PatchMesh, V: Any, robin_admittance: Mapping[str, complex]) -> None:
+    def __init__(self, case: Case, patch: PatchMesh, V: fem.FunctionSpace, robin_admittance: Mapping[str, complex]) -> None:
         self.case, self.patch, self.V = case, patch, V
         self.names = [e.name for e in case.electrodes]
         self.robin = dict(robin_admittance)
@@ -128,13 +128,13 @@ class ElectrodeSystem:
         """Facet tag of electrode ``name``'s metal face."""
         return self.patch.surfaces[f"electrode:{name}"]
 
-    def set_unit_dirichlet(self, g: Any, k: str) -> None:
+    def set_unit_dirichlet(self, g: fem.Function, k: str) -> None:
         """Fill the boundary function ``g``: 1 (+0j) on electrode k's face, 0 elsewhere."""
         g.x.array[:] = 0.0
         if k in self.dirichlet:
             g.x.array[self.bs * self.dirichlet[k]] = 1.0
 
-    def dirichlet_currents(self, residual: Any, comm: MPI.Comm) -> dict[str, complex | float]:
+    def dirichlet_currents(self, residual: PETSc.Vec, comm: MPI.Comm) -> dict[str, complex | float]:
         """Consistent currents [A] through the Dirichlet faces from an assembled residual vector.
 
         Args:
@@ -152,7 +152,7 @@ class ElectrodeSystem:
         return out
 
 
-def cell_gradients(mesh: Mesh, scalars: Sequence[Any]) -> list[np.ndarray]:
+def cell_gradients(mesh: Mesh, scalars: Sequence[ufl.core.expr.Expr]) -> list[np.ndarray]:
     """-grad of each UFL scalar per cell (DG0 interpolation; owned and ghost cells): (n, 3) arrays."""
     W = fem.functionspace(mesh, ("DG", 0, (3,)))
     out = []

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import ufl
@@ -32,6 +31,7 @@ from .problem import ChannelSolution, ElectricProblem
 from .skin import (
     PEAK_AVERAGING_RADIUS_M,
     DiscAverage,
+    SkinFacets,
     gather_facets,
     skin_facets,
 )
@@ -292,7 +292,7 @@ class ElectricLeadField:
         return self.skin_triangles_m, np.max([self.skin_jn(g) for g in self.groups(current)], axis=0)
 
 
-def _robin_flux(problem: ElectricProblem, skin: Any, sol: ChannelSolution) -> np.ndarray | None:
+def _robin_flux(problem: ElectricProblem, skin: SkinFacets, sol: ChannelSolution) -> np.ndarray | None:
     """G (V_e - phi) [A/m^2] at the centroids of the Robin facets of ``skin``."""
     if not skin.robin.any():
         return None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
 
 import numpy as np
+import numpy.typing as npt
 import ufl
 from dolfinx import fem, geometry
 from dolfinx import mesh as dmesh
@@ -12,12 +13,13 @@ from dolfinx.mesh import Mesh
 from mpi4py import MPI
 
 from ...errors import SolverError
+from ...meshes.curvature import SurfaceMap
 from ...meshes.patch import PatchMesh
 
 __all__ = ["locate_points", "point_gradients", "point_volumes"]
 
 
-def locate_points(mesh: Mesh, points_m: Any, *, surface: Any = None) -> np.ndarray:
+def locate_points(mesh: Mesh, points_m: npt.ArrayLike, *, surface: SurfaceMap | None = None) -> np.ndarray:
     """Per point, the local index of the cell that evaluates it on this rank, else -1.
 
     Exactly one rank gets a cell per point: among the owned cells holding the point (bounding
@@ -56,7 +58,9 @@ def locate_points(mesh: Mesh, points_m: Any, *, surface: Any = None) -> np.ndarr
     return cells
 
 
-def point_gradients(mesh: Mesh, scalars: Any, degree: int, points_m: Any, cells: Any) -> np.ndarray:
+def point_gradients(
+    mesh: Mesh, scalars: Sequence[ufl.core.expr.Expr], degree: int, points_m: npt.ArrayLike, cells: npt.ArrayLike
+) -> np.ndarray:
     """-grad of each UFL scalar (Lagrange of ``degree``) at located points, on every rank.
 
     The gradient is interpolated exactly into DG(degree - 1) and evaluated in the cell of
@@ -78,7 +82,7 @@ def point_gradients(mesh: Mesh, scalars: Any, degree: int, points_m: Any, cells:
     return out
 
 
-def point_volumes(patch: PatchMesh, cells: Any) -> list[str]:
+def point_volumes(patch: PatchMesh, cells: Sequence[int] | np.ndarray) -> list[str]:
     """Name of the tagged volume of each located point (on every rank)."""
     tags = patch.cell_tags
     found = np.full(len(cells), -1, dtype=np.int64)

@@ -126,7 +126,7 @@ class ElectricProblem:
         self.timings_s: dict[str, float] = {}
         self.method = resolve_method(case.solver.method, self.dofs, degree=case.mesh.degree)
 
-    def energy(self, u: Any, v: Any) -> Any:
+    def energy(self, u: ufl.core.expr.Expr, v: ufl.core.expr.Expr) -> ufl.Form:
         """The UFL form sum over volumes of (S grad u) . grad v dx."""
         return sum(
             ufl.inner(self._S[name] * ufl.grad(u), ufl.grad(v)) * self.dx(self.patch.volumes[name])
@@ -147,7 +147,7 @@ class ElectricProblem:
         self.timings_s["solver_setup_s"] = time.perf_counter() - t1
         log.info("electric: %d dofs, %s", self.dofs, self.method)
 
-    def _solve_unit(self, k: str) -> Any:
+    def _solve_unit(self, k: str) -> fem.Function:
         self.electrodes.set_unit_dirichlet(self._g, k)
         for name, c in self._robin_weight.items():
             c.value = 1.0 if name == k else 0.0
@@ -160,7 +160,7 @@ class ElectricProblem:
     # ------------------------------------------------------------------ unit fields and Y
 
     @property
-    def unit_fields(self) -> dict[str, Any]:
+    def unit_fields(self) -> dict[str, fem.Function]:
         """Unit fields phi_k (V_k = 1 V, all other electrodes and ground 0 V), by electrode."""
         if self._unit is None:
             if self._ksp is None:
@@ -172,7 +172,7 @@ class ElectricProblem:
                 c.value = 0.0
         return self._unit
 
-    def currents(self, phi: Any, potentials: dict[str, float]) -> tuple[dict[str, float], float]:
+    def currents(self, phi: fem.Function, potentials: dict[str, float]) -> tuple[dict[str, float], float]:
         """Consistent currents [A] leaving each electrode (and the ground) for a field.
 
         Args:
@@ -211,7 +211,7 @@ class ElectricProblem:
         current = channel.current_A if current_A is None else current_A
         return channel_potentials(self.admittance(), self.names, channel, current)
 
-    def combine(self, potentials: Sequence[float] | np.ndarray, name: str = "potential") -> Any:
+    def combine(self, potentials: Sequence[float] | np.ndarray, name: str = "potential") -> fem.Function:
         """The field sum_k V_k phi_k for electrode potentials V_k [V] (a new Function)."""
         phi = fem.Function(self.V, name=name)
         for vk, k in zip(potentials, self.names, strict=True):
@@ -251,7 +251,7 @@ class ElectricProblem:
             out[ch.name] = ChannelSolution(phi, pots, cur, ground)
         return out
 
-    def volume_power(self, phi_a: Any, phi_b: Any) -> dict[str, float]:
+    def volume_power(self, phi_a: fem.Function, phi_b: fem.Function) -> dict[str, float]:
         """Integral of grad phi_a . S grad phi_b over each volume [W for V^2], by volume name."""
         out = {}
         for name in self.sigma:

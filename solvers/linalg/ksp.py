@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dolfinx import fem
 from dolfinx.fem import petsc as fpetsc
 from petsc4py import PETSc
 
@@ -66,8 +67,9 @@ def resolve_method(method: str, dofs: int, *, iterative: str = "cg-gamg", degree
 
 
 def create_ksp(
-    A: Any, *, method: str, rtol: float = 1e-10, name: str = "emsim", python_pc: Any = None, max_it: int = 2000
-) -> Any:
+    A: PETSc.Mat, *, method: str, rtol: float = 1e-10, name: str = "emsim", python_pc: object | None = None,
+    max_it: int = 2000,
+) -> PETSc.KSP:
     """A KSP for the assembled matrix ``A``, with its preconditioner set up (factorised) once.
 
     Args:
@@ -123,7 +125,9 @@ def create_ksp(
     return ksp
 
 
-def assemble_lifted_rhs(b: Any, L: Any, a: Any, bc: Any, *, diagonal: float = 1.0) -> Any:
+def assemble_lifted_rhs(
+    b: PETSc.Vec, L: fem.Form, a: fem.Form, bc: fem.DirichletBC, *, diagonal: float = 1.0
+) -> PETSc.Vec:
     """Assemble ``L`` into ``b`` with the Dirichlet values of ``bc`` lifted out of ``a``.
 
     Args:
@@ -142,7 +146,7 @@ def assemble_lifted_rhs(b: Any, L: Any, a: Any, bc: Any, *, diagonal: float = 1.
     return b
 
 
-def solve_checked(ksp: Any, b: Any, x: Any, what: str) -> int:
+def solve_checked(ksp: PETSc.KSP, b: PETSc.Vec, x: PETSc.Vec, what: str) -> int:
     """Solve ``ksp`` for ``x``; raise :class:`~emsim.errors.SolverError` if it diverged.
 
     Counts the solve in :data:`SOLVES` under the KSP's options prefix.

@@ -11,9 +11,9 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ...models.waveforms import Waveform
 
@@ -134,7 +134,7 @@ def _rc_pieces(waveform: Waveform, peak_A: float, contact_ohm: float, contact_F:
 
 
 def rc_contact_periodic_voltage(
-    waveform: Waveform, peak_A: float, series_ohm: float, contact_ohm: float, contact_F: float, t_s: Any
+    waveform: Waveform, peak_A: float, series_ohm: float, contact_ohm: float, contact_F: float, t_s: npt.ArrayLike
 ) -> np.ndarray:
     """Analytic periodic steady state of V = R i + v_c across R in series with R_c || C_c.
 

@@ -40,6 +40,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import ufl
 from dolfinx import fem
 from dolfinx.fem import petsc as fpetsc
@@ -137,7 +138,7 @@ class FrequencyProblem:
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
         self._phi = fem.Function(self.V)
 
-        def volume_form(p: Any) -> Any:
+        def volume_form(p: ufl.core.expr.Expr) -> ufl.Form:  # p: the trial function, or a field
             return sum(
                 (
                     ufl.inner(Sr[k] * ufl.grad(p[0]) - Si[k] * ufl.grad(p[1]), ufl.grad(v[0]))
@@ -220,7 +221,7 @@ class FrequencyProblem:
         self._b = sweep.b if sweep is not None else fpetsc.create_vector(self.V)
         log.info("frequency %.4g Hz: %d dofs (2x2 block), %s", self.frequency_Hz, self.dofs, self.method)
 
-    def _solve_unit(self, k: str) -> Any:
+    def _solve_unit(self, k: str) -> fem.Function:
         self.electrodes.set_unit_dirichlet(self._g, k)  # V_k = 1 + 0j
         for n, c in self._weight.items():
             c.value = 1.0 if n == k else 0.0
@@ -241,11 +242,11 @@ class FrequencyProblem:
         return phi
 
     @property
-    def unit_fields(self) -> dict[str, Any]:
+    def unit_fields(self) -> dict[str, fem.Function]:
         """Unit phasor fields (V_k = 1 V, others and ground 0 V): blocked (re, im) Functions."""
         return self.unit_fields_of(self.names)
 
-    def unit_fields_of(self, names: Sequence[str]) -> dict[str, Any]:
+    def unit_fields_of(self, names: Sequence[str]) -> dict[str, fem.Function]:
         """The unit fields of the electrodes ``names`` only (solved on first use)."""
         if self._unit is None:
             self._unit = {}
@@ -259,7 +260,7 @@ class FrequencyProblem:
                 c.value = 0.0
         return {k: self._unit[k] for k in self.names if k in names}
 
-    def currents(self, phi: Any, potentials: dict[str, complex]) -> dict[str, complex]:
+    def currents(self, phi: fem.Function, potentials: dict[str, complex]) -> dict[str, complex]:
         """Consistent complex currents [A] leaving each electrode for a phasor field."""
         self._phi.x.array[:] = phi.x.array
         r = fpetsc.assemble_vector(self._residual)
@@ -298,7 +299,7 @@ class FrequencyProblem:
                 self._Y_done.add(name)
         return self._Y.copy()
 
-    def combine(self, potentials: np.ndarray) -> Any:
+    def combine(self, potentials: np.ndarray) -> fem.Function:
         """The phasor field sum_k V_k phi_k (blocked Function) for complex electrode potentials."""
         z = np.zeros(self.V.dofmap.index_map.size_local + self.V.dofmap.index_map.num_ghosts, dtype=np.complex128)
         for vk, name in zip(potentials, self.names, strict=True):
@@ -311,13 +312,15 @@ class FrequencyProblem:
         phi.x.array[1::2] = z.imag
         return phi
 
-    def cell_fields(self, phi: Any) -> tuple[np.ndarray, np.ndarray]:
+    def cell_fields(self, phi: fem.Function) -> tuple[np.ndarray, np.ndarray]:
         """Complex DG0 field E = -grad phi [V/m] and current density J = S* E [A/m^2] per cell."""
         re, im = cell_gradients(self.patch.mesh, [phi[0], phi[1]])
         E = re + 1j * im
         return E, current_density(self.patch, E, self.admittivity)
 
-    def point_fields(self, phi: Any, points_m: Any, cells: Any, volumes: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    def point_fields(
+        self, phi: fem.Function, points_m: npt.ArrayLike, cells: npt.ArrayLike, volumes: Sequence[str]
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Complex E = -grad phi [V/m] and J = S* E [A/m^2] at located points, (n, 3) each.
 
         Args:

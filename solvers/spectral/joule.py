@@ -22,7 +22,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from dolfinx import fem, la
@@ -82,7 +81,7 @@ class CycleHeat:
         p = self.products(current)
         return {label: float(v @ p) for label, v in self.label_W_per_A2.items()}
 
-    def sources(self, patch: PatchMesh, current: np.ndarray) -> tuple[Any, dict[int, Any]]:
+    def sources(self, patch: PatchMesh, current: np.ndarray) -> tuple[fem.Function, dict[int, fem.Function]]:
         """DG0 heat density [W/m^3] and surface heat [W/m^2] by facet tag, for the Pennes solve."""
         p = self.products(current)
         Q0 = fem.functionspace(patch.mesh, ("DG", 0))
@@ -90,7 +89,7 @@ class CycleHeat:
         n_owned = len(self.cell_W_per_m3_A2)
         q.x.array[:n_owned] = self.cell_W_per_m3_A2 @ p
         q.x.scatter_forward()
-        surfaces: dict[int, Any] = {}
+        surfaces: dict[int, fem.Function] = {}
         for tag in np.unique(self.robin_tags).tolist():
             f = fem.Function(Q0, name=f"contact_heat_W_per_m2_{tag}")
             sel = self.robin_tags == tag

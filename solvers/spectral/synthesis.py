@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from scipy import fft
 
 from ...errors import InputError, SolverError
 from ...models.waveform_checks import TRUNCATION_FACTOR
+from ...models.waveforms import Waveform
 
 __all__ = ["MAX_HARMONICS", "TRUNCATION_FACTOR", "Spectrum", "Synthesis"]
 
@@ -41,7 +41,7 @@ class Spectrum:
     dc_shape: bool
 
     @classmethod
-    def of(cls, w: Any, n_frequencies: int, max_frequency_Hz: float | None) -> Spectrum:
+    def of(cls, w: Waveform, n_frequencies: int, max_frequency_Hz: float | None) -> Spectrum:
         """The harmonics of waveform ``w`` and ``n_frequencies`` log-spaced samples (+ d.c.)."""
         if w.shape == "dc":
             return cls(1.0, 0, np.zeros(0, complex), 1.0, [0.0], True, True)
@@ -55,7 +55,7 @@ class Spectrum:
         ck, c0 = c[N + 1 :], float(c[N].real)
         fs = list(np.geomspace(1.0 / T, N / T, n_frequencies))
         need_dc = abs(c0) > 1e-9 * max(1e-300, float(np.max(np.abs(ck), initial=0.0)))
-        return cls(T, N, ck, c0, ([0.0] if need_dc else []) + fs, need_dc, False)
+        return cls(T, N, ck, c0, [*([0.0] if need_dc else []), *fs], need_dc, False)
 
     @property
     def fs(self) -> np.ndarray:
@@ -75,7 +75,7 @@ class Synthesis:
             :mod:`emsim.solvers.spectral.rational`). None for a d.c. waveform.
     """
 
-    def __init__(self, spec: Spectrum, w: Any, instants: np.ndarray, cardinal: Callable | None = None) -> None:
+    def __init__(self, spec: Spectrum, w: Waveform, instants: np.ndarray, cardinal: Callable | None = None) -> None:
         self.spec, self.w = spec, w
         self.instants = instants
         if spec.dc_shape:
@@ -99,7 +99,7 @@ class Synthesis:
             tail += 2 * g.sum(axis=1).real
         self.r = w.sample(1.0, instants) - spec.c0 - tail
 
-    def _chunks(self, size: int = 32768) -> Any:
+    def _chunks(self, size: int = 32768) -> Iterator[np.ndarray]:
         for k0 in range(0, self.spec.n_harmonics, size):
             yield np.arange(k0 + 1, min(k0 + size, self.spec.n_harmonics) + 1)
 

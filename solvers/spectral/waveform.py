@@ -54,7 +54,7 @@ from ...models.waveforms import Waveform
 from ..channels import ChannelLayout, Currents
 from ..electric.skin import PEAK_AVERAGING_RADIUS_M, DiscAverage
 from ..physiology import activation as act
-from ..physiology.sensory import comfort_metrics
+from ..physiology.sensory import ComfortMetrics, comfort_metrics
 from ..records import Absent, metric
 from .joule import CycleHeat
 
@@ -318,7 +318,7 @@ class WaveformLeadField:
         """(n_instants, n_cells, 3) target-muscle field [V/m] at the instants (channels in phase)."""
         return self.muscle_field_per_A @ self._current(currents_A)
 
-    def at(self, currents_A: Currents) -> tuple[WaveformMetrics, Any]:
+    def at(self, currents_A: Currents) -> tuple[WaveformMetrics, ActivationMetrics | Absent]:
         """Waveform and activation metrics at channel (peak) currents [A]; no solve."""
         current = self._current(currents_A)
         course = self.time_course(current)
@@ -386,7 +386,7 @@ class WaveformLeadField:
             [np.linalg.norm(self.dermis_field_per_A @ g, axis=2).max(axis=0) for g in self.groups(current)], axis=0
         )
 
-    def comfort(self, currents_A: Currents) -> Any:
+    def comfort(self, currents_A: Currents) -> ComfortMetrics | Absent:
         """Sensory and motor thresholds and their ratio (:mod:`emsim.solvers.physiology.sensory`), or Absent."""
         current = self._current(currents_A)
         width = self.waveform.pulse_width_s
@@ -402,7 +402,7 @@ class WaveformLeadField:
             motor=self.strength_duration,
         )  # fmt: skip
 
-    def _activation(self, current: np.ndarray) -> Any:
+    def _activation(self, current: np.ndarray) -> ActivationMetrics | Absent:
         w = self.waveform
         if not (self.has_target and self.muscle_field_per_A.shape[1]):
             return Absent("the case has no target muscle layer (a layer of the library's muscle)")

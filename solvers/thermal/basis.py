@@ -33,7 +33,6 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
 
 import numpy as np
 from dolfinx import fem
@@ -117,7 +116,7 @@ class HeatBasis:
             C += c
         return C, R
 
-    def _loads_of(self, sources: Sequence[tuple[Any, dict[int, Any]]]) -> np.ndarray:
+    def _loads_of(self, sources: Sequence[tuple[fem.Function, dict[int, fem.Function]]]) -> np.ndarray:
         """Owned entries of the load vectors [W] of (volume, surface) heat sources, as columns."""
         cols = []
         for source, surface in sources:
@@ -126,7 +125,7 @@ class HeatBasis:
             vec.destroy()
         return np.column_stack(cols) if cols else np.zeros((self.pennes.n_owned, 0))
 
-    def extend(self, sources: Sequence[tuple[Any, dict[int, Any]]], *, progress: Progress = _nothing) -> int:
+    def extend(self, sources: Sequence[tuple[fem.Function, dict[int, fem.Function]]], *, progress: Progress = _nothing) -> int:
         """Add the directions needed to hold every given heat source (one session run each).
 
         The residuals of the sources off the current span are reduced to their principal
@@ -185,7 +184,7 @@ class HeatBasis:
 
     # ------------------------------------------------------------------ heating
 
-    def coefficients(self, source: Any, surface: dict[int, Any], *, progress: Progress = _nothing) -> np.ndarray:
+    def coefficients(self, source: fem.Function, surface: dict[int, fem.Function], *, progress: Progress = _nothing) -> np.ndarray:
         """Coefficients of a heat source on the basis (extended first when it is off the span)."""
         self.extend([(source, surface)], progress=progress)
         C, _ = self._orthogonalise(self._loads_of([(source, surface)]))
@@ -246,7 +245,7 @@ class HeatBasis:
         pennes.comm.Allreduce(MPI.IN_PLACE, maxima, op=MPI.MAX)
         skin_max = np.where(np.isfinite(maxima[:, 0]), maxima[:, 0], np.nan)
 
-        def function(values: np.ndarray, name: str) -> Any:
+        def function(values: np.ndarray, name: str) -> fem.Function:
             f = fem.Function(pennes.V, name=name)
             f.x.array[:no] = values
             f.x.scatter_forward()

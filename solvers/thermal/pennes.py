@@ -51,7 +51,7 @@ from petsc4py import PETSc
 
 from ...errors import InputError, SolverError
 from ..linalg.ksp import create_ksp, resolve_method, solve_checked
-from .pennes_data import PennesMaterial, PennesRun, cem43_rate
+from .pennes_data import PennesMaterial, PennesRun, ThermalConstants, cem43_rate
 from .pennes_data import blood_heat_capacity_J_per_m3K as library_blood_heat_capacity
 
 __all__ = ["PennesProblem"]
@@ -99,8 +99,8 @@ class PennesProblem:
     def __init__(
         self,
         mesh: Mesh,
-        cell_tags: Any,
-        materials: Mapping[int, Any],
+        cell_tags: MeshTags,
+        materials: Mapping[int, ThermalConstants],
         *,
         facet_tags: MeshTags | None = None,
         convective_tags: Sequence[int] = (),
@@ -110,8 +110,8 @@ class PennesProblem:
         dirichlet_temperature_C: float = 37.0,
         arterial_temperature_C: float = 37.0,
         blood_heat_capacity_J_per_m3K: float | None = None,
-        source: Any = None,
-        surface_sources: Mapping[int, Any] | None = None,
+        source: ufl.core.expr.Expr | None = None,
+        surface_sources: Mapping[int, ufl.core.expr.Expr] | None = None,
         skin_tags: Sequence[int] = (),
         monitor_cell_tags: Sequence[int] | None = None,
         method: str = "auto",
@@ -179,7 +179,7 @@ class PennesProblem:
         self._solvers: dict[float, tuple[Any, Any]] = {}
         self.iterations: list[int] = []
 
-    def _fill_coefficients(self, cell_tags: Any) -> tuple[Any, Any, Any, Any]:
+    def _fill_coefficients(self, cell_tags: MeshTags) -> tuple[fem.Function, fem.Function, fem.Function, fem.Function]:
         """Piecewise-constant rho c, k, rho_b c_b w_b and Q_met (DG0), filled per volume tag."""
         mesh = self.mesh
         tdim = mesh.topology.dim
@@ -208,7 +208,8 @@ class PennesProblem:
             )
         return rho_c, kappa, b, qmet
 
-    def _build_forms(self, facet_tags: MeshTags | None, convective_tags: Sequence[int], source: Any, surface_sources: Any) -> None:
+    def _build_forms(self, facet_tags: MeshTags | None, convective_tags: Sequence[int], source: ufl.core.expr.Expr | None,
+                     surface_sources: Mapping[int, ufl.core.expr.Expr] | None) -> None:  # fmt: skip
         """Mass, stiffness (perfusion and convection included), basal and heat-source forms."""
         mesh = self.mesh
         rho_c, kappa, b, qmet = self._coefficients
@@ -280,12 +281,12 @@ class PennesProblem:
         self._solvers[key] = (A, ksp)
         return ksp
 
-    def _solve(self, ksp: Any, rhs: Any, out: Any) -> None:
+    def _solve(self, ksp: PETSc.KSP, rhs: PETSc.Vec, out: PETSc.Vec) -> None:
         rhs.array[self._bc_owned] = 0.0  # the increment vanishes on the Dirichlet faces
         out.set(0.0)
         self.iterations.append(solve_checked(ksp, rhs, out, "thermal solve"))
 
-    def _rhs(self, source_scale: float, heat_vector: Any = None):
+    def _rhs(self, source_scale: float, heat_vector: PETSc.Vec | None = None) -> PETSc.Vec:
         """F = F_basal + source_scale * F_heat (a new vector); F_heat is ``heat_vector`` if given."""
         F = self._F0.copy()
         heat = self._FJ if heat_vector is None else heat_vector
@@ -293,7 +294,9 @@ class PennesProblem:
             F.axpy(source_scale, heat)
         return F
 
-    def heat_vector(self, source: Any = None, surface_sources: Mapping[int, Any] | None = None) -> Any:
+    def heat_vector(
+        self, source: ufl.core.expr.Expr | None = None, surface_sources: Mapping[int, ufl.core.expr.Expr] | None = None
+    ) -> PETSc.Vec:
         """Assemble the load vector [W] of a heat source, for ``heat_vector=`` of a solve.
 
         The heat enters every solve only through this vector, ``int Q v dx + sum int q v ds``,
@@ -321,7 +324,7 @@ class PennesProblem:
 
     # ------------------------------------------------------------------ public interface
 
-    def steady_state(self, source_scale: float = 0.0, *, heat_vector: Any = None) -> Any:
+    def steady_state(self, source_scale: float = 0.0, *, heat_vector: PETSc.Vec | None = None) -> fem.Function:
         """Solve the steady Pennes temperature [C] with the source times ``source_scale``.
 
         ``source_scale = 0`` gives the basal state (metabolism, perfusion, convection and the
@@ -361,14 +364,14 @@ class PennesProblem:
 
     def run(
         self,
-        T0: Any,
+        T0: fem.Function,
         source_scale: float,
         session_s: float,
         time_step_s: float,
         *,
         progress: Progress | None = None,
         probes: np.ndarray | None = None,
-        heat_vector: Any = None,
+        heat_vector: PETSc.Vec | None = None,
     ) -> PennesRun:
         """Step from ``T0`` over ``session_s`` with the source times ``source_scale`` (BDF2).
 
@@ -463,7 +466,7 @@ class PennesProblem:
 # ============================================================================ case level
 
 
-def _mpi_max() -> Any:
+def _mpi_max() -> MPI.Op:
     return MPI.MAX
 
 
@@ -474,7 +477,7 @@ class _Stepper:
     (2 dt)]), zero on the Dirichlet face, with the matrices factorised once per coefficient.
     """
 
-    def __init__(self, problem: PennesProblem, dt: float, F: Any, *, bdf2: bool) -> None:
+    def __init__(self, problem: PennesProblem, dt: float, F: PETSc.Vec, *, bdf2: bool) -> None:
         self.p, self.dt, self.F = problem, dt, F
         self.half, self.full = problem._solver(2.0 / dt), problem._solver(1.0 / dt)  # the start
         self.bdf2 = problem._solver(1.5 / dt) if bdf2 else None
@@ -482,7 +485,7 @@ class _Stepper:
         self.T_old = fem.Function(problem.V)
         self.T_half = fem.Function(problem.V)
 
-    def _increment(self, ksp: Any, state: Any, previous: Any = None) -> None:
+    def _increment(self, ksp: PETSc.KSP, state: fem.Function, previous: fem.Function | None = None) -> None:
         """Set d = (c M + K)^-1 (F - K T^n [+ M (T^n - T^(n-1)) / (2 dt)])."""
         p, no = self.p, self.p.n_owned
         p._K.mult(state.x.petsc_vec, self.w)
@@ -494,7 +497,7 @@ class _Stepper:
             self.r.axpy(0.5 / self.dt, self.m)
         p._solve(ksp, self.r, self.d)
 
-    def advance(self, T: Any, *, first: bool) -> None:
+    def advance(self, T: fem.Function, *, first: bool) -> None:
         """Advance ``T`` by one step in place (the first by 2 BE(dt/2)^2 - BE(dt))."""
         no, d = self.p.n_owned, self.d
         if first:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,6 +43,24 @@ def blood_heat_capacity_J_per_m3K() -> float:
     return blood.density_kg_per_m3 * blood.heat_capacity_J_per_kgK
 
 
+
+
+class ThermalConstants(Protocol):
+    """The five constants a Pennes material is read for (units as in :class:`PennesMaterial`).
+
+    :class:`PennesMaterial` has them, and so has :class:`emsim.models.ThermalProperties`.
+    """
+
+    @property
+    def density_kg_per_m3(self) -> float: ...
+    @property
+    def heat_capacity_J_per_kgK(self) -> float: ...
+    @property
+    def thermal_conductivity_W_per_mK(self) -> float: ...
+    @property
+    def perfusion_per_s(self) -> float: ...
+    @property
+    def metabolic_heat_W_per_m3(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +103,7 @@ class PennesMaterial:
                 raise InputError(name, value, "must be a finite number >= 0")
 
     @classmethod
-    def of(cls, material: Any) -> PennesMaterial:
+    def of(cls, material: ThermalConstants) -> PennesMaterial:
         """Convert a ThermalProperties-like object (same attribute names) to a PennesMaterial."""
         if isinstance(material, cls):
             return material

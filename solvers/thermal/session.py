@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import ufl
 from dolfinx import fem
 from dolfinx import mesh as dmesh
@@ -134,8 +135,8 @@ def case_pennes_problem(
     case: Case,
     patch: PatchMesh,
     *,
-    source: Any = None,
-    surface_sources: Mapping[int, Any] | None = None,
+    source: ufl.core.expr.Expr | None = None,
+    surface_sources: Mapping[int, ufl.core.expr.Expr] | None = None,
 ) -> PennesProblem:
     """Build the Pennes problem of a case on its patch mesh, with the module doc's boundaries.
 
@@ -204,7 +205,7 @@ def _joule_sources(problem: ElectricProblem, solution: ChannelSolution, factor: 
     return source, surface
 
 
-def _tensor9(sigma: Any) -> np.ndarray:
+def _tensor9(sigma: npt.ArrayLike) -> np.ndarray:
     """A conductivity as 9 tensor entries: from a 3x3 tensor or (tangential, normal) [S/m]."""
     arr = np.real(np.asarray(sigma, dtype=complex))
     if arr.shape == (3, 3):
@@ -236,7 +237,7 @@ def _pareto(rise: np.ndarray, T0: np.ndarray) -> np.ndarray:
     return order[keep]
 
 
-def _point(xyz: Any) -> list[float]:
+def _point(xyz: npt.ArrayLike) -> list[float]:
     """Coordinates [m] as a plain list, rounded to 1 pm (so that -1e-21 prints as 0.0)."""
     return [float(v) + 0.0 for v in np.round(np.asarray(xyz, dtype=float), 12)]
 
@@ -246,7 +247,7 @@ def _gather_all(comm, arrays: tuple[np.ndarray, ...]) -> tuple[np.ndarray, ...]:
     return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(arrays)))
 
 
-def _mpi_max():
+def _mpi_max() -> MPI.Op:
     return MPI.MAX
 
 
@@ -556,7 +557,7 @@ def _skin_picture_data(
 
 
 def _rescaling_data(
-    pennes: PennesProblem, run: Any, T0: np.ndarray, probes: np.ndarray, heated: np.ndarray
+    pennes: PennesProblem, run: PennesRun, T0: np.ndarray, probes: np.ndarray, heated: np.ndarray
 ) -> tuple[tuple[float, list[float]], SkinFront, ProbeHistories, dict[str, float]]:
     """What :meth:`ThermalResult.at` needs, gathered on every rank.
 
@@ -592,7 +593,7 @@ def _rescaling_data(
     return hottest, skin_front, probes_all, doses
 
 
-def _total_power_W(patch: PatchMesh, source: Any, surface: Mapping[int, Any]) -> float:
+def _total_power_W(patch: PatchMesh, source: ufl.core.expr.Expr, surface: Mapping[int, ufl.core.expr.Expr]) -> float:
     """The heat source integrated over the volume and the contact surfaces [W]."""
     joule = fem.assemble_scalar(fem.form(source * ufl.dx(domain=patch.mesh)))
     ds = ufl.Measure("ds", domain=patch.mesh, subdomain_data=patch.facet_tags)
@@ -601,7 +602,8 @@ def _total_power_W(patch: PatchMesh, source: Any, surface: Mapping[int, Any]) ->
     return patch.mesh.comm.allreduce(float(joule))
 
 
-def _thermal_fields(pennes: PennesProblem, patch: PatchMesh, basal: Function, run: PennesRun, source: Any) -> dict[str, Function]:
+def _thermal_fields(pennes: PennesProblem, patch: PatchMesh, basal: Function, run: PennesRun,
+                    source: ufl.core.expr.Expr) -> dict[str, Function]:  # fmt: skip
     """The fields of a session, named with their units, for the XDMF output."""
     final = run.final
     final.name = "temperature_final_C"
@@ -730,8 +732,8 @@ def session_probes(
 
 
 def session_result(
-    case: Case, patch: PatchMesh, pennes: PennesProblem, basal: Any, run: Any, probes: np.ndarray,
-    heated: np.ndarray, source: Any, surface: Mapping[int, Any], *, from_waveform: bool,
+    case: Case, patch: PatchMesh, pennes: PennesProblem, basal: Function, run: PennesRun, probes: np.ndarray,
+    heated: np.ndarray, source: ufl.core.expr.Expr, surface: Mapping[int, ufl.core.expr.Expr], *, from_waveform: bool,
 ) -> ThermalResult:  # fmt: skip
     """The :class:`ThermalResult` of a session run from the basal state (collective).
 
