@@ -240,7 +240,7 @@ def _real(where: str, value: Any, lo: float, hi: float, *, lo_open: bool = False
     return float(value)
 
 
-def _keys(table: Any, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
+def _keys(table: object, allowed: tuple[str, ...], where: str) -> dict[str, Any]:
     if not isinstance(table, Mapping):
         raise InputError(where, table, "must be a table")
     for key in table:

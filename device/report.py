@@ -158,7 +158,7 @@ def write_validation(
     return [out / "validation.json", out / "validation.html", *(out / n for n in pictures.values()), *drawn]
 
 
-def _num(value: Any) -> Any:
+def _num(value: object) -> object:
     """A float in a page: 3 significant digits (emsim.formatting); other values as they are."""
     return sig(value) if isinstance(value, float) else value
 

@@ -77,7 +77,7 @@ MAX_THICKNESS_MM = 1000.0
 _TOL_M = 1e-9
 
 
-def _choice(value: Any, allowed: tuple, name: str) -> None:
+def _choice(value: object, allowed: tuple, name: str) -> None:
     if value not in allowed:
         raise InputError(name, value, f"one of {', '.join(map(str, allowed))}")
 

@@ -198,7 +198,7 @@ def _materials(raw: Mapping[str, Any]) -> dict[str, Tissue]:
     return materials
 
 
-def _material(materials: Mapping[str, Tissue], name: Any, where: str) -> Tissue:
+def _material(materials: Mapping[str, Tissue], name: object, where: str) -> Tissue:
     if not isinstance(name, str) or name not in materials:
         raise InputError(where, name, f"a library material or a [material.NAME]: {', '.join(sorted(materials))}")
     return materials[name]
@@ -273,7 +273,7 @@ def _electrode(row: Mapping[str, Any], i: int, materials: Mapping[str, Tissue]) 
     return Electrode(name=name, shape=shape, center_m=center, gel=gel, contact=contact)
 
 
-def _names(value: Any, where: str) -> tuple[str, ...]:
+def _names(value: object, where: str) -> tuple[str, ...]:
     if isinstance(value, str):
         return (value,)
     if isinstance(value, list) and value and all(isinstance(v, str) for v in value):

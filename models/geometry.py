@@ -11,7 +11,7 @@ import os
 import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..errors import InputError
 from .electrodes import Electrode
@@ -53,7 +53,7 @@ MESH_METHODS = ("free", "layered")
 MIN_LENGTH_MM = 0.01
 
 
-def _choice(value: Any, allowed: tuple, name: str) -> None:
+def _choice(value: object, allowed: tuple, name: str) -> None:
     if value not in allowed:
         raise InputError(name, value, f"one of {', '.join(map(str, allowed))}")
 

@@ -132,7 +132,7 @@ def sites() -> dict[str, Site]:
     return out
 
 
-def site(name: Any) -> Site:
+def site(name: object) -> Site:
     """The built-in site ``name``.
 
     Raises:

@@ -13,7 +13,7 @@ from typing import Any
 __all__ = ["dumps"]
 
 
-def _value(v: Any) -> str:
+def _value(v: object) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, str):
@@ -35,7 +35,7 @@ def _key(k: str) -> str:
     return k if bare else _value(k)
 
 
-def _is_table_array(v: Any) -> bool:
+def _is_table_array(v: object) -> bool:
     return isinstance(v, list) and bool(v) and all(isinstance(x, dict) for x in v)
 
 

@@ -223,7 +223,7 @@ class Ledger:
             raise
         return cur
 
-    def _log(self, digests: Iterable[str], event: str, owner: tuple[Any, ...] | None = None) -> None:
+    def _log(self, digests: Iterable[str], event: str, owner: tuple[str, str, int] | None = None) -> None:
         """Append events (inside the caller's transaction); ``owner``: (run, host, pid), default ours."""
         o = self.owner
         run, host, pid = owner if owner is not None else (o.run, o.host, o.pid)

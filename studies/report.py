@@ -63,7 +63,7 @@ def _flatten(metrics: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _cell(value: Any) -> Any:
+def _cell(value: object) -> object:
     return json.dumps(value) if isinstance(value, list) else value
 
 
@@ -120,7 +120,7 @@ def write_results(folder: str | Path, *, report: bool = True) -> list[Path]:
 # ----------------------------------------------------------------------------- report
 
 
-def _numeric(values: Sequence[Any]) -> bool:
+def _numeric(values: Sequence[object]) -> bool:
     return all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
 
 
@@ -249,7 +249,7 @@ window.addEventListener("load", function () {
 _CASE_PICTURES = (("profile across the pads", "skin_current_profile.png"), ("depth section", "depth_section.png"))
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float):
