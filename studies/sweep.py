@@ -154,7 +154,9 @@ def write_case_folder(result: CaseResult, folder: Path, *, fields: bool, comm: M
 WAIT_POLL_S = 0.5
 
 
-def _next_claim(ledger: Ledger, digests: list[str], rank: int, progress: StudyProgress, total: int):
+def _next_claim(
+    ledger: Ledger, digests: list[str], rank: int, progress: StudyProgress, total: int
+) -> tuple[str, list[str]] | None:
     """The next group to compute; while only other live runs' cases remain, wait for them.
 
     Returns None when no case is pending or running in another run (the study is done, or

@@ -71,3 +71,19 @@ def test_small_case_metrics_unchanged_since_the_pipeline_move():
     again = solve_case(case, cache=cache)
     assert again.mesh is result.mesh and len(cache) == 1
     assert "mesh_s" not in again.solver.timings_s
+    # The device's per-unit figures are one row per case: two cases in one figure set equal the
+    # two single-case sets stacked (device/figures.py), field by field and bit for bit.
+    from emsim.device.figures import figure_set, stack_figures
+
+    pair = figure_set(["a", "b"], [result, again], 10e-3, 120.0)
+    singles = [figure_set([k], [r], 10e-3, 120.0) for k, r in (("a", result), ("b", again))]
+    stacked = stack_figures(singles)
+    for f in dataclasses.fields(pair):
+        x, y = getattr(pair, f.name), getattr(stacked, f.name)
+        assert type(x) is type(y), f.name
+        if hasattr(x, "tobytes"):
+            assert x.shape == y.shape and x.tobytes() == y.tobytes(), f.name
+        else:
+            assert x == y, f.name
+    assert pair.cem43_dt_s == 5.0 and pair.thermal_absent is None and pair.n == 2
+    assert pair.rms_density_peak_mA_per_cm2_per_A[0] > pair.rms_density_mean_mA_per_cm2_per_A[0] > 0
