@@ -16,9 +16,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, is_dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # the standard library's stubs name "any dataclass instance"
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "Absent",
@@ -43,7 +46,7 @@ class Absent:
     reason: str
 
 
-def is_present(value: Any) -> bool:
+def is_present(value: object) -> bool:
     """True unless ``value`` is :class:`Absent`."""
     return not isinstance(value, Absent)
 
@@ -69,14 +72,14 @@ def metric(
     return field(metadata={"metric": meta})
 
 
-def _metric_fields(record: Any) -> Iterator[tuple[str, dict[str, Any], Any]]:
+def _metric_fields(record: DataclassInstance) -> Iterator[tuple[str, dict[str, Any], Any]]:
     for f in fields(record):
         meta = f.metadata.get("metric")
         if meta is not None:
             yield meta["key"] or f.name, meta, getattr(record, f.name)
 
 
-def jsonable(value: Any) -> Any:
+def jsonable(value: object) -> Any:
     """Plain JSON data from numpy scalars and arrays, tuples and nested mappings."""
     if isinstance(value, dict):
         return {str(k): jsonable(v) for k, v in value.items()}
@@ -93,22 +96,22 @@ def jsonable(value: Any) -> Any:
     return value
 
 
-def record_values(record: Any) -> dict[str, Any]:
+def record_values(record: DataclassInstance) -> dict[str, Any]:
     """The present metrics of a record as JSON data, by key (declaration order)."""
     return {name: jsonable(v) for name, _, v in _metric_fields(record) if is_present(v)}
 
 
-def record_definitions(record: Any) -> dict[str, str]:
+def record_definitions(record: DataclassInstance) -> dict[str, str]:
     """Definition of every metric of a record (present or not), with its unit, by key."""
     return {name: f"[{meta['unit']}] {meta['definition']}" for name, meta, _ in _metric_fields(record)}
 
 
-def record_absent(record: Any) -> dict[str, str]:
+def record_absent(record: DataclassInstance) -> dict[str, str]:
     """The reason of every absent metric of a record, by key."""
     return {name: v.reason for name, _, v in _metric_fields(record) if not is_present(v)}
 
 
-def summary_rows(record: Any) -> list[tuple[str, Any, str]]:
+def summary_rows(record: DataclassInstance) -> list[tuple[str, Any, str]]:
     """(label, value, unit) rows for the summary table; mappings give one row per entry."""
     rows: list[tuple[str, Any, str]] = []
     for _, meta, value in _metric_fields(record):
@@ -125,7 +128,7 @@ def summary_rows(record: Any) -> list[tuple[str, Any, str]]:
     return rows
 
 
-def _scaled(value: Any, scale: float) -> Any:
+def _scaled(value: object, scale: float) -> object:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return value
     return value if scale == 1.0 else value * scale

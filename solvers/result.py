@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from dolfinx import fem
@@ -39,6 +39,9 @@ from .records import (
 )
 from .spectral.waveform import ActivationMetrics, WaveformLeadField, WaveformMetrics
 from .thermal.session import ThermalMetrics, ThermalResult
+
+if TYPE_CHECKING:  # the standard library's stubs name "any dataclass instance"
+    from _typeshed import DataclassInstance
 
 __all__ = ["CaseMetrics", "CaseResult", "SolveInfo"]
 
@@ -70,9 +73,9 @@ class CaseMetrics:
     comfort: ComfortMetrics | Absent | None = None
     exclusion: ExclusionMetrics | None = None
 
-    def records(self) -> dict[str, object]:
+    def records(self) -> dict[str, DataclassInstance]:
         """The records present in this case, by name (absent ones as :class:`Absent`)."""
-        parts: dict[str, object] = {"electric": self.electric, "waveform": self.waveform, "activation": self.activation}
+        parts: dict[str, DataclassInstance | None] = {"electric": self.electric, "waveform": self.waveform, "activation": self.activation}
         parts |= {"comfort": self.comfort, "exclusion": self.exclusion}
         parts |= {"thermal": self.thermal, "iec": self.iec}
         return {k: v for k, v in parts.items() if v is not None}
