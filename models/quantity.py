@@ -16,9 +16,12 @@ import math
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import MISSING, dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import InputError
+
+if TYPE_CHECKING:  # the standard library's stubs name "any dataclass instance"
+    from _typeshed import DataclassInstance
 
 __all__ = [
     "Quantity",
@@ -61,7 +64,7 @@ class Quantity:
             parts.append(f"<= {self.high:g}")
         return f"must be {kind}" + (" " + " and ".join(parts) if parts else "")
 
-    def check(self, value_si: Any, where: str) -> None:
+    def check(self, value_si: object, where: str) -> None:
         """Raise :class:`InputError` unless ``value_si`` (SI) is a number in range."""
         name = f"{where}.{self.key}" if where else self.key
         if isinstance(value_si, bool) or not isinstance(value_si, (int, float)) or not math.isfinite(value_si):
@@ -96,14 +99,14 @@ def file_value(value_si: float, to_si: float) -> float | int:
     return int(v) if to_si == 1.0 and isinstance(value_si, int) else v
 
 
-def _quantities(obj_or_cls: Any) -> Iterator[tuple[str, Quantity]]:
+def _quantities(obj_or_cls: DataclassInstance | type[DataclassInstance]) -> Iterator[tuple[str, Quantity]]:
     for f in fields(obj_or_cls):
         spec = f.metadata.get("quantity")
         if spec is not None:
             yield f.name, spec
 
 
-def check_fields(obj: Any, where: str) -> None:
+def check_fields(obj: DataclassInstance, where: str) -> None:
     """Check every :func:`quantity` field of ``obj``; None passes for optional ones.
 
     Raises:
@@ -119,7 +122,7 @@ def check_fields(obj: Any, where: str) -> None:
         spec.check(value, where)
 
 
-def numbers_from_table(cls: Any, table: Mapping[str, Any], where: str) -> dict[str, Any]:
+def numbers_from_table(cls: type[DataclassInstance], table: Mapping[str, Any], where: str) -> dict[str, Any]:
     """SI keyword arguments for ``cls`` from the :func:`quantity` keys present in ``table``.
 
     Only converts: ranges are checked by the dataclass itself. A value that is not a number
@@ -136,7 +139,7 @@ def numbers_from_table(cls: Any, table: Mapping[str, Any], where: str) -> dict[s
     return out
 
 
-def numbers_to_table(obj: Any) -> dict[str, Any]:
+def numbers_to_table(obj: DataclassInstance) -> dict[str, Any]:
     """The :func:`quantity` fields of ``obj`` as case-file keys and values (None omitted)."""
     out: dict[str, Any] = {}
     for name, spec in _quantities(obj):
