@@ -44,7 +44,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, cast  # cast: a shape's optional fields are validated set
 
 import numpy as np
 
@@ -190,7 +190,7 @@ class Waveform:
         if self.shape == "dc":
             return math.inf
         if self.shape == "microcurrent":
-            return float(self._polarity_period_s)
+            return float(cast(float, self.polarity_period_s))
         if self.burst_frequency_Hz is not None:
             return 1.0 / self.burst_frequency_Hz
         return self.pulse_period_s
@@ -209,7 +209,7 @@ class Waveform:
             return 0.0
         if self.burst_frequency_Hz is not None:
             return cast(int, self.pulses_per_burst) * self.burst_frequency_Hz
-        return float(self._frequency_Hz)
+        return float(cast(float, self.frequency_Hz))
 
     @property
     def duty_factor(self) -> float:
@@ -248,7 +248,7 @@ class Waveform:
         """
         if self.on_s is None:
             return 1.0
-        return (self.on_s - 0.5 * (self.ramp_up_s + self.ramp_down_s)) / self._cycle_s
+        return (self.on_s - 0.5 * (self.ramp_up_s + self.ramp_down_s)) / cast(float, self.cycle_s)
 
     @property
     def mean_square_envelope(self) -> float:
@@ -259,7 +259,7 @@ class Waveform:
         """
         if self.on_s is None:
             return 1.0
-        return (self.on_s - 2.0 / 3.0 * (self.ramp_up_s + self.ramp_down_s)) / self._cycle_s
+        return (self.on_s - 2.0 / 3.0 * (self.ramp_up_s + self.ramp_down_s)) / cast(float, self.cycle_s)
 
     def envelope(self, t_s: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """On/off envelope in 0..1 at times ``t_s`` (cycle starting with the ramp up at t = 0).
@@ -274,7 +274,7 @@ class Waveform:
         t = np.asarray(t_s, dtype=np.float64)
         if self.on_s is None:
             return np.ones_like(t)[()]
-        tau = np.mod(t, self._cycle_s)
+        tau = np.mod(t, cast(float, self.cycle_s))
         e = np.where(tau < self.on_s, 1.0, 0.0)
         if self.ramp_up_s > 0.0:
             e = np.where(tau < self.ramp_up_s, tau / self.ramp_up_s, e)
@@ -307,7 +307,7 @@ class Waveform:
         tau = tau - index * pulse_period_s
         unit = self._pulse_unit(tau)
         if self.shape == "microcurrent":
-            half = round(self._polarity_period_s * self._frequency_Hz / 2.0)
+            half = round(cast(float, self.polarity_period_s) * cast(float, self.frequency_Hz) / 2.0)
             unit = np.where(index < half, unit, -unit)
         elif self.burst_on_s is not None:
             unit = np.where(index < self.pulses_per_burst, unit, 0.0)
@@ -361,7 +361,7 @@ class Waveform:
         """
         if self.shape == "dc":
             return self._charge_per_on_time_C(peak_A)
-        return peak_A * self._pulse_width_s
+        return peak_A * cast(float, self.pulse_width_s)
 
     def net_charge_per_period_C(self, peak_A: float) -> float:
         """Net charge over one :attr:`period_s` of the pulse train, envelope excluded, in C.
@@ -381,7 +381,7 @@ class Waveform:
             return 0.0
         if self.shape == "dc":
             return math.copysign(math.inf, peak_A)
-        return peak_A * self._pulse_width_s * (self.pulses_per_burst or 1)
+        return peak_A * cast(float, self.pulse_width_s) * (self.pulses_per_burst or 1)
 
     def net_charge_per_session_C(self, peak_A: float, session_s: float) -> float:
         """Net charge delivered over a session of ``session_s`` seconds from t = 0, in C.
@@ -413,11 +413,11 @@ class Waveform:
             return 0.0
         if self.shape == "dc":
             return cast(float, peak_A * self._envelope_integral(session_s))  # a NumPy float scalar
-        mean_A = peak_A * self._pulse_width_s * self.pulse_rate_Hz
+        mean_A = peak_A * cast(float, self.pulse_width_s) * self.pulse_rate_Hz
         if self.shape == "monophasic":
             return cast(float, mean_A * self._envelope_integral(session_s))
         # Microcurrent: sum the envelope integral over polarity half cycles with alternate signs.
-        half_s = 0.5 * self._polarity_period_s
+        half_s = 0.5 * cast(float, self.polarity_period_s)
         n_halves = math.ceil(session_s / half_s)
         total = 0.0
         for first in range(0, n_halves, _SESSION_CHUNK):
@@ -446,11 +446,11 @@ class Waveform:
 
         """
         if self.shape in BIPHASIC:
-            return peak_A * self._pulse_width_s
+            return peak_A * cast(float, self.pulse_width_s)
         if self.shape == "microcurrent":
-            half = round(self._polarity_period_s * self._frequency_Hz / 2.0)
-            return peak_A * self._pulse_width_s * half
-        mean_A = peak_A if self.shape == "dc" else peak_A * self._pulse_width_s * self.pulse_rate_Hz
+            half = round(cast(float, self.polarity_period_s) * cast(float, self.frequency_Hz) / 2.0)
+            return peak_A * cast(float, self.pulse_width_s) * half
+        mean_A = peak_A if self.shape == "dc" else peak_A * cast(float, self.pulse_width_s) * self.pulse_rate_Hz
         return self._charge_per_on_time_C(mean_A)
 
     def spectrum(
@@ -540,7 +540,7 @@ class Waveform:
 
     def phases(self) -> list[tuple[float, float, float]]:
         """Nominal rectangular phases of one pulse for unit peak: ``(start_s, end_s, amplitude)``."""
-        pw = self._pulse_width_s
+        pw = cast(float, self.pulse_width_s)
         if self.shape == "biphasic_symmetric":
             second = pw + self.interphase_gap_s
             return [(0.0, pw, 1.0), (second, second + pw, -1.0)]
@@ -550,25 +550,6 @@ class Waveform:
             return [(0.0, pw, 1.0), (second, second + r * pw, -1.0 / r)]
         return [(0.0, pw, 1.0)]
 
-    # The optional fields below are set for every shape that reads them (``__post_init__``
-    # validates the fields together), so these views only tell the type checker so: no check,
-    # no conversion, the stored value itself.
-    @property
-    def _pulse_width_s(self) -> float:
-        return cast(float, self.pulse_width_s)
-
-    @property
-    def _frequency_Hz(self) -> float:
-        return cast(float, self.frequency_Hz)
-
-    @property
-    def _polarity_period_s(self) -> float:
-        return cast(float, self.polarity_period_s)
-
-    @property
-    def _cycle_s(self) -> float:
-        return cast(float, self.cycle_s)
-
     @property
     def _pulse_duration_s(self) -> float:
         """Time from the start of a pulse to the end of its last phase."""
@@ -577,7 +558,7 @@ class Waveform:
     def _pulse_starts(self) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Start times in s and signs of the pulses in one :attr:`period_s`."""
         if self.shape == "microcurrent":
-            half = round(self._polarity_period_s * self._frequency_Hz / 2.0)
+            half = round(cast(float, self.polarity_period_s) * cast(float, self.frequency_Hz) / 2.0)
             m = np.arange(2 * half, dtype=np.float64)  # exact integers: the products are unchanged
             return m * self.pulse_period_s, np.where(m < half, 1.0, -1.0)
         count = self.pulses_per_burst or 1
@@ -595,14 +576,14 @@ class Waveform:
             return 0.0
         if self.on_s is None:
             return math.copysign(math.inf, mean_A)
-        return mean_A * self.mean_envelope * self._cycle_s
+        return mean_A * self.mean_envelope * cast(float, self.cycle_s)
 
     def _envelope_integral(self, t_s: npt.ArrayLike) -> npt.NDArray[np.float64]:
         """``E(t) = integral_0^t e(u) du`` in s, exact (piecewise quadratic within a cycle)."""
         t = np.asarray(t_s, dtype=np.float64)
         if self.on_s is None:
             return t
-        on, up, down, cycle = self.on_s, self.ramp_up_s, self.ramp_down_s, self._cycle_s
+        on, up, down, cycle = self.on_s, self.ramp_up_s, self.ramp_down_s, cast(float, self.cycle_s)
         cycles = np.floor(t / cycle)
         tau = t - cycles * cycle
         per_cycle = on - 0.5 * (up + down)
