@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
@@ -107,7 +106,7 @@ class Electrode:
         """Half extents (x, y) of the footprint's bounding box [m]."""
         return self.shape.half_extent_m
 
-    def signed_distance(self, x: Any, y: Any) -> Any:
+    def signed_distance[X: (float, np.ndarray)](self, x: X, y: X) -> X:
         """Distance [m] from the surface point (x, y) to the outline, negative inside (arrays too)."""
         return self.shape.signed_distance(x - self.center_m[0], y - self.center_m[1])
 

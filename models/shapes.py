@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import MISSING, dataclass, fields
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Protocol, cast, runtime_checkable
 
 import numpy as np
 
@@ -33,7 +33,7 @@ class Shape(Protocol):
     def half_extent_m(self) -> tuple[float, float]:
         """Half extents (x, y) of the bounding box [m]."""
 
-    def signed_distance(self, x: Any, y: Any) -> Any:
+    def signed_distance[X: (float, np.ndarray)](self, x: X, y: X) -> X:
         """Distance [m] from (x, y) to the outline, negative inside (numbers or arrays)."""
 
     def contains(self, x: float, y: float, *, tol: float = 0.0) -> bool:
@@ -71,7 +71,7 @@ class Disk:
         """Half extents (x, y) of the bounding box [m]."""
         return (self.diameter_m / 2, self.diameter_m / 2)
 
-    def signed_distance(self, x: Any, y: Any) -> Any:
+    def signed_distance[X: (float, np.ndarray)](self, x: X, y: X) -> X:
         """Distance [m] from (x, y) to the circle, negative inside (numbers or arrays)."""
         return np.hypot(x, y) - self.diameter_m / 2
 
@@ -123,7 +123,7 @@ class RoundedRectangle:
         """Half extents (x, y) [m]."""
         return (self.width_m / 2, self.length_m / 2)
 
-    def signed_distance(self, x: Any, y: Any) -> Any:
+    def signed_distance[X: (float, np.ndarray)](self, x: X, y: X) -> X:
         """Exact distance [m] to the rounded outline, negative inside (numbers or arrays)."""
         hx, hy = self.half_extent_m
         r = self.corner_radius_m
@@ -183,7 +183,7 @@ class Ring:
         """Half extents (x, y) of the bounding box [m]."""
         return (self.outer_diameter_m / 2, self.outer_diameter_m / 2)
 
-    def signed_distance(self, x: Any, y: Any) -> Any:
+    def signed_distance[X: (float, np.ndarray)](self, x: X, y: X) -> X:
         """Distance [m] to the nearer circle, negative inside the annulus (numbers or arrays)."""
         r = np.hypot(x, y)
         return np.maximum(r - self.outer_diameter_m / 2, self.inner_diameter_m / 2 - r)
@@ -281,23 +281,23 @@ class Polygon:
         p = np.abs(np.asarray(self.vertices_m, dtype=float))
         return (float(p[:, 0].max()), float(p[:, 1].max()))
 
-    def signed_distance(self, x: Any, y: Any) -> Any:
+    def signed_distance[X: (float, np.ndarray)](self, x: X, y: X) -> X:
         """Exact distance [m] to the outline, negative inside (even-odd rule; numbers or arrays)."""
-        x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        xa, ya = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
         p = np.asarray(self.vertices_m, dtype=float)
         q = np.roll(p, -1, axis=0)
-        d = np.full(np.broadcast(x, y).shape, np.inf)
+        d = np.full(np.broadcast(xa, ya).shape, np.inf)
         inside = np.zeros(d.shape, dtype=bool)
         for (ax, ay), (bx, by) in zip(p, q, strict=True):
             ex, ey = bx - ax, by - ay
-            t = np.clip(((x - ax) * ex + (y - ay) * ey) / (ex * ex + ey * ey), 0.0, 1.0)
-            d = np.minimum(d, np.hypot(x - ax - t * ex, y - ay - t * ey))
-            crosses = (ay > y) != (by > y)
+            t = np.clip(((xa - ax) * ex + (ya - ay) * ey) / (ex * ex + ey * ey), 0.0, 1.0)
+            d = np.minimum(d, np.hypot(xa - ax - t * ex, ya - ay - t * ey))
+            crosses = (ay > ya) != (by > ya)
             with np.errstate(divide="ignore", invalid="ignore"):
-                xc = ax + (y - ay) * ex / np.where(ey == 0, 1.0, ey)
-            inside ^= crosses & (x < xc)
+                xc = ax + (ya - ay) * ex / np.where(ey == 0, 1.0, ey)
+            inside ^= crosses & (xa < xc)
         out = np.where(inside, -d, d)
-        return out if out.ndim else float(out)
+        return cast(X, out if out.ndim else float(out))  # the type of the arguments
 
     def contains(self, x: float, y: float, *, tol: float = 0.0) -> bool:
         """True when (x, y) lies in the polygon grown by ``tol``."""
