@@ -19,9 +19,12 @@ import io
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:  # pyarrow is heavy: imported where a Parquet file is written
+    import pyarrow as pa
 
 from .atomic import atomic_file, write_text
 
@@ -55,8 +58,8 @@ def write_csv_rows(path: str | Path, header: Sequence[str], rows: Iterable[Seque
     return write_text(path, buf.getvalue())
 
 
-def _column_type(values: Sequence[Any]) -> Any:
-    import pyarrow as pa
+def _column_type(values: Sequence[object]) -> pa.DataType:
+    import pyarrow as pa  # local: pyarrow is heavy, and only Parquet needs it
 
     present = [v for v in values if v is not None]
     if present and all(isinstance(v, bool) for v in present):

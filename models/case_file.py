@@ -156,22 +156,22 @@ def _required(table: Mapping[str, Any], keys: tuple[str, ...], where: str) -> No
             raise InputError(f"{where}.{key}", None, "missing; a number is required")
 
 
-def _points(value: Any, n: int, name: str, what: str) -> tuple[float, ...]:
+def _points(value: object, n: int, name: str, what: str) -> tuple[float, ...]:
     ok = isinstance(value, list) and len(value) == n and all(
         isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) for c in value
     )
-    if not ok:
+    if not isinstance(value, list) or not ok:
         raise InputError(name, value, what)
     return tuple(float(c) * 1e-3 for c in value)
 
 
-def _point_2d(value: Any, name: str, what: str) -> tuple[float, float]:
+def _point_2d(value: object, name: str, what: str) -> tuple[float, float]:
     """An [x_mm, y_mm] list as (x, y) [m] (:func:`_points`)."""
     x, y = _points(value, 2, name, what)
     return x, y
 
 
-def _point_3d(value: Any, name: str, what: str) -> tuple[float, float, float]:
+def _point_3d(value: object, name: str, what: str) -> tuple[float, float, float]:
     """An [x_mm, y_mm, z_mm] list as (x, y, z) [m] (:func:`_points`)."""
     x, y, z = _points(value, 3, name, what)
     return x, y, z
