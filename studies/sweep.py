@@ -190,6 +190,7 @@ class _Plan:
 
     @property
     def total(self) -> int:
+        """Number of cases in the study."""
         return len(self.digests)
 
     def ledger(self) -> Ledger:
