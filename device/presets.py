@@ -223,18 +223,18 @@ class PresetsFile:
     path: Path | None = field(default=None, compare=False)
 
 
-def _integer(where: str, value: Any, lo: int, hi: int, unit: str) -> int:
+def _integer(where: str, value: object, lo: int, hi: int, unit: str) -> int:
     # The range is checked before a whole float becomes an int, so that 1e308 is echoed as
     # 1e+308 and not as its 309 integer digits.
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or not (lo <= value <= hi) or value != int(value):
+    if not isinstance(value, (int, float)) or not ok or not (lo <= value <= hi) or value != int(value):
         raise InputError(where, value, f"a whole number of {unit} in {lo}..{hi}")
     return int(value)
 
 
-def _real(where: str, value: Any, lo: float, hi: float, *, lo_open: bool = False) -> float:
+def _real(where: str, value: object, lo: float, hi: float, *, lo_open: bool = False) -> float:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    if not ok or value > hi or value < lo or (lo_open and value == lo):
+    if not isinstance(value, (int, float)) or not ok or value > hi or value < lo or (lo_open and value == lo):
         bound = f"> {lo}" if lo_open else f">= {lo}"
         raise InputError(where, value, f"a number {bound} and <= {hi}")
     return float(value)
