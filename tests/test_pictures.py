@@ -236,8 +236,9 @@ def test_validation_page_with_worst_cases_shows_their_map_and_depth_in_chromium(
 def test_the_sections_point_location_picks_the_cells_dolfinx_collision_picks():
     """first_colliding_cells (vectorised, for the depth sections) against compute_colliding_cells.
 
-    Points inside cells, on shared faces, edges and vertices (grid points of the mesh), just
-    beyond a face of the box, and far outside.
+    Points inside cells, on shared faces, edges and vertices (grid points of the mesh), within
+    the collision distance (1e-6 m) of the faces around interior vertices, just beyond a face of
+    the box, and far outside.
     """
     from dolfinx import geometry
     from dolfinx import mesh as dmesh
@@ -252,6 +253,7 @@ def test_the_sections_point_location_picks_the_cells_dolfinx_collision_picks():
     pts = np.vstack([
         rng.uniform([0, 0, 0], [0.02, 0.01, 0.01], size=(400, 3)),
         grid.reshape(-1, 3),
+        grid[1:-1, 1:-1, 1:-1].reshape(-1, 3) + rng.normal(scale=5e-7, size=(63, 3)),  # within 1e-6 m of faces
         [[0.01, 0.005, 0.01 + 1e-12], [0.01, 0.005, 0.01 + 5e-6], [0.05, 0.0, 0.0]],
     ])  # fmt: skip
     tree = geometry.bb_tree(m, 3, entities=np.arange(n_owned, dtype=np.int32))
