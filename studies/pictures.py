@@ -336,24 +336,14 @@ class DepthSection:
 
 def _sample_field(result: CaseResult, currents_A: Currents, points_m: np.ndarray) -> np.ndarray:
     """|E| [V/m] at points (collective); NaN where no cell holds the point."""
-    from dolfinx import geometry
     from mpi4py import MPI
 
-    from ..solvers.electric.points import point_gradients
+    from ..solvers.electric.points import first_colliding_cells, point_gradients
 
     mesh = result.mesh.mesh
     comm = mesh.comm
     pts = np.ascontiguousarray(points_m, dtype=mesh.geometry.x.dtype).reshape(-1, 3)
-    n_owned = mesh.topology.index_map(3).size_local
-    tree = geometry.bb_tree(mesh, 3, entities=np.arange(n_owned, dtype=np.int32))
-    colliding = geometry.compute_colliding_cells(mesh, geometry.compute_collisions_points(tree, pts), pts)
-    cells = np.full(len(pts), -1, dtype=np.int32)
-    offsets, links = colliding.offsets, colliding.array
-    for i in np.flatnonzero(np.diff(offsets)):
-        found = links[offsets[i] : offsets[i + 1]]
-        found = found[found < n_owned]
-        if len(found):
-            cells[i] = found[0]
+    cells = first_colliding_cells(mesh, pts, mesh.topology.index_map(3).size_local)
     # one rank per point (the lowest holding it), so the sum over ranks is the value
     rank = np.where(cells >= 0, comm.rank, comm.size).astype(np.int64)
     comm.Allreduce(MPI.IN_PLACE, rank, op=MPI.MIN)

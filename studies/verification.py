@@ -15,8 +15,8 @@ import numpy as np
 from mpi4py import MPI
 
 from ..errors import InputError, VerificationError
-from ..meshes.patch import QUALITY_ACCURACY, build_patch_mesh
-from ..models import Case, parse_case
+from ..meshes.patch import build_patch_mesh, quality_accuracy
+from ..models import Case, MeshSettings, parse_case
 from ..pipeline import solve_case
 from ..solvers.electric.axisymmetric import Ring, solve_axisymmetric
 from ..solvers.reference import electric as analytic
@@ -212,12 +212,15 @@ def _rc_heat(quality: str, comm) -> list[VerificationRow]:
 
 
 def _disk(quality: str, comm) -> list[VerificationRow]:
-    # Degree 3 on the edge-graded mesh: each quality level is named by the accuracy it gives here.
-    case, ref = disk_on_slab_case(quality=quality, degree=3)
-    res = solve_case(case, comm=comm)
-    tol = QUALITY_ACCURACY[quality]
-    z = res.metrics.electric.impedance_ohm
-    return [_row(case.name, "resistance [ohm]", z, ref, tol), _conservation(case.name, res)]
+    """The disk at the default degree and at degree 3, each against the bound its quality is named for."""
+    rows = []
+    for degree in sorted({MeshSettings().degree, 3}):
+        case, ref = disk_on_slab_case(quality=quality, degree=degree)
+        res = solve_case(case, comm=comm)
+        z = res.metrics.electric.impedance_ohm
+        name = f"{case.name}-p{degree}"
+        rows += [_row(name, "resistance [ohm]", z, ref, quality_accuracy(quality, degree)), _conservation(name, res)]
+    return rows
 
 
 def _disk_axisymmetric(quality: str, comm) -> list[VerificationRow]:

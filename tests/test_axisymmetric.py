@@ -105,8 +105,9 @@ def test_axisymmetric_and_3d_paths_agree_on_a_layered_disk(method):
         assert -5e-3 < (z3 - z2) / z2 < 1e-3
 
 
-#: (method, degree) at which the quality names hold (QUALITY_ACCURACY): the free mesh at degree 3
-#: (at degree 2 it measured -0.82 % on the ring, -0.96 % on the 48-gon), the layered one at 2.
+#: (method, degree) at which the coarse quality's 0.5 % holds (quality_accuracy("coarse", 3), the
+#: free mesh's at degree 3; at degree 2 it measured -0.82 % on the ring, -0.96 % on the 48-gon),
+#: the layered mesh at 2.
 NAMED_DEGREE = [("free", 3), ("layered", 2)]
 
 
@@ -132,12 +133,12 @@ def test_a_ring_electrode_matches_the_axisymmetric_ring(method, degree):
 
     Measured on the layered mesh -0.37 % at coarse, degree 2: within the coarse quality's 0.5 %, from below.
     """
-    from emsim.meshes.patch import QUALITY_ACCURACY
+    from emsim.meshes.patch import quality_accuracy
 
     case = parse_case(_outline_on_bath_table({"shape": "ring", "outer_diameter_mm": 16.0, "inner_diameter_mm": 10.0}, method, degree))
     z3 = solve_case(case).metrics.electric.impedance_ohm
     z2 = _bath_axisymmetric(Ring("r", 5e-3, 8e-3))
-    assert -QUALITY_ACCURACY["coarse"] < (z3 - z2) / z2 < 0.0
+    assert -quality_accuracy("coarse", 3) < (z3 - z2) / z2 < 0.0
 
 
 @pytest.mark.slow
@@ -149,7 +150,7 @@ def test_a_many_sided_polygon_matches_the_disk_of_its_area(method, degree):
     circumradius by 0.14 %); measured on the layered mesh -0.51 % at coarse, degree 2: the coarse quality's 0.5 %
     plus 0.25 % for the shape, from below.
     """
-    from emsim.meshes.patch import QUALITY_ACCURACY
+    from emsim.meshes.patch import quality_accuracy
 
     n = 48
     radius = 4.0 / math.sqrt(n / (2 * math.pi) * math.sin(2 * math.pi / n))
@@ -158,4 +159,4 @@ def test_a_many_sided_polygon_matches_the_disk_of_its_area(method, degree):
     assert case.electrodes[0].area_m2 == pytest.approx(math.pi * 4e-3**2, rel=1e-12)
     z3 = solve_case(case).metrics.electric.impedance_ohm
     z2 = _bath_axisymmetric(Ring("r", 0.0, 4e-3))
-    assert -(QUALITY_ACCURACY["coarse"] + 2.5e-3) < (z3 - z2) / z2 < 0.0
+    assert -(quality_accuracy("coarse", 3) + 2.5e-3) < (z3 - z2) / z2 < 0.0

@@ -47,6 +47,10 @@ def test_run_writes_metrics_fields_picture_and_mesh_report(small_run):
     assert metrics["conductivity_S_per_m"]["volumes"]["layer:skin"] == pytest.approx(0.465)
     report = json.loads((out / "mesh_report.json").read_text())
     assert report["cells"] > 1000 and 0 < report["quality_min_sicn"] <= 1
+    from emsim.meshes.patch import quality_accuracy  # the accuracy the case's quality is named for
+
+    mesh = small_cheek_table()["mesh"]
+    assert report["quality_named_disk_error"] == quality_accuracy(mesh["quality"], mesh["degree"]) == 0.12
     png = (out / "skin_current_density.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     assert (out / "fields" / "electric.xdmf").exists() and (out / "fields" / "electric.h5").stat().st_size > 0

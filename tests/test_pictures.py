@@ -231,3 +231,40 @@ def test_validation_page_with_worst_cases_shows_their_map_and_depth_in_chromium(
         assert {f"worst_preset_{p.id}.png", f"worst_depth_preset_{p.id}.png"} <= set(srcs)
     assert 'data-images-broken="0"' in html and f'data-images-loaded="{len(srcs)}"' in html
     assert len(srcs) == 4 * len(pf.presets)
+
+
+def test_the_sections_point_location_picks_the_cells_dolfinx_collision_picks():
+    """first_colliding_cells (vectorised, for the depth sections) against compute_colliding_cells.
+
+    Points inside cells, on shared faces, edges and vertices (grid points of the mesh), within
+    the collision distance (1e-6 m) of the faces around interior vertices, just beyond a face of
+    the box, and far outside.
+    """
+    from dolfinx import geometry
+    from dolfinx import mesh as dmesh
+    from mpi4py import MPI
+
+    from emsim.solvers.electric.points import first_colliding_cells
+
+    m = dmesh.create_box(MPI.COMM_WORLD, [[0.0, 0.0, 0.0], [0.02, 0.01, 0.01]], [8, 4, 4], dmesh.CellType.tetrahedron)
+    n_owned = m.topology.index_map(3).size_local
+    rng = np.random.default_rng(3)
+    grid = np.stack(np.meshgrid(*(np.linspace(0, e, k) for e, k in ((0.02, 9), (0.01, 5), (0.01, 5))), indexing="ij"), -1)
+    pts = np.vstack([
+        rng.uniform([0, 0, 0], [0.02, 0.01, 0.01], size=(400, 3)),
+        grid.reshape(-1, 3),
+        grid[1:-1, 1:-1, 1:-1].reshape(-1, 3) + rng.normal(scale=5e-7, size=(63, 3)),  # within 1e-6 m of faces
+        [[0.01, 0.005, 0.01 + 1e-12], [0.01, 0.005, 0.01 + 5e-6], [0.05, 0.0, 0.0]],
+    ])  # fmt: skip
+    tree = geometry.bb_tree(m, 3, entities=np.arange(n_owned, dtype=np.int32))
+    colliding = geometry.compute_colliding_cells(m, geometry.compute_collisions_points(tree, pts), pts)
+    expected = np.full(len(pts), -1, dtype=np.int32)
+    for i in range(len(pts)):
+        found = colliding.links(i)
+        found = found[found < n_owned]
+        if len(found):
+            expected[i] = found[0]
+    got = first_colliding_cells(m, pts, n_owned)
+    assert np.array_equal(got, expected)
+    if MPI.COMM_WORLD.size == 1:
+        assert (got[:-3] >= 0).all() and (got[-3:] == -1).all()

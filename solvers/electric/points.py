@@ -16,7 +16,15 @@ from ...errors import SolverError
 from ...meshes.curvature import SurfaceMap
 from ...meshes.patch import PatchMesh
 
-__all__ = ["locate_points", "point_gradients", "point_volumes"]
+__all__ = ["first_colliding_cells", "locate_points", "point_gradients", "point_volumes"]
+
+#: A candidate cell holds a point this close to it [m]: the squared-distance test of
+#: ``dolfinx.geometry.compute_colliding_cells`` (1e-12 m^2); the two picked the same cell for
+#: all of 42,000 section and random points of the default case (a tolerance of 1e-12 of the
+#: cell height instead: 172 differed). Candidates come from the bounding boxes, unpadded.
+_COLLISION_DISTANCE_M = 1e-6
+#: Candidate (point, cell) pairs handled at once by :func:`first_colliding_cells` (memory bound).
+_CHUNK = 200_000
 
 
 def locate_points(mesh: Mesh, points_m: npt.ArrayLike, *, surface: SurfaceMap | None = None) -> np.ndarray:
@@ -55,6 +63,57 @@ def locate_points(mesh: Mesh, points_m: npt.ArrayLike, *, surface: SurfaceMap | 
     if len(missing):
         raise SolverError(f"points outside the mesh: {pts[missing].tolist()} m")
     cells[rank != comm.rank] = -1
+    return cells
+
+
+def first_colliding_cells(mesh: Mesh, points_m: npt.ArrayLike, n_owned: int) -> np.ndarray:
+    """Per point the first owned cell (in bounding-box candidate order) that holds it, else -1.
+
+    The same cells as ``compute_colliding_cells`` followed by "first owned one", for a mesh of
+    affine tetrahedra, in a vectorised test: the barycentric coordinates of each candidate pair,
+    and the point counts as inside when its distance to every face plane it lies beyond is at
+    most :data:`_COLLISION_DISTANCE_M` (near an edge or a vertex the plane distance is a lower
+    bound of the true distance). ``compute_colliding_cells`` runs a GJK distance per
+    candidate pair in a loop, and a picture's 22k points have many candidates each: seconds
+    per section on the default case. Other meshes (curved cells) use it unchanged.
+
+    Args:
+        mesh: the mesh (tetrahedra).
+        points_m: (n, 3) points [m].
+        n_owned: number of cells this rank owns (the first ``n_owned`` local cells).
+    """
+    pts = np.ascontiguousarray(np.asarray(points_m, dtype=mesh.geometry.x.dtype).reshape(-1, 3))
+    cells = np.full(len(pts), -1, dtype=np.int32)
+    if len(pts) == 0 or n_owned == 0:
+        return cells
+    tree = geometry.bb_tree(mesh, 3, entities=np.arange(n_owned, dtype=np.int32))
+    candidates = geometry.compute_collisions_points(tree, pts)
+    offsets, links = np.asarray(candidates.offsets), np.asarray(candidates.array)
+    if mesh.geometry.cmaps[0].degree != 1 or mesh.topology.cell_name() != "tetrahedron":
+        colliding = geometry.compute_colliding_cells(mesh, candidates, pts)
+        for i in np.flatnonzero(np.diff(colliding.offsets)):
+            found = colliding.links(i)
+            found = found[found < n_owned]
+            if len(found):
+                cells[i] = found[0]
+        return cells
+    point_of = np.repeat(np.arange(len(pts)), np.diff(offsets))
+    keep = links < n_owned
+    point_of, links = point_of[keep], links[keep]
+    inside = np.zeros(len(links), dtype=bool)
+    x = mesh.geometry.x
+    for start in range(0, len(links), _CHUNK):
+        sl = slice(start, start + _CHUNK)
+        v = x[dmesh.entities_to_geometry(mesh, 3, links[sl].astype(np.int32))]  # (k, 4, 3)
+        jinv = np.linalg.inv(np.transpose(v[:, 1:] - v[:, :1], (0, 2, 1)))  # rows: grad lambda_1..3
+        lam = np.einsum("kij,kj->ki", jinv, pts[point_of[sl]] - v[:, 0])
+        lam = np.column_stack([1.0 - lam.sum(axis=1), lam])
+        grads = np.concatenate([-jinv.sum(axis=1, keepdims=True), jinv], axis=1)  # (k, 4, 3)
+        beyond = -lam / np.linalg.norm(grads, axis=2)  # distance beyond each face plane [m]
+        inside[sl] = beyond.max(axis=1) <= _COLLISION_DISTANCE_M
+    hit = np.flatnonzero(inside)
+    points, first = np.unique(point_of[hit], return_index=True)  # candidates are grouped by point, in order
+    cells[points] = links[hit[first]]
     return cells
 
 

@@ -96,7 +96,7 @@ class PresbPreconditioner:
 
 
 class SweepState:
-    """Solver state shared by the :class:`FrequencyProblem` of one frequency sweep (PRESB path).
+    """Solver state shared by the :class:`FrequencyProblem` of one frequency sweep (both paths).
 
     The operator of every frequency has the same function space and sparsity, and only its
     values change, smoothly in log f. Rebuilding everything per frequency spent about half the
@@ -106,7 +106,9 @@ class SweepState:
     side vector. It also keeps the last unit field of every electrode as the initial guess of
     the next frequency's solve. The converged answer is the same to the outer tolerance: the
     reuse changes only the iterations needed to reach it. Frequencies should be visited in
-    order (increasing or decreasing) for good guesses. MUMPS problems share only the space.
+    order (increasing or decreasing) for good guesses. MUMPS problems share the space, the
+    matrix and the KSP: each frequency refactorises numerically on the first one's ordering and
+    symbolic analysis.
     """
 
     def __init__(self) -> None:

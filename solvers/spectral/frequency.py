@@ -201,6 +201,14 @@ class FrequencyProblem:
                 self._presb.update(self._A)
             ksp = sweep.ksp
             ksp.setOperators(self._A)
+        elif sweep is not None and sweep.ksp is not None:
+            # MUMPS within a sweep: the same matrix object, re-assembled in place with the same
+            # sparsity, so PETSc's LU set-up refactorises numerically only (the ordering and the
+            # symbolic analysis of the first frequency are reused; a new KSP per frequency redid
+            # both and kept every earlier factorisation alive until the sweep closed).
+            ksp = sweep.ksp
+            ksp.setOperators(self._A)
+            ksp.setUp()
         elif self.method == "presb":
             self._presb = PresbPreconditioner(self._A, self.comm, reuse_interpolation=sweep is not None)
             ksp = create_ksp(
