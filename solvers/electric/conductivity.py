@@ -39,6 +39,7 @@ from dolfinx import mesh as dmesh
 from ...meshes.patch import PatchMesh, contact_sublayer_fraction
 from ...models.case import Case
 from ...models.dispersion import GABRIEL_1996
+from ...models.orbit import globe_tissues
 
 __all__ = [
     "SUBLAYER_SIDEWAYS_FRACTION",
@@ -88,6 +89,8 @@ def volume_admittivities(
     for layer in case.layers:
         t = layer.conductivity_tensor(value(layer.tissue), frequency_Hz)
         out[f"layer:{layer.label}"] = np.asarray(t, dtype=dtype)
+    for name, tissue in globe_tissues(case).items():  # orbit zones: the globe's sclera and vitreous
+        out[name] = value(tissue) * np.eye(3, dtype=dtype)
     for e in case.electrodes:
         if e.gel is None:
             continue

@@ -1,0 +1,90 @@
+"""The globe of an orbit zone (issue 17): its data, its mesh, and the phosphene criterion at its retina."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from emsim.errors import InputError
+from emsim.models import parse_case
+from emsim.models.orbit import globe_data, globe_geometry, globe_tissues
+
+from conftest import small_cheek_table
+
+
+def orbit_table(*, size_factor: float = 4.0) -> dict:
+    """Two 10 mm pads below a globe: 40 x 64 mm patch, 28.9 mm deep (a 24 mm 'muscle' holds the globe)."""
+    t = small_cheek_table(size_factor=size_factor)
+    t["patch"] = {"width_mm": 40.0, "length_mm": 64.0}
+    for layer, th in zip(t["layer"], (1.9, 3.0, 24.0), strict=True):
+        layer["thickness_mm"] = th
+    for e, x in zip(t["electrode"], (-10.0, 10.0), strict=True):
+        e["diameter_mm"] = 10.0
+        e["center_mm"] = [x, -20.0]
+    t["exclusion"] = [{"name": "eye", "kind": "orbit", "center_mm": [0.0, 15.0], "radius_mm": 5.0, "depth_mm": 10.0}]
+    return t
+
+
+def test_the_orbit_data_carry_a_source_for_every_number():
+    g = globe_data()["globe"]
+    assert g["outer_radius_mm"] == 12.0 and 0.4 <= g["sclera_thickness_mm"] <= 1.0
+    for key in ("outer_radius", "sclera_thickness", "front_below_skin", "retina_cell_size"):
+        assert g[f"{key}_source"].strip(), key
+    tissues = globe_tissues(parse_case(orbit_table()))
+    assert tissues["globe:eye:vitreous"].conductivity_at(20.0) == 1.5
+    assert tissues["globe:eye:sclera"].conductivity_at(20.0) == 0.5
+    assert "UNVERIFIED" in tissues["globe:eye:vitreous"].electrical_source
+
+
+def test_a_zone_kind_other_than_cylinder_or_orbit_is_refused_naming_the_field():
+    t = orbit_table()
+    t["exclusion"][0]["kind"] = "sphere"
+    with pytest.raises(InputError, match=r"exclusion\[eye\]\.kind"):
+        parse_case(t)
+
+
+def test_a_globe_deeper_than_the_tissue_is_refused_naming_the_depth_it_needs():
+    t = orbit_table()
+    t["layer"][2]["thickness_mm"] = 10.0
+    with pytest.raises(InputError, match=r"exclusion\[eye\]\.kind.*at least that deep"):
+        parse_case(t)
+
+
+def test_the_layered_mesher_refuses_an_orbit_zone_clearly():
+    t = orbit_table()
+    t["mesh"]["method"] = "layered"
+    with pytest.raises(InputError, match=r"exclusion\[eye\]\.kind.*free mesher"):
+        parse_case(t)
+
+
+def test_the_globe_is_meshed_with_its_own_tags_and_the_volumes_of_its_spheres():
+    import ufl
+    from dolfinx import fem
+    from dolfinx import mesh as dmesh
+
+    from emsim.meshes.patch import build_patch_mesh
+
+    case = parse_case(orbit_table())
+    p = build_patch_mesh(case)
+    g = globe_geometry(case)[0]
+    dx = ufl.Measure("dx", domain=p.mesh, subdomain_data=p.cell_tags)
+    comm = p.mesh.comm
+    vol = {n: comm.allreduce(fem.assemble_scalar(fem.form(1.0 * dx(p.volumes[n]))))
+           for n in ("globe:eye:vitreous", "globe:eye:sclera")}  # fmt: skip
+    # flat-faced tetrahedra inscribed in a sphere: a little less than 4/3 pi r^3 (sagitta h^2 / 8r per face)
+    assert -0.02 < vol["globe:eye:vitreous"] / g.vitreous_volume_m3 - 1 < 0
+    assert -0.03 < vol["globe:eye:sclera"] / g.sclera_volume_m3 - 1 < 0.01
+    # the layers keep their names; no globe cell lies outside the outer sphere
+    assert {"layer:skin", "layer:fat", "layer:muscle"} <= set(p.volumes)
+    cells = np.concatenate([p.cell_tags.find(p.volumes[n]) for n in vol])
+    mid = dmesh.compute_midpoints(p.mesh, 3, cells)
+    r = np.linalg.norm(mid - np.array(g.center_m), axis=1)
+    assert r.max() < g.outer_radius_m
+    # the retina (posterior half of the inner surface) holds cells at the refined size
+    vit = p.cell_tags.find(p.volumes["globe:eye:vitreous"])
+    m = dmesh.compute_midpoints(p.mesh, 3, vit)
+    n_retina = comm.allreduce(int(g.is_retina(m[:, 0], m[:, 1], m[:, 2], g.retina_size_m).sum()))
+    area = 2 * math.pi * g.inner_radius_m**2
+    assert n_retina > area / g.retina_size_m**2  # at least one cell per h^2 of the hemisphere
