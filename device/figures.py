@@ -78,6 +78,9 @@ class FigureSet:
         sensory_threshold_A: current at which sensation begins (solvers/physiology/sensory.py) [A] (inf: none).
         thermal_absent, activation_absent, exclusion_absent, comfort_absent: why a rule cannot
             be evaluated.
+        phosphene_ratio_per_A: per case, the largest phosphene ratio over the orbit zones per A
+            of peak current (the retina's weighted-peak index is linear in I), or None.
+        phosphene_absent: why the phosphene rule cannot be evaluated (no orbit zone, d.c.).
     """
 
     labels: tuple[str, ...]
@@ -109,6 +112,8 @@ class FigureSet:
     exclusion_absent: str | None = None
     comfort_absent: str | None = None
     placement_gap_mm: np.ndarray | None = None
+    phosphene_ratio_per_A: np.ndarray | None = None
+    phosphene_absent: str | None = None
 
     @property
     def n(self) -> int:
@@ -209,7 +214,8 @@ def figure_set(
     # r.m.s. current densities at the plateau of the on/off cycle (the pulse train while on): the
     # solver's IEC record (solvers/electric/iec.py) gives them so, the one definition of both
     peak, mean, q, qd, dc, pw, vp, basal, fronts, probes, target, zone, sensory, gap = ([] for _ in range(14))
-    thermal_absent = activation_absent = exclusion_absent = comfort_absent = None
+    thermal_absent = activation_absent = exclusion_absent = comfort_absent = phosphene_absent = None
+    phosphene: list[float] = []
     dt = 0.0
     for r in results:
         ref = np.full(len(r.channels), reference_A)
@@ -258,6 +264,12 @@ def figure_set(
                 if empty:
                     exclusion_absent = f"not evaluated: no tissue cell lies in zone(s) {', '.join(empty)}: refine the mesh"
                 zone.append(x.exclusion_limit_ratio_max / reference_A)  # r.m.s. (or d.c.) values: linear in I
+        phos_ratio = x.exclusion_phosphene_ratio_max if x is not None else Absent("the head case has no [[exclusion]] zone")
+        if isinstance(phos_ratio, Absent):
+            phosphene_absent = f"not evaluated: {phos_ratio.reason}"
+            phosphene.append(math.nan)
+        else:
+            phosphene.append(phos_ratio / reference_A)  # the weighted-peak index is linear in I
         c = m.comfort
         t = getattr(c, "sensory_threshold_current_A", None)
         if c is None or isinstance(c, Absent) or isinstance(t, Absent) or t is None:
@@ -286,7 +298,8 @@ def figure_set(
         skin_basal_C=arr(basal), skin_T0_C=T0, skin_rise_K=rise, cem43_T0_C=c_T0, cem43_rise_K=c_rise, cem43_dt_s=dt,
         current_for_target_A=arr(target), exclusion_ratio_per_A=arr(zone), sensory_threshold_A=arr(sensory),
         thermal_absent=thermal_absent, activation_absent=activation_absent, exclusion_absent=exclusion_absent,
-        comfort_absent=comfort_absent, placement_gap_mm=arr(gap),
+        comfort_absent=comfort_absent, placement_gap_mm=arr(gap), phosphene_ratio_per_A=arr(phosphene),
+        phosphene_absent=phosphene_absent,
     )  # fmt: skip
 
 
