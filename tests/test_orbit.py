@@ -88,3 +88,44 @@ def test_the_globe_is_meshed_with_its_own_tags_and_the_volumes_of_its_spheres():
     n_retina = comm.allreduce(int(g.is_retina(m[:, 0], m[:, 1], m[:, 2], g.retina_size_m).sum()))
     area = 2 * math.pi * g.inner_radius_m**2
     assert n_retina > area / g.retina_size_m**2  # at least one cell per h^2 of the hemisphere
+
+
+# ----------------------------------------------------------------------------- the criterion
+
+
+def test_the_waveform_index_matches_a_dense_fourier_sum_of_the_default_pulse_train():
+    from emsim.models.case_file import load_case
+    from emsim.solvers.physiology.phosphene import unit_weighted_peak, weighted_peak_index
+    from emsim.studies.run import default_case_path
+
+    w = load_case(default_case_path()).waveform  # 250 us biphasic at 50 Hz, 2 us rise
+    f, c = w.spectrum(1.0, 4000)  # to 200 kHz
+    k = f > 0
+    dense = weighted_peak_index(f[k], 2 * c[k], np.linspace(0.0, w.period_s, 20001))
+    assert unit_weighted_peak(w) == pytest.approx(dense, rel=1e-3)
+
+
+@pytest.mark.parametrize("f0", [15.0, 1200.0])
+def test_a_sinusoid_in_a_flat_band_has_the_index_e_peak_over_root2_e_limit(f0):
+    from emsim.solvers.physiology.phosphene import TIERS, weighted_peak_index
+
+    lim = TIERS["occupational"]
+    e_peak = 0.3
+    ei = weighted_peak_index(np.array([f0]), np.array([e_peak]), np.linspace(0, 1 / f0, 20001))
+    assert ei == pytest.approx(e_peak * abs(lim.weight_per_V_per_m(f0)), rel=1e-6)  # the filter's gain, exactly
+    # and the guideline's closed form E_peak / (sqrt 2 E_L) within the first-order sections' departure
+    closed = e_peak / (math.sqrt(2) * float(lim.rms_V_per_m(f0)))
+    assert 0.6 * closed < ei <= 1.0 * closed
+
+
+def test_the_retina_index_is_the_largest_field_times_the_unit_index_and_interleaved_groups_add():
+    from emsim.solvers.electric.exclusion import phosphene_index
+
+    e = np.zeros((3, 3, 2))
+    e[0, :, 0] = [3.0, 4.0, 0.0]  # 5 V/m per A from channel 0
+    e[1, :, 1] = [0.0, 0.0, 2.0]  # 2 V/m per A from channel 1
+    e[2, :, 0], e[2, :, 1] = [1.0, 0.0, 0.0], [1.0, 0.0, 0.0]
+    together = [np.array([0.01, 0.02])]
+    assert phosphene_index(e, together, 0.7) == pytest.approx(max(5 * 0.01, 2 * 0.02, 0.03) * 0.7)
+    apart = [np.array([0.01, 0.0]), np.array([0.0, 0.02])]
+    assert phosphene_index(e, apart, 0.7) == pytest.approx((5 * 0.01 + 2 * 0.02) * 0.7)
