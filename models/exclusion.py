@@ -18,9 +18,10 @@ waveform (the peak values at the pulse are reported beside it).
 A field limit must be applied to the tissue it was made for: the ICNIRP 2010 basic restriction
 for CNS tissue of the head (Health Physics 99:818) protects the RETINA against phosphenes, so it is
 not a limit for periorbital skin, fat or muscle (where the former built-in eye zone applied it,
-failing 1224x at 10 mA in the poorly conducting fat). The built-in cases' eye zone therefore
-carries the placement rule only; the retina-referred phosphene criterion needs a modelled globe
-(see the README, "The eye").
+failing 1224x at 10 mA in the poorly conducting fat). A zone of ``kind = "orbit"`` gets a
+modelled globe (:mod:`emsim.models.orbit`): its cells are then the globe's retina, and the
+phosphene criterion (dosimetric, :mod:`emsim.solvers.physiology.phosphene`) judges them; the
+built-in default case's eye zone is one.
 """
 
 from __future__ import annotations

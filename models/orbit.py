@@ -119,7 +119,7 @@ def globe_geometry(case: Any) -> tuple[GlobeGeometry, ...]:
 def globe_tissues(case: Any) -> dict[str, Any]:
     """The tissue (:class:`emsim.models.tissues.Tissue`) of every globe volume of ``case``, by volume name."""
     lib = library()
-    out = {}
+    out: dict[str, Any] = {}
     for zone in case.exclusions:
         if getattr(zone, "kind", "cylinder") == "orbit":
             out |= {name: lib[tissue] for name, tissue in globe_volume_names(zone.name).items()}

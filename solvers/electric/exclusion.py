@@ -39,7 +39,7 @@ from ...models.exclusion import PLACEMENT_SOURCE, placement_gap_m
 from ...models.orbit import globe_geometry
 from ..channels import firing_groups
 from ..physiology.phosphene import POPULATION_FACTOR, unit_weighted_peak
-from ..records import Absent, is_present, metric
+from ..records import Absent, metric
 
 __all__ = ["ExclusionMetrics", "ZoneLeadField", "ZoneMetrics", "zone_cells"]
 
@@ -126,7 +126,7 @@ class ZoneLeadField:
     current_density_ms_per_A2: np.ndarray | None = None
     pairs: tuple[tuple[int, int], ...] = ()
     placement_gap_m: tuple[float, ...] = ()
-    phosphene_unit_peak: float | Absent = field(default_factory=lambda: _NO_ORBIT)
+    phosphene_unit_peak: float | Absent = field(default_factory=lambda: _no_orbit())
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -210,9 +210,9 @@ class ZoneLeadField:
             placed &= ok_placed
             m = self.member[:, k]
             phos = self._phosphene(z, m, groups)
-            if phos is not None and is_present(phos[0]):
-                phos_worst = max(phos_worst, float(phos[0]))
-            elif phos is not None and phos_reason is None:
+            if phos is not None and not isinstance(phos[0], Absent):
+                phos_worst = max(phos_worst, phos[0])
+            elif phos is not None and phos_reason is None and isinstance(phos[0], Absent):
                 phos_reason = phos[0]
             placement |= _phosphene_row(phos)
             if not m.any():
@@ -280,11 +280,12 @@ class ZoneLeadField:
         """(phosphene ratio,) of an orbit zone at the firing groups' currents, None for a cylinder zone."""
         if zone.kind != "orbit":
             return None
-        if not is_present(self.phosphene_unit_peak):
-            return (self.phosphene_unit_peak,)
+        unit = self.phosphene_unit_peak
+        if isinstance(unit, Absent):
+            return (unit,)
         if not member.any():
             return (_EMPTY_RETINA,)
-        index = phosphene_index(self.field_per_A[member], groups, float(self.phosphene_unit_peak))
+        index = phosphene_index(self.field_per_A[member], groups, unit)
         return (index / POPULATION_FACTOR,)
 
 
@@ -310,6 +311,10 @@ PHOSPHENE_SOURCE = (
 )
 
 
+def _no_orbit() -> Absent:
+    return _NO_ORBIT
+
+
 def _unit_peak(case: Case) -> float | Absent:
     """The weighted-peak index of a unit field following the case's unit-peak current (orbit zones only)."""
     if not any(z.kind == "orbit" for z in case.exclusions):
@@ -324,9 +329,9 @@ _EMPTY_RETINA = Absent("no vitreous cell centroid lies at the retina: refine the
 
 def _margin(ratio: float | Absent) -> float | Absent:
     """Headroom in current of a criterion linear in the current: I_max / I - 1 = 1 / ratio - 1."""
-    if not is_present(ratio):
+    if isinstance(ratio, Absent):
         return ratio
-    return math.inf if ratio == 0 else 1.0 / float(ratio) - 1.0
+    return math.inf if ratio == 0 else 1.0 / ratio - 1.0
 
 
 def _phosphene_row(phos: tuple[float | Absent] | None) -> dict[str, Any]:
