@@ -196,3 +196,41 @@ def test_the_retina_current_density_at_the_transcorneal_threshold_lies_in_the_mo
     low, high = j99 * (mean - sd) / mean, j99 * (mean + sd) / mean
     assert low <= 20.6 and high >= 6.0, (j99, low, high)
     assert 4.0 < j99 < 80.0  # the number measured when the test was written (42), within a factor 2
+
+
+def uniform_field_table() -> dict:
+    """The globe in an 80 x 80 x 60 mm block of skin-conductivity tissue, 10 mA from a wide ring to the grounded deep face."""
+    t = small_cheek_table(size_factor=4.0)
+    t["patch"] = {"width_mm": 80.0, "length_mm": 80.0}
+    t["layer"] = [{"tissue": "skin", "label": "top", "thickness_mm": 8.0},
+                  {"tissue": "skin", "label": "deep", "thickness_mm": 52.0}]  # fmt: skip
+    # a 78 mm metal ring with a 4 mm hole over the zone (no electrode may touch a zone): below it
+    # the current flows straight down, |J| = I / the block's cross-section
+    t["electrode"] = [{"name": "A", "shape": "ring", "outer_diameter_mm": 78.0, "inner_diameter_mm": 4.0,
+                       "center_mm": [0.0, 0.0]}]  # fmt: skip
+    t["channel"] = {"anode": "A", "cathode": "ground", "current_mA": 10.0}
+    t["exclusion"] = [{"name": "eye", "kind": "orbit", "center_mm": [0.0, 0.0], "radius_mm": 1.0, "depth_mm": 1.0}]
+    return t
+
+
+@pytest.mark.slow
+def test_the_retina_field_of_the_globe_in_a_uniform_field_is_the_coated_sphere_closed_form(solved):
+    """A coated sphere (core s1, radius a; shell s2, radius b) in a uniform field E0 in a medium s3.
+
+    The core's field is uniform, E1 = 9 s2 s3 E0 / ((s1 + 2 s2)(s2 + 2 s3) + 2 (a/b)^3 (s1 - s2)(s2 - s3))
+    (from the potentials of the three regions matched at r = a and r = b; its limits: no
+    shell gives 3 s3 / (s1 + 2 s3), no core 3 s3 / (s2 + 2 s3)). Here s1 = 1.5 (vitreous), s2 =
+    0.5 (sclera), s3 = 0.465 S/m (skin), E0 = I / (A s3): E1 / E0 = 0.576. A 10x error in the
+    vitreous conductivity gives 0.088; a globe without its own tags gives 1.
+    """
+    case = parse_case(uniform_field_table())
+    result = solved(case)
+    g = globe_geometry(case)[0]
+    s1, s2, s3 = 1.5, 0.5, 0.465
+    a3 = (g.inner_radius_m / g.outer_radius_m) ** 3
+    e0 = 10e-3 / (0.08 * 0.08 * s3)
+    e1 = 9 * s2 * s3 / ((s1 + 2 * s2) * (s2 + 2 * s3) + 2 * a3 * (s1 - s2) * (s2 - s3)) * e0
+    e = result.zones.field_per_A[:, :, 0] * 10e-3  # the retina cells (vitreous side of the inner surface)
+    assert np.mean(-e[:, 2]) == pytest.approx(e1, rel=0.05)  # the walls and the ground 28 mm below: a few %
+    assert np.abs(e[:, :2]).max() < 0.1 * e1  # vertical, as the applied field
+    assert np.linalg.norm(e, axis=1).max() < 1.08 * e1 and np.linalg.norm(e, axis=1).min() > 0.92 * e1  # uniform
