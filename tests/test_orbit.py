@@ -234,3 +234,28 @@ def test_the_retina_field_of_the_globe_in_a_uniform_field_is_the_coated_sphere_c
     assert np.mean(-e[:, 2]) == pytest.approx(e1, rel=0.05)  # the walls and the ground 28 mm below: a few %
     assert np.abs(e[:, :2]).max() < 0.1 * e1  # vertical, as the applied field
     assert np.linalg.norm(e, axis=1).max() < 1.08 * e1 and np.linalg.norm(e, axis=1).min() > 0.92 * e1  # uniform
+
+
+@pytest.mark.slow
+def test_a_shared_electric_solve_judges_each_case_by_its_own_waveform():
+    """The unit-current fields are the geometry's, the weighted-peak index the waveform's: a cached
+    solve serving two waveforms gives ratios in the ratio of their waveform indices."""
+    import dataclasses
+
+    from emsim.models import read_case_table
+    from emsim.pipeline import GeometryCache, solve_case
+    from emsim.solvers.physiology.phosphene import unit_weighted_peak
+    from emsim.studies.run import default_case_path
+
+    t = orbit_table()
+    t["waveform"] = read_case_table(default_case_path())["waveform"]
+    t["solver"] = {"waveform_frequencies": 7, "waveform_tolerance": 0.2}
+    case = parse_case(t)
+    other = dataclasses.replace(case, waveform=dataclasses.replace(case.waveform, pulse_width_s=1e-3, frequency_Hz=20.0))
+    cache = GeometryCache()
+    first, second = solve_case(case, cache=cache), solve_case(other, cache=cache)
+    assert len(cache) == 1
+    r1 = first.metrics.exclusion.exclusion_phosphene_ratio_max
+    r2 = second.metrics.exclusion.exclusion_phosphene_ratio_max
+    assert r2 / r1 == pytest.approx(unit_weighted_peak(other.waveform) / unit_weighted_peak(case.waveform), rel=1e-9)
+    assert r2 / r1 > 1.5  # 1 ms phases at 20 Hz weigh more than 250 us at 50 Hz

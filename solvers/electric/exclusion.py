@@ -41,7 +41,7 @@ from ..channels import firing_groups
 from ..physiology.phosphene import POPULATION_FACTOR, unit_weighted_peak
 from ..records import Absent, metric
 
-__all__ = ["ExclusionMetrics", "ZoneLeadField", "ZoneMetrics", "zone_cells"]
+__all__ = ["ExclusionMetrics", "ZoneLeadField", "ZoneMetrics", "phosphene_index", "phosphene_unit_peak", "zone_cells"]
 
 
 def zone_cells(case: Case, patch: PatchMesh) -> tuple[np.ndarray, np.ndarray]:
@@ -111,7 +111,8 @@ class ZoneLeadField:
         placement_gap_m: per zone, the smallest gap between a gel footprint and its edge [m].
         phosphene_unit_peak: the weighted-peak index of a 1 V/m field that follows the case's
             current waveform at 1 A peak (:func:`emsim.solvers.physiology.phosphene.unit_weighted_peak`)
-            [1/(V/m)], or the reason it is absent (a d.c. case, no orbit zone).
+            [1/(V/m)], or the reason it is absent (a d.c. case, no orbit zone); set per case by
+            :meth:`with_phosphene` (the waveform's, not the geometry's).
     """
 
     zones: tuple[Any, ...]
@@ -160,7 +161,6 @@ class ZoneLeadField:
             current_density_per_A=np.concatenate([p[3] for p in parts]),
             timing=case.timing,
             placement_gap_m=tuple(placement_gap_m(z, case.electrodes) for z in case.exclusions),
-            phosphene_unit_peak=_unit_peak(case),
         )
 
     def with_pulse(self, pulse_E: np.ndarray, pulse_J: np.ndarray, ms_E: np.ndarray, ms_J: np.ndarray,
@@ -170,6 +170,10 @@ class ZoneLeadField:
             self, pulse_field_per_A=pulse_E, pulse_current_density_per_A=pulse_J, field_ms_per_A2=ms_E,
             current_density_ms_per_A2=ms_J, pairs=pairs,
         )  # fmt: skip
+
+    def with_phosphene(self, unit_peak: float | Absent) -> ZoneLeadField:
+        """This record with the waveform's weighted-peak index per unit field (:func:`phosphene_unit_peak`)."""
+        return replace(self, phosphene_unit_peak=unit_peak)
 
     def _rms(self, ms: np.ndarray, current: np.ndarray) -> np.ndarray:
         p = np.array([current[c] * current[d] for c, d in self.pairs])
@@ -315,8 +319,13 @@ def _no_orbit() -> Absent:
     return _NO_ORBIT
 
 
-def _unit_peak(case: Case) -> float | Absent:
-    """The weighted-peak index of a unit field following the case's unit-peak current (orbit zones only)."""
+def phosphene_unit_peak(case: Case) -> float | Absent:
+    """The weighted-peak index of a unit field following the case's unit-peak current (orbit zones only).
+
+    It belongs to the case's WAVEFORM, not to its geometry: a cached electric solve serves many
+    waveforms, so :attr:`emsim.solvers.result.CaseResult.zones` sets it per case
+    (:meth:`ZoneLeadField.with_phosphene`).
+    """
     if not any(z.kind == "orbit" for z in case.exclusions):
         return _NO_ORBIT
     if case.waveform is None or case.waveform.shape == "dc":
