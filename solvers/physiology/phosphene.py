@@ -35,9 +35,11 @@ Population. A criterion at the mean threshold protects half the people. Naycheva
 transcorneal phosphene thresholds of 0.062 +- 0.038 mA at 20 Hz (mean +- SD). Taking the
 thresholds as log-normal with that mean and SD (an ASSUMPTION: the paper reports mean +- SD), the
 5th percentile over the mean is :data:`POPULATION_FACTOR` = 0.34: a field at that fraction of the
-reference evokes phosphenes in about 1 person in 20. Not used here (stated for the record):
-Sabel et al. 2021 (IEEE TNSRE 29:2133; 95 +- 33 uA at 16 Hz, tACS) and Nissi & Laakso 2022 (PMB
-67:015001, retinal current-density thresholds) could not be verified with the search tool.
+reference evokes phosphenes in about 1 person in 20. Checked against, not used here: Sabel et al.
+2021 (IEEE TNSRE 29:2133, abstract read with the search tool: tACS at 16 Hz, lowest mean threshold
+95 +- 33 uA for the F7-F8 montage) and Nissi & Laakso 2022 (Phys Med Biol 67:015001, abstract read:
+the threshold radial retinal current density of five phosphene experiments simulated in 14 head
+models, 6.0-20.6 mA/m^2), which tests/test_orbit.py holds the model's retina to.
 
 On a case: an exclusion zone of ``kind = "orbit"`` places a globe under the zone
 (:mod:`emsim.models.orbit`) and :mod:`emsim.solvers.electric.exclusion` evaluates this criterion
