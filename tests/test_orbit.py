@@ -259,3 +259,19 @@ def test_a_shared_electric_solve_judges_each_case_by_its_own_waveform():
     r2 = second.metrics.exclusion.exclusion_phosphene_ratio_max
     assert r2 / r1 == pytest.approx(unit_weighted_peak(other.waveform) / unit_weighted_peak(case.waveform), rel=1e-9)
     assert r2 / r1 > 1.5  # 1 ms phases at 20 Hz weigh more than 250 us at 50 Hz
+
+
+def test_a_waveform_the_weighted_peak_cannot_take_is_absent_with_the_reason_not_a_crash():
+    import dataclasses
+
+    from emsim.models.case_file import load_case
+    from emsim.models.waveforms import Waveform
+    from emsim.solvers.electric.exclusion import phosphene_unit_peak
+    from emsim.solvers.records import Absent
+    from emsim.studies.run import default_case_path
+
+    case = load_case(default_case_path())
+    assert phosphene_unit_peak(case) == pytest.approx(1.2656, rel=1e-3)  # the default train's unit index
+    slow = Waveform(shape="microcurrent", frequency_Hz=100.0, pulse_width_s=4e-3, polarity_period_s=10.0)
+    out = phosphene_unit_peak(dataclasses.replace(case, waveform=slow))
+    assert isinstance(out, Absent) and "period" in out.reason

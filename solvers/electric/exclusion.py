@@ -33,6 +33,7 @@ import numpy as np
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
+from ...errors import InputError
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ...models.exclusion import PLACEMENT_SOURCE, placement_gap_m
@@ -330,7 +331,10 @@ def phosphene_unit_peak(case: Case) -> float | Absent:
         return _NO_ORBIT
     if case.waveform is None or case.waveform.shape == "dc":
         return Absent("a d.c. case: the ICNIRP 2010 limits (and the weighted-peak method) start at 1 Hz")
-    return unit_weighted_peak(case.waveform, tier="occupational")
+    try:
+        return unit_weighted_peak(case.waveform, tier="occupational")
+    except InputError as err:  # a period too long for the Fourier series (e.g. a slow polarity reversal)
+        return Absent(f"the weighted-peak method cannot be evaluated for this waveform: {err}")
 
 
 _EMPTY_RETINA = Absent("no vitreous cell centroid lies at the retina: refine the mesh")
