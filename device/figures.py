@@ -82,6 +82,9 @@ class FigureSet:
         sensory_threshold_A: current at which sensation begins (solvers/physiology/sensory.py) [A] (inf: none).
         thermal_absent, activation_absent, exclusion_absent, comfort_absent: why a rule cannot
             be evaluated.
+        phosphene_ratio_per_A: per case, the largest phosphene ratio over the orbit zones per A
+            of peak current (the retina's weighted-peak index is linear in I), or None.
+        phosphene_absent: why the phosphene rule cannot be evaluated (no orbit zone, d.c.).
     """
 
     labels: tuple[str, ...]
@@ -113,6 +116,8 @@ class FigureSet:
     exclusion_absent: str | None = None
     comfort_absent: str | None = None
     placement_gap_mm: np.ndarray | None = None
+    phosphene_ratio_per_A: np.ndarray | None = None
+    phosphene_absent: str | None = None
 
     @property
     def n(self) -> int:
@@ -215,11 +220,13 @@ class _CaseFigures:
     cem43_dt_s: float | None  # None: no heating solved
     current_for_target_A: float
     exclusion_ratio: float
+    phosphene_ratio: float
     placement_gap_mm: float
     sensory_threshold_A: float
     thermal_absent: str | None
     activation_absent: str | None
     exclusion_absent: str | None
+    phosphene_absent: str | None
     comfort_absent: str | None
 
 
@@ -261,6 +268,14 @@ def _exclusion_figures(x: ExclusionMetrics | None, reference_A: float) -> tuple[
     return ratio / reference_A, gap, why  # r.m.s. (or d.c.) values: linear in I
 
 
+def _phosphene_figures(x: ExclusionMetrics | None, reference_A: float) -> tuple[float, str | None]:
+    """(phosphene ratio of the orbit zones per A, why absent) of one case."""
+    ratio = x.exclusion_phosphene_ratio_max if x is not None else Absent("the head case has no [[exclusion]] zone")
+    if isinstance(ratio, Absent):
+        return math.nan, f"not evaluated: {ratio.reason}"
+    return ratio / reference_A, None  # the weighted-peak index is linear in I
+
+
 def _comfort_figures(c: ComfortMetrics | Absent | None) -> tuple[float, str | None]:
     """(current at which sensation begins [A] (inf: none), why absent) of one case."""
     t = getattr(c, "sensory_threshold_current_A", None)
@@ -283,6 +298,7 @@ def _case_figures(r: CaseResult, reference_A: float) -> _CaseFigures:
     basal, front, probes, dt, thermal_absent = _thermal_figures(r, m.thermal)
     target, activation_absent = _activation_figures(m.activation)
     zone, gap, exclusion_absent = _exclusion_figures(m.exclusion, reference_A)
+    phosphene, phosphene_absent = _phosphene_figures(m.exclusion, reference_A)
     sensory, comfort_absent = _comfort_figures(m.comfort)
     return _CaseFigures(
         rms_density_peak=_worst(iec.rms_current_density_local_peak_mA_per_cm2, reference_A),
@@ -293,9 +309,9 @@ def _case_figures(r: CaseResult, reference_A: float) -> _CaseFigures:
         power_density=_worst(iec.average_power_density_W_per_cm2, reference_A) / reference_A,
         peak_voltage=max(volts) / reference_A,
         skin_basal_C=basal, skin_front=front, cem43_probes=probes, cem43_dt_s=dt,
-        current_for_target_A=target, exclusion_ratio=zone, placement_gap_mm=gap, sensory_threshold_A=sensory,
-        thermal_absent=thermal_absent, activation_absent=activation_absent, exclusion_absent=exclusion_absent,
-        comfort_absent=comfort_absent,
+        current_for_target_A=target, exclusion_ratio=zone, phosphene_ratio=phosphene, placement_gap_mm=gap,
+        sensory_threshold_A=sensory, thermal_absent=thermal_absent, activation_absent=activation_absent,
+        exclusion_absent=exclusion_absent, phosphene_absent=phosphene_absent, comfort_absent=comfort_absent,
     )  # fmt: skip
 
 
@@ -352,6 +368,7 @@ def figure_set(
         sensory_threshold_A=column("sensory_threshold_A"), placement_gap_mm=column("placement_gap_mm"),
         thermal_absent=_last_reason(rows, "thermal_absent"), activation_absent=_last_reason(rows, "activation_absent"),
         exclusion_absent=_last_reason(rows, "exclusion_absent"), comfort_absent=_last_reason(rows, "comfort_absent"),
+        phosphene_ratio_per_A=column("phosphene_ratio"), phosphene_absent=_last_reason(rows, "phosphene_absent"),
     )  # fmt: skip
 
 

@@ -129,6 +129,11 @@ LIMITS: Mapping[str, Limit] = {
         "[limits] charge_per_phase_uC to enforce one",
     ),
     "zone_min_distance_mm": Limit(*eye_rules.PLACEMENT_LIMIT_MM),
+    "phosphene_ratio": Limit(1.0, "-", eye_rules.PHOSPHENE_SOURCE + ": reported"),
+    "phosphene_ratio_max": Limit(
+        math.inf, "-", eye_rules.PHOSPHENE_SOURCE + ": binding only when a presets file's [limits] "
+        "phosphene_ratio_max sets a finite limit (1: the criterion as stated)",
+    ),
     "shannon_k": Limit(
         1.85, "-", "Shannon 1992: log10(D) = k - log10(Q), damage at k >= 1.85 for implanted neural tissue only "
         "(shared/PHYSICS.md): reported, never decides skin safety",
@@ -466,6 +471,13 @@ RULES: tuple[Rule, ...] = (
          lambda c: eye_rules.PLACEMENT_LIMIT_MM[0] / c.limit("zone_min_distance_mm"), basis="policy",
          values=_placement_values, limit_current=_placement_current, scaling="none", level_independent=True,
          not_evaluated=eye_rules.placement_absent),
+    Rule("phosphene", "phosphenes at the retina (orbit zone): weighted-peak index of the retina's field / the 5th-"
+         "percentile threshold factor", "-", "phosphene_ratio", "report", lambda c: c.limit("phosphene_ratio"),
+         basis="dosimetric", per_unit=eye_rules.phosphene_ratio_per_A, not_evaluated=eye_rules.phosphene_absent),
+    Rule("phosphene_binding", "phosphenes at the retina, as a limit: the phosphene ratio within [limits] "
+         "phosphene_ratio_max (inf unless a presets file sets it)", "-", "phosphene_ratio_max", "limit",
+         lambda c: c.limit("phosphene_ratio_max"), basis="dosimetric", per_unit=eye_rules.phosphene_ratio_per_A,
+         not_evaluated=eye_rules.phosphene_absent),
     Rule("compliance_voltage", "simulated peak electrode voltage within the compliance voltage", "V", None, "limit",
          lambda c: c.device.compliance_voltage_V, basis="device", per_unit=lambda F: F.peak_voltage_V_per_A,
          source="the device's output stage: above its compliance voltage the current is not delivered as set"),

@@ -21,6 +21,7 @@ from ..errors import MeshError
 from ..models.case import Case
 from ..models.electrodes import Electrode
 from ..models.shapes import Disk, Polygon, Ring, RoundedRectangle
+from .globe import add_globe_solids, globe_pieces, globe_size_expressions
 from .patch import add_footprint, edge_size_expression, pad_z_levels, set_graded_size_options
 
 __all__ = ["build_free", "layer_box_size", "pad_box_size"]
@@ -119,20 +120,21 @@ def _add(groups: Groups, name: str, dim: int, tag: int) -> None:
 
 def build_free(case: Case, sizes: dict[str, float]) -> Groups:
     """Build geometry and mesh in the current gmsh model; return physical groups by name."""
-    layer_z, levels = _add_geometry(case)
+    layer_z, levels, globes = _add_geometry(case)
     groups: Groups = {}
-    _tag_volumes(case, layer_z, levels, groups)
+    _tag_volumes(case, layer_z, levels, groups, globes)
     _tag_surfaces(case, layer_z, levels, groups)
     _add_physical_groups(case, groups)
     _mesh_with_size_fields(case, sizes, layer_z, levels)
     return groups
 
 
-def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list[float]]]:
-    """Layers, pads and electrode footprints in the current gmsh model, fragmented together.
+def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list[float]], dict[int, str]]:
+    """Layers, pads, electrode footprints and orbit globes in the current gmsh model, fragmented together.
 
     Returns:
-        The (bottom, top) z of every layer [m] and the z levels of every pad.
+        The (bottom, top) z of every layer [m], the z levels of every pad and the globe pieces
+        (volume tag -> ``globe:ZONE:PART``, :mod:`emsim.meshes.globe`).
     """
     import gmsh
 
@@ -156,16 +158,24 @@ def _add_geometry(case: Case) -> tuple[list[tuple[float, float]], dict[str, list
                 objects.extend(d for d in ext if d[0] == 3)
         else:
             objects.append((2, add_footprint(occ, e, 0.0)))
-    occ.fragment(objects, [])
+    solids = add_globe_solids(occ, case)
+    objects.extend(d for d, _ in solids)
+    _, children = occ.fragment(objects, [])
     occ.synchronize()
-    return layer_z, levels
+    return layer_z, levels, globe_pieces(objects, children, solids)
 
 
-def _tag_volumes(case: Case, layer_z: list[tuple[float, float]], levels: dict[str, list[float]], groups: Groups) -> None:
-    """Name every volume by its centre of mass: a layer, a pad's gel or its contact sublayer."""
+def _tag_volumes(
+    case: Case, layer_z: list[tuple[float, float]], levels: dict[str, list[float]], groups: Groups,
+    globes: dict[int, str],
+) -> None:  # fmt: skip
+    """Name every volume: a globe piece by the fragment map, else by its centre of mass (layer, gel, contact)."""
     import gmsh
 
     for _, tag in gmsh.model.getEntities(3):
+        if tag in globes:
+            _add(groups, globes[tag], 3, tag)
+            continue
         x, y, z = gmsh.model.occ.getCenterOfMass(3, tag)
         if z < 0:
             for layer, (z0, z1) in zip(case.layers, layer_z, strict=True):
@@ -259,6 +269,10 @@ def _mesh_with_size_fields(
                 graded = fld.add("MathEval")
                 fld.setString(graded, "F", edge_size_expression(sizes, distance))
                 fields.append(graded)
+    for expression in globe_size_expressions(case, sizes):  # orbit zones: refined toward the retina
+        graded = fld.add("MathEval")
+        fld.setString(graded, "F", expression)
+        fields.append(graded)
     # Skin surface: refine toward z = 0 from below.
     surf = fld.add("MathEval")
     fld.setString(surf, "F", f"{sizes['surface']:.9g} + {sizes['grading_per_m']:.9g}*abs(z)")

@@ -46,6 +46,9 @@ def morph_z(z_m: np.ndarray, old_thicknesses_m: Sequence[float], new_thicknesses
 def _check(patch: PatchMesh, thicknesses_m: Sequence[float]) -> tuple[float, ...]:
     if patch.layer_thicknesses_m is None:
         raise InputError("patch_mesh", "imported mesh", "a built layered patch (an imported mesh has no layer levels)")
+    globes = [name for name in patch.volumes if name.startswith("globe:")]
+    if globes:  # moving z piecewise by layer would flatten the spheres of an orbit zone's globe
+        raise InputError("patch_mesh", globes[0], "a patch without a globe (an orbit zone's patch is re-meshed, not morphed)")
     new = tuple(float(t) for t in thicknesses_m)
     n = len(patch.layer_thicknesses_m)
     if len(new) != n:
@@ -71,7 +74,8 @@ def morph_layers(patch_mesh: PatchMesh, thicknesses_m: Sequence[float]) -> Patch
         old thicknesses restores the nodes to rounding.
 
     Raises:
-        InputError: an imported mesh, a wrong number of thicknesses, or one not > 0.
+        InputError: an imported mesh, a mesh with a globe (orbit zone), a wrong number of
+            thicknesses, or one not > 0.
     """
     new = _check(patch_mesh, thicknesses_m)
     old = patch_mesh.layer_thicknesses_m or ()  # _check refused a mesh without layer levels

@@ -37,6 +37,7 @@ from .geometry import (
     Patch,
     check_mesh_tags,
 )
+from .orbit import globe_geometry
 from .quantity import check_fields, file_value, numbers_to_table, quantity
 from .tissues import Tissue, library
 from .toml import dumps as toml_dumps
@@ -333,6 +334,7 @@ class Case:
             raise InputError("channel.timing", "interleaved", "needs a [waveform]: d.c. channels flow together")
         self._check_probes()
         self._check_exclusions()
+        globe_geometry(self)  # an orbit zone's globe must fit in the patch (raises naming the zone)
         self._check_materials()
         if not self.materials:  # derived: the materials the layers and gels use
             object.__setattr__(self, "materials", self.used_materials())
@@ -428,6 +430,12 @@ class Case:
                 raise InputError(
                     f"exclusion[{z.name}].depth_mm", file_value(z.depth_m, 1e-3),
                     f"at most the tissue depth, {self.depth_m * 1e3:g} mm",
+                )  # fmt: skip
+            if z.kind == "orbit" and (self.mesh.method != "free" or self.patch.shape != "flat"):
+                raise InputError(
+                    f"exclusion[{z.name}].kind", z.kind,
+                    'a globe is meshed by the free mesher on a flat patch only: [mesh] method = "free" and '
+                    '[patch] shape = "flat", or kind = "cylinder"',
                 )  # fmt: skip
             for e in self.electrodes:
                 # Distance from the zone's centre to the electrode's (and its gel pad's) outline.

@@ -327,7 +327,7 @@ def _probes(raw: Mapping[str, Any]) -> tuple[tuple[Probe, ...], dict[str, str]]:
 def _exclusions(raw: Mapping[str, Any]) -> tuple[ExclusionZone, ...]:
     rows = _rows(raw, "exclusion", "[[exclusion]] tables (name, center_mm, radius_mm, depth_mm, limits)", required=False)
     keys = ("name", "center_mm", "radius_mm", "depth_mm", "min_distance_mm", "field_max_V_per_m",
-            "current_density_max_A_per_m2", "source")
+            "current_density_max_A_per_m2", "source", "kind")
     zones = []
     for i, row in enumerate(rows):
         where = f"exclusion[{i}]"
@@ -337,7 +337,7 @@ def _exclusions(raw: Mapping[str, Any]) -> tuple[ExclusionZone, ...]:
         _required(row, ("radius_mm", "depth_mm"), f"exclusion[{name}]")
         source = row.get("source", "")
         zones.append(ExclusionZone(
-            name=name, center_m=center, source=source,
+            name=name, center_m=center, source=source, kind=row.get("kind", "cylinder"),
             **numbers_from_table(ExclusionZone, row, f"exclusion[{name}]"),
         ))  # fmt: skip
     return tuple(zones)

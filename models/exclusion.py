@@ -18,9 +18,10 @@ waveform (the peak values at the pulse are reported beside it).
 A field limit must be applied to the tissue it was made for: the ICNIRP 2010 basic restriction
 for CNS tissue of the head (Health Physics 99:818) protects the RETINA against phosphenes, so it is
 not a limit for periorbital skin, fat or muscle (where the former built-in eye zone applied it,
-failing 1224x at 10 mA in the poorly conducting fat). The built-in cases' eye zone therefore
-carries the placement rule only; the retina-referred phosphene criterion needs a modelled globe
-(see the README, "The eye").
+failing 1224x at 10 mA in the poorly conducting fat). A zone of ``kind = "orbit"`` gets a
+modelled globe (:mod:`emsim.models.orbit`): its cells are then the globe's retina, and the
+phosphene criterion (dosimetric, :mod:`emsim.solvers.physiology.phosphene`) judges them; the
+built-in default case's eye zone is one.
 """
 
 from __future__ import annotations
@@ -34,7 +35,11 @@ from ..errors import InputError
 from .electrodes import Electrode
 from .quantity import check_fields, numbers_to_table, quantity
 
-__all__ = ["DEFAULT_MIN_DISTANCE_M", "PLACEMENT_SOURCE", "ExclusionZone", "placement_gap_m"]
+__all__ = ["DEFAULT_MIN_DISTANCE_M", "PLACEMENT_SOURCE", "ZONE_KINDS", "ExclusionZone", "placement_gap_m"]
+
+#: ``"cylinder"``: the tissue cylinder only; ``"orbit"``: a globe is placed under the zone
+#: (:mod:`emsim.models.orbit`) and the phosphene criterion is evaluated at its retina.
+ZONE_KINDS = ("cylinder", "orbit")
 
 #: Default smallest gap between a gel footprint and a zone's edge [m] (policy, see the module doc).
 DEFAULT_MIN_DISTANCE_M = 10e-3
@@ -61,6 +66,8 @@ class ExclusionZone:
         current_density_max_A_per_m2: limit of the zone's largest r.m.s. current density |J|
             [A/m^2], or None.
         source: where the limits come from and what they protect against (free text).
+        kind: ``"cylinder"`` (default) or ``"orbit"``: a modelled globe under the zone
+            (:mod:`emsim.models.orbit`), whose retina the phosphene criterion judges.
     """
 
     name: str
@@ -74,9 +81,10 @@ class ExclusionZone:
         "current_density_max_A_per_m2", low=0.0, high=1e9, default=None
     )
     source: str = ""
+    kind: str = "cylinder"
 
     def __post_init__(self) -> None:
-        """Check the name, the centre, the sizes and that at least one limit is given."""
+        """Check the name, the centre, the kind and the sizes."""
         if not isinstance(self.name, str) or not self.name.strip():
             raise InputError("exclusion.name", self.name, "a non-empty name")
         where = f"exclusion[{self.name}]"
@@ -89,6 +97,8 @@ class ExclusionZone:
         check_fields(self, where)
         if not isinstance(self.source, str):
             raise InputError(f"{where}.source", self.source, "a string")
+        if self.kind not in ZONE_KINDS:
+            raise InputError(f"{where}.kind", self.kind, f"one of {', '.join(ZONE_KINDS)}")
 
     @property
     def has_limits(self) -> bool:
@@ -101,6 +111,8 @@ class ExclusionZone:
         row |= numbers_to_table(self)
         if self.source:
             row["source"] = self.source
+        if self.kind != "cylinder":
+            row["kind"] = self.kind
         return row
 
     def contains(self, x: Any, y: Any, z: Any) -> Any:

@@ -24,7 +24,7 @@ from ..meshes.patch import PatchMesh
 from ..models.case import Case
 from .channels import Currents as ChannelCurrents
 from .electric.conductivity import conductivity_summary
-from .electric.exclusion import ExclusionMetrics, ZoneLeadField
+from .electric.exclusion import ExclusionMetrics, ZoneLeadField, phosphene_unit_peak
 from .electric.iec import IECFigures, iec_figures
 from .electric.metrics import ElectricLeadField, ElectricMetrics
 from .electric.problem import ChannelSolution, ElectricProblem
@@ -214,7 +214,10 @@ class CaseResult:
     def zones(self) -> ZoneLeadField | None:
         """The exclusion zones' per-unit-current record (d.c., with the waveform's pulse data)."""
         zones, w = self.electric.zones, self.waveform
-        if zones is None or w is None:
+        if zones is None:
+            return zones
+        zones = zones.with_phosphene(phosphene_unit_peak(self.case))  # this case's waveform (the solve may be shared)
+        if w is None:
             return zones
         pulse = (w.zone_pulse_field_per_A, w.zone_pulse_current_density_per_A, w.zone_field_ms_per_A2,
                  w.zone_current_density_ms_per_A2)  # fmt: skip

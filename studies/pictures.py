@@ -89,7 +89,10 @@ def _zone_lines(exclusion: ExclusionMetrics | None) -> list[tuple[str, str, bool
         j = first(row.current_density_rms_max_A_per_m2, row.current_density_max_dc_A_per_m2)
         if is_present(row.current_density_limit_A_per_m2) and j is not None:
             parts.append(f"|J| {quantity(j, 'A/m^2')} {kind} (limit {quantity(row.current_density_limit_A_per_m2, 'A/m^2')})")
-        if not parts and e is not None:
+        if not parts and e is not None and is_present(row.phosphene_ratio):  # an orbit zone: its cells are the retina
+            parts.append(f"retina |E| {quantity(e, 'V/m')} {kind}, phosphene ratio {ratio(row.phosphene_ratio)} "
+                         "(dosimetric: > 1, phosphenes likely)")  # fmt: skip
+        elif not parts and e is not None:
             parts.append(f"|E| {quantity(e, 'V/m')} {kind} (no field limit: not judged)")
         if is_present(row.limit_ratio):
             parts.append(f"{ratio(row.limit_ratio)} its limit")

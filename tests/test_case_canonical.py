@@ -28,7 +28,7 @@ quality = "coarse"
 size_factor = 1
 
 [patch]
-length_mm = 60.0
+length_mm = 90.0
 width_mm = 60
 
 [[layer]]
@@ -42,6 +42,10 @@ target = false
 tissue = "muscle"
 thickness_mm = 10
 fibre_direction = [2, 0, 0]
+[[layer]]
+label = "deep_fat"
+thickness_mm = 13
+tissue = "fat"
 
 [[electrode]]
 center_mm = [-15, 0]
@@ -91,10 +95,11 @@ onset_volume_mm3 = 1
 [[exclusion]]
 min_distance_mm = 10
 depth_mm = 10
-radius_mm = 5
-center_mm = [-15, 25]
+radius_mm = 12
+kind = "orbit"
+center_mm = [-15, 32]
 name = "eye_contour"
-source = "placement policy: keep the pads 10 mm from the eye contour (no standard sets the distance)"
+source = "placement policy: keep the pads 10 mm from the eye contour (no standard sets the distance); the globe under it carries the phosphene criterion"
 """
 
 

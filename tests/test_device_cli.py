@@ -56,7 +56,8 @@ def test_every_corner_of_the_spread_builds_a_valid_case_with_each_factor_at_its_
            "preset": [{"id": 1, "name": "a", "waveform": "biphasic_symmetric", "pulse_width_us": 200,
                        "interphase_gap_us": 50, "frequency_Hz": 50, "levels_uA": [1000, 2000], "session_min": 5}]}  # fmt: skip
     pf = parse_presets(raw)
-    head = parse_toml(*head_case_text("cheek-two-pads"))
+    # the sample head: the built-in case's eye zone is an orbit, whose globe (26.4 mm deep) the nominal cheek stack (20.1 mm) cannot hold
+    head = parse_toml(*head_case_text(str(SAMPLES / "cheek-head.toml")))
     c = contact_range(pf.validation.contact)
     assert c.resistance_ohm_cm2 == (1e4, 1e6)  # Rosell et al. 1988: 10 kohm - 1 Mohm cm^2 at 1 Hz
     for name in ("cheek", "jaw"):

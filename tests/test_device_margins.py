@@ -34,14 +34,15 @@ def _raw(**validation):
     raw = tomllib.loads(PRESETS_TOML)
     raw["preset"][1] |= {"waveform": "monophasic"}  # a d.c. component: every d.c. rule has a finite bound
     del raw["preset"][1]["interphase_gap_us"]
-    raw["limits"] = {"charge_per_phase_uC": 5.0, "net_dc_uA": 50.0}
+    raw["limits"] = {"charge_per_phase_uC": 5.0, "net_dc_uA": 50.0, "phosphene_ratio_max": 1.0}
     raw["validation"] = {"safety_factor": SF, "spread": "nominal", **validation}
     return raw
 
 
 def _figures(p):
     F = synthetic_figures(p, volts_per_A=(1500.0, 2500.0))
-    return replace(F, exclusion_ratio_per_A=np.array([40.0, 60.0]), sensory_threshold_A=np.array([1e-3, 1.5e-3]))
+    return replace(F, exclusion_ratio_per_A=np.array([40.0, 60.0]), sensory_threshold_A=np.array([1e-3, 1.5e-3]),
+                   phosphene_ratio_per_A=np.array([30.0, 45.0]))  # fmt: skip
 
 
 @pytest.mark.parametrize("preset_index", [0, 1])
@@ -69,7 +70,7 @@ def test_every_rule_holds_at_its_max_safe_current_and_fails_one_percent_above(pr
     expect = {"iec_rms_current", "iec_energy_per_pulse", "rms_current_density", "output_indicator",
               "charge_per_phase", "average_power_density", "average_power_density_simulated", "skin_temperature",
               "skin_temperature_disclosure", "cem43", "exclusion_zone", "compliance_voltage", "efficacy", "comfort",
-              "shannon"}  # fmt: skip
+              "shannon", "phosphene", "phosphene_binding"}  # fmt: skip
     if preset_index == 1:
         expect |= {"iec_dc_current", "net_dc_current"}
     assert expect <= names

@@ -40,6 +40,7 @@ from dolfinx import mesh as dmesh
 from ...meshes.patch import PatchMesh, contact_sublayer_fraction
 from ...models.case import Case
 from ...models.dispersion import GABRIEL_1996
+from ...models.orbit import globe_tissues
 from ...models.tissues import Tissue
 
 __all__ = [
@@ -90,6 +91,8 @@ def volume_admittivities(
     for layer in case.layers:
         tensor = layer.conductivity_tensor(value(layer.tissue), frequency_Hz)
         out[f"layer:{layer.label}"] = np.asarray(tensor, dtype=dtype)
+    for name, tissue in globe_tissues(case).items():  # orbit zones: the globe's sclera and vitreous
+        out[name] = value(tissue) * np.eye(3, dtype=dtype)
     for e in case.electrodes:
         if e.gel is None:
             continue

@@ -26,44 +26,65 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 from dolfinx import mesh as dmesh
 from mpi4py import MPI
 
+from ...errors import InputError
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ...models.exclusion import PLACEMENT_SOURCE, placement_gap_m
+from ...models.orbit import globe_geometry
 from ..channels import firing_groups
+from ..physiology.phosphene import POPULATION_FACTOR, unit_weighted_peak
 from ..records import Absent, metric
 
-__all__ = ["ExclusionMetrics", "ZoneLeadField", "ZoneMetrics", "zone_cells"]
+__all__ = ["ExclusionMetrics", "ZoneLeadField", "ZoneMetrics", "phosphene_index", "phosphene_unit_peak", "zone_cells"]
 
 
 def zone_cells(case: Case, patch: PatchMesh) -> tuple[np.ndarray, np.ndarray]:
-    """Owned tissue cells in any zone (sorted local indices) and their (n, n_zones) membership.
+    """Owned cells in any zone (sorted local indices) and their (n, n_zones) membership.
 
-    A cell belongs to a zone when its centroid lies in the zone's cylinder and it is a cell of a
-    tissue layer. On a curved patch the cylinder is taken on the flat map (centre and radius along
-    the skin, depth along the normal) (``layer:*`` volumes; gel pads and contact sublayers excluded).
+    A cell belongs to a cylinder zone when its centroid lies in the zone's cylinder and it is a
+    cell of a tissue layer. On a curved patch the cylinder is taken on the flat map (centre and
+    radius along the skin, depth along the normal) (``layer:*`` volumes; gel pads and contact
+    sublayers excluded). The cells of an ORBIT zone are its globe's retina: the vitreous cells
+    whose centroid lies within one retina cell size inside the globe's inner surface, in its
+    posterior half (:meth:`emsim.models.orbit.GlobeGeometry.is_retina`).
     """
     mesh = patch.mesh
     n_owned = mesh.topology.index_map(3).size_local
     if not case.exclusions:
         return np.empty(0, np.int32), np.zeros((0, 0), bool)
-    tissue = np.concatenate(
-        [patch.cell_tags.find(t) for n, t in patch.volumes.items() if n.startswith("layer:")] or [np.empty(0, np.int32)]
-    )
-    tissue = np.sort(tissue[tissue < n_owned])
+    globes = {g.zone: g for g in globe_geometry(case)}
+    names = [n for n in patch.volumes if n.startswith("layer:")]
+    names += [f"globe:{z}:vitreous" for z in globes if f"globe:{z}:vitreous" in patch.volumes]
+    per_name = {n: patch.cell_tags.find(patch.volumes[n]) for n in names}
+    cells = np.concatenate(list(per_name.values()) or [np.empty(0, np.int32)])
+    order = np.argsort(cells)
+    cells = cells[order]
+    source = np.concatenate([np.full(len(v), i) for i, v in enumerate(per_name.values())] or [np.empty(0, int)])[order]
+    keep_owned = cells < n_owned
+    cells, source = cells[keep_owned], source[keep_owned]
 
-    mid = dmesh.compute_midpoints(mesh, 3, tissue.astype(np.int32))
+    mid = dmesh.compute_midpoints(mesh, 3, cells.astype(np.int32))
     if patch.surface is not None:  # a curved patch: the zone is drawn on the flat map
         mid = patch.surface.to_flat(mid)
-    member = np.column_stack([z.contains(mid[:, 0], mid[:, 1], mid[:, 2]) for z in case.exclusions])
+    is_layer = np.array([n.startswith("layer:") for n in per_name], bool)[source]
+    columns = []
+    for z in case.exclusions:
+        if z.name in globes:
+            g = globes[z.name]
+            own = np.array([n == f"globe:{z.name}:vitreous" for n in per_name], bool)[source]
+            columns.append(own & g.is_retina(mid[:, 0], mid[:, 1], mid[:, 2], g.retina_size_m))
+        else:
+            columns.append(is_layer & z.contains(mid[:, 0], mid[:, 1], mid[:, 2]))
+    member = np.column_stack(columns)
     keep = member.any(axis=1)
-    return tissue[keep], member[keep]
+    return cells[keep], member[keep]
 
 
 def _mag(v: np.ndarray) -> np.ndarray:
@@ -89,6 +110,10 @@ class ZoneLeadField:
         current_density_ms_per_A2: the same for |J| [A^2/m^4 per A^2].
         pairs: the channel pairs of the mean-square products.
         placement_gap_m: per zone, the smallest gap between a gel footprint and its edge [m].
+        phosphene_unit_peak: the weighted-peak index of a 1 V/m field that follows the case's
+            current waveform at 1 A peak (:func:`emsim.solvers.physiology.phosphene.unit_weighted_peak`)
+            [1/(V/m)], or the reason it is absent (a d.c. case, no orbit zone); set per case by
+            :meth:`with_phosphene` (the waveform's, not the geometry's).
     """
 
     zones: tuple[Any, ...]
@@ -103,6 +128,7 @@ class ZoneLeadField:
     current_density_ms_per_A2: np.ndarray | None = None
     pairs: tuple[tuple[int, int], ...] = ()
     placement_gap_m: tuple[float, ...] = ()
+    phosphene_unit_peak: float | Absent = field(default_factory=lambda: _no_orbit())
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -146,6 +172,10 @@ class ZoneLeadField:
             current_density_ms_per_A2=ms_J, pairs=pairs,
         )  # fmt: skip
 
+    def with_phosphene(self, unit_peak: float | Absent) -> ZoneLeadField:
+        """This record with the waveform's weighted-peak index per unit field (:func:`phosphene_unit_peak`)."""
+        return replace(self, phosphene_unit_peak=unit_peak)
+
     def _rms(self, ms: np.ndarray, current: np.ndarray) -> np.ndarray:
         p = np.array([current[c] * current[d] for c, d in self.pairs])
         return np.sqrt(np.maximum(ms @ p, 0.0))
@@ -170,6 +200,7 @@ class ZoneLeadField:
         block: dict[str, ZoneMetrics] = {}
         compared: dict[str, float] = {}
         all_pass, placed, worst, limited = True, True, 0.0, False
+        phos_worst, phos_reason = -1.0, None
         gap_min = math.inf
         for k, z in enumerate(self.zones):
             gap = self.placement_gap_m[k] if k < len(self.placement_gap_m) else math.nan
@@ -183,6 +214,12 @@ class ZoneLeadField:
             }
             placed &= ok_placed
             m = self.member[:, k]
+            phos = self._phosphene(z, m, groups)
+            if phos is not None and not isinstance(phos[0], Absent):
+                phos_worst = max(phos_worst, phos[0])
+            elif phos is not None and phos_reason is None and isinstance(phos[0], Absent):
+                phos_reason = phos[0]
+            placement |= _phosphene_row(phos)
             if not m.any():
                 block[z.name] = ZoneMetrics.empty(**placement, passes=ok_placed and not z.has_limits)
                 all_pass &= ok_placed and not z.has_limits  # a limit that cannot be checked does not pass
@@ -206,6 +243,9 @@ class ZoneLeadField:
                 ratio: float | Absent = float(max(ratios))
                 worst = max(worst, float(max(ratios)))
                 limited = True
+            elif z.kind == "orbit":
+                how = "the retina's field: judged by the phosphene criterion (phosphene_ratio, dosimetric), no other limit"
+                ratio = _NO_ZONE_LIMIT
             else:
                 how = "no field limit: placement rule only (the fields are reported, not judged)"
                 ratio = _NO_ZONE_LIMIT
@@ -233,11 +273,25 @@ class ZoneLeadField:
         ratio_max: float | Absent = worst if limited else Absent(
             "no exclusion zone states a field or current-density limit (placement rule only)"
         )
+        phos_max: float | Absent = phos_worst if phos_worst >= 0 else (phos_reason or _NO_ORBIT)
         return ExclusionMetrics(
             exclusion=block, exclusion_field_max_V_per_m=compared, exclusion_pass=bool(all_pass),
             exclusion_limit_ratio_max=ratio_max, exclusion_placement_gap_min_mm=float(f"{gap_min * 1e3:.6g}"),
-            exclusion_placement_pass=bool(placed),
+            exclusion_placement_pass=bool(placed), exclusion_phosphene_ratio_max=phos_max,
+            exclusion_phosphene_margin=_margin(phos_max),
         )  # fmt: skip
+
+    def _phosphene(self, zone: Any, member: np.ndarray, groups: Sequence[np.ndarray]) -> tuple[float | Absent] | None:
+        """(phosphene ratio,) of an orbit zone at the firing groups' currents, None for a cylinder zone."""
+        if zone.kind != "orbit":
+            return None
+        unit = self.phosphene_unit_peak
+        if isinstance(unit, Absent):
+            return (unit,)
+        if not member.any():
+            return (_EMPTY_RETINA,)
+        index = phosphene_index(self.field_per_A[member], groups, unit)
+        return (index / POPULATION_FACTOR,)
 
 
 _NO_PULSE = Absent("a d.c. case has no pulse")
@@ -251,6 +305,74 @@ def _zone_max(values: np.ndarray | None, member: np.ndarray) -> float | Absent:
     return _NO_PULSE if values is None else float(values[member].max())
 
 
+_NO_ORBIT = Absent("not an orbit zone: the phosphene criterion is evaluated at the retina of a modelled globe (kind = \"orbit\")")
+#: What the phosphene criterion is, printed beside its verdict.
+PHOSPHENE_SOURCE = (
+    "dosimetric: the retina's field (vitreous side of the globe's inner surface, posterior half) by the ICNIRP 2010 "
+    "weighted-peak method against the occupational CNS-of-the-head limit (Health Phys 99:818; about the phosphene "
+    "threshold), over the 5th-percentile factor of transcorneal phosphene thresholds ("
+    f"{POPULATION_FACTOR:.3f}, Naycheva et al. 2012 IOVS 53:7440, log-normal assumption): ratio > 1 means phosphenes "
+    "expected in more than 1 person in 20; solvers/physiology/phosphene.py"
+)
+
+
+def _no_orbit() -> Absent:
+    return _NO_ORBIT
+
+
+def phosphene_unit_peak(case: Case) -> float | Absent:
+    """The weighted-peak index of a unit field following the case's unit-peak current (orbit zones only).
+
+    It belongs to the case's WAVEFORM, not to its geometry: a cached electric solve serves many
+    waveforms, so :attr:`emsim.solvers.result.CaseResult.zones` sets it per case
+    (:meth:`ZoneLeadField.with_phosphene`).
+    """
+    if not any(z.kind == "orbit" for z in case.exclusions):
+        return _NO_ORBIT
+    if case.waveform is None or case.waveform.shape == "dc":
+        return Absent("a d.c. case: the ICNIRP 2010 limits (and the weighted-peak method) start at 1 Hz")
+    try:
+        return unit_weighted_peak(case.waveform, tier="occupational")
+    except InputError as err:  # a period too long for the Fourier series (e.g. a slow polarity reversal)
+        return Absent(f"the weighted-peak method cannot be evaluated for this waveform: {err}")
+
+
+_EMPTY_RETINA = Absent("no vitreous cell centroid lies at the retina: refine the mesh")
+
+
+def _margin(ratio: float | Absent) -> float | Absent:
+    """Headroom in current of a criterion linear in the current: I_max / I - 1 = 1 / ratio - 1."""
+    if isinstance(ratio, Absent):
+        return ratio
+    return math.inf if ratio == 0 else 1.0 / ratio - 1.0
+
+
+def _phosphene_row(phos: tuple[float | Absent] | None) -> dict[str, Any]:
+    """The phosphene fields of a zone row."""
+    if phos is None:
+        return {"phosphene_ratio": _NO_ORBIT, "phosphene_margin": _NO_ORBIT, "phosphene_criterion": _NO_ORBIT}
+    return {"phosphene_ratio": phos[0], "phosphene_margin": _margin(phos[0]), "phosphene_criterion": PHOSPHENE_SOURCE}
+
+
+def phosphene_index(field_per_A: np.ndarray, groups: Sequence[np.ndarray], unit_peak: float) -> float:
+    """Weighted-peak index of the retina's field at channel currents (one number, over the cells and the period).
+
+    Args:
+        field_per_A: (n_cells, 3, n_channels) the retina cells' field per ampere of each channel.
+        groups: the firing groups' current vectors (:func:`emsim.solvers.channels.firing_groups`).
+        unit_peak: :func:`emsim.solvers.physiology.phosphene.unit_weighted_peak` of the waveform.
+
+    Within a group the channels fire together with the same waveform, so the field is
+    E_g i(t) / I_peak and its index max|E_g| x unit_peak exactly. Interleaved groups fire at
+    different instants, but the weighting filter has memory (its 10 and 25 Hz corners), so their
+    weighted responses may overlap: the index is bounded by the SUM over the groups (the triangle
+    inequality), which this returns (exact for one group, conservative for several).
+    """
+    if field_per_A.shape[0] == 0:
+        return 0.0
+    return float(sum(np.max(_mag(field_per_A @ g)) for g in groups) * unit_peak)
+
+
 @dataclass(frozen=True)
 class ZoneMetrics:
     """One exclusion zone's fields and verdict at given channel currents (``metrics.json``: one row)."""
@@ -259,6 +381,14 @@ class ZoneMetrics:
     placement_min_distance_mm: float = metric("mm", "the zone's min_distance_mm (placement rule, policy)")
     placement_pass: bool = metric("-", "every gel footprint keeps min_distance_mm from the zone (policy)")
     placement_rule: str = metric("-", "the placement rule's source (policy)")
+    phosphene_ratio: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+        "-", "orbit zone: the retina's ICNIRP 2010 weighted-peak index (occupational CNS limit) / the 5th-percentile "
+        "factor of phosphene thresholds (above 1: phosphenes expected in more than 1 person in 20)"
+    )
+    phosphene_margin: float | Absent = metric(  # noqa: RUF009
+        "-", "orbit zone: headroom in current of the phosphene criterion, I_max / I - 1 = 1 / phosphene_ratio - 1"
+    )
+    phosphene_criterion: str | Absent = metric("-", "orbit zone: the phosphene criterion and its sources")  # noqa: RUF009
     cells: int = metric("-", "tissue cells whose centroid lies in the zone")
     volume_cm3: float | Absent = metric("cm^3", "volume of those cells")  # noqa: RUF009  (metric() is a dataclasses.field)
     field_max_dc_V_per_m: float | Absent = metric("V/m", "max |E| over the zone at d.c.")  # noqa: RUF009
@@ -283,12 +413,14 @@ class ZoneMetrics:
     @classmethod
     def empty(
         cls, *, placement_gap_mm: float, placement_min_distance_mm: float, placement_pass: bool, placement_rule: str,
-        passes: bool,
+        passes: bool, phosphene_ratio: float | Absent, phosphene_margin: float | Absent,
+        phosphene_criterion: str | Absent,
     ) -> ZoneMetrics:  # fmt: skip
         """The row of a zone that holds no tissue cell (a zone with a limit fails: refine the mesh)."""
         return cls(
             placement_gap_mm=placement_gap_mm, placement_min_distance_mm=placement_min_distance_mm,
-            placement_pass=placement_pass, placement_rule=placement_rule,
+            placement_pass=placement_pass, placement_rule=placement_rule, phosphene_ratio=phosphene_ratio,
+            phosphene_margin=phosphene_margin, phosphene_criterion=phosphene_criterion,
             cells=0, volume_cm3=_EMPTY, field_max_dc_V_per_m=_EMPTY, current_density_max_dc_A_per_m2=_EMPTY,
             field_max_pulse_V_per_m=_EMPTY, current_density_max_pulse_A_per_m2=_EMPTY, field_rms_max_V_per_m=_EMPTY,
             current_density_rms_max_A_per_m2=_EMPTY, field_limit_V_per_m=_EMPTY,
@@ -325,6 +457,16 @@ class ExclusionMetrics:
     )  # fmt: skip
     exclusion_placement_pass: bool = metric(
         "-", "every gel footprint keeps each zone's min_distance_mm (policy)", label="exclusion zone placement (policy) passes"
+    )
+    exclusion_phosphene_ratio_max: float | Absent = metric(  # noqa: RUF009  (metric() is a dataclasses.field)
+        "-", "largest phosphene ratio over the orbit zones: the retina's ICNIRP 2010 weighted-peak index (occupational "
+        "CNS-of-the-head limit) over the 5th-percentile factor of phosphene thresholds (dosimetric; above 1: "
+        "phosphenes expected in more than 1 person in 20)",
+        label="retina phosphene index / 5th-percentile threshold (dosimetric; > 1: phosphenes likely)",
+    )  # fmt: skip
+    exclusion_phosphene_margin: float | Absent = metric(  # noqa: RUF009
+        "-", "headroom in current of the phosphene criterion: I_max / I - 1 = 1 / ratio - 1 (linear in the current)",
+        label="phosphene margin in current (I_max / I - 1; >= 0 passes)",
     )
 
 

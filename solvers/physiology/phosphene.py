@@ -35,13 +35,19 @@ Population. A criterion at the mean threshold protects half the people. Naycheva
 transcorneal phosphene thresholds of 0.062 +- 0.038 mA at 20 Hz (mean +- SD). Taking the
 thresholds as log-normal with that mean and SD (an ASSUMPTION: the paper reports mean +- SD), the
 5th percentile over the mean is :data:`POPULATION_FACTOR` = 0.34: a field at that fraction of the
-reference evokes phosphenes in about 1 person in 20. Not used here (stated for the record):
-Sabel et al. 2021 (IEEE TNSRE 29:2133; 95 +- 33 uA at 16 Hz, tACS) and Nissi & Laakso 2022 (PMB
-67:015001, retinal current-density thresholds) could not be verified with the search tool.
+reference evokes phosphenes in about 1 person in 20. Checked against, not used here: Sabel et al.
+2021 (IEEE TNSRE 29:2133, abstract read with the search tool: tACS at 16 Hz, lowest mean threshold
+95 +- 33 uA for the F7-F8 montage) and Nissi & Laakso 2022 (Phys Med Biol 67:015001, abstract read:
+the threshold radial retinal current density of five phosphene experiments simulated in 14 head
+models, 6.0-20.6 mA/m^2), which tests/test_orbit.py holds the model's retina to.
 
-What is missing to use it on a case: a modelled globe under an eye zone (vitreous, sclera,
-orbital fat, the orbital rim as bone) and the field on the retina; the layered patch has no orbit
-yet, so no case evaluates this criterion (see the README, "The eye").
+On a case: an exclusion zone of ``kind = "orbit"`` places a globe under the zone
+(:mod:`emsim.models.orbit`) and :mod:`emsim.solvers.electric.exclusion` evaluates this criterion
+on the field at its retina. Current control makes the field at the retina, far from the pads,
+the unit-current field times the current waveform i(t) (the conductivities taken at the
+quasi-static frequency: an approximation, since fat and muscle are dispersive), so the index is
+``max over the retina |E per A| x I x`` :func:`unit_weighted_peak` (one firing group of channels;
+see the solver for several).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -60,8 +67,17 @@ __all__ = [
     "TIERS",
     "CnsLimit",
     "lognormal_fraction",
+    "unit_weighted_peak",
     "weighted_peak_index",
 ]
+
+#: Highest harmonic frequency kept, at least [Hz]: beyond 3 kHz the filter falls as 1/f and a
+#: pulse's spectrum as 1/f, so the weighted terms fall as 1/f^2 (tested against a dense sum).
+_F_CUT_MIN_HZ = 50e3
+_PER_PHASE = 40.0  # ... and at least this many times 1 / (the shortest phase)
+_MAX_HARMONICS = 20_000
+_STEPS_PER_PHASE = 16  # uniform instants per shortest phase, between the pulses
+_PER_PULSE = 2000  # instants over each pulse and one shortest phase after it (where the peaks are)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,3 +190,43 @@ def weighted_peak_index(
         field = (np.exp(2j * np.pi * np.outer(t[i : i + chunk], f)) @ weighted).real  # (n_t, 3)
         peak = max(peak, float(np.max(np.linalg.norm(field, axis=-1), initial=0.0)))
     return peak
+
+
+def unit_weighted_peak(waveform: Any, *, tier: str = "occupational") -> float:
+    """Max over one period of the weighted-peak index of a unit field driven by the waveform [1/(V/m)].
+
+    The field E(t) = e i(t) / I_peak with |e| = 1 V/m: the index of any field along one direction
+    that follows the current is |e| x (I / I_peak) x this number. The series is the waveform's
+    pulse train over :attr:`~emsim.models.waveforms.Waveform.period_s` (the plateau of the on/off
+    cycle: the envelope is left out, its ramps only lower the amplitude), up to
+    max(50 kHz, 40 / shortest phase), evaluated at 2000 instants over each pulse and one shortest
+    phase after it (where the weighted response peaks) and 16 per shortest phase elsewhere.
+
+    Raises:
+        InputError: a d.c. waveform (the ICNIRP limits start at 1 Hz), or a period that needs
+            more than 20000 harmonics.
+    """
+    if waveform.shape == "dc":
+        raise InputError("waveform.shape", "dc", "a pulsed waveform (the ICNIRP 2010 limits start at 1 Hz)")
+    phases = waveform.phases()
+    shortest = min(end - start for start, end, _ in phases)
+    period = waveform.period_s
+    f_cut = max(_F_CUT_MIN_HZ, _PER_PHASE / shortest)
+    n = math.ceil(f_cut * period)
+    if n > _MAX_HARMONICS:
+        raise InputError(
+            "waveform", f"period {period:g} s", f"a period of at most {_MAX_HARMONICS / f_cut:g} s for the weighted-peak "
+            f"method ({_MAX_HARMONICS} harmonics up to {f_cut:g} Hz)",
+        )  # fmt: skip
+    f, c = waveform.spectrum(1.0, n)
+    k = f > 0
+    # the pulses of one period start every pulse period (a burst's first pulses_per_burst of them)
+    count = waveform.pulses_per_burst or max(1, round(period / waveform.pulse_period_s))
+    starts = np.arange(count) * waveform.pulse_period_s
+    # dense around every pulse (its phases and one shortest phase after), uniform elsewhere
+    duration = phases[-1][1] + waveform.rise_time_s + shortest
+    local = np.linspace(0.0, duration, _PER_PULSE)
+    pulse_t = (starts[:, None] + local[None, :]).ravel()
+    uniform = np.linspace(0.0, period, max(2, math.ceil(period / shortest * _STEPS_PER_PHASE)) + 1)
+    t = np.unique(np.concatenate([uniform, np.mod(pulse_t, period)]))
+    return weighted_peak_index(f[k], 2 * c[k], t, tier=tier)

@@ -42,6 +42,7 @@ from mpi4py import MPI
 from ...errors import InputError, SolverError
 from ...meshes.patch import PatchMesh
 from ...models.case import Case, ThermalSettings
+from ...models.orbit import globe_tissues
 from ..electric.conductivity import cell_tensors
 from ..electric.problem import ChannelSolution, ElectricProblem
 from ..records import metric
@@ -110,6 +111,7 @@ def joule_heat_factor(case: Case) -> tuple[float, float]:
 def _volume_materials(case: Case, patch: PatchMesh) -> dict[str, Any]:
     """ThermalProperties of every tagged volume, by volume name."""
     by_name: dict[str, Any] = {f"layer:{layer.label}": layer.tissue for layer in case.layers}
+    by_name |= globe_tissues(case)  # orbit zones: the globe's sclera and vitreous
     for e in case.electrodes:
         if e.gel is not None:
             # The contact sublayer is gel electrically in series with the stratum corneum;
@@ -160,7 +162,7 @@ def case_pennes_problem(
     ]  # fmt: skip
     skin = [t for n, t in surf.items() if n == "skin_exposed" or n.startswith("skin_under:")]
     skin += [surf[f"electrode:{e.name}"] for e in case.electrodes if e.gel is None]
-    tissue = [t for n, t in patch.volumes.items() if n.startswith("layer:")]
+    tissue = [t for n, t in patch.volumes.items() if n.startswith(("layer:", "globe:"))]
     return PennesProblem(
         patch.mesh,
         patch.cell_tags,
