@@ -95,11 +95,11 @@ NGSOLVE_REQUIREMENT = "ngsolve==6.2.2608"
 # ---------------------------------------------------------------------------------- one case
 
 
-def _rss_MB() -> float | None:
-    """This process's resident set size [MB] (Linux /proc), or None."""
+def _rss_MB(field: str = "VmRSS") -> float | None:
+    """This process's resident set size [MB] (Linux /proc; ``VmHWM`` for its peak so far), or None."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     except OSError:
         pass
@@ -146,29 +146,34 @@ def _run_disk_3d(opts: dict) -> dict:
     from emsim.solvers.electric.problem import ElectricProblem
 
     rss = {"after_imports": _rss_MB()}
+    peak = {"after_imports": _rss_MB("VmHWM")}
     case, ref = _disk_case(opts)
     comm = MPI.COMM_WORLD
     t0 = time.perf_counter()
     patch = build_patch_mesh(case, comm, max_dofs=1e9)
     mesh_s = time.perf_counter() - t0
     rss["after_mesh"] = _rss_MB()
+    peak["after_mesh"] = _rss_MB("VmHWM")
     t0 = time.perf_counter()
     problem = ElectricProblem(case, patch)
     init_s = time.perf_counter() - t0
     rss["after_forms"] = _rss_MB()
     solutions = problem.channel_unit_solutions()
     rss.update(problem.rss_MB)
+    peak.update(problem.peak_rss_MB)
     t0 = time.perf_counter()
     lead = ElectricLeadField.build(problem, solutions)
     metrics = lead.at([c.current_A for c in case.channels])
     post_s = time.perf_counter() - t0
     rss["after_postprocess"] = _rss_MB()
+    peak["after_postprocess"] = _rss_MB("VmHWM")
     z = metrics.impedance_ohm
     stages = {"mesh_s": mesh_s, "forms_s": init_s, **problem.timings_s, "postprocess_s": post_s}
     return {
         "degree": case.mesh.degree,
         "named_accuracy": _named_accuracy(case.mesh.quality, case.mesh.degree),
         "rss_MB": rss,
+        "peak_rss_so_far_MB": peak,
         "dofs": problem.dofs,
         "cells": patch.report.cells,
         "method": problem.method,
@@ -330,7 +335,7 @@ def _run_table(table: dict, reference: object) -> dict:
 
     case = parse_case(table)
     res = solve_case(case, max_dofs=1e9)
-    stages = dict(res.solver.get("timings_s", {}))
+    stages = dict(res.solver.timings_s) if res.solver is not None else {}
     stages.update(res.problem.timings_s)
     z = res.metrics.electric.impedance_ohm
     ref = reference(case) if reference is not None else None
@@ -752,10 +757,12 @@ def _memory_table(records: list[dict]) -> str | None:
     r = max(disks, key=lambda r: r["dofs"])
     base = r["rss_MB"].get("after_imports") or 0.0
     title = f"{r['case']}: {r['dofs']:,} dofs, {r['method']}; process peak {r.get('peak_rss_MB', float('nan')):.0f} MB"
-    rows = [title, "", "| stage | RSS MB | above imports, B/dof |", "|---|---|---|"]
+    rows = [title, "", "| stage | RSS MB | above imports, B/dof | peak so far MB |", "|---|---|---|---|"]
+    peaks = r.get("peak_rss_so_far_MB", {})
     for stage, mb in r["rss_MB"].items():
         if mb is not None:
-            rows.append(f"| {stage.replace('_', ' ')} | {mb:.0f} | {(mb - base) * 2**20 / r['dofs']:.0f} |")
+            hwm = f"{peaks[stage]:.0f}" if peaks.get(stage) else "-"
+            rows.append(f"| {stage.replace('_', ' ')} | {mb:.0f} | {(mb - base) * 2**20 / r['dofs']:.0f} | {hwm} |")
     return "\n".join(rows)
 
 
