@@ -76,6 +76,8 @@ CASES: dict[str, tuple[str, dict]] = {
     "test-fast": ("make", {"target": "test-fast"}),
     # The peer: the same disk in NGSolve, P3 on a Netgen mesh graded to the rim, CG + BDDC.
     "ngsolve-disk-p3": ("ngsolve", {"order": 3, "rim_h_m": 0.15e-3, "max_h_m": 10e-3}),
+    # Degree 2 at about the dofs of disk-3d-fine-p3 (a memory lever: fewer nonzeros per row).
+    "disk-3d-fine-p2-memory": ("disk-3d", {"quality": "fine", "degree": 2, "size_factor": 0.57, "method": "cg-gamg"}),
     # The memory case: about 1e6 dofs.
     "disk-3d-large-p3": ("disk-3d", {"quality": "fine", "degree": 3, "size_factor": 0.55}),
 }
