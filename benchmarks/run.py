@@ -687,7 +687,7 @@ def _issue18_table(records: list[dict], quick: bool) -> str:
     def cheek(r: dict) -> str:
         ref = "no fine reference (run --reference)" if r.get("error") is None else (
             f"{100 * r['error']:+.2f} % off the fine reference {r['reference']:.5g}")
-        return (f"{r['process_wall_s']:.1f} s wall, {r['process_cpu_s']:.1f} s CPU, {rss(r)}; {r.get('dofs') or '-'} dofs; "
+        return (f"{r['process_wall_s']:.1f} s wall, {r['process_cpu_s']:.1f} s CPU, {rss(r)}; {r['dofs']:,} dofs; "
                 f"skin peak {r['value']:.5g} A/m^2, {ref}")  # fmt: skip
 
     row("`make run`, the default cheek case (whole process)", "<= 10 s, skin peak within 1 % of a fine reference",
