@@ -49,7 +49,9 @@ DISK = {"radius_m": 4e-3, "depth_m": 40e-3, "sigma_S_per_m": 0.25}
 
 #: name -> (kind, options). Kinds: "disk-3d", "disk-hand" (the hand-written DOLFINx script),
 #: "disk-axi", "cheek" (the built-in default case, d.c. and heating), "layered-disk" (against the
-#: axisymmetric solver), "limb" (a 200 x 100 mm patch with 50 x 90 mm pads).
+#: axisymmetric solver), "limb" (a 200 x 100 mm patch with 50 x 90 mm pads), "cli-run" (`emsim run`
+#: of the default case), "cli-validate" (`emsim validate` of a presets file), and two that run their
+#: own command instead of this script: "make" (a make target) and "ngsolve" (benchmarks/ngsolve/disk.py).
 CASES: dict[str, tuple[str, dict]] = {
     "disk-3d-coarse-p3": ("disk-3d", {"quality": "coarse", "degree": 3}),
     "disk-3d-default-p3": ("disk-3d", {"quality": "default", "degree": 3}),
