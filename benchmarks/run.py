@@ -707,7 +707,7 @@ def _issue18_table(records: list[dict], quick: bool) -> str:
         lambda r: "met")  # fmt: skip
     row("`emsim validate` of device/samples/facial-ems-1.toml", "<= 60 s over the full worst-case search",
         "validate-sample",
-        lambda r: (f"{r['process_wall_s']:.0f} s wall, {r['value']} anatomy cases solved, spread = "
+        lambda r: (f"{r['process_wall_s']:.0f} s wall, {r['value']} anatomy case(s) solved, spread = "
                    f"\"{r['spread']}\" ({'passed' if r['passed'] else 'some level failed'})"),
         lambda r: "missed (not the full search: spread is nominal)" if not str(r["spread"]).startswith("corners")
         else _verdict(r["process_wall_s"] <= 60.0))  # fmt: skip
