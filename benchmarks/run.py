@@ -1,21 +1,31 @@
-"""The benchmark harness: a fixed set of cases, each in its own process, one table and one JSON.
+"""The benchmark harness: issue 18's workloads against their targets, each case in its own process.
 
-    .venv/bin/python benchmarks/run.py              # the fixed set (also: make bench)
-    .venv/bin/python benchmarks/run.py --large      # plus the 1M-dof memory case
+    .venv/bin/python benchmarks/run.py              # everything (also: make bench)
+    .venv/bin/python benchmarks/run.py --quick      # without the limb, the validation and the 1M-dof case
+    .venv/bin/python benchmarks/run.py --reference  # recompute the default case's fine reference first
     .venv/bin/python benchmarks/run.py --only disk-3d-coarse-p3 --ranks 1
     .venv/bin/python benchmarks/run.py --repeat 3  # each time the minimum of 3 runs (shared machines)
 
-Per case: dofs, wall time per stage (mesh, assembly, solver setup, solve, post-processing,
-thermal, waveform), CPU time, peak RSS of the process (and per dof), Krylov iterations, and the
-error against the closed form where one exists (the disk on a grounded slab: the exact
-Fredholm value of :func:`emsim.solvers.reference.electric.disk_on_grounded_slab_resistance_exact`).
-The hand-written DOLFINx script (same mesh, same solver, no emsim objects in the solve) runs
-next to the toolkit on the same case, and the MPI cases run on 1 and 2 ranks, in the same run.
-The machine (CPU, cores, load average before and after) is recorded with the results: the
-machine is shared, and wall times on a loaded machine are longer than CPU times.
+Two tables. The first has one row per row of issue 18's table (the default case as `make run`
+runs it, the layered disk, the limb patch, `emsim validate` of the device sample, each mesh
+quality on the disk at the default degree, the test suite, the memory per dof of the ~1M-dof
+case), each with its target and met / missed. The second has every case: dofs, wall time per
+stage (mesh, assembly, solver setup, solve, post-processing, thermal, waveform), CPU time, peak
+RSS of the process (and per dof), Krylov iterations, and the error against the closed form where
+one exists (the disk on a grounded slab: the exact Fredholm value of
+:func:`emsim.solvers.reference.electric.disk_on_grounded_slab_resistance_exact`). Beside emsim's
+disk rows runs the same disk in NGSolve (P3, graded, CG + BDDC; benchmarks/ngsolve/disk.py, in a
+venv this script builds on first use at benchmarks/.ngsolve-venv), and a hand-written DOLFINx
+script on the same mesh and solver as the toolkit. The machine (CPU, cores, load average before
+and after) is recorded with the results: the machine is shared, and wall times on a loaded
+machine are longer than CPU times.
 
-Results go to ``benchmarks/results.json`` (``--json PATH``) and the table to stdout;
-docs/performance.md holds the table of the last run with its machine.
+The default case's skin peak is judged against a fine reference cached in
+``benchmarks/reference.json`` (with the case, dofs, date and commit that made it);
+``--reference`` recomputes it (the default case's d.c. part at fine, degree 2: minutes).
+
+Results go to ``benchmarks/results.json`` (``--json PATH``) and the tables to stdout;
+docs/performance.md holds the tables of the last full run with its machine.
 """
 
 from __future__ import annotations
@@ -24,18 +34,24 @@ import argparse
 import json
 import os
 import platform
+import resource
 import subprocess
 import sys
+import tempfile
 import time
+import tomllib
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
 # The benchmark disk of issue 12: a = 4 mm on a grounded slab, sigma 0.25 S/m, D = 40 mm.
 DISK = {"radius_m": 4e-3, "depth_m": 40e-3, "sigma_S_per_m": 0.25}
 
 #: name -> (kind, options). Kinds: "disk-3d", "disk-hand" (the hand-written DOLFINx script),
 #: "disk-axi", "cheek" (the built-in default case, d.c. and heating), "layered-disk" (against the
-#: axisymmetric solver), "limb" (a 200 x 100 mm patch with 50 x 90 mm pads).
+#: axisymmetric solver), "limb" (a 200 x 100 mm patch with 50 x 90 mm pads), "cli-run" (`emsim run`
+#: of the default case), "cli-validate" (`emsim validate` of a presets file), and two that run their
+#: own command instead of this script: "make" (a make target) and "ngsolve" (benchmarks/ngsolve/disk.py).
 CASES: dict[str, tuple[str, dict]] = {
     "disk-3d-coarse-p3": ("disk-3d", {"quality": "coarse", "degree": 3}),
     "disk-3d-default-p3": ("disk-3d", {"quality": "default", "degree": 3}),
@@ -51,14 +67,66 @@ CASES: dict[str, tuple[str, dict]] = {
     "cheek-builtin": ("cheek", {}),
     "cheek-dc-coarse-p2": ("cheek", {"quality": "coarse", "degree": 2, "dc": True}),
     "cheek-dc-default-p2": ("cheek", {"quality": "default", "degree": 2, "dc": True}),
+    # Issue 18's rows. The default case as `make run` runs it (the command line, outputs written).
+    "make-run": ("cli-run", {}),
+    # Each quality on the disk at the package's default degree ([mesh] degree left out).
+    "disk-3d-coarse-pdefault": ("disk-3d", {"quality": "coarse", "degree": None}),
+    "disk-3d-default-pdefault": ("disk-3d", {"quality": "default", "degree": None}),
+    "disk-3d-fine-pdefault": ("disk-3d", {"quality": "fine", "degree": None}),
+    # `emsim validate` of the device sample as it is (its own [validation] spread).
+    "validate-sample": ("cli-validate", {"presets": "device/samples/facial-ems-1.toml"}),
+    "test-fast": ("make", {"target": "test-fast"}),
+    # The peer: the same disk in NGSolve, P3 on a Netgen mesh graded to the rim, CG + BDDC.
+    "ngsolve-disk-p3": ("ngsolve", {"order": 3, "rim_h_m": 0.15e-3, "max_h_m": 10e-3}),
+    # Degree 2 at about the dofs of disk-3d-fine-p3 (a memory lever: fewer nonzeros per row).
+    "disk-3d-fine-p2-memory": ("disk-3d", {"quality": "fine", "degree": 2, "size_factor": 0.57, "method": "cg-gamg"}),
+    # The memory case: about 1e6 dofs.
+    "disk-3d-large-p3": ("disk-3d", {"quality": "fine", "degree": 3, "size_factor": 0.55}),
 }
 #: Cases that also run on 2 MPI ranks.
 MPI_CASES = ("disk-3d-default-p3", "cheek-builtin")
-#: The memory case (--large): about 1e6 dofs.
-LARGE = {"disk-3d-large-p3": ("disk-3d", {"quality": "fine", "degree": 3, "size_factor": 0.55})}
+#: The long rows that --quick leaves out: the limb patch, the validation, the memory case.
+LONG = ("limb-coarse-p1", "validate-sample", "disk-3d-large-p3")
+#: The fine reference of the default case's skin peak (--reference): its d.c. part at fine, degree 2.
+REFERENCE_CASE = "cheek-dc-fine-p2"
+REFERENCE = {REFERENCE_CASE: ("cheek", {"quality": "fine", "degree": 2, "dc": True})}
+REFERENCE_FILE = HERE / "reference.json"
+#: The NGSolve venv (built on first use; gitignored) and the pinned wheel.
+NGSOLVE_VENV = HERE / ".ngsolve-venv"
+NGSOLVE_REQUIREMENT = "ngsolve==6.2.2608"
 
 
 # ---------------------------------------------------------------------------------- one case
+
+
+def _rss_MB(field: str = "VmRSS") -> float | None:
+    """This process's resident set size [MB] (Linux /proc; ``VmHWM`` for its peak so far), or None."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def _degree(opts: dict) -> int:
+    """The case's degree; None means the package's default ([mesh] degree left out)."""
+    if opts.get("degree") is not None:
+        return opts["degree"]
+    from emsim.models.geometry import MeshSettings
+
+    return MeshSettings().degree
+
+
+def _named_accuracy(quality: str, degree: int) -> float:
+    """The relative error a quality is named for (meshes.patch: its public function if any, else the table)."""
+    from emsim.meshes import patch
+
+    by_degree = getattr(patch, "quality_accuracy", None)  # a function of (quality, degree) where one exists
+    if callable(by_degree):
+        return float(by_degree(quality, degree))
+    return patch.QUALITY_ACCURACY[quality]
 
 
 def _disk_case(opts: dict):
@@ -67,7 +135,7 @@ def _disk_case(opts: dict):
     from emsim.studies.verification import disk_on_slab_case
 
     case, ref = disk_on_slab_case(
-        **DISK, quality=opts["quality"], degree=opts["degree"], size_factor=opts.get("size_factor", 1.0)
+        **DISK, quality=opts["quality"], degree=_degree(opts), size_factor=opts.get("size_factor", 1.0)
     )
     if "method" in opts:
         case = dataclasses.replace(case, solver=dataclasses.replace(case.solver, method=opts["method"]))
@@ -81,22 +149,35 @@ def _run_disk_3d(opts: dict) -> dict:
     from emsim.solvers.electric.metrics import ElectricLeadField
     from emsim.solvers.electric.problem import ElectricProblem
 
+    rss = {"after_imports": _rss_MB()}
+    peak = {"after_imports": _rss_MB("VmHWM")}
     case, ref = _disk_case(opts)
     comm = MPI.COMM_WORLD
     t0 = time.perf_counter()
     patch = build_patch_mesh(case, comm, max_dofs=1e9)
     mesh_s = time.perf_counter() - t0
+    rss["after_mesh"] = _rss_MB()
+    peak["after_mesh"] = _rss_MB("VmHWM")
     t0 = time.perf_counter()
     problem = ElectricProblem(case, patch)
     init_s = time.perf_counter() - t0
+    rss["after_forms"] = _rss_MB()
     solutions = problem.channel_unit_solutions()
+    rss.update(problem.rss_MB)
+    peak.update(problem.peak_rss_MB)
     t0 = time.perf_counter()
     lead = ElectricLeadField.build(problem, solutions)
     metrics = lead.at([c.current_A for c in case.channels])
     post_s = time.perf_counter() - t0
+    rss["after_postprocess"] = _rss_MB()
+    peak["after_postprocess"] = _rss_MB("VmHWM")
     z = metrics.impedance_ohm
     stages = {"mesh_s": mesh_s, "forms_s": init_s, **problem.timings_s, "postprocess_s": post_s}
     return {
+        "degree": case.mesh.degree,
+        "named_accuracy": _named_accuracy(case.mesh.quality, case.mesh.degree),
+        "rss_MB": rss,
+        "peak_rss_so_far_MB": peak,
         "dofs": problem.dofs,
         "cells": patch.report.cells,
         "method": problem.method,
@@ -258,7 +339,7 @@ def _run_table(table: dict, reference: object) -> dict:
 
     case = parse_case(table)
     res = solve_case(case, max_dofs=1e9)
-    stages = dict(res.solver.get("timings_s", {}))
+    stages = dict(res.solver.timings_s) if res.solver is not None else {}
     stages.update(res.problem.timings_s)
     z = res.metrics.electric.impedance_ohm
     ref = reference(case) if reference is not None else None
@@ -328,10 +409,81 @@ def _run_cheek(opts: dict) -> dict:
     }
 
 
+def _find_key(tree: object, key: str) -> object:
+    """The first value under ``key`` anywhere in a JSON tree (depth first), or None."""
+    if isinstance(tree, dict):
+        if key in tree:
+            return tree[key]
+        tree = list(tree.values())
+    if isinstance(tree, list):
+        for item in tree:
+            found = _find_key(item, key)
+            if found is not None:
+                return found
+    return None
+
+
+def _run_cli_run(opts: dict) -> dict:
+    """`emsim run` of the built-in default case, as `make run` runs it (outputs to a temporary folder)."""
+    from emsim.cli import main as cli_main
+
+    with tempfile.TemporaryDirectory(prefix="emsim-bench-") as tmp:
+        out = Path(tmp) / "default"
+        t0 = time.perf_counter()
+        rc = cli_main(["run", "--out", str(out)])
+        run_s = time.perf_counter() - t0
+        metrics = json.loads((out / "metrics.json").read_text())
+    if rc != 0:
+        raise RuntimeError(f"emsim run exited {rc}")
+    peak = _find_key(metrics, "skin_current_density_peak_A_per_m2")
+    value = peak.get("value") if isinstance(peak, dict) else peak
+    ref = None
+    if REFERENCE_FILE.exists():
+        ref = json.loads(REFERENCE_FILE.read_text())[REFERENCE_CASE]["value"]
+    return {
+        "dofs": _find_key(metrics, "dofs"),
+        "method": _find_key(metrics, "method") or "-",
+        "iterations": [],
+        "stages_s": {"emsim_run_s": run_s, **(_find_key(metrics, "timings_s") or {})},
+        "value": value,
+        "value_name": "d.c. skin J peak [A/m^2]",
+        "reference": ref,
+        "error": None if ref is None or value is None else (value - ref) / ref,
+    }
+
+
+def _run_cli_validate(opts: dict) -> dict:
+    """`emsim validate` of a presets file as it is, with its own ``[validation] spread``."""
+    from emsim.cli import main as cli_main
+
+    presets = ROOT / opts["presets"]
+    spread = tomllib.loads(presets.read_text()).get("validation", {}).get("spread", "corners (the default)")
+    with tempfile.TemporaryDirectory(prefix="emsim-bench-") as tmp:
+        t0 = time.perf_counter()
+        rc = cli_main(["validate", str(presets), "--out", str(Path(tmp) / "validation")])
+        run_s = time.perf_counter() - t0
+        report = json.loads((Path(tmp) / "validation" / "validation.json").read_text())
+    return {
+        "dofs": None,
+        "method": "-",
+        "iterations": [],
+        "stages_s": {"validate_s": run_s},
+        "value": _find_key(report, "solves"),
+        "value_name": "anatomy cases solved",
+        "spread": spread,
+        "passed": rc == 0,
+        "reference": None,
+        "error": None,
+    }
+
+
 _KINDS = {
     "disk-3d": _run_disk_3d, "disk-hand": _run_disk_hand, "disk-axi": _run_disk_axi, "cheek": _run_cheek,
-    "layered-disk": _run_layered_disk, "limb": _run_limb,
+    "layered-disk": _run_layered_disk, "limb": _run_limb, "cli-run": _run_cli_run,
+    "cli-validate": _run_cli_validate,
 }  # fmt: skip
+#: Kinds that run outside emsim's Python (their own command, not a ``--child`` of this script).
+_COMMANDS = ("make", "ngsolve")
 
 
 def run_one(name: str) -> dict:
@@ -340,7 +492,7 @@ def run_one(name: str) -> dict:
 
     import emsim  # noqa: F401  (orders MPI before dolfinx)
 
-    kind, opts = {**CASES, **LARGE}[name]
+    kind, opts = {**CASES, **REFERENCE}[name]
     c0, t0 = time.process_time(), time.perf_counter()
     out = _KINDS[kind](opts)
     out["wall_s"] = time.perf_counter() - t0
@@ -364,28 +516,91 @@ def _machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "host": platform.node()}
 
 
+def _ngsolve_python() -> Path:
+    """The NGSolve venv's Python, built on first use (``python -m venv`` + ``pip install ngsolve``)."""
+    py = NGSOLVE_VENV / "bin" / "python"
+    if not py.exists():
+        print(f"building {NGSOLVE_VENV} ({NGSOLVE_REQUIREMENT}, once) ...", file=sys.stderr, flush=True)
+        subprocess.run([sys.executable, "-m", "venv", str(NGSOLVE_VENV)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "--quiet", NGSOLVE_REQUIREMENT], check=True)
+    return py
+
+
+def _command(name: str) -> list[str]:
+    """The command of a case: this script as a ``--child``, or the case's own command."""
+    kind, opts = {**CASES, **REFERENCE}[name]
+    if kind == "make":
+        return ["make", "-C", str(ROOT), opts["target"]]
+    if kind == "ngsolve":
+        return [
+            str(_ngsolve_python()), str(HERE / "ngsolve" / "disk.py"), "--radius", repr(DISK["radius_m"]),
+            "--depth", repr(DISK["depth_m"]), "--sigma", repr(DISK["sigma_S_per_m"]), "--order", str(opts["order"]),
+            "--rim-h", repr(opts["rim_h_m"]), "--max-h", repr(opts["max_h_m"]),
+        ]  # fmt: skip
+    return [sys.executable, str(Path(__file__).resolve()), "--child", name]
+
+
+def _command_record(name: str, proc: subprocess.CompletedProcess) -> dict:
+    """The record of a case run by its own command (make, NGSolve)."""
+    kind, opts = CASES[name]
+    if kind == "make":
+        summary = [ln for ln in proc.stdout.splitlines() if " passed" in ln or " failed" in ln]
+        return {"dofs": None, "method": "-", "iterations": [], "stages_s": {}, "value": None,
+                "value_name": "pytest summary", "summary": summary[-1].strip("= ") if summary else "-",
+                "reference": None, "error": None}  # fmt: skip
+    from_script = json.loads([ln for ln in proc.stdout.splitlines() if ln.startswith("{")][-1])
+    ref = _disk_reference()
+    return from_script | {
+        "method": "cg-bddc", "iterations": [from_script["iterations"]], "degree": opts["order"],
+        "wall_s": sum(from_script["stages_s"].values()), "reference": ref,
+        "error": (from_script["value"] - ref) / ref,
+    }  # fmt: skip
+
+
+def _disk_reference() -> float:
+    """The exact resistance of the benchmark disk [ohm] (imported here: the parent stays light)."""
+    code = ("from emsim.solvers.reference.electric import disk_on_grounded_slab_resistance_exact as f; "
+            f"print(repr(f({DISK['sigma_S_per_m']!r}, {DISK['radius_m']!r}, {DISK['depth_m']!r})))")  # fmt: skip
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
 def _run_child(name: str, ranks: int) -> dict:
     """Run one case in a child process (under mpirun for ranks > 1), with its peak RSS.
 
     The peak RSS is that of the largest single process of the case (each rank is one), from
-    GNU time when present.
+    GNU time when present. The CPU time of a case run by its own command is that of all its
+    processes (from the kernel's accounting of the finished children).
     """
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", name]
+    kind = {**CASES, **REFERENCE}[name][0]
+    cmd = _command(name)
     report = Path(f"/tmp/emsim-bench-{os.getpid()}-{name}-{ranks}.time")
     gnu_time = Path("/usr/bin/time")
-    if gnu_time.exists():
+    if gnu_time.exists() and kind != "make":  # make's RSS would be its largest test worker's: not a case's
         report.unlink(missing_ok=True)
         cmd = [str(gnu_time), "-a", "-o", str(report), "-f", "%M", *cmd]
     if ranks > 1:
         cmd = [str(Path(sys.executable).parent / "mpirun"), "-n", str(ranks), *cmd]
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False, cwd=ROOT)
     record: dict = {"case": name, "ranks": ranks, "process_wall_s": time.perf_counter() - t0}
-    lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
-    if proc.returncode != 0 or not lines:
-        record["failed"] = (proc.stderr or proc.stdout or "no output")[-2000:]
-        return record
-    record.update(json.loads(lines[-1]))
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (usage1.ru_utime + usage1.ru_stime) - (usage0.ru_utime + usage0.ru_stime)
+    record["process_cpu_s"] = cpu
+    if kind in _COMMANDS:
+        record["returncode"] = proc.returncode
+        if kind == "ngsolve" and proc.returncode != 0:
+            record["failed"] = (proc.stderr or proc.stdout or "no output")[-2000:]
+            return record
+        record.update(_command_record(name, proc))
+        record.setdefault("wall_s", record["process_wall_s"])
+        record["cpu_s"] = cpu
+    else:
+        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
+        if proc.returncode != 0 or not lines:
+            record["failed"] = (proc.stderr or proc.stdout or "no output")[-2000:]
+            return record
+        record.update(json.loads(lines[-1]))
     try:
         record["peak_rss_MB"] = max(int(x) for x in report.read_text().split() if x.isdigit()) / 1024
         report.unlink()
@@ -405,7 +620,7 @@ def _best(runs: list[dict]) -> dict:
         return runs[-1]
     out = dict(min(ok, key=lambda r: r["process_wall_s"]))
     out["stages_s"] = {k: min(r["stages_s"].get(k, float("inf")) for r in ok) for k in ok[0]["stages_s"]}
-    for key in ("wall_s", "cpu_s", "process_wall_s"):
+    for key in ("wall_s", "cpu_s", "process_wall_s", "process_cpu_s"):
         out[key] = min(r[key] for r in ok)
     out["repeats"] = len(ok)
     return out
@@ -428,15 +643,130 @@ def _table(records: list[dict]) -> str:
 
         mesh = s("mesh_s") if "mesh_s" in st else s("mesh_and_solve_s")
         rss = r.get("peak_rss_MB")
-        per_dof = f"{rss * 2**20 / r['dofs']:.0f}" if rss else "-"
+        dofs = r.get("dofs")
+        per_dof = f"{rss * 2**20 / dofs:.0f}" if rss and dofs else "-"
         err = f"{100 * r['error']:+.3f} %" if r.get("error") is not None else "-"
-        its = max(r["iterations"]) if r["iterations"] else "-"
+        its = max(r["iterations"]) if r.get("iterations") else "-"
+        value = r.get("value")
+        value = f"{value:.6g}" if isinstance(value, float) else (r.get("summary", "-") if value is None else value)
         rows.append(
-            f"| {r['case']} | {r['ranks']} | {r['dofs']:,} | {r['method']} | {its} | {mesh} | {s('assembly_s')} | "
-            f"{s('solver_setup_s')} | {s('unit_solves_s')} | {s('postprocess_s')} | {s('waveform_s')} | "
-            f"{s('thermal_s')} | {r['process_wall_s']:.1f} | {r['cpu_s']:.1f} | {f'{rss:.0f}' if rss else '-'} | "
-            f"{per_dof} | {r['value']:.6g} | {err} |"
+            f"| {r['case']} | {r['ranks']} | {f'{dofs:,}' if dofs else '-'} | {r['method']} | {its} | {mesh} | "
+            f"{s('assembly_s')} | {s('solver_setup_s')} | {s('unit_solves_s')} | {s('postprocess_s')} | "
+            f"{s('waveform_s')} | {s('thermal_s')} | {r['process_wall_s']:.1f} | {r['cpu_s']:.1f} | "
+            f"{f'{rss:.0f}' if rss else '-'} | {per_dof} | {value} | {err} |"
         )
+    return "\n".join(rows)
+
+
+#: The quality rows of issue 18: each [mesh] quality on the disk at the default degree.
+QUALITY_ROWS = ("disk-3d-coarse-pdefault", "disk-3d-default-pdefault", "disk-3d-fine-pdefault")
+#: emsim's disk rows beside NGSolve's (accuracy per second).
+COMPARISON_ROWS = ("disk-3d-coarse-p3", "disk-3d-default-p3", "ngsolve-disk-p3")
+
+
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "**missed**"
+
+
+def _issue18_table(records: list[dict], quick: bool) -> str:
+    """One row per row of issue 18's table: workload, target, result, met / missed."""
+    by = {r["case"]: r for r in records if r["ranks"] == 1}
+    not_run = "not run (--quick)" if quick else "not run"
+    rows = ["| workload (issue 18) | target | result | verdict |", "|---|---|---|---|"]
+
+    def row(workload: str, target: str, name: str, result, ok) -> None:
+        r = by.get(name)
+        if r is None:
+            rows.append(f"| {workload} | {target} | {not_run} | - |")
+        elif "failed" in r:
+            rows.append(f"| {workload} | {target} | failed: {r['failed'].splitlines()[-1][:100]} | **missed** |")
+        else:
+            rows.append(f"| {workload} | {target} | {result(r)} | {ok(r)} |")
+
+    def rss(r: dict) -> str:
+        return f"{r['peak_rss_MB']:.0f} MB" if r.get("peak_rss_MB") else "RSS -"
+
+    def cheek(r: dict) -> str:
+        ref = "no fine reference (run --reference)" if r.get("error") is None else (
+            f"{100 * r['error']:+.2f} % off the fine reference {r['reference']:.5g}")
+        return (f"{r['process_wall_s']:.1f} s wall, {r['process_cpu_s']:.1f} s CPU, {rss(r)}; {r['dofs']:,} dofs; "
+                f"skin peak {r['value']:.5g} A/m^2, {ref}")  # fmt: skip
+
+    row("`make run`, the default cheek case (whole process)", "<= 10 s, skin peak within 1 % of a fine reference",
+        "make-run", cheek,
+        lambda r: "missed (no reference)" if r.get("error") is None
+        else _verdict(r["process_wall_s"] <= 10.0 and abs(r["error"]) <= 0.01))  # fmt: skip
+    row("layered disk: 20 mm disk on skin 1.5 / fat 3 / muscle 35.5 mm, 160 x 160 mm, coarse",
+        "<= 30 s within 0.5 %", "layered-disk-coarse-p2",
+        lambda r: (f"{r['process_wall_s']:.1f} s wall ({r['process_cpu_s']:.1f} s CPU), {100 * r['error']:+.3f} % vs the "
+                   f"axisymmetric reference; {r['dofs']:,} dofs (layered mesh, degree 2), {rss(r)}"),
+        lambda r: _verdict(r["process_wall_s"] <= 30.0 and abs(r["error"]) <= 0.005))  # fmt: skip
+    row("limb patch 200 x 100 mm, two 50 x 90 mm pads, coarse", "runs on this machine", "limb-coarse-p1",
+        lambda r: (f"runs: {r['process_wall_s']:.0f} s wall ({r['process_cpu_s']:.0f} s CPU), {r['dofs']:,} dofs "
+                   f"(layered mesh, degree 1), {rss(r)}, {max(r['iterations'])} CG iterations"),
+        lambda r: "met")  # fmt: skip
+    row("`emsim validate` of device/samples/facial-ems-1.toml", "<= 60 s over the full worst-case search",
+        "validate-sample",
+        lambda r: (f"{r['process_wall_s']:.0f} s wall, {r['value']} anatomy case(s) solved, spread = "
+                   f"\"{r['spread']}\" ({'passed' if r['passed'] else 'some level failed'})"),
+        lambda r: "missed (not the full search: spread is nominal)" if not str(r["spread"]).startswith("corners")
+        else _verdict(r["process_wall_s"] <= 60.0))  # fmt: skip
+    for name in QUALITY_ROWS:
+        q = name.split("-")[2]
+        r = by.get(name, {})
+        target = f"within {100 * r['named_accuracy']:.2f} % (its name)" if "named_accuracy" in r else "its named accuracy"
+        row(f"`[mesh] quality = \"{q}\"` on the disk, default degree", target, name,
+            lambda r: (f"{100 * r['error']:+.3f} % with {r['dofs']:,} dofs (degree {r['degree']}), "
+                       f"{r['process_wall_s']:.1f} s wall"),
+            lambda r: _verdict(abs(r["error"]) <= r["named_accuracy"]))  # fmt: skip
+    rows.append("| `make test` on a fresh clone (CI) | <= 10 min with every check kept | measured by CI "
+                "(`make test`; no CI timing in the repository) | - |")  # fmt: skip
+    row("`make test-fast`", "<= 60 s", "test-fast",
+        lambda r: f"{r['process_wall_s']:.0f} s wall, {r['process_cpu_s']:.0f} s CPU ({r.get('summary', '-')})",
+        lambda r: _verdict(r["returncode"] == 0 and r["process_wall_s"] <= 60.0))  # fmt: skip
+    row("peak memory on a ~1M-dof case (the disk, degree 3, CG + GAMG)", "<= 2 kB/dof", "disk-3d-large-p3",
+        lambda r: (f"{r['peak_rss_MB'] * 2**20 / r['dofs'] / 1000:.2f} kB/dof: {r['peak_rss_MB']:.0f} MB peak "
+                   f"at {r['dofs']:,} dofs"),
+        lambda r: _verdict(r["peak_rss_MB"] * 2**20 / r["dofs"] <= 2000.0))  # fmt: skip
+    return "\n".join(rows)
+
+
+def _comparison_table(records: list[dict]) -> str | None:
+    """emsim's disk rows beside NGSolve's: dofs, error, time; accuracy per second is the comparison."""
+    by = {r["case"]: r for r in records if r["ranks"] == 1 and "failed" not in r}
+    ngs = by.get("ngsolve-disk-p3")
+    present = [by[n] for n in COMPARISON_ROWS if n in by]
+    if not present:
+        return None
+    head = ("| code, case | dofs | error | wall s (after imports) | process wall s | process CPU s | peak RSS MB | "
+            "time / NGSolve's | error / NGSolve's |")  # fmt: skip
+    rows = [head, "|---|---|---|---|---|---|---|---|---|"]
+    for r in present:
+        who = "NGSolve P3, graded (Netgen), CG + BDDC" if r is ngs else (
+            f"emsim {r['case'].split('-')[2]}, degree {r['degree']}, {r['method']}")
+        ratio_t = f"{r['wall_s'] / ngs['wall_s']:.2f}" if ngs else "-"
+        ratio_e = f"{abs(r['error']) / abs(ngs['error']):.2f}" if ngs else "-"
+        rss = r.get("peak_rss_MB")
+        rows.append(f"| {who} | {r['dofs']:,} | {100 * r['error']:+.3f} % | {r['wall_s']:.1f} | "
+                    f"{r['process_wall_s']:.1f} | {r['process_cpu_s']:.1f} | {f'{rss:.0f}' if rss else '-'} | "
+                    f"{ratio_t} | {ratio_e} |")  # fmt: skip
+    return "\n".join(rows)
+
+
+def _memory_table(records: list[dict]) -> str | None:
+    """Resident memory per stage of the largest disk case run (MB, and per dof above the imports)."""
+    disks = [r for r in records if r.get("rss_MB") and r["ranks"] == 1 and "failed" not in r]
+    if not disks:
+        return None
+    r = max(disks, key=lambda r: r["dofs"])
+    base = r["rss_MB"].get("after_imports") or 0.0
+    title = f"{r['case']}: {r['dofs']:,} dofs, {r['method']}; process peak {r.get('peak_rss_MB', float('nan')):.0f} MB"
+    rows = [title, "", "| stage | RSS MB | above imports, B/dof | peak so far MB |", "|---|---|---|---|"]
+    peaks = r.get("peak_rss_so_far_MB", {})
+    for stage, mb in r["rss_MB"].items():
+        if mb is not None:
+            hwm = f"{peaks[stage]:.0f}" if peaks.get(stage) else "-"
+            rows.append(f"| {stage.replace('_', ' ')} | {mb:.0f} | {(mb - base) * 2**20 / r['dofs']:.0f} | {hwm} |")
     return "\n".join(rows)
 
 
@@ -462,12 +792,33 @@ def _overhead(records: list[dict]) -> str | None:
     )
 
 
+def _write_reference(record: dict) -> None:
+    """Cache the default case's fine reference with how it was made."""
+    if "failed" in record:
+        sys.exit(f"the reference case failed:\n{record['failed']}")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT, check=False).stdout
+    data = {REFERENCE_CASE: {
+        "value": record["value"], "quantity": record["value_name"], "dofs": record["dofs"],
+        "impedance_ohm": record.get("impedance_ohm"),
+        "made_by": f"benchmarks/run.py --reference: case {REFERENCE_CASE} (the built-in default case's d.c. part, "
+                   "[mesh] quality fine, degree 2)",
+        "date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "commit": commit.strip(),
+        "process_wall_s": record["process_wall_s"], "peak_rss_MB": record.get("peak_rss_MB"),
+    }}  # fmt: skip
+    tmp = REFERENCE_FILE.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1) + "\n")
+    tmp.replace(REFERENCE_FILE)
+    print(f"wrote {REFERENCE_FILE}: {record['value']:.6g}", file=sys.stderr)
+
+
 def main() -> None:
-    """Run the set (or one case as a child) and write the table and JSON."""
+    """Run the set (or one case as a child) and write the tables and JSON."""
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--only", nargs="*", help="case names (default: the fixed set)")
+    p.add_argument("--only", nargs="*", help="case names (default: the whole set)")
     p.add_argument("--ranks", type=int, nargs="*", help="rank counts (default 1, and 2 for the MPI cases)")
-    p.add_argument("--large", action="store_true", help="add the 1M-dof memory case")
+    p.add_argument("--quick", action="store_true", help=f"issue 18's rows and the NGSolve comparison without {', '.join(LONG)}")
+    p.add_argument("--large", action="store_true", help="only the 1M-dof memory case")
+    p.add_argument("--reference", action="store_true", help=f"recompute {REFERENCE_FILE.name} ({REFERENCE_CASE}) first")
     p.add_argument("--repeat", type=int, default=1, help="run each case N times, keep the fastest times")
     p.add_argument("--json", default=str(HERE / "results.json"), help="where to write the results")
     p.add_argument("--child", help=argparse.SUPPRESS)
@@ -479,13 +830,25 @@ def main() -> None:
         if MPI.COMM_WORLD.rank == 0:
             print(json.dumps(record), flush=True)
         return
-    names = args.only or list(CASES) + (list(LARGE) if args.large else [])
+    if args.reference:
+        print(f"running {REFERENCE_CASE} (the fine reference) ...", file=sys.stderr, flush=True)
+        _write_reference(_run_child(REFERENCE_CASE, 1))
+    issue18 = ["make-run", "layered-disk-coarse-p2", "limb-coarse-p1", "validate-sample", *QUALITY_ROWS,
+               "test-fast", "disk-3d-large-p3"]  # fmt: skip
+    if args.only:
+        names = args.only
+    elif args.large:
+        names = ["disk-3d-large-p3"]
+    elif args.quick:
+        names = [n for n in [*issue18, *COMPARISON_ROWS] if n not in LONG]
+    else:
+        names = [*issue18, *[n for n in CASES if n not in issue18]]
     for n in names:
-        if n not in CASES and n not in LARGE:
-            p.error(f"unknown case {n!r}; one of {', '.join([*CASES, *LARGE])}")
+        if n not in CASES:
+            p.error(f"unknown case {n!r}; one of {', '.join(CASES)}")
     runs = []
     for n in names:
-        for ranks in args.ranks or ([1, 2] if n in MPI_CASES else [1]):
+        for ranks in args.ranks or ([1, 2] if n in MPI_CASES and not args.quick else [1]):
             runs.append((n, ranks))
     machine = _machine()
     machine["load_average_before"] = os.getloadavg()
@@ -494,16 +857,21 @@ def main() -> None:
         print(f"running {n} on {ranks} rank(s) ...", file=sys.stderr, flush=True)
         records.append(_best([_run_child(n, ranks) for _ in range(args.repeat)]))
     machine["load_average_after"] = os.getloadavg()
-    table = _table(records)
-    overhead = _overhead(records)
-    print(table)
-    if overhead:
-        print("\n" + overhead)
+    sections = {
+        "issue 18": _issue18_table(records, args.quick),
+        "the disk beside NGSolve": _comparison_table(records),
+        "memory per stage": _memory_table(records),
+        "every case": _table(records),
+        "toolkit overhead": _overhead(records),
+    }
+    for title, text in sections.items():
+        if text:
+            print(f"\n## {title}\n\n{text}")
     la = machine["load_average_before"]
     print(f"\nmachine: {machine['cpu']}, {machine['cores']} cores, load average before {la[0]:.1f}, "
           f"after {machine['load_average_after'][0]:.1f}")  # fmt: skip
     out = {"date_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "machine": machine,
-           "records": records, "overhead": overhead}  # fmt: skip
+           "records": records, **{k.replace(" ", "_"): v for k, v in sections.items()}}  # fmt: skip
     path = Path(args.json)
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=1))

@@ -33,3 +33,26 @@ def test_disc_average_of_a_single_hot_point_is_diluted_by_its_neighbours():
     brute = max(values[row].mean() for row in d)
     assert peak == pytest.approx(brute, rel=1e-12)
     assert 1.0 / 90 < peak < 1.0 / 60  # about pi r^2 / h^2 = 78.5 points per disc
+
+
+def test_disc_average_operator_is_the_area_weighted_mean_within_the_radius_across_chunks(monkeypatch):
+    """DiscAverage, built in chunks, against a brute-force disc mean at every centre."""
+    from emsim.solvers.electric import skin
+
+    monkeypatch.setattr(skin, "_DISC_CHUNK", 7)  # many chunks, and a partial last one
+    rng = np.random.default_rng(3)
+    n, radius = 400, 1e-3
+    points = np.column_stack([rng.random((n, 2)) * 8e-3, np.zeros(n)])
+    areas = rng.random(n) * 1e-8 + 1e-9
+    carries = rng.random(n) < 0.2
+    values = rng.random(n)
+    disc = skin.DiscAverage(points, areas, carries, radius)
+    dist = np.linalg.norm(points[:, None, :] - points[None, :, :], axis=-1)
+    centres = np.flatnonzero((dist[carries] <= radius).any(axis=0))
+    np.testing.assert_array_equal(disc.centres, centres)
+    inside = dist[centres] <= radius
+    brute = (inside * areas * values).sum(axis=1) / (inside * areas).sum(axis=1)
+    np.testing.assert_allclose(disc.matrix @ values, brute, rtol=1e-13)
+    peak, where = disc.peak(values)
+    assert peak == pytest.approx(brute.max(), rel=1e-13)
+    np.testing.assert_array_equal(where, points[centres[np.argmax(brute)]])

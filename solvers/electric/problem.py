@@ -61,6 +61,19 @@ class ChannelSolution:
     ground_current_A: float
 
 
+def _note_rss(into: dict[str, float], peak: dict[str, float], stage: str) -> None:
+    """Record the process's resident set size and its peak so far [MB] under ``stage`` (Linux /proc)."""
+    fields = {"VmRSS:": into, "VmHWM:": peak}
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                key = line.split(maxsplit=1)[0] if line.strip() else ""
+                if key in fields:
+                    fields[key][stage] = int(line.split()[1]) / 1024  # kB -> MB
+    except OSError:
+        pass
+
+
 class ElectricProblem:
     """The electric problem of a case on its mesh: one assembly, unit fields, superposition.
 
@@ -124,6 +137,12 @@ class ElectricProblem:
         #: Wall time [s] of the matrix assembly, the solver setup (factorisation or
         #: preconditioner) and the unit solves, once they have run (for the benchmarks).
         self.timings_s: dict[str, float] = {}
+        #: Resident memory of this process [MB] after the same stages (``after_assembly``,
+        #: ``after_solver_setup``, ``after_unit_solves``), read from /proc; empty where /proc is
+        #: absent. For the benchmarks' memory breakdown.
+        self.rss_MB: dict[str, float] = {}
+        #: The process's peak resident memory so far [MB] at the same stages.
+        self.peak_rss_MB: dict[str, float] = {}
         self.method = resolve_method(case.solver.method, self.dofs, degree=case.mesh.degree)
 
     def energy(self, u: ufl.core.expr.Expr, v: ufl.core.expr.Expr) -> ufl.Form:
@@ -141,10 +160,12 @@ class ElectricProblem:
         self._A = fpetsc.assemble_matrix(self._a, bcs=[self._bc])
         self._A.assemble()
         t1 = time.perf_counter()
+        _note_rss(self.rss_MB, self.peak_rss_MB, "after_assembly")
         self._ksp = create_ksp(self._A, method=self.method, rtol=self.case.solver.rtol, name="emsim_electric")
         self._b = fpetsc.create_vector(self.V)
         self.timings_s["assembly_s"] = t1 - t0
         self.timings_s["solver_setup_s"] = time.perf_counter() - t1
+        _note_rss(self.rss_MB, self.peak_rss_MB, "after_solver_setup")
         log.info("electric: %d dofs, %s", self.dofs, self.method)
 
     def _solve_unit(self, k: str) -> fem.Function:
@@ -168,6 +189,7 @@ class ElectricProblem:
             t0 = time.perf_counter()
             self._unit = {k: self._solve_unit(k) for k in self.names}
             self.timings_s["unit_solves_s"] = time.perf_counter() - t0
+            _note_rss(self.rss_MB, self.peak_rss_MB, "after_unit_solves")
             for c in self._robin_weight.values():
                 c.value = 0.0
         return self._unit

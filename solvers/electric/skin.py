@@ -178,6 +178,10 @@ def gather_facets(comm: MPI.Comm, skin: SkinFacets, values: np.ndarray) -> tuple
     return tri[order], area[order], under[order], vals[order]
 
 
+#: Query points per chunk when the disc-averaging operator is built (bounds its temporary lists).
+_DISC_CHUNK = 4096
+
+
 class DiscAverage:
     """The disc-averaging operator of the skin peak, built once for a set of facets.
 
@@ -197,17 +201,28 @@ class DiscAverage:
             self.matrix = csr_matrix((0, n))
             return
         tree = cKDTree(self.points_m)
-        near = tree.query_ball_point(self.points_m[carries], radius_m)
-        self.centres = np.unique(np.fromiter(itertools.chain.from_iterable(near), dtype=np.int64))
-        rows, cols, vals = [], [], []
-        for k, idx in enumerate(tree.query_ball_point(self.points_m[self.centres], radius_m)):
-            w = areas_m2[idx]
-            rows.append(np.full(len(idx), k))
-            cols.append(np.asarray(idx, dtype=np.int64))
-            vals.append(w / w.sum())
-        self.matrix = csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))), shape=(len(self.centres), n)
-        )
+        # Built in chunks of query points, straight into CSR arrays: the neighbour lists of every
+        # facet at once (Python ints) and a COO copy were the post-processing's memory peak on
+        # fine meshes (the discs near a rim hold thousands of graded facets each). Rows, their
+        # sorted columns and each row's weights are those of one query_ball_point per centre.
+        starts = range(0, int(np.count_nonzero(carries)), _DISC_CHUNK)
+        carrying = self.points_m[carries]
+        near = [np.fromiter(itertools.chain.from_iterable(tree.query_ball_point(carrying[i : i + _DISC_CHUNK], radius_m)),
+                            dtype=np.int64) for i in starts]  # fmt: skip
+        self.centres = np.unique(np.concatenate(near))
+        del near
+        lengths, cols, vals = [], [], []
+        for i in range(0, len(self.centres), _DISC_CHUNK):
+            rows = tree.query_ball_point(self.points_m[self.centres[i : i + _DISC_CHUNK]], radius_m)
+            for idx in rows:
+                w = areas_m2[idx]
+                lengths.append(len(idx))
+                cols.append(np.asarray(idx, dtype=np.int32 if n < 2**31 else np.int64))
+                vals.append(w / w.sum())
+            del rows
+        indptr = np.zeros(len(self.centres) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        self.matrix = csr_matrix((np.concatenate(vals), np.concatenate(cols), indptr), shape=(len(self.centres), n))
 
     def peak(self, values: np.ndarray) -> tuple[float, np.ndarray]:
         """Largest disc average of ``values`` (n,) and the centre [m] where it is reached."""
