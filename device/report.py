@@ -21,6 +21,7 @@ from .. import __version__
 from ..formatting import current as fmt_current
 from ..formatting import sig
 from ..io import save_figure, staged_folder, write_json, write_text
+from ..meshes.morph import place_layers
 from ..solvers.records import jsonable
 from ..studies.pictures import depth_section_figure, depth_sections, skin_current_map
 from .figures import save_figures
@@ -122,6 +123,8 @@ def write_validation(
                 if result is None:
                     continue
                 name = f"worst_preset_{check.preset.id}.png"
+                # the anatomy cases share one mesh moved per case: put its nodes back to this case's stack
+                place_layers(result.mesh)
                 try:
                     current = [top.current_uA * 1e-6] * len(result.channels)
                     save_figure(skin_current_map(result, current), tmp / name)

@@ -56,6 +56,7 @@ __all__ = [
     "max_safe_currents",
     "number_text",
     "output_table",
+    "severities",
     "solve_groups",
     "validate",
 ]
@@ -526,7 +527,7 @@ class AnatomySolver:
         return figures, results
 
 
-def _severities(pf: PresetsFile, figures: dict[str, FigureSet]) -> np.ndarray:
+def severities(pf: PresetsFile, figures: dict[str, FigureSet]) -> np.ndarray:
     """The search objectives of one anatomy case: 1 / I_limit per (preset, limit rule); larger is worse."""
     out = []
     for p in pf.presets:
@@ -583,7 +584,7 @@ def solve_groups(
 
         def evaluate_corner(levels: tuple[bool, ...], nominal=nominal, solved=solved, seen=seen) -> np.ndarray:
             figs, res = solver(corner_case(nominal, levels))
-            seen[levels] = y = _severities(pf, figs)
+            seen[levels] = y = severities(pf, figs)
             solved[levels] = (figs, res)
             # hold the solved fields (meshes, functions: the pictures' source) only of the corners that
             # are the worst so far for some objective: memory stays a few cases, not every corner

@@ -1,0 +1,108 @@
+"""The worst-corner search on a REAL (tiny, coarse) head against brute force, and the morphed corners.
+
+Five factors of the cheek's spread (skin and fat thickness, contact R and C, skin conductivity):
+32 corners, every one solved (each a morph of one mesh: meshed once), then the search run over the
+same evaluations must find, for every limit rule of every preset, the brute-force worst corner,
+with fewer evaluations than brute force.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from emsim.device.anatomy import AnatomyCase, corner_case, spread_factors
+from emsim.device.presets import read_presets
+from emsim.device.search import worst_corners
+from emsim.device.validate import AnatomySolver, severities
+from emsim.models.toml import dumps as to_toml
+
+from conftest import small_two_pad_table
+
+PRESETS = """
+[device]
+name = "tiny"
+electrode_head = "head.toml"
+compliance_voltage_V = 60
+sites = ["cheek"]
+[validation]
+spread = "corners"
+contact = "gel_on_unprepared_skin"
+safety_factor = 1.5
+[[preset]]
+id = 1
+name = "a"
+waveform = "biphasic_symmetric"
+pulse_width_us = 250
+interphase_gap_us = 50
+frequency_Hz = 50
+levels_uA = [2000, 5000]
+session_min = 1
+"""
+
+WANTED = ("skin", "fat", "R", "C", "sigma_skin")
+
+
+@pytest.fixture(scope="module")
+def corners(tmp_path_factory):
+    """(presets, factors, solver, objective vector per corner) of every corner of five factors."""
+    tmp = tmp_path_factory.mktemp("corners")
+    head = small_two_pad_table()
+    head["solver"] = {"waveform_frequencies": 8, "waveform_tolerance": 0.05}
+    head["thermal"] = {"session_min": 1.0, "time_step_s": 30.0}
+    for e in head["electrode"]:
+        e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}
+    (tmp / "head.toml").write_text(to_toml(head))
+    (tmp / "presets.toml").write_text(PRESETS)
+    pf = read_presets(tmp / "presets.toml")
+    every = {f.name: f for f in spread_factors(pf.device, pf.validation, "cheek")}
+    factors = tuple(every[n] for n in WANTED)
+    nominal = AnatomyCase("cheek", factors)
+    solver = AnatomySolver(pf, keep_results=False)
+    values = {}
+    for c in itertools.product((False, True), repeat=len(factors)):
+        figures, _ = solver(corner_case(nominal, c))
+        values[c] = severities(pf, figures)
+    return pf, factors, solver, values
+
+
+@pytest.mark.slow
+def test_every_corner_is_a_morph_of_one_mesh(corners):
+    _, _, solver, values = corners
+    assert len(solver.profile) == len(values) == 32
+    meshed = [p for p in solver.profile if "mesh_s" in p]
+    assert len(meshed) == 1 and meshed[0] is solver.profile[0]  # the site meshed once, at its nominal stack
+    assert all("morph_s" in p for p in solver.profile)
+
+
+@pytest.mark.slow
+def test_search_finds_the_brute_force_worst_corner_of_every_rule_on_a_real_case(corners):
+    _, factors, _, values = corners
+    k = len(factors)
+    asked = []
+
+    def evaluate(c):
+        asked.append(c)
+        return values[c]
+
+    found = worst_corners(k, evaluate, brute_force_up_to=0)
+    assert found.method.startswith("fold-over")
+    assert found.evaluations == len(set(asked)) < 2**k
+    m = len(next(iter(values.values())))
+    searched = 0
+    for j in range(m):
+        col = {c: v[j] for c, v in values.items() if not math.isnan(v[j])}
+        if not col or max(col.values()) == min(col.values()):
+            continue  # not evaluated, or independent of the anatomy (no worst corner to find)
+        searched += 1
+        top = max(col.values())
+        assert found.worst[j] is not None
+        # the worst value exactly (a corner that ties with the brute-force one is as worst)
+        assert values[found.worst[j]][j] == pytest.approx(top, rel=1e-12), f"objective {j}"
+    assert searched >= 3  # the contact, rim and heating rules depend on the anatomy
+    # the anatomy moves the figures: the spread is not a formality
+    volts = np.array([v for v in values.values()])
+    assert np.nanmax(volts, axis=0)[0] > 0
