@@ -514,8 +514,6 @@ class AnatomySolver:
                            progress=lambda t, a=anatomy: self.progress(f"  {a.label}: {t}"))  # fmt: skip
             for step in ("waveform_s", "thermal_s"):
                 timings[step] = timings.get(step, 0.0) + r.solver.timings_s.get(step, 0.0)
-            if shared is not None and shared.response is None:
-                shared.response = cache.get(case).response  # type: ignore[union-attr]
             figures[key] = figure_set([anatomy.label], [r], self.reference_A, self.pf.device.compliance_voltage_V)
             if self.keep_results:
                 results[key] = r
