@@ -8,6 +8,7 @@ own under ``[material.NAME]``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass
@@ -112,7 +113,9 @@ class Tissue:
     electrical_source: str = ""
     thermal: ThermalProperties | None = None
     description: str = ""
-    conductivity_scale: float = 1.0
+    # not compared: a scaled tissue is still the library's skin or muscle (the dermis layers of the
+    # sensory rule, the default target layers); the case digest writes the scale (to_table)
+    conductivity_scale: float = dataclasses.field(default=1.0, compare=False)
 
     def __post_init__(self) -> None:
         """Exactly one electrical model, with a physical value."""

@@ -106,3 +106,33 @@ def test_search_finds_the_brute_force_worst_corner_of_every_rule_on_a_real_case(
     # the anatomy moves the figures: the spread is not a formality
     volts = np.array([v for v in values.values()])
     assert np.nanmax(volts, axis=0)[0] > 0
+
+
+def test_a_conductivity_corner_scales_the_coefficients_and_keeps_the_tissues(tmp_path):
+    """sigma_* factors: each tissue's whole model scaled to its range end, the layers and mesh kept."""
+    from emsim.device.anatomy import head_case_table
+    from emsim.models.case_file import parse_case
+    from emsim.solvers.electric.conductivity import volume_admittivities
+    from emsim.solvers.physiology.sensory import dermis_layers
+
+    (tmp_path / "head.toml").write_text(to_toml(small_two_pad_table()))
+    (tmp_path / "presets.toml").write_text(PRESETS)
+    pf = read_presets(tmp_path / "presets.toml")
+    factors = spread_factors(pf.device, pf.validation, "cheek")
+    sigma = {f.name: f for f in factors if f.kind == "conductivity"}
+    assert set(sigma) == {"sigma_skin", "sigma_fat", "sigma_muscle"}
+    assert all("models/data/conductivity.toml" in f.source for f in sigma.values())
+    nominal = AnatomyCase("cheek", factors)
+    head = small_two_pad_table()
+    p = pf.presets[0]
+    base = parse_case(head_case_table(head, corner_case(nominal, tuple(f.kind != "conductivity" for f in factors)), p, 1e-3))
+    top = parse_case(head_case_table(head, corner_case(nominal, (True,) * len(factors)), p, 1e-3))
+    assert [(la.label, la.thickness_m) for la in top.layers] == [(la.label, la.thickness_m) for la in base.layers]
+    a0, a1 = volume_admittivities(base, 10.0), volume_admittivities(top, 10.0)
+    for layer in top.layers:
+        want = sigma[f"sigma_{layer.tissue.name}"].high / sigma[f"sigma_{layer.tissue.name}"].low
+        np.testing.assert_allclose(a1[f"layer:{layer.label}"], want * a0[f"layer:{layer.label}"], rtol=1e-12)
+    # a scaled tissue is still the library's: the sensory rule's dermis and the default target stay
+    assert dermis_layers(top) == dermis_layers(base) != []
+    assert top.target_layers() == base.target_layers()
+    assert top.digest() != base.digest()  # the scale is part of the case: no cache shares the two
