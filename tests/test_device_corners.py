@@ -103,9 +103,10 @@ def test_search_finds_the_brute_force_worst_corner_of_every_rule_on_a_real_case(
         # the worst value exactly (a corner that ties with the brute-force one is as worst)
         assert values[found.worst[j]][j] == pytest.approx(top, rel=1e-12), f"objective {j}"
     assert searched >= 3  # the contact, rim and heating rules depend on the anatomy
-    # the anatomy moves the figures: the spread is not a formality
-    volts = np.array([v for v in values.values()])
-    assert np.nanmax(volts, axis=0)[0] > 0
+    # the spread is not a formality: some rule's limiting current moves by more than 2x over the corners
+    y = np.array(list(values.values()))
+    spread = [np.nanmax(c) / np.nanmin(c) for c in y.T if np.isfinite(c).any() and np.nanmin(c) > 0]
+    assert max(spread) > 2.0
 
 
 def test_a_conductivity_corner_scales_the_coefficients_and_keeps_the_tissues(tmp_path):
