@@ -177,12 +177,18 @@ class AnatomyCase:
         return {f.name: (f.high if up else f.low) for f, up in zip(self.factors, self.levels, strict=True)}
 
     def describe(self) -> dict[str, Any]:
-        """The case as a JSON record: site, label and each factor's value, unit and level."""
+        """The case as a JSON record: site, label, the contact, and each factor's value, unit and level."""
         factors: dict[str, Any] | str = "nominal (the site's nominal thicknesses, the head's own contact)"
+        contact: dict[str, Any] | str = "the head's own contact (its case file)"
         if self.levels is not None:
             factors = {f.name: {"value": f.high if up else f.low, "unit": f.unit, "level": "max" if up else "min"}
                        for f, up in zip(self.factors, self.levels, strict=True)}  # fmt: skip
-        return {"label": self.label, "site": self.site, "factors": factors}
+            keys = {"contact_resistance": "resistance_ohm_cm2", "contact_capacitance": "capacitance_uF_per_cm2"}
+            own = {keys[f.kind]: (f.high if up else f.low)
+                   for f, up in zip(self.factors, self.levels, strict=True) if f.kind in keys}  # fmt: skip
+            if own:
+                contact = own
+        return {"label": self.label, "site": self.site, "contact": contact, "factors": factors}
 
 
 def spread_factors(device: Device, validation: Validation, site: str | None) -> tuple[Factor, ...]:
