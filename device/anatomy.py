@@ -7,8 +7,10 @@ source:
 * every layer thickness of the site, at its min and max independently (``models/data/sites.toml``);
 * the skin contact's specific resistance R and capacitance C at the ends of their measured ranges
   (``models/data/contact.toml``, chosen by ``[validation] contact``);
-* tissue conductivities at the ends of their published ranges where ``models/data`` gives them
-  (it gives none today: no conductivity factor is built, and the report says so).
+* the conductivity of every tissue of the site's layers with a range in
+  ``models/data/conductivity.toml`` (skin, fat, muscle), scaled to the ends of that range: the
+  scale multiplies the tissue's whole electrical model, so a corner changes the coefficients of
+  the forms and never the mesh (:attr:`emsim.models.tissues.Tissue.conductivity_scale`).
 
 An anatomy case (:class:`AnatomyCase`) is one setting of every factor: the nominal case, or a
 corner (every factor at its min or max). Which corners are solved is the worst-case search's
@@ -26,14 +28,18 @@ from importlib import resources
 from typing import Any
 
 from ..errors import InputError
+from ..models.case_file import parse_toml
 from ..models.sites import site as site_named
-from .presets import Device, Preset, Validation
+from ..models.tissues import library
+from .presets import Device, Preset, Validation, head_case_text
 
 __all__ = [
     "CONDUCTIVITY_RANGES_NOTE",
     "AnatomyCase",
+    "ConductivityRange",
     "ContactRange",
     "Factor",
+    "conductivity_ranges",
     "contact_range",
     "contact_ranges",
     "corner_case",
@@ -42,11 +48,40 @@ __all__ = [
     "spread_factors",
 ]
 
-#: Why no tissue conductivity is a factor of the spread (said in every validation).
+#: How tissue conductivities enter the spread (said in every validation).
 CONDUCTIVITY_RANGES_NOTE = (
-    "tissue conductivities are not varied: models/data gives no published range for them (skin 0.465 S/m "
-    "and the Gabriel 1996 dispersions of fat and muscle are single curves); add a range there to search it"
+    "each tissue of the site's layers with a range in models/data/conductivity.toml (skin, fat, muscle) is a factor: "
+    "its whole electrical model scaled to the ends of the range (the factor's source gives the paper and the derivation; "
+    "UNVERIFIED marks a range not read in its source)"
 )
+
+
+@dataclass(frozen=True, slots=True)
+class ConductivityRange:
+    """The published range of a library tissue's conductivity, as a scale on its electrical model.
+
+    Attributes:
+        tissue: the library tissue (``models/data/tissues.toml``).
+        scale: (min, max) factor on the tissue's model [1].
+        source: where the range comes from and how the scale was derived.
+    """
+
+    tissue: str
+    scale: tuple[float, float]
+    source: str
+
+
+@cache
+def conductivity_ranges() -> dict[str, ConductivityRange]:
+    """The conductivity ranges of ``models/data/conductivity.toml``, by tissue name."""
+    text = resources.files("emsim.models.data").joinpath("conductivity.toml").read_text("utf-8")
+    out = {}
+    for name, row in tomllib.loads(text).items():
+        lo, hi = (float(v) for v in row["scale"])
+        if not 0.0 < lo <= hi:
+            raise InputError(f"conductivity.toml [{name}].scale", row["scale"], "0 < min <= max")
+        out[name] = ConductivityRange(name, (lo, hi), row["source"])
+    return out
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,10 +132,11 @@ class Factor:
     """One two-level factor of the spread.
 
     Attributes:
-        name: short name, unique in the site (a layer label, ``contact_R`` or ``contact_C``).
-        kind: ``"thickness"``, ``"contact_resistance"`` or ``"contact_capacitance"``.
+        name: short name, unique in the site (a layer label, ``R``, ``C`` or ``sigma_TISSUE``).
+        kind: ``"thickness"``, ``"contact_resistance"``, ``"contact_capacitance"`` or
+            ``"conductivity"``.
         low, high: the range ends, in ``unit``.
-        unit: ``"mm"``, ``"ohm cm^2"`` or ``"uF/cm^2"``.
+        unit: ``"mm"``, ``"ohm cm^2"``, ``"uF/cm^2"`` or ``"x library"`` (a scale on the tissue's model).
         source: where the range comes from.
     """
 
@@ -141,26 +177,45 @@ class AnatomyCase:
         return {f.name: (f.high if up else f.low) for f, up in zip(self.factors, self.levels, strict=True)}
 
     def describe(self) -> dict[str, Any]:
-        """The case as a JSON record: site, label and each factor's value, unit and level."""
+        """The case as a JSON record: site, label, the contact, and each factor's value, unit and level."""
         factors: dict[str, Any] | str = "nominal (the site's nominal thicknesses, the head's own contact)"
+        contact: dict[str, Any] | str = "the head's own contact (its case file)"
         if self.levels is not None:
             factors = {f.name: {"value": f.high if up else f.low, "unit": f.unit, "level": "max" if up else "min"}
                        for f, up in zip(self.factors, self.levels, strict=True)}  # fmt: skip
-        return {"label": self.label, "site": self.site, "factors": factors}
+            keys = {"contact_resistance": "resistance_ohm_cm2", "contact_capacitance": "capacitance_uF_per_cm2"}
+            own = {keys[f.kind]: (f.high if up else f.low)
+                   for f, up in zip(self.factors, self.levels, strict=True) if f.kind in keys}  # fmt: skip
+            if own:
+                contact = own
+        return {"label": self.label, "site": self.site, "contact": contact, "factors": factors}
 
 
 def spread_factors(device: Device, validation: Validation, site: str | None) -> tuple[Factor, ...]:
-    """The two-level factors of one site: its layer thicknesses, then the contact's R and C."""
+    """The two-level factors of one site: layer thicknesses, contact R and C, tissue conductivities.
+
+    A conductivity factor for each tissue of the site's layers with a range in
+    ``models/data/conductivity.toml``, in that file's order.
+    """
     out: list[Factor] = []
+    tissues: list[str] = []
     if site is not None:
         for layer in site_named(site).layers:
+            tissues.append(layer.tissue)
             lo, hi = (v * 1e3 for v in layer.range_m)
             if hi > lo:
                 out.append(Factor(layer.label, "thickness", lo, hi, "mm", f"models/data/sites.toml [{site}] {layer.label}: {layer.source}"))
+    else:
+        text, path = head_case_text(device.electrode_head)
+        tissues = [str(row.get("tissue")) for row in parse_toml(text, path).get("layer", [])]
     if validation.contact != "head":
         c = contact_range(validation.contact)
         out.append(Factor("R", "contact_resistance", *c.resistance_ohm_cm2, "ohm cm^2", c.resistance_source))
         out.append(Factor("C", "contact_capacitance", *c.capacitance_uF_per_cm2, "uF/cm^2", c.capacitance_source))
+    for name, r in conductivity_ranges().items():
+        if name in tissues and r.scale[1] > r.scale[0]:
+            out.append(Factor(f"sigma_{name}", "conductivity", *r.scale, "x library",
+                              f"models/data/conductivity.toml [{name}]: {r.source}"))  # fmt: skip
     return tuple(out)
 
 
@@ -180,7 +235,9 @@ def head_case_table(head: dict[str, Any], anatomy: AnatomyCase, preset: Preset, 
     """The head's case table for one anatomy case and one preset's waveform and session.
 
     The head's ``[[layer]]`` tables are replaced by the site's (each thickness factor at its level
-    in a corner); every pad's contact gets the corner's R and C; every channel drives
+    in a corner); every pad's contact gets the corner's R and C; each scaled tissue becomes a
+    ``[material.NAME]`` table (the head's own, else the library's) with its
+    ``conductivity_scale``; every channel drives
     ``reference_A``; the waveform and the session length are the preset's.
     """
     t = copy.deepcopy(head)
@@ -198,6 +255,11 @@ def head_case_table(head: dict[str, Any], anatomy: AnatomyCase, preset: Preset, 
             contact["resistance_ohm_cm2"] = v
         elif kinds[name] == "contact_capacitance":
             contact["capacitance_uF_per_cm2"] = v
+        elif kinds[name] == "conductivity" and v != 1.0:
+            tissue = name.removeprefix("sigma_")
+            materials = t.setdefault("material", {})
+            own = materials.get(tissue) or library()[tissue].to_table()
+            materials[tissue] = {**own, "conductivity_scale": float(own.get("conductivity_scale", 1.0)) * v}
     if contact:
         for e in t.get("electrode", []):
             e["contact"] = {**(e.get("contact") or {}), **contact}

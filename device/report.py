@@ -21,6 +21,7 @@ from .. import __version__
 from ..formatting import current as fmt_current
 from ..formatting import sig
 from ..io import save_figure, staged_folder, write_json, write_text
+from ..meshes.morph import place_layers
 from ..solvers.records import jsonable
 from ..studies.pictures import depth_section_figure, depth_sections, skin_current_map
 from .figures import save_figures
@@ -62,7 +63,8 @@ Headroom = I_max_safe / I - 1, the fraction by which the level current could ris
 {% for r in limit_rules %}{% set c = lv.rules[r] %}<td class="{{ 'binding' if r == lv.binding_rule else '' }}">
 {% if c.headroom is defined %}{{ c.headroom|num }}{% else %}<span class="small">{{ c.status }}</span>{% endif %}</td>{% endfor %}</tr>{% endfor %}
 </table>
-{% if p.picture %}<p>Worst case at the top level ({{ p.levels[-1].binding_anatomy.label }}):<br>
+{% if p.picture %}{% set wa = p.levels[-1].binding_anatomy %}<p>Worst case at the top level ({{ wa.label }}{% if wa.contact is mapping %};
+contact {{ wa.contact.resistance_ohm_cm2|num }} ohm cm^2, {{ wa.contact.capacitance_uF_per_cm2|num }} uF/cm^2{% elif wa.contact %}; {{ wa.contact }}{% endif %}):<br>
 <img src="{{ p.picture }}" alt="skin current density, worst case" width="720">
 {% if p.depth %}<br><img src="{{ p.depth }}" alt="field in depth, worst case" width="860">{% endif %}</p>{% endif %}
 {% endfor %}
@@ -122,6 +124,8 @@ def write_validation(
                 if result is None:
                     continue
                 name = f"worst_preset_{check.preset.id}.png"
+                # the anatomy cases share one mesh moved per case: put its nodes back to this case's stack
+                place_layers(result.mesh)
                 try:
                     current = [top.current_uA * 1e-6] * len(result.channels)
                     save_figure(skin_current_map(result, current), tmp / name)

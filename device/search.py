@@ -25,6 +25,17 @@ layers beneath. So the worst corner is searched, per objective (one per preset a
    not flipped for it, and an objective equal on every screening run (a rule that does not
    depend on the anatomy) is not searched at all.
 
+What is proved and used instead: every rule's figure is linear, quadratic or monotone in the
+current (``Rule.scaling``: the field and the voltage are linear in it, the heat quadratic, the
+dose monotone), so one evaluation per corner, at a unit current, gives each rule's limiting
+current I_limit, and the objectives are 1 / I_limit: the worst corner of a rule is the same at
+every level of every preset of a group, and no level adds a solve. Within a corner the physics
+is linear in the sources too (one frequency response and one heat basis serve every waveform,
+level and preset: :class:`emsim.device.validate.AnatomySolver`). In the factors nothing is
+claimed: a layer thickness moves the mesh, and a capacitive contact's effect on the rim peak or
+the pulse voltage has no sign proved to hold for every waveform and stack, so the screening
+and the local search stay.
+
 What the search guarantees is stated, not assumed: the test suite runs it against brute force on
 a small case whose objectives have interactions and a mixed worst corner
 (``tests/test_device_search.py``), and a validation reports which corners were solved.

@@ -11,6 +11,7 @@ case; its headroom per rule is I_max_safe / I - 1 (:mod:`emsim.device.rules`); a
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -20,10 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from mpi4py import MPI
 
 from .. import __version__
+from ..meshes.morph import morph_layers
+from ..meshes.patch import PatchMesh, build_patch_mesh
 from ..models.case_file import parse_case, parse_toml
-from ..pipeline import GeometryCache, solve_case
+from ..pipeline import GeometryCache, GeometrySolution, solve_case
+from ..solvers.electric.metrics import ElectricLeadField
+from ..solvers.electric.problem import ElectricProblem
 from .anatomy import (
     CONDUCTIVITY_RANGES_NOTE,
     AnatomyCase,
@@ -50,6 +56,7 @@ __all__ = [
     "max_safe_currents",
     "number_text",
     "output_table",
+    "severities",
     "solve_groups",
     "validate",
 ]
@@ -430,20 +437,27 @@ def guidance_power_density_W_per_cm2(F: FigureSet, current_A: float) -> float:
 class AnatomySolver:
     """Solve one anatomy case of a head for every preset group: ``solver(case) -> {group key: FigureSet}``.
 
-    One mesh, one electric solve and one frequency response per anatomy case (the response per
-    unit current does not depend on the waveform: every group's waveform is synthesised from it
-    through :func:`emsim.pipeline.solve_case`'s ``cache``), then each group's heating. Every
-    group is solved at the same reference current (the largest level of the file), so the cached
-    response is valid for all of them; rises at other currents scale by (I / I_ref)^2 (exact).
-    This callable is the unit the worst-case search evaluates; a morphed mesh or a heat basis
-    plugs in here.
+    Each site is meshed once, at its nominal stack (the first case of the site); every other case
+    of the site moves that mesh's nodes to its layer thicknesses (:func:`emsim.meshes.morph.morph_layers`:
+    same cells, same dofs, same sparsity), and its contact R and C and tissue conductivities enter
+    only the coefficients of the forms: no anatomy case re-meshes. Per case: one electric solve,
+    one frequency response and one heat basis, shared by every preset group (the response per unit
+    current does not depend on the waveform: every group's waveform is synthesised from it through
+    :func:`emsim.pipeline.solve_case`'s ``cache``; every level's heating is a combination of the
+    basis runs). Every group is solved at the same reference current (the largest level of the
+    file), so the cached response is valid for all of them; rises at other currents scale by
+    (I / I_ref)^2 (exact). This callable is the unit the worst-case search evaluates.
+
+    Attributes:
+        profile: per solved case, its label and the seconds of each step (``morph_s`` or
+            ``mesh_s``, ``electric_s``, ``waveform_s``, ``thermal_s``, ``total_s``).
     """
 
     def __init__(self, pf: PresetsFile, *, comm: Any = None, progress: Progress = _nothing, keep_results: bool = True):
         text, path = head_case_text(pf.device.electrode_head)
         self.head = parse_toml(text, path)
         self.pf = pf
-        self.comm = comm
+        self.comm = comm or MPI.COMM_WORLD
         self.progress = progress
         self.keep_results = keep_results
         self.groups: dict[str, list[Preset]] = {}
@@ -452,6 +466,27 @@ class AnatomySolver:
         self.reference_A = max(max(p.levels_A) for p in pf.presets)
         self.solves = 0
         self.seconds: list[float] = []
+        self.profile: list[dict[str, Any]] = []
+        self._patches: dict[str | None, PatchMesh] = {}
+
+    def _patch(self, anatomy: AnatomyCase, case: Any, timings: dict[str, float]) -> PatchMesh:
+        """The site's mesh with its nodes at ``case``'s layer thicknesses (meshed once per site)."""
+        t0 = time.perf_counter()
+        patch = self._patches.get(anatomy.site)
+        if patch is None:
+            # mesh the site at its nominal stack (not at the first corner's: the morph then stretches
+            # every layer by at most its range end over the nominal)
+            nominal = AnatomyCase(anatomy.site, anatomy.factors)
+            members = next(iter(self.groups.values()))
+            base = parse_case(head_case_table(self.head, nominal, members[0], self.reference_A))
+            self.progress(f"meshing {nominal.label} (once for the site)")
+            patch = build_patch_mesh(base, self.comm)
+            timings["mesh_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+        patch = morph_layers(patch, [layer.thickness_m for layer in case.layers])
+        timings["morph_s"] = time.perf_counter() - t0
+        self._patches[anatomy.site] = patch
+        return patch
 
     def __call__(self, anatomy: AnatomyCase) -> tuple[dict[str, FigureSet], dict[str, Any]]:
         """(figure set by group key, CaseResult by group key) of one anatomy case."""
@@ -460,19 +495,37 @@ class AnatomySolver:
         self.progress(f"solve {self.solves}: {anatomy.label}")
         cache = GeometryCache()
         figures, results = {}, {}
+        timings: dict[str, float] = {}
+        shared: GeometrySolution | None = None
         for key, members in self.groups.items():
             case = parse_case(head_case_table(self.head, anatomy, members[0], self.reference_A))
+            if cache.get(case) is None:
+                if shared is None:
+                    patch = self._patch(anatomy, case, timings)
+                    t1 = time.perf_counter()
+                    problem = ElectricProblem(case, patch)
+                    solutions = problem.channel_unit_solutions()
+                    shared = GeometrySolution(patch, problem, solutions, ElectricLeadField.build(problem, solutions))
+                    timings["electric_s"] = time.perf_counter() - t1
+                    cache.put(case, shared)
+                else:  # another session length: the same fields and frequency response, its own heat basis
+                    cache.put(case, dataclasses.replace(shared, heat_basis=None))
             r = solve_case(case, comm=self.comm, cache=cache,
                            progress=lambda t, a=anatomy: self.progress(f"  {a.label}: {t}"))  # fmt: skip
+            for step in ("waveform_s", "thermal_s"):
+                timings[step] = timings.get(step, 0.0) + r.solver.timings_s.get(step, 0.0)
             figures[key] = figure_set([anatomy.label], [r], self.reference_A, self.pf.device.compliance_voltage_V)
             if self.keep_results:
                 results[key] = r
         cache.close()  # the heat basis's PETSc objects; the results stay readable
         self.seconds.append(time.perf_counter() - t0)
+        timings["total_s"] = self.seconds[-1]
+        self.profile.append({"anatomy": anatomy.label, **{k: round(v, 3) for k, v in timings.items()}})
+        log.info("anatomy case %s: %s", anatomy.label, self.profile[-1])
         return figures, results
 
 
-def _severities(pf: PresetsFile, figures: dict[str, FigureSet]) -> np.ndarray:
+def severities(pf: PresetsFile, figures: dict[str, FigureSet]) -> np.ndarray:
     """The search objectives of one anatomy case: 1 / I_limit per (preset, limit rule); larger is worse."""
     out = []
     for p in pf.presets:
@@ -529,7 +582,7 @@ def solve_groups(
 
         def evaluate_corner(levels: tuple[bool, ...], nominal=nominal, solved=solved, seen=seen) -> np.ndarray:
             figs, res = solver(corner_case(nominal, levels))
-            seen[levels] = y = _severities(pf, figs)
+            seen[levels] = y = severities(pf, figs)
             solved[levels] = (figs, res)
             # hold the solved fields (meshes, functions: the pictures' source) only of the corners that
             # are the worst so far for some objective: memory stays a few cases, not every corner

@@ -12,6 +12,11 @@ assembled again. On a curved patch the map acts on the flat coordinates (the nod
 to the flat patch, morphed, and mapped onto the curved one again), so layers keep their
 thickness below the curved skin.
 
+The nodes are shared: every :class:`PatchMesh` morphed from one mesh holds the same DOLFINx
+mesh, and the stack its nodes are at now is tracked per mesh (not per ``PatchMesh``), so
+:func:`place_layers` puts them back to any one's stack (a corner's picture after the search has
+moved on to other corners).
+
 A morphed mesh has the cells of the stack it was built for: a layer made much thicker has
 stretched cells (its aspect ratio grows by the thickness ratio). Tests compare a morphed
 mesh with a fresh mesh of the same stack (tests/test_anatomy.py).
@@ -21,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -28,7 +34,10 @@ import numpy as np
 from ..errors import InputError
 from .patch import PatchMesh
 
-__all__ = ["interfaces_m", "morph_layers", "morph_z"]
+__all__ = ["interfaces_m", "morph_layers", "morph_z", "place_layers"]
+
+#: The stack each morphed DOLFINx mesh's nodes are at now (absent: its PatchMesh's own stack).
+_HELD: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def interfaces_m(thicknesses_m: Sequence[float]) -> np.ndarray:
@@ -78,10 +87,23 @@ def morph_layers(patch_mesh: PatchMesh, thicknesses_m: Sequence[float]) -> Patch
             thicknesses, or one not > 0.
     """
     new = _check(patch_mesh, thicknesses_m)
-    old = patch_mesh.layer_thicknesses_m or ()  # _check refused a mesh without layer levels
+    # the nodes may have moved since this PatchMesh was made (another morph of the same mesh)
+    old = _HELD.get(patch_mesh.mesh, patch_mesh.layer_thicknesses_m) or ()  # _check refused a mesh without levels
     x = patch_mesh.mesh.geometry.x
     surface = patch_mesh.surface
     flat = surface.to_flat(x) if surface is not None else np.array(x, dtype=float)
     flat[:, 2] = morph_z(flat[:, 2], old, new)
     x[:] = surface.to_curved(flat) if surface is not None else flat
+    _HELD[patch_mesh.mesh] = new
     return dataclasses.replace(patch_mesh, layer_thicknesses_m=new)
+
+
+def place_layers(patch_mesh: PatchMesh) -> PatchMesh:
+    """Put the shared nodes of a morphed patch back to its own stack (a no-op when they are there).
+
+    Every field of the patch (its dofs) is then drawn and sampled where it was solved. An
+    imported mesh, or one never morphed, is returned unchanged.
+    """
+    if patch_mesh.layer_thicknesses_m is None or patch_mesh.mesh not in _HELD:
+        return patch_mesh
+    return morph_layers(patch_mesh, patch_mesh.layer_thicknesses_m)

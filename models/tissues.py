@@ -8,6 +8,7 @@ own under ``[material.NAME]``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import tomllib
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ MATERIAL_KEYS = (
     "perfusion_mL_per_min_kg",
     "metabolic_heat_W_per_kg",
     "thermal_source",
+    "conductivity_scale",
 )
 
 _THERMAL_KEYS = MATERIAL_KEYS[4:9]
@@ -99,6 +101,10 @@ class Tissue:
         electrical_source: source of the electrical data.
         thermal: thermal properties, or None when the material has none.
         description: free text.
+        conductivity_scale: factor on the electrical model (the constant, or the whole complex
+            admittivity of the dispersion: conductivity and permittivity alike), 1 by default;
+            the anatomy spread sets it to the ends of a tissue's published range
+            (``models/data/conductivity.toml``).
     """
 
     name: str
@@ -107,6 +113,9 @@ class Tissue:
     electrical_source: str = ""
     thermal: ThermalProperties | None = None
     description: str = ""
+    # not compared: a scaled tissue is still the library's skin or muscle (the dermis layers of the
+    # sensory rule, the default target layers); the case digest writes the scale (to_table)
+    conductivity_scale: float = dataclasses.field(default=1.0, compare=False)
 
     def __post_init__(self) -> None:
         """Exactly one electrical model, with a physical value."""
@@ -119,6 +128,7 @@ class Tissue:
             )
         if self.conductivity_S_per_m is not None:
             _positive(f"{field}.conductivity_S_per_m", self.conductivity_S_per_m)
+        _positive(f"{field}.conductivity_scale", self.conductivity_scale)
         if self.dispersion is not None and self.dispersion not in GABRIEL_1996:
             raise InputError(f"{field}.dispersion", self.dispersion, f"one of {sorted(GABRIEL_1996)}")
 
@@ -129,6 +139,8 @@ class Tissue:
             out["conductivity_S_per_m"] = self.conductivity_S_per_m
         if self.dispersion is not None:
             out["dispersion"] = self.dispersion
+        if self.conductivity_scale != 1.0:
+            out["conductivity_scale"] = self.conductivity_scale
         out["electrical_source"] = self.electrical_source
         t = self.thermal
         if t is not None:
@@ -151,11 +163,11 @@ class Tissue:
         the Gabriel 1996 Cole-Cole model, sigma = -w eps0 Im(eps*).
         """
         if self.conductivity_S_per_m is not None:
-            return self.conductivity_S_per_m
+            return self.conductivity_S_per_m * self.conductivity_scale
 
         if self.dispersion is None:
             raise InputError(f"material.{self.name}", None, "a conductivity_S_per_m or a dispersion")
-        return float(GABRIEL_1996[self.dispersion].conductivity_S_per_m(frequency_Hz))
+        return float(GABRIEL_1996[self.dispersion].conductivity_S_per_m(frequency_Hz)) * self.conductivity_scale
 
 
 def tissue_from_table(name: str, table: dict[str, Any], *, field: str | None = None) -> Tissue:
@@ -209,6 +221,7 @@ def tissue_from_table(name: str, table: dict[str, Any], *, field: str | None = N
             electrical_source=table.get("electrical_source", ""),
             thermal=thermal,
             description=table.get("description", ""),
+            conductivity_scale=float(table.get("conductivity_scale", 1.0)),
         )
     except InputError as err:
         if err.field.startswith("material."):

@@ -395,3 +395,22 @@ def test_morph_refuses_a_wrong_stack():
     with pytest.raises(InputError) as err:
         morph_layers(patch, [1e-3, 0.0, 2e-3])
     assert err.value.field == "thicknesses_m[1]"
+
+
+def test_place_layers_puts_a_shared_mesh_back_to_each_morphed_stack():
+    """Corners share one mesh: a corner's picture after the search moved on needs its own nodes back."""
+    from emsim.meshes.morph import morph_layers, place_layers
+
+    patch = build_patch_mesh(parse_case(_stack_table([1.5, 3.0, 10.0])), MPI.COMM_WORLD)
+    x0 = patch.mesh.geometry.x.copy()
+    a = morph_layers(patch, [1.1e-3, 4.5e-3, 8.0e-3])
+    xa = a.mesh.geometry.x.copy()
+    b = morph_layers(a, [2.0e-3, 2.0e-3, 12.0e-3])
+    assert not np.allclose(b.mesh.geometry.x, xa)
+    place_layers(a)  # the nodes are where a's fields were solved
+    np.testing.assert_allclose(a.mesh.geometry.x, xa, atol=1e-15)
+    assert a.mesh.geometry.x[:, 2].min() == pytest.approx(-(1.1 + 4.5 + 8.0) * 1e-3, rel=1e-12)
+    place_layers(patch)  # the nominal one, never morphed itself, is tracked through its shared mesh
+    np.testing.assert_allclose(patch.mesh.geometry.x, x0, atol=1e-15)
+    place_layers(patch)  # a no-op where they already are
+    np.testing.assert_allclose(patch.mesh.geometry.x, x0, atol=1e-15)

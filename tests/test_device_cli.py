@@ -63,15 +63,23 @@ def test_every_corner_of_the_spread_builds_a_valid_case_with_each_factor_at_its_
     for name in ("cheek", "jaw"):
         nominal = nominal_case(pf.device, pf.validation, name)
         s = site(name)
-        assert [f.name for f in nominal.factors] == [layer.label for layer in s.layers] + ["R", "C"]
+        tissues = [t for t in ("skin", "fat", "muscle") if t in {layer.tissue for layer in s.layers}]
+        sigma = [f"sigma_{t}" for t in tissues]  # the conductivity ranges of models/data/conductivity.toml
+        assert [f.name for f in nominal.factors] == [layer.label for layer in s.layers] + ["R", "C"] + sigma
         k = len(nominal.factors)
+        n = len(s.layers)
         # a mixed corner (alternating min / max): every layer at its own end, not all together
         levels = tuple(i % 2 == 0 for i in range(k))
         case = parse_case(head_case_table(head, corner_case(nominal, levels), pf.presets[0], 0.002))
         want = [layer.range_m[1 if levels[i] else 0] for i, layer in enumerate(s.layers)]
         assert [layer.thickness_m for layer in case.layers] == pytest.approx(want)
-        r = c.resistance_ohm_cm2[1 if levels[k - 2] else 0]
-        cap = c.capacitance_uF_per_cm2[1 if levels[k - 1] else 0]
+        r = c.resistance_ohm_cm2[1 if levels[n] else 0]
+        cap = c.capacitance_uF_per_cm2[1 if levels[n + 1] else 0]
+        for i, t in enumerate(tissues):  # each scaled tissue at its own range end
+            f = nominal.factors[n + 2 + i]
+            scale = f.high if levels[n + 2 + i] else f.low
+            layer = next(la for la in case.layers if la.tissue.name == t)
+            assert layer.tissue.conductivity_scale == pytest.approx(scale)
         assert case.electrodes[0].contact.resistance_ohm_m2 == pytest.approx(r * 1e-4)
         assert case.electrodes[1].contact.capacitance_F_per_m2 == pytest.approx(cap * 1e-2)
         assert case.channels[0].current_A == pytest.approx(0.002)

@@ -84,7 +84,8 @@ def volume_admittivities(
 
     def value(tissue: Tissue) -> complex:
         if complex_valued and tissue.dispersion is not None:
-            return complex(GABRIEL_1996[tissue.dispersion].complex_conductivity_S_per_m(frequency_Hz))
+            # the scale (an anatomy spread's range end) multiplies the whole admittivity
+            return complex(GABRIEL_1996[tissue.dispersion].complex_conductivity_S_per_m(frequency_Hz)) * tissue.conductivity_scale
         return tissue.conductivity_at(frequency_Hz)
 
     out: dict[str, np.ndarray] = {}
