@@ -216,13 +216,19 @@ class Rule:
         """The rule's source and clause."""
         return self.source or (LIMITS[self.limit_key].source if self.limit_key else "")
 
+    def _per_unit(self) -> Callable[[FigureSet], Any]:
+        # __post_init__ guarantees per_unit wherever values or limit_current is missing
+        if self.per_unit is None:
+            raise ValueError(f"rule {self.name}: no per_unit power law")
+        return self.per_unit
+
     def evaluate(self, F: FigureSet, current_A: Any) -> np.ndarray:
         """The rule's value at each current [A], shape (anatomy, current)."""
         current_A = np.atleast_1d(np.asarray(current_A, float))
         if self.values is not None:
             out = self.values(F, current_A)
         else:
-            c = np.broadcast_to(np.asarray(self.per_unit(F), dtype=np.float64), (F.n,))
+            c = np.broadcast_to(np.asarray(self._per_unit()(F), dtype=np.float64), (F.n,))
             out = np.multiply.outer(c, current_A**self.power)
         return np.broadcast_to(out, (F.n, len(current_A)))
 
@@ -234,7 +240,7 @@ class Rule:
         """
         if self.limit_current is not None:
             return np.broadcast_to(np.asarray(self.limit_current(F, limit), float), (F.n,)).copy()
-        c = np.abs(np.broadcast_to(np.asarray(self.per_unit(F), dtype=np.float64), (F.n,)))
+        c = np.abs(np.broadcast_to(np.asarray(self._per_unit()(F), dtype=np.float64), (F.n,)))
         with np.errstate(divide="ignore", invalid="ignore"):
             out = (limit / c) ** (1.0 / self.power)
         out[c == 0] = math.inf

@@ -510,10 +510,14 @@ class AnatomySolver:
                     cache.put(case, shared)
                 else:  # another session length: the same fields and frequency response, its own heat basis
                     cache.put(case, dataclasses.replace(shared, heat_basis=None))
-            r = solve_case(case, comm=self.comm, cache=cache,
-                           progress=lambda t, a=anatomy: self.progress(f"  {a.label}: {t}"))  # fmt: skip
+
+            def report(text: str, label: str = anatomy.label) -> None:
+                self.progress(f"  {label}: {text}")
+
+            r = solve_case(case, comm=self.comm, cache=cache, progress=report)
+            solved = r.solver.timings_s if r.solver is not None else {}
             for step in ("waveform_s", "thermal_s"):
-                timings[step] = timings.get(step, 0.0) + r.solver.timings_s.get(step, 0.0)
+                timings[step] = timings.get(step, 0.0) + solved.get(step, 0.0)
             figures[key] = figure_set([anatomy.label], [r], self.reference_A, self.pf.device.compliance_voltage_V)
             if self.keep_results:
                 results[key] = r
@@ -590,7 +594,7 @@ def solve_groups(
             for j in range(len(y)):
                 col = {c: v[j] for c, v in seen.items() if not np.isnan(v[j])}
                 if col:
-                    keep.add(max(col, key=col.get))
+                    keep.add(max(col, key=lambda corner: col[corner]))
             for c, (f, r) in solved.items():
                 if r and c not in keep:
                     solved[c] = (f, {})
