@@ -336,12 +336,12 @@ def test_every_cell_keeps_the_stated_prism_aspect_bound_per_layer():
         assert len(levels) >= MIN_CELLS_ACROSS + 1, (layer.label, levels)
 
 
-def _stack_table(thicknesses_mm: list[float], method: str = "free") -> dict:
+def _stack_table(thicknesses_mm: list[float], method: str = "free", degree: int = 2) -> dict:
     return {
         "name": "morph", "patch": {"width_mm": 40.0, "length_mm": 30.0},
         "layer": [{"tissue": t, "thickness_mm": h} for t, h in zip(("skin", "fat", "muscle"), thicknesses_mm, strict=True)],
         "electrode": copy.deepcopy(PADS), "channel": {"anode": "A", "cathode": "B", "current_mA": 5.0},
-        "mesh": {"quality": "coarse", "degree": 2, "method": method},
+        "mesh": {"quality": "coarse", "degree": degree, "method": method},
     }  # fmt: skip
 
 
@@ -354,13 +354,19 @@ def _electric(case, patch):
     return lead.at([c.current_A for c in case.channels])
 
 
-@pytest.mark.parametrize("method", ["free", "layered"])
-def test_a_morphed_mesh_matches_a_fresh_mesh_of_the_new_stack_to_the_discretisation_error(method):
-    """Both meshers keep every layer interface on a plane z = const, so the morph moves either."""
+@pytest.mark.parametrize(("method", "degree"), [("free", 2), ("layered", 1)])
+def test_a_morphed_mesh_matches_a_fresh_mesh_of_the_new_stack_to_the_discretisation_error(method, degree):
+    """Both meshers keep every layer interface on a plane z = const, so the morph moves either.
+
+    The layered mesh runs at degree 1: at degree 2 it is 304k dofs on this patch (CG + GAMG, two
+    minutes of the suite for three solves); the morph is a mesh operation, the degree only sets
+    how small the discretisation error it is compared with is.
+    """
     from emsim.meshes.morph import morph_layers
 
     old, new = [1.5, 3.0, 10.0], [1.1, 4.5, 8.0]
-    case_old, case_new = parse_case(_stack_table(old, method)), parse_case(_stack_table(new, method))
+    case_old = parse_case(_stack_table(old, method, degree))
+    case_new = parse_case(_stack_table(new, method, degree))
     patch = build_patch_mesh(case_old, MPI.COMM_WORLD)
     cells, dofmap = patch.report.cells, patch.mesh.geometry.dofmaps[0].copy()
     morphed = morph_layers(patch, [t * 1e-3 for t in new])
@@ -378,7 +384,7 @@ def test_a_morphed_mesh_matches_a_fresh_mesh_of_the_new_stack_to_the_discretisat
     m_old = _electric(case_old, build_patch_mesh(case_old, MPI.COMM_WORLD))
     assert cells == morphed.report.cells
     # The stack change moves the impedance by several percent; the two meshes of the new stack
-    # agree to the discretisation error of coarse, degree 2 (0.5 % on the disk).
+    # agree to the discretisation error of the coarse mesh (well within 0.5 % here).
     shift = abs(m_old.impedance_ohm / m_fresh.impedance_ohm - 1)
     assert abs(m_morph.impedance_ohm / m_fresh.impedance_ohm - 1) < min(5e-3, 0.2 * shift)
     peak_morph, peak_fresh = m_morph.skin_current_density_peak_A_per_m2, m_fresh.skin_current_density_peak_A_per_m2
