@@ -100,14 +100,11 @@ NGSOLVE_REQUIREMENT = "ngsolve==6.2.2608"
 
 
 def _rss_MB(field: str = "VmRSS") -> float | None:
-    """This process's resident set size [MB] (Linux /proc; ``VmHWM`` for its peak so far), or None."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return None
+    """This process's resident set size [MB] (``VmHWM``: its peak so far), or None (emsim.io.process)."""
+    from emsim.io.process import resident_memory_MB
+
+    now, peak = resident_memory_MB()
+    return peak if field == "VmHWM" else now
 
 
 def _degree(opts: dict) -> int:

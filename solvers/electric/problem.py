@@ -31,6 +31,7 @@ from dolfinx.fem import petsc as fpetsc
 from petsc4py import PETSc
 
 from ...errors import SolverError
+from ...io.process import resident_memory_MB
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ...models.electrodes import Channel
@@ -62,16 +63,12 @@ class ChannelSolution:
 
 
 def _note_rss(into: dict[str, float], peak: dict[str, float], stage: str) -> None:
-    """Record the process's resident set size and its peak so far [MB] under ``stage`` (Linux /proc)."""
-    fields = {"VmRSS:": into, "VmHWM:": peak}
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                key = line.split(maxsplit=1)[0] if line.strip() else ""
-                if key in fields:
-                    fields[key][stage] = int(line.split()[1]) / 1024  # kB -> MB
-    except OSError:
-        pass
+    """Record the process's resident set size and its peak so far [MB] under ``stage``."""
+    now, high = resident_memory_MB()
+    if now is not None:
+        into[stage] = now
+    if high is not None:
+        peak[stage] = high
 
 
 class ElectricProblem:
