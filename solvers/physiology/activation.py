@@ -132,6 +132,24 @@ def fibre_directions(case: Case) -> dict[str, np.ndarray]:
     return out
 
 
+def _directional_forms(patch, Q, dx, phi, directions: dict[str, np.ndarray]) -> tuple:
+    """The L2 projection of d phi/ds onto Q over the muscle layers: (mass form, right-hand side).
+
+    s is each layer's fibre direction (in the local frame of a curved skin, where there is one).
+    """
+    mesh = patch.mesh
+    p, q = ufl.TrialFunction(Q), ufl.TestFunction(Q)
+    m_form, b_form = 0, 0
+    for label, f in directions.items():
+        tag = patch.volumes[f"layer:{label}"]
+        fc = fem.Constant(mesh, np.asarray(f, dtype=float))
+        if patch.surface is not None:
+            fc = ufl.dot(patch.surface.frame_ufl(ufl.SpatialCoordinate(mesh)), fc)
+        m_form = m_form + p * q * dx(tag)
+        b_form = b_form + ufl.dot(ufl.grad(phi), fc) * q * dx(tag)
+    return m_form, b_form
+
+
 def fibre_second_derivative(patch, phi, directions: dict[str, np.ndarray]) -> np.ndarray:
     """Activating function d^2 phi/ds^2 [V/m^2] per local cell (0 outside the muscle).
 
@@ -146,16 +164,7 @@ def fibre_second_derivative(patch, phi, directions: dict[str, np.ndarray]) -> np
     mesh = patch.mesh
     dx = ufl.Measure("dx", domain=mesh, subdomain_data=patch.cell_tags)
     Q = fem.functionspace(mesh, ("Lagrange", 1))
-    p = ufl.TrialFunction(Q)
-    q = ufl.TestFunction(Q)
-    m_form, b_form = 0, 0
-    for label, f in directions.items():
-        tag = patch.volumes[f"layer:{label}"]
-        fc = fem.Constant(mesh, np.asarray(f, dtype=float))
-        if patch.surface is not None:
-            fc = ufl.dot(patch.surface.frame_ufl(ufl.SpatialCoordinate(mesh)), fc)
-        m_form = m_form + p * q * dx(tag)
-        b_form = b_form + ufl.dot(ufl.grad(phi), fc) * q * dx(tag)
+    m_form, b_form = _directional_forms(patch, Q, dx, phi, directions)
     n_cells = mesh.topology.index_map(3).size_local + mesh.topology.index_map(3).num_ghosts
     out = np.zeros(n_cells)
     if not directions:
@@ -193,14 +202,7 @@ class FibreSecondDerivative:
         dx = ufl.Measure("dx", domain=mesh, subdomain_data=patch.cell_tags)
         Q = fem.functionspace(mesh, ("Lagrange", 1))
         p, q = ufl.TrialFunction(Q), ufl.TestFunction(Q)
-        m_form, b_form = 0, 0
-        for label, f in directions.items():
-            tag = patch.volumes[f"layer:{label}"]
-            fc = fem.Constant(mesh, np.asarray(f, dtype=float))
-            if patch.surface is not None:
-                fc = ufl.dot(patch.surface.frame_ufl(ufl.SpatialCoordinate(mesh)), fc)
-            m_form = m_form + p * q * dx(tag)
-            b_form = b_form + ufl.dot(ufl.grad(self._u), fc) * q * dx(tag)
+        m_form, b_form = _directional_forms(patch, Q, dx, self._u, directions)
         n_cells = mesh.topology.index_map(3).size_local + mesh.topology.index_map(3).num_ghosts
         self._n_cells = n_cells
         self._ksp = None
