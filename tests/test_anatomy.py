@@ -303,6 +303,9 @@ def test_the_three_site_study_takes_each_site_s_layers_and_target():
     depths = {p.params["site"]: p.case.depth_m for p in study.points}
     assert depths == pytest.approx({"forehead": 11.4e-3, "cheek": 20.1e-3, "jaw": 18.2e-3})
     assert all(p.case.exclusions[0].name == "eye_contour" for p in study.points)
+    # the default case's zone, judged by placement only: no CNS limit on periorbital tissue (issue 17)
+    zones = [p.case.exclusions[0] for p in study.points]
+    assert all(z.center_m == pytest.approx((-15e-3, 25e-3)) and not z.has_limits for z in zones)
 
 
 # ----------------------------------------------------------------------------- layered mesh
