@@ -6,7 +6,8 @@ source:
 
 * every layer thickness of the site, at its min and max independently (``models/data/sites.toml``);
 * the skin contact's specific resistance R and capacitance C at the ends of their measured ranges
-  (``models/data/contact.toml``, chosen by ``[validation] contact``);
+  (``models/data/contact.toml``, chosen by ``[validation] contact``: by default the large-signal
+  range of a pad under stimulation pulses, ``hydrogel_under_stimulation``);
 * the conductivity of every tissue of the site's layers with a range in
   ``models/data/conductivity.toml`` (skin, fat, muscle), scaled to the ends of that range: the
   scale multiplies the tissue's whole electrical model, so a corner changes the coefficients of
@@ -109,6 +110,9 @@ def contact_ranges() -> dict[str, ContactRange]:
     out = {}
     for name, row in tomllib.loads(text).items():
         (r_lo, r_hi), (c_lo, c_hi) = row["resistance_ohm_cm2"], row["capacitance_uF_per_cm2"]  # [min, max] each
+        for key, lo, hi in (("resistance_ohm_cm2", r_lo, r_hi), ("capacitance_uF_per_cm2", c_lo, c_hi)):
+            if not 0.0 < float(lo) <= float(hi):
+                raise InputError(f"contact.toml [{name}].{key}", row[key], "0 < min <= max")
         out[name] = ContactRange(
             name, (float(r_lo), float(r_hi)), (float(c_lo), float(c_hi)), row["resistance_source"], row["capacitance_source"],
         )  # fmt: skip

@@ -14,7 +14,7 @@ used on, and one ``[[preset]]`` table per preset::
     [validation]                          # optional
     safety_factor = 1.5                   # a level passes when every rule holds at 1.5 x its current
     spread = "corners"                    # the worst corner, searched; or "nominal"
-    contact = "gel_on_unprepared_skin"    # contact R, C ranges (models/data/contact.toml), or "head"
+    contact = "hydrogel_under_stimulation"   # contact R, C ranges (models/data/contact.toml), or "head"
     [limits]                              # optional overrides of the rules' limits (see rules.py)
     net_dc_uA = 1.0
     [[preset]]
@@ -55,6 +55,7 @@ from ..models.waveforms import Waveform
 from .rules import LIMIT_KEYS
 
 __all__ = [
+    "DEFAULT_CONTACT",
     "MAX_LEVELS",
     "MAX_PRESETS",
     "WAVEFORMS",
@@ -98,6 +99,10 @@ _DEVICE_KEYS = ("name", "electrode_head", "compliance_voltage_V", "sites", "rise
 #: datasheet value verified: a constant-current output stage into a skin load slews in about
 #: 1-5 us; 2 us is the fast end, the conservative side for the onset spike at the pad rim.
 DEFAULT_RISE_TIME_US = 2.0
+#: Default contact range of a validation (``[validation] contact``, a name in
+#: ``models/data/contact.toml``): the large-signal range of a pad under stimulation pulses, whose
+#: stratum corneum resistance has broken down from its small-signal value.
+DEFAULT_CONTACT = "hydrogel_under_stimulation"
 _VALIDATION_KEYS = ("safety_factor", "spread", "contact")
 _PRESET_KEYS = (
     "id", "name", "waveform", "pulse_width_us", "interphase_gap_us", "asymmetry_ratio", "frequency_Hz",
@@ -137,13 +142,14 @@ class Validation:
         spread: ``"corners"`` (the worst corner of each site's spread, searched per rule: every
             layer thickness and the contact R and C at their range ends, :mod:`emsim.device.search`)
             or ``"nominal"`` (the nominal anatomy only).
-        contact: the contact range of the corners (a name in ``models/data/contact.toml``), or
+        contact: the contact range of the corners (a name in ``models/data/contact.toml``; by
+            default :data:`DEFAULT_CONTACT`, the large-signal range under stimulation pulses), or
             ``"head"`` (the head's own contact, not varied).
     """
 
     safety_factor: float = 1.5
     spread: str = "corners"
-    contact: str = "gel_on_unprepared_skin"
+    contact: str = DEFAULT_CONTACT
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,7 +358,7 @@ def parse_presets(raw: Mapping[str, Any], *, base: Path | None = None, head_text
         rise_time_us=_real("device.rise_time_us", d.get("rise_time_us", DEFAULT_RISE_TIME_US), 0.0, 100.0),
     )  # fmt: skip
     v = _keys(raw.get("validation", {}), _VALIDATION_KEYS, "validation")
-    contact = v.get("contact", "gel_on_unprepared_skin")
+    contact = v.get("contact", DEFAULT_CONTACT)
     if contact != "head":
         from .anatomy import contact_range  # local: device.anatomy imports this module (the cycle)
 

@@ -463,7 +463,8 @@ def _p_validation(t, draw):
     elif kind == "spread":
         v["spread"] = draw(st.one_of(text.filter(lambda s: s not in ("corners", "nominal")), st.integers()))
     elif kind == "factors":
-        v["contact"] = draw(st.one_of(text.filter(lambda s: s not in ("gel_on_unprepared_skin", "head")), st.integers()))
+        valid = ("gel_on_unprepared_skin", "hydrogel_under_stimulation", "head")  # models/data/contact.toml, or head
+        v["contact"] = draw(st.one_of(text.filter(lambda s: s not in valid), st.integers()))
     elif kind == "unknown":
         v[draw(bare_key.filter(lambda k: k not in ("safety_factor", "spread", "contact")))] = 1.0
     else:

@@ -59,7 +59,9 @@ def test_every_corner_of_the_spread_builds_a_valid_case_with_each_factor_at_its_
     # the sample head: the built-in case's eye zone is an orbit, whose globe (26.4 mm deep) the nominal cheek stack (20.1 mm) cannot hold
     head = parse_toml(*head_case_text(str(SAMPLES / "cheek-head.toml")))
     c = contact_range(pf.validation.contact)
-    assert c.resistance_ohm_cm2 == (1e4, 1e6)  # Rosell et al. 1988: 10 kohm - 1 Mohm cm^2 at 1 Hz
+    assert pf.validation.contact == "hydrogel_under_stimulation"  # the default: the large-signal range
+    assert c.resistance_ohm_cm2 == (100.0, 5300.0)
+    assert contact_range("gel_on_unprepared_skin").resistance_ohm_cm2 == (1e4, 1e6)  # Rosell et al. 1988 at 1 Hz
     for name in ("cheek", "jaw"):
         nominal = nominal_case(pf.device, pf.validation, name)
         s = site(name)
@@ -85,3 +87,21 @@ def test_every_corner_of_the_spread_builds_a_valid_case_with_each_factor_at_its_
         assert case.channels[0].current_A == pytest.approx(0.002)
         assert case.thermal.session_s == 300.0
         assert corner_case(nominal, levels).label.startswith(f"{name}/skin+ ")
+
+
+def test_the_large_signal_contact_resistance_top_is_the_two_pad_size_fit_of_its_source_rounded_up():
+    """models/data/contact.toml [hydrogel_under_stimulation]: the max R is the contact term of
+    Z(A) = 2 rho / A + R_tissue through the two conductances its source quotes (886 uS for 20 cm^2
+    pads, 1286 uS for 60 cm^2), rounded up; the small-signal range lies above it (breakdown)."""
+    from emsim.device.anatomy import contact_range, contact_ranges
+
+    large, small = contact_range("hydrogel_under_stimulation"), contact_range("gel_on_unprepared_skin")
+    z20, z60 = 1.0 / 886e-6, 1.0 / 1286e-6  # pair impedances [ohm]
+    rho = (z20 - z60) / (2.0 / 20.0 - 2.0 / 60.0)  # [ohm cm^2]
+    assert "886 uS" in large.resistance_source and "1286 uS" in large.resistance_source
+    assert rho <= large.resistance_ohm_cm2[1] <= 1.01 * rho  # 5266 -> 5300
+    assert large.resistance_ohm_cm2[1] < small.resistance_ohm_cm2[0]
+    for c in contact_ranges().values():  # every entry: a range with a source that says what is unverified
+        assert 0.0 < c.resistance_ohm_cm2[0] <= c.resistance_ohm_cm2[1]
+        assert 0.0 < c.capacitance_uF_per_cm2[0] <= c.capacitance_uF_per_cm2[1]
+        assert "UNVERIFIED" in c.resistance_source + c.capacitance_source
