@@ -15,6 +15,13 @@ Selection (``make test``, ``make test-fast``):
 * ``--fast``: leaves out the tests that took 3 s or more when last measured
   (``tests/durations.json``: seconds of setup and call, serial, ``EMSIM_CI=1``, on a loaded
   2-core machine), for ``make test-fast``; ``make test`` runs them all.
+
+Order: the files run longest first (their summed ``tests/durations.json`` seconds; a file not
+measured last), each file's tests in their own order. ``make test`` hands whole files to the two
+workers in this order (``--dist loadfile --no-loadscope-reorder``): longest first, so the last
+file a worker takes is a short one and both cores finish together. ``--record-durations`` writes
+``tests/durations.json`` afresh from the run (under pytest-xdist too: the controller sees every
+test's report).
 """
 
 from __future__ import annotations
@@ -121,6 +128,33 @@ def pytest_addoption(parser):
         "--fast", action="store_true", default=False,
         help=f"leave out the tests measured at {FAST_LIMIT_S:g} s or more (tests/durations.json)",
     )  # fmt: skip
+    parser.addoption(
+        "--record-durations", action="store_true", default=False,
+        help="write tests/durations.json: each test's setup + call seconds in this run",
+    )  # fmt: skip
+
+
+#: Setup + call seconds per test id of this run (``--record-durations``).
+_DURATIONS_S: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report):
+    """Add up each test's setup and call seconds (``--record-durations``)."""
+    if report.when in ("setup", "call"):
+        _DURATIONS_S[report.nodeid] = _DURATIONS_S.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    """Write tests/durations.json (``--record-durations``; not on an xdist worker, not under mpirun)."""
+    from mpi4py import MPI
+
+    if not session.config.getoption("--record-durations") or hasattr(session.config, "workerinput"):
+        return
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    from emsim.io.tables import write_json
+
+    write_json(DURATIONS, {k: round(v, 2) for k, v in sorted(_DURATIONS_S.items())})
 
 
 def pytest_collection_modifyitems(config, items):
@@ -143,4 +177,13 @@ def pytest_collection_modifyitems(config, items):
             drop.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    items[:] = _longest_file_first(keep, json.loads(DURATIONS.read_text("utf-8")))
+
+
+def _longest_file_first(items: list, measured: dict[str, float]) -> list:
+    """The items with their files ordered by summed measured seconds, longest first (stable)."""
+    per_file: dict[str, float] = {}
+    for item in items:
+        name = f"tests/{item.path.name}"
+        per_file[name] = per_file.get(name, 0.0) + measured.get(f"{name}::{item.name}", 0.0)
+    return sorted(items, key=lambda item: -per_file[f"tests/{item.path.name}"])
