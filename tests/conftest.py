@@ -134,8 +134,9 @@ def pytest_addoption(parser):
     )  # fmt: skip
 
 
-#: Setup + call seconds per test id of this run (``--record-durations``).
+#: Setup + call seconds per test id of this run, and the ids it collected (``--record-durations``).
 _DURATIONS_S: dict[str, float] = {}
+_COLLECTED: set[str] = set()
 
 
 def pytest_runtest_logreport(report):
@@ -145,7 +146,13 @@ def pytest_runtest_logreport(report):
 
 
 def pytest_sessionfinish(session):
-    """Write tests/durations.json (``--record-durations``; not on an xdist worker, not under mpirun)."""
+    """Update tests/durations.json (``--record-durations``; not on an xdist worker, not under mpirun).
+
+    The tests of this run get their seconds; the other entries stay (a run over some files
+    refreshes their entries only), except those of a file that is gone and, in a run without
+    pytest-xdist (its controller collects nothing), those of a file this run collected that it no
+    longer holds (a renamed or removed test).
+    """
     from mpi4py import MPI
 
     if not session.config.getoption("--record-durations") or hasattr(session.config, "workerinput"):
@@ -154,11 +161,19 @@ def pytest_sessionfinish(session):
         return
     from emsim.io.tables import write_json
 
-    write_json(DURATIONS, {k: round(v, 2) for k, v in sorted(_DURATIONS_S.items())})
+    ran_files = {nodeid.split("::")[0] for nodeid in _COLLECTED}
+    kept = {
+        k: v for k, v in json.loads(DURATIONS.read_text("utf-8")).items()
+        if (Path(__file__).parent.parent / k.split("::")[0]).is_file()
+        and (k.split("::")[0] not in ran_files or k in _COLLECTED)
+    }  # fmt: skip
+    kept.update({k: round(v, 2) for k, v in _DURATIONS_S.items()})
+    write_json(DURATIONS, dict(sorted(kept.items())))
 
 
 def pytest_collection_modifyitems(config, items):
     """Deselect what ran in the MPI pass (EMSIM_MPI_PASSED) and, with --fast, the slow tests."""
+    _COLLECTED.update(item.nodeid for item in items)
     passed = {Path(p).name for p in os.environ.get("EMSIM_MPI_PASSED", "").split()}
     measured = json.loads(DURATIONS.read_text("utf-8")) if config.getoption("--fast") else {}
     keep, drop = [], []
