@@ -21,8 +21,9 @@ run: setup
 
 # The solver tests run on 2 MPI ranks (one case distributed; the slow physics cases run
 # serially only); then the rest of the suite on both cores (pytest-xdist, one process per core,
-# whole files handed out as workers free up: a file's tests keep their order and module
-# fixtures), with the 15 slowest tests listed. The serial pass leaves
+# whole files handed out as workers free up, longest first (tests/conftest.py orders them by
+# tests/durations.json; --no-loadscope-reorder keeps that order): a file's tests keep their order
+# and module fixtures), with the 15 slowest tests listed. The serial pass leaves
 # out what the MPI pass ran (EMSIM_MPI_PASSED: those files' tests that are neither slow nor
 # mpi-marked; tests/conftest.py), so no assertion runs twice. One BLAS/OpenMP thread per process:
 # the cores are the workers'.
@@ -33,12 +34,12 @@ PYTEST := $(TEST_ENV) $(PY) -m pytest -p no:cacheprovider
 
 test: setup
 	$(TEST_ENV) $(VENV)/bin/mpirun -n $(NP) $(PY) -m pytest -q -p no:cacheprovider -m "not slow" $(MPI_TESTS)
-	EMSIM_MPI_PASSED="$(MPI_TESTS)" $(PYTEST) -n $(XDIST) --dist loadfile --durations=15
+	EMSIM_MPI_PASSED="$(MPI_TESTS)" $(PYTEST) -n $(XDIST) --dist loadfile --no-loadscope-reorder --durations=15
 
 # The quick check while editing: no slow, no mpirun, nothing measured at 3 s or more
 # (tests/durations.json), on both cores.
 test-fast: setup
-	$(PYTEST) -n $(XDIST) --dist loadfile --durations=15 -m "not slow and not mpi" --fast
+	$(PYTEST) -n $(XDIST) --dist loadfile --no-loadscope-reorder --durations=15 -m "not slow and not mpi" --fast
 
 verify: setup
 	$(VENV)/bin/emsim verify

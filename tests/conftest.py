@@ -15,6 +15,13 @@ Selection (``make test``, ``make test-fast``):
 * ``--fast``: leaves out the tests that took 3 s or more when last measured
   (``tests/durations.json``: seconds of setup and call, serial, ``EMSIM_CI=1``, on a loaded
   2-core machine), for ``make test-fast``; ``make test`` runs them all.
+
+Order: the files run longest first (their summed ``tests/durations.json`` seconds; a file not
+measured last), each file's tests in their own order. ``make test`` hands whole files to the two
+workers in this order (``--dist loadfile --no-loadscope-reorder``): longest first, so the last
+file a worker takes is a short one and both cores finish together. ``--record-durations`` writes
+``tests/durations.json`` afresh from the run (under pytest-xdist too: the controller sees every
+test's report).
 """
 
 from __future__ import annotations
@@ -121,10 +128,52 @@ def pytest_addoption(parser):
         "--fast", action="store_true", default=False,
         help=f"leave out the tests measured at {FAST_LIMIT_S:g} s or more (tests/durations.json)",
     )  # fmt: skip
+    parser.addoption(
+        "--record-durations", action="store_true", default=False,
+        help="write tests/durations.json: each test's setup + call seconds in this run",
+    )  # fmt: skip
+
+
+#: Setup + call seconds per test id of this run, and the ids it collected (``--record-durations``).
+_DURATIONS_S: dict[str, float] = {}
+_COLLECTED: set[str] = set()
+
+
+def pytest_runtest_logreport(report):
+    """Add up each test's setup and call seconds (``--record-durations``)."""
+    if report.when in ("setup", "call"):
+        _DURATIONS_S[report.nodeid] = _DURATIONS_S.get(report.nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session):
+    """Update tests/durations.json (``--record-durations``; not on an xdist worker, not under mpirun).
+
+    The tests of this run get their seconds; the other entries stay (a run over some files
+    refreshes their entries only), except those of a file that is gone and, in a run without
+    pytest-xdist (its controller collects nothing), those of a file this run collected that it no
+    longer holds (a renamed or removed test).
+    """
+    from mpi4py import MPI
+
+    if not session.config.getoption("--record-durations") or hasattr(session.config, "workerinput"):
+        return
+    if MPI.COMM_WORLD.rank != 0:
+        return
+    from emsim.io.tables import write_json
+
+    ran_files = {nodeid.split("::")[0] for nodeid in _COLLECTED}
+    kept = {
+        k: v for k, v in json.loads(DURATIONS.read_text("utf-8")).items()
+        if (Path(__file__).parent.parent / k.split("::")[0]).is_file()
+        and (k.split("::")[0] not in ran_files or k in _COLLECTED)
+    }  # fmt: skip
+    kept.update({k: round(v, 2) for k, v in _DURATIONS_S.items()})
+    write_json(DURATIONS, dict(sorted(kept.items())))
 
 
 def pytest_collection_modifyitems(config, items):
     """Deselect what ran in the MPI pass (EMSIM_MPI_PASSED) and, with --fast, the slow tests."""
+    _COLLECTED.update(item.nodeid for item in items)
     passed = {Path(p).name for p in os.environ.get("EMSIM_MPI_PASSED", "").split()}
     measured = json.loads(DURATIONS.read_text("utf-8")) if config.getoption("--fast") else {}
     keep, drop = [], []
@@ -143,4 +192,13 @@ def pytest_collection_modifyitems(config, items):
             drop.append(item)
     if drop:
         config.hook.pytest_deselected(items=drop)
-        items[:] = keep
+    items[:] = _longest_file_first(keep, json.loads(DURATIONS.read_text("utf-8")))
+
+
+def _longest_file_first(items: list, measured: dict[str, float]) -> list:
+    """The items with their files ordered by summed measured seconds, longest first (stable)."""
+    per_file: dict[str, float] = {}
+    for item in items:
+        name = f"tests/{item.path.name}"
+        per_file[name] = per_file.get(name, 0.0) + measured.get(f"{name}::{item.name}", 0.0)
+    return sorted(items, key=lambda item: -per_file[f"tests/{item.path.name}"])

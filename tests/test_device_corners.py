@@ -51,7 +51,9 @@ def corners(tmp_path_factory):
     """(presets, factors, solver, objective vector per corner) of every corner of five factors."""
     tmp = tmp_path_factory.mktemp("corners")
     head = small_two_pad_table()
-    head["solver"] = {"waveform_frequencies": 16, "waveform_tolerance": 0.05}
+    # The search is checked against brute force over the same evaluations: the waveform sweep's
+    # accuracy does not enter (a 20 % error estimate: fewer frequency solves per corner; -27 % CPU).
+    head["solver"] = {"waveform_frequencies": 16, "waveform_tolerance": 0.2}
     head["thermal"] = {"session_min": 1.0, "time_step_s": 30.0}
     for e in head["electrode"]:
         e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}
