@@ -24,6 +24,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import __version__
+from ..errors import SolverError
 from ..meshes.morph import morph_layers
 from ..meshes.patch import PatchMesh, build_patch_mesh
 from ..models.case_file import parse_case, parse_toml
@@ -515,10 +516,17 @@ class AnatomySolver:
             anatomy: the case.
             full: solve without the snapshot basis even when screening (a figure to report).
         """
+        if self.screening and not full:
+            try:
+                return self._solve(anatomy, self.bases.setdefault(anatomy.site, SnapshotBasis(self.tolerance)))
+            except SolverError as e:  # e.g. a sweep whose reduced samples the rational fit cannot meet
+                log.warning("screening %s failed (%s): solved fully", anatomy.label, e)
+        return self._solve(anatomy, None)
+
+    def _solve(self, anatomy: AnatomyCase, basis: SnapshotBasis | None) -> tuple[dict[str, FigureSet], dict[str, Any]]:
         t0 = time.perf_counter()
         self.solves += 1
-        screened = self.screening and not full
-        basis = self.bases.setdefault(anatomy.site, SnapshotBasis(self.tolerance)) if screened else None
+        screened = basis is not None
         self.progress(f"solve {self.solves}{' (screening)' if screened else ''}: {anatomy.label}")
         cache = GeometryCache()
         figures, results = {}, {}
