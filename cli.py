@@ -300,8 +300,6 @@ def _validation_table(console, report) -> None:
     for s in report.search:
         console.print(f"anatomy, site {s['site'] or 'head stack'}: {s['method']}, {s['solves']} of {s['corners_total']} "
                       f"corners solved" + (f" (factors: {', '.join(f['name'] for f in s['factors'])})" if s["factors"] else ""))  # fmt: skip
-        if s.get("figures_from"):
-            console.print(f"  figures from {s['figures_from']} ({s['full_solves']} full solves)")
     for p in report.presets:
         t = Table(title=f"preset {p.preset.id} {p.preset.name}: max safe level {p.max_safe_level} of "
                         f"{len(p.levels)} ({p.max_safe_current_uA} uA)", title_justify="left")  # fmt: skip

@@ -36,7 +36,6 @@ from .meshes.patch import PatchMesh, build_patch_mesh
 from .models.case import Case
 from .solvers.electric.metrics import ElectricLeadField
 from .solvers.electric.problem import ChannelSolution, ElectricProblem
-from .solvers.linalg.snapshots import SnapshotBasis
 from .solvers.result import CaseResult, SolveInfo
 from .solvers.spectral.sweep import FrequencyResponse, waveform_response
 from .solvers.spectral.waveform import WaveformLeadField
@@ -115,9 +114,6 @@ class GeometrySolution:
         heat_basis: the session runs every waveform's heating of this geometry combines (None
             until a cached waveform case with ``[thermal]`` has been solved; extended in place;
             closed by :meth:`GeometryCache.close`).
-        reduced: a snapshot basis shared with other geometries of the same mesh topology, in
-            which the frequency solves are tried first (None: every solve full; a screening
-            approximation, :mod:`emsim.solvers.linalg.snapshots`).
     """
 
     patch: PatchMesh
@@ -126,7 +122,6 @@ class GeometrySolution:
     electric: ElectricLeadField
     response: FrequencyResponse | None = None
     heat_basis: HeatBasis | None = None
-    reduced: SnapshotBasis | None = None
 
 
 @dataclass
@@ -205,9 +200,7 @@ def solve_waveform(case: Case, geometry: GeometrySolution, *, progress: Progress
     """
     response = geometry.response
     if response is None:
-        response = FrequencyResponse(
-            case, geometry.patch, max_frequencies=case.solver.waveform_frequencies, reduced=geometry.reduced
-        )
+        response = FrequencyResponse(case, geometry.patch, max_frequencies=case.solver.waveform_frequencies)
     waveform = waveform_response(
         case, geometry.patch, electric=geometry.electric, progress=progress, response=response
     )

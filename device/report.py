@@ -69,7 +69,7 @@ contact {{ wa.contact.resistance_ohm_cm2|num }} ohm cm^2, {{ wa.contact.capacita
 {% if p.depth %}<br><img src="{{ p.depth }}" alt="field in depth, worst case" width="860">{% endif %}</p>{% endif %}
 {% endfor %}
 <h2>Anatomy spread</h2>
-{% for s in search %}<p>Site {{ s.site or "head stack" }}: {{ s.method }}; {{ s.solves }} of {{ s.corners_total }} corners solved.{% if s.figures_from %} Figures from {{ s.figures_from }}.{% endif %}</p>
+{% for s in search %}<p>Site {{ s.site or "head stack" }}: {{ s.method }}; {{ s.solves }} of {{ s.corners_total }} corners solved.</p>
 {% if s.factors %}<table><tr><th>factor</th><th>min</th><th>max</th><th>unit</th><th>source</th></tr>
 {% for f in s.factors %}<tr><td>{{ f.name }}</td><td>{{ f.min }}</td><td>{{ f.max }}</td><td>{{ f.unit }}</td><td class="small">{{ f.source }}</td></tr>{% endfor %}
 </table>{% endif %}{% endfor %}

@@ -24,15 +24,12 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import __version__
-from ..errors import SolverError
 from ..meshes.morph import morph_layers
 from ..meshes.patch import PatchMesh, build_patch_mesh
 from ..models.case_file import parse_case, parse_toml
 from ..pipeline import GeometryCache, GeometrySolution, solve_case
 from ..solvers.electric.metrics import ElectricLeadField
 from ..solvers.electric.problem import ElectricProblem
-from ..solvers.linalg.snapshots import DEFAULT_TOLERANCE as SNAPSHOT_TOLERANCE
-from ..solvers.linalg.snapshots import SnapshotBasis
 from .anatomy import (
     CONDUCTIVITY_RANGES_NOTE,
     AnatomyCase,
@@ -451,27 +448,12 @@ class AnatomySolver:
     file), so the cached response is valid for all of them; rises at other currents scale by
     (I / I_ref)^2 (exact). This callable is the unit the worst-case search evaluates.
 
-    Screening (``screening=True``): the corners of a site also share a snapshot reduced basis
-    (:class:`emsim.solvers.linalg.snapshots.SnapshotBasis`): each frequency solve of a corner is
-    first tried in the span of the full solutions of earlier corners, and factorised and solved
-    fully only when its residual is above ``tolerance`` (the full solution then enriches the
-    basis). Profiled on the sample (one cheek corner, 94 s at a load of 5 on 2 cores), the
-    sweep's nine MUMPS factorisations took 51 s: that is what the basis can remove; the assembly,
-    post-processing, d.c. solve and heat basis of each corner stay. A screened case is an
-    approximation: ``solver(case, full=True)`` solves without the basis, and
-    :func:`solve_groups` reports figures from full solves only.
-
     Attributes:
-        profile: per solved case, its label, whether it was ``screened``, and the seconds of each
-            step (``morph_s`` or ``mesh_s``, ``electric_s``, ``waveform_s``, ``thermal_s``, ``total_s``).
-        screening: whether cases are screened in the snapshot basis (unless ``full=True``).
-        bases: the snapshot basis of each site (screening only).
+        profile: per solved case, its label and the seconds of each step (``morph_s`` or
+            ``mesh_s``, ``electric_s``, ``waveform_s``, ``thermal_s``, ``total_s``).
     """
 
-    def __init__(
-        self, pf: PresetsFile, *, comm: Any = None, progress: Progress = _nothing, keep_results: bool = True,
-        screening: bool = False, tolerance: float = SNAPSHOT_TOLERANCE,
-    ):  # fmt: skip
+    def __init__(self, pf: PresetsFile, *, comm: Any = None, progress: Progress = _nothing, keep_results: bool = True):
         text, path = head_case_text(pf.device.electrode_head)
         self.head = parse_toml(text, path)
         self.pf = pf
@@ -486,9 +468,6 @@ class AnatomySolver:
         self.seconds: list[float] = []
         self.profile: list[dict[str, Any]] = []
         self._patches: dict[str | None, PatchMesh] = {}
-        self.screening = screening
-        self.tolerance = tolerance
-        self.bases: dict[str | None, SnapshotBasis] = {}
 
     def _patch(self, anatomy: AnatomyCase, case: Any, timings: dict[str, float]) -> PatchMesh:
         """The site's mesh with its nodes at ``case``'s layer thicknesses (meshed once per site)."""
@@ -509,25 +488,11 @@ class AnatomySolver:
         self._patches[anatomy.site] = patch
         return patch
 
-    def __call__(self, anatomy: AnatomyCase, *, full: bool = False) -> tuple[dict[str, FigureSet], dict[str, Any]]:
-        """(figure set by group key, CaseResult by group key) of one anatomy case.
-
-        Args:
-            anatomy: the case.
-            full: solve without the snapshot basis even when screening (a figure to report).
-        """
-        if self.screening and not full:
-            try:
-                return self._solve(anatomy, self.bases.setdefault(anatomy.site, SnapshotBasis(self.tolerance)))
-            except SolverError as e:  # e.g. a sweep whose reduced samples the rational fit cannot meet
-                log.warning("screening %s failed (%s): solved fully", anatomy.label, e)
-        return self._solve(anatomy, None)
-
-    def _solve(self, anatomy: AnatomyCase, basis: SnapshotBasis | None) -> tuple[dict[str, FigureSet], dict[str, Any]]:
+    def __call__(self, anatomy: AnatomyCase) -> tuple[dict[str, FigureSet], dict[str, Any]]:
+        """(figure set by group key, CaseResult by group key) of one anatomy case."""
         t0 = time.perf_counter()
         self.solves += 1
-        screened = basis is not None
-        self.progress(f"solve {self.solves}{' (screening)' if screened else ''}: {anatomy.label}")
+        self.progress(f"solve {self.solves}: {anatomy.label}")
         cache = GeometryCache()
         figures, results = {}, {}
         timings: dict[str, float] = {}
@@ -540,8 +505,7 @@ class AnatomySolver:
                     t1 = time.perf_counter()
                     problem = ElectricProblem(case, patch)
                     solutions = problem.channel_unit_solutions()
-                    shared = GeometrySolution(patch, problem, solutions, ElectricLeadField.build(problem, solutions),
-                                              reduced=basis)  # fmt: skip
+                    shared = GeometrySolution(patch, problem, solutions, ElectricLeadField.build(problem, solutions))
                     timings["electric_s"] = time.perf_counter() - t1
                     cache.put(case, shared)
                 else:  # another session length: the same fields and frequency response, its own heat basis
@@ -560,8 +524,7 @@ class AnatomySolver:
         cache.close()  # the heat basis's PETSc objects; the results stay readable
         self.seconds.append(time.perf_counter() - t0)
         timings["total_s"] = self.seconds[-1]
-        self.profile.append({"anatomy": anatomy.label, "screened": screened,
-                             **{k: round(v, 3) for k, v in timings.items()}})  # fmt: skip
+        self.profile.append({"anatomy": anatomy.label, **{k: round(v, 3) for k, v in timings.items()}})
         log.info("anatomy case %s: %s", anatomy.label, self.profile[-1])
         return figures, results
 
@@ -581,73 +544,14 @@ def severities(pf: PresetsFile, figures: dict[str, FigureSet]) -> np.ndarray:
     return np.array(out)
 
 
-#: A screened corner whose objective is within this fraction of the worst fully solved corner's is
-#: solved fully too (the screening's stated accuracy on the figures: tests/test_reduced_corners.py).
-SCREENING_MARGIN = 0.02
-
-Solved = dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]]
-
-
-def _confirm_in_full(
-    solver: Any, nominal: AnatomyCase, screened: dict[tuple[bool, ...], np.ndarray],
-    worst: Sequence[tuple[bool, ...] | None],
-) -> tuple[Solved, list[tuple[bool, ...] | None], dict[str, Any]]:  # fmt: skip
-    """Solve fully the screened worst corner of every objective, until each objective's worst is a full solve.
-
-    The search ran on screened (reduced-basis) figures. Each objective's worst screened corner is
-    solved fully; then every screened corner whose objective is within :data:`SCREENING_MARGIN`
-    of the worst full value is solved fully too (its screened figure could hide a worse full one),
-    until none is left. An objective whose screened values all lie within the margin of each other
-    (independent of the anatomy to the screening's accuracy) adds nothing beyond its worst.
-
-    Returns:
-        (the fully solved corners' figures and results, the worst full corner per objective,
-        the record: screened and full solve counts and where the figures come from).
-    """
-    full: Solved = {}
-    values: dict[tuple[bool, ...], np.ndarray] = {}
-    todo = {c for c in worst if c is not None}
-    m = len(next(iter(screened.values())))
-    while todo:
-        for c in sorted(todo):
-            figs, res = solver(corner_case(nominal, c), full=True)
-            full[c] = (figs, res)
-            values[c] = severities(solver.pf, figs)
-        todo = set()
-        for j in range(m):
-            col = np.array([v[j] for v in screened.values()])
-            ok = col[~np.isnan(col)]
-            if not len(ok) or np.ptp(ok) <= SCREENING_MARGIN * np.abs(ok).max():
-                continue
-            top = max((v[j] for v in values.values() if not np.isnan(v[j])), default=-np.inf)
-            todo |= {c for c, v in screened.items() if c not in full and v[j] > top * (1.0 - SCREENING_MARGIN)}
-    final: list[tuple[bool, ...] | None] = []
-    for j in range(m):
-        by_corner = {c: float(v[j]) for c, v in values.items() if not np.isnan(v[j])}
-        final.append(max(by_corner, key=lambda c: by_corner[c]) if by_corner else None)
-    basis = solver.bases.get(nominal.site)
-    record = {
-        "screened_solves": len(screened), "full_solves": len(full),
-        "reduced_basis": basis.record() if basis is not None else {},
-        "figures_from": "full solves only: the search screened every corner in a snapshot reduced basis (each "
-        "frequency solve in the span of earlier full solutions, accepted at a relative residual <= "
-        f"{solver.tolerance:g}); the worst corner of every rule, and every screened corner within "
-        f"{SCREENING_MARGIN:g} of it, was then solved fully, and only those full solves are reported",
-    }  # fmt: skip
-    return full, final, record
-
-
 def solve_groups(
     pf: PresetsFile, *, progress: Progress = _nothing, comm: Any = None, solver: Any = None
 ) -> tuple[dict[str, FigureSet], dict[tuple[str, int], Any], list[AnatomyCase], list[dict[str, Any]]]:
     """Solve the anatomy cases the spread needs and stack each group's figures over them.
 
     With ``spread = "nominal"``: each site's nominal case. With ``"corners"``: each site's worst
-    corner per (preset, limit rule), searched (:func:`emsim.device.search.worst_corners`). The
-    default solver screens the corners in a snapshot reduced basis (:class:`AnatomySolver`), and
-    then solves fully the worst corner of every rule (:func:`_confirm_in_full`): only the full
-    solves are kept in the figures (the evaluation takes the worst over them). A solver without
-    ``screening`` keeps every corner solved on the way.
+    corner per (preset, limit rule), searched (:func:`emsim.device.search.worst_corners`); every
+    corner solved on the way is kept in the figures (the evaluation takes the worst over them).
 
     Args:
         pf: the presets file.
@@ -660,8 +564,7 @@ def solve_groups(
         (figures by group key, CaseResult by (group key, anatomy index) for the worst corners,
         the anatomy cases in figure order, the search record per site).
     """
-    screening = pf.validation.spread == "corners"  # the corners screened in a snapshot basis, the worst re-solved
-    solver = solver or AnatomySolver(pf, comm=comm, progress=progress, screening=screening)
+    solver = solver or AnatomySolver(pf, comm=comm, progress=progress)
     cases: list[AnatomyCase] = []
     per_case: list[dict[str, FigureSet]] = []
     results_by_case: list[dict[str, Any]] = []
@@ -698,22 +601,18 @@ def solve_groups(
             return y
 
         found = worst_corners(k, evaluate_corner)
-        worst_list = list(found.worst)
-        confirmed: dict[str, Any] = {}
-        if getattr(solver, "screening", False):
-            solved, worst_list, confirmed = _confirm_in_full(solver, nominal, seen, found.worst)
-        worst = {c for c in worst_list if c is not None}
+        worst = {c for c in found.worst if c is not None}
         for levels, (figs, res) in solved.items():
             cases.append(corner_case(nominal, levels))
             per_case.append(figs)
             results_by_case.append(res if levels in worst else {})
         record.append({
-            "site": site, "method": found.method, "corners_total": 2**k, "solves": found.evaluations, **confirmed,
+            "site": site, "method": found.method, "corners_total": 2**k, "solves": found.evaluations,
             "factors": [{"name": f.name, "kind": f.kind, "min": _number(f.low), "max": _number(f.high), "unit": f.unit,
                          "source": f.source} for f in nominal.factors],
             "worst_corner_by_rule": {f"preset {p.id} {r.name}": corner_case(nominal, c).label
                                      for (p, r), c in zip(((p, r) for p in pf.presets for r in RULES if r.kind == "limit"),
-                                                          worst_list, strict=True) if c is not None},
+                                                          found.worst, strict=True) if c is not None},
         })  # fmt: skip
     figures = {key: stack_figures([f[key] for f in per_case]) for key in per_case[0]}
     results = {(key, i): r for i, res in enumerate(results_by_case) for key, r in res.items()}

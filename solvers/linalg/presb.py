@@ -120,18 +120,13 @@ class SweepState:
         self.b: Any = None
         self.previous: dict[str, Any] = {}
         self.normals: dict[str, Any] | None = None
-        # a snapshot basis shared across cases of one mesh topology (MUMPS path, f > 0): a unit
-        # solve is first tried in it, and the factorisation is then made only when one goes full
-        self.reduced: Any = None
 
     def close(self) -> None:
         """Free the shared PETSc objects."""
         if self.ksp is not None:
             self.ksp.destroy()
-            self.ksp = None
-        if self.A is not None:
             self.A.destroy()
-            self.A = None
+            self.ksp = self.A = None
         if self.presb is not None:
             self.presb.destroy()
             self.presb = None

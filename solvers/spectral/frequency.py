@@ -124,7 +124,6 @@ class FrequencyProblem:
         self._bc = fem.dirichletbc(self._g, self._bc_blocks)
         self._build_forms()
         self._ksp: Any = None  # a PETSc KSP (untyped), set up on first use
-        self._assembled = False
         self._presb: PresbPreconditioner | None = None
         self._unit: dict[str, object] | None = None
         self._Y: np.ndarray | None = None
@@ -196,26 +195,6 @@ class FrequencyProblem:
         self._A.setDiagonal(diag)
         self._A.assemble()
         diag.destroy()
-        if sweep is not None and self.method == "mumps" and sweep.A is None:
-            sweep.A = self._A  # the sweep owns it (re-assembled in place at the next frequency)
-        if sweep is not None and sweep.b is None:
-            sweep.b = fpetsc.create_vector(self.V)
-        self._b = sweep.b if sweep is not None else fpetsc.create_vector(self.V)
-        log.info("frequency %.4g Hz: %d dofs (2x2 block), %s", self.frequency_Hz, self.dofs, self.method)
-        if self._reduced is None:
-            self._create_solver()
-
-    @property
-    def _reduced(self) -> Any:
-        """The sweep's snapshot basis when it applies here (MUMPS, f > 0), else None."""
-        sweep = self._sweep
-        if sweep is None or sweep.reduced is None or self.method != "mumps" or self.frequency_Hz == 0:
-            return None
-        return sweep.reduced
-
-    def _create_solver(self) -> None:
-        """The KSP on the assembled matrix: MUMPS factorised (the expensive step), or FGMRES + PRESB."""
-        sweep = self._sweep if self.method == "presb" or self.frequency_Hz > 0 else None
         if sweep is not None and sweep.ksp is not None and sweep.presb is not None:
             self._presb = sweep.presb
             if self._presb is not None:
@@ -245,6 +224,10 @@ class FrequencyProblem:
             if sweep is not None:
                 sweep.A, sweep.ksp = self._A, ksp
         self._ksp = ksp
+        if sweep is not None and sweep.b is None:
+            sweep.b = fpetsc.create_vector(self.V)
+        self._b = sweep.b if sweep is not None else fpetsc.create_vector(self.V)
+        log.info("frequency %.4g Hz: %d dofs (2x2 block), %s", self.frequency_Hz, self.dofs, self.method)
 
     def _solve_unit(self, k: str) -> fem.Function:
         self.electrodes.set_unit_dirichlet(self._g, k)  # V_k = 1 + 0j
@@ -252,14 +235,6 @@ class FrequencyProblem:
             c.value = 1.0 if n == k else 0.0
         assemble_lifted_rhs(self._b, self._L, self._a, self._bc, diagonal=self._bc_scale)
         phi = fem.Function(self.V, name=f"unit_phasor_{k}")
-        reduced = self._reduced
-        if reduced is not None:
-            # first in the span of earlier full solutions (other corners of the same mesh topology)
-            if reduced.solve(self._A, self._b, phi.x.petsc_vec, k):
-                phi.x.scatter_forward()
-                return phi
-            if self._ksp is None:
-                self._create_solver()  # the factorisation, only now that a full solve is needed
         what = f"frequency solve at {self.frequency_Hz:g} Hz, electrode {k}"
         previous = self._sweep.previous.get(k) if self._sweep is not None and self.method == "presb" else None
         if previous is not None:
@@ -272,8 +247,6 @@ class FrequencyProblem:
         phi.x.scatter_forward()
         if self._sweep is not None and self.method == "presb":
             self._sweep.previous[k] = phi
-        if reduced is not None:
-            reduced.add(phi.x.petsc_vec, k)
         return phi
 
     @property
@@ -287,9 +260,8 @@ class FrequencyProblem:
             self._unit = {}
         missing = [k for k in self.names if k in names and k not in self._unit]
         if missing:
-            if not self._assembled:
+            if self._ksp is None:
                 self._setup()
-                self._assembled = True
             for k in missing:
                 self._unit[k] = self._solve_unit(k)
             for c in self._weight.values():

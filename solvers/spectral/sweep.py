@@ -68,7 +68,6 @@ from ..electric.skin import (
     skin_facets,
 )
 from ..linalg.presb import SweepState
-from ..linalg.snapshots import SnapshotBasis
 from ..physiology import activation as act
 from ..physiology.sensory import dermis_cells, sensory_model
 from .frequency import FrequencyProblem
@@ -134,7 +133,7 @@ def _sketch_weights(points_m: np.ndarray, seed: int) -> np.ndarray:
 class _Sampler:
     """The per-frequency work of a sweep, with everything that does not depend on f set up once."""
 
-    def __init__(self, case: Case, patch: PatchMesh, skin: SkinFacets, reduced: SnapshotBasis | None = None) -> None:
+    def __init__(self, case: Case, patch: PatchMesh, skin: SkinFacets) -> None:
         self.case, self.patch, self.skin = case, patch, skin
         self.names = [e.name for e in case.electrodes]
         channels = case.channels
@@ -172,7 +171,6 @@ class _Sampler:
         self.w_facets = _sketch_weights(skin.centroids_m, 3)
         self.w_robin = _sketch_weights(np.asarray(self.robin_pts).reshape(-1, 3), 4)
         self.sweep = SweepState()  # one matrix, preconditioner and KSP for all samples
-        self.sweep.reduced = reduced
 
     def _sketches(self, s: FrequencySample) -> np.ndarray:
         """The sketches of the large arrays (same on every rank)."""
@@ -292,15 +290,12 @@ class FrequencyResponse:
         max_frequencies: most frequencies the sweep may sample (default :data:`MAX_FREQUENCIES`).
         n_frequencies: frequencies sampled first (>= 4, default :data:`INITIAL_FREQUENCIES`).
         progress: optional callable taking a short text.
-        reduced: a snapshot basis shared with other cases of the same mesh topology: each
-            frequency's unit solves are first tried in it (:mod:`emsim.solvers.linalg.snapshots`;
-            screening only: such a response is an approximation to its residual tolerance).
     """
 
     def __init__(
         self, case: Case, patch: PatchMesh, *, tolerance: float | None = None,
         max_frequencies: int = MAX_FREQUENCIES, n_frequencies: int = INITIAL_FREQUENCIES,
-        progress: Callable[[str], None] | None = None, reduced: SnapshotBasis | None = None,
+        progress: Callable[[str], None] | None = None,
     ) -> None:  # fmt: skip
         if isinstance(n_frequencies, bool) or not isinstance(n_frequencies, int) or n_frequencies < 4:
             # 4: a left-out model of an interior sample needs >= 3 samples.
@@ -311,7 +306,7 @@ class FrequencyResponse:
         self.progress = progress
         robin_names = {e.name for e in case.electrodes if e.gel is None and e.contact is not None}
         self.skin = skin_facets(case, patch, robin_names)
-        self.sampler = _Sampler(case, patch, self.skin, reduced)
+        self.sampler = _Sampler(case, patch, self.skin)
         self.samples: dict[float, FrequencySample] = {}
         self.dc_sample: FrequencySample | None = None
         self.band: tuple[float, float] | None = None
