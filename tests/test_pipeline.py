@@ -63,10 +63,18 @@ def test_small_case_metrics_unchanged_since_the_pipeline_move():
     body = jsonable(result.to_json())
     reference = json.loads((DATA / "pipeline-small.metrics.json").read_text("utf-8"))
     out = cmp.Comparison()
-    cmp.compare_values(reference, body, "metrics", out, cmp.VOLATILE_KEYS + ("emsim_version",))
+    # The sweep's interpolation_error_estimate is the difference of two rational (AAA) fits of
+    # the same samples: a diagnostic whose rounding is amplified by that cancellation (measured
+    # 2.3e-12 between two processes running the same code in another test order). It is held
+    # to 1e-9 on its own; every other number, each metric the case reports, stays at 1e-12.
+    diagnostic = ("interpolation_error_estimate",)
+    cmp.compare_values(reference, body, "metrics", out, cmp.VOLATILE_KEYS + ("emsim_version", *diagnostic))
     assert not out.mismatches, out.mismatches[:5]
     assert out.numbers > 200
     assert out.max_relative <= 1e-12, (out.max_relative, out.where)
+    rounds = [(r["interpolation_error_estimate"], b["interpolation_error_estimate"]) for r, b in zip(
+        reference["waveform_method"]["sweep_rounds"], body["waveform_method"]["sweep_rounds"], strict=True)]
+    assert rounds and all(cmp.relative_difference(r, b) <= 1e-9 for r, b in rounds), rounds
     # A second case of the same geometry reuses the mesh and the electric solve.
     again = solve_case(case, cache=cache)
     assert again.mesh is result.mesh and len(cache) == 1
