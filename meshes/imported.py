@@ -33,12 +33,12 @@ from typing import Any
 import gmsh
 import numpy as np
 from dolfinx import mesh as dmesh
-from dolfinx.io import gmsh as gmshio
 from dolfinx.mesh import Mesh, MeshTags
 from mpi4py import MPI
 
 from ..errors import InputError, MeshError
 from ..models.case import Case
+from .distribute import model_to_ghosted_mesh
 from .patch import MeshReport, PatchMesh, mesh_quality
 
 __all__ = ["FOOTPRINT_WARNING", "VOLUME_ROLES", "load_tagged_mesh"]
@@ -178,7 +178,7 @@ def load_tagged_mesh(case: Case, comm: MPI.Comm | None = None) -> Any:
             raise InputError(*error[1])
         raise MeshError(error[1])
     stats, roles = comm.bcast((stats, roles), root=0)
-    data = gmshio.model_to_mesh(gmsh.model if comm.rank == 0 else None, comm, 0, gdim=3)
+    data = model_to_ghosted_mesh(comm, gdim=3)
     if comm.rank == 0:
         gmsh.model.remove()
     # Role numbers: 1, 2, ... in the order of [mesh.tags] (sorted), volumes and surfaces apart.
