@@ -25,7 +25,7 @@ import numpy as np
 from ..errors import InputError
 from ..models.case import Case
 from ..models.electrodes import Electrode
-from .free import layer_box_size, pad_box_size
+from .free import far_layer_box_size, layer_box_size, pad_box_size, resolved_regions
 from .layered import level_counts, level_sizes
 from .patch import edge_size, mesh_sizes, pad_z_levels
 
@@ -38,6 +38,7 @@ __all__ = [
     "DEFAULT_MAX_DOFS",
     "EDGES_PER_CELL",
     "FACES_PER_CELL",
+    "FLAT_CELLS_PER_VERTEX",
     "TETS_PER_PRISM",
     "VERTICES_PER_TRIANGLE",
     "MeshEstimate",
@@ -50,6 +51,9 @@ __all__ = [
 C_TET = 0.167  # (0.115 before the d^(1/2) grading and one-element layers; recalibrated)
 #: Tetrahedra per vertex of the free meshes (about 5.5 in the bulk; thin layers and pads lower it).
 CELLS_PER_VERTEX = 3.4
+#: Tetrahedra per vertex where a layer is one flat cell across (outside the resolved regions of
+#: :mod:`emsim.meshes.free`): about three per prism over half a vertex per triangle.
+FLAT_CELLS_PER_VERTEX = 6.0
 #: Mean skin-triangle area over h^2 for the gmsh Frontal-Delaunay triangulation of a target size
 #: h (an equilateral triangle of side h has 0.433 h^2). Calibrated: see tests/test_estimate.py.
 C_TRI = 0.41
@@ -162,7 +166,7 @@ def _lateral_distance(e: Electrode, x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return np.asarray(e.signed_distance(x, y))
 
 
-def _free_cells(case: Case) -> float:
+def _free_cells(case: Case) -> tuple[float, float]:
     """Estimated tetrahedra of the free mesh (:mod:`emsim.meshes.free`).
 
     The target size h(x, y, z) is the minimum of the free mesher's fields: graded from the
@@ -171,6 +175,10 @@ def _free_cells(case: Case) -> float:
     ``1 / (C_TET h^3)`` over the tissue and the pads with the midpoint rule on a tensor grid
     graded like h; where the outlines do not reach (the graded size exceeds h_max) h depends on z
     only and the lateral integral is exact.
+
+    Returns:
+        (all cells, the cells of the layers outside :func:`emsim.meshes.free.resolved_regions`:
+        one flat cell across, :data:`FLAT_CELLS_PER_VERTEX`).
     """
     sizes = mesh_sizes(case)
     h_edge, h_surface, h_max = sizes["edge"], sizes["surface"], sizes["max"]
@@ -205,17 +213,40 @@ def _free_cells(case: Case) -> float:
             dz = min(b - a for a, b in itertools.pairwise(zs))
             slabs.append((0.0, zs[-1], pad_box_size(sizes, dz), e.name))
     h_floor = sizes["tip"] if sizes["tip"] > 0 else 0.25 * h_edge  # gmsh's Mesh.MeshSizeMin
-    cells = 0.0
-    for z0, z1, h_box, pad in slabs:
+    cells = relaxed = 0.0
+    # Issue 18: a layer is two cells across only inside the resolved regions; elsewhere its box
+    # size is far_layer_box_size (the far part is then integrated point by point on the grid).
+    resolved = np.zeros(X.shape, dtype=bool)
+    for x0, x1, y0, y1 in resolved_regions(case):
+        resolved |= (x0 <= X) & (X <= x1) & (y0 <= Y) & (Y <= y1)
+    for k, (z0, z1, h_box, pad) in enumerate(slabs):
         thickness = z1 - z0
         if pad is None:
             z = -_graded_axis_free(-z1, -z0, [(0.0, 0.0)], sizes, h_box, 200)[::-1]
-            weight, far_area = near_area, width * length - float(near_area.sum())
-        else:
-            z = _graded_axis_free(z0, z1, [(z0, z1)], sizes, h_box, 200)
-            inside = lateral[pad][near] < 0
-            weight = np.where(inside, near_area, 0.0)
-            far_area = float(np.sum(area[~near & (lateral[pad] < 0)]))
+            h_relaxed = far_layer_box_size(sizes, case.layers[k].thickness_m)
+            if h_relaxed > h_box and not resolved.all():
+                relaxed += _relaxed_layer_cells(z, thickness, area[~near & ~resolved], h_relaxed, sizes, h_floor)
+                far_mask = ~near & resolved
+                h_near_box = np.where(resolved[near], h_box, h_relaxed)
+            else:
+                far_mask = ~near
+                h_near_box = np.full(near_area.shape, h_box)
+            for za, zb in itertools.pairwise(z):
+                zc = 0.5 * (za + zb)
+                h_far = max(min(h_box, h_surface + g * abs(zc)), h_floor)
+                h = np.maximum(np.minimum(h_near_box, h_surface + g * abs(zc)), h_floor)
+                for d, tops in outlines:
+                    dz = min(abs(zc - t) for t in tops)
+                    np.minimum(h, _realised_edge_size(sizes, np.sqrt(d * d + dz * dz)), out=h)
+                np.maximum(h, h_floor, out=h)
+                hz, hz_far = np.minimum(h, thickness), min(h_far, thickness)
+                far_area = float(area[far_mask].sum())
+                cells += (float(np.sum(near_area / (h * h * hz))) + far_area / (h_far * h_far * hz_far)) * (zb - za) / C_TET
+            continue
+        z = _graded_axis_free(z0, z1, [(z0, z1)], sizes, h_box, 200)
+        inside = lateral[pad][near] < 0
+        weight = np.where(inside, near_area, 0.0)
+        far_area = float(np.sum(area[~near & (lateral[pad] < 0)]))
         for za, zb in itertools.pairwise(z):
             zc = 0.5 * (za + zb)
             h_far = max(min(h_box, h_surface + g * abs(zc)), h_floor)
@@ -227,6 +258,18 @@ def _free_cells(case: Case) -> float:
             # A slab thinner than h holds one layer of flat tetrahedra: h^2 T per cell, not h^3.
             hz, hz_far = np.minimum(h, thickness), min(h_far, thickness)
             cells += (float(np.sum(weight / (h * h * hz))) + far_area / (h_far * h_far * hz_far)) * (zb - za) / C_TET
+    return cells + relaxed, relaxed
+
+
+def _relaxed_layer_cells(
+    z: np.ndarray, thickness: float, areas: np.ndarray, h_box: float, sizes: dict[str, float], h_floor: float
+) -> float:
+    """Cells of a layer's part outside the resolved regions and away from the outlines (box size h_box [m])."""
+    total, g = float(areas.sum()), sizes["grading_per_m"]
+    cells = 0.0
+    for za, zb in itertools.pairwise(z):
+        h = max(min(h_box, sizes["surface"] + g * abs(0.5 * (za + zb))), h_floor)
+        cells += total / (h * h * min(h, thickness)) * (zb - za) / C_TET
     return cells
 
 
@@ -274,8 +317,8 @@ def estimate_mesh(case: Case) -> MeshEstimate:
         raise InputError("mesh.file", case.mesh.file, "a built patch (an imported mesh has its own size)")
     method = case.mesh.method
     if method == "free":
-        cells = _free_cells(case)
-        vertices = cells / CELLS_PER_VERTEX
+        cells, flat = _free_cells(case)
+        vertices = (cells - flat) / CELLS_PER_VERTEX + flat / FLAT_CELLS_PER_VERTEX
     else:
         sizes = mesh_sizes(case)
         tri, under = skin_triangles(case, sizes)

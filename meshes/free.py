@@ -40,7 +40,7 @@ _ACROSS_LAYER = 2.25
 _ACROSS_LAYER_FAR = 0.5
 #: Margin [m] of a resolved region beyond a pad's footprint, as a multiple of the footprint's
 #: largest half extent, and beyond a globe's outer sphere, as a multiple of its radius.
-_PAD_MARGIN = 1.5
+_PAD_MARGIN = 2.0
 _GLOBE_MARGIN = 0.25
 #: The bound on what the relaxation may change in the default case's safety figures, relative to
 #: the same case meshed with the rule everywhere (issue 18's decision): the skin peak current
@@ -77,16 +77,18 @@ def far_layer_box_size(sizes: dict[str, float], thickness_m: float) -> float:
     current is weak and no criterion is sampled (the default case's figures are checked against
     the rule's mesh in tests/test_mesh_relaxed.py).
     """
-    return min(sizes["max"], max(thickness_m / _ACROSS_LAYER_FAR, layer_box_size(sizes, thickness_m)))
+    far = min(sizes["max"], sizes.get("surface", sizes["max"]), thickness_m / _ACROSS_LAYER_FAR)
+    return max(far, layer_box_size(sizes, thickness_m))  # never finer than the rule; thick layers keep it
 
 
 def resolved_regions(case: Case) -> list[tuple[float, float, float, float]]:
     """The (x_min, x_max, y_min, y_max) boxes [m] where every layer is two cells across (issue 9).
 
     One per gel pad or electrode (its footprint grown by :data:`_PAD_MARGIN` of its largest half
-    extent on every side) and one per orbit globe (its outer sphere grown by
-    :data:`_GLOBE_MARGIN` of its radius): the current under and around the pads, the retina the
-    phosphene criterion samples. Elsewhere :func:`far_layer_box_size` applies.
+    extent on every side), one per orbit globe (its outer sphere grown by :data:`_GLOBE_MARGIN`
+    of its radius) and one per exclusion zone (its disc grown the same): the current under and
+    around the pads, the retina the phosphene criterion samples, the zones whose fields are
+    reported. Elsewhere :func:`far_layer_box_size` applies.
     """
     out = []
     for e in case.electrodes:
@@ -96,6 +98,9 @@ def resolved_regions(case: Case) -> list[tuple[float, float, float, float]]:
     for g in globe_geometry(case):
         cx, cy, _ = g.center_m
         r = (1.0 + _GLOBE_MARGIN) * g.outer_radius_m
+        out.append((cx - r, cx + r, cy - r, cy + r))
+    for z in case.exclusions:  # every exclusion zone's field is reported: its cells keep the rule
+        (cx, cy), r = z.center_m, (1.0 + _GLOBE_MARGIN) * z.radius_m
         out.append((cx - r, cx + r, cy - r, cy + r))
     return out
 

@@ -47,7 +47,7 @@ def test_resolved_regions_hold_the_pads_and_the_globe():
     for e, (x0, x1, y0, y1) in zip(case.electrodes, regions, strict=False):
         (cx, cy), (hx, hy) = e.center_m, e.half_extent_m
         assert x0 < cx - hx and x1 > cx + hx and y0 < cy - hy and y1 > cy + hy
-    assert len(regions) == len(case.electrodes) + len(case.exclusions)  # one orbit zone: one globe
+    assert len(regions) == len(case.electrodes) + 2 * len(case.exclusions)  # an orbit zone: its globe and its disc
     # Outside them the size is larger: the relaxation does something on this case.
     skin = case.layers[0].thickness_m
     sizes = {"max": 1.0}
