@@ -42,21 +42,28 @@ a small case whose objectives have interactions and a mixed worst corner
 
 The evaluation is a callable ``corner -> objectives`` (a vector, larger is worse, NaN where an
 objective does not apply), so the anatomy solve behind it (re-meshing, or morphing one mesh) is
-the caller's.
+the caller's. Or a batch callable ``corners -> objectives of each``: the corners whose evaluation
+does not depend on one another go in one call (every brute-force corner; the screening runs; the
+predicted corners; one local-search step's new neighbours), so that a caller may solve them
+side by side (:func:`emsim.device.validate.solve_groups`: one group of MPI ranks per corner).
+The batches are the corners the one-by-one search evaluates, in its order: the same corners, the
+same results.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["SearchResult", "foldover_design", "worst_corners"]
+__all__ = ["BatchEvaluation", "SearchResult", "foldover_design", "one_by_one", "worst_corners"]
 
 Corner = tuple[bool, ...]
+#: Objective vectors of a batch of corners, in the batch's order.
+BatchEvaluation = Callable[[Sequence[Corner]], Sequence[np.ndarray]]
 
 
 def foldover_design(k: int) -> np.ndarray:
@@ -85,11 +92,14 @@ class SearchResult:
         values: every evaluated corner's objective vector, in evaluation order.
         method: ``"brute force"`` or ``"fold-over screening + local search"``.
         evaluations: number of corners evaluated.
+        batches: the number of corners of each batch evaluation, in order (they sum to
+            ``evaluations``).
     """
 
     worst: list[Corner | None]
     values: dict[Corner, np.ndarray] = field(default_factory=dict)
     method: str = ""
+    batches: list[int] = field(default_factory=list)
 
     @property
     def evaluations(self) -> int:
@@ -97,8 +107,22 @@ class SearchResult:
         return len(self.values)
 
 
+def one_by_one(evaluate: Callable[[Corner], np.ndarray]) -> BatchEvaluation:
+    """A batch evaluation that evaluates its corners one after the other, in order."""
+
+    def many(corners: Sequence[Corner]) -> list[np.ndarray]:
+        return [evaluate(c) for c in corners]
+
+    return many
+
+
 def worst_corners(
-    k: int, evaluate: Callable[[Corner], np.ndarray], *, brute_force_up_to: int = 16, max_steps: int = 64
+    k: int,
+    evaluate: Callable[[Corner], np.ndarray] | None = None,
+    *,
+    evaluate_many: BatchEvaluation | None = None,
+    brute_force_up_to: int = 16,
+    max_steps: int = 64,
 ) -> SearchResult:
     """The worst corner of each objective over the 2^k corners (larger objective = worse).
 
@@ -106,16 +130,30 @@ def worst_corners(
         k: number of two-level factors.
         evaluate: corner (k bools, True = max) -> objective vector (same length every call; NaN
             where an objective does not apply). Called once per distinct corner.
+        evaluate_many: instead of ``evaluate``: a list of distinct corners never evaluated before
+            -> their objective vectors, in the same order. Called once per batch of corners whose
+            choice does not depend on one another's values.
         brute_force_up_to: evaluate every corner when 2^k is at most this.
         max_steps: bound on the local-search moves per objective.
     """
+    if (evaluate is None) == (evaluate_many is None):
+        raise TypeError("worst_corners: give exactly one of evaluate, evaluate_many")
+    many = evaluate_many if evaluate_many is not None else one_by_one(evaluate)  # type: ignore[arg-type]
     values: dict[Corner, np.ndarray] = {}
+    batches: list[int] = []
 
-    def at(c: Corner) -> np.ndarray:
-        c = tuple(bool(v) for v in c)
-        if c not in values:
-            values[c] = np.asarray(evaluate(c), float)
-        return values[c]
+    def batch(corners: Sequence[Sequence[bool]]) -> list[np.ndarray]:
+        """Evaluate the new ones of ``corners`` in one call (first-seen order); every value, in order."""
+        wanted = [tuple(bool(v) for v in c) for c in corners]
+        new = list(dict.fromkeys(c for c in wanted if c not in values))
+        if new:
+            got = list(many(new))
+            if len(got) != len(new):
+                raise ValueError(f"evaluate_many returned {len(got)} objective vectors for {len(new)} corners")
+            for c, y in zip(new, got, strict=True):
+                values[c] = np.asarray(y, float)
+            batches.append(len(new))
+        return [values[c] for c in wanted]
 
     def best(j: int) -> tuple[Corner | None, float]:
         # ties keep the first evaluated corner (deterministic)
@@ -126,20 +164,19 @@ def worst_corners(
         return out, top
 
     if k == 0:
-        at(())
-        return SearchResult([() for _ in range(len(values[()]))], values, "single case")
+        batch([()])
+        return SearchResult([() for _ in range(len(values[()]))], values, "single case", batches)
     if 2**k <= brute_force_up_to:
-        for c in itertools.product((False, True), repeat=k):
-            at(c)
+        batch(list(itertools.product((False, True), repeat=k)))
         m = len(next(iter(values.values())))
-        return SearchResult([best(j)[0] for j in range(m)], values, "brute force")
+        return SearchResult([best(j)[0] for j in range(m)], values, "brute force", batches)
     design = foldover_design(k)
-    runs = [at(tuple(row)) for row in design]
-    Y = np.array(runs)  # (runs, objectives)
+    Y = np.array(batch(design.tolist()))  # (runs, objectives)
     m = Y.shape[1]
     X = np.where(design, 1.0, -1.0)
     relevant: list[list[int]] = [[] for _ in range(m)]
     active = []
+    predicted = []
     for j in range(m):
         y = Y[:, j]
         ok = ~np.isnan(y)
@@ -150,14 +187,15 @@ def worst_corners(
         # 1e-3 of its largest): a factor without effect on any of the 2N runs is left where it is
         relevant[j] = [f for f in range(k) if abs(effect[f]) > 1e-3 * np.abs(effect).max()]
         active.append(j)
-        at(tuple(effect > 0))
+        predicted.append(tuple(effect > 0))
+    batch(predicted)  # every prediction from the screening alone: one batch
     for j in active:
         corner, top = best(j)
         for _ in range(max_steps):
             if corner is None:
                 break
             moves = [tuple(not v if i == f else v for i, v in enumerate(corner)) for f in relevant[j]]
-            scores = [at(c)[j] for c in moves]
+            scores = [v[j] for v in batch(moves)]  # one step's neighbours: one batch
             finite = [(s, c) for s, c in zip(scores, moves, strict=True) if not math.isnan(s)]
             if not finite:
                 break
@@ -165,4 +203,4 @@ def worst_corners(
             if s <= top:
                 break
             corner, top = c, s
-    return SearchResult([best(j)[0] for j in range(m)], values, "fold-over screening + local search")
+    return SearchResult([best(j)[0] for j in range(m)], values, "fold-over screening + local search", batches)

@@ -88,6 +88,42 @@ def test_search_finds_the_brute_force_worst_corner_of_every_objective_with_fewer
     assert values[zone_worst][2] > 1.05 * max(values[(False,) * k][2], values[(True,) * k][2])
 
 
+def test_batch_evaluation_finds_the_same_worst_corners_with_the_same_evaluations_as_one_by_one():
+    k = len(FACTORS)
+    asked: list[tuple[bool, ...]] = []
+
+    def one(c):
+        asked.append(c)
+        return _objectives(c)
+
+    calls: list[list[tuple[bool, ...]]] = []
+
+    def many(corners):
+        calls.append(list(corners))
+        return [_objectives(c) for c in corners]
+
+    for brute in (0, 2**k):  # the screening + local search, and brute force
+        asked.clear()
+        calls.clear()
+        serial = worst_corners(k, one, brute_force_up_to=brute)
+        batched = worst_corners(k, evaluate_many=many, brute_force_up_to=brute)
+        assert batched.method == serial.method
+        assert batched.worst == serial.worst
+        assert batched.evaluations == serial.evaluations == len(asked)
+        # the same corners in the same order (ties keep the first evaluated corner)
+        assert list(batched.values) == list(serial.values) == asked
+        flat = [c for batch in calls for c in batch]
+        assert flat == asked and len(set(flat)) == len(flat)  # every corner asked once, never again
+        assert batched.batches == [len(b) for b in calls] == serial.batches
+        if brute:
+            assert calls == [list(itertools.product((False, True), repeat=k))]  # every corner: one batch
+        else:  # the screening's 2N runs in one batch (the design is known up front), then fewer per batch
+            assert calls[0] == [tuple(bool(v) for v in row) for row in foldover_design(k)]
+            assert len(calls) < serial.evaluations
+    with pytest.raises(TypeError, match="exactly one"):
+        worst_corners(k, one, evaluate_many=many)
+
+
 def _fake_solver(pf):
     """An anatomy solve from the lumped model: synthetic per-unit figures of every group at one corner."""
     calls = []
