@@ -37,6 +37,12 @@ def _may_replace(folder: Path, kind: str, field: str, *, overwrite: bool, given:
     return state == "replace"
 
 
+_RANKS_PER_CORNER_HELP = (
+    "under mpirun: MPI ranks that solve one anatomy corner together (default 1: the corners of a search "
+    "step are solved side by side, one per rank)"
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="emsim", description="Simulate EMS electrodes in layered tissue.")
     p.add_argument("-v", "--verbose", action="store_true", help="log diagnostics to stderr")
@@ -63,12 +69,14 @@ def _parser() -> argparse.ArgumentParser:
     val.add_argument("presets", help="presets file (TOML)")
     val.add_argument("--out", help="output folder (default: out/validate-<presets file name>)")
     val.add_argument("--overwrite", action="store_true", help=_OVERWRITE_HELP)
+    val.add_argument("--ranks-per-corner", type=int, default=1, metavar="K", help=_RANKS_PER_CORNER_HELP)
     exp = sub.add_parser("export", help="validate, then export the safe preset table (C header, binary, JSON)")
     exp.add_argument("presets", help="presets file (TOML)")
     exp.add_argument("--into", required=True, help="folder for ems_presets.h, ems_presets.bin, ems_presets.json")
     exp.add_argument("--overwrite", action="store_true", help="replace an earlier package emsim exported there")
     exp.add_argument("--from", dest="from_dir", metavar="DIR",
                      help="evaluate from the figures cached by `emsim validate --out DIR` (same inputs) instead of solving")
+    exp.add_argument("--ranks-per-corner", type=int, default=1, metavar="K", help=_RANKS_PER_CORNER_HELP)
     sites = sub.add_parser("sites", help="print the built-in facial sites: layers, thicknesses, ranges, sources")
     sites.add_argument("--json", action="store_true", help="print the library as JSON")
     return p
@@ -340,11 +348,13 @@ def _validate(args, comm) -> int:
     given = args.out is not None
     out = Path(args.out) if given else default_output_folder(Path(args.presets).stem, prefix="validate-", fallback="presets")
     replace = _may_replace(out, "validation", "--out", overwrite=args.overwrite, given=given)
-    report, results = validate(pf, progress=progress, comm=comm)
+    report, results = validate(pf, progress=progress, comm=comm, ranks_per_corner=args.ranks_per_corner)
     if comm.rank == 0:
         files = write_validation(report, out, results, overwrite=replace)
         _validation_table(console, report)
-        console.print(f"{report.solves} anatomy cases solved in {report.seconds:.0f} s; wrote " + ", ".join(str(f) for f in files[:2]))
+        groups = max((s.get("parallel_groups", 1) for s in report.search), default=1)
+        side = f" ({groups} parallel groups of corners)" if groups > 1 else ""
+        console.print(f"{report.solves} anatomy cases solved in {report.seconds:.0f} s{side}; wrote " + ", ".join(str(f) for f in files[:2]))
     return 0 if report.passed else 1
 
 
@@ -368,7 +378,7 @@ def _export(args, comm) -> int:
 
             report = evaluate(pf, load_figures(Path(args.from_dir) / "figures.npz", pf.digest_sha256))
         else:
-            report, _ = validate(pf, progress=progress, comm=comm)
+            report, _ = validate(pf, progress=progress, comm=comm, ranks_per_corner=args.ranks_per_corner)
         files = export_files(report)
     except ExportRefused as err:
         if comm.rank == 0:

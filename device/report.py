@@ -69,7 +69,9 @@ contact {{ wa.contact.resistance_ohm_cm2|num }} ohm cm^2, {{ wa.contact.capacita
 {% if p.depth %}<br><img src="{{ p.depth }}" alt="field in depth, worst case" width="860">{% endif %}</p>{% endif %}
 {% endfor %}
 <h2>Anatomy spread</h2>
-{% for s in search %}<p>Site {{ s.site or "head stack" }}: {{ s.method }}; {{ s.solves }} of {{ s.corners_total }} corners solved.</p>
+{% for s in search %}<p>Site {{ s.site or "head stack" }}: {{ s.method }}; {{ s.solves }} of {{ s.corners_total }} corners solved{% if s.parallel_groups %},
+{{ s.solved_in_groups }} of them in {{ s.parallel_groups }} parallel groups of {{ s.ranks_per_group }} MPI rank(s) (the rest on all ranks);
+{{ s.solved_again_on_all_ranks }} worst corner(s) solved again on all ranks for their pictures{% endif %}.</p>
 {% if s.factors %}<table><tr><th>factor</th><th>min</th><th>max</th><th>unit</th><th>source</th></tr>
 {% for f in s.factors %}<tr><td>{{ f.name }}</td><td>{{ f.min }}</td><td>{{ f.max }}</td><td>{{ f.unit }}</td><td class="small">{{ f.source }}</td></tr>{% endfor %}
 </table>{% endif %}{% endfor %}

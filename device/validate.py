@@ -15,6 +15,7 @@ import dataclasses
 import json
 import logging
 import math
+import pickle
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ import numpy as np
 from mpi4py import MPI
 
 from .. import __version__
+from ..errors import EmsimError, InputError
 from ..meshes.morph import morph_layers
 from ..meshes.patch import PatchMesh, build_patch_mesh
 from ..models.case_file import parse_case, parse_toml
@@ -47,6 +49,7 @@ __all__ = [
     "HEADROOM_DIGITS",
     "VALUE_DIGITS",
     "AnatomySolver",
+    "CornerGroups",
     "LevelCheck",
     "PresetCheck",
     "ValidationReport",
@@ -529,6 +532,72 @@ class AnatomySolver:
         return figures, results
 
 
+def _portable(err: Exception) -> Exception:
+    """``err`` if it survives pickling (to travel to the other ranks), else an error with its message."""
+    try:
+        pickle.loads(pickle.dumps(err))
+        return err
+    except Exception:  # noqa: BLE001  (an exception class with its own __init__ signature)
+        return EmsimError(str(err)) if isinstance(err, EmsimError) else RuntimeError(f"{type(err).__name__}: {err}")
+
+
+class CornerGroups:
+    """The ranks split into groups that solve a batch of anatomy cases side by side (MPI).
+
+    The corners of one search batch are independent (:mod:`emsim.device.search`), and a corner
+    (some 10^4-10^5 dofs) is too small to scale well over many ranks: so the communicator is split
+    (``comm.Split``) into ``comm.size // ranks_per_corner`` groups, each with its own
+    :class:`AnatomySolver` on its sub-communicator (each group meshes a site once, then morphs),
+    and the batch's corners are dealt round-robin (corner i to group i mod groups: the corners
+    cost about the same). Each group's figures are gathered to every rank, in the batch's order;
+    no CaseResult leaves its group (they hold DOLFINx objects): the caller re-solves on the whole
+    communicator what needs one. Collective over ``comm``: every rank calls :meth:`solve` with
+    the same cases.
+
+    Attributes:
+        size: number of groups.
+        index: this rank's group.
+        solver: this group's anatomy solve (figures only, ``keep_results=False``).
+    """
+
+    def __init__(self, pf: PresetsFile, comm: Any, ranks_per_corner: int, *, progress: Progress = _nothing):
+        self.comm = comm
+        self.size = comm.size // ranks_per_corner
+        self.index = comm.rank // ranks_per_corner
+        self.sub = comm.Split(color=self.index, key=comm.rank)
+
+        def report(text: str) -> None:
+            progress(f"[group {self.index + 1} of {self.size}] {text}")
+
+        self.solver = AnatomySolver(pf, comm=self.sub, progress=report, keep_results=False)
+
+    def solve(self, cases: Sequence[AnatomyCase]) -> list[dict[str, FigureSet]]:
+        """The figures by group key of each case (on every rank), each case solved by one group."""
+        mine: list[tuple[int, dict[str, FigureSet] | None, Exception | None]] = []
+        for i in range(self.index, len(cases), self.size):
+            try:
+                figures, _ = self.solver(cases[i])
+            except Exception as err:  # noqa: BLE001  (raised on every rank below, not to hang the others)
+                mine.append((i, None, _portable(err)))
+                break
+            mine.append((i, figures, None))
+        # wait for the other groups asleep, not spinning in the gather: an MPI rank polls at full
+        # CPU, which on shared or oversubscribed cores slows the groups still solving
+        done = self.comm.Ibarrier()
+        while not done.Test():
+            time.sleep(0.01)
+        rows = [row for part in self.comm.allgather(mine if self.sub.rank == 0 else []) for row in part]
+        failed = sorted(((i, err) for i, _, err in rows if err is not None), key=lambda t: t[0])
+        if failed:
+            raise failed[0][1]
+        by_index = {i: figures for i, figures, _ in rows}
+        return [by_index[i] for i in range(len(cases))]
+
+    def close(self) -> None:
+        """Free the sub-communicator."""
+        self.sub.Free()
+
+
 def severities(pf: PresetsFile, figures: dict[str, FigureSet]) -> np.ndarray:
     """The search objectives of one anatomy case: 1 / I_limit per (preset, limit rule); larger is worse."""
     out = []
@@ -545,7 +614,12 @@ def severities(pf: PresetsFile, figures: dict[str, FigureSet]) -> np.ndarray:
 
 
 def solve_groups(
-    pf: PresetsFile, *, progress: Progress = _nothing, comm: Any = None, solver: Any = None
+    pf: PresetsFile,
+    *,
+    progress: Progress = _nothing,
+    comm: Any = None,
+    solver: Any = None,
+    ranks_per_corner: int = 1,
 ) -> tuple[dict[str, FigureSet], dict[tuple[str, int], Any], list[AnatomyCase], list[dict[str, Any]]]:
     """Solve the anatomy cases the spread needs and stack each group's figures over them.
 
@@ -553,80 +627,137 @@ def solve_groups(
     corner per (preset, limit rule), searched (:func:`emsim.device.search.worst_corners`); every
     corner solved on the way is kept in the figures (the evaluation takes the worst over them).
 
+    Sweeps across ranks: the search hands its corners over in batches of independent ones (the
+    screening runs, the predictions, one step's neighbours). On more than one rank, a batch of
+    more than one corner is solved by :class:`CornerGroups` (``comm.size // ranks_per_corner``
+    groups side by side, each corner on one group's sub-communicator; figures gathered to every
+    rank); a batch of one corner, and every case on one rank, is solved on the whole communicator
+    as before. The CaseResults of a group's corners stay in the group: after the search, each
+    worst corner solved in a group is solved again on the whole communicator, for its results
+    (pictures), exactly as a serial search keeps them; its figures stay the group's, the ones the
+    search ranked (the two agree to the solvers' round-off: the same mesh and solvers on other
+    ranks). On one rank nothing changes.
+
     Args:
         pf: the presets file.
         progress: called with a short text at the start of each solve.
         comm: MPI communicator.
         solver: the anatomy solve (default :class:`AnatomySolver`): ``solver(case) -> (figures
-            by group, results by group)``.
+            by group, results by group)``. A solver given here solves every case, one by one.
+        ranks_per_corner: ranks per group (a divisor of ``comm.size``). Default 1: one corner per
+            rank, since a corner is too small to gain much from more ranks; larger for corners
+            whose memory a single rank cannot hold.
 
     Returns:
         (figures by group key, CaseResult by (group key, anatomy index) for the worst corners,
         the anatomy cases in figure order, the search record per site).
     """
+    comm = comm or MPI.COMM_WORLD
+    if not isinstance(ranks_per_corner, int) or ranks_per_corner < 1 or comm.size % ranks_per_corner:
+        raise InputError("ranks_per_corner", ranks_per_corner, f"a divisor of the number of ranks ({comm.size})")
+    parallel = solver is None and comm.size // ranks_per_corner > 1
     solver = solver or AnatomySolver(pf, comm=comm, progress=progress)
+    groups: CornerGroups | None = None
     cases: list[AnatomyCase] = []
     per_case: list[dict[str, FigureSet]] = []
     results_by_case: list[dict[str, Any]] = []
     record: list[dict[str, Any]] = []
-    for site in pf.device.sites or (None,):
-        nominal = nominal_case(pf.device, pf.validation, site)
-        k = len(nominal.factors)
-        if pf.validation.spread == "nominal":
-            figs, res = solver(nominal)
-            cases.append(nominal)
-            per_case.append(figs)
-            results_by_case.append(res)
-            record.append({"site": site, "method": "nominal only (spread = \"nominal\"): no worst case searched",
-                           "factors": [], "corners_total": 1, "solves": 1})  # fmt: skip
-            continue
-        solved: dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]] = {}
+    try:
+        for site in pf.device.sites or (None,):
+            nominal = nominal_case(pf.device, pf.validation, site)
+            k = len(nominal.factors)
+            if pf.validation.spread == "nominal":
+                figs, res = solver(nominal)
+                cases.append(nominal)
+                per_case.append(figs)
+                results_by_case.append(res)
+                record.append({"site": site, "method": "nominal only (spread = \"nominal\"): no worst case searched",
+                               "factors": [], "corners_total": 1, "solves": 1})  # fmt: skip
+                continue
+            solved: dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]] = {}
+            seen: dict[tuple[bool, ...], np.ndarray] = {}
+            in_groups: set[tuple[bool, ...]] = set()
 
-        seen: dict[tuple[bool, ...], np.ndarray] = {}
+            def keep(levels: tuple[bool, ...], figs: dict[str, FigureSet], res: dict[str, Any], solved=solved,
+                     seen=seen) -> np.ndarray:  # fmt: skip
+                seen[levels] = y = severities(pf, figs)
+                solved[levels] = (figs, res)
+                # hold the solved fields (meshes, functions: the pictures' source) only of the corners that
+                # are the worst so far for some objective: memory stays a few cases, not every corner
+                worst_so_far = set()
+                for j in range(len(y)):
+                    col = {c: v[j] for c, v in seen.items() if not np.isnan(v[j])}
+                    if col:
+                        worst_so_far.add(max(col, key=lambda corner: col[corner]))
+                for c, (f, r) in solved.items():
+                    if r and c not in worst_so_far:
+                        solved[c] = (f, {})
+                return y
 
-        def evaluate_corner(levels: tuple[bool, ...], nominal=nominal, solved=solved, seen=seen) -> np.ndarray:
-            figs, res = solver(corner_case(nominal, levels))
-            seen[levels] = y = severities(pf, figs)
-            solved[levels] = (figs, res)
-            # hold the solved fields (meshes, functions: the pictures' source) only of the corners that
-            # are the worst so far for some objective: memory stays a few cases, not every corner
-            keep = set()
-            for j in range(len(y)):
-                col = {c: v[j] for c, v in seen.items() if not np.isnan(v[j])}
-                if col:
-                    keep.add(max(col, key=lambda corner: col[corner]))
-            for c, (f, r) in solved.items():
-                if r and c not in keep:
-                    solved[c] = (f, {})
-            return y
+            def evaluate_many(corners: Sequence[tuple[bool, ...]], nominal=nominal, keep=keep,
+                              in_groups=in_groups) -> list[np.ndarray]:  # fmt: skip
+                nonlocal groups
+                if parallel and len(corners) > 1:
+                    if groups is None:
+                        groups = CornerGroups(pf, comm, ranks_per_corner, progress=progress)
+                        progress(f"corners in {groups.size} parallel groups of {ranks_per_corner} rank(s)")
+                    solved_figures = groups.solve([corner_case(nominal, c) for c in corners])
+                    in_groups.update(corners)
+                    return [keep(c, f, {}) for c, f in zip(corners, solved_figures, strict=True)]
+                out = []
+                for c in corners:  # one by one: each corner's fields dropped as soon as another is worse
+                    figs, res = solver(corner_case(nominal, c))
+                    out.append(keep(c, figs, res))
+                return out
 
-        found = worst_corners(k, evaluate_corner)
-        worst = {c for c in found.worst if c is not None}
-        for levels, (figs, res) in solved.items():
-            cases.append(corner_case(nominal, levels))
-            per_case.append(figs)
-            results_by_case.append(res if levels in worst else {})
-        record.append({
-            "site": site, "method": found.method, "corners_total": 2**k, "solves": found.evaluations,
-            "factors": [{"name": f.name, "kind": f.kind, "min": _number(f.low), "max": _number(f.high), "unit": f.unit,
-                         "source": f.source} for f in nominal.factors],
-            "worst_corner_by_rule": {f"preset {p.id} {r.name}": corner_case(nominal, c).label
-                                     for (p, r), c in zip(((p, r) for p in pf.presets for r in RULES if r.kind == "limit"),
-                                                          found.worst, strict=True) if c is not None},
-        })  # fmt: skip
+            found = worst_corners(k, evaluate_many=evaluate_many)
+            worst = {c for c in found.worst if c is not None}
+            # a worst corner solved in a group has no results here: solved again on every rank, for them
+            again = [c for c in dict.fromkeys(found.worst) if c is not None and c in in_groups]
+            for c in again:
+                progress(f"worst corner {corner_case(nominal, c).label} again on all {comm.size} ranks (pictures)")
+                _, res = solver(corner_case(nominal, c))
+                solved[c] = (solved[c][0], res)
+            for levels, (figs, res) in solved.items():
+                cases.append(corner_case(nominal, levels))
+                per_case.append(figs)
+                results_by_case.append(res if levels in worst else {})
+            record.append({
+                "site": site, "method": found.method, "corners_total": 2**k, "solves": found.evaluations,
+                "factors": [{"name": f.name, "kind": f.kind, "min": _number(f.low), "max": _number(f.high), "unit": f.unit,
+                             "source": f.source} for f in nominal.factors],
+                "worst_corner_by_rule": {f"preset {p.id} {r.name}": corner_case(nominal, c).label
+                                         for (p, r), c in zip(((p, r) for p in pf.presets for r in RULES if r.kind == "limit"),
+                                                              found.worst, strict=True) if c is not None},
+            })  # fmt: skip
+            if in_groups and groups is not None:
+                record[-1].update({
+                    "parallel_groups": groups.size, "ranks_per_group": ranks_per_corner,
+                    "solved_in_groups": len(in_groups), "batches": found.batches,
+                    "solved_again_on_all_ranks": len(again),
+                })  # fmt: skip
+    finally:
+        if groups is not None:
+            groups.close()
     figures = {key: stack_figures([f[key] for f in per_case]) for key in per_case[0]}
     results = {(key, i): r for i, res in enumerate(results_by_case) for key, r in res.items()}
     return figures, results, cases, record
 
 
-def validate(pf: PresetsFile, *, progress: Progress = _nothing, comm: Any = None, solver: Any = None) -> tuple[ValidationReport, dict]:
+def validate(
+    pf: PresetsFile, *, progress: Progress = _nothing, comm: Any = None, solver: Any = None, ranks_per_corner: int = 1
+) -> tuple[ValidationReport, dict]:
     """Solve the head over the anatomy spread and evaluate every level of every preset.
+
+    Collective over ``comm``; on more than one rank the corners of the search are solved in
+    parallel groups of ``ranks_per_corner`` ranks (:func:`solve_groups`).
 
     Returns:
         (the report, the solved CaseResults of the worst corners by (group key, anatomy index)).
     """
     t0 = time.perf_counter()
-    figures, results, cases, record = solve_groups(pf, progress=progress, comm=comm, solver=solver)
+    figures, results, cases, record = solve_groups(pf, progress=progress, comm=comm, solver=solver,
+                                                   ranks_per_corner=ranks_per_corner)  # fmt: skip
     described = {a.label: a.describe() for a in cases}
     report = evaluate(pf, figures, solves=len(cases), anatomy_cases=described, search=record)
     report.figures = figures

@@ -1,0 +1,103 @@
+"""The worst-case search's corners solved side by side on MPI ranks give the serial validation.
+
+A tiny coarse head (two 8 mm pads, 8.5 mm deep) over the spread of its own stack's conductivities
+(skin, fat, muscle: 8 corners, one batch), validated serially and under ``mpirun -n 2`` (two
+groups of one rank, each corner solved on one of them, figures gathered; the worst corners solved
+again on both ranks for the pictures).
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+
+import numpy as np
+import pytest
+from device_helpers import PRESETS_TOML
+from mpi4py import MPI
+
+from emsim.device.presets import parse_presets
+from emsim.device.validate import solve_groups
+from emsim.errors import InputError
+from emsim.models.toml import dumps as to_toml
+
+from conftest import run_cli, small_two_pad_table
+
+PRESETS = """
+[device]
+name = "tiny"
+electrode_head = "head.toml"
+compliance_voltage_V = 60
+[validation]
+spread = "corners"
+contact = "head"
+safety_factor = 1.5
+[[preset]]
+id = 1
+name = "a"
+waveform = "biphasic_symmetric"
+pulse_width_us = 250
+interphase_gap_us = 50
+frequency_Hz = 50
+levels_uA = [2000, 5000]
+session_min = 1
+"""
+
+#: Keys of a search record that only a run in parallel groups writes.
+PARALLEL_KEYS = ("parallel_groups", "ranks_per_group", "solved_in_groups", "batches", "solved_again_on_all_ranks")
+
+
+@pytest.mark.mpi
+@pytest.mark.slow
+def test_two_ranks_solve_the_corners_in_two_groups_and_give_the_serial_validation(tmp_path):
+    if MPI.COMM_WORLD.size > 1:
+        pytest.skip("launches mpirun itself; run it from a serial pytest")
+    head = small_two_pad_table()
+    # the same settings as the corner search's real-head test (tests/test_device_corners.py)
+    head["solver"] = {"waveform_frequencies": 16, "waveform_tolerance": 0.2}
+    head["thermal"] = {"session_min": 1.0, "time_step_s": 30.0}
+    for e in head["electrode"]:
+        e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}
+    (tmp_path / "head.toml").write_text(to_toml(head))
+    (tmp_path / "presets.toml").write_text(PRESETS)
+    runs = {}
+    for name, mpi in (("serial", 0), ("np2", 2)):
+        proc = run_cli("validate", "presets.toml", "--out", name, cwd=tmp_path, mpi=mpi)
+        assert proc.returncode in (0, 1), proc.stderr[-3000:]  # 1: some level fails (a verdict, not an error)
+        runs[name] = json.loads((tmp_path / name / "validation.json").read_text())
+    serial, parallel = runs["serial"], runs["np2"]
+    search = parallel["anatomy_search"][0]
+    assert search["parallel_groups"] == 2 and search["ranks_per_group"] == 1
+    assert search["batches"] == [8] and search["solved_in_groups"] == 8  # brute force: one batch, all in groups
+    distinct = set(search["worst_corner_by_rule"].values())
+    assert search["solved_again_on_all_ranks"] == len(distinct) >= 1
+    assert "parallel groups" in (tmp_path / "np2" / "validation.html").read_text()
+    # the worst corners' results were solved again on both ranks: the pictures are drawn from them
+    assert (tmp_path / "np2" / "worst_preset_1.png").is_file()
+    for key in PARALLEL_KEYS:
+        assert key not in serial["anatomy_search"][0]  # a serial run writes what it wrote before
+        del search[key]
+    # the same corners, the same worst corner of every rule, verdicts, headrooms and figures
+    assert parallel == serial
+    # Every figure: each corner is solved on one rank in both runs, on the same mesh (gmsh on one
+    # rank) by the same serial solvers in the same order of operations, so the figures are equal
+    # but for floating-point reassociation (none seen: they are bitwise equal); 1e-12 allows only that.
+    with np.load(tmp_path / "serial" / "figures.npz") as a, np.load(tmp_path / "np2" / "figures.npz") as b:
+        assert sorted(a.files) == sorted(b.files)
+        compared = 0
+        for name in a.files:
+            if a[name].dtype.kind == "f":
+                np.testing.assert_allclose(b[name], a[name], rtol=1e-12, atol=0.0, err_msg=name)
+                compared += a[name].size
+            else:
+                assert np.array_equal(a[name], b[name]), name
+        assert compared > 100
+
+
+def test_ranks_per_corner_must_divide_the_ranks():
+    raw = tomllib.loads(PRESETS_TOML)
+    raw["validation"] = {"safety_factor": 1.5, "spread": "corners"}
+    pf = parse_presets(raw, text=json.dumps(raw))
+    for bad in (0, 2):  # one rank here: 2 does not divide it
+        with pytest.raises(InputError, match="ranks_per_corner"):
+            solve_groups(pf, solver=lambda case: ({}, {}), ranks_per_corner=bad)
