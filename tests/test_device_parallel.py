@@ -77,21 +77,29 @@ def test_two_ranks_solve_the_corners_in_two_groups_and_give_the_serial_validatio
     for key in PARALLEL_KEYS:
         assert key not in serial["anatomy_search"][0]  # a serial run writes what it wrote before
         del search[key]
-    # the same corners, the same worst corner of every rule, verdicts, headrooms and figures
+    # the same corners, the same worst corner of every rule, verdicts, headrooms and figures (to
+    # the 6 digits written: equal, the figures being bitwise equal below)
     assert parallel == serial
-    # Every figure: each corner is solved on one rank in both runs, on the same mesh (gmsh on one
-    # rank) by the same serial solvers in the same order of operations, so the figures are equal
-    # but for floating-point reassociation (none seen: they are bitwise equal); 1e-12 allows only that.
+    # Every figure. Each corner is solved on one rank in both runs, on the same mesh (gmsh on one
+    # rank), by the same serial solvers. What may differ is the mesh's history: a group morphs the
+    # nodes through its own corners, and a morph moves them from where they are, to rounding
+    # (meshes/morph.py); the iterative solves (frequency sweep, heat) carry that to about 1e-10
+    # (measured on the cheek's ten factors: 5e-10 at most). This spread has no thickness factor
+    # (no morph): the figures come out bitwise equal. 1e-8 holds with morphs too, and is far
+    # below anything a wrong corner or a figure out of order would give (the corners' figures
+    # differ by percents).
     with np.load(tmp_path / "serial" / "figures.npz") as a, np.load(tmp_path / "np2" / "figures.npz") as b:
         assert sorted(a.files) == sorted(b.files)
         compared = 0
         for name in a.files:
             if a[name].dtype.kind == "f":
-                np.testing.assert_allclose(b[name], a[name], rtol=1e-12, atol=0.0, err_msg=name)
+                np.testing.assert_allclose(b[name], a[name], rtol=1e-8, atol=0.0, err_msg=name)
                 compared += a[name].size
             else:
                 assert np.array_equal(a[name], b[name]), name
         assert compared > 100
+        volts = a["0.peak_voltage_V_per_A"]
+        assert volts.size == 8 and np.ptp(volts) > 0.01 * volts.max()  # the corners are told apart
 
 
 def test_ranks_per_corner_must_divide_the_ranks():
