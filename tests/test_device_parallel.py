@@ -18,7 +18,7 @@ from mpi4py import MPI
 
 from emsim.device.presets import parse_presets
 from emsim.device.validate import solve_groups
-from emsim.errors import InputError
+from emsim.errors import EmsimError, InputError
 from emsim.models.toml import dumps as to_toml
 
 from conftest import run_cli, small_two_pad_table
@@ -109,3 +109,32 @@ def test_ranks_per_corner_must_divide_the_ranks():
     for bad in (0, 2):  # one rank here: 2 does not divide it
         with pytest.raises(InputError, match="ranks_per_corner"):
             solve_groups(pf, solver=lambda case: ({}, {}), ranks_per_corner=bad)
+
+
+def test_a_group_hands_back_each_corner_s_figures_in_order_and_raises_a_corner_s_error(monkeypatch):
+    import emsim.device.validate as validate_module
+    from emsim.device.anatomy import AnatomyCase, Factor, corner_case
+
+    class Solver:  # one figure set per case: its label
+        def __init__(self, pf, *, comm, progress, keep_results):
+            assert comm.size == 1 and not keep_results  # a group of one rank keeps no fields
+
+        def __call__(self, case):
+            if case.levels == (True, True):
+                raise InputError("layer[0].thickness_mm", -1.0, "must be > 0")
+            return {"g": case.label}, {}
+
+    monkeypatch.setattr(validate_module, "AnatomySolver", Solver)
+    raw = tomllib.loads(PRESETS_TOML)
+    pf = parse_presets(raw, text=json.dumps(raw))
+    nominal = AnatomyCase(None, tuple(Factor(name, "thickness", 1.0, 2.0, "mm", "test") for name in "ab"))
+    groups = validate_module.CornerGroups(pf, MPI.COMM_WORLD.Split(MPI.COMM_WORLD.rank), 1)
+    try:
+        cases = [corner_case(nominal, c) for c in ((False, True), (True, False), (False, False))]
+        assert groups.solve(cases) == [{"g": c.label} for c in cases]
+        # an error of one corner reaches every rank, with its message (InputError does not pickle:
+        # it travels as an EmsimError, which the command line reports the same way)
+        with pytest.raises(EmsimError, match=r"layer\[0\]\.thickness_mm = -1.0: must be > 0"):
+            groups.solve([*cases, corner_case(nominal, (True, True))])
+    finally:
+        groups.close()
