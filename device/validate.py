@@ -556,6 +556,7 @@ class CornerGroups:
 
     Attributes:
         size: number of groups.
+        ranks_per_group: ranks in each group.
         index: this rank's group.
         solver: this group's anatomy solve (figures only, ``keep_results=False``).
     """
@@ -563,6 +564,7 @@ class CornerGroups:
     def __init__(self, pf: PresetsFile, comm: Any, ranks_per_corner: int, *, progress: Progress = _nothing):
         self.comm = comm
         self.size = comm.size // ranks_per_corner
+        self.ranks_per_group = ranks_per_corner
         self.index = comm.rank // ranks_per_corner
         self.sub = comm.Split(color=self.index, key=comm.rank)
 
@@ -613,6 +615,80 @@ def severities(pf: PresetsFile, figures: dict[str, FigureSet]) -> np.ndarray:
     return np.array(out)
 
 
+class _SiteSearch:
+    """The worst-corner search of one site: the corners solved, their objectives and fields kept.
+
+    Collective over ``comm``. Holds the solved fields (meshes, functions: the pictures' source)
+    only of the corners that are the worst so far for some objective, so memory stays a few
+    cases, not every corner.
+    """
+
+    def __init__(self, pf: PresetsFile, nominal: AnatomyCase, solver: Any, groups: Callable[[], CornerGroups | None]):
+        self.pf, self.nominal, self.solver, self.groups = pf, nominal, solver, groups
+        self.solved: dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]] = {}
+        self.seen: dict[tuple[bool, ...], np.ndarray] = {}
+        self.in_groups: set[tuple[bool, ...]] = set()
+
+    def _keep(self, levels: tuple[bool, ...], figs: dict[str, FigureSet], res: dict[str, Any]) -> np.ndarray:
+        """Record a solved corner; drop the fields of every corner no longer worst for anything."""
+        self.seen[levels] = y = severities(self.pf, figs)
+        self.solved[levels] = (figs, res)
+        worst_so_far = set()
+        for j in range(len(y)):
+            col = {c: v[j] for c, v in self.seen.items() if not np.isnan(v[j])}
+            if col:
+                worst_so_far.add(max(col, key=lambda corner: col[corner]))
+        for c, (f, r) in self.solved.items():
+            if r and c not in worst_so_far:
+                self.solved[c] = (f, {})
+        return y
+
+    def evaluate_many(self, corners: Sequence[tuple[bool, ...]]) -> list[np.ndarray]:
+        """The objectives of a batch of independent corners (in parallel groups where there are)."""
+        groups = self.groups() if len(corners) > 1 else None
+        if groups is not None:
+            figures = groups.solve([corner_case(self.nominal, c) for c in corners])
+            self.in_groups.update(corners)
+            return [self._keep(c, f, {}) for c, f in zip(corners, figures, strict=True)]
+        out = []
+        for c in corners:  # one by one: each corner's fields dropped as soon as another is worse
+            figs, res = self.solver(corner_case(self.nominal, c))
+            out.append(self._keep(c, figs, res))
+        return out
+
+    def run(self, progress: Progress, comm: Any) -> tuple[list[AnatomyCase], list[dict[str, FigureSet]], list[dict[str, Any]], dict[str, Any]]:
+        """Search the site: (its cases, their figures, the worst corners' results, its record)."""
+        nominal = self.nominal
+        found = worst_corners(len(nominal.factors), evaluate_many=self.evaluate_many)
+        worst = {c for c in found.worst if c is not None}
+        # a worst corner solved in a group has no results here: solved again on every rank, for them
+        again = [c for c in dict.fromkeys(found.worst) if c is not None and c in self.in_groups]
+        for c in again:
+            progress(f"worst corner {corner_case(nominal, c).label} again on all {comm.size} ranks (pictures)")
+            _, res = self.solver(corner_case(nominal, c))
+            self.solved[c] = (self.solved[c][0], res)
+        cases = [corner_case(nominal, levels) for levels in self.solved]
+        figures = [figs for figs, _ in self.solved.values()]
+        results = [res if levels in worst else {} for levels, (_, res) in self.solved.items()]
+        record = {
+            "site": nominal.site, "method": found.method, "corners_total": 2 ** len(nominal.factors),
+            "solves": found.evaluations,
+            "factors": [{"name": f.name, "kind": f.kind, "min": _number(f.low), "max": _number(f.high), "unit": f.unit,
+                         "source": f.source} for f in nominal.factors],
+            "worst_corner_by_rule": {f"preset {p.id} {r.name}": corner_case(nominal, c).label
+                                     for (p, r), c in zip(((p, r) for p in self.pf.presets for r in RULES if r.kind == "limit"),
+                                                          found.worst, strict=True) if c is not None},
+        }  # fmt: skip
+        groups = self.groups() if self.in_groups else None
+        if groups is not None:
+            record.update({
+                "parallel_groups": groups.size, "ranks_per_group": groups.ranks_per_group,
+                "solved_in_groups": len(self.in_groups), "batches": found.batches,
+                "solved_again_on_all_ranks": len(again),
+            })  # fmt: skip
+        return cases, figures, results, record
+
+
 def solve_groups(
     pf: PresetsFile,
     *,
@@ -657,7 +733,15 @@ def solve_groups(
         raise InputError("ranks_per_corner", ranks_per_corner, f"a divisor of the number of ranks ({comm.size})")
     parallel = solver is None and comm.size // ranks_per_corner > 1
     solver = solver or AnatomySolver(pf, comm=comm, progress=progress)
-    groups: CornerGroups | None = None
+    made: list[CornerGroups] = []
+
+    def groups() -> CornerGroups | None:
+        """The parallel groups, split on first use (None on one group)."""
+        if parallel and not made:
+            made.append(CornerGroups(pf, comm, ranks_per_corner, progress=progress))
+            progress(f"corners in {made[0].size} parallel groups of {ranks_per_corner} rank(s)")
+        return made[0] if made else None
+
     cases: list[AnatomyCase] = []
     per_case: list[dict[str, FigureSet]] = []
     results_by_case: list[dict[str, Any]] = []
@@ -665,7 +749,6 @@ def solve_groups(
     try:
         for site in pf.device.sites or (None,):
             nominal = nominal_case(pf.device, pf.validation, site)
-            k = len(nominal.factors)
             if pf.validation.spread == "nominal":
                 figs, res = solver(nominal)
                 cases.append(nominal)
@@ -674,71 +757,14 @@ def solve_groups(
                 record.append({"site": site, "method": "nominal only (spread = \"nominal\"): no worst case searched",
                                "factors": [], "corners_total": 1, "solves": 1})  # fmt: skip
                 continue
-            solved: dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]] = {}
-            seen: dict[tuple[bool, ...], np.ndarray] = {}
-            in_groups: set[tuple[bool, ...]] = set()
-
-            def keep(levels: tuple[bool, ...], figs: dict[str, FigureSet], res: dict[str, Any], solved=solved,
-                     seen=seen) -> np.ndarray:  # fmt: skip
-                seen[levels] = y = severities(pf, figs)
-                solved[levels] = (figs, res)
-                # hold the solved fields (meshes, functions: the pictures' source) only of the corners that
-                # are the worst so far for some objective: memory stays a few cases, not every corner
-                worst_so_far = set()
-                for j in range(len(y)):
-                    col = {c: v[j] for c, v in seen.items() if not np.isnan(v[j])}
-                    if col:
-                        worst_so_far.add(max(col, key=lambda corner: col[corner]))
-                for c, (f, r) in solved.items():
-                    if r and c not in worst_so_far:
-                        solved[c] = (f, {})
-                return y
-
-            def evaluate_many(corners: Sequence[tuple[bool, ...]], nominal=nominal, keep=keep,
-                              in_groups=in_groups) -> list[np.ndarray]:  # fmt: skip
-                nonlocal groups
-                if parallel and len(corners) > 1:
-                    if groups is None:
-                        groups = CornerGroups(pf, comm, ranks_per_corner, progress=progress)
-                        progress(f"corners in {groups.size} parallel groups of {ranks_per_corner} rank(s)")
-                    solved_figures = groups.solve([corner_case(nominal, c) for c in corners])
-                    in_groups.update(corners)
-                    return [keep(c, f, {}) for c, f in zip(corners, solved_figures, strict=True)]
-                out = []
-                for c in corners:  # one by one: each corner's fields dropped as soon as another is worse
-                    figs, res = solver(corner_case(nominal, c))
-                    out.append(keep(c, figs, res))
-                return out
-
-            found = worst_corners(k, evaluate_many=evaluate_many)
-            worst = {c for c in found.worst if c is not None}
-            # a worst corner solved in a group has no results here: solved again on every rank, for them
-            again = [c for c in dict.fromkeys(found.worst) if c is not None and c in in_groups]
-            for c in again:
-                progress(f"worst corner {corner_case(nominal, c).label} again on all {comm.size} ranks (pictures)")
-                _, res = solver(corner_case(nominal, c))
-                solved[c] = (solved[c][0], res)
-            for levels, (figs, res) in solved.items():
-                cases.append(corner_case(nominal, levels))
-                per_case.append(figs)
-                results_by_case.append(res if levels in worst else {})
-            record.append({
-                "site": site, "method": found.method, "corners_total": 2**k, "solves": found.evaluations,
-                "factors": [{"name": f.name, "kind": f.kind, "min": _number(f.low), "max": _number(f.high), "unit": f.unit,
-                             "source": f.source} for f in nominal.factors],
-                "worst_corner_by_rule": {f"preset {p.id} {r.name}": corner_case(nominal, c).label
-                                         for (p, r), c in zip(((p, r) for p in pf.presets for r in RULES if r.kind == "limit"),
-                                                              found.worst, strict=True) if c is not None},
-            })  # fmt: skip
-            if in_groups and groups is not None:
-                record[-1].update({
-                    "parallel_groups": groups.size, "ranks_per_group": ranks_per_corner,
-                    "solved_in_groups": len(in_groups), "batches": found.batches,
-                    "solved_again_on_all_ranks": len(again),
-                })  # fmt: skip
+            site_cases, site_figures, site_results, site_record = _SiteSearch(pf, nominal, solver, groups).run(progress, comm)
+            cases += site_cases
+            per_case += site_figures
+            results_by_case += site_results
+            record.append(site_record)
     finally:
-        if groups is not None:
-            groups.close()
+        for g in made:
+            g.close()
     figures = {key: stack_figures([f[key] for f in per_case]) for key in per_case[0]}
     results = {(key, i): r for i, res in enumerate(results_by_case) for key, r in res.items()}
     return figures, results, cases, record
