@@ -50,7 +50,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from ...errors import InputError, SolverError
-from ..linalg.ksp import create_ksp, resolve_method, solve_checked
+from ..linalg.ksp import SolveWith, create_ksp, resolve_method, solve_checked
 from .pennes_data import PennesMaterial, PennesRun, ThermalConstants, cem43_rate
 from .pennes_data import blood_heat_capacity_J_per_m3K as library_blood_heat_capacity
 
@@ -268,16 +268,28 @@ class PennesProblem:
             vectors.append(vec)
         self._F0, self._FJ = vectors
 
-    def _solver(self, mass_coefficient_per_s: float):
-        """KSP for ``c M + K`` (Dirichlet rows and columns replaced by the identity), cached."""
+    def _solver(self, mass_coefficient_per_s: float, *, near_per_s: float | None = None):
+        """KSP for ``c M + K`` (Dirichlet rows and columns replaced by the identity), cached.
+
+        With ``near_per_s`` = c' and MUMPS: CG preconditioned by the factorisation of
+        ``c' M + K`` (made or reused) instead of a factorisation of its own. Both operators are
+        symmetric positive definite and the spectrum of (c' M + K)^-1 (c M + K) lies in
+        [min(1, c/c'), max(1, c/c')]: for the start of a run (c = 2/dt and 1/dt against the BDF2
+        steps' c' = 1.5/dt, three solves in all) CG reaches ``rtol`` in about ten triangular
+        solves, cheaper than two more factorisations.
+        """
         key = float(mass_coefficient_per_s)
         if key in self._solvers:
             return self._solvers[key][1]
 
+        near = None if near_per_s is None or self.method != "mumps" else self._solver(near_per_s)
         self._c.value = key
         A = fpetsc.assemble_matrix(self._step, bcs=self._bcs)
         A.assemble()
-        ksp = create_ksp(A, method=self.method, rtol=self.rtol, name="emsim_thermal")
+        if near is None:
+            ksp = create_ksp(A, method=self.method, rtol=self.rtol, name="emsim_thermal")
+        else:
+            ksp = create_ksp(A, method="cg", rtol=self.rtol, name="emsim_thermal_near", python_pc=SolveWith(near))
         self._solvers[key] = (A, ksp)
         return ksp
 
@@ -479,8 +491,10 @@ class _Stepper:
 
     def __init__(self, problem: PennesProblem, dt: float, F: PETSc.Vec, *, bdf2: bool) -> None:
         self.p, self.dt, self.F = problem, dt, F
-        self.half, self.full = problem._solver(2.0 / dt), problem._solver(1.0 / dt)  # the start
         self.bdf2 = problem._solver(1.5 / dt) if bdf2 else None
+        near = 1.5 / dt if bdf2 else None  # the start's solves preconditioned by the steps' factorisation
+        self.half = problem._solver(2.0 / dt, near_per_s=near)
+        self.full = problem._solver(1.0 / dt, near_per_s=near)
         self.r, self.w, self.m, self.d = (fpetsc.create_vector(problem.V) for _ in range(4))
         self.T_old = fem.Function(problem.V)
         self.T_half = fem.Function(problem.V)
