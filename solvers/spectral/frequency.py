@@ -56,7 +56,7 @@ from ..electric.conductivity import (
     point_tensors,
     volume_admittivities,
 )
-from ..electric.electrodes import ElectrodeSystem, cell_gradients, current_density
+from ..electric.electrodes import ElectrodeSystem, P1CellGradient, cell_gradients, current_density
 from ..electric.points import point_gradients
 from ..linalg.ksp import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
 from ..linalg.presb import PresbPreconditioner, SweepState
@@ -295,8 +295,13 @@ class FrequencyProblem:
 
     def cell_fields(self, phi: fem.Function) -> tuple[np.ndarray, np.ndarray]:
         """Complex DG0 field E = -grad phi [V/m] and current density J = S* E [A/m^2] per cell."""
-        re, im = cell_gradients(self.patch.mesh, [phi[0], phi[1]])
-        E = re + 1j * im
+        gradient = P1CellGradient.of(self.patch.mesh) if self.case.mesh.degree == 1 else None
+        if gradient is None:
+            re, im = cell_gradients(self.patch.mesh, [phi[0], phi[1]])
+            E = re + 1j * im
+        else:
+            dofs = self.V.dofmap.list
+            E = -gradient(phi.x.array[0::2], dofs) - 1j * gradient(phi.x.array[1::2], dofs)
         return E, current_density(self.patch, E, self.admittivity)
 
     def point_fields(
