@@ -140,7 +140,7 @@ class SolveWith:
         self.ksp = ksp
 
     def apply(self, pc: PETSc.PC, x: PETSc.Vec, y: PETSc.Vec) -> None:
-        """y = (the other operator)^-1 x."""
+        """Set y to the other KSP's solution for the right-hand side x."""
         self.ksp.solve(x, y)
 
 
