@@ -231,10 +231,8 @@ class PennesProblem:
         for tag, q in (surface_sources or {}).items():
             term = q * v * ds(int(tag))
             heat = term if heat is None else heat + term
-        self._c = fem.Constant(mesh, 0.0)  # a / dt in the step matrix; 0 for the steady matrix
         self._mass = fem.form(mass)
         self._stiff = fem.form(stiff)
-        self._step = fem.form(self._c * mass + stiff)
         self._basal = fem.form(basal)
         self._heat = None if heat is None else fem.form(heat)
 
@@ -283,9 +281,15 @@ class PennesProblem:
             return self._solvers[key][1]
 
         near = None if near_per_s is None or self.method != "mumps" else self._solver(near_per_s)
-        self._c.value = key
-        A = fpetsc.assemble_matrix(self._step, bcs=self._bcs)
-        A.assemble()
+        self._assemble()
+        # c M + K from the assembled M and K (the mass pattern is within the stiffness'), then
+        # the Dirichlet rows and columns: the same matrix as assembling the form c m + k with
+        # the boundary condition, to round-off, without another pass over the cells.
+        A = self._K.duplicate(copy=True)
+        if key != 0.0:
+            A.axpy(key, self._M, structure=PETSc.Mat.Structure.SUBSET_NONZERO_PATTERN)
+        start = self.V.dofmap.index_map.local_range[0]
+        A.zeroRowsColumns((self._bc_owned + start).astype(PETSc.IntType), diag=1.0)
         if near is None:
             ksp = create_ksp(A, method=self.method, rtol=self.rtol, name="emsim_thermal")
         else:
