@@ -184,14 +184,14 @@ class P1CellGradient:
 
     def __init__(self, mesh: Mesh) -> None:
         g = mesh.geometry
-        x = g.x[g.dofmap]  # (n_cells, 4, 3): the vertices, in the P1 element's local order
+        x = g.x[g.dofmaps[0]]  # (n_cells, 4, 3): the vertices, in the P1 element's local order
         J = np.transpose(x[:, 1:] - x[:, :1], (0, 2, 1))  # J[:, a, b] = (x_b - x_0)_a
         self.inverse_transpose = np.ascontiguousarray(np.transpose(np.linalg.inv(J), (0, 2, 1)))
 
     @classmethod
     def of(cls, mesh: Mesh) -> P1CellGradient | None:
         """The operator of ``mesh`` (made once), or None when its cells are not affine tetrahedra."""
-        if mesh.topology.cell_name() != "tetrahedron" or mesh.geometry.cmap.degree != 1:
+        if mesh.topology.cell_name() != "tetrahedron" or mesh.geometry.cmaps[0].degree != 1:
             return None
         op = cls._cache.get(mesh)
         if op is None:

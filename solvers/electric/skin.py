@@ -157,7 +157,7 @@ def skin_facets(case: Case, patch: PatchMesh, robin: Collection[str]) -> SkinFac
     entry = np.where(outside >= 0, outside, inside).astype(np.int32)
     # Orient the normal out of the tissue, toward the pad (or the air).
     if len(facets):
-        centre = mesh.geometry.x[mesh.geometry.dofmap[inside]].mean(axis=1)
+        centre = mesh.geometry.x[mesh.geometry.dofmaps[0][inside]].mean(axis=1)
         flip = np.einsum("ij,ij->i", normals, centre - tri.mean(axis=1)) > 0
         normals[flip] = -normals[flip]
     under_arr = np.array(under, dtype=object)
