@@ -277,3 +277,27 @@ def test_the_p99_of_the_skin_current_density_is_never_above_its_peak():
     m = res.metrics.electric
     assert m.skin_current_density_p99_A_per_m2 <= m.skin_current_density_peak_A_per_m2
     assert m.skin_current_density_p99_A_per_m2 > 0.8 * m.skin_current_density_peak_A_per_m2
+
+
+def test_the_p1_cell_gradient_equals_the_dg0_interpolation_of_grad():
+    """P1CellGradient (J^-T times the vertex differences) against DOLFINx's DG0 interpolation of grad u."""
+    import ufl
+    from dolfinx import fem, mesh
+    from mpi4py import MPI
+
+    from emsim.solvers.electric.electrodes import P1CellGradient, cell_gradients
+
+    domain = mesh.create_box(MPI.COMM_WORLD, [[0.0, 0.0, 0.0], [2e-2, 1e-2, 5e-3]], [6, 5, 4])
+    domain.geometry.x[:, 2] += 1e-3 * np.sin(300 * domain.geometry.x[:, 0])  # not a regular grid
+    V = fem.functionspace(domain, ("Lagrange", 1, (2,)))
+    u = fem.Function(V)
+    x = ufl.SpatialCoordinate(domain)
+    u.interpolate(fem.Expression(ufl.as_vector([ufl.sin(200 * x[0]) * x[1], ufl.exp(50 * x[2]) + x[0] * x[1]]),
+                                 V.element.interpolation_points))  # fmt: skip
+    gradient = P1CellGradient.of(domain)
+    assert gradient is P1CellGradient.of(domain)  # made once per mesh
+    expected = cell_gradients(domain, [u[0], u[1]])
+    for c in range(2):
+        got = -gradient(u.x.array[c::2], V.dofmap.list)
+        assert np.abs(got - expected[c]).max() <= 1e-12 * np.abs(expected[c]).max()
+        assert np.abs(expected[c]).max() > 1.0  # a real gradient [1/m], not zeros

@@ -34,6 +34,7 @@ from mpi4py import MPI
 from scipy.sparse import csr_matrix
 from scipy.spatial import cKDTree
 
+from ...errors import SolverError
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
 
@@ -139,16 +140,26 @@ def skin_facets(case: Case, patch: PatchMesh, robin: Collection[str]) -> SkinFac
     cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]) if len(facets) else np.empty((0, 3))
     area = 0.5 * np.linalg.norm(cross, axis=1)
     normals = cross / (2 * area[:, None]) if len(facets) else cross
-    entry = np.empty(len(facets), dtype=np.int32)
-    for i, f in enumerate(facets):
-        cells = f2c.links(f)
-        inside = [c for c in cells if cell_tag[c] in tissue]
-        outside = [c for c in cells if cell_tag[c] not in tissue]
-        entry[i] = outside[0] if outside else inside[0]
-        # Orient the normal out of the tissue, toward the pad (or the air).
-        geo = dmesh.entities_to_geometry(mesh, tdim, np.array([inside[0]], dtype=np.int32))
-        if np.dot(normals[i], mesh.geometry.x[geo][0].mean(axis=0) - tri[i].mean(axis=0)) > 0:
-            normals[i] = -normals[i]
+    # Each facet's first tissue cell (inside) and first other cell (outside), in the order of
+    # its links: the entry cell is the outside one (the pad) when there is one.
+    offsets, links = f2c.offsets, f2c.array
+    first = links[offsets[facets]]
+    two = offsets[facets + 1] - offsets[facets] > 1
+    second = np.where(two, links[np.minimum(offsets[facets] + 1, len(links) - 1)], -1)
+    is_tissue = np.isin(cell_tag, np.fromiter(tissue, dtype=cell_tag.dtype, count=len(tissue)))
+    first_in = is_tissue[first]
+    second_in = two & is_tissue[second]
+    if not np.all(first_in | second_in):
+        bad = facets[~(first_in | second_in)][0]
+        raise SolverError(f"skin facet {int(bad)} has no tissue cell on this rank (ghost layer missing?)")
+    inside = np.where(first_in, first, second)
+    outside = np.where(~first_in, first, np.where(two & ~second_in, second, -1))
+    entry = np.where(outside >= 0, outside, inside).astype(np.int32)
+    # Orient the normal out of the tissue, toward the pad (or the air).
+    if len(facets):
+        centre = mesh.geometry.x[mesh.geometry.dofmaps[0][inside]].mean(axis=1)
+        flip = np.einsum("ij,ij->i", normals, centre - tri.mean(axis=1)) > 0
+        normals[flip] = -normals[flip]
     under_arr = np.array(under, dtype=object)
     kinds_arr = np.array(kinds, dtype=object)
     robin_mask = np.array([k == "electrode" and u in robin for k, u in zip(kinds, under, strict=True)], dtype=bool)

@@ -4,7 +4,7 @@ MUMPS (LU) for small problems and as the reference; CG + GAMG (smoothed aggregat
 / Jacobi smoothers) for large symmetric positive definite ones.
 
 Options. Every problem's KSP has a stable options prefix (``emsim_electric_``,
-``emsim_frequency_``, ``emsim_presb_``, ``emsim_thermal_``), and emsim's settings are defaults
+``emsim_frequency_``, ``emsim_presb_``, ``emsim_thermal_``, ``emsim_thermal_near_``), and emsim's settings are defaults
 under it: an option a user has put into PETSc's database (``PETSC_OPTIONS`` or the command
 line, e.g. ``-emsim_electric_ksp_rtol 1e-12``) wins. The defaults emsim set are removed from
 the database once read; the user's stay.
@@ -28,6 +28,7 @@ __all__ = [
     "MUMPS_MAX_DOFS",
     "MUMPS_MAX_DOFS_BY_DEGREE",
     "SOLVES",
+    "SolveWith",
     "assemble_lifted_rhs",
     "create_ksp",
     "resolve_method",
@@ -74,11 +75,11 @@ def create_ksp(
 
     Args:
         A: assembled PETSc matrix (symmetric positive definite for "cg-gamg").
-        method: "mumps", "cg-gamg" (see :func:`resolve_method`), or "fgmres" with the
-            preconditioner ``python_pc`` (a petsc4py Python PC context).
+        method: "mumps", "cg-gamg" (see :func:`resolve_method`), or "fgmres" or "cg" with
+            the preconditioner ``python_pc`` (a petsc4py Python PC context).
         rtol: relative residual tolerance of the Krylov method.
         name: the options prefix without its trailing underscore (``emsim_electric``).
-        python_pc: the preconditioner context for "fgmres".
+        python_pc: the preconditioner context for "fgmres" and "cg".
         max_it: iteration limit of the Krylov method.
     """
     prefix = f"{name}_"
@@ -99,6 +100,8 @@ def create_ksp(
             "ksp_max_it": max_it,
             "ksp_gmres_restart": 100,
         }
+    elif method == "cg" and python_pc is not None:
+        settings = {"ksp_type": "cg", "ksp_rtol": rtol, "ksp_atol": 1e-30, "ksp_max_it": max_it}
     else:
         settings = {
             "ksp_type": "cg",
@@ -123,6 +126,22 @@ def create_ksp(
         pc.setPythonContext(python_pc)
     ksp.setUp()
     return ksp
+
+
+class SolveWith:
+    """A petsc4py Python preconditioner that applies another KSP's solve.
+
+    E.g. the factorisation of a nearby operator as the preconditioner of a Krylov method
+    (:meth:`emsim.solvers.thermal.pennes.PennesProblem._solver`). The other KSP stays its
+    owner's.
+    """
+
+    def __init__(self, ksp: PETSc.KSP) -> None:
+        self.ksp = ksp
+
+    def apply(self, pc: PETSc.PC, x: PETSc.Vec, y: PETSc.Vec) -> None:
+        """Set y to the other KSP's solution for the right-hand side x."""
+        self.ksp.solve(x, y)
 
 
 def assemble_lifted_rhs(

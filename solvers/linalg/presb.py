@@ -102,9 +102,10 @@ class SweepState:
     values change, smoothly in log f. Rebuilding everything per frequency spent about half the
     time of a sweep in setup (matrix allocation, sub-matrix extraction, GAMG aggregation), so a
     sweep keeps: the space, the block matrix (re-assembled in place), the PRESB preconditioner
-    (:meth:`PresbPreconditioner.update`, GAMG interpolation reused), the outer FGMRES KSP and the right-hand
-    side vector. It also keeps the last unit field of every electrode as the initial guess of
-    the next frequency's solve. The converged answer is the same to the outer tolerance: the
+    (:meth:`PresbPreconditioner.update`, GAMG interpolation reused), the outer FGMRES KSP, the
+    right-hand side vector and the compiled forms (their constants set per frequency). It also
+    keeps the last unit field of every electrode as the initial guess of the next frequency's
+    solve. The converged answer is the same to the outer tolerance: the
     reuse changes only the iterations needed to reach it. Frequencies should be visited in
     order (increasing or decreasing) for good guesses. MUMPS problems share the space, the
     matrix and the KSP: each frequency refactorises numerically on the first one's ordering and
@@ -120,6 +121,8 @@ class SweepState:
         self.b: Any = None
         self.previous: dict[str, Any] = {}
         self.normals: dict[str, Any] | None = None
+        # the compiled forms of the frequency problem (constants set per frequency; no PETSc objects)
+        self.forms: Any = None
 
     def close(self) -> None:
         """Free the shared PETSc objects."""

@@ -51,6 +51,7 @@ from petsc4py import PETSc
 from ...errors import InputError, SolverError
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
+from ..electric.electrodes import P1CellGradient
 
 __all__ = [
     "DEFAULT_CHRONAXIE_S",
@@ -224,6 +225,7 @@ class FibreSecondDerivative:
         W = fem.functionspace(mesh, ("DG", 0, (3,)))
         self._grad = fem.Function(W)
         self._grad_expr = fem.Expression(ufl.grad(self._g), W.element.interpolation_points)
+        self._p1_gradient = P1CellGradient.of(mesh)
         self._fibres = {}
         for label, f in directions.items():
             cells = patch.cell_tags.find(patch.volumes[f"layer:{label}"])
@@ -246,8 +248,11 @@ class FibreSecondDerivative:
         if reason < 0:
             raise SolverError(f"activating function: projection did not converge (PETSc reason {reason})")
         self._g.x.scatter_forward()
-        self._grad.interpolate(self._grad_expr)
-        G = self._grad.x.array.reshape(-1, 3)
+        if self._p1_gradient is not None:  # the same numbers as the interpolation, to round-off
+            G = self._p1_gradient(self._g.x.array, self._g.function_space.dofmap.list)
+        else:
+            self._grad.interpolate(self._grad_expr)
+            G = self._grad.x.array.reshape(-1, 3)
         for cells, fibres in self._fibres.values():
             out[cells] = np.einsum("ni,ni->n", G[cells], fibres)
         return out

@@ -130,6 +130,14 @@ def _sketch_weights(points_m: np.ndarray, seed: int) -> np.ndarray:
     return np.cos(points_m @ k.T + p).T if len(points_m) else np.zeros((SKETCHES, 0))
 
 
+def _largest(v: np.ndarray, k: int) -> np.ndarray:
+    """The indices of the k largest entries of ``v``, in increasing order of value (as ``argsort(v)[-k:]``)."""
+    if len(v) <= k:
+        return np.argsort(v)
+    part = np.argpartition(v, len(v) - k)[-k:]
+    return part[np.argsort(v[part])]
+
+
 class _Sampler:
     """The per-frequency work of a sweep, with everything that does not depend on f set up once."""
 
@@ -171,6 +179,8 @@ class _Sampler:
         self.w_facets = _sketch_weights(skin.centroids_m, 3)
         self.w_robin = _sketch_weights(np.asarray(self.robin_pts).reshape(-1, 3), 4)
         self.sweep = SweepState()  # one matrix, preconditioner and KSP for all samples
+        # per large array: (last sample, samples seen, their variation, their largest magnitude)
+        self._variations: dict[str, tuple[FrequencySample, list[FrequencySample], np.ndarray, float]] = {}
 
     def _sketches(self, s: FrequencySample) -> np.ndarray:
         """The sketches of the large arrays (same on every rank)."""
@@ -211,16 +221,40 @@ class _Sampler:
         # Not the activating function: a recovered second derivative of phi (whose fields are
         # fitted), it is discretisation noise where the field is uniform (a 1-D column).
         for attr in ("Jn", "Em", "E", "J", "dV"):
-            X = np.array([getattr(s, attr).ravel() for s in samples])
-            v = np.max(np.abs(X - X[-1]), axis=0) if X.shape[1] else np.zeros(0)
-            top = np.argsort(v)[-TOP_ENTRIES:]
-            gathered = comm.allgather((v[top], X[:, top], float(np.max(np.abs(X), initial=0.0))))
+            v, size = self._variation(attr, samples)
+            top = _largest(v, TOP_ENTRIES)
+            X = np.array([getattr(s, attr).ravel()[top] for s in samples])
+            gathered = comm.allgather((v[top], X, size))
             values = np.concatenate([g[0] for g in gathered])
             cols = np.concatenate([g[1] for g in gathered], axis=1)
             pick = np.argsort(-values, kind="stable")[:TOP_ENTRIES]
             add(cols[:, pick], max(g[2] for g in gathered))
-            del X
         return np.concatenate(parts, axis=1), np.concatenate(scales)
+
+    def _variation(self, attr: str, samples: list[FrequencySample]) -> tuple[np.ndarray, float]:
+        """Per entry of a large array, max over the samples of |X_s - X_last|, and max |X| (this rank).
+
+        Kept between the fits of a sweep and updated with the new samples only (the last
+        sample, the highest frequency, stays the same while the sweep fills the band in): each
+        fit otherwise stacked every sample of every cell field again.
+        """
+        last = samples[-1]
+        cached = self._variations.get(attr)
+        if cached is None or cached[0] is not last or any(all(s is not c for c in samples) for s in cached[1]):
+            n = getattr(last, attr).size
+            cached = (last, [], np.zeros(n), 0.0)
+        _, seen, v, size = cached
+        X_last = getattr(last, attr).ravel()
+        for s in samples:
+            if any(s is c for c in seen):
+                continue
+            X = getattr(s, attr).ravel()
+            if X.size:
+                np.maximum(v, np.abs(X - X_last), out=v)
+                size = max(size, float(np.abs(X).max()))
+            seen.append(s)
+        self._variations[attr] = (last, seen, v, size)
+        return v, size
 
     def sample(self, f: float) -> FrequencySample:
         """Solve at ``f`` and extract every per-ampere quantity of every channel."""
