@@ -301,3 +301,10 @@ def test_the_p1_cell_gradient_equals_the_dg0_interpolation_of_grad():
         got = -gradient(u.x.array[c::2], V.dofmap.list)
         assert np.abs(got - expected[c]).max() <= 1e-12 * np.abs(expected[c]).max()
         assert np.abs(expected[c]).max() > 1.0  # a real gradient [1/m], not zeros
+    # A morph moves the nodes of the same mesh in place: the operator follows them.
+    domain.geometry.x[:, 2] *= 1.5
+    moved = P1CellGradient.of(domain)
+    assert moved is not gradient
+    expected = cell_gradients(domain, [u[0], u[1]])
+    got = -moved(u.x.array[0::2], V.dofmap.list)
+    assert np.abs(got - expected[0]).max() <= 1e-12 * np.abs(expected[0]).max()

@@ -184,17 +184,24 @@ class P1CellGradient:
 
     def __init__(self, mesh: Mesh) -> None:
         g = mesh.geometry
+        self.nodes_m = np.array(g.x, copy=True)  # the node positions J^-T was made for [m]
         x = g.x[g.dofmaps[0]]  # (n_cells, 4, 3): the vertices, in the P1 element's local order
         J = np.transpose(x[:, 1:] - x[:, :1], (0, 2, 1))  # J[:, a, b] = (x_b - x_0)_a
         self.inverse_transpose = np.ascontiguousarray(np.transpose(np.linalg.inv(J), (0, 2, 1)))
 
     @classmethod
     def of(cls, mesh: Mesh) -> P1CellGradient | None:
-        """The operator of ``mesh`` (made once), or None when its cells are not affine tetrahedra."""
+        """The operator of ``mesh``, or None when its cells are not affine tetrahedra.
+
+        Made once per mesh and node positions: a morph (:func:`emsim.meshes.morph.morph_layers`)
+        moves the nodes of the same mesh object in place, so the held operator is checked
+        against the nodes (an exact comparison, about 1 ms on 10^5 nodes) and made again when
+        they moved.
+        """
         if mesh.topology.cell_name() != "tetrahedron" or mesh.geometry.cmaps[0].degree != 1:
             return None
         op = cls._cache.get(mesh)
-        if op is None:
+        if op is None or not np.array_equal(op.nodes_m, mesh.geometry.x):
             op = cls._cache[mesh] = cls(mesh)
         return op
 

@@ -225,7 +225,7 @@ class FibreSecondDerivative:
         W = fem.functionspace(mesh, ("DG", 0, (3,)))
         self._grad = fem.Function(W)
         self._grad_expr = fem.Expression(ufl.grad(self._g), W.element.interpolation_points)
-        self._p1_gradient = P1CellGradient.of(mesh)
+        self._mesh = mesh
         self._fibres = {}
         for label, f in directions.items():
             cells = patch.cell_tags.find(patch.volumes[f"layer:{label}"])
@@ -248,8 +248,9 @@ class FibreSecondDerivative:
         if reason < 0:
             raise SolverError(f"activating function: projection did not converge (PETSc reason {reason})")
         self._g.x.scatter_forward()
-        if self._p1_gradient is not None:  # the same numbers as the interpolation, to round-off
-            G = self._p1_gradient(self._g.x.array, self._g.function_space.dofmap.list)
+        p1_gradient = P1CellGradient.of(self._mesh)  # at the nodes' current positions (a morph moves them)
+        if p1_gradient is not None:  # the same numbers as the interpolation, to round-off
+            G = p1_gradient(self._g.x.array, self._g.function_space.dofmap.list)
         else:
             self._grad.interpolate(self._grad_expr)
             G = self._grad.x.array.reshape(-1, 3)
