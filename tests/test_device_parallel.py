@@ -1,7 +1,8 @@
 """The worst-case search's corners solved side by side on MPI ranks give the serial validation.
 
-A tiny coarse head (two 8 mm pads, 8.5 mm deep) over the spread of its own stack's conductivities
-(skin, fat, muscle: 8 corners, one batch), validated serially and under ``mpirun -n 2`` (two
+A tiny coarse head (two 8 mm pads on skin and muscle, 6.5 mm deep) over the spread of its own
+stack's conductivities (skin, muscle: 4 corners, one batch; a third layer would double the test's
+cost and add nothing a group does differently), validated serially and under ``mpirun -n 2`` (two
 groups of one rank, each corner solved on one of them, figures gathered; the worst corners solved
 again on both ranks for the pictures).
 """
@@ -53,6 +54,7 @@ def test_two_ranks_solve_the_corners_in_two_groups_and_give_the_serial_validatio
     if MPI.COMM_WORLD.size > 1:
         pytest.skip("launches mpirun itself; run it from a serial pytest")
     head = small_two_pad_table()
+    head["layer"] = [layer for layer in head["layer"] if layer["tissue"] != "fat"]  # skin 1.5 mm, muscle 5 mm
     # the same settings as the corner search's real-head test (tests/test_device_corners.py)
     head["solver"] = {"waveform_frequencies": 16, "waveform_tolerance": 0.2}
     head["thermal"] = {"session_min": 1.0, "time_step_s": 30.0}
@@ -68,7 +70,7 @@ def test_two_ranks_solve_the_corners_in_two_groups_and_give_the_serial_validatio
     serial, parallel = runs["serial"], runs["np2"]
     search = parallel["anatomy_search"][0]
     assert search["parallel_groups"] == 2 and search["ranks_per_group"] == 1
-    assert search["batches"] == [8] and search["solved_in_groups"] == 8  # brute force: one batch, all in groups
+    assert search["batches"] == [4] and search["solved_in_groups"] == 4  # brute force: one batch, all in groups
     distinct = set(search["worst_corner_by_rule"].values())
     assert search["solved_again_on_all_ranks"] == len(distinct) >= 1
     assert "parallel groups" in (tmp_path / "np2" / "validation.html").read_text()
@@ -99,7 +101,7 @@ def test_two_ranks_solve_the_corners_in_two_groups_and_give_the_serial_validatio
                 assert np.array_equal(a[name], b[name]), name
         assert compared > 100
         volts = a["0.peak_voltage_V_per_A"]
-        assert volts.size == 8 and np.ptp(volts) > 0.01 * volts.max()  # the corners are told apart
+        assert volts.size == 4 and np.ptp(volts) > 0.01 * volts.max()  # the corners are told apart
 
 
 def test_ranks_per_corner_must_divide_the_ranks():
