@@ -1,4 +1,5 @@
-"""Synthetic per-unit figures for device tests that need no physics (values chosen, not solved)."""
+"""Device-test helpers: synthetic per-unit figures for tests that need no physics (values chosen,
+not solved), and the tiny head and one-preset file the corner-search tests solve."""
 
 from __future__ import annotations
 
@@ -61,3 +62,49 @@ def synthetic_figures(preset: Preset, *, peak_density=(0.05, 0.08), volts_per_A=
         cem43_T0_C=np.tile([37.0, 36.0], (n, 1)), cem43_rise_K=np.tile(hist, (n, 1, 1)), cem43_dt_s=30.0,
         current_for_target_A=np.full(n, 0.009),
     )  # fmt: skip
+
+
+def tiny_corners_presets(*, contact: str, sites: str | None = None) -> str:
+    """A one-preset file (250 us biphasic at 50 Hz, 2 and 5 mA, 1 min) over ``head.toml`` with spread = "corners".
+
+    Args:
+        contact: ``[validation] contact`` (a contact range name, or "head").
+        sites: a site of models/data/sites.toml whose stack replaces the head's, or None.
+    """
+    site_line = f'sites = ["{sites}"]\n' if sites else ""
+    return f"""[device]
+name = "tiny"
+electrode_head = "head.toml"
+compliance_voltage_V = 60
+{site_line}[validation]
+spread = "corners"
+contact = "{contact}"
+safety_factor = 1.5
+[[preset]]
+id = 1
+name = "a"
+waveform = "biphasic_symmetric"
+pulse_width_us = 250
+interphase_gap_us = 50
+frequency_Hz = 50
+levels_uA = [2000, 5000]
+session_min = 1
+"""
+
+
+def tiny_corners_head() -> dict:
+    """The tiny two-pad head (conftest.small_two_pad_table) at the corner-search tests' cheap settings.
+
+    The search is checked against brute force, or serial against parallel, over the same
+    evaluations, so the waveform sweep's accuracy does not enter: a 20 % error estimate (fewer
+    frequency solves per corner), a 1-minute session in 30 s heat steps, and the head's own
+    carbon-rubber contact fit (2.9 kohm cm^2, 0.0155 uF/cm^2; cheek-head.toml).
+    """
+    from conftest import small_two_pad_table
+
+    head = small_two_pad_table()
+    head["solver"] = {"waveform_frequencies": 16, "waveform_tolerance": 0.2}
+    head["thermal"] = {"session_min": 1.0, "time_step_s": 30.0}
+    for e in head["electrode"]:
+        e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}
+    return head

@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 import pytest
+from device_helpers import tiny_corners_head, tiny_corners_presets
 
 from emsim.device.anatomy import AnatomyCase, corner_case, spread_factors
 from emsim.device.presets import read_presets
@@ -22,26 +23,7 @@ from emsim.models.toml import dumps as to_toml
 
 from conftest import small_two_pad_table
 
-PRESETS = """
-[device]
-name = "tiny"
-electrode_head = "head.toml"
-compliance_voltage_V = 60
-sites = ["cheek"]
-[validation]
-spread = "corners"
-contact = "gel_on_unprepared_skin"
-safety_factor = 1.5
-[[preset]]
-id = 1
-name = "a"
-waveform = "biphasic_symmetric"
-pulse_width_us = 250
-interphase_gap_us = 50
-frequency_Hz = 50
-levels_uA = [2000, 5000]
-session_min = 1
-"""
+PRESETS = tiny_corners_presets(contact="gel_on_unprepared_skin", sites="cheek")
 
 WANTED = ("skin", "fat", "R", "C", "sigma_skin")
 
@@ -50,14 +32,7 @@ WANTED = ("skin", "fat", "R", "C", "sigma_skin")
 def corners(tmp_path_factory):
     """(presets, factors, solver, objective vector per corner) of every corner of five factors."""
     tmp = tmp_path_factory.mktemp("corners")
-    head = small_two_pad_table()
-    # The search is checked against brute force over the same evaluations: the waveform sweep's
-    # accuracy does not enter (a 20 % error estimate: fewer frequency solves per corner; -27 % CPU).
-    head["solver"] = {"waveform_frequencies": 16, "waveform_tolerance": 0.2}
-    head["thermal"] = {"session_min": 1.0, "time_step_s": 30.0}
-    for e in head["electrode"]:
-        e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}
-    (tmp / "head.toml").write_text(to_toml(head))
+    (tmp / "head.toml").write_text(to_toml(tiny_corners_head()))
     (tmp / "presets.toml").write_text(PRESETS)
     pf = read_presets(tmp / "presets.toml")
     every = {f.name: f for f in spread_factors(pf.device, pf.validation, "cheek")}

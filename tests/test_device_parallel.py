@@ -14,7 +14,7 @@ import tomllib
 
 import numpy as np
 import pytest
-from device_helpers import PRESETS_TOML
+from device_helpers import PRESETS_TOML, tiny_corners_head, tiny_corners_presets
 from mpi4py import MPI
 
 from emsim.device.presets import parse_presets
@@ -22,27 +22,9 @@ from emsim.device.validate import solve_groups
 from emsim.errors import EmsimError, InputError
 from emsim.models.toml import dumps as to_toml
 
-from conftest import run_cli, small_two_pad_table
+from conftest import run_cli
 
-PRESETS = """
-[device]
-name = "tiny"
-electrode_head = "head.toml"
-compliance_voltage_V = 60
-[validation]
-spread = "corners"
-contact = "head"
-safety_factor = 1.5
-[[preset]]
-id = 1
-name = "a"
-waveform = "biphasic_symmetric"
-pulse_width_us = 250
-interphase_gap_us = 50
-frequency_Hz = 50
-levels_uA = [2000, 5000]
-session_min = 1
-"""
+PRESETS = tiny_corners_presets(contact="head")
 
 #: Keys of a search record that only a run in parallel groups writes.
 PARALLEL_KEYS = ("parallel_groups", "ranks_per_group", "solved_in_groups", "batches", "solved_again_on_all_ranks")
@@ -53,13 +35,8 @@ PARALLEL_KEYS = ("parallel_groups", "ranks_per_group", "solved_in_groups", "batc
 def test_two_ranks_solve_the_corners_in_two_groups_and_give_the_serial_validation(tmp_path):
     if MPI.COMM_WORLD.size > 1:
         pytest.skip("launches mpirun itself; run it from a serial pytest")
-    head = small_two_pad_table()
+    head = tiny_corners_head()  # the corner search's real-head test's (tests/test_device_corners.py)
     head["layer"] = [layer for layer in head["layer"] if layer["tissue"] != "fat"]  # skin 1.5 mm, muscle 5 mm
-    # the same settings as the corner search's real-head test (tests/test_device_corners.py)
-    head["solver"] = {"waveform_frequencies": 16, "waveform_tolerance": 0.2}
-    head["thermal"] = {"session_min": 1.0, "time_step_s": 30.0}
-    for e in head["electrode"]:
-        e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}
     (tmp_path / "head.toml").write_text(to_toml(head))
     (tmp_path / "presets.toml").write_text(PRESETS)
     runs = {}
