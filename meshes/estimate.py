@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -181,8 +182,7 @@ def _free_cells(case: Case) -> tuple[float, float]:
         one flat cell across, :data:`FLAT_CELLS_PER_VERTEX`).
     """
     sizes = mesh_sizes(case)
-    h_edge, h_surface, h_max = sizes["edge"], sizes["surface"], sizes["max"]
-    g = sizes["grading_per_m"]
+    h_edge, h_max = sizes["edge"], sizes["max"]
     reach = _reach(sizes, h_max)  # beyond this distance from every outline h ignores them
     width, length = case.patch.width_m, case.patch.length_m
     levels = pad_z_levels(case)
@@ -223,42 +223,60 @@ def _free_cells(case: Case) -> tuple[float, float]:
         thickness = z1 - z0
         if pad is None:
             z = -_graded_axis_free(-z1, -z0, [(0.0, 0.0)], sizes, h_box, 200)[::-1]
+            weight, h_near = near_area, np.full(near_area.shape, h_box)
+            far_area = float(area[~near].sum())
             h_relaxed = far_layer_box_size(sizes, case.layers[k].thickness_m)
             if h_relaxed > h_box and not resolved.all():
                 relaxed += _relaxed_layer_cells(z, thickness, area[~near & ~resolved], h_relaxed, sizes, h_floor)
-                far_mask = ~near & resolved
-                h_near_box = np.where(resolved[near], h_box, h_relaxed)
-            else:
-                far_mask = ~near
-                h_near_box = np.full(near_area.shape, h_box)
-            for za, zb in itertools.pairwise(z):
-                zc = 0.5 * (za + zb)
-                h_far = max(min(h_box, h_surface + g * abs(zc)), h_floor)
-                h = np.maximum(np.minimum(h_near_box, h_surface + g * abs(zc)), h_floor)
-                for d, tops in outlines:
-                    dz = min(abs(zc - t) for t in tops)
-                    np.minimum(h, _realised_edge_size(sizes, np.sqrt(d * d + dz * dz)), out=h)
-                np.maximum(h, h_floor, out=h)
-                hz, hz_far = np.minimum(h, thickness), min(h_far, thickness)
-                far_area = float(area[far_mask].sum())
-                cells += (float(np.sum(near_area / (h * h * hz))) + far_area / (h_far * h_far * hz_far)) * (zb - za) / C_TET
-            continue
-        z = _graded_axis_free(z0, z1, [(z0, z1)], sizes, h_box, 200)
-        inside = lateral[pad][near] < 0
-        weight = np.where(inside, near_area, 0.0)
-        far_area = float(np.sum(area[~near & (lateral[pad] < 0)]))
-        for za, zb in itertools.pairwise(z):
-            zc = 0.5 * (za + zb)
-            h_far = max(min(h_box, h_surface + g * abs(zc)), h_floor)
-            h = np.full(near_area.shape, h_far)
-            for d, tops in outlines:
-                dz = min(abs(zc - t) for t in tops)
-                np.minimum(h, _realised_edge_size(sizes, np.sqrt(d * d + dz * dz)), out=h)
-            np.maximum(h, h_floor, out=h)
-            # A slab thinner than h holds one layer of flat tetrahedra: h^2 T per cell, not h^3.
-            hz, hz_far = np.minimum(h, thickness), min(h_far, thickness)
-            cells += (float(np.sum(weight / (h * h * hz))) + far_area / (h_far * h_far * hz_far)) * (zb - za) / C_TET
+                far_area = float(area[~near & resolved].sum())
+                h_near = np.where(resolved[near], h_box, h_relaxed)
+        else:
+            z = _graded_axis_free(z0, z1, [(z0, z1)], sizes, h_box, 200)
+            weight, h_near = np.where(lateral[pad][near] < 0, near_area, 0.0), np.full(near_area.shape, h_box)
+            far_area = float(np.sum(area[~near & (lateral[pad] < 0)]))
+        cells += _slab_cells(z, thickness, weight, h_near, far_area, h_box, outlines, sizes, h_floor)
     return cells + relaxed, relaxed
+
+
+def _slab_cells(
+    z: np.ndarray,
+    thickness: float,
+    weight: np.ndarray,
+    h_near: np.ndarray,
+    far_area: float,
+    h_box: float,
+    outlines: Sequence[tuple[np.ndarray, tuple[float, ...]]],
+    sizes: dict[str, float],
+    h_floor: float,
+) -> float:
+    """Cells of one slab (a layer or a pad) by the midpoint rule over its z levels.
+
+    Args:
+        z: the slab's graded z levels [m].
+        thickness: the slab's thickness [m].
+        weight: area [m^2] of each grid point near an outline that the slab covers.
+        h_near: box size [m] at those points (a layer's relaxed size outside the resolved regions).
+        far_area: area [m^2] of the slab away from every outline (box size ``h_box``).
+        h_box: the slab's box size [m].
+        outlines: per electrode, the lateral distance [m] of the near points to its outline and
+            the z [m] of its edges.
+        sizes: :func:`emsim.meshes.patch.mesh_sizes`.
+        h_floor: gmsh's smallest size [m].
+    """
+    g, h_surface = sizes["grading_per_m"], sizes["surface"]
+    cells = 0.0
+    for za, zb in itertools.pairwise(z):
+        zc = 0.5 * (za + zb)
+        h_far = max(min(h_box, h_surface + g * abs(zc)), h_floor)
+        h = np.maximum(np.minimum(h_near, h_surface + g * abs(zc)), h_floor)
+        for d, tops in outlines:
+            dz = min(abs(zc - t) for t in tops)
+            np.minimum(h, _realised_edge_size(sizes, np.sqrt(d * d + dz * dz)), out=h)
+        np.maximum(h, h_floor, out=h)
+        # A slab thinner than h holds one layer of flat tetrahedra: h^2 T per cell, not h^3.
+        hz, hz_far = np.minimum(h, thickness), min(h_far, thickness)
+        cells += (float(np.sum(weight / (h * h * hz))) + far_area / (h_far * h_far * hz_far)) * (zb - za) / C_TET
+    return cells
 
 
 def _relaxed_layer_cells(
