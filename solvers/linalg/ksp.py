@@ -39,10 +39,16 @@ __all__ = [
 #: Above this many global dofs, method "auto" uses CG + GAMG instead of MUMPS
 #: (measured on the default case at degree 2: GAMG 12 s against MUMPS 20 s on 2 cores).
 MUMPS_MAX_DOFS = 200_000
-#: The same switch per Lagrange degree. Degree 3 couples more dofs per row (about 3x the
-#: nonzeros of degree 2) and GAMG's aggregation suits it less (84 CG iterations against 26),
-#: while the edge-graded meshes keep its dofs few: measured in docs/performance.md.
-MUMPS_MAX_DOFS_BY_DEGREE = {1: MUMPS_MAX_DOFS, 2: MUMPS_MAX_DOFS, 3: MUMPS_MAX_DOFS}
+#: The same switch per Lagrange degree, for the symmetric electric problem, which MUMPS
+#: factorises by Cholesky (half the LU's factor). Measured on 2 cores (docs/performance.md), the
+#: layered meshes' flat prisms slow CG + GAMG down while the factorisation does not care: the
+#: layered disk (degree 2, 310,859 dofs) 16.4 s and 1416 MB with Cholesky (10.6 s to factorise)
+#: against 37.1 s and 811 MB with CG + GAMG (246 iterations); the limb patch (degree 1, 412,307
+#: dofs) 5.6 s to factorise and 0.5 s to solve, 1724 MB, against CG + GAMG's 118 iterations.
+#: Degree 3 couples more dofs per row (about 3x the nonzeros of degree 2: a denser factor)
+#: and stays at 200k (GAMG: 84 CG iterations against 26 at degree 2, but the edge-graded
+#: meshes keep its dofs few).
+MUMPS_MAX_DOFS_BY_DEGREE = {1: 500_000, 2: 400_000, 3: MUMPS_MAX_DOFS}
 #: Methods a problem may ask for.
 METHODS = ("auto", "mumps", "cg-gamg")
 
