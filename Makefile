@@ -27,7 +27,7 @@ run: setup
 # out what the MPI pass ran (EMSIM_MPI_PASSED: those files' tests that are neither slow nor
 # mpi-marked; tests/conftest.py), so no assertion runs twice. One BLAS/OpenMP thread per process:
 # the cores are the workers'.
-MPI_TESTS := tests/test_electric.py tests/test_thermal.py tests/test_frequency.py tests/test_activation.py
+MPI_TESTS := tests/test_electric.py tests/test_thermal.py tests/test_frequency.py tests/test_activation.py tests/test_linalg.py
 XDIST ?= 2
 TEST_ENV := OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 PYTEST := $(TEST_ENV) $(PY) -m pytest -p no:cacheprovider

@@ -157,7 +157,8 @@ class SolverSettings:
 
     Attributes:
         method: one of :data:`SOLVER_METHODS`.
-        rtol: relative residual tolerance of the iterative solver.
+        rtol: relative residual tolerance of the iterative solves (CG + GAMG; the frequency
+            problem's FGMRES, at method "auto" on every case, small ones included).
         quasi_static_frequency_Hz: frequency [Hz] at which dispersive (Cole-Cole) tissues are
             evaluated for the quasi-static solve.
         waveform_frequencies: most frequencies (3-D solves) the waveform sweep may sample; it

@@ -20,6 +20,7 @@ from typing import Any
 
 from dolfinx import fem
 from dolfinx.fem import petsc as fpetsc
+from mpi4py import MPI
 from petsc4py import PETSc
 
 from ...errors import InputError, SolverError
@@ -103,8 +104,10 @@ def create_ksp(
         if symmetric:
             # MUMPS's Cholesky reads the upper triangle only: a term that broke the symmetry
             # would be dropped silently, so it is checked (7 ms on the default case's matrix)
+            # MatIsSymmetric of an MPIAIJ matrix answers per rank for the off-process block: the
+            # verdict is agreed on every rank, or some would raise while others factorise (a hang)
             tol = 1e-12 * A.norm(PETSc.NormType.INFINITY)
-            if not A.isSymmetric(tol):
+            if not A.getComm().tompi4py().allreduce(bool(A.isSymmetric(tol)), op=MPI.LAND):
                 raise SolverError(f"{name}: the matrix is not symmetric to {tol:.3g}; it cannot be factorised by Cholesky")
             A.setOption(PETSc.Mat.Option.SYMMETRIC, True)
         settings: dict[str, Any] = {

@@ -20,18 +20,18 @@ application; see :class:`~emsim.solvers.linalg.presb.PresbPreconditioner`), to `
 
 * ``solver.method = "auto"`` up to :data:`emsim.solvers.linalg.ksp.MUMPS_MAX_DOFS`: the inner
   solves by a MUMPS Cholesky factorisation of K_r + K_i (method ``"presb-mumps"``). Measured on
-  the default cheek case (37,686 dofs): 0.17 s to refactorise and 5-9 outer iterations per unit
-  solve, against 0.85 s for the block matrix's LU refactorisation, and a factor of a quarter of
-  its size;
+  the default cheek case (37,686 dofs): 0.16 s to refactorise and 5-9 outer iterations per unit
+  solve, against 0.85 s for the block matrix's LU refactorisation; the factor holds 4.8M entries
+  (52 MB) against the LU's 36.5M (336 MB);
 * above it, or ``"cg-gamg"``: the inner solves by CG + GAMG (method ``"presb"``);
 * ``"mumps"``, asked for by name: the block matrix factorised by MUMPS LU once per frequency,
   reused for every electrode's unit right-hand side (a direct solve, the reference the tests
   hold the others to).
 
 The PRESB paths are set up once per frequency; a waveform sweep
-shares the matrix, the preconditioner (GAMG interpolation reused) and the KSP across its
-frequencies and starts every solve from the previous frequency's field
-(:class:`~emsim.solvers.linalg.presb.SweepState`). Unit fields,
+shares the matrix, the preconditioner (GAMG interpolation reused, or the Cholesky analysis) and
+the KSP across its frequencies and starts every solve from the field of the solved frequency
+nearest in log f (:class:`~emsim.solvers.linalg.presb.SweepState`). Unit fields,
 consistent currents and the complex admittance matrix Y(f) [S] follow the d.c. problem (lead
 fields, :mod:`emsim.solvers.electric.electrodes`: one unit solve per electrode, any channel set by
 superposition). Frequency 0 means d.c.: the
@@ -86,8 +86,8 @@ class FrequencyProblem:
         sweep: optional :class:`~emsim.solvers.linalg.presb.SweepState` shared by the problems of one
             frequency sweep: they then share the function space, the pad normals, the matrix
             (same sparsity, re-assembled in place), the PRESB preconditioner and the KSPs, and
-            start each unit solve from the previous frequency's unit field. ``close`` leaves
-            it open.
+            start each unit solve from the unit field of the solved frequency nearest in log f.
+            ``close`` leaves it open.
     """
 
     def __init__(self, case: Case, patch: PatchMesh, frequency_Hz: float, *, sweep: SweepState | None = None) -> None:
@@ -153,8 +153,9 @@ class FrequencyProblem:
 
     def _setup(self) -> None:
         self._A: Any
-        # MUMPS shares the matrix and its factorisation's analysis between the frequencies > 0
-        # of a sweep only (the d.c. operator is real: its block pattern may be smaller).
+        # The block LU (method "mumps") shares the matrix and its factorisation's analysis between
+        # the frequencies > 0 of a sweep only, so that d.c. keeps its own real factorisation; the
+        # PRESB paths share one matrix with d.c. too (the pattern is the forms', whatever the values).
         presb = self.method in ("presb", "presb-mumps")
         sweep = self._sweep if presb or self.frequency_Hz > 0 else None
         if sweep is not None and sweep.A is not None:
@@ -225,9 +226,8 @@ class FrequencyProblem:
         phi = fem.Function(self.V, name=f"unit_phasor_{k}")
         what = f"frequency solve at {self.frequency_Hz:g} Hz, electrode {k}"
         presb = self.method in ("presb", "presb-mumps")
-        # d.c. is solved with the conductivities at the quasi-static frequency: its place in log f
-        # (floored at 1 mHz, for a quasi-static frequency of 0)
-        at = max(self.frequency_Hz or self.case.solver.quasi_static_frequency_Hz, 1e-3)
+        # d.c. is solved with the conductivities at the quasi-static frequency (> 0): its place in log f
+        at = self.frequency_Hz or self.case.solver.quasi_static_frequency_Hz
         solved = self._sweep.previous.get(k, {}) if self._sweep is not None and presb else {}
         if solved:
             # The unit field varies smoothly with log f: start from the nearest solved frequency's
@@ -240,7 +240,11 @@ class FrequencyProblem:
         self.iterations.append(solve_checked(self._ksp, self._b, phi.x.petsc_vec, what))
         phi.x.scatter_forward()
         if self._sweep is not None and presb:
-            self._sweep.previous.setdefault(k, {})[at] = phi.x.array.copy()
+            store = self._sweep.previous.setdefault(k, {})
+            # a guess only: single precision halves what a sweep keeps; the real d.c. field does
+            # not replace a complex field at its quasi-static frequency (10 Hz, the band's start)
+            if self.frequency_Hz > 0 or at not in store:
+                store[at] = phi.x.array.astype(np.float32)
         return phi
 
     @property
