@@ -628,6 +628,8 @@ class _SiteSearch:
         self.solved: dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]] = {}
         self.seen: dict[tuple[bool, ...], np.ndarray] = {}
         self.in_groups: set[tuple[bool, ...]] = set()
+        self.worst_in_groups: list[tuple[bool, ...]] = []  # set by run()
+        self.record: dict[str, Any] = {}
 
     def _keep(self, levels: tuple[bool, ...], figs: dict[str, FigureSet], res: dict[str, Any]) -> np.ndarray:
         """Record a solved corner; drop the fields of every corner no longer worst for anything."""
@@ -656,17 +658,16 @@ class _SiteSearch:
             out.append(self._keep(c, figs, res))
         return out
 
-    def run(self, progress: Progress, comm: Any) -> tuple[list[AnatomyCase], list[dict[str, FigureSet]], list[dict[str, Any]], dict[str, Any]]:
-        """Search the site: (its cases, their figures, the worst corners' results, its record)."""
+    def run(self) -> tuple[list[AnatomyCase], list[dict[str, FigureSet]], list[dict[str, Any]], dict[str, Any]]:
+        """Search the site: (its cases, their figures, the worst corners' results, its record).
+
+        A worst corner solved in a parallel group has no results here (empty): :meth:`again`
+        solves the ones the pictures need once the verdict names them.
+        """
         nominal = self.nominal
         found = worst_corners(len(nominal.factors), evaluate_many=self.evaluate_many)
         worst = {c for c in found.worst if c is not None}
-        # a worst corner solved in a group has no results here: solved again on every rank, for them
-        again = [c for c in dict.fromkeys(found.worst) if c is not None and c in self.in_groups]
-        for c in again:
-            progress(f"worst corner {corner_case(nominal, c).label} again on all {comm.size} ranks (pictures)")
-            _, res = self.solver(corner_case(nominal, c))
-            self.solved[c] = (self.solved[c][0], res)
+        self.worst_in_groups = [c for c in dict.fromkeys(found.worst) if c is not None and c in self.in_groups]
         cases = [corner_case(nominal, levels) for levels in self.solved]
         figures = [figs for figs, _ in self.solved.values()]
         results = [res if levels in worst else {} for levels, (_, res) in self.solved.items()]
@@ -684,9 +685,26 @@ class _SiteSearch:
             record.update({
                 "parallel_groups": groups.size, "ranks_per_group": groups.ranks_per_group,
                 "solved_in_groups": len(self.in_groups), "batches": found.batches,
-                "solved_again_on_all_ranks": len(again),
+                "solved_again_on_all_ranks": 0,
             })  # fmt: skip
+        self.record = record
         return cases, figures, results, record
+
+    def again(self, labels: set[str] | None, progress: Progress, comm: Any) -> dict[str, dict[str, Any]]:
+        """Solve on every rank the worst corners solved in a group whose label is in ``labels``.
+
+        None: every such corner. Returns the results by anatomy label; the record counts them.
+        """
+        out = {}
+        for c in self.worst_in_groups:
+            case = corner_case(self.nominal, c)
+            if labels is not None and case.label not in labels:
+                continue
+            progress(f"worst corner {case.label} again on all {comm.size} ranks (pictures)")
+            out[case.label] = self.solver(case)[1]
+        if "solved_again_on_all_ranks" in self.record:
+            self.record["solved_again_on_all_ranks"] = len(out)
+        return out
 
 
 def solve_groups(
@@ -696,6 +714,7 @@ def solve_groups(
     comm: Any = None,
     solver: Any = None,
     ranks_per_corner: int = 1,
+    pictured: Callable[[dict[str, FigureSet], list[AnatomyCase]], set[str]] | None = None,
 ) -> tuple[dict[str, FigureSet], dict[tuple[str, int], Any], list[AnatomyCase], list[dict[str, Any]]]:
     """Solve the anatomy cases the spread needs and stack each group's figures over them.
 
@@ -712,7 +731,8 @@ def solve_groups(
     worst corner solved in a group is solved again on the whole communicator, for its results
     (pictures), exactly as a serial search keeps them; its figures stay the group's, the ones the
     search ranked (the two agree to the solvers' round-off: the same mesh and solvers on other
-    ranks). On one rank nothing changes.
+    ranks); with ``pictured``, only those whose label it returns (the cases the pictures show;
+    the others' results are not needed). On one rank nothing changes.
 
     Args:
         pf: the presets file.
@@ -723,6 +743,8 @@ def solve_groups(
         ranks_per_corner: ranks per group (a divisor of ``comm.size``). Default 1: one corner per
             rank, since a corner is too small to gain much from more ranks; larger for corners
             whose memory a single rank cannot hold.
+        pictured: ``(figures by group key, anatomy cases) -> labels`` of the anatomy cases whose
+            results are wanted (default: every worst corner's).
 
     Returns:
         (figures by group key, CaseResult by (group key, anatomy index) for the worst corners,
@@ -746,6 +768,7 @@ def solve_groups(
     per_case: list[dict[str, FigureSet]] = []
     results_by_case: list[dict[str, Any]] = []
     record: list[dict[str, Any]] = []
+    searches: list[tuple[_SiteSearch, int]] = []  # each site's search and its first case's index
     try:
         for site in pf.device.sites or (None,):
             nominal = nominal_case(pf.device, pf.validation, site)
@@ -757,15 +780,24 @@ def solve_groups(
                 record.append({"site": site, "method": "nominal only (spread = \"nominal\"): no worst case searched",
                                "factors": [], "corners_total": 1, "solves": 1})  # fmt: skip
                 continue
-            site_cases, site_figures, site_results, site_record = _SiteSearch(pf, nominal, solver, groups).run(progress, comm)
+            search = _SiteSearch(pf, nominal, solver, groups)
+            searches.append((search, len(cases)))
+            site_cases, site_figures, site_results, site_record = search.run()
             cases += site_cases
             per_case += site_figures
             results_by_case += site_results
             record.append(site_record)
+        figures = {key: stack_figures([f[key] for f in per_case]) for key in per_case[0]}
+        if any(search.worst_in_groups for search, _ in searches):
+            # a worst corner solved in a group: solved again on every rank, for its pictures
+            labels = pictured(figures, cases) if pictured is not None else None
+            index = {case.label: i for i, case in enumerate(cases)}
+            for search, _ in searches:
+                for label, res in search.again(labels, progress, comm).items():
+                    results_by_case[index[label]] = res
     finally:
         for g in made:
             g.close()
-    figures = {key: stack_figures([f[key] for f in per_case]) for key in per_case[0]}
     results = {(key, i): r for i, res in enumerate(results_by_case) for key, r in res.items()}
     return figures, results, cases, record
 
@@ -782,8 +814,13 @@ def validate(
         (the report, the solved CaseResults of the worst corners by (group key, anatomy index)).
     """
     t0 = time.perf_counter()
+
+    def pictured(figures: dict[str, FigureSet], cases: list[AnatomyCase]) -> set[str]:
+        """The anatomy of each preset's top level: the one its worst-case picture shows."""
+        return {p.levels[-1].worst_anatomy for p in evaluate(pf, figures).presets}
+
     figures, results, cases, record = solve_groups(pf, progress=progress, comm=comm, solver=solver,
-                                                   ranks_per_corner=ranks_per_corner)  # fmt: skip
+                                                   ranks_per_corner=ranks_per_corner, pictured=pictured)  # fmt: skip
     described = {a.label: a.describe() for a in cases}
     report = evaluate(pf, figures, solves=len(cases), anatomy_cases=described, search=record)
     report.figures = figures
