@@ -768,7 +768,7 @@ def solve_groups(
     per_case: list[dict[str, FigureSet]] = []
     results_by_case: list[dict[str, Any]] = []
     record: list[dict[str, Any]] = []
-    searches: list[tuple[_SiteSearch, int]] = []  # each site's search and its first case's index
+    searches: list[_SiteSearch] = []
     try:
         for site in pf.device.sites or (None,):
             nominal = nominal_case(pf.device, pf.validation, site)
@@ -781,18 +781,18 @@ def solve_groups(
                                "factors": [], "corners_total": 1, "solves": 1})  # fmt: skip
                 continue
             search = _SiteSearch(pf, nominal, solver, groups)
-            searches.append((search, len(cases)))
+            searches.append(search)
             site_cases, site_figures, site_results, site_record = search.run()
             cases += site_cases
             per_case += site_figures
             results_by_case += site_results
             record.append(site_record)
         figures = {key: stack_figures([f[key] for f in per_case]) for key in per_case[0]}
-        if any(search.worst_in_groups for search, _ in searches):
+        if any(search.worst_in_groups for search in searches):
             # a worst corner solved in a group: solved again on every rank, for its pictures
             labels = pictured(figures, cases) if pictured is not None else None
             index = {case.label: i for i, case in enumerate(cases)}
-            for search, _ in searches:
+            for search in searches:
                 for label, res in search.again(labels, progress, comm).items():
                     results_by_case[index[label]] = res
     finally:
