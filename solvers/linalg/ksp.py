@@ -57,13 +57,18 @@ METHODS = ("auto", "mumps", "cg-gamg")
 SOLVES: dict[str, int] = {}
 
 
-def resolve_method(method: str, dofs: int, *, iterative: str = "cg-gamg", degree: int | None = None) -> str:
-    """The concrete method for ``method``: "mumps" or ``iterative`` ("auto" picks by size).
+def resolve_method(
+    method: str, dofs: int, *, iterative: str = "cg-gamg", degree: int | None = None, direct: str = "mumps"
+) -> str:
+    """The concrete method for ``method``: "mumps", ``direct`` or ``iterative`` ("auto" picks by size).
 
     Args:
         method: one of :data:`METHODS`.
         dofs: global number of unknowns.
         iterative: the problem's iterative method ("cg-gamg", or "presb" for the block form).
+        direct: what "auto" takes for a problem of at most the switch's dofs ("mumps", or
+            "presb-mumps" for the block form: PRESB with MUMPS inner solves). "mumps" asked for
+            by name is always "mumps".
         degree: Lagrange degree of the unknowns ("auto" switches at
             :data:`MUMPS_MAX_DOFS_BY_DEGREE`; default :data:`MUMPS_MAX_DOFS`).
     """
@@ -71,7 +76,7 @@ def resolve_method(method: str, dofs: int, *, iterative: str = "cg-gamg", degree
         raise InputError("solver.method", method, f"one of {', '.join(METHODS)}")
     if method == "auto":
         limit = MUMPS_MAX_DOFS_BY_DEGREE.get(degree, MUMPS_MAX_DOFS) if degree is not None else MUMPS_MAX_DOFS
-        method = "mumps" if dofs <= limit else "cg-gamg"
+        return direct if dofs <= limit else iterative
     return "mumps" if method == "mumps" else iterative
 
 

@@ -51,7 +51,6 @@ class PresbPreconditioner:
         self.Ki = A.createSubMatrix(self.is_im, self.is_re)
         self.S = self.Kr.copy()
         self.S.axpy(1.0, self.Ki, structure=PETSc.Mat.Structure.DIFFERENT_NONZERO_PATTERN)
-        self.direct = direct
         if direct:
             ksp = create_ksp(self.S, method="mumps", symmetric=True, name="emsim_presb")
         else:

@@ -222,9 +222,9 @@ class FibreSecondDerivative:
         ksp.setTolerances(rtol=1e-12, atol=1e-30 * vol, max_it=5000)
         self._ksp = ksp
         self._g = fem.Function(Q)
-        W = fem.functionspace(mesh, ("DG", 0, (3,)))
-        self._grad = fem.Function(W)
-        self._grad_expr = fem.Expression(ufl.grad(self._g), W.element.interpolation_points)
+        # grad g per cell by a DG0 interpolation, made on first use: only where the cells are not
+        # affine tetrahedra (otherwise P1CellGradient, the same numbers without a compiled form)
+        self._grad: tuple[fem.Function, fem.Expression] | None = None
         self._mesh = mesh
         self._fibres = {}
         for label, f in directions.items():
@@ -252,8 +252,12 @@ class FibreSecondDerivative:
         if p1_gradient is not None:  # the same numbers as the interpolation, to round-off
             G = p1_gradient(self._g.x.array, self._g.function_space.dofmap.list)
         else:
-            self._grad.interpolate(self._grad_expr)
-            G = self._grad.x.array.reshape(-1, 3)
+            if self._grad is None:
+                W = fem.functionspace(self._mesh, ("DG", 0, (3,)))
+                self._grad = (fem.Function(W), fem.Expression(ufl.grad(self._g), W.element.interpolation_points))
+            grad, expr = self._grad
+            grad.interpolate(expr)
+            G = grad.x.array.reshape(-1, 3)
         for cells, fibres in self._fibres.values():
             out[cells] = np.einsum("ni,ni->n", G[cells], fibres)
         return out

@@ -146,9 +146,9 @@ class FrequencyProblem:
         self._presb: PresbPreconditioner | None = None
         self._unit: dict[str, object] | None = None
         self._Y: np.ndarray | None = None
-        self.method = resolve_method(case.solver.method, self.dofs, iterative="presb")
-        if self.method == "mumps" and case.solver.method == "auto":
-            self.method = "presb-mumps"  # PRESB with exact inner solves: see the module doc
+        # auto: PRESB with exact inner solves (see the module doc); "mumps" by name: the block LU
+        self.method = resolve_method(case.solver.method, self.dofs, iterative="presb", direct="presb-mumps")
+        self._presb_path = self.method in ("presb", "presb-mumps")
         self.iterations: list[int] = []
 
     def _setup(self) -> None:
@@ -156,7 +156,7 @@ class FrequencyProblem:
         # The block LU (method "mumps") shares the matrix and its factorisation's analysis between
         # the frequencies > 0 of a sweep only, so that d.c. keeps its own real factorisation; the
         # PRESB paths share one matrix with d.c. too (the pattern is the forms', whatever the values).
-        presb = self.method in ("presb", "presb-mumps")
+        presb = self._presb_path
         sweep = self._sweep if presb or self.frequency_Hz > 0 else None
         if sweep is not None and sweep.A is not None:
             self._A = sweep.A  # same sparsity at every frequency: re-assemble in place
@@ -225,7 +225,7 @@ class FrequencyProblem:
         assemble_lifted_rhs(self._b, self._L, self._a, self._bc, diagonal=self._bc_scale)
         phi = fem.Function(self.V, name=f"unit_phasor_{k}")
         what = f"frequency solve at {self.frequency_Hz:g} Hz, electrode {k}"
-        presb = self.method in ("presb", "presb-mumps")
+        presb = self._presb_path
         # d.c. is solved with the conductivities at the quasi-static frequency (> 0): its place in log f
         at = self.frequency_Hz or self.case.solver.quasi_static_frequency_Hz
         solved = self._sweep.previous.get(k, {}) if self._sweep is not None and presb else {}
