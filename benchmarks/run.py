@@ -722,7 +722,7 @@ def _issue18_table(records: list[dict], quick: bool) -> str:
     row("`make test-fast`", "<= 60 s", "test-fast",
         lambda r: f"{r['process_wall_s']:.0f} s wall, {r['process_cpu_s']:.0f} s CPU ({r.get('summary', '-')})",
         lambda r: _verdict(r["returncode"] == 0 and r["process_wall_s"] <= 60.0))  # fmt: skip
-    row("peak memory on a ~1M-dof case (the disk, degree 3, CG + GAMG)", "<= 2 kB/dof", "disk-3d-large-p3",
+    row("peak memory on a ~1M-dof case (the disk, degree 3, auto: CG + p-multigrid)", "<= 2 kB/dof", "disk-3d-large-p3",
         lambda r: (f"{r['peak_rss_MB'] * 2**20 / r['dofs'] / 1000:.2f} kB/dof: {r['peak_rss_MB']:.0f} MB peak "
                    f"at {r['dofs']:,} dofs"),
         lambda r: _verdict(r["peak_rss_MB"] * 2**20 / r["dofs"] <= 2000.0))  # fmt: skip

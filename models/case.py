@@ -67,9 +67,11 @@ __all__ = [
 #: How the channels of a case fire: their pulses interleaved in time (no two channels at once,
 #: as most stimulators do) or simultaneous (in phase).
 TIMINGS = ("interleaved", "simultaneous")
-#: Linear solver choices: "auto" picks MUMPS for small problems, CG + GAMG for large ones (see
-#: emsim.solvers.linalg.ksp; the frequency problem: emsim.solvers.spectral.frequency).
-SOLVER_METHODS = ("auto", "mumps", "cg-gamg")
+#: Linear solver choices: "auto" picks MUMPS for small problems, CG + GAMG for large ones, at
+#: degree 2 and 3 for the electric problem CG + p-multigrid ("cg-pmg": GAMG on the degree-1
+#: operator of the same mesh) (see emsim.solvers.linalg.ksp; the frequency problem:
+#: emsim.solvers.spectral.frequency).
+SOLVER_METHODS = ("auto", "mumps", "cg-gamg", "cg-pmg")
 
 #: Largest tissue or gel thickness [mm]: a block deeper than 1 m is no skin patch (a 1e9 mm layer
 #: meshes, but its solve cannot converge).

@@ -110,7 +110,7 @@ class SolveInfo:
     """How a case was solved (``metrics.json``'s ``solver`` block and its ``timings_s``).
 
     Attributes:
-        method: the electric linear solver (``mumps`` or ``cg-gamg``).
+        method: the electric linear solver (``mumps``, ``cg-gamg`` or ``cg-pmg``).
         mesh_quality: the mesh quality preset (``coarse``, ``default``, ``fine``).
         mesh_size_factor: the factor on every mesh size [-].
         degree: the Lagrange degree of the potential.

@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from emsim.errors import CaseFileError, InputError
 from emsim.meshes.estimate import check_resources
 from emsim.models import parse_case
+from emsim.models.case import SOLVER_METHODS
 from emsim.models.tissues import library
 from emsim.models.waveforms import CASE_KEYS
 
@@ -188,7 +189,7 @@ def _mesh_solver(t, draw):
                                                          st.floats(7.5, 9), text))},
         "rtol": {"rtol": draw(st.one_of(bad_size, st.floats(1e-2, 1e3)))},
     }[kind]  # fmt: skip
-    if kind == "method" and t["solver"]["method"] in ("auto", "mumps", "cg-gamg"):
+    if kind == "method" and t["solver"]["method"] in SOLVER_METHODS:
         t["solver"]["method"] = "gmres"
     return "solver"
 

@@ -10,7 +10,7 @@ from emsim.pipeline import solve_case
 from emsim.solvers.reference import electric as analytic
 from emsim.studies.verification import column_case, disk_on_slab_case
 
-from conftest import CI, small_cheek_table
+from conftest import CI, small_cheek_table, small_two_pad_table
 
 
 @pytest.mark.parametrize("gel", [True, False], ids=["gel-thin-layer-contact", "bare-robin-contact"])
@@ -308,3 +308,59 @@ def test_the_p1_cell_gradient_equals_the_dg0_interpolation_of_grad():
     expected = cell_gradients(domain, [u[0], u[1]])
     got = -moved(u.x.array[0::2], V.dofmap.list)
     assert np.abs(got - expected[0]).max() <= 1e-12 * np.abs(expected[0]).max()
+
+
+def _pmg_case(kind: str):
+    """(case, degree): the two-pad patch at degree 2, pad B bare with a Robin contact; or a column at degree 3."""
+    import dataclasses
+
+    if kind == "two-pads":
+        table = small_two_pad_table()
+        table["electrode"][1].pop("gel", None)
+        table["mesh"]["degree"] = 2
+        return parse_case(table)
+    case, _ = column_case(gel=kind == "column-gel", quality="coarse", size_factor=4.0)
+    return dataclasses.replace(case, mesh=dataclasses.replace(case.mesh, degree=3))
+
+
+@pytest.mark.parametrize("kind", ["two-pads", "column-gel", "column-bare"])
+def test_cg_with_p_multigrid_solves_what_mumps_solves_with_gel_pads_and_bare_robin_electrodes(kind):
+    """CG + p-multigrid (GAMG on the degree-1 operator) against MUMPS' Cholesky, unit field by unit field.
+
+    Gel pads put Dirichlet metal over the contact sublayer; a bare electrode with a contact is a
+    Robin term: both enter the coarse level. Degree 2 on two pads (one of each kind), degree 3
+    on the columns. Under mpirun (the MPI pass) the interpolation matrix spans the ranks' ghosts.
+    """
+    import dataclasses
+
+    from mpi4py import MPI
+
+    from emsim.meshes.patch import build_patch_mesh
+    from emsim.solvers.electric.problem import ElectricProblem
+
+    case = _pmg_case(kind)
+    patch = build_patch_mesh(case, MPI.COMM_WORLD)
+    fields, Y = {}, {}
+    for method in ("mumps", "cg-pmg"):
+        problem = ElectricProblem(dataclasses.replace(case, solver=dataclasses.replace(case.solver, method=method)), patch)
+        assert problem.method == method
+        fields[method] = {k: f.x.array.copy() for k, f in problem.unit_fields.items()}
+        Y[method] = problem.admittance()
+        if method == "cg-pmg":
+            assert problem.coarse_dofs is not None
+            assert problem.coarse_dofs < problem.dofs / 4  # the degree-1 level is the coarse one
+            assert max(problem.iterations) <= 60  # measured 19-31
+            assert bool(problem.robin) == (kind != "column-gel")
+        problem.close()
+    scale = np.abs(Y["mumps"]).max()
+    assert np.abs(Y["cg-pmg"] - Y["mumps"]).max() < 1e-8 * scale  # measured 2e-10
+    for k, ref in fields["mumps"].items():
+        assert np.abs(fields["cg-pmg"][k] - ref).max() < 1e-7  # unit fields: 1 V on the electrode
+
+
+def test_cg_pmg_is_cg_gamg_where_there_is_no_lower_degree():
+    from emsim.solvers.linalg.ksp import resolve_method
+
+    assert resolve_method("cg-pmg", 10, iterative="cg-gamg", degree=1) == "cg-gamg"
+    assert resolve_method("auto", 10**6, iterative="cg-pmg", degree=3) == "cg-pmg"
+    assert resolve_method("auto", 10**4, iterative="cg-pmg", degree=3) == "mumps"

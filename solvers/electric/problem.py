@@ -36,6 +36,7 @@ from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ...models.electrodes import Channel
 from ..linalg.ksp import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
+from ..linalg.pmg import LowOrderCoarse
 from .conductivity import form_metadata, form_tensor, pad_normals, volume_admittivities
 from .electrodes import ElectrodeSystem, channel_potentials
 
@@ -105,10 +106,7 @@ class ElectricProblem:
         self._bc = fem.dirichletbc(self._g, self.electrodes.dirichlet_blocks)
 
         u, v = ufl.TrialFunction(self.V), ufl.TestFunction(self.V)
-        a = self.energy(u, v)
-        for name, G in self.robin.items():
-            a = a + fem.Constant(mesh, G) * u * v * self.ds(self.electrodes.surface(name))
-        self._a = fem.form(a)
+        self._a = fem.form(self.form(u, v))
         # RHS of a unit solve: Robin sources (Dirichlet values enter by lifting).
         self._robin_weight = {name: fem.Constant(mesh, 0.0) for name in self.robin}
         L = fem.Constant(mesh, 0.0) * v * ufl.dx
@@ -140,7 +138,16 @@ class ElectricProblem:
         self.rss_MB: dict[str, float] = {}
         #: The process's peak resident memory so far [MB] at the same stages.
         self.peak_rss_MB: dict[str, float] = {}
-        self.method = resolve_method(case.solver.method, self.dofs, degree=case.mesh.degree)
+        # CG + p-multigrid at degree 2 and 3 (GAMG on the degree-1 operator: a fraction of GAMG's
+        # set-up memory on the degree-p one, and faster; docs/performance.md); "cg-gamg" by name
+        # keeps GAMG on the degree-p operator
+        pmg = case.mesh.degree >= 2 and case.solver.method != "cg-gamg"
+        self.method = resolve_method(
+            case.solver.method, self.dofs, degree=case.mesh.degree, iterative="cg-pmg" if pmg else "cg-gamg"
+        )
+        self._coarse: LowOrderCoarse | None = None
+        #: Global dofs of the p-multigrid's degree-1 level (method "cg-pmg", once set up; else None).
+        self.coarse_dofs: int | None = None
 
     def energy(self, u: ufl.core.expr.Expr, v: ufl.core.expr.Expr) -> ufl.Form:
         """The UFL form sum over volumes of (S grad u) . grad v dx."""
@@ -148,6 +155,13 @@ class ElectricProblem:
             ufl.inner(self._S[name] * ufl.grad(u), ufl.grad(v)) * self.dx(self.patch.volumes[name])
             for name in self.sigma
         )
+
+    def form(self, u: ufl.core.expr.Expr, v: ufl.core.expr.Expr) -> ufl.Form:
+        """The bilinear form of the problem: :meth:`energy` and the bare electrodes' Robin terms."""
+        a = self.energy(u, v)
+        for name, G in self.robin.items():
+            a = a + fem.Constant(self.patch.mesh, G) * u * v * self.ds(self.electrodes.surface(name))
+        return a
 
     # ------------------------------------------------------------------ linear algebra
 
@@ -158,10 +172,19 @@ class ElectricProblem:
         self._A.assemble()
         t1 = time.perf_counter()
         _note_rss(self.rss_MB, self.peak_rss_MB, "after_assembly")
+        if self.method == "cg-pmg":
+            faces = [f"electrode:{n}" for n in self.names if n not in self.robin]
+            faces += ["bottom"] if self.case.grounded else []
+            self._coarse = LowOrderCoarse(
+                self.V, self.form, [self.patch.facet_tags.find(self.patch.surfaces[f]) for f in faces]
+            )
+            self.coarse_dofs = self._coarse.dofs
+            log.info("electric: p-multigrid coarse level of %d degree-1 dofs", self.coarse_dofs)
         # the form is symmetric and the Dirichlet rows and columns go alike: MUMPS by Cholesky
         self._ksp = create_ksp(
-            self._A, method=self.method, rtol=self.case.solver.rtol, name="emsim_electric", symmetric=True
-        )
+            self._A, method=self.method, rtol=self.case.solver.rtol, name="emsim_electric", symmetric=True,
+            coarse=self._coarse,
+        )  # fmt: skip
         self._b = fpetsc.create_vector(self.V)
         self.timings_s["assembly_s"] = t1 - t0
         self.timings_s["solver_setup_s"] = time.perf_counter() - t1
@@ -189,9 +212,13 @@ class ElectricProblem:
             t0 = time.perf_counter()
             self._unit = {k: self._solve_unit(k) for k in self.names}
             self.timings_s["unit_solves_s"] = time.perf_counter() - t0
-            _note_rss(self.rss_MB, self.peak_rss_MB, "after_unit_solves")
             for c in self._robin_weight.values():
                 c.value = 0.0
+            # every later field is a superposition of these: the matrix, its factors or
+            # preconditioner are not needed again, and freed before the post-processing builds
+            # its operators (at 787k dofs, degree 3: 650 MB of matrix that set the peak)
+            self.close()
+            _note_rss(self.rss_MB, self.peak_rss_MB, "after_unit_solves")
         return self._unit
 
     def currents(self, phi: fem.Function, potentials: dict[str, float]) -> tuple[dict[str, float], float]:
@@ -297,9 +324,12 @@ class ElectricProblem:
         return out
 
     def close(self) -> None:
-        """Free the PETSc objects."""
+        """Free the PETSc objects (the unit fields stay: done once they are solved)."""
         if self._ksp is not None:
             self._ksp.destroy()
             self._A.destroy()
             self._b.destroy()
             self._ksp = None
+        if self._coarse is not None:
+            self._coarse.destroy()
+            self._coarse = None
