@@ -358,6 +358,85 @@ def test_cg_with_p_multigrid_solves_what_mumps_solves_with_gel_pads_and_bare_rob
         assert np.abs(fields["cg-pmg"][k] - ref).max() < 1e-7  # unit fields: 1 V on the electrode
 
 
+def test_the_degree_1_level_is_the_galerkin_product_of_the_degree_p_operator():
+    """A_1 = P^T A P without Dirichlet rows: the coarse form holds every volume and Robin term, scaled alike."""
+    import dataclasses
+
+    import ufl
+    from dolfinx import fem
+    from dolfinx.fem import petsc as fpetsc
+    from mpi4py import MPI
+
+    from emsim.meshes.patch import build_patch_mesh
+    from emsim.solvers.electric.problem import ElectricProblem
+    from emsim.solvers.linalg.pmg import LowOrderCoarse
+
+    case = _pmg_case("two-pads")  # degree 2; pad B bare with a Robin contact
+    problem = ElectricProblem(
+        dataclasses.replace(case, solver=dataclasses.replace(case.solver, method="cg-pmg")),
+        build_patch_mesh(case, MPI.COMM_WORLD),
+    )
+    assert problem.robin
+    coarse = LowOrderCoarse(problem.V, problem.form, [])
+    A = fpetsc.assemble_matrix(fem.form(problem.form(ufl.TrialFunction(problem.V), ufl.TestFunction(problem.V))))
+    A.assemble()
+    galerkin = A.PtAP(coarse.P)
+    scale = coarse.A.norm()
+    galerkin.axpy(-1.0, coarse.A)
+    assert galerkin.norm() < 1e-10 * scale
+    for obj in (galerkin, A):
+        obj.destroy()
+    coarse.destroy()
+
+
+@pytest.mark.parametrize(
+    ("degree", "asked", "expected"),
+    [(1, "cg-pmg", "cg-gamg"), (2, "cg-gamg", "cg-gamg"), (2, "cg-pmg", "cg-pmg"), (3, "auto", "cg-pmg"),
+     (1, "auto", "cg-gamg")],
+)  # fmt: skip
+def test_the_electric_problem_takes_p_multigrid_at_degree_2_and_3_only(degree, asked, expected, monkeypatch):
+    """What ``solver.method`` gives the d.c. problem; "auto" above the MUMPS switch (lowered here)."""
+    import dataclasses
+
+    from mpi4py import MPI
+
+    from emsim.meshes.patch import build_patch_mesh
+    from emsim.solvers.electric.problem import ElectricProblem
+    from emsim.solvers.linalg import ksp
+
+    monkeypatch.setattr(ksp, "MUMPS_MAX_DOFS_BY_DEGREE", {1: 10, 2: 10, 3: 10})
+    case, _ = column_case(gel=False, quality="coarse", size_factor=4.0)
+    case = dataclasses.replace(
+        case, mesh=dataclasses.replace(case.mesh, degree=degree), solver=dataclasses.replace(case.solver, method=asked)
+    )
+    assert ElectricProblem(case, build_patch_mesh(case, MPI.COMM_WORLD)).method == expected
+
+
+def test_a_user_preconditioner_that_is_not_two_level_mg_stops_cg_pmg_naming_the_option():
+    """A user's -emsim_electric_pc_type wins, but cg-pmg cannot wire its levels into it: a clear error."""
+    import dataclasses
+
+    from mpi4py import MPI
+    from petsc4py import PETSc
+
+    from emsim.errors import InputError
+    from emsim.meshes.patch import build_patch_mesh
+    from emsim.solvers.electric.problem import ElectricProblem
+
+    case = _pmg_case("column-bare")
+    case = dataclasses.replace(case, solver=dataclasses.replace(case.solver, method="cg-pmg"))
+    problem = ElectricProblem(case, build_patch_mesh(case, MPI.COMM_WORLD))
+    opts = PETSc.Options()
+    opts["emsim_electric_pc_type"] = "jacobi"
+    try:
+        with pytest.raises(InputError, match="emsim_electric_pc_type.*mg with 2 levels"):
+            problem.unit_fields  # noqa: B018
+    finally:
+        del opts["emsim_electric_pc_type"]
+    # emsim's own defaults did not stay in the database
+    assert not opts.hasName("emsim_electric_ksp_type") and not opts.hasName("emsim_electric_pc_mg_levels")
+
+
 def test_cg_pmg_is_cg_gamg_where_there_is_no_lower_degree():
     from emsim.solvers.linalg.ksp import resolve_method
 

@@ -179,8 +179,13 @@ def test_two_channels_superposed_equal_a_direct_solve_with_the_combined_currents
     patch = build_patch_mesh(case)
     prob = ElectricProblem(case, patch)
     sup = prob.solve()
-    # Direct solve: every electrode at its superposed potential at once, one linear solve.
-    prob.unit_fields  # noqa: B018  (sets up the operator)
+    # Direct solve: every electrode at its superposed potential at once, one linear solve (with
+    # the problem's own forms; its matrix and solver are freed once the unit fields are solved)
+    from emsim.solvers.linalg.ksp import create_ksp
+
+    A = fpetsc.assemble_matrix(prob._a, bcs=[prob._bc])
+    A.assemble()
+    ksp = create_ksp(A, method="mumps", name="test_direct", symmetric=True)
     g = prob._g
     g.x.array[:] = 0.0
     for name, dofs in prob.electrodes.dirichlet.items():
@@ -193,9 +198,10 @@ def test_two_channels_superposed_equal_a_direct_solve_with_the_combined_currents
     b.ghostUpdate(addv=PETSc.InsertMode.ADD, mode=PETSc.ScatterMode.REVERSE)
     fpetsc.set_bc(b, [prob._bc])
     direct = fem.Function(prob.V)
-    prob._ksp.solve(b, direct.x.petsc_vec)
+    ksp.solve(b, direct.x.petsc_vec)
     direct.x.scatter_forward()
-    b.destroy()
+    for obj in (b, ksp, A):
+        obj.destroy()
     scale = np.max(np.abs(sup.potential.x.array))
     assert np.max(np.abs(direct.x.array - sup.potential.x.array)) < 1e-8 * scale
     currents, _ = prob.currents(direct, sup.electrode_potentials_V)
