@@ -390,12 +390,16 @@ def test_the_degree_1_level_is_the_galerkin_product_of_the_degree_p_operator():
 
 
 @pytest.mark.parametrize(
-    ("degree", "asked", "expected"),
-    [(1, "cg-pmg", "cg-gamg"), (2, "cg-gamg", "cg-gamg"), (2, "cg-pmg", "cg-pmg"), (3, "auto", "cg-pmg"),
-     (1, "auto", "cg-gamg")],
+    ("degree", "asked", "mesher", "expected"),
+    [(1, "cg-pmg", "free", "cg-gamg"), (2, "cg-gamg", "free", "cg-gamg"), (2, "cg-pmg", "free", "cg-pmg"),
+     (3, "auto", "free", "cg-pmg"), (1, "auto", "free", "cg-gamg"), (2, "auto", "layered", "mumps")],
 )  # fmt: skip
-def test_the_electric_problem_takes_p_multigrid_at_degree_2_and_3_only(degree, asked, expected, monkeypatch):
-    """What ``solver.method`` gives the d.c. problem; "auto" above the MUMPS switch (lowered here)."""
+def test_the_electric_problem_takes_p_multigrid_at_degree_2_and_3_only(degree, asked, mesher, expected, monkeypatch):
+    """What ``solver.method`` gives the d.c. problem; "auto" above the free mesh's MUMPS switch (lowered here).
+
+    The layered mesher's flat prisms keep their own switch (400k at degree 2: the column's few
+    thousand dofs stay with MUMPS).
+    """
     import dataclasses
 
     from mpi4py import MPI
@@ -404,11 +408,12 @@ def test_the_electric_problem_takes_p_multigrid_at_degree_2_and_3_only(degree, a
     from emsim.solvers.electric.problem import ElectricProblem
     from emsim.solvers.linalg import ksp
 
-    monkeypatch.setattr(ksp, "MUMPS_MAX_DOFS_BY_DEGREE", {1: 10, 2: 10, 3: 10})
+    monkeypatch.setitem(ksp.ELECTRIC_MUMPS_MAX_DOFS, "free", {1: 10, 2: 10, 3: 10})
     case, _ = column_case(gel=False, quality="coarse", size_factor=4.0)
     case = dataclasses.replace(
-        case, mesh=dataclasses.replace(case.mesh, degree=degree), solver=dataclasses.replace(case.solver, method=asked)
-    )
+        case, mesh=dataclasses.replace(case.mesh, degree=degree, method=mesher),
+        solver=dataclasses.replace(case.solver, method=asked),
+    )  # fmt: skip
     assert ElectricProblem(case, build_patch_mesh(case, MPI.COMM_WORLD)).method == expected
 
 

@@ -35,7 +35,13 @@ from ...io.process import resident_memory_MB
 from ...meshes.patch import PatchMesh
 from ...models.case import Case
 from ...models.electrodes import Channel
-from ..linalg.ksp import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
+from ..linalg.ksp import (
+    ELECTRIC_MUMPS_MAX_DOFS,
+    assemble_lifted_rhs,
+    create_ksp,
+    resolve_method,
+    solve_checked,
+)
 from ..linalg.pmg import LowOrderCoarse
 from .conductivity import form_metadata, form_tensor, pad_normals, volume_admittivities
 from .electrodes import ElectrodeSystem, channel_potentials
@@ -143,8 +149,9 @@ class ElectricProblem:
         # keeps GAMG on the degree-p operator
         pmg = case.mesh.degree >= 2 and case.solver.method != "cg-gamg"
         self.method = resolve_method(
-            case.solver.method, self.dofs, degree=case.mesh.degree, iterative="cg-pmg" if pmg else "cg-gamg"
-        )
+            case.solver.method, self.dofs, degree=case.mesh.degree, iterative="cg-pmg" if pmg else "cg-gamg",
+            limits=ELECTRIC_MUMPS_MAX_DOFS["layered" if case.mesh.method == "layered" else "free"],
+        )  # fmt: skip
         self._coarse: LowOrderCoarse | None = None
         #: Global dofs of the p-multigrid's degree-1 level (method "cg-pmg", once set up; else None).
         self.coarse_dofs: int | None = None

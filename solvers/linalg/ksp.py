@@ -18,6 +18,7 @@ that tests can prove a result was reused rather than solved again.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from dolfinx import fem
@@ -28,6 +29,7 @@ from petsc4py import PETSc
 from ...errors import InputError, SolverError
 
 __all__ = [
+    "ELECTRIC_MUMPS_MAX_DOFS",
     "METHODS",
     "MUMPS_MAX_DOFS",
     "MUMPS_MAX_DOFS_BY_DEGREE",
@@ -50,8 +52,19 @@ MUMPS_MAX_DOFS = 200_000
 #: dofs) 5.6 s to factorise and 0.5 s to solve, 1724 MB, against CG + GAMG's 118 iterations.
 #: Degree 3 couples more dofs per row (about 3x the nonzeros of degree 2: a denser factor)
 #: and stays at 200k (GAMG: 84 CG iterations against 26 at degree 2, but the edge-graded
-#: meshes keep its dofs few).
+#: meshes keep its dofs few). This is the switch on the layered mesher's prisms
+#: (:data:`ELECTRIC_MUMPS_MAX_DOFS`).
 MUMPS_MAX_DOFS_BY_DEGREE = {1: 500_000, 2: 400_000, 3: MUMPS_MAX_DOFS}
+#: The electric problem's switch per ``[mesh] method`` ("layered"; "free", also for an imported
+#: mesh) and degree. On the free mesher's graded tetrahedra CG + p-multigrid converges in 25-30
+#: iterations at degree 2 and beats the factorisation from about 90k dofs (measured, 1 core:
+#: the disk at fine, 89,894 dofs, 0.59 s against 1.59 s; the default cheek d.c. at degree 2,
+#: 264,576 dofs, 5.0 s and 487 MB against 13.7 s and 1299 MB; 384,259 dofs, 7.2 s and 617 MB
+#: against 19.5 s and 1714 MB), so it takes over above 100k there. On the layered prisms Jacobi
+#: smoothing struggles as GAMG does (the layered disk: 190 iterations, 17 s against the
+#: factorisation's 10.4 s), so the factorisation keeps them up to 400k. Degree 3 on the free
+#: mesh: the disk at default, 101,130 dofs, 2.1 s (MUMPS) against 2.5 s: 200k stays.
+ELECTRIC_MUMPS_MAX_DOFS = {"layered": MUMPS_MAX_DOFS_BY_DEGREE, "free": {1: 500_000, 2: 100_000, 3: MUMPS_MAX_DOFS}}
 #: Methods a problem may ask for. "cg-pmg" (CG + p-multigrid) is the electric problem's at
 #: degree 2 or 3; at degree 1, and for a problem without it (the heat, the frequency
 #: problem's inner solves), it is "cg-gamg".
@@ -62,7 +75,8 @@ SOLVES: dict[str, int] = {}
 
 
 def resolve_method(
-    method: str, dofs: int, *, iterative: str = "cg-gamg", degree: int | None = None, direct: str = "mumps"
+    method: str, dofs: int, *, iterative: str = "cg-gamg", degree: int | None = None, direct: str = "mumps",
+    limits: Mapping[int, int] | None = None,
 ) -> str:
     """The concrete method for ``method``: "mumps", ``direct`` or ``iterative`` ("auto" picks by size).
 
@@ -75,13 +89,16 @@ def resolve_method(
         direct: what "auto" takes for a problem of at most the switch's dofs ("mumps", or
             "presb-mumps" for the block form: PRESB with MUMPS inner solves). "mumps" asked for
             by name is always "mumps".
-        degree: Lagrange degree of the unknowns ("auto" switches at
-            :data:`MUMPS_MAX_DOFS_BY_DEGREE`; default :data:`MUMPS_MAX_DOFS`).
+        degree: Lagrange degree of the unknowns ("auto" switches at ``limits[degree]``;
+            default :data:`MUMPS_MAX_DOFS`).
+        limits: the switch per degree (default :data:`MUMPS_MAX_DOFS_BY_DEGREE`; the electric
+            problem's: :data:`ELECTRIC_MUMPS_MAX_DOFS`).
     """
     if method not in METHODS:
         raise InputError("solver.method", method, f"one of {', '.join(METHODS)}")
     if method == "auto":
-        limit = MUMPS_MAX_DOFS_BY_DEGREE.get(degree, MUMPS_MAX_DOFS) if degree is not None else MUMPS_MAX_DOFS
+        per_degree = MUMPS_MAX_DOFS_BY_DEGREE if limits is None else limits
+        limit = per_degree.get(degree, MUMPS_MAX_DOFS) if degree is not None else MUMPS_MAX_DOFS
         return direct if dofs <= limit else iterative
     return "mumps" if method == "mumps" else iterative
 
@@ -182,10 +199,11 @@ def create_ksp(
             pc.setPythonContext(python_pc)
         if method == "cg-pmg":
             pc = ksp.getPC()
-            if pc.getType() != PETSc.PC.Type.MG or pc.getMGLevels() != 2:
+            levels = pc.getMGLevels() if pc.getType() == PETSc.PC.Type.MG else None
+            if levels != 2:
                 # a user's -{prefix}pc_type or pc_mg_levels: the two levels cannot be wired
                 raise InputError(
-                    f"PETSc option -{prefix}pc_type / pc_mg_levels", f"{pc.getType()} / {pc.getMGLevels()}",
+                    f"PETSc option -{prefix}pc_type / pc_mg_levels", f"{pc.getType()} / {levels}",
                     "mg with 2 levels for solver.method cg-pmg (or choose another solver.method)",
                 )  # fmt: skip
             pc.setMGInterpolation(1, coarse.P)
