@@ -623,8 +623,14 @@ class _SiteSearch:
     cases, not every corner.
     """
 
-    def __init__(self, pf: PresetsFile, nominal: AnatomyCase, solver: Any, groups: Callable[[], CornerGroups | None]):
+    def __init__(
+        self, pf: PresetsFile, nominal: AnatomyCase, solver: Any, groups: Callable[[], CornerGroups | None],
+        progress: Progress = _nothing,
+    ) -> None:  # fmt: skip
         self.pf, self.nominal, self.solver, self.groups = pf, nominal, solver, groups
+        self.progress = progress
+        self.batches = 0
+        self.started = time.perf_counter()
         self.solved: dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]] = {}
         self.seen: dict[tuple[bool, ...], np.ndarray] = {}
         self.in_groups: set[tuple[bool, ...]] = set()
@@ -645,8 +651,26 @@ class _SiteSearch:
                 self.solved[c] = (f, {})
         return y
 
+    def _announce(self, corners: Sequence[tuple[bool, ...]]) -> None:
+        """One progress line per batch: what it is, and the search so far (its length is not known ahead)."""
+        self.batches += 1
+        k = len(self.nominal.factors)
+        if self.batches == 1:
+            what = "every corner (brute force)" if len(corners) == 2**k else "the fold-over screening design"
+        elif self.batches == 2:
+            what = "the corners the screening predicts worst"
+        else:
+            what = f"local-search step {self.batches - 2} (one factor flipped)"
+        done, seconds = len(self.seen), time.perf_counter() - self.started
+        pace = f", {seconds / done:.0f} s wall a corner" if done else ""
+        self.progress(
+            f"search {self.nominal.site or 'patch'}: batch {self.batches}, {len(corners)} corner(s): {what}; "
+            f"{done} of {2**k} corners solved so far in {seconds / 60:.1f} min{pace}"
+        )
+
     def evaluate_many(self, corners: Sequence[tuple[bool, ...]]) -> list[np.ndarray]:
         """The objectives of a batch of independent corners (in parallel groups where there are)."""
+        self._announce(corners)
         groups = self.groups() if len(corners) > 1 else None
         if groups is not None:
             figures = groups.solve([corner_case(self.nominal, c) for c in corners])
@@ -780,7 +804,7 @@ def solve_groups(
                 record.append({"site": site, "method": "nominal only (spread = \"nominal\"): no worst case searched",
                                "factors": [], "corners_total": 1, "solves": 1})  # fmt: skip
                 continue
-            search = _SiteSearch(pf, nominal, solver, groups)
+            search = _SiteSearch(pf, nominal, solver, groups, progress)
             searches.append(search)
             site_cases, site_figures, site_results, site_record = search.run()
             cases += site_cases

@@ -153,8 +153,14 @@ def test_validation_binds_each_level_on_the_brute_force_worst_corner_for_every_r
 
     monkeypatch.setattr(validate_module, "nominal_case", lambda device, validation, site: AnatomyCase(site, FACTORS))
     solver = _fake_solver(pf)
-    figures, _, cases, record = solve_groups(pf, solver=solver)
+    said: list[str] = []
+    figures, _, cases, record = solve_groups(pf, solver=solver, progress=said.append)
     assert record[0]["method"].startswith("fold-over") and record[0]["corners_total"] == 2 ** len(FACTORS)
+    # one progress line per batch of the search, naming it and the corners solved before it
+    batches = [t for t in said if t.startswith("search cheek: batch")]
+    assert batches[0].startswith("search cheek: batch 1, 16 corner(s): the fold-over screening design; 0 of 128")
+    assert "batch 2" in batches[1] and "the corners the screening predicts worst; 16 of 128" in batches[1]
+    assert all("local-search step" in t for t in batches[2:])
     assert record[0]["solves"] == len(cases) == len(solver.calls) < 2 ** len(FACTORS) / 2
     report = evaluate(pf, figures)
     # brute force: every corner, the same evaluation
