@@ -123,6 +123,7 @@ def worst_corners(
     evaluate_many: BatchEvaluation | None = None,
     brute_force_up_to: int = 16,
     max_steps: int = 64,
+    announce: Callable[[str, int], None] | None = None,
 ) -> SearchResult:
     """The worst corner of each objective over the 2^k corners (larger objective = worse).
 
@@ -135,18 +136,28 @@ def worst_corners(
             choice does not depend on one another's values.
         brute_force_up_to: evaluate every corner when 2^k is at most this.
         max_steps: bound on the local-search moves per objective.
+        announce: called before each batch evaluation with what the batch is ("every corner
+            (brute force)", "the fold-over screening design", "the corners the screening predicts
+            worst", "local-search step n": the n-th batch of the local search) and its number of
+            new corners (a phase whose corners were all evaluated before makes no batch).
     """
     if (evaluate is None) == (evaluate_many is None):
         raise TypeError("worst_corners: give exactly one of evaluate, evaluate_many")
     many = evaluate_many if evaluate_many is not None else one_by_one(evaluate)  # type: ignore[arg-type]
     values: dict[Corner, np.ndarray] = {}
     batches: list[int] = []
+    steps = [0]
 
-    def batch(corners: Sequence[Sequence[bool]]) -> list[np.ndarray]:
+    def batch(corners: Sequence[Sequence[bool]], what: str) -> list[np.ndarray]:
         """Evaluate the new ones of ``corners`` in one call (first-seen order); every value, in order."""
         wanted = [tuple(bool(v) for v in c) for c in corners]
         new = list(dict.fromkeys(c for c in wanted if c not in values))
         if new:
+            if what == "local-search step":
+                steps[0] += 1
+                what = f"local-search step {steps[0]}"
+            if announce is not None:
+                announce(what, len(new))
             got = list(many(new))
             if len(got) != len(new):
                 raise ValueError(f"evaluate_many returned {len(got)} objective vectors for {len(new)} corners")
@@ -164,14 +175,14 @@ def worst_corners(
         return out, top
 
     if k == 0:
-        batch([()])
+        batch([()], "the single case")
         return SearchResult([() for _ in range(len(values[()]))], values, "single case", batches)
     if 2**k <= brute_force_up_to:
-        batch(list(itertools.product((False, True), repeat=k)))
+        batch(list(itertools.product((False, True), repeat=k)), "every corner (brute force)")
         m = len(next(iter(values.values())))
         return SearchResult([best(j)[0] for j in range(m)], values, "brute force", batches)
     design = foldover_design(k)
-    Y = np.array(batch(design.tolist()))  # (runs, objectives)
+    Y = np.array(batch(design.tolist(), "the fold-over screening design"))  # (runs, objectives)
     m = Y.shape[1]
     X = np.where(design, 1.0, -1.0)
     relevant: list[list[int]] = [[] for _ in range(m)]
@@ -188,14 +199,14 @@ def worst_corners(
         relevant[j] = [f for f in range(k) if abs(effect[f]) > 1e-3 * np.abs(effect).max()]
         active.append(j)
         predicted.append(tuple(effect > 0))
-    batch(predicted)  # every prediction from the screening alone: one batch
+    batch(predicted, "the corners the screening predicts worst")  # every prediction from the screening alone: one batch
     for j in active:
         corner, top = best(j)
         for _ in range(max_steps):
             if corner is None:
                 break
             moves = [tuple(not v if i == f else v for i, v in enumerate(corner)) for f in relevant[j]]
-            scores = [v[j] for v in batch(moves)]  # one step's neighbours: one batch
+            scores = [v[j] for v in batch(moves, "local-search step")]  # one step's neighbours: one batch
             finite = [(s, c) for s, c in zip(scores, moves, strict=True) if not math.isnan(s)]
             if not finite:
                 break

@@ -629,7 +629,6 @@ class _SiteSearch:
     ) -> None:  # fmt: skip
         self.pf, self.nominal, self.solver, self.groups = pf, nominal, solver, groups
         self.progress = progress
-        self.batches = 0
         self.started = time.perf_counter()
         self.solved: dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]] = {}
         self.seen: dict[tuple[bool, ...], np.ndarray] = {}
@@ -651,26 +650,17 @@ class _SiteSearch:
                 self.solved[c] = (f, {})
         return y
 
-    def _announce(self, corners: Sequence[tuple[bool, ...]]) -> None:
-        """One progress line per batch: what it is, and the search so far (its length is not known ahead)."""
-        self.batches += 1
-        k = len(self.nominal.factors)
-        if self.batches == 1:
-            what = "every corner (brute force)" if len(corners) == 2**k else "the fold-over screening design"
-        elif self.batches == 2:
-            what = "the corners the screening predicts worst"
-        else:
-            what = f"local-search step {self.batches - 2} (one factor flipped)"
+    def announce(self, what: str, count: int) -> None:
+        """One progress line per batch of the search: what it is, and where the search stands (its length is not known ahead)."""
         done, seconds = len(self.seen), time.perf_counter() - self.started
         pace = f", {seconds / done:.0f} s wall a corner" if done else ""
         self.progress(
-            f"search {self.nominal.site or 'patch'}: batch {self.batches}, {len(corners)} corner(s): {what}; "
-            f"{done} of {2**k} corners solved so far in {seconds / 60:.1f} min{pace}"
+            f"search {self.nominal.site or 'patch'}: {count} corner(s): {what}; "
+            f"{done} of {2 ** len(self.nominal.factors)} corners solved so far in {seconds / 60:.1f} min{pace}"
         )
 
     def evaluate_many(self, corners: Sequence[tuple[bool, ...]]) -> list[np.ndarray]:
         """The objectives of a batch of independent corners (in parallel groups where there are)."""
-        self._announce(corners)
         groups = self.groups() if len(corners) > 1 else None
         if groups is not None:
             figures = groups.solve([corner_case(self.nominal, c) for c in corners])
@@ -689,7 +679,7 @@ class _SiteSearch:
         solves the ones the pictures need once the verdict names them.
         """
         nominal = self.nominal
-        found = worst_corners(len(nominal.factors), evaluate_many=self.evaluate_many)
+        found = worst_corners(len(nominal.factors), evaluate_many=self.evaluate_many, announce=self.announce)
         worst = {c for c in found.worst if c is not None}
         self.worst_in_groups = [c for c in dict.fromkeys(found.worst) if c is not None and c in self.in_groups]
         cases = [corner_case(nominal, levels) for levels in self.solved]

@@ -124,6 +124,41 @@ def test_batch_evaluation_finds_the_same_worst_corners_with_the_same_evaluations
         worst_corners(k, one, evaluate_many=many)
 
 
+@pytest.mark.parametrize("predicted_known", [False, True], ids=["predictions-new", "predictions-screened"])
+def test_each_batch_is_announced_once_with_what_it_is(predicted_known):
+    """One announcement per batch, before it, named by its phase (a phase with no new corner makes none).
+
+    With ``predicted_known`` every objective's predicted corner is one of the screening runs (the
+    objective is the agreement with the first run), so there is no prediction batch and the next
+    batch is the first local-search step, not "the corners the screening predicts worst".
+    """
+    k = 5 if predicted_known else len(FACTORS)
+    first = tuple(bool(v) for v in foldover_design(k)[0])
+
+    def objectives(c):
+        if predicted_known:  # largest on the first screening run, falling with every flip from it
+            return np.array([float(sum(a == b for a, b in zip(c, first, strict=True)))])
+        return _objectives(c)  # the lumped head: mixed worst corners, predicted off the design
+
+    said: list[tuple[str, int]] = []
+    found = worst_corners(k, evaluate_many=lambda cs: [objectives(c) for c in cs],
+                          announce=lambda what, n: said.append((what, n)))  # fmt: skip
+    assert [n for _, n in said] == found.batches
+    phases = [what for what, _ in said]
+    assert phases[0] == "the fold-over screening design"
+    steps = [p for p in phases if p.startswith("local-search step")]
+    assert steps == [f"local-search step {n}" for n in range(1, len(steps) + 1)]
+    if predicted_known:
+        assert found.worst == [first]
+        assert "the corners the screening predicts worst" not in phases
+    else:
+        assert phases[1] == "the corners the screening predicts worst"
+    assert phases[1 + (not predicted_known) :] == steps
+    said.clear()
+    worst_corners(3, evaluate_many=lambda cs: [np.array([sum(c)]) for c in cs], announce=lambda w, n: said.append((w, n)))
+    assert said == [("every corner (brute force)", 8)]
+
+
 def _fake_solver(pf):
     """An anatomy solve from the lumped model: synthetic per-unit figures of every group at one corner."""
     calls = []
@@ -157,10 +192,10 @@ def test_validation_binds_each_level_on_the_brute_force_worst_corner_for_every_r
     figures, _, cases, record = solve_groups(pf, solver=solver, progress=said.append)
     assert record[0]["method"].startswith("fold-over") and record[0]["corners_total"] == 2 ** len(FACTORS)
     # one progress line per batch of the search, naming it and the corners solved before it
-    batches = [t for t in said if t.startswith("search cheek: batch")]
-    assert batches[0].startswith("search cheek: batch 1, 16 corner(s): the fold-over screening design; 0 of 128")
-    assert "batch 2" in batches[1] and "the corners the screening predicts worst; 16 of 128" in batches[1]
-    assert all("local-search step" in t for t in batches[2:])
+    batches = [t for t in said if t.startswith("search cheek: ")]
+    assert batches[0] == "search cheek: 16 corner(s): the fold-over screening design; 0 of 128 corners solved so far in 0.0 min"
+    assert sum(int(t.split(": ")[1].split(" ")[0]) for t in batches) == record[0]["solves"]
+    assert all(t.split(": ")[2].startswith(("the corners the screening", "local-search step")) for t in batches[1:])
     assert record[0]["solves"] == len(cases) == len(solver.calls) < 2 ** len(FACTORS) / 2
     report = evaluate(pf, figures)
     # brute force: every corner, the same evaluation
