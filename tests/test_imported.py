@@ -171,3 +171,19 @@ def test_a_footprint_unlike_the_files_pad_is_logged(exported, caplog):
         build_patch_mesh(parse_case(table, base_dir=folder))
     warned = [r.getMessage() for r in caplog.records]
     assert len(warned) == 1 and "electrode A" in warned[0] and "55.42 mm^2" in warned[0]
+
+
+def test_an_imported_mesh_takes_the_free_meshers_solver_switch_whatever_its_mesh_method(exported, monkeypatch):
+    """``[mesh] method`` is ignored with ``file``: the layered switch (flat cells) must not apply to it."""
+    from mpi4py import MPI
+
+    from emsim.meshes.patch import build_patch_mesh
+    from emsim.solvers.electric.problem import ElectricProblem
+    from emsim.solvers.linalg import ksp
+
+    folder, _, imported = exported
+    table = copy.deepcopy(imported)
+    table["mesh"] |= {"method": "layered", "degree": 2}
+    case = parse_case(table, base_dir=folder)
+    monkeypatch.setitem(ksp.ELECTRIC_MUMPS_MAX_DOFS, "free", {1: 10, 2: 10, 3: 10})
+    assert ElectricProblem(case, build_patch_mesh(case, MPI.COMM_WORLD)).method == "cg-pmg"

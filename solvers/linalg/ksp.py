@@ -52,15 +52,17 @@ MUMPS_MAX_DOFS = 200_000
 #: dofs) 5.6 s to factorise and 0.5 s to solve, 1724 MB, against CG + GAMG's 118 iterations.
 #: Degree 3 couples more dofs per row (about 3x the nonzeros of degree 2: a denser factor)
 #: and stays at 200k (GAMG: 84 CG iterations against 26 at degree 2, but the edge-graded
-#: meshes keep its dofs few). This is the switch on the layered mesher's prisms
-#: (:data:`ELECTRIC_MUMPS_MAX_DOFS`).
+#: meshes keep its dofs few). This is the switch on the layered mesher's flat cells (its prisms
+#: split in three tetrahedra; :data:`ELECTRIC_MUMPS_MAX_DOFS`).
 MUMPS_MAX_DOFS_BY_DEGREE = {1: 500_000, 2: 400_000, 3: MUMPS_MAX_DOFS}
-#: The electric problem's switch per ``[mesh] method`` ("layered"; "free", also for an imported
-#: mesh) and degree. On the free mesher's graded tetrahedra CG + p-multigrid converges in 25-30
-#: iterations at degree 2 and beats the factorisation from about 90k dofs (measured, 1 core:
-#: the disk at fine, 89,894 dofs, 0.59 s against 1.59 s; the default cheek d.c. at degree 2,
-#: 264,576 dofs, 5.0 s and 487 MB against 13.7 s and 1299 MB; 384,259 dofs, 7.2 s and 617 MB
-#: against 19.5 s and 1714 MB), so it takes over above 100k there. On the layered prisms Jacobi
+#: The electric problem's switch per mesher ("layered"; "free", also for an imported mesh,
+#: whatever its ``[mesh] method``) and degree. On the free mesher's graded tetrahedra CG +
+#: p-multigrid converges in 25-30 iterations at degree 2 and beats the factorisation from about
+#: 90k dofs (measured, 1 core: the disk at fine, 89,894 dofs, set-up and solve 0.59 s against
+#: 1.59 s; the default cheek d.c. at degree 2, whole process, `benchmarks/run.py --only
+#: cheek-dc-coarse-p2 cheek-dc-default-p2`: 264,576 dofs 15.3 s and 491 MB against 26.2 s and
+#: 1299 MB; 384,259 dofs 25.0 s and 624 MB against 37.5 s and 1714 MB), so it takes over above
+#: 100k there. On the layered mesher's flat cells Jacobi
 #: smoothing struggles as GAMG does (the layered disk: 190 iterations, 17 s against the
 #: factorisation's 10.4 s), so the factorisation keeps them up to 400k. Degree 3 on the free
 #: mesh: the disk at default, 101,130 dofs, 2.1 s (MUMPS) against 2.5 s: 200k stays.
