@@ -192,3 +192,17 @@ def test_re_evaluation_with_last_digit_noise_gives_byte_identical_json_and_expor
 
     for x in floats(body):
         assert float(f"{x:.6g}") == x
+
+
+def test_a_rule_equal_in_every_case_to_rounding_names_no_binding_anatomy():
+    """The charge density from each case's own mesh differs in its last bits: no corner is worse for it."""
+    pf = _pf()
+    figures = {}
+    for p in pf.presets:
+        F = _figures(p)
+        jitter = np.array([1.0, 1.0 + 3.3e-13])  # two cases, one pad area to rounding (the sample's spread)
+        figures[group_key(p)] = replace(F, charge_density_uC_per_cm2_per_A=F.charge_density_uC_per_cm2_per_A * jitter)
+    report = evaluate(pf, figures)
+    for p in report.presets:
+        assert p.max_safe_current["shannon"]["anatomy"] == "every case (independent of the anatomy)"
+        assert p.max_safe_current["rms_current_density"]["anatomy"] == "case1"  # 0.08 > 0.05 mA/cm^2 per mA
