@@ -46,7 +46,7 @@ __all__ = [
 MUMPS_MAX_DOFS = 200_000
 #: The same switch per Lagrange degree, for the symmetric electric problem, which MUMPS
 #: factorises by Cholesky (half the LU's factor). Measured on 2 cores (docs/performance.md), the
-#: layered meshes' flat prisms slow CG + GAMG down while the factorisation does not care: the
+#: layered meshes' flat cells slow CG + GAMG down while the factorisation does not care: the
 #: layered disk (degree 2, 310,859 dofs) 16.4 s and 1416 MB with Cholesky (10.6 s to factorise)
 #: against 37.1 s and 811 MB with CG + GAMG (246 iterations); the limb patch (degree 1, 412,307
 #: dofs) 5.6 s to factorise and 0.5 s to solve, 1724 MB, against CG + GAMG's 118 iterations.
@@ -58,14 +58,14 @@ MUMPS_MAX_DOFS_BY_DEGREE = {1: 500_000, 2: 400_000, 3: MUMPS_MAX_DOFS}
 #: The electric problem's switch per mesher ("layered"; "free", also for an imported mesh,
 #: whatever its ``[mesh] method``) and degree. On the free mesher's graded tetrahedra CG +
 #: p-multigrid converges in 25-30 iterations at degree 2 and beats the factorisation from about
-#: 90k dofs (measured, 1 core: the disk at fine, 89,894 dofs, set-up and solve 0.59 s against
-#: 1.59 s; the default cheek d.c. at degree 2, whole process, `benchmarks/run.py --only
-#: cheek-dc-coarse-p2 cheek-dc-default-p2`: 264,576 dofs 15.3 s and 491 MB against 26.2 s and
-#: 1299 MB; 384,259 dofs 25.0 s and 624 MB against 37.5 s and 1714 MB), so it takes over above
-#: 100k there. On the layered mesher's flat cells Jacobi
-#: smoothing struggles as GAMG does (the layered disk: 190 iterations, 17 s against the
-#: factorisation's 10.4 s), so the factorisation keeps them up to 400k. Degree 3 on the free
-#: mesh: the disk at default, 101,130 dofs, 2.1 s (MUMPS) against 2.5 s: 200k stays.
+#: 90k dofs. Measured on 1 rank: the disk at fine (89,894 dofs), set-up and solve 0.59 s against
+#: 1.59 s; the default cheek's d.c. part at degree 2, whole process (`benchmarks/run.py --only
+#: cheek-dc-coarse-p2 cheek-dc-default-p2`), 264,576 dofs 15.3 s and 491 MB against 26.2 s and
+#: 1299 MB, 384,259 dofs 25.0 s and 624 MB against 37.5 s and 1714 MB. So it takes over above
+#: 100k there. On the layered mesher's flat cells Jacobi smoothing struggles as GAMG does (the
+#: layered disk: 190 iterations, 17 s against the factorisation's 10.4 s), so the factorisation
+#: keeps them up to 400k. Degree 3 on the free mesh: the disk at default, 101,130 dofs, 2.1 s
+#: (MUMPS) against 2.5 s: 200k stays.
 ELECTRIC_MUMPS_MAX_DOFS = {"layered": MUMPS_MAX_DOFS_BY_DEGREE, "free": {1: 500_000, 2: 100_000, 3: MUMPS_MAX_DOFS}}
 #: Methods a problem may ask for. "cg-pmg" (CG + p-multigrid) is the electric problem's at
 #: degree 2 or 3; at degree 1, and for a problem without it (the heat, the frequency
