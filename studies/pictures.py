@@ -252,7 +252,7 @@ def skin_current_map(result: CaseResult, currents_A: Currents = None) -> Figure:
     # wrapped: a validation's case name carries its anatomy corner (ten factors, 100+ characters)
     title = (f"{result.case.name}: skin normal current density at I = {fmt_current(e.current_requested_A)} "
              f"(Z = {quantity(e.impedance_ohm, 'ohm')})")  # fmt: skip
-    ax.set_title("\n".join(textwrap.wrap(title, 90)), fontsize=10)
+    ax.set_title(textwrap.fill(title, 90), fontsize=10)
     lines = [(f"peak |J_n| averaged over a 1 mm disc {quantity(peak, 'A/m^2')} ({quantity(peak * 0.1, 'mA/cm^2')}); "
              f"99th percentile under the pads {quantity(float(e.skin_current_density_p99_A_per_m2), 'A/m^2')}"),
              "J_mean: the largest pad mean; pad means: " + ", ".join(f"{k} {quantity(v, 'A/m^2')}" for k, v in means.items()),
@@ -514,7 +514,7 @@ def depth_section_figure(sections: Sequence[DepthSection], *, case_name: str = "
         bar = fig.colorbar(art, ax=axes, shrink=0.95, pad=0.01)
         bar.set_label("|E| [V/m], log scale")
     title = f"{case_name}: field magnitude |E| in depth at I = {current_text} (quasi-static)"
-    fig.suptitle("\n".join(textwrap.wrap(title, 110)), fontsize=10)  # a corner's name is long
+    fig.suptitle(textwrap.fill(title, 110), fontsize=10)  # a corner's name is long
     info = fig.add_subplot(grid[-1])
     info.axis("off")
     info.text(0.0, 1.0, "\n".join(notes), va="top", ha="left", fontsize=8.5, transform=info.transAxes)

@@ -310,17 +310,22 @@ def test_the_p1_cell_gradient_equals_the_dg0_interpolation_of_grad():
     assert np.abs(got - expected[0]).max() <= 1e-12 * np.abs(expected[0]).max()
 
 
-def _pmg_case(kind: str):
-    """(case, degree): the two-pad patch at degree 2, pad B bare with a Robin contact; or a column at degree 3."""
+def _pmg_case(kind: str, *, with_reference: bool = False):
+    """The two-pad patch at degree 2, pad B bare with a Robin contact; or a column at degree 3.
+
+    With ``with_reference``: (case, the column's series resistance [ohm], None for the pads).
+    """
     import dataclasses
 
     if kind == "two-pads":
         table = small_two_pad_table()
         table["electrode"][1].pop("gel", None)
         table["mesh"]["degree"] = 2
-        return parse_case(table)
-    case, _ = column_case(gel=kind == "column-gel", quality="coarse", size_factor=4.0)
-    return dataclasses.replace(case, mesh=dataclasses.replace(case.mesh, degree=3))
+        case, reference = parse_case(table), None
+    else:
+        case, reference = column_case(gel=kind == "column-gel", quality="coarse", size_factor=4.0)
+        case = dataclasses.replace(case, mesh=dataclasses.replace(case.mesh, degree=3))
+    return (case, reference) if with_reference else case
 
 
 @pytest.mark.parametrize("kind", ["two-pads", "column-gel", "column-bare"])
@@ -338,7 +343,7 @@ def test_cg_with_p_multigrid_solves_what_mumps_solves_with_gel_pads_and_bare_rob
     from emsim.meshes.patch import build_patch_mesh
     from emsim.solvers.electric.problem import ElectricProblem
 
-    case = _pmg_case(kind)
+    case, reference = _pmg_case(kind, with_reference=True)
     patch = build_patch_mesh(case, MPI.COMM_WORLD)
     fields, Y = {}, {}
     for method in ("mumps", "cg-pmg"):
@@ -354,6 +359,8 @@ def test_cg_with_p_multigrid_solves_what_mumps_solves_with_gel_pads_and_bare_rob
         problem.close()
     scale = np.abs(Y["mumps"]).max()
     assert np.abs(Y["cg-pmg"] - Y["mumps"]).max() < 1e-8 * scale  # measured 2e-10
+    if reference is not None:  # the column: the series sum of layers, gel and contact (exact at degree 3)
+        assert 1.0 / Y["cg-pmg"][0, 0] == pytest.approx(reference, rel=1e-8)
     for k, ref in fields["mumps"].items():
         assert np.abs(fields["cg-pmg"][k] - ref).max() < 1e-7  # unit fields: 1 V on the electrode
 

@@ -107,9 +107,13 @@ class ElectrodeSystem:
         if case.grounded:
             faces.append("bottom")
         self.dirichlet: dict[str, np.ndarray] = {}
+        #: The facets of each Dirichlet face (an electrode's metal, or "ground"), by the same keys:
+        #: another space on the mesh (the p-multigrid's degree-1 level) takes its dofs from them.
+        self.dirichlet_facets: dict[str, np.ndarray] = {}
         for face in faces:
             facets = patch.facet_tags.find(patch.surfaces[face])
             key = "ground" if face == "bottom" else face.split(":", 1)[1]
+            self.dirichlet_facets[key] = facets
             self.dirichlet[key] = fem.locate_dofs_topological(V, fdim, facets)
         blocks = np.concatenate(list(self.dirichlet.values()) or [np.empty(0, np.int32)])
         self.dirichlet_blocks = np.unique(blocks).astype(np.int32)

@@ -180,11 +180,7 @@ class ElectricProblem:
         t1 = time.perf_counter()
         _note_rss(self.rss_MB, self.peak_rss_MB, "after_assembly")
         if self.method == "cg-pmg":
-            faces = [f"electrode:{n}" for n in self.names if n not in self.robin]
-            faces += ["bottom"] if self.case.grounded else []
-            self._coarse = LowOrderCoarse(
-                self.V, self.form, [self.patch.facet_tags.find(self.patch.surfaces[f]) for f in faces]
-            )
+            self._coarse = LowOrderCoarse(self.V, self.form, list(self.electrodes.dirichlet_facets.values()))
             self.coarse_dofs = self._coarse.dofs
             log.info("electric: p-multigrid coarse level of %d degree-1 dofs", self.coarse_dofs)
         # the form is symmetric and the Dirichlet rows and columns go alike: MUMPS by Cholesky

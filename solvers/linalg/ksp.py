@@ -27,6 +27,7 @@ from mpi4py import MPI
 from petsc4py import PETSc
 
 from ...errors import InputError, SolverError
+from .pmg import LowOrderCoarse
 
 __all__ = [
     "ELECTRIC_MUMPS_MAX_DOFS",
@@ -107,7 +108,7 @@ def resolve_method(
 
 def create_ksp(
     A: PETSc.Mat, *, method: str, rtol: float = 1e-10, name: str = "emsim", python_pc: object | None = None,
-    max_it: int = 2000, symmetric: bool = False, coarse: Any = None,
+    max_it: int = 2000, symmetric: bool = False, coarse: LowOrderCoarse | None = None,
 ) -> PETSc.KSP:
     """A KSP for the assembled matrix ``A``, with its preconditioner set up (factorised) once.
 
@@ -126,12 +127,9 @@ def create_ksp(
             the same time on the default case's electric matrix, half the factor's memory (52
             against 89 MB), the same solution to round-off.
         coarse: for "cg-pmg", the degree-1 operator and the interpolation from its space into
-            ``A``'s (a :class:`emsim.solvers.linalg.pmg.LowOrderCoarse`).
+            ``A``'s.
     """
     prefix = f"{name}_"
-    ksp = PETSc.KSP().create(A.getComm())
-    ksp.setOperators(A)
-    ksp.setOptionsPrefix(prefix)
     if method == "mumps":
         if symmetric:
             # MUMPS's Cholesky reads the upper triangle only: a term that broke the symmetry
@@ -147,48 +145,36 @@ def create_ksp(
             "pc_type": "cholesky" if symmetric else "lu",
             "pc_factor_mat_solver_type": "mumps",
         }
-    elif method == "fgmres":
-        settings = {
-            "ksp_type": "fgmres",
-            "ksp_rtol": rtol,
-            "ksp_atol": 1e-30,
-            "ksp_max_it": max_it,
-            "ksp_gmres_restart": 100,
-        }
-    elif method == "cg" and python_pc is not None:
-        settings = {"ksp_type": "cg", "ksp_rtol": rtol, "ksp_atol": 1e-30, "ksp_max_it": max_it}
-    elif method == "cg-pmg":
-        if coarse is None:
-            raise SolverError(f"{name}: method cg-pmg needs the degree-1 coarse operator")
-        # Two levels: 2 Chebyshev / Jacobi iterations on A (the PCMG default count), then the
-        # coarse correction by one GAMG V-cycle on the degree-1 operator (a fixed linear map:
-        # CG stays valid). Measured on the disk at degree 3, 276k dofs (docs/performance.md):
-        # 46 CG iterations against GAMG's 37, set-up and solve 7.2 s against 9.2 s, the
-        # process's peak 613 MB against 862 MB.
-        settings = {
-            "ksp_type": "cg",
-            "ksp_rtol": rtol,
-            "ksp_atol": 1e-30,
-            "ksp_max_it": max_it,
-            "pc_type": "mg",
-            "pc_mg_levels": 2,
-            "mg_levels_ksp_type": "chebyshev",
-            "mg_levels_pc_type": "jacobi",
-            "mg_coarse_ksp_type": "preonly",
-            "mg_coarse_pc_type": "gamg",
-            "mg_coarse_pc_gamg_threshold": 0.02,
-        }
     else:
-        settings = {
-            "ksp_type": "cg",
-            "pc_type": "gamg",
-            "ksp_rtol": rtol,
-            "ksp_atol": 1e-30,
-            "ksp_max_it": max_it,
-            "pc_gamg_threshold": 0.02,
-            "mg_levels_ksp_type": "chebyshev",
-            "mg_levels_pc_type": "jacobi",
-        }
+        # every Krylov method: emsim's tolerance, no absolute floor (the residual is relative)
+        krylov = {"ksp_rtol": rtol, "ksp_atol": 1e-30, "ksp_max_it": max_it}
+        if method == "fgmres":
+            settings = {"ksp_type": "fgmres", **krylov, "ksp_gmres_restart": 100}
+        elif method == "cg" and python_pc is not None:
+            settings = {"ksp_type": "cg", **krylov}
+        elif method == "cg-pmg":
+            if coarse is None:
+                raise SolverError(f"{name}: method cg-pmg needs the degree-1 coarse operator")
+            # Two levels: 2 Chebyshev / Jacobi iterations on A (the PCMG default count), then the
+            # coarse correction by one GAMG V-cycle on the degree-1 operator (a fixed linear map:
+            # CG stays valid). Measured on the disk at degree 3, 276k dofs (docs/performance.md):
+            # 46 CG iterations against GAMG's 37, set-up and solve 7.2 s against 9.2 s, the
+            # process's peak 613 MB against 862 MB.
+            settings = {
+                "ksp_type": "cg", **krylov, "pc_type": "mg", "pc_mg_levels": 2,
+                "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "jacobi",
+                "mg_coarse_ksp_type": "preonly", "mg_coarse_pc_type": "gamg", "mg_coarse_pc_gamg_threshold": 0.02,
+            }  # fmt: skip
+        elif method == "cg-gamg":
+            settings = {
+                "ksp_type": "cg", **krylov, "pc_type": "gamg", "pc_gamg_threshold": 0.02,
+                "mg_levels_ksp_type": "chebyshev", "mg_levels_pc_type": "jacobi",
+            }  # fmt: skip
+        else:
+            raise SolverError(f"{name}: no linear solver {method!r} (mumps, cg-gamg, cg-pmg, fgmres or cg with a preconditioner)")
+    ksp = PETSc.KSP().create(A.getComm())
+    ksp.setOperators(A)
+    ksp.setOptionsPrefix(prefix)
     opts = PETSc.Options()
     ours = [key for key in settings if not opts.hasName(prefix + key)]  # the user's options win
     for key in ours:
@@ -199,7 +185,7 @@ def create_ksp(
             pc = ksp.getPC()
             pc.setType(PETSc.PC.Type.PYTHON)
             pc.setPythonContext(python_pc)
-        if method == "cg-pmg":
+        if coarse is not None and method == "cg-pmg":  # (checked above: cg-pmg has its coarse level)
             pc = ksp.getPC()
             levels = pc.getMGLevels() if pc.getType() == PETSc.PC.Type.MG else None
             if levels != 2:
