@@ -206,3 +206,26 @@ def test_a_rule_equal_in_every_case_to_rounding_names_no_binding_anatomy():
     for p in report.presets:
         assert p.max_safe_current["shannon"]["anatomy"] == "every case (independent of the anatomy)"
         assert p.max_safe_current["rms_current_density"]["anatomy"] == "case1"  # 0.08 > 0.05 mA/cm^2 per mA
+
+
+def test_the_cem43_dose_over_the_undominated_probes_is_the_dose_over_all_of_them():
+    """A probe no warmer and heating no faster at every step than another never holds the largest dose."""
+    from emsim.device.rules import _dose, _dose_probes, cem43_at_scale
+
+    rng = np.random.default_rng(7)
+    pf = _pf()
+    F = _figures(pf.presets[0])
+    steps, probes = 41, 3000
+    shape = 1.0 - np.exp(-np.linspace(0.0, 4.0, steps))  # every probe heats along the session's course
+    rise = shape[:, None] * rng.uniform(0.0, 3.0, probes) + rng.normal(0.0, 0.02, (steps, probes)).clip(0.0)
+    T0 = rng.uniform(34.0, 37.0, probes)
+    T0[-100:] = -np.inf  # padded probes
+    F = replace(F, cem43_T0_C=np.stack([T0, T0[::-1]]), cem43_rise_K=np.stack([rise, rise[:, ::-1]]), cem43_dt_s=15.0)
+    for case in range(2):
+        kept_T0, kept_rise = _dose_probes(F, case)
+        assert len(kept_T0) < probes / 2  # the dominated ones are gone
+        assert np.isfinite(kept_T0).all()
+        for s in (0.0, 0.5, 1.0, 2.0, 4.0):
+            full = cem43_at_scale(F, case, s)
+            assert full > 0.0
+            assert _dose(kept_T0, kept_rise, F.cem43_dt_s, s) == pytest.approx(full, rel=1e-14)
