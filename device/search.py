@@ -1,12 +1,13 @@
 """The worst corner of a two-level spread, per objective, with few evaluations.
 
-The anatomy spread of a site has k two-level factors (layer thicknesses, contact R and C), so
-2^k corners: 128 on the cheek. Each corner costs a 3-D solve, and no single corner is worst for
-every rule (thin skin crowds the current at the pad rim; thick layers raise the electrode
-voltage and the heat; a high contact resistance raises the voltage but evens the current out
-under the pad). Nor can we prove the figures monotone, let alone additive, in every factor: the
-rim peak of a capacitive contact, for one, depends on R and C through their product and on the
-layers beneath. So the worst corner is searched, per objective (one per preset and rule):
+The anatomy spread of a site has k two-level factors (layer thicknesses, contact R and C), so 2^k
+corners: 1024 on the cheek (five layers, R, C and three tissue conductivities). Each corner costs a
+3-D solve, and no single corner is worst for every rule (thin skin crowds the current at the pad
+rim; thick layers raise the electrode voltage and the heat; a high contact resistance raises the
+voltage but evens the current out under the pad). Nor can we prove the figures monotone, let alone
+additive, in every factor: the rim peak of a capacitive contact, for one, depends on R and C
+through their product and on the layers beneath. So the worst corner is searched, per objective
+(one per preset and rule):
 
 1. **Brute force** when 2^k is at most ``brute_force_up_to`` corners (every corner, exact).
 2. Otherwise **screening**: a two-level fold-over design built on a Sylvester Hadamard matrix

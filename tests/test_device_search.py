@@ -88,6 +88,37 @@ def test_search_finds_the_brute_force_worst_corner_of_every_objective_with_fewer
     assert values[zone_worst][2] > 1.05 * max(values[(False,) * k][2], values[(True,) * k][2])
 
 
+def _objectives_ten(levels):
+    """The lumped head with the cheek's ten factors: its 7, then skin, fat and muscle conductivity x0.5 / x2."""
+    v = lumped({f.name: (f.high if up else f.low) for f, up in zip(FACTORS, levels[:7], strict=True)})
+    s_skin, s_fat, s_muscle = (2.0 if up else 0.5 for up in levels[7:])
+    # the tissue path splits over the layers; the rim crowds where the skin conducts less than the fat
+    # below it spreads; the zone field grows with the muscle's conductivity relative to the fat's
+    tissue = v["volts"] * (0.2 / s_skin + 0.5 / s_fat + 0.3 / s_muscle)
+    crowd = v["crowd"] * (1 + 0.3 * math.log(s_fat / s_skin))
+    zone = v["zone"] * (s_muscle / s_fat) ** 0.25 / s_skin**0.5
+    rise = v["rise"] * tissue / v["volts"]
+    return np.array([tissue, crowd, zone, rise, -tissue, -zone])
+
+
+def test_the_ten_factor_screening_finds_the_brute_force_worst_corner_of_every_objective():
+    """The cheek's ten factors (1024 corners): the 32-run fold-over, then the local search, against brute force.
+
+    The lumped head's products of factors make every objective interact in every factor pair and
+    beyond (the screening's main effects are estimated free of two-factor interactions only).
+    """
+    k = 10
+    want, values = _brute_force(k, _objectives_ten)
+    batches: list[int] = []
+    found = worst_corners(k, evaluate_many=lambda cs: [_objectives_ten(c) for c in cs], brute_force_up_to=0,
+                          announce=lambda what, n: batches.append(n))  # fmt: skip
+    assert batches[0] == 32
+    for j, corner in enumerate(want):
+        assert values[found.worst[j]][j] == values[corner][j], f"objective {j}"
+    assert found.evaluations < 2**k / 8
+    assert len(set(want)) >= 4  # no one corner is worst for everything
+
+
 def test_batch_evaluation_finds_the_same_worst_corners_with_the_same_evaluations_as_one_by_one():
     k = len(FACTORS)
     asked: list[tuple[bool, ...]] = []
