@@ -17,6 +17,18 @@ The scripting surface::
 
 from __future__ import annotations
 
+import os
+
+# Under an MPI launcher with several ranks on this machine, one BLAS/OpenMP thread per rank: the
+# ranks are the parallelism, and two OpenBLAS threads per rank on two cores made `mpirun -n 2 emsim
+# run` of the default case no faster than one rank (26 s against 20 s with one thread each).
+# Before the first import of numpy (a user's own OMP_NUM_THREADS / OPENBLAS_NUM_THREADS wins; a
+# script that imported numpy before emsim keeps what it had). Serial runs keep OpenBLAS's default.
+if max(int(os.environ.get(v, "1") or "1") for v in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")) > 1:
+    for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        if not os.environ.get(_var):  # unset or empty (an empty OMP_NUM_THREADS fails scipy.fft)
+            os.environ[_var] = "1"
+
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path

@@ -86,8 +86,9 @@ CASES: dict[str, tuple[str, dict]] = {
 #: Cases that also run on 2 MPI ranks.
 MPI_CASES = ("disk-3d-default-p3", "cheek-builtin")
 #: Cases that run on these rank counts only: the sample's validation as its quick start runs it
-#: (`mpiexec -n 2`: one corner per rank; serially it takes 1.4x as long, docs/device.md).
-RANKS = {"validate-sample": (2,)}
+#: (`mpiexec -n 2`: one corner per rank; serially it takes 1.4x as long, docs/device.md), and the
+#: default case as `make run` runs it (`mpirun -n 2`).
+RANKS = {"validate-sample": (2,), "make-run": (2,)}
 #: The long rows that --quick leaves out: the limb patch, the validation, the memory case.
 LONG = ("limb-coarse-p1", "validate-sample", "disk-3d-large-p3")
 #: The fine reference of the default case's skin peak (--reference): its d.c. part at fine, degree 2.
@@ -425,14 +426,25 @@ def _find_key(tree: object, key: str) -> object:
 
 def _run_cli_run(opts: dict) -> dict:
     """`emsim run` of the built-in default case, as `make run` runs it (outputs to a temporary folder)."""
+    import shutil
+
+    from mpi4py import MPI
+
     from emsim.cli import main as cli_main
 
-    with tempfile.TemporaryDirectory(prefix="emsim-bench-") as tmp:
+    comm = MPI.COMM_WORLD
+    # one output folder for every rank (under mpirun rank 0 writes it)
+    tmp = comm.bcast(tempfile.mkdtemp(prefix="emsim-bench-") if comm.rank == 0 else None)
+    try:
         out = Path(tmp) / "default"
         t0 = time.perf_counter()
         rc = cli_main(["run", "--out", str(out)])
         run_s = time.perf_counter() - t0
-        metrics = json.loads((out / "metrics.json").read_text())
+        metrics = json.loads((out / "metrics.json").read_text()) if comm.rank == 0 else {}
+    finally:
+        comm.Barrier()
+        if comm.rank == 0:
+            shutil.rmtree(tmp, ignore_errors=True)
     if rc != 0:
         raise RuntimeError(f"emsim run exited {rc}")
     peak = _find_key(metrics, "skin_current_density_peak_A_per_m2")

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
-from conftest import run_cli, small_cheek_table
+from conftest import BIN, run_cli, small_cheek_table
 
 REQUIRED_KEYS = (
     "impedance_ohm",
@@ -75,6 +78,24 @@ def test_two_ranks_give_the_serial_metrics(small_run):
                 assert y == pytest.approx(x, rel=1e-6), key
             compared += 1
     assert compared >= 15
+
+
+@pytest.mark.mpi
+def test_under_mpirun_each_rank_takes_one_blas_thread_unless_the_user_chose():
+    """Two OpenBLAS threads per rank on two cores made `mpirun -n 2 emsim run` no faster than one rank."""
+    code = "import os, emsim; print(os.environ.get('OMP_NUM_THREADS'), os.environ.get('OPENBLAS_NUM_THREADS'))"
+    clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+
+    def threads(env: dict, ranks: int) -> list[str]:
+        cmd = [sys.executable, "-c", code]
+        if ranks:
+            cmd = [str(BIN / "mpirun"), "-n", str(ranks), *cmd]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, check=True)
+        return sorted(proc.stdout.split("\n")[:-1])
+
+    assert threads(clean, 2) == ["1 1", "1 1"]
+    assert threads({**clean, "OMP_NUM_THREADS": "3", "OPENBLAS_NUM_THREADS": ""}, 2) == ["3 1", "3 1"]
+    assert threads(clean, 0) == ["None None"]  # a serial run keeps OpenBLAS's own default
 
 
 BAD_INPUTS = [
