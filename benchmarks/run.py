@@ -86,7 +86,7 @@ CASES: dict[str, tuple[str, dict]] = {
 #: Cases that also run on 2 MPI ranks.
 MPI_CASES = ("disk-3d-default-p3", "cheek-builtin")
 #: Cases that run on these rank counts only: the sample's validation as its quick start runs it
-#: (`mpiexec -n 2`: one corner per rank; serially it takes 1.4x as long, docs/device.md), and the
+#: (`mpiexec -n 2`: one corner per rank; serially it takes 1.9x as long, docs/device.md), and the
 #: default case as `make run` runs it (`mpirun -n 2`).
 RANKS = {"validate-sample": (2,), "make-run": (2,)}
 #: The long rows that --quick leaves out: the limb patch, the validation, the memory case.
