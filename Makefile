@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The default case on $(NP) MPI ranks (one case across the ranks; one BLAS thread each, set by
-# emsim itself under mpirun): 20 s against 26 s on one rank, the same figures to the digits printed.
+# emsim itself under mpirun): 19-21 s against 25 s on one rank, the same figures to the digits printed.
 run: setup
 	$(VENV)/bin/mpirun -n $(NP) $(VENV)/bin/emsim run
 

@@ -20,8 +20,8 @@ from __future__ import annotations
 import os
 
 # Under an MPI launcher with several ranks on this machine, one BLAS/OpenMP thread per rank: the
-# ranks are the parallelism, and two OpenBLAS threads per rank on two cores made `mpirun -n 2 emsim
-# run` of the default case no faster than one rank (26 s against 20 s with one thread each).
+# ranks are the parallelism. With two OpenBLAS threads per rank on two cores, `mpirun -n 2 emsim
+# run` of the default case took 26 s, as long as one rank; with one thread each it takes 20 s.
 # Before the first import of numpy (a user's own OMP_NUM_THREADS / OPENBLAS_NUM_THREADS wins; a
 # script that imported numpy before emsim keeps what it had). Serial runs keep OpenBLAS's default.
 if max(int(os.environ.get(v, "1") or "1") for v in ("MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE")) > 1:

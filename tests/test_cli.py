@@ -83,7 +83,9 @@ def test_two_ranks_give_the_serial_metrics(small_run):
 @pytest.mark.mpi
 def test_under_mpirun_each_rank_takes_one_blas_thread_unless_the_user_chose():
     """Two OpenBLAS threads per rank on two cores made `mpirun -n 2 emsim run` no faster than one rank."""
-    code = "import os, emsim; print(os.environ.get('OMP_NUM_THREADS'), os.environ.get('OPENBLAS_NUM_THREADS'))"
+    # one write per rank (with PYTHONUNBUFFERED, print's pieces from two ranks interleave)
+    code = ("import os, sys, emsim; sys.stdout.write(f\"{os.environ.get('OMP_NUM_THREADS')} "
+            "{os.environ.get('OPENBLAS_NUM_THREADS')}\\n\"); sys.stdout.flush()")  # fmt: skip
     clean = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
 
     def threads(env: dict, ranks: int) -> list[str]:
