@@ -119,10 +119,10 @@ def foldover_design(k: int) -> np.ndarray:
     main effects in both.
     """
     n = k + 1
-    while hadamard(n) is None:
-        n += 1
     h = hadamard(n)
-    assert h is not None
+    while h is None:  # ends at the next power of 2 at the latest
+        n += 1
+        h = hadamard(n)
     base = h[:, 1 : k + 1] > 0
     return np.vstack([base, ~base])
 
