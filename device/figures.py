@@ -38,6 +38,7 @@ __all__ = [
     "net_dc_uA",
     "save_figures",
     "stack_figures",
+    "undominated_probes",
     "upper_envelope",
 ]
 
@@ -161,6 +162,34 @@ def upper_envelope(T0: np.ndarray, rise: np.ndarray) -> tuple[np.ndarray, np.nda
     return T0[hull], rise[hull]
 
 
+def undominated_probes(T0: np.ndarray, rise: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The probes (T0 [C], rise histories [K] (time, probe)) that can hold the largest CEM43 at some scale.
+
+    The thermal dose's counterpart of :func:`upper_envelope`. A probe p with T0_p <= T0_q and
+    rise_p(t) <= rise_q(t) at every step is dominated by q: its temperature T0 + s rise is no
+    higher at any step for every s >= 0, the dose rate increases with T and the trapezoid weights
+    are positive, so its dose is never the larger (to the last bit: numpy's vectorised power rounds
+    by an element's position, 1 ulp). Probes without a finite T0 (padding) give no dose and go.
+    Three rounds of the hottest probes (by peak rise, basal temperature and their sum) as
+    dominators keep 7-35 % of the sample's 8871 probes, so the CEM43 rule's bisection (some 60
+    doses per case) does a fraction of the work, to the same number.
+    """
+    T0, rise = np.asarray(T0, float), np.asarray(rise, float)
+    keep = np.isfinite(T0)
+    if rise.shape[0] == 0:
+        return T0[keep], rise[:, keep]
+    peak = rise.max(axis=0)
+    for _ in range(3):
+        idx = np.flatnonzero(keep)
+        hottest = [idx[np.argsort(-v[idx], kind="stable")[:24]] for v in (peak, T0, T0 + peak)]
+        for q in dict.fromkeys(int(i) for part in hottest for i in part):
+            if keep[q]:
+                dominated = (T0 <= T0[q]) & (rise <= rise[:, q : q + 1]).all(axis=0)
+                dominated[q] = False
+                keep &= ~dominated
+    return T0[keep], rise[:, keep]
+
+
 def net_dc_uA(waveform: Waveform, current_A: float) -> float:
     """|Net d.c.| of the output at peak current I: mean over the whole cycle (envelope included) [uA].
 
@@ -242,9 +271,8 @@ def _thermal_figures(r: CaseResult, th: ThermalMetrics | Absent | None) -> tuple
     # CEM43 where the heating is: the heated region (solvers/thermal/session.py, HEATED_FRACTION),
     # every node of it a probe, so the rescaled dose is exact there at any current; not the
     # tissue probes, whose max is the deep face held at the core temperature
-    t0, rise = heating.heated_probe_rises()
     front = upper_envelope(*heating.skin_front_lines())
-    return th.skin_temperature_basal_C, front, (t0, rise), heating.time_step_s, None
+    return th.skin_temperature_basal_C, front, heating.heated_probe_rises(), heating.time_step_s, None
 
 
 def _activation_figures(a: ActivationMetrics | Absent | None) -> tuple[float, str | None]:
@@ -373,8 +401,9 @@ def figure_set(
 
 
 def _pad_probes(probes: Sequence[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Stack per-case probe sets: T0 padded with -inf (no dose), rises with 0, times with the last."""
-    width = max(len(t0) for t0, _ in probes)
+    """Stack per-case probe sets, the undominated ones only: T0 padded with -inf (no dose), rises with 0, times with the last."""
+    probes = [undominated_probes(t0, r) for t0, r in probes]
+    width = max(1, max(len(t0) for t0, _ in probes))
     times = max(r.shape[0] for _, r in probes)
     T0 = np.full((len(probes), width), -np.inf)
     rise = np.zeros((len(probes), times, width))

@@ -297,48 +297,6 @@ def _skin_temperature_current(F: FigureSet, limit: float) -> np.ndarray:
     return out
 
 
-def _dose_probes(F: FigureSet, case: int) -> tuple[np.ndarray, np.ndarray]:
-    """(T0, rise histories) of the probes of ``case`` that can hold the largest CEM43 at some scale.
-
-    A probe p with T0_p <= T0_q and rise_p(t) <= rise_q(t) at every step is dominated by q: its
-    temperature T0 + s rise is no higher at any step for every s >= 0, the dose rate increases
-    with T and the trapezoid weights are positive, so its dose is never the larger (to the last
-    bit: numpy's vectorised power rounds by an element's position, 1 ulp). Padded probes (T0 = -inf)
-    give no dose. Rounds of the hottest probes (by peak rise, basal temperature and their sum)
-    as dominators keep 7-35 % of the sample's 8871 probes, so the bisection of :func:`_cem43_current`
-    (some 60 doses per case) does a fraction of the work, to the same number.
-    """
-    T0, rise = F.cem43_T0_C[case], F.cem43_rise_K[case]
-    keep = np.isfinite(T0)
-    if rise.shape[0] == 0:
-        return T0[keep], rise[:, keep]
-    peak = rise.max(axis=0)
-    for _ in range(3):
-        idx = np.flatnonzero(keep)
-        hottest = [idx[np.argsort(-v[idx], kind="stable")[:24]] for v in (peak, T0, T0 + peak)]
-        for q in dict.fromkeys(int(i) for part in hottest for i in part):
-            if keep[q]:
-                dominated = (T0 <= T0[q]) & (rise <= rise[:, q : q + 1]).all(axis=0)
-                dominated[q] = False
-                keep &= ~dominated
-    return T0[keep], rise[:, keep]
-
-
-def _dose(T0: np.ndarray, rise: np.ndarray, dt_s: float, s: float) -> float:
-    """The largest CEM43 [min] over probes (T0 [C], rise histories [K]) at the thermal scale s."""
-    # local: emsim.solvers.thermal's package loads DOLFINx; the rules stay importable without it
-    from ..solvers.thermal.pennes_data import cem43_rate
-
-    T = T0[None, :] + s * rise
-    with np.errstate(over="ignore", invalid="ignore"):
-        rate = cem43_rate(T)  # a padded probe (T0 = -inf) has rate 0 (a NaN where its rise is inf)
-    rate[np.isnan(rate)] = 0.0  # no dose from a padded probe
-    if rate.shape[0] < 2:
-        return 0.0
-    per_probe = (dt_s / 60.0) * (0.5 * rate[0] + rate[1:-1].sum(axis=0) + 0.5 * rate[-1])
-    return float(per_probe.max(initial=0.0))
-
-
 def cem43_at_scale(F: FigureSet, case: int, s: float) -> float:
     """CEM43 [min] of anatomy case ``case`` at the thermal scale s = (I / I_ref)^2, max over the heated region.
 
@@ -346,18 +304,22 @@ def cem43_at_scale(F: FigureSet, case: int, s: float) -> float:
     the probes), trapezoidal rule in time. The probes are the heated region's nodes (steady-state
     rise at least HEATED_FRACTION of the largest, solvers/thermal/session.py): the same region at
     every current and every node of it a probe, so the value is exact there at any scale (up to
-    the solver's per-rank cap on probes; beyond it the hottest per scale, a lower bound).
+    the solver's per-rank cap on probes; beyond it the hottest per scale, a lower bound). The
+    figures keep the probes that can hold the largest dose
+    (:func:`emsim.device.figures.undominated_probes`: the same maximum, a fraction of the work).
     """
-    return _dose(F.cem43_T0_C[case], F.cem43_rise_K[case], F.cem43_dt_s, s)
+    # local: emsim.solvers.thermal's package loads DOLFINx; the rules stay importable without it
+    from ..solvers.thermal.pennes_data import cem43_of_history
+
+    T0 = F.cem43_T0_C[case]
+    real = np.isfinite(T0)  # the padding (T0 = -inf) gives no dose: left out, not dosed
+    per_probe = cem43_of_history(T0[None, real] + s * F.cem43_rise_K[case][:, real], F.cem43_dt_s)
+    return float(per_probe.max(initial=0.0))
 
 
 def _cem43(F: FigureSet, current_A: np.ndarray) -> np.ndarray:
     s = (np.asarray(current_A, float) / F.thermal_reference_A) ** 2
-    out = np.empty((F.n, len(s)))
-    for a in range(F.n):
-        T0, rise = _dose_probes(F, a)
-        out[a] = [_dose(T0, rise, F.cem43_dt_s, si) for si in s]
-    return out
+    return np.array([[cem43_at_scale(F, a, si) for si in s] for a in range(F.n)])
 
 
 _CEM43_S_MAX = 1e6  # (I / I_ref)^2: no dose limit within 1000 x the reference current counts as none
@@ -371,16 +333,11 @@ def _cem43_current(F: FigureSet, limit: float) -> np.ndarray:
     """
     out = np.empty(F.n)
     for a in range(F.n):
-        T0, rise = _dose_probes(F, a)
-
-        def dose(s: float, T0: np.ndarray = T0, rise: np.ndarray = rise) -> float:
-            return _dose(T0, rise, F.cem43_dt_s, s)
-
-        if dose(0.0) > limit:
+        if cem43_at_scale(F, a, 0.0) > limit:
             out[a] = 0.0  # the basal dose alone is above the limit
             continue
         lo, hi = 0.0, 1.0
-        while dose(hi) <= limit:
+        while cem43_at_scale(F, a, hi) <= limit:
             lo, hi = hi, hi * 4.0
             if hi > _CEM43_S_MAX:
                 break
@@ -389,7 +346,7 @@ def _cem43_current(F: FigureSet, limit: float) -> np.ndarray:
             continue
         for _ in range(200):
             mid = 0.5 * (lo + hi)
-            if dose(mid) <= limit:
+            if cem43_at_scale(F, a, mid) <= limit:
                 lo = mid
             else:
                 hi = mid

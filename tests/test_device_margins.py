@@ -210,7 +210,8 @@ def test_a_rule_equal_in_every_case_to_rounding_names_no_binding_anatomy():
 
 def test_the_cem43_dose_over_the_undominated_probes_is_the_dose_over_all_of_them():
     """A probe no warmer and heating no faster at every step than another never holds the largest dose."""
-    from emsim.device.rules import _dose, _dose_probes, cem43_at_scale
+    from emsim.device.figures import undominated_probes
+    from emsim.device.rules import cem43_at_scale
 
     rng = np.random.default_rng(7)
     pf = _pf()
@@ -222,10 +223,11 @@ def test_the_cem43_dose_over_the_undominated_probes_is_the_dose_over_all_of_them
     T0[-100:] = -np.inf  # padded probes
     F = replace(F, cem43_T0_C=np.stack([T0, T0[::-1]]), cem43_rise_K=np.stack([rise, rise[:, ::-1]]), cem43_dt_s=15.0)
     for case in range(2):
-        kept_T0, kept_rise = _dose_probes(F, case)
+        kept_T0, kept_rise = undominated_probes(F.cem43_T0_C[case], F.cem43_rise_K[case])
         assert len(kept_T0) < probes / 2  # the dominated ones are gone
         assert np.isfinite(kept_T0).all()
+        kept = replace(F, cem43_T0_C=kept_T0[None, :], cem43_rise_K=kept_rise[None, :, :])
         for s in (0.0, 0.5, 1.0, 2.0, 4.0):
             full = cem43_at_scale(F, case, s)
             assert full > 0.0
-            assert _dose(kept_T0, kept_rise, F.cem43_dt_s, s) == pytest.approx(full, rel=1e-14)
+            assert cem43_at_scale(kept, 0, s) == pytest.approx(full, rel=1e-14)

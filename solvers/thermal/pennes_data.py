@@ -15,7 +15,7 @@ import numpy as np
 from ...errors import InputError
 from ...models.tissues import library
 
-__all__ = ["PennesMaterial", "PennesRun", "blood_heat_capacity_J_per_m3K", "cem43_rate"]
+__all__ = ["PennesMaterial", "PennesRun", "blood_heat_capacity_J_per_m3K", "cem43_of_history", "cem43_rate"]
 
 
 def cem43_rate(temperature_C: np.ndarray | float) -> np.ndarray:
@@ -33,6 +33,14 @@ def cem43_rate(temperature_C: np.ndarray | float) -> np.ndarray:
     """
     T = np.asarray(temperature_C, dtype=float)
     return np.where(T >= 43.0, 0.5, 0.25) ** (43.0 - T)
+
+
+def cem43_of_history(T_history: np.ndarray, dt_s: float) -> np.ndarray:
+    """CEM43 [min] per column of a (times, points) temperature history (trapezoidal rule)."""
+    rate = cem43_rate(T_history)
+    if len(rate) < 2:
+        return np.zeros(rate.shape[1:])
+    return (dt_s / 60.0) * (0.5 * rate[0] + rate[1:-1].sum(axis=0) + 0.5 * rate[-1])
 
 
 def blood_heat_capacity_J_per_m3K() -> float:

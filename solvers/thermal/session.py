@@ -48,7 +48,7 @@ from ..electric.problem import ChannelSolution, ElectricProblem
 from ..records import metric
 from ..spectral.joule import CycleHeat
 from .pennes import PennesProblem
-from .pennes_data import PennesRun, cem43_rate
+from .pennes_data import PennesRun, cem43_of_history
 
 __all__ = [
     "ProbeHistories",
@@ -374,14 +374,6 @@ class SkinPicture:
 
     triangles_m: np.ndarray
     rise_K: np.ndarray
-
-
-def cem43_of_history(T_history: np.ndarray, dt_s: float) -> np.ndarray:
-    """CEM43 [min] per column of a (times, points) temperature history (trapezoidal rule)."""
-    rate = cem43_rate(T_history)
-    if len(rate) < 2:
-        return np.zeros(rate.shape[1:])
-    return (dt_s / 60.0) * (0.5 * rate[0] + rate[1:-1].sum(axis=0) + 0.5 * rate[-1])
 
 
 @dataclass(frozen=True)
