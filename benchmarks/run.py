@@ -424,8 +424,12 @@ def _find_key(tree: object, key: str) -> object:
     return None
 
 
-def _run_cli_run(opts: dict) -> dict:
-    """`emsim run` of the built-in default case, as `make run` runs it (outputs to a temporary folder)."""
+def _cli_in_one_folder(args: list[str], result: str) -> tuple[int, float, dict]:
+    """Run the emsim command line with ``--out`` a temporary folder shared by every rank (under mpirun rank 0 writes it).
+
+    Returns (exit code, seconds, the JSON file ``result`` of the output on rank 0; {} on the others);
+    the folder is removed.
+    """
     import shutil
 
     from mpi4py import MPI
@@ -433,18 +437,23 @@ def _run_cli_run(opts: dict) -> dict:
     from emsim.cli import main as cli_main
 
     comm = MPI.COMM_WORLD
-    # one output folder for every rank (under mpirun rank 0 writes it)
     tmp = comm.bcast(tempfile.mkdtemp(prefix="emsim-bench-") if comm.rank == 0 else None)
     try:
-        out = Path(tmp) / "default"
+        out = Path(tmp) / "out"
         t0 = time.perf_counter()
-        rc = cli_main(["run", "--out", str(out)])
-        run_s = time.perf_counter() - t0
-        metrics = json.loads((out / "metrics.json").read_text()) if comm.rank == 0 else {}
+        rc = cli_main([*args, "--out", str(out)])
+        seconds = time.perf_counter() - t0
+        body = json.loads((out / result).read_text()) if comm.rank == 0 else {}
     finally:
         comm.Barrier()
         if comm.rank == 0:
             shutil.rmtree(tmp, ignore_errors=True)
+    return rc, seconds, body
+
+
+def _run_cli_run(opts: dict) -> dict:
+    """`emsim run` of the built-in default case, as `make run` runs it (outputs to a temporary folder)."""
+    rc, run_s, metrics = _cli_in_one_folder(["run"], "metrics.json")
     if rc != 0:
         raise RuntimeError(f"emsim run exited {rc}")
     peak = _find_key(metrics, "skin_current_density_peak_A_per_m2")
@@ -466,26 +475,9 @@ def _run_cli_run(opts: dict) -> dict:
 
 def _run_cli_validate(opts: dict) -> dict:
     """`emsim validate` of a presets file as it is, with its own ``[validation] spread``."""
-    import shutil
-
-    from mpi4py import MPI
-
-    from emsim.cli import main as cli_main
-
-    comm = MPI.COMM_WORLD
     presets = ROOT / opts["presets"]
     spread = tomllib.loads(presets.read_text()).get("validation", {}).get("spread", "corners (the default)")
-    # one output folder for every rank (under mpirun rank 0 writes it)
-    tmp = comm.bcast(tempfile.mkdtemp(prefix="emsim-bench-") if comm.rank == 0 else None)
-    try:
-        t0 = time.perf_counter()
-        rc = cli_main(["validate", str(presets), "--out", str(Path(tmp) / "validation")])
-        run_s = time.perf_counter() - t0
-        report = json.loads((Path(tmp) / "validation" / "validation.json").read_text()) if comm.rank == 0 else {}
-    finally:
-        comm.Barrier()
-        if comm.rank == 0:
-            shutil.rmtree(tmp, ignore_errors=True)
+    rc, run_s, report = _cli_in_one_folder(["validate", str(presets)], "validation.json")
     return {
         "dofs": None,
         "method": "-",

@@ -75,10 +75,9 @@ def _is_prime(n: int) -> bool:
 def hadamard(n: int) -> np.ndarray | None:
     """A Hadamard matrix of order n (entries +-1, H H^T = n I), first column all ones; None if not built.
 
-    Built for the powers of 2 (Sylvester: the designs of up to 7 factors are the ones before the
-    Paley orders came), p + 1 for a prime p = 3 mod 4 that is not a power of 2 minus 1 (Paley's
-    first construction: 12, 20, 24, 44, 48, 60, ...) and twice an order built so (40 = 2 x 20,
-    ...). Other orders (28, 36, 52, 56, ...: Hadamard matrices exist there, by constructions not
+    Built for the powers of 2 (Sylvester's doubling), p + 1 for a prime p = 3 mod 4 that is not
+    a power of 2 minus 1 (Paley's first construction: 12, 20, 24, 44, 48, 60, ...) and twice an
+    order built so (40 = 2 x 20, ...). Other orders (28, 36, 52, 56, ...: Hadamard matrices exist there, by constructions not
     coded here) give None, and :func:`foldover_design` takes the next order built.
     """
     if n == 1:

@@ -216,8 +216,7 @@ DEFINITIONS = {
     "x the level current, the figure the limit is compared with",
     "report_rules": "report rules (efficacy, comfort and the others of kind 'report') never fail a level and are not "
     "searched: their worst anatomy case is the worst over the cases solved for the limit rules' search, a bound from "
-    "those cases, not the worst of the spread (two searches of the sample that solved different corners gave "
-    "currents for the target volume of 13.9 and 15.7 mA)",
+    "those cases, not the worst of the spread (another search, solving other corners, may report another value)",
 }
 
 

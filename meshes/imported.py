@@ -196,5 +196,5 @@ def load_tagged_mesh(case: Case, comm: MPI.Comm | None = None) -> Any:
     _warn_on_footprints(case, data.mesh, facet_tags, surfaces)
     return PatchMesh(
         mesh=data.mesh, cell_tags=cell_tags, facet_tags=facet_tags,
-        volumes=volumes, surfaces=surfaces, report=report,
+        volumes=volumes, surfaces=surfaces, report=report, mesher="imported",
     )  # fmt: skip

@@ -187,6 +187,9 @@ class PatchMesh:
             contact sublayers and muscle fibres), or None for a flat patch or an imported mesh.
         layer_thicknesses_m: the tissue stack the node coordinates hold, top layer first [m]
             (:func:`emsim.meshes.morph.morph_layers` moves them), or None for an imported mesh.
+        mesher: what made the cells: ``"free"`` or ``"layered"`` (the case's ``[mesh] method``),
+            or ``"imported"`` (a mesh file; its ``method`` is ignored). The solvers' choices that
+            depend on the cells' shape (the layered mesher's flat prisms) read it here.
     """
 
     mesh: Mesh
@@ -197,6 +200,7 @@ class PatchMesh:
     report: MeshReport
     surface: SurfaceMap | None = None
     layer_thicknesses_m: tuple[float, ...] | None = None
+    mesher: str = "free"
 
     def skin_surface_tags(self) -> dict[str, int]:
         """Tags of every surface that is skin, by name."""
@@ -479,4 +483,5 @@ def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: floa
         report=report,
         surface=surface,
         layer_thicknesses_m=tuple(layer.thickness_m for layer in case.layers),
+        mesher=case.mesh.method,
     )

@@ -421,7 +421,9 @@ def test_the_electric_problem_takes_p_multigrid_at_degree_2_and_3_only(degree, a
         case, mesh=dataclasses.replace(case.mesh, degree=degree, method=mesher),
         solver=dataclasses.replace(case.solver, method=asked),
     )  # fmt: skip
-    assert ElectricProblem(case, build_patch_mesh(case, MPI.COMM_WORLD)).method == expected
+    patch = build_patch_mesh(case, MPI.COMM_WORLD)
+    assert patch.mesher == mesher
+    assert ElectricProblem(case, patch).method == expected
 
 
 def test_a_user_preconditioner_that_is_not_two_level_mg_stops_cg_pmg_naming_the_option():

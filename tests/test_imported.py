@@ -185,5 +185,7 @@ def test_an_imported_mesh_takes_the_free_meshers_solver_switch_whatever_its_mesh
     table = copy.deepcopy(imported)
     table["mesh"] |= {"method": "layered", "degree": 2}
     case = parse_case(table, base_dir=folder)
-    monkeypatch.setitem(ksp.ELECTRIC_MUMPS_MAX_DOFS, "free", {1: 10, 2: 10, 3: 10})
-    assert ElectricProblem(case, build_patch_mesh(case, MPI.COMM_WORLD)).method == "cg-pmg"
+    monkeypatch.setitem(ksp.ELECTRIC_MUMPS_MAX_DOFS, "imported", {1: 10, 2: 10, 3: 10})
+    patch = build_patch_mesh(case, MPI.COMM_WORLD)
+    assert patch.mesher == "imported"
+    assert ElectricProblem(case, patch).method == "cg-pmg"  # the layered switch (400k) would keep MUMPS

@@ -150,7 +150,7 @@ class ElectricProblem:
         pmg = case.mesh.degree >= 2 and case.solver.method != "cg-gamg"
         self.method = resolve_method(
             case.solver.method, self.dofs, degree=case.mesh.degree, iterative="cg-pmg" if pmg else "cg-gamg",
-            limits=ELECTRIC_MUMPS_MAX_DOFS["layered" if case.mesh.file is None and case.mesh.method == "layered" else "free"],
+            limits=ELECTRIC_MUMPS_MAX_DOFS[patch.mesher],
         )  # fmt: skip
         self._coarse: LowOrderCoarse | None = None
         #: Global dofs of the p-multigrid's degree-1 level (method "cg-pmg", once set up; else None).

@@ -56,8 +56,8 @@ MUMPS_MAX_DOFS = 200_000
 #: meshes keep its dofs few). This is the switch on the layered mesher's flat cells (its prisms
 #: split in three tetrahedra; :data:`ELECTRIC_MUMPS_MAX_DOFS`).
 MUMPS_MAX_DOFS_BY_DEGREE = {1: 500_000, 2: 400_000, 3: MUMPS_MAX_DOFS}
-#: The electric problem's switch per mesher ("layered"; "free", also for an imported mesh,
-#: whatever its ``[mesh] method``) and degree. On the free mesher's graded tetrahedra CG +
+#: The electric problem's switch per mesher (:attr:`emsim.meshes.patch.PatchMesh.mesher`:
+#: "layered", "free", or "imported", which takes the free mesher's) and degree. On the free mesher's graded tetrahedra CG +
 #: p-multigrid converges in 25-30 iterations at degree 2 and beats the factorisation from about
 #: 90k dofs. Measured on 1 rank: the disk at fine (89,894 dofs), set-up and solve 0.59 s against
 #: 1.59 s; the default cheek's d.c. part at degree 2, whole process (`benchmarks/run.py --only
@@ -67,7 +67,12 @@ MUMPS_MAX_DOFS_BY_DEGREE = {1: 500_000, 2: 400_000, 3: MUMPS_MAX_DOFS}
 #: layered disk: 190 iterations, 17 s against the factorisation's 10.4 s), so the factorisation
 #: keeps them up to 400k. Degree 3 on the free mesh: the disk at default, 101,130 dofs, 2.1 s
 #: (MUMPS) against 2.5 s: 200k stays.
-ELECTRIC_MUMPS_MAX_DOFS = {"layered": MUMPS_MAX_DOFS_BY_DEGREE, "free": {1: 500_000, 2: 100_000, 3: MUMPS_MAX_DOFS}}
+_FREE_ELECTRIC_MUMPS_MAX_DOFS = {1: 500_000, 2: 100_000, 3: MUMPS_MAX_DOFS}
+ELECTRIC_MUMPS_MAX_DOFS = {
+    "layered": MUMPS_MAX_DOFS_BY_DEGREE,
+    "free": _FREE_ELECTRIC_MUMPS_MAX_DOFS,
+    "imported": _FREE_ELECTRIC_MUMPS_MAX_DOFS,  # a mesh file's tetrahedra: no flat prisms known
+}
 #: Methods a problem may ask for. "cg-pmg" (CG + p-multigrid) is the electric problem's at
 #: degree 2 or 3; at degree 1, and for a problem without it (the heat, the frequency
 #: problem's inner solves), it is "cg-gamg".

@@ -37,8 +37,8 @@ class LowOrderCoarse:
         V: the (scalar) Lagrange space of the fine operator, degree 2 or more.
         form: (trial, test) -> the UFL bilinear form of the fine operator (the same
             coefficients and measures).
-        dirichlet_facets: the facets (of ``V``'s mesh, dimension tdim - 1, facet-to-cell
-            connectivity made) whose dofs are Dirichlet in the fine operator
+        dirichlet_facets: the facets (of ``V``'s mesh, dimension tdim - 1) whose dofs are
+            Dirichlet in the fine operator
             (:attr:`emsim.solvers.electric.electrodes.ElectrodeSystem.dirichlet_facets`).
 
     Attributes:
@@ -56,6 +56,7 @@ class LowOrderCoarse:
         mesh = V.mesh
         self.V1 = fem.functionspace(mesh, ("Lagrange", 1))
         fdim = mesh.topology.dim - 1
+        mesh.topology.create_connectivity(fdim, mesh.topology.dim)  # a no-op when the caller made it
         blocks = [fem.locate_dofs_topological(self.V1, fdim, f) for f in dirichlet_facets]
         dofs = np.unique(np.concatenate(blocks or [np.empty(0, np.int32)])).astype(np.int32)
         bc = fem.dirichletbc(fem.Function(self.V1), dofs)
