@@ -854,7 +854,7 @@ def validate(
     described = {a.label: a.describe() for a in cases}
     if evaluated and evaluated[-1][0] is figures:
         # the figures the pictures were chosen from are the final ones (the re-solves add fields,
-        # not figures): their evaluation, not a second one (20 s on the sample's 80 corners)
+        # not figures): their evaluation, not a second one (10 s on the sample's 66 corners)
         report = dataclasses.replace(evaluated[-1][1], solves=len(cases), anatomy_cases=described, search=record)
     else:
         report = evaluate(pf, figures, solves=len(cases), anatomy_cases=described, search=record)
