@@ -306,8 +306,12 @@ def _validation_table(console, report) -> None:
                   "(< 0 fails); I_max_safe = the current at which the rule reaches its limit / the safety factor, "
                   "in the worst anatomy case.")  # fmt: skip
     for s in report.search:
-        console.print(f"anatomy, site {s['site'] or 'head stack'}: {s['method']}, {s['solves']} of {s['corners_total']} "
-                      f"corners solved" + (f" (factors: {', '.join(f['name'] for f in s['factors'])})" if s["factors"] else ""))  # fmt: skip
+        solved = f"{s['solves']} of {s['corners_total']} corners solved"
+        if "search_mesh" in s:
+            solved = (f"{s['search_mesh']['corners_solved']} of {s['corners_total']} corners solved on the search mesh, "
+                      f"{s['solves']} of them again on the validation mesh")  # fmt: skip
+        console.print(f"anatomy, site {s['site'] or 'head stack'}: {s['method']}, {solved}"
+                      + (f" (factors: {', '.join(f['name'] for f in s['factors'])})" if s["factors"] else ""))  # fmt: skip
     for p in report.presets:
         t = Table(title=f"preset {p.preset.id} {p.preset.name}: max safe level {p.max_safe_level} of "
                         f"{len(p.levels)} ({p.max_safe_current_uA} uA)", title_justify="left")  # fmt: skip

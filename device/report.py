@@ -69,9 +69,13 @@ contact {{ wa.contact.resistance_ohm_cm2|num }} ohm cm^2, {{ wa.contact.capacita
 {% if p.depth %}<br><img src="{{ p.depth }}" alt="field in depth, worst case" width="860">{% endif %}</p>{% endif %}
 {% endfor %}
 <h2>Anatomy spread</h2>
-{% for s in search %}<p>Site {{ s.site or "head stack" }}: {{ s.method }}; {{ s.solves }} of {{ s.corners_total }} corners solved{% if s.parallel_groups %},
+{% for s in search %}<p>Site {{ s.site or "head stack" }}: {{ s.method }}; {% if s.search_mesh %}{{ s.search_mesh.corners_solved }} of {{ s.corners_total }} corners solved on the search mesh
+(every target size x {{ s.search_mesh.mesh.size_factor }}, {{ s.search_mesh.mesh.cells_across_layer }} cell(s) across each layer), {{ s.solves }} of them again on the validation mesh{% else %}{{ s.solves }} of {{ s.corners_total }} corners solved{% endif %}{% if s.parallel_groups %},
 {{ s.solved_in_groups }} of them in {{ s.parallel_groups }} parallel groups of {{ s.ranks_per_group }} MPI rank(s) (the rest on all ranks);
 {{ s.solved_again_on_all_ranks }} worst corner(s) solved again on all ranks for their pictures{% endif %}.</p>
+{% if s.search_mesh %}<table><tr><th>rule</th><th>place of its worst in the search mesh's ranking (0: first)</th><th>validation / search mesh figure over the confirmed corners</th><th>largest unconfirmed corner, bounded (&lt;= 1: none could be worse)</th></tr>
+{% for rule, rr in s.search_mesh.ratio_validation_to_search_mesh_by_rule.items() %}<tr><td>{{ rule }}</td><td>{{ s.search_mesh.rank_on_search_mesh_of_the_worst_by_rule.get(rule, "-") }}</td><td>{{ rr[0] }} - {{ rr[1] }}</td><td>{{ s.search_mesh.unconfirmed_bound_by_rule.get(rule, "-") }}</td></tr>{% endfor %}
+</table>{% endif %}
 {% if s.factors %}<table><tr><th>factor</th><th>min</th><th>max</th><th>unit</th><th>source</th></tr>
 {% for f in s.factors %}<tr><td>{{ f.name }}</td><td>{{ f.min }}</td><td>{{ f.max }}</td><td>{{ f.unit }}</td><td class="small">{{ f.source }}</td></tr>{% endfor %}
 </table>{% endif %}{% endfor %}

@@ -40,9 +40,16 @@ from .anatomy import (
     nominal_case,
 )
 from .figures import FigureSet, figure_set, stack_figures
-from .presets import Preset, PresetsFile, head_case_text
+from .presets import SEARCH_MESH, Preset, PresetsFile, head_case_text
 from .rules import LIMITS, RULES, Rule, RuleContext
-from .search import worst_corners
+from .search import (
+    BRUTE_FORCE_UP_TO,
+    CONFIRM_BELOW,
+    CONFIRM_TOP,
+    Confirmation,
+    confirm_worst,
+    worst_corners,
+)
 
 __all__ = [
     "DEFINITIONS",
@@ -215,8 +222,10 @@ DEFINITIONS = {
     "value": "the rule's figure at the level current (worst anatomy case); value_at_safety_factor at safety_factor "
     "x the level current, the figure the limit is compared with",
     "report_rules": "report rules (efficacy, comfort and the others of kind 'report') never fail a level and are not "
-    "searched: their worst anatomy case is the worst over the cases solved for the limit rules' search, a bound from "
-    "those cases, not the worst of the spread (another search, solving other corners, may report another value)",
+    "searched: their worst anatomy case is the worst over the cases solved on the validation mesh (the limit rules' "
+    "search; with search_mesh = 'coarse', the corners confirmed, among them each report rule's top corners of the "
+    "search mesh's ranking), a bound from those cases, not the worst of the spread (another search, solving other "
+    "corners, may report another value)",
 }
 
 
@@ -466,13 +475,25 @@ class AnatomySolver:
     (I / I_ref)^2 (exact). This callable is the unit the worst-case search evaluates.
 
     Attributes:
+        search_mesh: False: the head's own mesh, the one the verdict is computed on; True: the
+            worst-case search's cheap model, the head's mesh made coarser by
+            :data:`emsim.device.presets.SEARCH_MESH` (:func:`solve_groups`).
         profile: per solved case, its label and the seconds of each step (``morph_s`` or
             ``mesh_s``, ``electric_s``, ``waveform_s``, ``thermal_s``, ``total_s``).
     """
 
-    def __init__(self, pf: PresetsFile, *, comm: Any = None, progress: Progress = _nothing, keep_results: bool = True):
+    def __init__(
+        self, pf: PresetsFile, *, comm: Any = None, progress: Progress = _nothing, keep_results: bool = True,
+        search_mesh: bool = False,
+    ) -> None:  # fmt: skip
         text, path = head_case_text(pf.device.electrode_head)
         self.head = parse_toml(text, path)
+        if search_mesh:
+            # the search's cheap model: the head's mesh with SEARCH_MESH's sizes and layer cells
+            mesh = self.head.setdefault("mesh", {})
+            mesh["size_factor"] = float(mesh.get("size_factor", 1.0)) * SEARCH_MESH["size_factor"]
+            mesh["cells_across_layer"] = min(float(mesh.get("cells_across_layer", 10.0)), SEARCH_MESH["cells_across_layer"])
+        self.search_mesh = search_mesh
         self.pf = pf
         self.comm = comm or MPI.COMM_WORLD
         self.progress = progress
@@ -573,9 +594,13 @@ class CornerGroups:
         ranks_per_group: ranks in each group.
         index: this rank's group.
         solver: this group's anatomy solve (figures only, ``keep_results=False``).
+        screening: this group's solve on the search's coarser mesh (``search_mesh``; else the
+            ``solver`` itself).
     """
 
-    def __init__(self, pf: PresetsFile, comm: Any, ranks_per_corner: int, *, progress: Progress = _nothing):
+    def __init__(
+        self, pf: PresetsFile, comm: Any, ranks_per_corner: int, *, progress: Progress = _nothing, search_mesh: bool = False
+    ) -> None:  # fmt: skip
         self.comm = comm
         self.size = comm.size // ranks_per_corner
         self.ranks_per_group = ranks_per_corner
@@ -586,13 +611,21 @@ class CornerGroups:
             progress(f"[group {self.index + 1} of {self.size}] {text}")
 
         self.solver = AnatomySolver(pf, comm=self.sub, progress=report, keep_results=False)
+        self.screening = (
+            AnatomySolver(pf, comm=self.sub, progress=report, keep_results=False, search_mesh=True)
+            if search_mesh else self.solver
+        )  # fmt: skip
 
-    def solve(self, cases: Sequence[AnatomyCase]) -> list[dict[str, FigureSet]]:
-        """The figures by group key of each case (on every rank), each case solved by one group."""
+    def solve(self, cases: Sequence[AnatomyCase], *, screening: bool = False) -> list[dict[str, FigureSet]]:
+        """The figures by group key of each case (on every rank), each case solved by one group.
+
+        ``screening``: solved by the search's cheap model (``screening``, on the coarser mesh).
+        """
+        solver = self.screening if screening else self.solver
         mine: list[tuple[int, dict[str, FigureSet] | None, Exception | None]] = []
         for i in range(self.index, len(cases), self.size):
             try:
-                figures, _ = self.solver(cases[i])
+                figures, _ = solver(cases[i])
             except Exception as err:  # noqa: BLE001  (raised on every rank below, not to hang the others)
                 mine.append((i, None, _portable(err)))
                 break
@@ -614,18 +647,28 @@ class CornerGroups:
         self.sub.Free()
 
 
-def severities(pf: PresetsFile, figures: dict[str, FigureSet]) -> np.ndarray:
-    """The search objectives of one anatomy case: 1 / I_limit per (preset, limit rule); larger is worse."""
+def severities(pf: PresetsFile, figures: dict[str, FigureSet], kind: str = "limit") -> np.ndarray:
+    """The search objectives of one anatomy case, per (preset, rule of ``kind``); larger is worse.
+
+    1 / I_limit for a rule whose value grows with the current (the corner that reaches the limit
+    at the least current is the worst); I_limit itself for a report rule that is better higher
+    (efficacy: the corner that needs the most current for the target volume is the worst).
+    """
     out = []
     for p in pf.presets:
         F = figures[group_key(p)]
         ctx = RuleContext(pf.device, p, pf.limits)
         for r in RULES:
-            if r.kind != "limit":
+            if r.kind != kind:
                 continue
             i = rule_limit_currents(r, F, ctx)
             with np.errstate(divide="ignore"):
-                out.append(math.nan if i is None else min(float(1.0 / i[0]), 1e300))
+                if i is None:
+                    out.append(math.nan)
+                elif r.higher_is_better:
+                    out.append(min(float(i[0]), 1e300))
+                else:
+                    out.append(min(float(1.0 / i[0]), 1e300))
     return np.array(out)
 
 
@@ -639,10 +682,15 @@ class _SiteSearch:
 
     def __init__(
         self, pf: PresetsFile, nominal: AnatomyCase, solver: Any, groups: Callable[[], CornerGroups | None],
-        progress: Progress = _nothing,
+        progress: Progress = _nothing, screening: Any = None,
     ) -> None:  # fmt: skip
         self.pf, self.nominal, self.solver, self.groups = pf, nominal, solver, groups
         self.progress = progress
+        # the search ranks the corners on the cheap model, then confirms on the solver's: only
+        # where it screens (a brute-force spread is solved on the validation mesh directly)
+        self.screening = screening if 2 ** len(nominal.factors) > BRUTE_FORCE_UP_TO else None
+        self.screened: dict[tuple[bool, ...], np.ndarray] = {}
+        self.screened_report: dict[tuple[bool, ...], np.ndarray] = {}
         self.started = time.perf_counter()
         self.solved: dict[tuple[bool, ...], tuple[dict[str, FigureSet], dict[str, Any]]] = {}
         self.seen: dict[tuple[bool, ...], np.ndarray] = {}
@@ -666,7 +714,7 @@ class _SiteSearch:
 
     def announce(self, what: str, count: int) -> None:
         """One progress line per batch of the search: what it is, and where the search stands (its length is not known ahead)."""
-        done, seconds = len(self.seen), time.perf_counter() - self.started
+        done, seconds = len(self.seen) + len(self.screened), time.perf_counter() - self.started
         pace = f", {seconds / done:.0f} s wall a corner" if done else ""
         self.progress(
             f"search {self.nominal.site or 'patch'}: {count} corner(s): {what}; "
@@ -686,6 +734,35 @@ class _SiteSearch:
             out.append(self._keep(c, figs, res))
         return out
 
+    def evaluate_screening(self, corners: Sequence[tuple[bool, ...]]) -> list[np.ndarray]:
+        """The objectives of a batch of corners on the search's cheap model (figures not kept)."""
+        groups = self.groups() if len(corners) > 1 else None
+        cases = [corner_case(self.nominal, c) for c in corners]
+        if groups is not None:
+            figures = groups.solve(cases, screening=True)
+        else:
+            figures = [self.screening(case)[0] for case in cases]
+        out = [severities(self.pf, f) for f in figures]
+        self.screened.update(zip(corners, out, strict=True))
+        self.screened_report.update((c, severities(self.pf, f, "report")) for c, f in zip(corners, figures, strict=True))
+        return out
+
+    def confirm(self, screened: Sequence[tuple[bool, ...]]) -> Confirmation:
+        """Solve on the validation mesh the corners that could be the worst (:func:`confirm_worst`).
+
+        Ranked by the limit rules (the verdict) and the report rules too (efficacy, comfort:
+        their worst is over the corners solved on the validation mesh, so each one's top corners
+        of the search mesh are among them).
+        """
+
+        def accurate(corners: Sequence[tuple[bool, ...]]) -> list[np.ndarray]:
+            limit = self.evaluate_many(corners)
+            return [np.concatenate([y, severities(self.pf, self.solved[c][0], "report")])
+                    for c, y in zip(corners, limit, strict=True)]  # fmt: skip
+
+        both = {c: np.concatenate([self.screened[c], self.screened_report[c]]) for c in screened}
+        return confirm_worst(both, accurate, announce=self.announce)
+
     def run(self) -> tuple[list[AnatomyCase], list[dict[str, FigureSet]], list[dict[str, Any]], dict[str, Any]]:
         """Search the site: (its cases, their figures, the worst corners' results, its record).
 
@@ -693,21 +770,57 @@ class _SiteSearch:
         solves the ones the pictures need once the verdict names them.
         """
         nominal = self.nominal
-        found = worst_corners(len(nominal.factors), evaluate_many=self.evaluate_many, announce=self.announce)
-        worst = {c for c in found.worst if c is not None}
-        self.worst_in_groups = [c for c in dict.fromkeys(found.worst) if c is not None and c in self.in_groups]
+        k = len(nominal.factors)
+        if self.screening is None:
+            found = worst_corners(k, evaluate_many=self.evaluate_many, announce=self.announce)
+            worst_of = found.worst
+        else:
+            found = worst_corners(k, evaluate_many=self.evaluate_screening, announce=self.announce)
+            confirmed = self.confirm(list(found.values))
+            worst_of = confirmed.worst[: len(found.worst)]  # the limit rules' (the report rules' follow)
+        worst = {c for c in worst_of if c is not None}
+        self.worst_in_groups = [c for c in dict.fromkeys(worst_of) if c is not None and c in self.in_groups]
         cases = [corner_case(nominal, levels) for levels in self.solved]
         figures = [figs for figs, _ in self.solved.values()]
         results = [res if levels in worst else {} for levels, (_, res) in self.solved.items()]
+        limit_rules = [(p, r) for p in self.pf.presets for r in RULES if r.kind == "limit"]
         record = {
-            "site": nominal.site, "method": found.method, "corners_total": 2 ** len(nominal.factors),
-            "solves": found.evaluations,
+            "site": nominal.site, "method": found.method, "corners_total": 2 ** k, "solves": len(self.solved),
             "factors": [{"name": f.name, "kind": f.kind, "min": _number(f.low), "max": _number(f.high), "unit": f.unit,
                          "source": f.source} for f in nominal.factors],
             "worst_corner_by_rule": {f"preset {p.id} {r.name}": corner_case(nominal, c).label
-                                     for (p, r), c in zip(((p, r) for p in self.pf.presets for r in RULES if r.kind == "limit"),
-                                                          found.worst, strict=True) if c is not None},
+                                     for (p, r), c in zip(limit_rules, worst_of, strict=True) if c is not None},
         }  # fmt: skip
+        if self.screening is not None:
+            rules = [f"preset {p.id} {r.name}" for p, r in limit_rules]
+            # the confirmation ranks the report rules too (severities(..., "report"), after the limit rules)
+            ranked = rules + [f"preset {p.id} {r.name}" for p in self.pf.presets for r in RULES if r.kind == "report"]
+            record["method"] = (f"{found.method} on the search mesh, then the corners that could be the worst solved "
+                                "again on the validation mesh (the verdict's)")  # fmt: skip
+            record["search_mesh"] = {
+                "mesh": {**SEARCH_MESH, "definition": "the head's [mesh] with every target size times size_factor and "
+                         "cells_across_layer cells across each tissue layer"},
+                "corners_solved": found.evaluations,
+                "confirmed_top": CONFIRM_TOP, "confirmed_below": CONFIRM_BELOW, "confirm_rounds": confirmed.rounds,
+                "worst_corner_by_rule_on_search_mesh": {
+                    rule: corner_case(nominal, c).label for rule, c in zip(rules, found.worst, strict=True) if c is not None},
+                "rank_on_search_mesh_of_the_worst_by_rule": {
+                    rule: rank for rule, rank in zip(ranked, confirmed.rank, strict=True) if rank is not None},
+                "unconfirmed_bound_by_rule": {
+                    rule: _number(b) for rule, b in zip(ranked, confirmed.bound, strict=True) if b is not None},
+                "ratio_validation_to_search_mesh_by_rule": {
+                    rule: [_number(rr[0]), _number(rr[1])] for rule, rr in zip(ranked, confirmed.ratio_range, strict=True)
+                    if rr is not None},
+                "definition": (
+                    "the search ranks the corners on the search mesh; per rule its top corners (confirmed_top) are "
+                    "solved on the validation mesh, then the next ones down that ranking until confirmed_below corners "
+                    "ranked below the worst found are solved and none is worse; the verdict uses the validation mesh's "
+                    "corners only. rank 0: the search mesh's worst is the validation mesh's; the ratio range: "
+                    "validation / search mesh figure over the confirmed corners; the unconfirmed bound: the largest "
+                    "search-mesh figure of a corner not confirmed times the largest ratio, over the verdict's worst "
+                    "(<= 1: no corner left unconfirmed could be worse at the ratios seen; above 1: by at most that "
+                    "factor; search_mesh = \"head\" in [validation] solves every corner on the validation mesh)"),
+            }  # fmt: skip
         groups = self.groups() if self.in_groups else None
         if groups is not None:
             record.update({
@@ -749,6 +862,11 @@ def solve_groups(
     With ``spread = "nominal"``: each site's nominal case. With ``"corners"``: each site's worst
     corner per (preset, limit rule), searched (:func:`emsim.device.search.worst_corners`); every
     corner solved on the way is kept in the figures (the evaluation takes the worst over them).
+    With ``[validation] search_mesh = "coarse"`` (the default) and more corners than brute force
+    takes, the search ranks them on the search mesh (:data:`emsim.device.presets.SEARCH_MESH`) and
+    :func:`emsim.device.search.confirm_worst` solves again on the head's mesh those that could be
+    the worst: only these are in the figures (the search mesh's are not). A given ``solver`` and
+    an imported mesh search on the head's mesh.
 
     Sweeps across ranks: the search hands its corners over in batches of independent ones (the
     screening runs, the predictions, one step's neighbours). On more than one rank, a batch of
@@ -782,13 +900,17 @@ def solve_groups(
     if not isinstance(ranks_per_corner, int) or ranks_per_corner < 1 or comm.size % ranks_per_corner:
         raise InputError("ranks_per_corner", ranks_per_corner, f"a divisor of the number of ranks ({comm.size})")
     parallel = solver is None and comm.size // ranks_per_corner > 1
+    coarse = pf.validation.search_mesh == "coarse" and solver is None  # a given solver solves every case
     solver = solver or AnatomySolver(pf, comm=comm, progress=progress)
+    if coarse and "file" in solver.head.get("mesh", {}):
+        coarse = False  # an imported mesh has no sizes to change
+    screening = AnatomySolver(pf, comm=comm, progress=progress, keep_results=False, search_mesh=True) if coarse else None
     made: list[CornerGroups] = []
 
     def groups() -> CornerGroups | None:
         """The parallel groups, split on first use (None on one group)."""
         if parallel and not made:
-            made.append(CornerGroups(pf, comm, ranks_per_corner, progress=progress))
+            made.append(CornerGroups(pf, comm, ranks_per_corner, progress=progress, search_mesh=coarse))
             progress(f"corners in {made[0].size} parallel groups of {ranks_per_corner} rank(s)")
         return made[0] if made else None
 
@@ -808,7 +930,7 @@ def solve_groups(
                 record.append({"site": site, "method": "nominal only (spread = \"nominal\"): no worst case searched",
                                "factors": [], "corners_total": 1, "solves": 1})  # fmt: skip
                 continue
-            search = _SiteSearch(pf, nominal, solver, groups, progress)
+            search = _SiteSearch(pf, nominal, solver, groups, progress, screening)
             searches.append(search)
             site_cases, site_figures, site_results, site_record = search.run()
             cases += site_cases

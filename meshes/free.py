@@ -67,9 +67,10 @@ def layer_box_size(sizes: dict[str, float], thickness_m: float) -> float:
     """Largest size [m] inside a tissue layer: thickness / 2.25, so at least two cells across it.
 
     A thin target muscle or bone must be resolved (issue 9); the graded field refines further at
-    the outlines. The same at every quality: the layer's own scale sets it, not the mesh's.
+    the outlines. The same at every quality: the layer's own scale sets it, not the mesh's. A
+    case's ``[mesh] cells_across_layer`` (``sizes["across_layer"]``) replaces the 2.25.
     """
-    return min(sizes["max"], thickness_m / _ACROSS_LAYER)
+    return min(sizes["max"], thickness_m / sizes.get("across_layer", _ACROSS_LAYER))
 
 
 def far_layer_box_size(sizes: dict[str, float], thickness_m: float) -> float:

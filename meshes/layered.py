@@ -80,6 +80,11 @@ def _cumulative(d0: float, d1: float, h_of: Any) -> tuple[np.ndarray, np.ndarray
     return d, np.concatenate([[0.0], np.cumsum(0.5 * (w[1:] + w[:-1]) * np.diff(d))])
 
 
+def _across(sizes: dict[str, float]) -> int:
+    """Cells across a tissue layer, at least: the case's ``[mesh] cells_across_layer`` (its integer part), else the rule."""
+    return int(sizes["across_layer"]) if "across_layer" in sizes else MIN_CELLS_ACROSS
+
+
 def level_count(d0: float, d1: float, h_of: Any, n_min: int) -> int:
     """Cells across [d0, d1] for the level height h_of(d) [m], at least n_min."""
     _, cum = _cumulative(d0, d1, h_of)
@@ -103,7 +108,7 @@ def level_counts(case: Case, sizes: dict[str, float]) -> tuple[int, dict[str, in
 
     depth, tissue = 0.0, 0
     for layer in case.layers:
-        tissue += level_count(depth, depth + layer.thickness_m, lambda x: _z_size(sizes, x), MIN_CELLS_ACROSS)
+        tissue += level_count(depth, depth + layer.thickness_m, lambda x: _z_size(sizes, x), _across(sizes))
         depth += layer.thickness_m
     pads = {}
     for name, bounds in pad_z_levels(case).items():
@@ -129,7 +134,7 @@ def tissue_levels(case: Case, sizes: dict[str, float]) -> tuple[np.ndarray, np.n
     zs, owner = [0.0], []
     depth = 0.0
     for k, layer in enumerate(case.layers):
-        d = _levels_in(depth, depth + layer.thickness_m, lambda x: _z_size(sizes, x), MIN_CELLS_ACROSS)
+        d = _levels_in(depth, depth + layer.thickness_m, lambda x: _z_size(sizes, x), _across(sizes))
         zs.extend((-d[1:]).tolist())
         owner.extend([k] * (len(d) - 1))
         depth += layer.thickness_m

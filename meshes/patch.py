@@ -214,14 +214,15 @@ def mesh_sizes(case: Case) -> dict[str, float]:
     ``edge``: size near an outline; ``tip``: the smallest, at the outline; ``z_min``: the
     smallest level height of the layered mesh (at the skin and the pad top); ``surface``: the
     skin size far from the electrodes; ``max``: the largest size anywhere; ``mu``: the grading
-    exponent (0.5 for the free mesher, 0.5 / degree for the layered one).
+    exponent (0.5 for the free mesher, 0.5 / degree for the layered one); ``across_layer``: the
+    case's ``[mesh] cells_across_layer``, only when set (else the meshers' rule).
     """
     s = QUALITY_SCALE[case.mesh.quality] * case.mesh.size_factor
     half = min(min(e.half_extent_m) for e in case.electrodes)
     h_edge = s * min(_H_EDGE, _H_EDGE_REL * half)
     h_max = s * max(layer.thickness_m for layer in case.layers) / _PER_DEEPEST
     h_max = max(h_max, 2 * h_edge)
-    return {
+    out = {
         "edge": h_edge,
         "tip": _TIP * h_edge,
         "z_min": _Z_MIN * h_edge,
@@ -231,6 +232,9 @@ def mesh_sizes(case: Case) -> dict[str, float]:
         "grading_per_m": _GRADING,
         "scale": s,
     }
+    if case.mesh.cells_across_layer is not None:
+        out["across_layer"] = case.mesh.cells_across_layer
+    return out
 
 
 def edge_size(sizes: dict[str, float], distance_m: Any) -> Any:

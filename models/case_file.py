@@ -369,7 +369,7 @@ def _settings(
     raw: Mapping[str, Any], base_dir: Path | None = None
 ) -> tuple[MeshSettings, SolverSettings, ThermalSettings | None]:
     m = _table(raw, "mesh", "mesh", required=False)
-    _check_keys(m, ("quality", "degree", "size_factor", "method", "file", "tags", "file_sha256"), "mesh")
+    _check_keys(m, ("quality", "degree", "size_factor", "method", "cells_across_layer", "file", "tags", "file_sha256"), "mesh")
     degree = m.get("degree", 2)
     if degree not in (1, 2, 3) or isinstance(degree, bool):
         raise InputError("mesh.degree", degree, "1, 2 or 3")

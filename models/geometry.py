@@ -135,6 +135,13 @@ class MeshSettings:
             the tissue layers and pads (:mod:`emsim.meshes.layered`), with a bounded aspect
             ratio per layer; fewer cells only on large patches with thin layers
             (docs/performance.md). Ignored with ``file``.
+        cells_across_layer: cells across every tissue layer, at least (case file ``[mesh]
+            cells_across_layer``, 1 to 10; None, the default: issue 9's rule, a size of
+            thickness / 2.25 inside a layer on the free mesh, 2 levels on the layered one). The
+            free mesher sizes a layer's cells thickness / this; the layered one takes its
+            integer part as levels. Fewer than the rule is cheaper and less accurate: the
+            worst-case search of ``emsim validate`` ranks its corners on a mesh with 1
+            (:data:`emsim.device.presets.SEARCH_MESH`) and confirms them on the rule's.
         file: a tagged gmsh ``.msh`` file to use instead of the built patch (case file
             ``[mesh] file``, relative to the case file; stored resolved), or None.
         tags: with ``file``, the physical group(s) of the file (names, or numbers) behind each
@@ -148,6 +155,7 @@ class MeshSettings:
     degree: int = quantity("degree", low=1, low_open=False, high=3, integer=True, default=2)
     size_factor: float = quantity("size_factor", low=0.0, high=20.0, default=1.0)
     method: str = "free"
+    cells_across_layer: float | None = quantity("cells_across_layer", low=1.0, low_open=False, high=10.0, default=None)
     file: str | None = None
     tags: Mapping[str, tuple[str | int, ...]] = field(default_factory=dict)
     file_sha256: str = ""

@@ -63,7 +63,7 @@ def _set_size(t, draw):
         st.sampled_from(
             [("patch", "width_mm"), ("patch", "length_mm"), ("layer", "thickness_mm"), ("electrode", "diameter_mm"),
              ("gel", "thickness_mm"), ("contact", "resistance_ohm_cm2"), ("channel", "current_mA"),
-             ("mesh", "size_factor")]
+             ("mesh", "size_factor"), ("mesh", "cells_across_layer")]
         )
     )  # fmt: skip
     value = draw(bad_size)
@@ -458,7 +458,7 @@ def _p_device(t, draw):
 
 def _p_validation(t, draw):
     v = t["validation"]
-    kind = draw(st.sampled_from(["safety", "spread", "factors", "unknown", "type"]))
+    kind = draw(st.sampled_from(["safety", "spread", "factors", "search_mesh", "unknown", "type"]))
     if kind == "safety":
         v["safety_factor"] = draw(st.one_of(junk, st.floats(0.0, 0.999), st.floats(10.001, 1e9)))
     elif kind == "spread":
@@ -466,8 +466,10 @@ def _p_validation(t, draw):
     elif kind == "factors":
         valid = ("gel_on_unprepared_skin", "hydrogel_under_stimulation", "head")  # models/data/contact.toml, or head
         v["contact"] = draw(st.one_of(text.filter(lambda s: s not in valid), st.integers()))
+    elif kind == "search_mesh":
+        v["search_mesh"] = draw(st.one_of(text.filter(lambda s: s not in ("coarse", "head")), st.integers(), st.booleans()))
     elif kind == "unknown":
-        v[draw(bare_key.filter(lambda k: k not in ("safety_factor", "spread", "contact")))] = 1.0
+        v[draw(bare_key.filter(lambda k: k not in ("safety_factor", "spread", "contact", "search_mesh")))] = 1.0
     else:
         t["validation"] = draw(st.one_of(st.integers(), text, st.lists(st.integers(), max_size=2)))
     return "validation"

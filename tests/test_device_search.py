@@ -21,7 +21,7 @@ from device_helpers import PRESETS_TOML, synthetic_figures
 from emsim.device.anatomy import AnatomyCase, Factor, corner_case
 from emsim.device.presets import parse_presets
 from emsim.device.rules import RULES
-from emsim.device.search import foldover_design, hadamard, worst_corners
+from emsim.device.search import CONFIRM_TOP, confirm_worst, foldover_design, hadamard, worst_corners
 from emsim.device.validate import evaluate, group_key, solve_groups
 
 FACTORS = (
@@ -135,6 +135,83 @@ def test_the_ten_factor_screening_finds_the_brute_force_worst_corner_of_every_ob
         assert values[found.worst[j]][j] == values[corner][j], f"objective {j}"
     assert found.evaluations < 2**k / 8
     assert len(set(want)) >= 4  # no one corner is worst for everything
+
+
+def _noisy(eps: float):
+    """The lumped ten-factor head seen through a cheap model: each figure off by a factor within 1 +- eps, fixed per corner."""
+
+    def cheap(levels):
+        seed = int("".join("1" if v else "0" for v in levels), 2)
+        return _objectives_ten(levels) * (1 + eps * np.random.default_rng(seed).uniform(-1.0, 1.0, 6))
+
+    return cheap
+
+
+def test_a_search_on_a_cheap_model_confirmed_on_the_accurate_one_stays_within_the_cheap_model_s_error():
+    """The two-model search of ``[validation] search_mesh = "coarse"`` against brute force on the accurate model.
+
+    The cheap model's figures are off by up to 1.5 % (the sample's two meshes: a ratio varying
+    2.4-3.6 % over its corners). Where many corners lie within that of the worst, the cheap search
+    may climb to another of them, so the accurate worst is asked within the cheap model's error
+    (2 eps), not exactly; the accurate solves are a fraction of the search's.
+    """
+    k, eps = 10, 0.015
+    want, accurate = _brute_force(k, _objectives_ten)
+    found = worst_corners(k, evaluate_many=lambda cs: [_noisy(eps)(c) for c in cs], brute_force_up_to=0)
+    asked: list[tuple[bool, ...]] = []
+
+    def solve(cs):
+        asked.extend(cs)
+        return [accurate[c] for c in cs]
+
+    confirmed = confirm_worst(found.values, solve)
+    assert len(asked) == len(set(asked)) == len(confirmed.values) < found.evaluations / 4
+    assert set(asked) <= set(found.values)  # only corners the search solved
+    for j in range(4):  # the positive objectives (the rules' 1 / I_limit are >= 0)
+        top = accurate[want[j]][j]
+        assert accurate[confirmed.worst[j]][j] >= (1 - 2 * eps) * top, f"objective {j}"
+        lo, hi = confirmed.ratio_range[j]
+        assert 1 / (1 + eps) <= lo <= hi <= 1 / (1 - eps)
+        assert confirmed.bound[j] is not None and confirmed.bound[j] < 1 + 2 * eps
+    # most objectives exactly: the cheap model's ranking holds where the top is not a plateau
+    assert sum(accurate[confirmed.worst[j]][j] == accurate[want[j]][j] for j in range(4)) >= 3
+
+
+def test_a_cheap_model_off_by_a_constant_factor_confirms_its_own_worst_with_the_top_corners_only():
+    k = 10
+    found = worst_corners(k, evaluate_many=lambda cs: [0.9 * _objectives_ten(c) for c in cs], brute_force_up_to=0)
+    confirmed = confirm_worst(found.values, lambda cs: [_objectives_ten(c) for c in cs])
+    assert confirmed.rank[:4] == [0, 0, 0, 0]
+    assert confirmed.worst[:4] == found.worst[:4]
+    assert len(confirmed.values) <= 6 * (CONFIRM_TOP + 0)  # the first round only: no corner below is worse
+    assert confirmed.rounds == 1
+    for j in range(4):
+        assert confirmed.ratio_range[j] == pytest.approx((1 / 0.9, 1 / 0.9), rel=1e-12)
+        assert confirmed.bound[j] <= 1.0 + 1e-12
+
+
+def test_confirmation_walks_down_the_ranking_until_two_corners_below_the_worst_are_no_worse():
+    corners = [(i >= 4, i % 4 >= 2, i % 2 == 1) for i in range(8)]
+    cheap = [10, 9, 8, 7, 6, 5, 4, 3]
+    accurate = [8, 8.5, 8.2, 9, 5, 4, 3, 2]  # the worst is the cheap model's 4th
+    screened = {c: np.array([v, 1.0, np.nan]) for c, v in zip(corners, cheap, strict=True)}
+    truth = {c: np.array([v, 2.0, np.nan]) for c, v in zip(corners, accurate, strict=True)}
+    batches: list[int] = []
+    confirmed = confirm_worst(screened, lambda cs: [truth[c] for c in cs], announce=lambda what, n: batches.append(n))
+    # top 3, then the two below the 2nd (found worst so far: 8.5), then the two below the 4th (9)
+    assert batches == [3, 1, 2]
+    assert confirmed.worst[0] == corners[3] and confirmed.rank[0] == 3
+    assert list(confirmed.values) == corners[:6]  # the last two never solved
+    # the same on every corner: its first corner stands for all; no value: no worst
+    assert confirmed.worst[1] == corners[0] and confirmed.rank[1] == 0
+    assert confirmed.worst[2] is None and confirmed.rank[2] is None and confirmed.bound[2] is None
+    assert confirmed.bound[0] == pytest.approx(4 * (9 / 7) / 9)  # a corner left: cheap 4 x the largest ratio 9/7
+    with pytest.raises(ValueError, match="no screened corner"):
+        confirm_worst({}, lambda cs: [])
+    with pytest.raises(ValueError, match="top 0"):
+        confirm_worst(screened, lambda cs: [truth[c] for c in cs], top=0)
+    with pytest.raises(ValueError, match="returned 0 objective vectors for 3"):
+        confirm_worst(screened, lambda cs: [])
 
 
 def test_batch_evaluation_finds_the_same_worst_corners_with_the_same_evaluations_as_one_by_one():

@@ -63,3 +63,32 @@ def test_default_case_figures_within_the_named_accuracy_of_the_rule_everywhere(m
     assert relaxed["cells"] < 0.85 * everywhere["cells"], (relaxed["cells"], everywhere["cells"])
     for name, bound in free.RELAXED_ACCURACY.items():
         assert relaxed[name] == pytest.approx(everywhere[name], rel=bound), name
+
+
+def test_cells_across_layer_sets_the_size_inside_a_layer_on_both_meshers_and_is_checked():
+    """``[mesh] cells_across_layer`` (the worst-case search's mesh uses 1) replaces the rule's 2.25 / 2 levels."""
+    from emsim.errors import InputError
+    from emsim.meshes import layered
+    from emsim.meshes.layered import level_count, tissue_levels
+    from emsim.meshes.patch import mesh_sizes
+
+    table = read_case_table(default_case_path())
+    rule = parse_case(table)
+    table["mesh"] = {**table.get("mesh", {}), "cells_across_layer": 1}
+    one = parse_case(table)
+    assert one.mesh.cells_across_layer == 1.0 and rule.mesh.cells_across_layer is None
+    skin = rule.layers[0].thickness_m
+    assert free.layer_box_size(mesh_sizes(rule), skin) == pytest.approx(skin / 2.25)
+    assert free.layer_box_size(mesh_sizes(one), skin) == pytest.approx(min(skin, mesh_sizes(one)["max"]))
+    # the layered mesher: its integer part as the least number of levels across a layer (where the
+    # level heights would allow fewer: a layer thin beside them)
+    huge = np.vectorize(lambda d: 1.0)  # a level height far above the layer's thickness
+    assert [level_count(0.0, skin, huge, layered._across(mesh_sizes(c))) for c in (rule, one)] == [2, 1]
+    _, owner_rule = tissue_levels(rule, mesh_sizes(rule))
+    assert min(np.bincount(owner_rule)) >= 2
+    # written back into the case's table (the digest holds it), absent when not set
+    assert one.to_dict()["mesh"]["cells_across_layer"] == 1 and "cells_across_layer" not in rule.to_dict()["mesh"]
+    for bad in (0.5, 11, -1):
+        table["mesh"]["cells_across_layer"] = bad
+        with pytest.raises(InputError, match="cells_across_layer"):
+            parse_case(table)
