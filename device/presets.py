@@ -106,12 +106,13 @@ DEFAULT_RISE_TIME_US = 2.0
 DEFAULT_CONTACT = "hydrogel_under_stimulation"
 _VALIDATION_KEYS = ("safety_factor", "spread", "contact", "search_mesh")
 #: The search mesh of ``[validation] search_mesh = "coarse"``: the head's ``[mesh]`` with every
-#: target size times ``size_factor`` and one cell across each tissue layer (``cells_across_layer``)
-#: instead of issue 9's rule. On the sample's cheek: 41k cells against 201k, 2.9 s a corner against
-#: 17 s (one core); the two meshes' rule figures differ by a ratio that varies 2.4-3.6 % over its
-#: corners, and the validation mesh's worst corner of every rule was within the search mesh's top
-#: 3 (docs/performance.md).
-SEARCH_MESH = {"size_factor": 2.0, "cells_across_layer": 1.0}
+#: target size times ``size_factor`` (1: the pad rims as fine as the head's, where the current
+#: density peaks) and one cell across each tissue layer (``cells_across_layer``) instead of issue
+#: 9's rule. On the sample's cheek: 65k cells against 201k, 4.5 s a corner against 17 s (one core);
+#: the two meshes' rule figures differ by a ratio that varies 0.45 % (the rim's current density) to
+#: 3.3 % (the heating) per rule over its corners (docs/performance.md), which the confirmation on
+#: the head's mesh allows for (:func:`emsim.device.search.confirm_worst`).
+SEARCH_MESH = {"size_factor": 1.0, "cells_across_layer": 1.0}
 SEARCH_MESHES = ("coarse", "head")
 _PRESET_KEYS = (
     "id", "name", "waveform", "pulse_width_us", "interphase_gap_us", "asymmetry_ratio", "frequency_Hz",

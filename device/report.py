@@ -70,7 +70,7 @@ contact {{ wa.contact.resistance_ohm_cm2|num }} ohm cm^2, {{ wa.contact.capacita
 {% endfor %}
 <h2>Anatomy spread</h2>
 {% for s in search %}<p>Site {{ s.site or "head stack" }}: {{ s.method }}; {% if s.search_mesh %}{{ s.search_mesh.corners_solved }} of {{ s.corners_total }} corners solved on the search mesh
-(every target size x {{ s.search_mesh.mesh.size_factor }}, {{ s.search_mesh.mesh.cells_across_layer }} cell(s) across each layer), {{ s.solves }} of them again on the validation mesh{% else %}{{ s.solves }} of {{ s.corners_total }} corners solved{% endif %}{% if s.parallel_groups %},
+({{ s.search_mesh.mesh.cells_across_layer|num }} cell(s) across each tissue layer{% if s.search_mesh.mesh.size_factor != 1 %}, every target size x {{ s.search_mesh.mesh.size_factor|num }}{% endif %}), {{ s.solves }} of them again on the validation mesh{% else %}{{ s.solves }} of {{ s.corners_total }} corners solved{% endif %}{% if s.parallel_groups %},
 {{ s.solved_in_groups }} of them in {{ s.parallel_groups }} parallel groups of {{ s.ranks_per_group }} MPI rank(s) (the rest on all ranks);
 {{ s.solved_again_on_all_ranks }} worst corner(s) solved again on all ranks for their pictures{% endif %}.</p>
 {% if s.search_mesh %}<table><tr><th>rule</th><th>place of its worst in the search mesh's ranking (0: first)</th><th>validation / search mesh figure over the confirmed corners</th><th>largest unconfirmed corner, bounded (&lt;= 1: none could be worse)</th></tr>

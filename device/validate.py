@@ -491,7 +491,8 @@ class AnatomySolver:
         if search_mesh:
             # the search's cheap model: the head's mesh with SEARCH_MESH's sizes and layer cells
             mesh = self.head.setdefault("mesh", {})
-            mesh["size_factor"] = float(mesh.get("size_factor", 1.0)) * SEARCH_MESH["size_factor"]
+            # (within the case's range: a head already at its largest sizes keeps them)
+            mesh["size_factor"] = min(float(mesh.get("size_factor", 1.0)) * SEARCH_MESH["size_factor"], 20.0)
             mesh["cells_across_layer"] = min(float(mesh.get("cells_across_layer", 10.0)), SEARCH_MESH["cells_across_layer"])
         self.search_mesh = search_mesh
         self.pf = pf
@@ -688,7 +689,7 @@ class _SiteSearch:
         self.progress = progress
         # the search ranks the corners on the cheap model, then confirms on the solver's: only
         # where it screens (a brute-force spread is solved on the validation mesh directly)
-        self.screening = screening if 2 ** len(nominal.factors) > BRUTE_FORCE_UP_TO else None
+        self.screening: Any = screening if 2 ** len(nominal.factors) > BRUTE_FORCE_UP_TO else None
         self.screened: dict[tuple[bool, ...], np.ndarray] = {}
         self.screened_report: dict[tuple[bool, ...], np.ndarray] = {}
         self.started = time.perf_counter()
@@ -715,10 +716,11 @@ class _SiteSearch:
     def announce(self, what: str, count: int) -> None:
         """One progress line per batch of the search: what it is, and where the search stands (its length is not known ahead)."""
         done, seconds = len(self.seen) + len(self.screened), time.perf_counter() - self.started
-        pace = f", {seconds / done:.0f} s wall a corner" if done else ""
+        pace = f", {seconds / done:.0f} s wall a corner" if done and not self.screened else ""
+        where = f" ({len(self.screened)} on the search mesh, {len(self.seen)} on the head's)" if self.screened else ""
         self.progress(
             f"search {self.nominal.site or 'patch'}: {count} corner(s): {what}; "
-            f"{done} of {2 ** len(self.nominal.factors)} corners solved so far in {seconds / 60:.1f} min{pace}"
+            f"{done} of {2 ** len(self.nominal.factors)} corners solved so far{where} in {seconds / 60:.1f} min{pace}"
         )
 
     def evaluate_many(self, corners: Sequence[tuple[bool, ...]]) -> list[np.ndarray]:
@@ -750,9 +752,10 @@ class _SiteSearch:
     def confirm(self, screened: Sequence[tuple[bool, ...]]) -> Confirmation:
         """Solve on the validation mesh the corners that could be the worst (:func:`confirm_worst`).
 
-        Ranked by the limit rules (the verdict) and the report rules too (efficacy, comfort:
+        Ranked by the limit rules (the verdict: bounded, every screened corner that could be
+        worse at the largest ratio seen is solved) and the report rules too (efficacy, comfort:
         their worst is over the corners solved on the validation mesh, so each one's top corners
-        of the search mesh are among them).
+        of the search mesh are among them; not bounded).
         """
 
         def accurate(corners: Sequence[tuple[bool, ...]]) -> list[np.ndarray]:
@@ -761,7 +764,8 @@ class _SiteSearch:
                     for c, y in zip(corners, limit, strict=True)]  # fmt: skip
 
         both = {c: np.concatenate([self.screened[c], self.screened_report[c]]) for c in screened}
-        return confirm_worst(both, accurate, announce=self.announce)
+        limit = len(next(iter(self.screened.values())))  # the limit rules' objectives come first: bounded
+        return confirm_worst(both, accurate, bounded=range(limit), announce=self.announce)
 
     def run(self) -> tuple[list[AnatomyCase], list[dict[str, FigureSet]], list[dict[str, Any]], dict[str, Any]]:
         """Search the site: (its cases, their figures, the worst corners' results, its record).
@@ -813,13 +817,16 @@ class _SiteSearch:
                     if rr is not None},
                 "definition": (
                     "the search ranks the corners on the search mesh; per rule its top corners (confirmed_top) are "
-                    "solved on the validation mesh, then the next ones down that ranking until confirmed_below corners "
-                    "ranked below the worst found are solved and none is worse; the verdict uses the validation mesh's "
-                    "corners only. rank 0: the search mesh's worst is the validation mesh's; the ratio range: "
-                    "validation / search mesh figure over the confirmed corners; the unconfirmed bound: the largest "
-                    "search-mesh figure of a corner not confirmed times the largest ratio, over the verdict's worst "
-                    "(<= 1: no corner left unconfirmed could be worse at the ratios seen; above 1: by at most that "
-                    "factor; search_mesh = \"head\" in [validation] solves every corner on the validation mesh)"),
+                    "solved on the validation mesh, and every corner of its ranking down to confirmed_below past the "
+                    "worst found; then, per limit rule, every corner the search solved whose search-mesh figure times "
+                    "the largest ratio (validation / search mesh) seen exceeds the worst found, until none does. "
+                    "The verdict uses the validation mesh's corners only. rank 0: the search mesh's worst is the "
+                    "validation mesh's; the ratio range: validation / search mesh figure over the confirmed corners; "
+                    "the unconfirmed bound: the largest search-mesh figure of a screened corner not confirmed times "
+                    "the largest ratio, over the verdict's worst (<= 1 for every limit rule: no corner the search "
+                    "solved could be worse unless its ratio exceeds every ratio seen; report rules are not bounded). "
+                    "Corners the search did not solve are not covered, as in any search; search_mesh = \"head\" "
+                    "in [validation] solves every searched corner on the validation mesh"),
             }  # fmt: skip
         groups = self.groups() if self.in_groups else None
         if groups is not None:
@@ -856,6 +863,7 @@ def solve_groups(
     solver: Any = None,
     ranks_per_corner: int = 1,
     pictured: Callable[[dict[str, FigureSet], list[AnatomyCase]], set[str]] | None = None,
+    screening: Any = None,
 ) -> tuple[dict[str, FigureSet], dict[tuple[str, int], Any], list[AnatomyCase], list[dict[str, Any]]]:
     """Solve the anatomy cases the spread needs and stack each group's figures over them.
 
@@ -891,6 +899,10 @@ def solve_groups(
             whose memory a single rank cannot hold.
         pictured: ``(figures by group key, anatomy cases) -> labels`` of the anatomy cases whose
             results are wanted (default: every worst corner's).
+        screening: the search mesh's anatomy solve, same interface as ``solver`` (default: an
+            :class:`AnatomySolver` on the search mesh when ``[validation] search_mesh = "coarse"``
+            and no ``solver`` is given; none with a given ``solver``). With a given one every case
+            is solved one by one, as with a given ``solver``.
 
     Returns:
         (figures by group key, CaseResult by (group key, anatomy index) for the worst corners,
@@ -899,12 +911,13 @@ def solve_groups(
     comm = comm or MPI.COMM_WORLD
     if not isinstance(ranks_per_corner, int) or ranks_per_corner < 1 or comm.size % ranks_per_corner:
         raise InputError("ranks_per_corner", ranks_per_corner, f"a divisor of the number of ranks ({comm.size})")
-    parallel = solver is None and comm.size // ranks_per_corner > 1
+    parallel = solver is None and screening is None and comm.size // ranks_per_corner > 1
     coarse = pf.validation.search_mesh == "coarse" and solver is None  # a given solver solves every case
     solver = solver or AnatomySolver(pf, comm=comm, progress=progress)
     if coarse and "file" in solver.head.get("mesh", {}):
         coarse = False  # an imported mesh has no sizes to change
-    screening = AnatomySolver(pf, comm=comm, progress=progress, keep_results=False, search_mesh=True) if coarse else None
+    if coarse and screening is None:
+        screening = AnatomySolver(pf, comm=comm, progress=progress, keep_results=False, search_mesh=True)
     made: list[CornerGroups] = []
 
     def groups() -> CornerGroups | None:

@@ -147,13 +147,14 @@ def _noisy(eps: float):
     return cheap
 
 
-def test_a_search_on_a_cheap_model_confirmed_on_the_accurate_one_stays_within_the_cheap_model_s_error():
+def test_a_search_on_a_cheap_model_confirmed_on_the_accurate_one_finds_the_brute_force_worst():
     """The two-model search of ``[validation] search_mesh = "coarse"`` against brute force on the accurate model.
 
     The cheap model's figures are off by up to 1.5 % (the sample's two meshes: a ratio varying
-    2.4-3.6 % over its corners). Where many corners lie within that of the worst, the cheap search
-    may climb to another of them, so the accurate worst is asked within the cheap model's error
-    (2 eps), not exactly; the accurate solves are a fraction of the search's.
+    2.4-3.6 % per rule over its corners), and the lumped head has plateaus (28 corners within 1 %
+    of one objective's worst): the cheap ranking alone misses there; with every corner that could
+    be worse at the largest ratio seen confirmed, the accurate worst is found exactly, with a
+    fraction of the search's corners solved on the accurate model.
     """
     k, eps = 10, 0.015
     want, accurate = _brute_force(k, _objectives_ten)
@@ -164,17 +165,16 @@ def test_a_search_on_a_cheap_model_confirmed_on_the_accurate_one_stays_within_th
         asked.extend(cs)
         return [accurate[c] for c in cs]
 
-    confirmed = confirm_worst(found.values, solve)
-    assert len(asked) == len(set(asked)) == len(confirmed.values) < found.evaluations / 4
+    confirmed = confirm_worst(found.values, solve, bounded=range(4))
+    assert len(asked) == len(set(asked)) == len(confirmed.values) < found.evaluations / 3
     assert set(asked) <= set(found.values)  # only corners the search solved
     for j in range(4):  # the positive objectives (the rules' 1 / I_limit are >= 0)
-        top = accurate[want[j]][j]
-        assert accurate[confirmed.worst[j]][j] >= (1 - 2 * eps) * top, f"objective {j}"
-        lo, hi = confirmed.ratio_range[j]
-        assert 1 / (1 + eps) <= lo <= hi <= 1 / (1 - eps)
-        assert confirmed.bound[j] is not None and confirmed.bound[j] < 1 + 2 * eps
-    # most objectives exactly: the cheap model's ranking holds where the top is not a plateau
-    assert sum(accurate[confirmed.worst[j]][j] == accurate[want[j]][j] for j in range(4)) >= 3
+        assert accurate[confirmed.worst[j]][j] == accurate[want[j]][j], f"objective {j}"
+        assert confirmed.bound[j] is not None and confirmed.bound[j] <= 1.0
+    assert max(confirmed.rank[:4]) >= 3  # not the cheap model's worst everywhere: the walk and the bound did work
+    # the top corners alone (no walk past them, no bound) miss a worst: what the bound is for
+    top_only = confirm_worst(found.values, lambda cs: [accurate[c] for c in cs], below=0, bounded=())
+    assert any(accurate[top_only.worst[j]][j] < accurate[want[j]][j] for j in range(4))
 
 
 def test_a_cheap_model_off_by_a_constant_factor_confirms_its_own_worst_with_the_top_corners_only():
@@ -183,14 +183,14 @@ def test_a_cheap_model_off_by_a_constant_factor_confirms_its_own_worst_with_the_
     confirmed = confirm_worst(found.values, lambda cs: [_objectives_ten(c) for c in cs])
     assert confirmed.rank[:4] == [0, 0, 0, 0]
     assert confirmed.worst[:4] == found.worst[:4]
-    assert len(confirmed.values) <= 6 * (CONFIRM_TOP + 0)  # the first round only: no corner below is worse
+    assert len(confirmed.values) <= 6 * CONFIRM_TOP  # the first round only: no corner below is worse
     assert confirmed.rounds == 1
     for j in range(4):
         assert confirmed.ratio_range[j] == pytest.approx((1 / 0.9, 1 / 0.9), rel=1e-12)
         assert confirmed.bound[j] <= 1.0 + 1e-12
 
 
-def test_confirmation_walks_down_the_ranking_until_two_corners_below_the_worst_are_no_worse():
+def test_confirmation_walks_down_the_ranking_past_the_worst_and_bounds_the_rest():
     corners = [(i >= 4, i % 4 >= 2, i % 2 == 1) for i in range(8)]
     cheap = [10, 9, 8, 7, 6, 5, 4, 3]
     accurate = [8, 8.5, 8.2, 9, 5, 4, 3, 2]  # the worst is the cheap model's 4th
@@ -198,14 +198,29 @@ def test_confirmation_walks_down_the_ranking_until_two_corners_below_the_worst_a
     truth = {c: np.array([v, 2.0, np.nan]) for c, v in zip(corners, accurate, strict=True)}
     batches: list[int] = []
     confirmed = confirm_worst(screened, lambda cs: [truth[c] for c in cs], announce=lambda what, n: batches.append(n))
-    # top 3, then the two below the 2nd (found worst so far: 8.5), then the two below the 4th (9)
+    # top 3, then down to two past the 2nd (the worst so far: 8.5), then to two past the 4th (9);
+    # the rest could not be worse: 4 x the largest ratio 9 / 7 < 9
     assert batches == [3, 1, 2]
     assert confirmed.worst[0] == corners[3] and confirmed.rank[0] == 3
-    assert list(confirmed.values) == corners[:6]  # the last two never solved
+    assert list(confirmed.values) == corners[:6]
+    assert confirmed.bound[0] == pytest.approx(4 * (9 / 7) / 9)
     # the same on every corner: its first corner stands for all; no value: no worst
-    assert confirmed.worst[1] == corners[0] and confirmed.rank[1] == 0
+    assert confirmed.worst[1] == corners[0] and confirmed.rank[1] == 0 and confirmed.bound[1] is None
     assert confirmed.worst[2] is None and confirmed.rank[2] is None and confirmed.bound[2] is None
-    assert confirmed.bound[0] == pytest.approx(4 * (9 / 7) / 9)  # a corner left: cheap 4 x the largest ratio 9/7
+    # a worst found for another objective deep in this one's ranking: every corner ranked above it
+    # is solved too (they are likelier worse than it), not only those below it
+    other = {c: np.array([v, float(i == 6)]) for i, (c, v) in enumerate(zip(corners, cheap, strict=True))}
+    deep = {c: np.array([v, 0.0]) for c, v in zip(corners, [5, 4, 3, 7.9, 7.8, 7.7, 8, 1], strict=True)}
+    got = confirm_worst(other, lambda cs: [deep[c] for c in cs], top=1, below=1, bounded=())
+    assert got.worst[0] == corners[6] and set(got.values) == set(corners)  # ranks 1-5 above it, 7 below
+    # the bound: a corner confirmed for another objective (the 8th, deep in this ranking) shows a
+    # larger ratio (0.967 against 0.8), at which the 2nd could be worse than the worst solved: solved
+    cheap = {c: np.array([v, float(i == 7)]) for i, (c, v) in enumerate(zip(corners, [10, 9, 8, 7, 6, 5, 4, 3], strict=True))}
+    worse = {c: np.array([v, float(i == 7)]) for i, (c, v) in enumerate(zip(corners, [8, 8.8, 6.4, 5.6, 4.8, 4, 3.2, 2.9], strict=True))}
+    loose = confirm_worst(cheap, lambda cs: [worse[c] for c in cs], top=1, below=0, bounded=())
+    assert loose.worst[0] == corners[0] and loose.bound[0] == pytest.approx(9 * (2.9 / 3) / 8)  # > 1: unbounded
+    tight = confirm_worst(cheap, lambda cs: [worse[c] for c in cs], top=1, below=0)
+    assert tight.worst[0] == corners[1] and tight.bound[0] == pytest.approx(8 * (8.8 / 9) / 8.8) and tight.bound[0] <= 1
     with pytest.raises(ValueError, match="no screened corner"):
         confirm_worst({}, lambda cs: [])
     with pytest.raises(ValueError, match="top 0"):
@@ -285,13 +300,20 @@ def test_each_batch_is_announced_once_with_what_it_is(predicted_known):
     assert said == [("every corner (brute force)", 8)]
 
 
-def _fake_solver(pf):
-    """An anatomy solve from the lumped model: synthetic per-unit figures of every group at one corner."""
+def _fake_solver(pf, eps: float = 0.0):
+    """An anatomy solve from the lumped model: synthetic per-unit figures of every group at one corner.
+
+    ``eps`` > 0: a cheap model of it, each figure off by a factor within 1 +- eps fixed per corner.
+    """
     calls = []
 
     def solve(case: AnatomyCase):
         calls.append(case.label)
         v = lumped(case.values()) if case.levels is not None else lumped({f.name: (f.low + f.high) / 2 for f in FACTORS})
+        if eps:
+            seed = int("".join("1" if up else "0" for up in case.levels or ()), 2)
+            off = 1 + eps * np.random.default_rng(seed).uniform(-1.0, 1.0, 4)
+            v = {name: value * f for (name, value), f in zip(v.items(), off, strict=True)}
         out = {}
         for p in pf.presets:
             F = synthetic_figures(p, peak_density=(0.02 * v["crowd"],), volts_per_A=(v["volts"],))
@@ -341,3 +363,65 @@ def test_validation_binds_each_level_on_the_brute_force_worst_corner_for_every_r
         assert [lv.binding_rule for lv in p.levels] == [lv.binding_rule for lv in q.levels]
         assert [lv.headroom for lv in p.levels] == pytest.approx([lv.headroom for lv in q.levels], rel=1e-12)
         assert p.max_safe_level == q.max_safe_level
+
+
+def test_validation_on_a_search_mesh_binds_each_level_on_the_brute_force_worst_corner(monkeypatch, tmp_path):
+    """``[validation] search_mesh = "coarse"`` end to end: the search on a cheap model (the lumped head off
+    by up to 1.5 % per corner), the corners confirmed on the accurate one, the verdict and its outputs.
+
+    Only the accurate model's corners enter the figures; every limit rule binds at the brute-force
+    worst of the accurate model over all 128 corners; validation.json, the HTML and the console say
+    how the corners were solved.
+    """
+    raw = tomllib.loads(PRESETS_TOML)
+    raw["validation"] = {"safety_factor": 1.5, "spread": "corners", "search_mesh": "coarse"}
+    raw["device"]["sites"] = ["cheek"]
+    pf = parse_presets(raw, text=json.dumps(raw))
+    import emsim.device.validate as validate_module
+
+    monkeypatch.setattr(validate_module, "nominal_case", lambda device, validation, site: AnatomyCase(site, FACTORS))
+    solver, cheap = _fake_solver(pf), _fake_solver(pf, eps=0.015)
+    figures, _, cases, record = solve_groups(pf, solver=solver, screening=cheap)
+    site = record[0]
+    assert site["method"].endswith("solved again on the validation mesh (the verdict's)")
+    assert site["solves"] == len(cases) == len(solver.calls) < site["search_mesh"]["corners_solved"] == len(cheap.calls)
+    assert {c.label for c in cases} == set(solver.calls) <= set(cheap.calls)  # the figures: accurate corners only
+    assert next(iter(figures.values())).n == len(cases)
+    limit = {k: b for k, b in site["search_mesh"]["unconfirmed_bound_by_rule"].items()
+             if any(k.endswith(" " + r.name) for r in RULES if r.kind == "limit")}  # fmt: skip
+    assert limit and all(b <= 1.0 for b in limit.values())
+    report = evaluate(pf, figures, solves=len(cases), search=record)
+    every = [corner_case(AnatomyCase("cheek", FACTORS), c) for c in itertools.product((False, True), repeat=len(FACTORS))]
+    brute_sets = [_fake_solver(pf)(a)[0] for a in every]
+    from emsim.device.figures import stack_figures
+
+    brute = evaluate(pf, {key: stack_figures([b[key] for b in brute_sets]) for key in brute_sets[0]})
+    exact = 0
+    for p, q in zip(report.presets, brute.presets, strict=True):
+        for rule in RULES:
+            got, want = p.max_safe_current[rule.name].get("max_safe_current_uA"), q.max_safe_current[rule.name].get("max_safe_current_uA")
+            if rule.kind != "limit" or not isinstance(want, float):
+                continue
+            # the brute-force worst, or a corner within the cheap model's error of it: the independent
+            # noise here can give the worst corner a ratio beyond every one seen on the confirmed
+            # corners (the one case the bound does not cover; the compliance voltage's plateau, 0.013 %)
+            assert want <= got <= want * (1 + 2 * 0.015), rule.name
+            exact += got == want
+        assert [lv.binding_rule for lv in p.levels] == [lv.binding_rule for lv in q.levels]
+        assert p.max_safe_level == q.max_safe_level
+    assert exact >= 6  # skin temperature, CEM43, r.m.s. density and the zone of both presets: exactly
+    # the outputs say it
+    from rich.console import Console
+
+    from emsim.cli import _validation_table
+    from emsim.device.report import write_validation
+
+    write_validation(report, tmp_path / "out")
+    body = json.loads((tmp_path / "out" / "validation.json").read_text())
+    assert body["anatomy_search"][0]["search_mesh"]["mesh"]["cells_across_layer"] == 1.0
+    html = (tmp_path / "out" / "validation.html").read_text()
+    assert f"{site['search_mesh']['corners_solved']} of 128 corners solved on the search mesh" in " ".join(html.split())
+    console = Console(record=True, width=200)
+    _validation_table(console, report)
+    said = " ".join(console.export_text().split())
+    assert f"{site['search_mesh']['corners_solved']} of 128 corners solved on the search mesh, {len(cases)} of them again" in said
