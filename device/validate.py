@@ -654,7 +654,12 @@ def severities(pf: PresetsFile, figures: dict[str, FigureSet], kind: str = "limi
     1 / I_limit for a rule whose value grows with the current (the corner that reaches the limit
     at the least current is the worst); I_limit itself for a report rule that is better higher
     (efficacy: the corner that needs the most current for the target volume is the worst).
+
+    Raises:
+        ValueError: ``kind`` is not "limit" or "report".
     """
+    if kind not in ("limit", "report"):
+        raise ValueError(f"severities: kind {kind!r} is not 'limit' or 'report'")
     out = []
     for p in pf.presets:
         F = figures[group_key(p)]
@@ -715,9 +720,10 @@ class _SiteSearch:
 
     def announce(self, what: str, count: int) -> None:
         """One progress line per batch of the search: what it is, and where the search stands (its length is not known ahead)."""
-        done, seconds = len(self.seen) + len(self.screened), time.perf_counter() - self.started
+        seconds = time.perf_counter() - self.started
+        done = len(self.screened) or len(self.seen)  # with a search mesh, the head's corners are among its
         pace = f", {seconds / done:.0f} s wall a corner" if done and not self.screened else ""
-        where = f" ({len(self.screened)} on the search mesh, {len(self.seen)} on the head's)" if self.screened else ""
+        where = f" on the search mesh, {len(self.seen)} of them again on the head's" if self.screened else ""
         self.progress(
             f"search {self.nominal.site or 'patch'}: {count} corner(s): {what}; "
             f"{done} of {2 ** len(self.nominal.factors)} corners solved so far{where} in {seconds / 60:.1f} min{pace}"
