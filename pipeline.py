@@ -180,7 +180,8 @@ def solve_geometry(
         progress(f"reading {Path(case.mesh.file).name}")
     patch = build_patch_mesh(case, comm, max_dofs=max_dofs)
     timings["mesh_s"] = time.perf_counter() - t0
-    progress(f"electric solve ({patch.report.cells} cells)")
+    cached = ", the mesh read from the mesh cache" if patch.from_cache else ""
+    progress(f"electric solve ({patch.report.cells} cells{cached})")
     t1 = time.perf_counter()
     problem = ElectricProblem(case, patch)
     solutions = problem.channel_unit_solutions()

@@ -10,7 +10,9 @@ fields to:
   or resumed), safe folder names from labels, folders staged beside their target;
 * :mod:`emsim.io.tables`: JSON, CSV, Parquet and ``.npz``;
 * :mod:`emsim.io.fields`: XDMF fields for ParaView (collective under MPI);
-* :mod:`emsim.io.pictures`: matplotlib figures and pyvista screenshots.
+* :mod:`emsim.io.pictures`: matplotlib figures and pyvista screenshots;
+* :mod:`emsim.io.cache`: a cache on disk of data files with their records (the mesh cache's
+  store, :mod:`emsim.meshes.cache`), under a size cap, outside any output folder.
 
 The one exception: the study ledger's SQLite database is opened by
 :mod:`emsim.studies.ledger` (SQLite does its own atomic commits).

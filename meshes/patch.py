@@ -43,6 +43,7 @@ from ..errors import InputError, MeshError
 from ..models.case import Case
 from ..models.electrodes import Electrode
 from ..models.shapes import Disk, Polygon, Ring, RoundedRectangle
+from . import cache as mesh_cache
 from .curvature import SurfaceMap, surface_map
 from .distribute import gmsh_model_to_mesh
 
@@ -190,6 +191,8 @@ class PatchMesh:
         mesher: what made the cells: ``"free"`` or ``"layered"`` (the case's ``[mesh] method``),
             or ``"imported"`` (a mesh file; its ``method`` is ignored). The solvers' choices that
             depend on the cells' shape (the layered mesher's flat prisms) read it here.
+        from_cache: True when gmsh did not run: the mesh was read from the mesh cache
+            (:mod:`emsim.meshes.cache`), the same nodes, cells and tags as a fresh build.
     """
 
     mesh: Mesh
@@ -201,6 +204,7 @@ class PatchMesh:
     surface: SurfaceMap | None = None
     layer_thicknesses_m: tuple[float, ...] | None = None
     mesher: str = "free"
+    from_cache: bool = False
 
     def skin_surface_tags(self) -> dict[str, int]:
         """Tags of every surface that is skin, by name."""
@@ -418,7 +422,9 @@ def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: floa
 
     gmsh runs on rank 0 only; the mesh is then distributed over ``comm``. Before anything is
     meshed, the size of the mesh and solve is estimated (:mod:`emsim.meshes.estimate`). A case
-    with a ``[mesh] file`` loads that file instead (:mod:`emsim.meshes.imported`).
+    with a ``[mesh] file`` loads that file instead (:mod:`emsim.meshes.imported`). A geometry
+    meshed before is read from the mesh cache instead of meshed again (:mod:`emsim.meshes.cache`;
+    ``EMSIM_MESH_CACHE=off`` turns it off).
 
     Args:
         case: the case whose geometry to mesh.
@@ -446,19 +452,26 @@ def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: floa
     surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     stats = aspect = None
     error = None
+    cached = False
     if comm.rank == 0:
         if not gmsh.isInitialized():
             gmsh.initialize(interruptible=False)
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.model.add(case.name)
         try:
-            aspect = _build(case, sizes, surface)
-            stats = mesh_quality()
+            key = mesh_cache.mesh_key(case, sizes)
+            hit = mesh_cache.load(key)  # the same geometry meshed before: its mesh, read into the model
+            if hit is not None:
+                (stats, aspect), cached = hit, True
+            else:
+                aspect = _build(case, sizes, surface)
+                stats = mesh_quality()
+                mesh_cache.store(key, stats, aspect, case_name=case.name)
         except MeshError as err:
             error = str(err)
         except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)
             error = f"gmsh failed: {err}"
-    stats, aspect = comm.bcast((stats, aspect), root=0)
+    stats, aspect, cached = comm.bcast((stats, aspect, cached), root=0)
     data = gmsh_model_to_mesh(comm, error, gdim=3)
     volumes: dict[str, int] = {}
     surfaces: dict[str, int] = {}
@@ -477,7 +490,7 @@ def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: floa
         layer_aspect_max=dict(aspect or {}),
         named_accuracy=quality_accuracy(case.mesh.quality, case.mesh.degree),
     )
-    log.info("mesh %s: %d cells, %d vertices, h_min %.3g m", case.name, cells, vertices, hmin)
+    log.info("mesh %s: %d cells, %d vertices, h_min %.3g m%s", case.name, cells, vertices, hmin, " (from the mesh cache)" if cached else "")
     return PatchMesh(
         mesh=data.mesh,
         cell_tags=data.cell_tags,
@@ -488,4 +501,5 @@ def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: floa
         surface=surface,
         layer_thicknesses_m=tuple(layer.thickness_m for layer in case.layers),
         mesher=case.mesh.method,
+        from_cache=cached,
     )

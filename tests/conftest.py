@@ -22,6 +22,12 @@ workers in this order (``--dist loadfile --no-loadscope-reorder``): longest firs
 file a worker takes is a short one and both cores finish together. ``--record-durations`` writes
 ``tests/durations.json`` afresh from the run (under pytest-xdist too: the controller sees every
 test's report).
+
+The mesh cache (:mod:`emsim.meshes.cache`) is off for the whole suite (``EMSIM_MESH_CACHE=off``,
+set here before anything meshes, and inherited by the command-line and mpirun tests' processes):
+a test that changes a mesher's settings in memory (``monkeypatch``) must get the mesh it asked
+for, not one stored by another test, and the suite never writes into the user's cache. The
+cache's own tests turn it on in a temporary folder.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ import emsim  # noqa: F401  (orders MPI before dolfinx, as every user import doe
 from emsim.models import parse_case, read_case_table
 from emsim.models.toml import dumps as to_toml
 from emsim.studies.run import default_case_path
+
+os.environ["EMSIM_MESH_CACHE"] = "off"  # see the module doc
 
 CI = os.environ.get("EMSIM_CI", "") not in ("", "0")
 BIN = Path(sys.executable).parent
