@@ -28,18 +28,48 @@ from typing import Any
 
 from .atomic import atomic_file, clean_stale, write_text
 
-__all__ = ["cache_folder", "read_entry", "remove_entry", "trim", "write_entry"]
+__all__ = ["ORPHAN_AGE_S", "cache_folder", "read_entry", "remove_entry", "trim", "write_entry", "write_msh"]
 
 log = logging.getLogger(__name__)
 
 
-def cache_folder(name: str) -> Path:
-    """The folder of the cache ``name``: ``$EMSIM_CACHE_DIR/name``, else under ``$XDG_CACHE_HOME/emsim`` or ``~/.cache/emsim``."""
+def cache_folder(name: str) -> Path | None:
+    """The folder of the cache ``name``: ``$EMSIM_CACHE_DIR/name``, else under ``$XDG_CACHE_HOME/emsim`` or ``~/.cache/emsim``.
+
+    None (logged) when none of them can be found (no home directory): the caller then runs
+    without the cache.
+    """
     root = os.environ.get("EMSIM_CACHE_DIR")
     if not root:
         xdg = os.environ.get("XDG_CACHE_HOME")
-        root = str(Path(xdg) / "emsim") if xdg else str(Path.home() / ".cache" / "emsim")
+        if xdg:
+            root = str(Path(xdg) / "emsim")
+        else:
+            try:
+                root = str(Path.home() / ".cache" / "emsim")
+            except RuntimeError as err:  # no HOME and no passwd entry
+                log.warning("cache %s: no folder for it (%s; set EMSIM_CACHE_DIR): running without it", name, err)
+                return None
     return Path(root) / name
+
+
+def write_msh(path: Path) -> None:
+    """Write the current gmsh model's mesh to ``path``: MSH 4.1, binary, the physical groups' elements only.
+
+    The format options are set for this write and put back after it, so a user's gmsh
+    configuration does not change what the cache stores.
+    """
+    import gmsh
+
+    pinned = {"Mesh.Binary": 1, "Mesh.MshFileVersion": 4.1, "Mesh.SaveAll": 0, "Mesh.SaveParametric": 0}
+    before = {name: gmsh.option.getNumber(name) for name in pinned}
+    try:
+        for name, value in pinned.items():
+            gmsh.option.setNumber(name, value)
+        gmsh.write(str(path))
+    finally:
+        for name, value in before.items():
+            gmsh.option.setNumber(name, value)
 
 
 def _sha256(path: Path) -> str:
@@ -98,7 +128,8 @@ def write_entry(
         clean_stale(folder)  # the temporaries of writers that were killed
         with atomic_file(data) as tmp:
             write(tmp)
-        full = {"format": fmt, "key": key, "data_sha256": _sha256(data), **record}
+            digest = _sha256(tmp)  # this writer's bytes, before another writer's may replace them
+        full = {"format": fmt, "key": key, "data_sha256": digest, **record}
         write_text(folder / f"{key}.json", json.dumps(full, indent=1) + "\n")
     except Exception as err:  # noqa: BLE001  (a writer raises what its library raises; a cache never stops a run)
         log.warning("cache %s: could not store %s in %s (%s)", folder.name, key[:12], folder, err)
@@ -107,9 +138,23 @@ def write_entry(
     return data
 
 
+#: A data file without its record older than this [s] is an orphan (its writer was killed
+#: between the two files) and is removed by :func:`trim`; a younger one may be a store under way.
+ORPHAN_AGE_S = 600.0
+
+
 def trim(folder: Path, suffix: str, cap: int) -> None:
-    """Remove the least recently used entries until the folder's entries total at most ``cap`` bytes."""
+    """Remove orphaned data files, then the least recently used entries until the entries total at most ``cap`` bytes."""
     entries = []
+    now = time.time()
+    for data in folder.glob(f"*{suffix}"):
+        if data.name.startswith(".") or (folder / f"{data.stem}.json").exists():
+            continue
+        try:
+            if now - data.stat().st_mtime > ORPHAN_AGE_S:
+                data.unlink()
+        except OSError:
+            continue  # removed or completed meanwhile
     for record in folder.glob("*.json"):
         key = record.stem
         try:

@@ -1,7 +1,7 @@
 """The mesh cache: a case's gmsh mesh kept on disk, so that a rerun of the same geometry skips gmsh.
 
-gmsh's 3-D meshing is the largest serial step of a run (5.6 s of the default case's 18 s on 2
-ranks; it runs on rank 0 while the other ranks wait), and it is the same work every time an
+gmsh's meshing is the largest serial step of a run (5.6 s of the default case's 18 s on 2 ranks,
+the mesh step 6.7 s with the distribution; it runs on rank 0 while the other ranks wait), and it is the same work every time an
 engineer reruns a geometry with another waveform, current or session. :func:`build_patch_mesh
 <emsim.meshes.patch.build_patch_mesh>` therefore stores each mesh it makes (gmsh's own binary
 ``.msh``, the physical groups and the nodes' coordinates exact to the bit) with its quality
@@ -13,14 +13,21 @@ cells and tags in the same order, so every figure of the run is the same to the 
 * the geometry of the case: its patch, each layer's label, tissue name and thickness, its
   electrodes (whole: shape, position, gel pad, contact), its exclusion zones (whole: an orbit
   zone places a globe), its ``[mesh]`` settings and the target sizes derived from them;
-* the code that makes a mesh: the bytes of every source and data file of :mod:`emsim.meshes` and
-  :mod:`emsim.models` (an edited mesher, or edited data in an editable install, is a new key);
+* the code that makes a mesh: the bytes of every ``.py`` and ``.toml`` file of
+  :mod:`emsim.meshes` and :mod:`emsim.models` as they are on disk when the first key is made (an
+  edited mesher, or edited data in an editable install, is a new key from the next process on;
+  a mesher changed in memory, by a test's ``monkeypatch`` or a notebook's reload, is not seen:
+  turn the cache off there, as the test suite does);
 * the gmsh version, and this cache's format (:data:`FORMAT`).
+
+Every value enters the key exactly (:func:`_canonical`: floats by ``float.hex``, arrays whole),
+never through ``repr``, which rounds and elides numpy arrays.
 
 A key that misses something would hand a stale mesh to a new geometry, so the key takes more
 than it needs (the electrodes' contact values, the sizes beside the settings they come from); a
 case that differs only in what the mesh cannot see (the waveform, the currents, the heating, the
-conductivities, the name) shares its mesh.
+layers' conductivities, the name) shares its mesh; a change to a pad's gel or contact values
+meshes again.
 
 **Where**: ``$EMSIM_CACHE_DIR/meshes`` (default ``$XDG_CACHE_HOME/emsim/meshes``, else
 ``~/.cache/emsim/meshes``). ``EMSIM_MESH_CACHE=off`` turns the cache off (every build meshes).
@@ -34,14 +41,18 @@ logged and never stops a run.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import math
 import os
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-from ..io.cache import cache_folder, read_entry, remove_entry, write_entry
+import numpy as np
+
+from ..io.cache import cache_folder, read_entry, remove_entry, write_entry, write_msh
 from ..models.case import Case
 
 __all__ = [
@@ -51,6 +62,7 @@ __all__ = [
     "cache_dir",
     "code_digest",
     "load",
+    "lookup",
     "mesh_key",
     "store",
 ]
@@ -69,7 +81,7 @@ CachedMesh = tuple[tuple[int, int, float, float, float, float, float], dict[str,
 
 
 def cache_dir() -> Path | None:
-    """The folder of the mesh cache, or None when ``EMSIM_MESH_CACHE`` is ``off`` (or ``0``, ``no``, ``false``)."""
+    """The folder of the mesh cache, or None when ``EMSIM_MESH_CACHE`` is ``off`` (or ``0``, ``no``, ``false``) or no folder can be found."""
     if os.environ.get("EMSIM_MESH_CACHE", "").strip().lower() in ("off", "0", "no", "false"):
         return None
     return cache_folder("meshes")
@@ -82,7 +94,7 @@ def _max_bytes() -> int:
         value = float(text) if text else None
     except ValueError:
         value = None
-    if value is None or not value >= 0:
+    if value is None or not (math.isfinite(value) and value >= 0):
         if text:
             log.warning("EMSIM_MESH_CACHE_MAX_MB = %r is not a size in MB >= 0: the cap stays %d MB", text, MAX_BYTES >> 20)
         return MAX_BYTES
@@ -104,25 +116,66 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
+def _canonical(value: Any) -> Any:
+    """``value`` as nested tuples of exact text: dataclasses by field, floats by ``float.hex``, arrays whole.
+
+    ``repr`` would not do: an array's repr rounds to 8 digits and elides long arrays (two
+    polygons that differ in one vertex would share a key), and follows numpy's print options.
+    """
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return (type(value).__name__, tuple((f.name, _canonical(getattr(value, f.name))) for f in dataclasses.fields(value)))
+    if isinstance(value, np.ndarray):
+        return ("ndarray", str(value.dtype), value.shape, tuple(_canonical(v) for v in value.ravel().tolist()))
+    if isinstance(value, bool | None | str | int):
+        return value
+    if isinstance(value, float | np.floating):
+        return float(value).hex()
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, tuple | list):
+        return tuple(_canonical(v) for v in value)
+    if isinstance(value, dict) or hasattr(value, "items"):
+        return tuple(sorted((str(k), _canonical(v)) for k, v in value.items()))
+    raise TypeError(f"mesh cache key: no exact form for a {type(value).__name__}")
+
+
 def mesh_key(case: Case, sizes: dict[str, float]) -> str:
     """The cache key of ``case``'s mesh at target sizes ``sizes`` [m] (hex SHA-256; see the module doc)."""
     import gmsh
 
     layers = tuple((layer.label, layer.tissue.name, layer.thickness_m) for layer in case.layers)
     text = repr(
-        (
-            ("format", FORMAT),
-            ("gmsh", gmsh.__version__),
-            ("code", code_digest()),
-            ("patch", case.patch),
-            ("layers", layers),
-            ("electrodes", case.electrodes),
-            ("exclusions", case.exclusions),
-            ("mesh", case.mesh),
-            ("sizes", sorted(sizes.items())),
+        _canonical(
+            (
+                ("format", FORMAT),
+                ("gmsh", gmsh.__version__),
+                ("code", code_digest()),
+                ("patch", case.patch),
+                ("layers", layers),
+                ("electrodes", case.electrodes),
+                ("exclusions", case.exclusions),
+                ("mesh", case.mesh),
+                ("sizes", dict(sizes)),
+            )
         )
     )
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def lookup(case: Case, sizes: dict[str, float]) -> tuple[str | None, CachedMesh | None]:
+    """(key, statistics) of ``case``'s mesh: read into the current gmsh model on a hit; (key, None) on a miss.
+
+    The key is None when the cache is off or the key cannot be made (logged): nothing is then
+    stored either. Never raises: the cache never stops a run.
+    """
+    if cache_dir() is None:
+        return None, None
+    try:
+        key = mesh_key(case, sizes)
+    except Exception as err:  # noqa: BLE001  (a key that cannot be made: no cache for this case)
+        log.warning("mesh cache: no key for %s (%s): meshing without the cache", case.name, err)
+        return None, None
+    return key, load(key)
 
 
 def load(key: str) -> CachedMesh | None:
@@ -146,6 +199,10 @@ def load(key: str) -> CachedMesh | None:
         if len(stats) != 7:
             raise ValueError(f"{len(stats)} statistics, not 7")
         gmsh.merge(str(msh))
+        types, tags, _ = gmsh.model.mesh.getElements(3)
+        cells = sum(len(t) for ty, t in zip(types, tags, strict=True) if ty == 4)
+        if cells != stats[0]:
+            raise ValueError(f"{cells} tetrahedra read, {stats[0]} stored")
     except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; a cache never stops a run)
         log.warning("mesh cache: entry %s unreadable (%s): meshing again", key[:12], err)
         name = gmsh.model.getCurrent()
@@ -157,25 +214,18 @@ def load(key: str) -> CachedMesh | None:
     return stats, aspect
 
 
-def store(key: str, stats: tuple[Any, ...], aspect: dict[str, float], *, case_name: str = "") -> Path | None:
-    """Store the current gmsh model's mesh (binary ``.msh``) as entry ``key``; then keep the cache under its cap.
+def store(key: str | None, stats: tuple[Any, ...], aspect: dict[str, float], *, case_name: str = "") -> Path | None:
+    """Store the current gmsh model's mesh (:func:`emsim.io.cache.write_msh`) as entry ``key``; then keep the cache under its cap.
 
-    Returns the ``.msh`` path, or None when nothing was stored (the cache is off, or could not
-    be written: logged, never an error).
+    Returns the ``.msh`` path, or None when nothing was stored (no key, the cache is off, or it
+    could not be written: logged, never an error).
     """
-    import gmsh
-
     folder = cache_dir()
-    if folder is None:
+    if key is None or folder is None:
         return None
-
-    def write(path: Path) -> None:
-        binary = gmsh.option.getNumber("Mesh.Binary")
-        gmsh.option.setNumber("Mesh.Binary", 1)
-        try:
-            gmsh.write(str(path))
-        finally:
-            gmsh.option.setNumber("Mesh.Binary", binary)
-
     record = {"case": case_name, "stats": list(stats), "layer_aspect": dict(aspect)}
-    return write_entry(folder, key, ".msh", FORMAT, write, record, cap=_max_bytes())
+    try:
+        return write_entry(folder, key, ".msh", FORMAT, write_msh, record, cap=_max_bytes())
+    except Exception as err:  # noqa: BLE001  (write_entry logs its own failures; this is the last guard)
+        log.warning("mesh cache: could not store %s (%s)", key[:12], err)
+        return None

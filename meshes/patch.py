@@ -383,7 +383,7 @@ def _build(case: Case, sizes: dict[str, float], surface: SurfaceMap | None) -> d
 def build_gmsh_model(case: Case) -> dict[str, tuple[int, int]]:
     """Build the case's meshed, tagged (and, when curved, mapped) patch in the current gmsh model.
 
-    For export (e.g. ``gmsh.write("patch.msh")``): gmsh must be initialised and a model added;
+    For export to a gmsh file (e.g. :func:`emsim.io.cache.write_msh`): gmsh must be initialised and a model added;
     call on one rank. Returns the physical groups as name -> (dimension, tag).
 
     Raises:
@@ -459,8 +459,7 @@ def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: floa
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.model.add(case.name)
         try:
-            key = mesh_cache.mesh_key(case, sizes)
-            hit = mesh_cache.load(key)  # the same geometry meshed before: its mesh, read into the model
+            key, hit = mesh_cache.lookup(case, sizes)  # the same geometry meshed before: read into the model
             if hit is not None:
                 (stats, aspect), cached = hit, True
             else:

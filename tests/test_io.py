@@ -341,7 +341,7 @@ def test_a_non_ascii_preset_name_exports_with_an_ascii_header_and_the_exact_name
 
 _WRITERS = re.compile(
     r"savefig\(|XDMFFile\(|VTXWriter\(|np\.savez|savetxt\(|\.write_text\(|\.write_bytes\(|write_table\(|"
-    r"\.screenshot\(|to_csv\(|os\.replace\(|os\.rename\(|shutil\.rmtree\(|\bopen\([^)]*['\"][wax]b?['\"]|"
+    r"\.screenshot\(|to_csv\(|os\.replace\(|os\.rename\(|shutil\.rmtree\(|gmsh\.write\(|\bopen\([^)]*['\"][wax]b?['\"]|"
     r"\.open\(\s*['\"][wax]"
 )
 

@@ -9,16 +9,20 @@ and a cache that cannot be written never stops a run.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import logging
 import os
+import pathlib
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 from mpi4py import MPI
 
+from emsim.io.cache import ORPHAN_AGE_S
 from emsim.meshes import cache as mesh_cache
 from emsim.meshes.patch import build_patch_mesh, mesh_sizes
 from emsim.models import parse_case
@@ -67,9 +71,20 @@ def _key(table: dict) -> str:
     return mesh_cache.mesh_key(case, mesh_sizes(case))
 
 
-def test_a_rebuild_reads_the_stored_mesh_identical_to_a_fresh_one(cache_on, monkeypatch):
+def _variant(kind: str) -> dict:
+    """The small two-pad case as the free mesher makes it, as the layered one does, or mapped onto a cylinder."""
+    if kind == "cylinder":
+        return small_two_pad_table("cylinder", radius_mm=60.0)
+    t = small_two_pad_table()
+    if kind == "layered":
+        t["mesh"]["method"] = "layered"
+    return t
+
+
+@pytest.mark.parametrize("kind", ["free", "layered", "cylinder"])
+def test_a_rebuild_reads_the_stored_mesh_identical_to_a_fresh_one(cache_on, monkeypatch, kind):
     """First build meshes and stores; the second reads the entry: nodes, cells, tags and report equal."""
-    case = parse_case(small_two_pad_table())
+    case = parse_case(_variant(kind))
     first = build_patch_mesh(case, MPI.COMM_SELF)
     assert not first.from_cache
     entries = sorted(p.name for p in cache_on.iterdir())
@@ -103,7 +118,7 @@ def test_the_key_changes_with_every_geometric_input_and_only_with_them(cache_on)
         "a pad's diameter": lambda t: t["electrode"][1].__setitem__("diameter_mm", 8.5),
         "the patch width": lambda t: t["patch"].__setitem__("width_mm", 31.0),
         "the mesh size factor": lambda t: t["mesh"].__setitem__("size_factor", 3.5),
-        "the mesh degree (its sizes)": lambda t: t["mesh"].__setitem__("degree", 2),
+        "the mesh degree (the whole [mesh] table is keyed)": lambda t: t["mesh"].__setitem__("degree", 2),
         "the mesher": lambda t: t["mesh"].__setitem__("method", "layered"),
         "a curved patch": lambda t: t["patch"].update(shape="cylinder", curvature_radius_mm=60.0),
     }
@@ -183,3 +198,50 @@ def test_a_cache_that_cannot_be_written_never_stops_a_run(tmp_path, monkeypatch,
         patch = build_patch_mesh(parse_case(small_two_pad_table()), MPI.COMM_SELF)
     assert patch.report.cells > 0 and not patch.from_cache
     assert "could not store" in caplog.text
+
+
+def test_geometry_given_as_arrays_is_keyed_exactly(cache_on):
+    """A centre given as a numpy array (the Python API) enters the key to the bit, not as its rounded repr."""
+    case = parse_case(small_two_pad_table())
+    sizes = mesh_sizes(case)
+    e = case.electrodes[0]
+    as_array = dataclasses.replace(case, electrodes=(dataclasses.replace(e, center_m=np.array(e.center_m)), *case.electrodes[1:]))
+    moved = dataclasses.replace(
+        case, electrodes=(dataclasses.replace(e, center_m=np.array(e.center_m) * (1 + 1e-12)), *case.electrodes[1:])
+    )
+    assert repr(np.array(e.center_m)) == repr(np.array(e.center_m) * (1 + 1e-12))  # what repr would have keyed
+    assert mesh_cache.mesh_key(as_array, sizes) != mesh_cache.mesh_key(moved, sizes)
+    assert mesh_cache.mesh_key(as_array, sizes) == mesh_cache.mesh_key(as_array, sizes)
+
+
+def test_settings_that_would_break_the_cache_leave_the_run_meshing(cache_on, monkeypatch, caplog):
+    """An infinite size cap, or no home folder to put the cache in: logged, and the mesh is made."""
+    case = parse_case(small_two_pad_table())
+    monkeypatch.setenv("EMSIM_MESH_CACHE_MAX_MB", "inf")
+    with caplog.at_level(logging.WARNING, logger="emsim"):
+        assert build_patch_mesh(case, MPI.COMM_SELF).report.cells > 0
+    assert "EMSIM_MESH_CACHE_MAX_MB" in caplog.text
+
+    def no_home() -> None:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.delenv("EMSIM_CACHE_DIR")
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.setattr(pathlib.Path, "home", staticmethod(no_home))
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="emsim"):
+        patch = build_patch_mesh(case, MPI.COMM_SELF)
+    assert patch.report.cells > 0 and not patch.from_cache
+    assert mesh_cache.cache_dir() is None and "EMSIM_CACHE_DIR" in caplog.text
+
+
+def test_an_orphaned_mesh_file_is_removed_by_the_next_store(cache_on):
+    """A .msh without its record (a writer killed between the two files) is removed once it is old."""
+    cache_on.mkdir(parents=True)
+    orphan, young = cache_on / ("0" * 64 + ".msh"), cache_on / ("1" * 64 + ".msh")
+    orphan.write_bytes(b"half an entry")
+    young.write_bytes(b"a store under way")
+    old = time.time() - ORPHAN_AGE_S - 1
+    os.utime(orphan, (old, old))
+    build_patch_mesh(parse_case(small_two_pad_table()), MPI.COMM_SELF)
+    assert not orphan.exists() and young.exists()
