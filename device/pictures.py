@@ -22,6 +22,7 @@ and efficacy figures (``sensory_threshold_A``, ``current_for_target_A``) over th
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -144,7 +145,8 @@ def therapeutic_window_figure(
     ax.set_xlim(0.0, right * scale)
     ax.set_xlabel(f"peak current [{unit}]  (level numbers under the dots; ranges: over the anatomy spread)")
     ax.grid(axis="x", alpha=0.3)
-    where = f"\nthe smallest safe maximum: {binding_rule} in {binding_anatomy}" if binding_anatomy else ""
+    # a corner's label is long (ten factors): wrapped to the figure's width, never cut off
+    where = "\n" + "\n".join(textwrap.wrap(f"the smallest safe maximum: {binding_rule} in {binding_anatomy}", 95)) if binding_anatomy else ""
     ax.set_title((title + ": " if title else "") + "therapeutic window; dots: green passes every rule, red fails\n"
                  "green band: above every motor threshold, below every safe maximum; red band: above the smallest "
                  f"safe maximum{where}", fontsize=9)  # fmt: skip

@@ -94,6 +94,25 @@ def test_window_and_heatmap_draw_the_levels_with_their_verdict():
     assert [(p.get_x(), p.get_y()) for p in outlined] == [(0, i) for i in range(4)]  # rule a binds every level
 
 
+def test_the_window_title_keeps_a_ten_factor_corner_inside_the_figure():
+    """The binding corner's label (ten factors on the cheek) is wrapped, not cut off at the figure's edge."""
+    from emsim.device.pictures import therapeutic_window_figure
+
+    corner = "cheek/" + " ".join(f"{f}-" for f in ("skin", "fat", "zygomaticus", "buccal_fat", "masseter", "R", "C",
+                                                    "sigma_skin", "sigma_fat", "sigma_muscle"))  # fmt: skip
+    fig = therapeutic_window_figure([2e-3, 4e-3, 6e-3], [True, True, False], motor_A=(4e-3, 1.6e-2), safe_max_A=(5.8e-3, 9.9e-3),
+                                    binding_rule="compliance_voltage", binding_anatomy=corner, title="preset 1: lift")  # fmt: skip
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    title = fig.axes[0].title
+    box, page = title.get_window_extent(renderer), fig.bbox
+    assert page.x0 - 0.5 <= box.x0 and box.x1 <= page.x1 + 0.5, (box, page)
+    assert "sigma_muscle-" in title.get_text() and corner.split()[0] in title.get_text()
+
+
 def _chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
