@@ -74,11 +74,8 @@ def write_msh(path: Path) -> None:
 
 def _sha256(path: Path) -> str:
     """The SHA-256 of a file's bytes."""
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def remove_entry(folder: Path, key: str, suffix: str) -> None:
@@ -131,10 +128,10 @@ def write_entry(
             digest = _sha256(tmp)  # this writer's bytes, before another writer's may replace them
         full = {"format": fmt, "key": key, "data_sha256": digest, **record}
         write_text(folder / f"{key}.json", json.dumps(full, indent=1) + "\n")
+        trim(folder, suffix, cap)
     except Exception as err:  # noqa: BLE001  (a writer raises what its library raises; a cache never stops a run)
         log.warning("cache %s: could not store %s in %s (%s)", folder.name, key[:12], folder, err)
         return None
-    trim(folder, suffix, cap)
     return data
 
 

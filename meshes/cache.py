@@ -20,8 +20,10 @@ cells and tags in the same order, so every figure of the run is the same to the 
   turn the cache off there, as the test suite does);
 * the gmsh version, and this cache's format (:data:`FORMAT`).
 
-Every value enters the key exactly (:func:`_canonical`: floats by ``float.hex``, arrays whole),
-never through ``repr``, which rounds and elides numpy arrays.
+Every value enters the key in the case's canonical form (:meth:`emsim.models.Case.to_dict`, the
+one :meth:`~emsim.models.Case.digest` hashes: numbers in file units to 15 significant digits,
+numpy arrays element by element), never through ``repr``, which rounds numpy arrays to 8 digits
+and elides long ones.
 
 A key that misses something would hand a stale mesh to a new geometry, so the key takes more
 than it needs (the electrodes' contact values, the sizes beside the settings they come from); a
@@ -30,7 +32,9 @@ layers' conductivities, the name) shares its mesh; a change to a pad's gel or co
 meshes again.
 
 **Where**: ``$EMSIM_CACHE_DIR/meshes`` (default ``$XDG_CACHE_HOME/emsim/meshes``, else
-``~/.cache/emsim/meshes``). ``EMSIM_MESH_CACHE=off`` turns the cache off (every build meshes).
+``~/.cache/emsim/meshes``). ``EMSIM_MESH_CACHE=off`` turns the cache off (every build meshes);
+a value of it or of ``EMSIM_MESH_CACHE_MAX_MB`` that is neither is an
+:class:`~emsim.errors.InputError` naming the variable (:func:`settings`).
 Each entry is ``KEY.msh`` and ``KEY.json`` (the statistics, the case's name and the ``.msh``
 file's SHA-256), stored by :mod:`emsim.io.cache` (atomic files, the record last; a damaged
 entry is removed and meshed again). The cache keeps at most :data:`MAX_BYTES`
@@ -41,29 +45,30 @@ logged and never stops a run.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
+import json
 import logging
 import math
 import os
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
+from ..errors import InputError
 from ..io.cache import cache_folder, read_entry, remove_entry, write_entry, write_msh
 from ..models.case import Case
 
 __all__ = [
     "FORMAT",
     "MAX_BYTES",
+    "CacheSettings",
     "CachedMesh",
     "cache_dir",
     "code_digest",
-    "load",
     "lookup",
     "mesh_key",
+    "settings",
     "store",
 ]
 
@@ -74,31 +79,56 @@ FORMAT = 1
 #: Largest total size of the cache's entries [bytes] unless ``EMSIM_MESH_CACHE_MAX_MB`` says
 #: otherwise (the default case's mesh is 9 MB: about 200 such geometries).
 MAX_BYTES = 2 * 1024**3
+#: ``EMSIM_MESH_CACHE`` values: off, and on (unset or empty is on).
+_OFF, _ON = ("off", "0", "no", "false"), ("on", "1", "yes", "true", "")
+#: The tables of :meth:`Case.to_dict` a mesh can depend on (the meshers read nothing else of a case).
+_GEOMETRY = ("patch", "layer", "electrode", "exclusion", "mesh")
 
-#: What :func:`load` returns: the quality statistics (cells, vertices, h_min [m], h_max [m],
-#: quality min, p01, mean) and the layered mesher's aspect per layer, as stored.
+#: What :func:`lookup` returns on a hit: the quality statistics (cells, vertices, h_min [m],
+#: h_max [m], quality min, p01, mean) and the layered mesher's aspect per layer, as stored.
 CachedMesh = tuple[tuple[int, int, float, float, float, float, float], dict[str, float]]
 
 
+@dataclass(frozen=True)
+class CacheSettings:
+    """The mesh cache as the environment sets it.
+
+    Attributes:
+        folder: where the entries are, or None when the cache is off (or no folder can be found).
+        cap_bytes: largest total size of the entries [bytes].
+    """
+
+    folder: Path | None
+    cap_bytes: int
+
+
+def settings() -> CacheSettings:
+    """The cache's folder and cap from ``EMSIM_MESH_CACHE``, ``EMSIM_CACHE_DIR`` and ``EMSIM_MESH_CACHE_MAX_MB``.
+
+    Raises:
+        InputError: ``EMSIM_MESH_CACHE`` is not one of its values, or ``EMSIM_MESH_CACHE_MAX_MB``
+            is not a finite size >= 0 (each named with its value and what it may be).
+    """
+    switch = os.environ.get("EMSIM_MESH_CACHE", "")
+    if switch.strip().lower() not in _OFF + _ON:
+        raise InputError("EMSIM_MESH_CACHE", switch, f"off ({', '.join(_OFF)}) or on ({', '.join(_ON[:-1])}, or unset)")
+    text = os.environ.get("EMSIM_MESH_CACHE_MAX_MB", "")
+    cap = MAX_BYTES
+    if text.strip():
+        try:
+            mb = float(text)
+        except ValueError:
+            mb = math.nan
+        if not (math.isfinite(mb) and mb >= 0):
+            raise InputError("EMSIM_MESH_CACHE_MAX_MB", text, "a finite size in MB >= 0 (unset: 2048)")
+        cap = int(mb * 1024**2)
+    off = switch.strip().lower() in _OFF
+    return CacheSettings(None if off else cache_folder("meshes"), cap)
+
+
 def cache_dir() -> Path | None:
-    """The folder of the mesh cache, or None when ``EMSIM_MESH_CACHE`` is ``off`` (or ``0``, ``no``, ``false``) or no folder can be found."""
-    if os.environ.get("EMSIM_MESH_CACHE", "").strip().lower() in ("off", "0", "no", "false"):
-        return None
-    return cache_folder("meshes")
-
-
-def _max_bytes() -> int:
-    """The cache's size cap [bytes]: ``EMSIM_MESH_CACHE_MAX_MB`` when set and valid, else :data:`MAX_BYTES`."""
-    text = os.environ.get("EMSIM_MESH_CACHE_MAX_MB")
-    try:
-        value = float(text) if text else None
-    except ValueError:
-        value = None
-    if value is None or not (math.isfinite(value) and value >= 0):
-        if text:
-            log.warning("EMSIM_MESH_CACHE_MAX_MB = %r is not a size in MB >= 0: the cap stays %d MB", text, MAX_BYTES >> 20)
-        return MAX_BYTES
-    return int(value * 1024**2)
+    """The folder of the mesh cache, or None when it is off or no folder can be found (:func:`settings`)."""
+    return settings().folder
 
 
 @cache
@@ -116,82 +146,34 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def _canonical(value: Any) -> Any:
-    """``value`` as nested tuples of exact text: dataclasses by field, floats by ``float.hex``, arrays whole.
-
-    ``repr`` would not do: an array's repr rounds to 8 digits and elides long arrays (two
-    polygons that differ in one vertex would share a key), and follows numpy's print options.
-    """
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return (type(value).__name__, tuple((f.name, _canonical(getattr(value, f.name))) for f in dataclasses.fields(value)))
-    if isinstance(value, np.ndarray):
-        return ("ndarray", str(value.dtype), value.shape, tuple(_canonical(v) for v in value.ravel().tolist()))
-    if isinstance(value, bool | None | str | int):
-        return value
-    if isinstance(value, float | np.floating):
-        return float(value).hex()
-    if isinstance(value, np.integer):
-        return int(value)
-    if isinstance(value, tuple | list):
-        return tuple(_canonical(v) for v in value)
-    if isinstance(value, dict) or hasattr(value, "items"):
-        return tuple(sorted((str(k), _canonical(v)) for k, v in value.items()))
-    raise TypeError(f"mesh cache key: no exact form for a {type(value).__name__}")
-
-
 def mesh_key(case: Case, sizes: dict[str, float]) -> str:
     """The cache key of ``case``'s mesh at target sizes ``sizes`` [m] (hex SHA-256; see the module doc)."""
     import gmsh
 
-    layers = tuple((layer.label, layer.tissue.name, layer.thickness_m) for layer in case.layers)
-    text = repr(
-        _canonical(
-            (
-                ("format", FORMAT),
-                ("gmsh", gmsh.__version__),
-                ("code", code_digest()),
-                ("patch", case.patch),
-                ("layers", layers),
-                ("electrodes", case.electrodes),
-                ("exclusions", case.exclusions),
-                ("mesh", case.mesh),
-                ("sizes", dict(sizes)),
-            )
-        )
-    )
+    table = case.to_dict()
+    geometry = {name: table.get(name) for name in _GEOMETRY}
+    text = json.dumps(
+        {"format": FORMAT, "gmsh": gmsh.__version__, "code": code_digest(), "case": geometry, "sizes_m": sizes},
+        sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+    )  # fmt: skip
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def lookup(case: Case, sizes: dict[str, float]) -> tuple[str | None, CachedMesh | None]:
+def lookup(cfg: CacheSettings, case: Case, sizes: dict[str, float]) -> tuple[str | None, CachedMesh | None]:
     """(key, statistics) of ``case``'s mesh: read into the current gmsh model on a hit; (key, None) on a miss.
 
-    The key is None when the cache is off or the key cannot be made (logged): nothing is then
-    stored either. Never raises: the cache never stops a run.
-    """
-    if cache_dir() is None:
-        return None, None
-    try:
-        key = mesh_key(case, sizes)
-    except Exception as err:  # noqa: BLE001  (a key that cannot be made: no cache for this case)
-        log.warning("mesh cache: no key for %s (%s): meshing without the cache", case.name, err)
-        return None, None
-    return key, load(key)
-
-
-def load(key: str) -> CachedMesh | None:
-    """Read entry ``key`` into the current gmsh model (merged into it) and return its statistics, or None on a miss.
-
-    A damaged entry is removed and is a miss (:func:`emsim.io.cache.read_entry`); so is one gmsh
-    cannot read, and the current model is then left empty.
+    The key is None when the cache is off (nothing is stored either). A damaged entry is removed
+    and is a miss (:func:`emsim.io.cache.read_entry`); so is one gmsh cannot read, and the
+    current model is then left empty: the cache never stops a run.
     """
     import gmsh
 
-    folder = cache_dir()
-    if folder is None:
-        return None
-    entry = read_entry(folder, key, ".msh", FORMAT)
+    if cfg.folder is None:
+        return None, None
+    key = mesh_key(case, sizes)
+    entry = read_entry(cfg.folder, key, ".msh", FORMAT)
     if entry is None:
-        return None
+        return key, None
     record, msh = entry
     try:
         stats = tuple(record["stats"])
@@ -208,24 +190,19 @@ def load(key: str) -> CachedMesh | None:
         name = gmsh.model.getCurrent()
         gmsh.model.remove()  # whatever the failed read left in the model
         gmsh.model.add(name)
-        remove_entry(folder, key, ".msh")
-        return None
+        remove_entry(cfg.folder, key, ".msh")
+        return key, None
     log.info("mesh cache: hit %s (%s)", key[:12], msh)
-    return stats, aspect
+    return key, (stats, aspect)
 
 
-def store(key: str | None, stats: tuple[Any, ...], aspect: dict[str, float], *, case_name: str = "") -> Path | None:
+def store(cfg: CacheSettings, key: str | None, stats: tuple[Any, ...], aspect: dict[str, float], *, case_name: str = "") -> Path | None:
     """Store the current gmsh model's mesh (:func:`emsim.io.cache.write_msh`) as entry ``key``; then keep the cache under its cap.
 
-    Returns the ``.msh`` path, or None when nothing was stored (no key, the cache is off, or it
-    could not be written: logged, never an error).
+    Returns the ``.msh`` path, or None when nothing was stored (the cache is off, or could not
+    be written: logged by :func:`emsim.io.cache.write_entry`, never an error).
     """
-    folder = cache_dir()
-    if key is None or folder is None:
+    if key is None or cfg.folder is None:
         return None
     record = {"case": case_name, "stats": list(stats), "layer_aspect": dict(aspect)}
-    try:
-        return write_entry(folder, key, ".msh", FORMAT, write_msh, record, cap=_max_bytes())
-    except Exception as err:  # noqa: BLE001  (write_entry logs its own failures; this is the last guard)
-        log.warning("mesh cache: could not store %s (%s)", key[:12], err)
-        return None
+    return write_entry(cfg.folder, key, ".msh", FORMAT, write_msh, record, cap=cfg.cap_bytes)

@@ -436,7 +436,8 @@ def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: floa
         The tagged mesh with its report.
 
     Raises:
-        InputError: the estimated dofs exceed ``max_dofs`` (the message gives the estimate).
+        InputError: the estimated dofs exceed ``max_dofs`` (the message gives the estimate), or
+            a mesh cache setting is not one it may be (:func:`emsim.meshes.cache.settings`).
         MeshError: gmsh failed or a surface could not be identified.
     """
     from .estimate import DEFAULT_MAX_DOFS, check_resources  # local: estimate imports this module
@@ -448,6 +449,7 @@ def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: floa
     check_resources(case, DEFAULT_MAX_DOFS if max_dofs is None else max_dofs)  # same on every rank
 
     comm = comm or MPI.COMM_WORLD
+    cache_cfg = mesh_cache.settings()  # on every rank: a bad setting is refused by all of them
     sizes = mesh_sizes(case)
     surface = surface_map(case.patch.shape, case.patch.curvature_radius_m)
     stats = aspect = None
@@ -459,13 +461,13 @@ def build_patch_mesh(case: Case, comm: MPI.Comm | None = None, *, max_dofs: floa
         gmsh.option.setNumber("General.Terminal", 0)
         gmsh.model.add(case.name)
         try:
-            key, hit = mesh_cache.lookup(case, sizes)  # the same geometry meshed before: read into the model
+            key, hit = mesh_cache.lookup(cache_cfg, case, sizes)  # the same geometry meshed before: read into the model
             if hit is not None:
                 (stats, aspect), cached = hit, True
             else:
                 aspect = _build(case, sizes, surface)
                 stats = mesh_quality()
-                mesh_cache.store(key, stats, aspect, case_name=case.name)
+                mesh_cache.store(cache_cfg, key, stats, aspect, case_name=case.name)
         except MeshError as err:
             error = str(err)
         except Exception as err:  # noqa: BLE001  (gmsh raises plain Exceptions; re-raised as MeshError)

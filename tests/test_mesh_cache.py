@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 from mpi4py import MPI
 
+from emsim.errors import InputError
 from emsim.io.cache import ORPHAN_AGE_S
 from emsim.meshes import cache as mesh_cache
 from emsim.meshes.patch import build_patch_mesh, mesh_sizes
@@ -201,7 +202,7 @@ def test_a_cache_that_cannot_be_written_never_stops_a_run(tmp_path, monkeypatch,
 
 
 def test_geometry_given_as_arrays_is_keyed_exactly(cache_on):
-    """A centre given as a numpy array (the Python API) enters the key to the bit, not as its rounded repr."""
+    """A centre given as a numpy array (the Python API) enters the key by the case's canonical form (15 digits), not its 8-digit repr."""
     case = parse_case(small_two_pad_table())
     sizes = mesh_sizes(case)
     e = case.electrodes[0]
@@ -214,13 +215,22 @@ def test_geometry_given_as_arrays_is_keyed_exactly(cache_on):
     assert mesh_cache.mesh_key(as_array, sizes) == mesh_cache.mesh_key(as_array, sizes)
 
 
-def test_settings_that_would_break_the_cache_leave_the_run_meshing(cache_on, monkeypatch, caplog):
-    """An infinite size cap, or no home folder to put the cache in: logged, and the mesh is made."""
-    case = parse_case(small_two_pad_table())
-    monkeypatch.setenv("EMSIM_MESH_CACHE_MAX_MB", "inf")
-    with caplog.at_level(logging.WARNING, logger="emsim"):
-        assert build_patch_mesh(case, MPI.COMM_SELF).report.cells > 0
-    assert "EMSIM_MESH_CACHE_MAX_MB" in caplog.text
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [("EMSIM_MESH_CACHE_MAX_MB", "inf"), ("EMSIM_MESH_CACHE_MAX_MB", "-1"), ("EMSIM_MESH_CACHE_MAX_MB", "lots"),
+     ("EMSIM_MESH_CACHE", "of")],
+)  # fmt: skip
+def test_a_bad_cache_setting_is_refused_naming_the_variable_before_anything_meshes(cache_on, monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(InputError) as err:
+        build_patch_mesh(parse_case(small_two_pad_table()), MPI.COMM_SELF)
+    assert (err.value.field, err.value.value) == (variable, value)
+    assert str(err.value).startswith(f"{variable} = ") and ("MB >= 0" in err.value.allowed or "off (off" in err.value.allowed)
+    assert not cache_on.exists()
+
+
+def test_no_home_folder_for_the_cache_leaves_the_run_meshing(cache_on, monkeypatch, caplog):
+    """No HOME, no XDG_CACHE_HOME, no EMSIM_CACHE_DIR: logged, and the mesh is made without the cache."""
 
     def no_home() -> None:
         raise RuntimeError("Could not determine home directory.")
@@ -228,9 +238,8 @@ def test_settings_that_would_break_the_cache_leave_the_run_meshing(cache_on, mon
     monkeypatch.delenv("EMSIM_CACHE_DIR")
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setattr(pathlib.Path, "home", staticmethod(no_home))
-    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="emsim"):
-        patch = build_patch_mesh(case, MPI.COMM_SELF)
+        patch = build_patch_mesh(parse_case(small_two_pad_table()), MPI.COMM_SELF)
     assert patch.report.cells > 0 and not patch.from_cache
     assert mesh_cache.cache_dir() is None and "EMSIM_CACHE_DIR" in caplog.text
 
