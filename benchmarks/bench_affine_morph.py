@@ -1,6 +1,6 @@
 """Is the morphed corners' electric matrix affine in the layer stretches? A check for a reduced basis.
 
-docs/performance.md states, from analysis, that on a flat patch a corner's mesh is the nominal
+The reduced-basis path of docs/performance.md rests on this: on a flat patch a corner's mesh is the nominal
 mesh with the nodes of tissue layer i moved by z -> a_i + s_i z (s_i = the corner's thickness
 over the nominal one), so that each cell of layer i sees the Jacobian diag(1, 1, s_i) and the
 stiffness matrix is exactly
@@ -35,28 +35,11 @@ import random
 import time
 
 import numpy as np
+from sample_corners import csr, sample_head
 
-import emsim  # noqa: F401
-from emsim.device.anatomy import head_case_table, nominal_case
-from emsim.device.presets import read_presets
-from emsim.device.validate import AnatomySolver
 from emsim.meshes.morph import morph_layers
 from emsim.meshes.patch import build_patch_mesh
-from emsim.models import parse_case
 from emsim.solvers.electric.problem import ElectricProblem
-
-
-def _csr(form):
-    """The assembled matrix of a compiled bilinear form as scipy CSR (serial), no boundary conditions."""
-    import scipy.sparse as sp
-    from dolfinx.fem import petsc as fpetsc
-
-    A = fpetsc.assemble_matrix(form)
-    A.assemble()
-    indptr, indices, data = A.getValuesCSR()
-    n = A.getSize()
-    A.destroy()
-    return sp.csr_matrix((data.copy(), indices.copy(), indptr.copy()), shape=n)
 
 
 def main() -> None:
@@ -71,14 +54,8 @@ def main() -> None:
     p.add_argument("--random", type=int, default=8)
     p.add_argument("--seed", type=int, default=3)
     args = p.parse_args()
-    if MPI.COMM_WORLD.size != 1:
-        raise SystemExit("run serially: the matrices are compared on one process")
-    pf = read_presets(args.presets)
-    site = pf.device.sites[0]
-    nominal = nominal_case(pf.device, pf.validation, site)
-    solver = AnatomySolver(pf, keep_results=False)
-    preset = next(iter(solver.groups.values()))[0]
-    case = parse_case(head_case_table(solver.head, nominal, preset, solver.reference_A))
+    head = sample_head(args.presets)
+    case = head.case_of(head.nominal)
     t0 = time.perf_counter()
     patch = build_patch_mesh(case, MPI.COMM_WORLD)
     problem = ElectricProblem(case, patch)
@@ -89,21 +66,21 @@ def main() -> None:
     }
     t_nom = np.array(patch.layer_thicknesses_m)
     k = len(t_nom)
-    thick = [f for f in nominal.factors if f.kind == "thickness"]
+    thick = [f for f in head.nominal.factors if f.kind == "thickness"]
     labels = [layer.label for layer in case.layers]
     lo = t_nom.copy()
     hi = t_nom.copy()
     for f in thick:  # the spread's range of each layer that has one [m]
         i = labels.index(f.name)
         lo[i], hi[i] = f.low * 1e-3, f.high * 1e-3
-    print(f"{args.presets}, site {site}: {patch.report.cells:,} cells, {problem.V.dofmap.index_map.size_global:,} dofs, "
+    print(f"{args.presets}, site {head.site}: {patch.report.cells:,} cells, {problem.V.dofmap.index_map.size_global:,} dofs, "
           f"degree {case.mesh.degree}, layers {labels} (nominal {np.round(t_nom * 1e3, 3).tolist()} mm), "
           f"mesh {time.perf_counter() - t0:.1f} s")  # fmt: skip
 
     def at(stack):
         nonlocal patch
         patch = morph_layers(patch, list(stack))
-        return {name: _csr(form) for name, form in forms.items()}
+        return {name: csr(form) for name, form in forms.items()}
 
     K0 = at(t_nom)
     parts = []

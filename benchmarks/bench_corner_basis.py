@@ -20,18 +20,13 @@ the output in docs/performance.md:
 from __future__ import annotations
 
 import argparse
-import random
 import time
 
 import numpy as np
+from sample_corners import sample_head
 
-import emsim  # noqa: F401
-from emsim.device.anatomy import corner_case, head_case_table, nominal_case
-from emsim.device.presets import read_presets
-from emsim.device.validate import AnatomySolver
 from emsim.meshes.morph import morph_layers
 from emsim.meshes.patch import build_patch_mesh
-from emsim.models import parse_case
 from emsim.solvers.electric.problem import ElectricProblem
 
 
@@ -45,25 +40,13 @@ def main() -> None:
     p.add_argument("--train", type=int, default=48)
     p.add_argument("--seed", type=int, default=7)
     args = p.parse_args()
-    if MPI.COMM_WORLD.size != 1:
-        raise SystemExit("run serially: the snapshots are gathered on one process")
-    pf = read_presets(args.presets)
-    site = pf.device.sites[0]
-    nominal = nominal_case(pf.device, pf.validation, site)
-    solver = AnatomySolver(pf, keep_results=False)  # the validation's head and reference current
-    preset = next(iter(solver.groups.values()))[0]
-
-    def case_of(anatomy):
-        return parse_case(head_case_table(solver.head, anatomy, preset, solver.reference_A))
-
-    base = build_patch_mesh(case_of(nominal), MPI.COMM_WORLD)
-    rng = random.Random(args.seed)
-    k = len(nominal.factors)
-    corners = list(dict.fromkeys(tuple(rng.random() < 0.5 for _ in range(k)) for _ in range(20 * args.corners)))
-    corners = corners[: args.corners]
+    head = sample_head(args.presets)
+    site, k = head.site, len(head.nominal.factors)
+    base = build_patch_mesh(head.case_of(head.nominal), MPI.COMM_WORLD)
+    corners = head.random_corners(args.corners, args.seed)
     snapshots, seconds = [], []
     for c in corners:
-        case = case_of(corner_case(nominal, c))
+        case = head.corner(c)
         patch = morph_layers(base, [layer.thickness_m for layer in case.layers])
         t0 = time.perf_counter()
         problem = ElectricProblem(case, patch)

@@ -146,7 +146,8 @@ def therapeutic_window_figure(
     ax.set_xlabel(f"peak current [{unit}]  (level numbers under the dots; ranges: over the anatomy spread)")
     ax.grid(axis="x", alpha=0.3)
     # a corner's label is long (ten factors): wrapped to the figure's width, never cut off
-    where = "\n" + "\n".join(textwrap.wrap(f"the smallest safe maximum: {binding_rule} in {binding_anatomy}", 95)) if binding_anatomy else ""
+    lines = textwrap.wrap(f"the smallest safe maximum: {binding_rule} in {binding_anatomy}", 95) if binding_anatomy else []
+    where = "".join("\n" + line for line in lines)
     ax.set_title((title + ": " if title else "") + "therapeutic window; dots: green passes every rule, red fails\n"
                  "green band: above every motor threshold, below every safe maximum; red band: above the smallest "
                  f"safe maximum{where}", fontsize=9)  # fmt: skip
