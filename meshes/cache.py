@@ -1,7 +1,7 @@
 """The mesh cache: a case's gmsh mesh kept on disk, so that a rerun of the same geometry skips gmsh.
 
-gmsh's meshing is the largest serial step of a run (5.6 s of the default case's 18 s on 2 ranks,
-the mesh step 6.7 s with the distribution; it runs on rank 0 while the other ranks wait), and it is the same work every time an
+gmsh's meshing is the largest serial step of a run (it runs on rank 0 while the other ranks wait;
+docs/performance.md has its share of the default case), and it is the same work every time an
 engineer reruns a geometry with another waveform, current or session. :func:`build_patch_mesh
 <emsim.meshes.patch.build_patch_mesh>` therefore stores each mesh it makes (gmsh's own binary
 ``.msh``, the physical groups and the nodes' coordinates exact to the bit) with its quality
