@@ -7,6 +7,7 @@ import os
 
 import numpy as np
 import pytest
+from mpi4py import MPI
 
 from emsim.errors import InputError
 from emsim.meshes.patch import build_patch_mesh
@@ -612,3 +613,85 @@ def test_aaa_sweep_from_at_most_10_solves_matches_a_dense_direct_sweep():
     metrics, _ = lead.at([0.01])
     for key in ("electrode_voltage_peak_V", "skin_current_density_peak_pulse_A_per_m2", "joule_power_cycle_mean_W"):
         assert getattr(metrics, key) == pytest.approx(getattr(reference, key), rel=0.005), key
+
+
+AFFINE_FREQUENCIES_HZ = (0.0, 10.0, 2e4, 5e6)
+
+
+def _affine_table(variant: str) -> dict:
+    """The two-pad patch: gel pads over contacts, bare R || C (Robin) contacts, or curved, oblique fibres."""
+    table = small_two_pad_table("sphere", 40.0) if variant == "curved-oblique-fibres" else small_two_pad_table()
+    if variant == "robin-contacts":
+        for e in table["electrode"]:
+            e.pop("gel")
+            e["contact"] = {"resistance_ohm_cm2": 2900.0, "capacitance_uF_per_cm2": 0.0155}
+    if variant == "curved-oblique-fibres":  # a full symmetric tensor, rotated point by point
+        table["layer"][-1]["fibre_direction"] = [1.0, 1.0, 0.3]
+    return table
+
+
+def _csr(A) -> tuple[np.ndarray, np.ndarray]:
+    _, aj, av = A.getValuesCSR()
+    return aj.copy(), av.copy()
+
+
+@pytest.mark.parametrize("variant", ["gel-pads", "robin-contacts", "curved-oblique-fibres"])
+def test_the_sweeps_matrix_from_matrices_assembled_once_equals_the_assembled_matrix(variant):
+    """The affine split (solvers/spectral/affine.py) against a fresh assembly, entry by entry.
+
+    Built at 1 kHz by a sweep's first complex frequency, filled at d.c. (real conductivities at
+    the quasi-static frequency, G = 1 / r_c) and across the band (Cole-Cole tissues, R || C
+    contacts): every entry of the local CSR within 1e-12 of the largest (the sums differ in order
+    only), the Dirichlet rows and columns included. On 2 ranks this covers the columns of
+    Dirichlet dofs a rank holds as ghosts.
+    """
+    from dolfinx.fem import petsc as fpetsc
+
+    case = parse_case(_affine_table(variant))
+    patch = build_patch_mesh(case)
+    sweep = SweepState()
+    first = FrequencyProblem(case, patch, 1e3, sweep=sweep)
+    first.admittance()
+    affine = sweep.affine
+    assert affine is not None and affine.usable, affine.reason if affine is not None else "not built"
+    kinds = {basis for _, basis, _, _ in affine._matrices}
+    assert ("robin" in kinds) == (variant == "robin-contacts")
+    assert ("symmetric" in kinds) == (variant == "curved-oblique-fibres")
+    for f in AFFINE_FREQUENCIES_HZ:
+        prob = FrequencyProblem(case, patch, f, sweep=sweep)
+        reference = fpetsc.assemble_matrix(prob._a, bcs=[prob._bc])
+        reference.assemble()
+        ref_cols, ref_values = _csr(reference)
+        reference.destroy()
+        assert affine.fill(sweep.A, prob.admittivity, prob.robin)
+        cols, values = _csr(sweep.A)
+        assert np.array_equal(cols, ref_cols)
+        scale = patch.mesh.comm.allreduce(float(np.abs(ref_values).max()), op=MPI.MAX)
+        err = patch.mesh.comm.allreduce(float(np.abs(values - ref_values).max()), op=MPI.MAX)
+        assert err <= 1e-12 * scale, (f, err, scale)
+        prob.close()
+    first.close()
+    sweep.close()
+
+
+def test_a_tensor_outside_the_basis_it_was_assembled_for_is_refused_and_the_sweep_assembles():
+    """An isotropic volume given an anisotropic tensor (or a non-symmetric one): fill declines.
+
+    The matrix is then left as it was (the caller assembles), so a structure the matrices were
+    not assembled for can never be combined into a wrong matrix.
+    """
+    case = parse_case(small_two_pad_table())
+    patch = build_patch_mesh(case)
+    sweep = SweepState()
+    prob = FrequencyProblem(case, patch, 1e3, sweep=sweep)
+    prob.admittance()
+    affine = sweep.affine
+    assert affine.usable
+    before = _csr(sweep.A)[1]
+    for tensor in (np.diag([0.2, 0.2, 0.1]).astype(complex), np.array([[0.2, 0.01, 0], [0, 0.2, 0], [0, 0, 0.2]], complex)):
+        admittivity = dict(prob.admittivity, **{"layer:skin": tensor})
+        assert not affine.fill(sweep.A, admittivity, prob.robin)
+        assert "layer:skin" in affine.reason
+        assert np.array_equal(_csr(sweep.A)[1], before)
+    prob.close()
+    sweep.close()

@@ -111,7 +111,8 @@ class SweepState:
     The operator of every frequency has the same function space and sparsity, and only its
     values change, smoothly in log f. Rebuilding everything per frequency spent about half the
     time of a sweep in setup (matrix allocation, sub-matrix extraction, GAMG aggregation), so a
-    sweep keeps: the space, the block matrix (re-assembled in place), the PRESB preconditioner
+    sweep keeps: the space, the block matrix (filled in place from matrices assembled once, see
+    :mod:`emsim.solvers.spectral.affine`, or re-assembled), the PRESB preconditioner
     (:meth:`PresbPreconditioner.update`, GAMG interpolation reused), the outer FGMRES KSP, the
     right-hand side vector and the compiled forms (their constants set per frequency). It also
     keeps the unit fields of every electrode at every solved frequency: a new solve starts from
@@ -136,6 +137,9 @@ class SweepState:
         self.normals: dict[str, Any] | None = None
         # the compiled forms of the frequency problem (constants set per frequency; no PETSc objects)
         self.forms: Any = None
+        # the matrix as a combination of matrices assembled once (an AffineBlockMatrix), built
+        # at the first complex frequency; it replaces the assembly of every later frequency
+        self.affine: Any = None
 
     def close(self) -> None:
         """Free the shared PETSc objects."""
@@ -150,6 +154,7 @@ class SweepState:
             self.b.destroy()
             self.b = None
         self.previous = {}
+        self.affine = None
 
 
 # ---------------------------------------------------------------------------- waveform response

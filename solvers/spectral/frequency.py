@@ -70,6 +70,7 @@ from ..electric.electrodes import ElectrodeSystem, P1CellGradient, cell_gradient
 from ..electric.points import point_gradients
 from ..linalg.ksp import assemble_lifted_rhs, create_ksp, resolve_method, solve_checked
 from ..linalg.presb import PresbPreconditioner, SweepState
+from .affine import AffineBlockMatrix
 
 __all__ = ["FrequencyProblem"]
 
@@ -158,13 +159,23 @@ class FrequencyProblem:
         # PRESB paths share one matrix with d.c. too (the pattern is the forms', whatever the values).
         presb = self._presb_path
         sweep = self._sweep if presb or self.frequency_Hz > 0 else None
+        affine = sweep.affine if sweep is not None else None
         if sweep is not None and sweep.A is not None:
-            self._A = sweep.A  # same sparsity at every frequency: re-assemble in place
-            self._A.zeroEntries()
-            fpetsc.assemble_matrix(self._A, self._a, bcs=[self._bc])
+            self._A = sweep.A  # same sparsity at every frequency: filled or re-assembled in place
+            if affine is None or not affine.fill(self._A, self.admittivity, self.robin):
+                self._A.zeroEntries()
+                fpetsc.assemble_matrix(self._A, self._a, bcs=[self._bc])
+                self._A.assemble()
         else:
             self._A = fpetsc.assemble_matrix(self._a, bcs=[self._bc])
-        self._A.assemble()
+            self._A.assemble()
+        if sweep is not None and affine is None and self.frequency_Hz > 0:
+            # the first complex frequency: the matrices of the affine split, checked against this assembly
+            sweep.affine = AffineBlockMatrix(
+                self.patch, self.V, self.case.mesh.degree, {k: self.patch.volumes[k] for k in self.admittivity},
+                {n: self.electrodes.surface(n) for n in self.robin}, self._bc, self._bc_blocks, self._A, self.admittivity,
+                self.robin,
+            )
         # Dirichlet rows get the mean diagonal of the other rows instead of 1, so that the
         # relative residual of the iterative path measures the physics, not the identity rows.
         diag = self._A.getDiagonal()
