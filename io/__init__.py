@@ -29,6 +29,7 @@ from .folders import (
     prepare_study_folder,
     read_marker,
     safe_name,
+    spread_work,
     staged_folder,
 )
 from .pictures import save_figure, save_screenshot
@@ -45,6 +46,7 @@ __all__ = [
     "safe_name",
     "save_figure",
     "save_screenshot",
+    "spread_work",
     "staged_folder",
     "write_bytes",
     "write_csv_array",

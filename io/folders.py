@@ -26,7 +26,7 @@ import os
 import re
 import shutil
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -46,6 +46,7 @@ __all__ = [
     "prepare_study_folder",
     "read_marker",
     "safe_name",
+    "spread_work",
     "staged_folder",
 ]
 
@@ -176,6 +177,42 @@ def _collective[T](comm: MPI.Comm | None, fn: Callable[[], T]) -> T:
     if kind == "error":
         raise EmsimError(value)
     return value
+
+
+def spread_work(comm: MPI.Comm | None, jobs: Sequence[tuple[bool, Callable[[], object]]]) -> None:
+    """Run independent jobs (writers of one staged folder) across the ranks; a failure reaches every rank.
+
+    Each job is ``(on_rank_0, fn)``: a job that reads data gathered on rank 0 runs there, the
+    others go round robin to the other ranks (all to rank 0 when it runs alone), so that pictures
+    render side by side instead of one after another. A rank stops at its first failing job; then
+    every rank raises: the failing rank its own error (with its traceback), the others an
+    :class:`~emsim.errors.InputError` of the same field, or an :class:`~emsim.errors.EmsimError`
+    naming the rank and the error. Collective: every rank calls it with the same jobs.
+    """
+    size = 1 if comm is None else comm.size
+    rank = 0 if comm is None else comm.rank
+    others = list(range(1, size)) or [0]
+    failure: Exception | None = None
+    outcome: tuple[str, Any] | None = None
+    spread = 0
+    for on_rank_0, fn in jobs:
+        owner = 0 if on_rank_0 else others[spread % len(others)]
+        spread += 0 if on_rank_0 else 1
+        if owner != rank or failure is not None:
+            continue
+        try:
+            fn()
+        except InputError as err:
+            failure, outcome = err, ("input", (err.field, err.value, err.allowed))
+        except Exception as err:  # noqa: BLE001 (any error: the other ranks must not wait for this one forever)
+            failure, outcome = err, ("error", f"rank {rank}: {type(err).__name__}: {err}")
+    outcomes = [outcome] if comm is None or size == 1 else comm.allgather(outcome)
+    if failure is not None:
+        raise failure
+    for found in outcomes:
+        if found is not None:
+            kind, value = found
+            raise InputError(*value) if kind == "input" else EmsimError(value)
 
 
 @contextmanager

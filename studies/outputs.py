@@ -20,7 +20,7 @@ vertical plane through the pads; not for an imported mesh), pictures from :mod:`
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +34,7 @@ from ..formatting import current as fmt_current
 from ..io import (
     save_figure,
     save_screenshot,
+    spread_work,
     staged_folder,
     write_csv_array,
     write_json,
@@ -408,20 +409,34 @@ def write_outputs(
         if result.thermal is not None:
             write_thermal_fields(result.thermal, fields)
         sections = depth_sections(result) if result.case.mesh.file is None else None  # collective
-        if comm.rank == 0:
+
+        def tables() -> None:
             write_json(tmp / "metrics.json", jsonable(result.to_json()))
             write_json(tmp / "mesh_report.json", jsonable(result.mesh.report.as_dict()))
             write_text(tmp / "case.toml", source_text if source_text is not None else result.case.to_toml())
-            save_figure(skin_current_map(result), tmp / "skin_current_density.png")
-            save_figure(skin_current_profile(result), tmp / "skin_current_profile.png")
-            if sections is not None:
-                figure = depth_section_figure(sections, case_name=result.case.name, current_text=_current_text(result))
-                save_figure(figure, tmp / "depth_section.png")
-            if triangles is not None:
-                geometry_picture(result.case, triangles, tmp / "geometry.png", result.mesh.surface)
-            if result.waveform is not None:
-                plot_waveform_response(result, tmp / "waveform_response.png")
-                write_csv_array(tmp / "waveform_time_course.csv", *waveform_time_course_table(result))
-            if result.thermal is not None:
-                write_thermal_files(result.case, result.thermal, tmp)
+
+        def depth_picture(sections: list) -> None:
+            figure = depth_section_figure(sections, case_name=result.case.name, current_text=_current_text(result))
+            save_figure(figure, tmp / "depth_section.png")
+
+        def waveform_files() -> None:
+            plot_waveform_response(result, tmp / "waveform_response.png")
+            write_csv_array(tmp / "waveform_time_course.csv", *waveform_time_course_table(result))
+
+        # (on rank 0: the skin data, the triangles and the thermal skin data are gathered there)
+        jobs: list[tuple[bool, Callable[[], object]]] = [
+            (True, tables),
+            (True, lambda: save_figure(skin_current_map(result), tmp / "skin_current_density.png")),
+            (True, lambda: save_figure(skin_current_profile(result), tmp / "skin_current_profile.png")),
+        ]
+        if sections is not None:
+            jobs.append((False, lambda: depth_picture(sections)))
+        if triangles is not None:
+            jobs.append((True, lambda: geometry_picture(result.case, triangles, tmp / "geometry.png", result.mesh.surface)))
+        if result.waveform is not None:
+            jobs.append((False, waveform_files))
+        if result.thermal is not None:
+            thermal = result.thermal
+            jobs.append((True, lambda: write_thermal_files(result.case, thermal, tmp)))
+        spread_work(comm, jobs)  # the pictures side by side on the ranks
     return out_dir

@@ -67,6 +67,10 @@ def test_two_ranks_give_the_serial_metrics(small_run):
     serial = json.loads((small_run / "result" / "metrics.json").read_text())
     parallel = json.loads((small_run / "result-np2" / "metrics.json").read_text())
     assert parallel["solver"]["mpi_ranks"] == 2
+    # the same files (on 2 ranks the pictures are shared out: io.folders.spread_work)
+    assert sorted(p.name for p in (small_run / "result-np2").iterdir()) == sorted(
+        p.name for p in (small_run / "result").iterdir()
+    )
     compared = 0
     for key in REQUIRED_KEYS:
         a, b = serial[key], parallel[key]

@@ -36,11 +36,12 @@ from emsim.io import (
     prepare_study_folder,
     read_marker,
     safe_name,
+    spread_work,
     staged_folder,
     write_text,
 )
 
-from conftest import small_cheek_table, to_toml
+from conftest import BIN, small_cheek_table, to_toml
 
 ROOT = Path(emsim.__file__).parent
 SAMPLES = ROOT / "device" / "samples"
@@ -376,3 +377,54 @@ def test_the_exchange_is_available_here_and_swaps_two_folders(tmp_path):
 if __name__ == "__main__":  # the child of the kill test
     _killed_export(sys.argv[1], Path(sys.argv[2]))
     sys.exit(0)
+
+
+def test_spread_work_runs_every_job_once_in_order_alone_and_stops_a_rank_at_its_first_failure():
+    """One rank: every job on it, in order; a failing job's own error, later jobs not run."""
+    done: list[str] = []
+    spread_work(None, [(True, lambda: done.append("a")), (False, lambda: done.append("b")), (True, lambda: done.append("c"))])
+    assert done == ["a", "b", "c"]
+    done.clear()
+
+    def fail() -> None:
+        raise InputError("field.x", 3, "at most 2")
+
+    with pytest.raises(InputError, match=r"field\.x"):
+        spread_work(None, [(False, lambda: done.append("a")), (True, fail), (False, lambda: done.append("c"))])
+    assert done == ["a"]
+
+
+SPREAD_SCRIPT = """
+import emsim
+from mpi4py import MPI
+from emsim.errors import EmsimError
+from emsim.io import spread_work
+comm = MPI.COMM_WORLD
+ran = []
+def boom():
+    raise ValueError("picture failed")
+jobs = [(True, lambda: ran.append("rank-0 data")), (False, lambda: ran.append("first spread")), (False, boom),
+        (False, lambda: ran.append("after the failure"))]
+try:
+    spread_work(comm, jobs)
+    print(comm.rank, "no error", ran, flush=True)
+except ValueError as err:
+    print(comm.rank, "own ValueError:", err, ran, flush=True)
+except EmsimError as err:
+    print(comm.rank, "EmsimError:", err, ran, flush=True)
+"""
+
+
+@pytest.mark.mpi
+def test_spread_work_on_two_ranks_shares_the_jobs_and_raises_a_failure_on_every_rank(tmp_path):
+    """Rank 0 the pinned job, rank 1 the spread ones; rank 1's error reaches rank 0 (no hang)."""
+    script = tmp_path / "spread.py"
+    script.write_text(SPREAD_SCRIPT)
+    proc = subprocess.run([str(BIN / "mpirun"), "-n", "2", sys.executable, str(script)], capture_output=True,
+                          text=True, timeout=120, check=False)  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    lines = sorted(proc.stdout.strip().splitlines())
+    assert lines == [
+        "0 EmsimError: rank 1: ValueError: picture failed ['rank-0 data']",
+        "1 own ValueError: picture failed ['first spread']",
+    ], proc.stdout
