@@ -684,7 +684,7 @@ def test_a_tensor_outside_the_basis_it_was_assembled_for_is_refused_and_the_swee
     patch = build_patch_mesh(case)
     sweep = SweepState()
     prob = FrequencyProblem(case, patch, 1e3, sweep=sweep)
-    prob.admittance()
+    prob._setup()  # assembles, builds the split
     affine = sweep.affine
     assert affine.usable
     before = _csr(sweep.A)[1]
