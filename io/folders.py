@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import re
 import shutil
 import unicodedata
@@ -184,10 +185,12 @@ def spread_work(comm: MPI.Comm | None, jobs: Sequence[tuple[bool, Callable[[], o
 
     Each job is ``(on_rank_0, fn)``: a job that reads data gathered on rank 0 runs there, the
     others go round robin to the other ranks (all to rank 0 when it runs alone), so that pictures
-    render side by side instead of one after another. A rank stops at its first failing job; then
-    every rank raises: the failing rank its own error (with its traceback), the others an
-    :class:`~emsim.errors.InputError` of the same field, or an :class:`~emsim.errors.EmsimError`
-    naming the rank and the error. Collective: every rank calls it with the same jobs.
+    render side by side instead of one after another. A job must not be collective. A rank stops
+    at its first failing job; then every rank raises: the failing rank its own error (with its
+    traceback), the others an :class:`~emsim.errors.InputError` of the same field, an
+    :class:`~emsim.errors.EmsimError`, or for any other error (a defect, not the user's) a
+    RuntimeError, each naming the rank and the error. Collective: every rank calls it with the
+    same jobs.
     """
     size = 1 if comm is None else comm.size
     rank = 0 if comm is None else comm.rank
@@ -203,16 +206,28 @@ def spread_work(comm: MPI.Comm | None, jobs: Sequence[tuple[bool, Callable[[], o
         try:
             fn()
         except InputError as err:
-            failure, outcome = err, ("input", (err.field, err.value, err.allowed))
+            value = err.value if _picklable(err.value) else repr(err.value)
+            failure, outcome = err, ("input", (err.field, value, err.allowed))
         except Exception as err:  # noqa: BLE001 (any error: the other ranks must not wait for this one forever)
-            failure, outcome = err, ("error", f"rank {rank}: {type(err).__name__}: {err}")
+            kind = "emsim" if isinstance(err, EmsimError) else "defect"
+            failure, outcome = err, (kind, f"rank {rank}: {type(err).__name__}: {err}")
     outcomes = [outcome] if comm is None or size == 1 else comm.allgather(outcome)
     if failure is not None:
         raise failure
     for found in outcomes:
         if found is not None:
             kind, value = found
-            raise InputError(*value) if kind == "input" else EmsimError(value)
+            if kind == "input":
+                raise InputError(*value)
+            raise EmsimError(value) if kind == "emsim" else RuntimeError(value)
+
+
+def _picklable(value: object) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:  # noqa: BLE001 (whatever pickling raises: the value travels as its repr)
+        return False
+    return True
 
 
 @contextmanager

@@ -384,8 +384,9 @@ def write_outputs(
 ) -> Path:
     """Write every output of a result into ``out_dir``, switched into place when complete.
 
-    Collective over the mesh's communicator: fields are written by every rank, the rest by
-    rank 0. ``out_dir`` may be missing or empty; a folder emsim wrote before (its marker, see
+    Collective over the mesh's communicator: fields are written by every rank, the tables and
+    pictures side by side (:func:`emsim.io.spread_work`: what reads the data gathered on rank 0
+    there, the depth section and the waveform files on the other ranks). ``out_dir`` may be missing or empty; a folder emsim wrote before (its marker, see
     :mod:`emsim.io.folders`) is replaced only with ``overwrite``; any other folder or file is
     never replaced (:class:`~emsim.errors.InputError`, nothing written).
 

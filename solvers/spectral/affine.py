@@ -30,7 +30,9 @@ built from the assembled matrix of the sweep's first complex frequency: its own 
 equal the assembled one entry by entry (to 1e-10 of each entry, plus 1e-13 of the largest). If it
 does not, the sweep keeps assembling (a warning says why); a later tensor outside the basis its
 volume was assembled for (an isotropic tissue turned anisotropic) makes :meth:`fill` decline and
-that frequency assembled. So the reuse changes the time only, never the matrix.
+that frequency assembled. So the reuse changes the time, and the matrix only by round-off (the
+same terms summed in another order; a tensor is expanded on its basis to 1e-12 of its largest
+entry, :data:`STRUCTURE_TOL`).
 """
 
 from __future__ import annotations
@@ -45,8 +47,8 @@ from dolfinx import fem
 from dolfinx.fem import IntegralType
 from dolfinx.fem import petsc as fpetsc
 from dolfinx.fem.forms import compile_form, create_form, get_integration_domains
+from mpi4py import MPI
 
-from ...errors import SolverError
 from ...meshes.patch import PatchMesh
 from ..electric.conductivity import form_metadata, form_tensor
 
@@ -126,9 +128,10 @@ class AffineBlockMatrix:
         robin_surfaces: Mapping[str, int], bc: fem.DirichletBC, dirichlet_blocks: np.ndarray, A: Any,
         admittivity: Mapping[str, np.ndarray], robin: Mapping[str, complex],
     ) -> None:  # fmt: skip
-        mesh = patch.mesh
+        comm = patch.mesh.comm
         self.usable = False
         self.reason = ""
+        self._local_reason = ""  # a failure seen on this rank only, agreed over the ranks before use
         ai, aj, reference = A.getValuesCSR()
         self._ai, self._aj = ai, aj
         r0, _ = A.getOwnershipRange()
@@ -140,13 +143,13 @@ class AffineBlockMatrix:
         n = len(aj)
         inside = (first + span + 1 < n) & (first + 1 < n)
         if not (
-            inside.all()
+            4 * len(first) == n  # the blocks cover every stored entry
+            and inside.all()
             and np.array_equal(aj[first + 1], aj[first] + 1)
             and np.array_equal(aj[first + span], aj[first])
             and np.array_equal(aj[first + span + 1], aj[first] + 1)
         ):
-            self.reason = "the block matrix's rows are not stored as whole 2x2 blocks"
-            return
+            self._local_reason = "the block matrix's rows are not stored as whole 2x2 blocks"
         self._first, self._span = first, span
         # The Dirichlet rows and columns: each component matrix is assembled with the condition
         # (its rows and columns zero, as every rank's assembly leaves them: a rank zeroes the
@@ -157,39 +160,51 @@ class AffineBlockMatrix:
         bc_rows[2 * owned] = bc_rows[2 * owned + 1] = True
         self._diagonal = np.flatnonzero(bc_rows[rows] & (aj == r0 + rows))
         if len(self._diagonal) != int(bc_rows.sum()):
-            self.reason = "a Dirichlet row has no diagonal entry"
+            self._local_reason = self._local_reason or "a Dirichlet row has no diagonal entry"
+        if self._declined(comm):  # every rank returns here, or none (they assemble together below)
             return
         # (volume or electrode, its basis or "robin", positions, (basis size, positions) values)
         self._matrices: list[tuple[str, str, np.ndarray, np.ndarray]] = []
         B = A.duplicate(copy=False)
         try:
-            built = self._assemble_volumes(patch, V, degree, volumes, admittivity, bc, B)
-            if built:
+            if self._assemble_volumes(patch, V, degree, volumes, admittivity, bc, B):
                 self._assemble_robin(patch, V, robin_surfaces, bc, B)
+        except Exception as err:  # noqa: BLE001 (the sweep then assembles: slower, never wrong)
+            self._local_reason = f"building it failed: {type(err).__name__}: {err}"
         finally:
             B.destroy()
-        if not built:
-            log.warning("the sweep assembles every frequency's matrix: %s", self.reason)
+        if self._declined(comm):
             return
         self._values = np.zeros(n)
         values = self._combine(admittivity, robin)
-        if values is None:
+        if values is None:  # (the admittivities are the same on every rank: so is this outcome)
+            log.warning("the sweep assembles every frequency's matrix: %s", self.reason)
             return
-        bound = CHECK_RTOL * np.abs(reference) + CHECK_ATOL_FRACTION * float(np.abs(reference).max(initial=0.0))
-        bad = int(np.count_nonzero(np.abs(values - reference) > bound))
-        bad = mesh.comm.allreduce(bad)
+        largest = comm.allreduce(float(np.abs(reference).max(initial=0.0)), op=MPI.MAX)
+        bound = CHECK_RTOL * np.abs(reference) + CHECK_ATOL_FRACTION * largest
+        bad = comm.allreduce(int(np.count_nonzero(np.abs(values - reference) > bound)))
         if bad:
             self.reason = f"{bad} entries differ from the assembled matrix"
             log.warning("the sweep assembles every frequency's matrix: %s", self.reason)
             return
         self.usable = True
 
+    def _declined(self, comm: MPI.Comm) -> bool:
+        """Agree over the ranks on the local failures so far (collective); True: not usable, with the reason."""
+        reasons = [r for r in comm.allgather(self.reason or self._local_reason) if r]
+        if not reasons:
+            return False
+        self.reason = reasons[0]
+        log.warning("the sweep assembles every frequency's matrix: %s", self.reason)
+        return True
+
     def _extract(self, B: Any, count: int) -> np.ndarray:
         """The first ``count`` blocks' values (count, n_blocks) of an assembled B on A's sparsity."""
         _, aj, av = B.getValuesCSR()
-        if len(aj) != len(self._aj):
-            raise SolverError("a component matrix's sparsity differs from the block matrix's")
         f, s = self._first, self._span
+        if len(aj) != len(self._aj):  # (not raised here: the other ranks would wait in the next assembly)
+            self._local_reason = "a basis matrix's sparsity differs from the block matrix's"
+            return np.zeros((count, len(f)))
         return np.stack([av[at] for at in (f, f + 1, f + s, f + s + 1)[:count]])
 
     def _assemble_volumes(
@@ -274,8 +289,9 @@ class AffineBlockMatrix:
     def fill(self, A: Any, admittivity: Mapping[str, np.ndarray], robin: Mapping[str, complex]) -> bool:
         """Write the matrix of these admittivities [S/m] and conductances [S/m^2] into ``A`` (assembled).
 
-        Returns False (``A`` untouched) when the operator is not usable or a tensor is not
-        symmetric: the caller then assembles.
+        Returns False (``A`` untouched) when the operator is not usable, or when a tensor has
+        left the basis its volume was assembled for (an isotropic tissue given an anisotropic or
+        a non-symmetric tensor): the caller then assembles.
         """
         if not self.usable:
             return False

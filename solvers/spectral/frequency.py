@@ -31,7 +31,11 @@ application; see :class:`~emsim.solvers.linalg.presb.PresbPreconditioner`), to `
 The PRESB paths are set up once per frequency; a waveform sweep
 shares the matrix, the preconditioner (GAMG interpolation reused, or the Cholesky analysis) and
 the KSP across its frequencies and starts every solve from the field of the solved frequency
-nearest in log f (:class:`~emsim.solvers.linalg.presb.SweepState`). Unit fields,
+nearest in log f (:class:`~emsim.solvers.linalg.presb.SweepState`). From its first complex
+frequency on, a sweep does not assemble the matrix again: the matrix is linear in the
+admittivities, so it combines matrices assembled once
+(:class:`~emsim.solvers.spectral.affine.AffineBlockMatrix`, checked against that frequency's
+assembly). Unit fields,
 consistent currents and the complex admittance matrix Y(f) [S] follow the d.c. problem (lead
 fields, :mod:`emsim.solvers.electric.electrodes`: one unit solve per electrode, any channel set by
 superposition). Frequency 0 means d.c.: the
@@ -86,7 +90,8 @@ class FrequencyProblem:
         frequency_Hz: frequency [Hz], >= 0 (0: d.c., see the module doc).
         sweep: optional :class:`~emsim.solvers.linalg.presb.SweepState` shared by the problems of one
             frequency sweep: they then share the function space, the pad normals, the matrix
-            (same sparsity, re-assembled in place), the PRESB preconditioner and the KSPs, and
+            (same sparsity, filled in place from the sweep's affine split, or re-assembled), the
+            PRESB preconditioner and the KSPs, and
             start each unit solve from the unit field of the solved frequency nearest in log f.
             ``close`` leaves it open.
     """
