@@ -19,41 +19,22 @@ the output in docs/performance.md:
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
-from sample_corners import sample_head
-
-from emsim.meshes.morph import morph_layers
-from emsim.meshes.patch import build_patch_mesh
-from emsim.solvers.electric.problem import ElectricProblem
+from sample_corners import sample_head, snapshot_arguments, solve_corners
 
 
 def main() -> None:
     """Solve random corners' d.c. unit fields and report the POD's hold on held-out corners."""
-    from mpi4py import MPI
-
-    p = argparse.ArgumentParser()
-    p.add_argument("--presets", default="device/samples/facial-ems-1.toml")
-    p.add_argument("--corners", type=int, default=64)
-    p.add_argument("--train", type=int, default=48)
-    p.add_argument("--seed", type=int, default=7)
-    args = p.parse_args()
+    args = snapshot_arguments()
     head = sample_head(args.presets)
     site, k = head.site, len(head.nominal.factors)
-    base = build_patch_mesh(head.case_of(head.nominal), MPI.COMM_WORLD)
     corners = head.random_corners(args.corners, args.seed)
     snapshots, seconds = [], []
-    for c in corners:
-        case = head.corner(c)
-        patch = morph_layers(base, [layer.thickness_m for layer in case.layers])
-        t0 = time.perf_counter()
-        problem = ElectricProblem(case, patch)
+    for solved in solve_corners(head, corners):
+        problem = solved.problem
         fields = problem.unit_fields
         snapshots.append(np.concatenate([fields[n].x.array.copy() for n in problem.names]))
-        seconds.append(time.perf_counter() - t0)
-        problem.close()
+        seconds.append(solved.seconds)
     S = np.array(snapshots)
     train, test = S[: args.train], S[args.train :]
     U, sv, _ = np.linalg.svd(train.T, full_matrices=False)

@@ -19,45 +19,30 @@ skin cells). Serial; run by hand and record the output in docs/performance.md:
 
 from __future__ import annotations
 
-import argparse
-import time
-
 import numpy as np
-from sample_corners import csr, sample_head
+from sample_corners import csr, sample_head, snapshot_arguments, solve_corners
 
 from emsim.meshes.morph import morph_layers
-from emsim.meshes.patch import build_patch_mesh
 from emsim.solvers.electric.electrodes import P1CellGradient
-from emsim.solvers.electric.problem import ElectricProblem
 
 
 def main() -> None:
     """Solve random corners, build the POD of a training set, and measure reduced solutions of the rest."""
     import ufl
     from dolfinx import fem
-    from mpi4py import MPI
 
-    p = argparse.ArgumentParser()
-    p.add_argument("--presets", default="device/samples/facial-ems-1.toml")
-    p.add_argument("--corners", type=int, default=64)
-    p.add_argument("--train", type=int, default=48)
-    p.add_argument("--seed", type=int, default=7)
-    args = p.parse_args()
+    args = snapshot_arguments()
     head = sample_head(args.presets)
-    patch = build_patch_mesh(head.case_of(head.nominal), MPI.COMM_WORLD)
-    skin = patch.cell_tags.find(patch.volumes["layer:skin"])
     corners = head.random_corners(args.corners, args.seed)
     # per corner: its layer stack [m], unit field of the first electrode, stiffness, skin J, sigma_skin
     stacks, snapshots, stiffness, skin_J, sigma_skin, seconds = [], [], [], [], [], []
-    for c in corners:
-        case = head.corner(c)
-        stacks.append([layer.thickness_m for layer in case.layers])
-        patch = morph_layers(patch, stacks[-1])
-        t0 = time.perf_counter()
-        problem = ElectricProblem(case, patch)
+    for solved in solve_corners(head, corners):
+        patch, problem = solved.patch, solved.problem
+        skin = patch.cell_tags.find(patch.volumes["layer:skin"])
+        stacks.append(solved.stack_m)
         electrode = problem.names[0]
         field = problem.unit_fields[electrode]
-        seconds.append(time.perf_counter() - t0)
+        seconds.append(solved.seconds)
         u, v = ufl.TrialFunction(problem.V), ufl.TestFunction(problem.V)
         stiffness.append(csr(fem.form(problem.form(u, v))))
         dofs = problem.V.dofmap.list  # the same on every corner: one mesh, its nodes moved
@@ -65,7 +50,6 @@ def main() -> None:
         snapshots.append(field.x.array.copy())
         skin_J.append(s * P1CellGradient.of(patch.mesh)(field.x.array, dofs)[skin])
         sigma_skin.append(s)
-        problem.close()
     S = np.array(snapshots)
     n_train = args.train
     u0 = S[:n_train].mean(axis=0)

@@ -2,14 +2,17 @@
 
 What the three share: the presets file's first site, its nominal anatomy case, the validation's
 head and reference current (:class:`emsim.device.validate.AnatomySolver`), the case of any corner,
-random distinct corners, and an assembled matrix as scipy CSR. Serial only: each benchmark
-gathers its snapshots or matrices on one process.
+random distinct corners, the snapshot studies' options and their corners' d.c. solves on one
+morphed mesh, and an assembled matrix as scipy CSR. Serial only: each benchmark gathers its
+snapshots or matrices on one process.
 """
 
 from __future__ import annotations
 
+import argparse
 import random
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +20,10 @@ import emsim  # noqa: F401  (MPI before DOLFINx)
 from emsim.device.anatomy import AnatomyCase, corner_case, head_case_table, nominal_case
 from emsim.device.presets import read_presets
 from emsim.device.validate import AnatomySolver
+from emsim.meshes.morph import morph_layers
+from emsim.meshes.patch import PatchMesh, build_patch_mesh
 from emsim.models import Case, parse_case
+from emsim.solvers.electric.problem import ElectricProblem
 
 
 @dataclass(frozen=True)
@@ -61,6 +67,52 @@ def sample_head(presets: str) -> SampleHead:
         return parse_case(head_case_table(solver.head, anatomy, preset, solver.reference_A))
 
     return SampleHead(site, nominal_case(pf.device, pf.validation, site), case_of)
+
+
+def snapshot_arguments() -> argparse.Namespace:
+    """The options of the snapshot studies: ``--presets``, ``--corners``, ``--train``, ``--seed``."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--presets", default="device/samples/facial-ems-1.toml")
+    p.add_argument("--corners", type=int, default=64)
+    p.add_argument("--train", type=int, default=48)
+    p.add_argument("--seed", type=int, default=7)
+    return p.parse_args()
+
+
+@dataclass(frozen=True)
+class SolvedCorner:
+    """One corner's d.c. solve on the morphed nominal mesh (its problem open until the next corner).
+
+    Attributes:
+        stack_m: the corner's layer thicknesses [m].
+        patch: the nominal mesh with its nodes moved to that stack.
+        problem: the corner's electric problem, its unit fields solved.
+        seconds: the wall time of the solve [s].
+    """
+
+    stack_m: list[float]
+    patch: PatchMesh
+    problem: ElectricProblem
+    seconds: float
+
+
+def solve_corners(head: SampleHead, corners: list[tuple[bool, ...]]) -> Iterator[SolvedCorner]:
+    """Mesh the head's nominal case once, then per corner: morph, solve the unit fields, yield, close."""
+    from mpi4py import MPI
+
+    patch = build_patch_mesh(head.case_of(head.nominal), MPI.COMM_WORLD)
+    for c in corners:
+        case = head.corner(c)
+        stack = [layer.thickness_m for layer in case.layers]
+        patch = morph_layers(patch, stack)
+        t0 = time.perf_counter()
+        problem = ElectricProblem(case, patch)
+        problem.unit_fields  # noqa: B018  (solved here, so that the time is the solve's)
+        seconds = time.perf_counter() - t0
+        try:
+            yield SolvedCorner(stack, patch, problem, seconds)
+        finally:
+            problem.close()
 
 
 def csr(form: Any) -> Any:
