@@ -157,26 +157,47 @@ def check_output_folder(
     raise InputError(field, shown, f"holds an earlier emsim output ({marker['kind']}); pass --overwrite to replace it")
 
 
+def _encoded(err: Exception, rank: int) -> tuple[str, Any]:
+    """An error of one rank as the other ranks receive it (see :func:`_raise_received`)."""
+    if isinstance(err, InputError):
+        value = err.value if _picklable(err.value) else repr(err.value)
+        return "input", (err.field, value, err.allowed)
+    # emsim's errors and the file system's are the user's to mend; anything else is a defect
+    kind = "emsim" if isinstance(err, EmsimError | OSError) else "defect"
+    return kind, f"rank {rank}: {type(err).__name__}: {err}"
+
+
+def _raise_received(kind: str, value: Any) -> None:
+    """Raise another rank's error: an InputError as itself, an EmsimError, or a RuntimeError (a defect)."""
+    if kind == "input":
+        raise InputError(*value)
+    raise EmsimError(value) if kind == "emsim" else RuntimeError(value)
+
+
+def _picklable(value: object) -> bool:
+    try:
+        pickle.dumps(value)
+    except Exception:  # noqa: BLE001 (whatever pickling raises: the value travels as its repr)
+        return False
+    return True
+
+
 def _collective[T](comm: MPI.Comm | None, fn: Callable[[], T]) -> T:
     """Run ``fn`` on rank 0 of ``comm`` and give its result, or raise its error, on every rank."""
     if comm is None or comm.size == 1:
         return fn()
     outcome: tuple[str, Any] = ("ok", None)
-    failure: BaseException | None = None
+    failure: Exception | None = None
     if comm.rank == 0:
         try:
             outcome = ("ok", fn())
-        except InputError as err:
-            failure, outcome = err, ("input", (err.field, err.value, err.allowed))
-        except (EmsimError, OSError) as err:
-            failure, outcome = err, ("error", f"rank 0: {type(err).__name__}: {err}")
+        except Exception as err:  # noqa: BLE001 (any error: the other ranks must not wait for this one forever)
+            failure, outcome = err, _encoded(err, 0)
     kind, value = comm.bcast(outcome, root=0)
     if failure is not None:
         raise failure
-    if kind == "input":
-        raise InputError(*value)
-    if kind == "error":
-        raise EmsimError(value)
+    if kind != "ok":
+        _raise_received(kind, value)
     return value
 
 
@@ -188,9 +209,9 @@ def spread_work(comm: MPI.Comm | None, jobs: Sequence[tuple[bool, Callable[[], o
     render side by side instead of one after another. A job must not be collective. A rank stops
     at its first failing job; then every rank raises: the failing rank its own error (with its
     traceback), the others an :class:`~emsim.errors.InputError` of the same field, an
-    :class:`~emsim.errors.EmsimError`, or for any other error (a defect, not the user's) a
-    RuntimeError, each naming the rank and the error. Collective: every rank calls it with the
-    same jobs.
+    :class:`~emsim.errors.EmsimError` (emsim's errors and the file system's), or for any other
+    error (a defect, not the user's) a RuntimeError, each naming the rank and the error.
+    Collective: every rank calls it with the same jobs.
     """
     size = 1 if comm is None else comm.size
     rank = 0 if comm is None else comm.rank
@@ -205,29 +226,14 @@ def spread_work(comm: MPI.Comm | None, jobs: Sequence[tuple[bool, Callable[[], o
             continue
         try:
             fn()
-        except InputError as err:
-            value = err.value if _picklable(err.value) else repr(err.value)
-            failure, outcome = err, ("input", (err.field, value, err.allowed))
         except Exception as err:  # noqa: BLE001 (any error: the other ranks must not wait for this one forever)
-            kind = "emsim" if isinstance(err, EmsimError) else "defect"
-            failure, outcome = err, (kind, f"rank {rank}: {type(err).__name__}: {err}")
+            failure, outcome = err, _encoded(err, rank)
     outcomes = [outcome] if comm is None or size == 1 else comm.allgather(outcome)
     if failure is not None:
         raise failure
     for found in outcomes:
         if found is not None:
-            kind, value = found
-            if kind == "input":
-                raise InputError(*value)
-            raise EmsimError(value) if kind == "emsim" else RuntimeError(value)
-
-
-def _picklable(value: object) -> bool:
-    try:
-        pickle.dumps(value)
-    except Exception:  # noqa: BLE001 (whatever pickling raises: the value travels as its repr)
-        return False
-    return True
+            _raise_received(*found)
 
 
 @contextmanager

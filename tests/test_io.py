@@ -398,7 +398,8 @@ SPREAD_SCRIPT = """
 import sys
 import emsim
 from mpi4py import MPI
-from emsim.io import spread_work
+from emsim.errors import EmsimError
+from emsim.io import folders, spread_work
 comm = MPI.COMM_WORLD
 ran = []
 def boom():
@@ -412,6 +413,14 @@ except ValueError as err:
     seen = f"own ValueError: {err} {ran}"
 except RuntimeError as err:
     seen = f"RuntimeError: {err} {ran}"
+def denied():
+    raise PermissionError("read-only folder")
+try:  # rank 0's file-system error, on rank 0 only: the user's to mend, an EmsimError elsewhere
+    folders._collective(comm, denied)
+except PermissionError as err:
+    seen += f" | own PermissionError: {err}"
+except EmsimError as err:
+    seen += f" | EmsimError: {err}"
 with open(f"{sys.argv[1]}/rank{comm.rank}.txt", "w") as f:  # one file per rank: no interleaved output
     f.write(seen)
 """
@@ -423,11 +432,17 @@ def test_spread_work_on_two_ranks_shares_the_jobs_and_raises_a_failure_on_every_
 
     A ValueError is a defect, not the user's error: rank 0 raises a RuntimeError naming rank 1
     and the error (the command line then shows a traceback and exits 1, as a serial run would).
+    The staged folder's rank-0 steps share the encoding: a file-system error there reaches rank 1
+    as an EmsimError (exit 2, one line).
     """
     script = tmp_path / "spread.py"
     script.write_text(SPREAD_SCRIPT)
     proc = subprocess.run([str(BIN / "mpirun"), "-n", "2", sys.executable, str(script), str(tmp_path)],
                           capture_output=True, text=True, timeout=120, check=False)  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "rank0.txt").read_text() == "RuntimeError: rank 1: ValueError: picture failed ['rank-0 data']"
-    assert (tmp_path / "rank1.txt").read_text() == "own ValueError: picture failed ['first spread']"
+    assert (tmp_path / "rank0.txt").read_text() == (
+        "RuntimeError: rank 1: ValueError: picture failed ['rank-0 data'] | own PermissionError: read-only folder"
+    )
+    assert (tmp_path / "rank1.txt").read_text() == (
+        "own ValueError: picture failed ['first spread'] | EmsimError: rank 0: PermissionError: read-only folder"
+    )
